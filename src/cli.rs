@@ -1,0 +1,312 @@
+//! Every clap type of the command line. No logic and no I/O live here: values
+//! are parsed into the newtypes of `target` and resolved by the mechanisms.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::target::{FileMode, IpcId, PosixName, Seconds, SysvKey};
+
+/// Explore, test and debug Linux inter-process communication.
+///
+/// POSIX and System V message queues, shared memory and semaphores, each with
+/// a server (-s), a client and a --clean mode; plus `ls`, `bench`, `tour` and
+/// pipes and FIFOs.
+#[derive(Debug, Parser)]
+#[command(name = "examples-ipc", version, propagate_version = true)]
+pub struct Cli {
+    /// Print one JSON object per line instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// POSIX IPC: mq_*, shm_open + mmap, sem_open
+    #[command(subcommand)]
+    Posix(PosixCommand),
+    /// System V IPC: msgget, shmget, semget
+    #[command(subcommand)]
+    Sysv(SysvCommand),
+    /// Run every mechanism end to end in one command, no second terminal
+    Tour(TourArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PosixCommand {
+    /// POSIX message queue (mq_open, mq_send, mq_receive)
+    Msq(PosixMsqArgs),
+    /// POSIX shared memory (shm_open + mmap)
+    Shm(PosixShmArgs),
+    /// POSIX named semaphore (sem_open)
+    Sem(PosixSemArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SysvCommand {
+    /// System V message queue (msgget, msgsnd, msgrcv)
+    Msq(SysvMsqArgs),
+    /// System V shared memory (shmget + shmat)
+    Shm(SysvShmArgs),
+    /// System V semaphore set of one semaphore (semget, semop)
+    Sem(SysvSemArgs),
+}
+
+/// At most one mode; none means client.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct ModeArgs {
+    /// Create the object if missing and serve (receive / watch)
+    #[arg(short, long)]
+    pub server: bool,
+    /// Remove the object
+    #[arg(long)]
+    pub clean: bool,
+    /// Print the object's attributes and exit
+    #[arg(long)]
+    pub stat: bool,
+}
+
+/// What one invocation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Server,
+    Client,
+    Clean,
+    Stat,
+}
+
+impl ModeArgs {
+    pub fn mode(&self) -> Mode {
+        if self.server {
+            Mode::Server
+        } else if self.clean {
+            Mode::Clean
+        } else if self.stat {
+            Mode::Stat
+        } else {
+            Mode::Client
+        }
+    }
+}
+
+/// `--count` and `--timeout`, whose meaning follows the mode.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Server: exit 0 after N event lines. Message client: send N messages
+    /// (default 10)
+    #[arg(short = 'c', long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Server: exit 1 when no event comes for SECS seconds. Semaphore client
+    /// with --wait: give up after SECS (fractions allowed)
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<Seconds>,
+}
+
+/// POSIX addressing.
+#[derive(Debug, Args)]
+pub struct PosixNameArgs {
+    /// Object name; a leading '/' is added when missing
+    #[arg(short, long, default_value = "/test")]
+    pub name: PosixName,
+}
+
+/// Permission bits of objects this tool creates.
+#[derive(Debug, Args)]
+pub struct CreateModeArgs {
+    /// Permission bits for an object this call creates (octal)
+    #[arg(long, default_value = "0600", value_name = "OCTAL")]
+    pub mode: FileMode,
+}
+
+/// System V addressing.
+#[derive(Debug, Args)]
+pub struct SysvKeyArgs {
+    /// IPC key: decimal (may be negative) or 0x hex as ipcs prints it
+    #[arg(short, long, default_value = "200", allow_hyphen_values = true)]
+    pub key: SysvKey,
+    /// Address the object by id instead of key (--clean and --stat only)
+    #[arg(short, long, value_name = "ID")]
+    pub id: Option<IpcId>,
+}
+
+/// `posix msq`
+#[derive(Debug, Args)]
+pub struct PosixMsqArgs {
+    #[command(flatten)]
+    pub mode: ModeArgs,
+    #[command(flatten)]
+    pub target: PosixNameArgs,
+    #[command(flatten)]
+    pub create: CreateModeArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub send: SendArgs,
+    /// Queue capacity in messages, when this call creates the queue
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_msgs: u32,
+    /// Largest message in bytes, when this call creates the queue
+    #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..), value_name = "BYTES")]
+    pub msg_size: u32,
+    /// Priority of sent messages (0..32767)
+    #[arg(short, long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..32768), value_name = "P")]
+    pub priority: u32,
+}
+
+/// What a message client sends.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Send TEXT instead of {"count":i}
+    #[arg(short, long, value_name = "TEXT")]
+    pub message: Option<String>,
+    /// Seconds between messages (fractions and 0 allowed)
+    #[arg(long, default_value = "1", value_name = "SECS")]
+    pub interval: Seconds,
+    /// Fail with "queue is full" instead of waiting
+    #[arg(long)]
+    pub nonblock: bool,
+}
+
+/// `sysv msq`
+#[derive(Debug, Args)]
+pub struct SysvMsqArgs {
+    #[command(flatten)]
+    pub mode: ModeArgs,
+    #[command(flatten)]
+    pub target: SysvKeyArgs,
+    #[command(flatten)]
+    pub create: CreateModeArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub send: SendArgs,
+    /// Message type: the server's msgrcv selector (default 0 = any), the
+    /// client's mtype (default 1)
+    #[arg(short, long, allow_hyphen_values = true, value_name = "T")]
+    pub r#type: Option<i64>,
+}
+
+/// Options of the shared-memory commands.
+#[derive(Debug, Args)]
+pub struct ShmArgs {
+    /// Segment size in bytes, when this call creates it
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..), value_name = "BYTES")]
+    pub size: u64,
+    /// Server: seconds between prints (fractions allowed)
+    #[arg(long, default_value = "3", value_name = "SECS")]
+    pub interval: Seconds,
+    /// Server: print only when the text changed
+    #[arg(long)]
+    pub on_change: bool,
+    /// Client: write TEXT (otherwise one line from standard input)
+    #[arg(short, long, value_name = "TEXT")]
+    pub message: Option<String>,
+}
+
+/// `posix shm`
+#[derive(Debug, Args)]
+pub struct PosixShmArgs {
+    #[command(flatten)]
+    pub mode: ModeArgs,
+    #[command(flatten)]
+    pub target: PosixNameArgs,
+    #[command(flatten)]
+    pub create: CreateModeArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub shm: ShmArgs,
+}
+
+/// `sysv shm`
+#[derive(Debug, Args)]
+pub struct SysvShmArgs {
+    #[command(flatten)]
+    pub mode: ModeArgs,
+    #[command(flatten)]
+    pub target: SysvKeyArgs,
+    #[command(flatten)]
+    pub create: CreateModeArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub shm: ShmArgs,
+}
+
+/// Options of the semaphore commands.
+#[derive(Debug, Args)]
+pub struct SemArgs {
+    /// Server: initial value, when this call creates the semaphore
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=i32::MAX as i64), value_name = "N")]
+    pub value: u32,
+    /// Server: seconds between polls of the value (fractions allowed)
+    #[arg(long, default_value = "1", value_name = "SECS")]
+    pub interval: Seconds,
+    /// Client: give one unit back instead of taking one
+    #[arg(short, long)]
+    pub release: bool,
+    /// Client: wait for a unit instead of failing at 0 (see --timeout)
+    #[arg(long, conflicts_with = "release")]
+    pub wait: bool,
+}
+
+/// `posix sem`
+#[derive(Debug, Args)]
+pub struct PosixSemArgs {
+    #[command(flatten)]
+    pub mode: ModeArgs,
+    #[command(flatten)]
+    pub target: PosixNameArgs,
+    #[command(flatten)]
+    pub create: CreateModeArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub sem: SemArgs,
+}
+
+/// `sysv sem`
+#[derive(Debug, Args)]
+pub struct SysvSemArgs {
+    #[command(flatten)]
+    pub mode: ModeArgs,
+    #[command(flatten)]
+    pub target: SysvKeyArgs,
+    #[command(flatten)]
+    pub create: CreateModeArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub sem: SemArgs,
+    /// Client: SEM_UNDO, the kernel reverts the operation when this process exits
+    #[arg(long)]
+    pub undo: bool,
+}
+
+/// `tour`
+#[derive(Debug, Args)]
+pub struct TourArgs {
+    /// Only these mechanisms (comma-separated); default all
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub only: Vec<TourStep>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TourStep {
+    PosixMsq,
+    PosixShm,
+    PosixSem,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,112 @@
+//! The error side of the contract: which failures are usage (exit 2), which
+//! are the operation failing (exit 1), and the `hint:` line that helps.
+
+use std::fmt;
+use std::io;
+use std::process::ExitCode;
+
+use nix::errno::Errno;
+
+/// Bad usage or input found after parsing (exit 2), e.g. a name too long for
+/// one mechanism or an option that makes no sense in this mode.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl fmt::Display for Usage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Build a usage error (exit 2).
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Usage(msg.into()))
+}
+
+/// A failure with a `hint:` line for the user. Its own text is the cause, so
+/// `error: <context>: <cause>` still reads as one sentence.
+#[derive(Debug)]
+pub struct Hinted {
+    pub cause: String,
+    pub hint: String,
+}
+
+impl fmt::Display for Hinted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.cause)
+    }
+}
+
+impl std::error::Error for Hinted {}
+
+/// An OS error with a hint that only the caller can give (which limit, which file).
+pub fn hinted(errno: Errno, hint: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Hinted {
+        cause: errno.desc().to_string(),
+        hint: hint.into(),
+    })
+}
+
+/// A failure of our own making (not an errno) with a hint.
+pub fn fail_with_hint(cause: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Hinted {
+        cause: cause.into(),
+        hint: hint.into(),
+    })
+}
+
+/// The errno behind an error, wherever it sits in the chain.
+pub fn errno_of(err: &anyhow::Error) -> Option<Errno> {
+    err.chain().find_map(|cause| {
+        if let Some(errno) = cause.downcast_ref::<Errno>() {
+            Some(*errno)
+        } else {
+            cause
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::raw_os_error)
+                .map(Errno::from_raw)
+        }
+    })
+}
+
+/// Exit code and stderr lines for an error that ended the run.
+pub fn report(err: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(err) {
+        // A reader such as `head` went away: that is how pipelines end, not a failure.
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("error: {err:#}");
+    if let Some(hint) = hint_for(err) {
+        eprintln!("hint: {hint}");
+    }
+    if err.chain().any(|cause| cause.is::<Usage>()) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    }) || errno_of(err) == Some(Errno::EPIPE)
+}
+
+fn hint_for(err: &anyhow::Error) -> Option<String> {
+    if let Some(hinted) = err.chain().find_map(|cause| cause.downcast_ref::<Hinted>()) {
+        return Some(hinted.hint.clone());
+    }
+    match errno_of(err)? {
+        Errno::EACCES | Errno::EPERM => Some(
+            "the object belongs to another user or its mode does not allow this; \
+             check owner and perms with --stat or `examples-ipc ls`"
+                .into(),
+        ),
+        Errno::ENOSPC => Some("a system-wide limit is reached; `examples-ipc ls` shows what exists".into()),
+        _ => None,
+    }
+}

@@ -1,0 +1,48 @@
+//! examples-ipc: parse, dispatch, map errors to exit codes.
+
+mod cli;
+mod error;
+mod output;
+mod posix;
+mod serve;
+mod signal;
+mod sysv;
+mod sys;
+mod target;
+mod tour;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use output::Out;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap's own format; --help and --version exit 0, usage errors 2.
+            let _ = err.print();
+            return ExitCode::from(err.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => error::report(&err),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut out = Out::new(cli.json);
+    let code = match cli.command {
+        Command::Posix(cmd) => posix::run(cmd, &mut out),
+        Command::Sysv(cmd) => sysv::run(cmd, &mut out),
+        Command::Tour(args) => tour::run(&args, &mut out),
+    };
+    // Flush what was printed before the error, so stdout and stderr agree.
+    let flushed = out.flush();
+    let code = code?;
+    flushed?;
+    Ok(code)
+}

@@ -1,0 +1,124 @@
+//! The loop every server shares: start line, counted event lines,
+//! `--count`, `--timeout`, and a clean `canceled.` on SIGINT/SIGTERM.
+
+use std::fmt::Display;
+use std::os::fd::BorrowedFd;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::poll::PollFlags;
+
+use crate::cli::ServeArgs;
+use crate::output::{Fields, Out};
+use crate::signal::{Cancel, Wake};
+use crate::sys::secs;
+
+/// Whether the server goes on after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// `--count` is reached: exit 0.
+    Done,
+}
+
+/// What a server's wait ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// The descriptor is ready.
+    Ready,
+    /// The requested tick passed: time to poll the object again.
+    Tick,
+    /// SIGINT or SIGTERM: the caller returns `server.canceled()`.
+    Canceled,
+}
+
+pub struct Server<'o> {
+    pub out: &'o mut Out,
+    cancel: Cancel,
+    count: Option<u64>,
+    idle: Option<Duration>,
+    events: u64,
+    last_event: Instant,
+}
+
+impl<'o> Server<'o> {
+    /// Install the signal handlers before the object is created, so a
+    /// SIGTERM that arrives at any point after this ends the server cleanly.
+    pub fn new(out: &'o mut Out, args: &ServeArgs) -> Result<Self> {
+        let cancel = Cancel::install().context("cannot install signal handlers")?;
+        Ok(Server {
+            out,
+            cancel,
+            count: args.count,
+            idle: args.timeout.map(|s| s.duration()),
+            events: 0,
+            last_event: Instant::now(),
+        })
+    }
+
+    /// The start line: not an event, never counted.
+    pub fn start(&mut self, text: impl Display, fields: impl FnOnce(&mut Fields)) -> Result<Flow> {
+        self.out.event("start", text, fields)?;
+        self.out.flush()?;
+        self.last_event = Instant::now();
+        Ok(self.flow())
+    }
+
+    /// One event line; `Done` once `--count` lines are printed.
+    pub fn event(
+        &mut self,
+        kind: &str,
+        text: impl Display,
+        fields: impl FnOnce(&mut Fields),
+    ) -> Result<Flow> {
+        self.out.event(kind, text, fields)?;
+        self.events += 1;
+        self.last_event = Instant::now();
+        Ok(self.flow())
+    }
+
+    fn flow(&self) -> Flow {
+        match self.count {
+            Some(n) if self.events >= n => Flow::Done,
+            _ => Flow::Continue,
+        }
+    }
+
+    /// Flush, then wait for `fd` (if any), a tick of `tick` (if any), or a
+    /// signal. Fails with the `--timeout` error when no event came in time.
+    pub fn wait(&mut self, fd: Option<(BorrowedFd<'_>, PollFlags)>, tick: Option<Duration>) -> Result<Waited> {
+        self.out.flush()?;
+        let remaining = self
+            .idle
+            .map(|idle| idle.saturating_sub(self.last_event.elapsed()));
+        let limit = match (tick, remaining) {
+            (Some(t), Some(r)) => Some(t.min(r)),
+            (t, r) => t.or(r),
+        };
+        match self.cancel.wait(fd, limit).context("cannot wait")? {
+            Wake::Ready => Ok(Waited::Ready),
+            Wake::Canceled => Ok(Waited::Canceled),
+            Wake::TimedOut => {
+                self.check_idle()?;
+                Ok(Waited::Tick)
+            }
+        }
+    }
+
+    /// The `--timeout` error once the server has been idle too long.
+    pub fn check_idle(&self) -> Result<()> {
+        if let Some(idle) = self.idle {
+            if self.last_event.elapsed() >= idle {
+                bail!("timed out: no event within {} s (--timeout)", secs(idle));
+            }
+        }
+        Ok(())
+    }
+
+    /// Print `canceled.` and exit 0.
+    pub fn canceled(&mut self) -> Result<ExitCode> {
+        self.out.canceled()?;
+        Ok(ExitCode::SUCCESS)
+    }
+}

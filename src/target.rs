@@ -1,0 +1,220 @@
+//! Names, keys, ids and other values parsed from the command line. Every
+//! check lives in a `FromStr`, so clap refuses bad input with exit 2 before
+//! anything touches the kernel.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// NAME_MAX on Linux: the longest file name in /dev/shm or /dev/mqueue.
+pub const NAME_MAX: usize = 255;
+
+/// A POSIX IPC name: one leading '/', then 1..=NAME_MAX bytes without '/' or NUL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PosixName(String);
+
+impl PosixName {
+    /// The name with its leading '/', as mq_open, shm_open and sem_open take it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name without its leading '/': the file name under /dev/shm or /dev/mqueue.
+    pub fn file_name(&self) -> &str {
+        &self.0[1..]
+    }
+}
+
+impl fmt::Display for PosixName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for PosixName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bare = s.strip_prefix('/').unwrap_or(s);
+        if bare.is_empty() {
+            return Err("a name needs at least one character after '/'".into());
+        }
+        if bare.contains('/') {
+            return Err(format!("'{s}' has a '/' after the first character; POSIX IPC names are one path component"));
+        }
+        if bare.contains('\0') {
+            return Err("a name cannot contain a NUL byte".into());
+        }
+        if bare.len() > NAME_MAX {
+            return Err(format!(
+                "the name is {} bytes long; the limit is NAME_MAX ({NAME_MAX})",
+                bare.len()
+            ));
+        }
+        if bare == "." || bare == ".." {
+            return Err(format!("'{s}' is not a valid object name"));
+        }
+        Ok(PosixName(format!("/{bare}")))
+    }
+}
+
+/// A System V IPC key: any non-zero 32-bit value. `key_t` is a signed int,
+/// but ipcs prints keys as unsigned hex, so both spellings are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SysvKey(pub libc::key_t);
+
+impl SysvKey {
+    pub fn raw(self) -> libc::key_t {
+        self.0
+    }
+}
+
+impl fmt::Display for SysvKey {
+    /// As ipcs prints it: `0x` and eight hex digits.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:08x}", self.0 as u32)
+    }
+}
+
+impl FromStr for SysvKey {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let value: i64 = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+            i64::from_str_radix(hex, 16)
+                .map_err(|_| format!("'{s}' is not a hex key (0x1 to 0xffffffff)"))?
+        } else {
+            t.parse::<i64>()
+                .map_err(|_| format!("'{s}' is not a key: give a decimal or 0x hex number"))?
+        };
+        if value == 0 {
+            return Err("key 0 is IPC_PRIVATE: an object made with it cannot be found again".into());
+        }
+        if !(i64::from(i32::MIN)..=i64::from(u32::MAX)).contains(&value) {
+            return Err(format!("key '{s}' does not fit in 32 bits"));
+        }
+        // Wrapping is the point: 0xffffffff and -1 name the same key_t.
+        Ok(SysvKey(value as u32 as i32))
+    }
+}
+
+/// A System V object id as ipcs prints it (msqid, shmid, semid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpcId(pub libc::c_int);
+
+impl fmt::Display for IpcId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for IpcId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.trim()
+            .parse::<libc::c_int>()
+            .ok()
+            .filter(|id| *id >= 0)
+            .map(IpcId)
+            .ok_or_else(|| format!("'{s}' is not an id: give a number from 0 to {}", libc::c_int::MAX))
+    }
+}
+
+/// A non-negative number of seconds, fractions allowed (`0.25`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Seconds(pub Duration);
+
+impl Seconds {
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+}
+
+impl FromStr for Seconds {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let secs: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+        if !secs.is_finite() || secs < 0.0 {
+            return Err(format!("'{s}' is not a non-negative number of seconds"));
+        }
+        // A year is far beyond any sensible wait and keeps Duration arithmetic safe.
+        if secs > 365.0 * 24.0 * 3600.0 {
+            return Err(format!("'{s}' seconds is more than a year"));
+        }
+        Ok(Seconds(Duration::from_secs_f64(secs)))
+    }
+}
+
+/// Permission bits in octal, at most 0777.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMode(pub u32);
+
+impl FileMode {
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for FileMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl FromStr for FileMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let digits = s.trim().trim_start_matches("0o");
+        u32::from_str_radix(digits, 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .map(FileMode)
+            .ok_or_else(|| format!("'{s}' is not an octal mode from 0 to 0777"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!("test".parse::<PosixName>().unwrap().as_str(), "/test");
+        assert_eq!("/test".parse::<PosixName>().unwrap().file_name(), "test");
+        for bad in ["", "/", "/a/b", "a/b", "//", "/.", "/.."] {
+            assert!(bad.parse::<PosixName>().is_err(), "{bad}");
+        }
+        assert!("x".repeat(255).parse::<PosixName>().is_ok());
+        assert!("x".repeat(256).parse::<PosixName>().is_err());
+    }
+
+    #[test]
+    fn keys() {
+        assert_eq!("200".parse::<SysvKey>().unwrap().raw(), 200);
+        assert_eq!("-1".parse::<SysvKey>().unwrap().raw(), -1);
+        assert_eq!("0xffffffff".parse::<SysvKey>().unwrap().raw(), -1);
+        assert_eq!("0x8badf00d".parse::<SysvKey>().unwrap().to_string(), "0x8badf00d");
+        assert_eq!("4294967295".parse::<SysvKey>().unwrap().raw(), -1);
+        for bad in ["0", "0x0", "0x100000000", "4294967296", "-2147483649", "x", "0x", ""] {
+            assert!(bad.parse::<SysvKey>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn seconds_and_modes() {
+        assert_eq!("0.25".parse::<Seconds>().unwrap().0, Duration::from_millis(250));
+        assert!("-1".parse::<Seconds>().is_err());
+        assert!("nan".parse::<Seconds>().is_err());
+        assert!("inf".parse::<Seconds>().is_err());
+        assert_eq!("0644".parse::<FileMode>().unwrap().0, 0o644);
+        assert!("0800".parse::<FileMode>().is_err());
+        assert!("01777".parse::<FileMode>().is_err());
+    }
+}

@@ -1,0 +1,247 @@
+//! `tour`: every mechanism end to end in one command. Each step starts this
+//! very binary as a server child, runs clients against it, shows both sides'
+//! output as it happens, and removes the object, also when a step fails.
+//! Names and keys are unique to this run, so a user's `/test` is never touched.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::cli::{TourArgs, TourStep};
+use crate::output::Out;
+
+/// How long any one expected line may take: generous for a loaded machine,
+/// and every server in the tour also has its own --timeout.
+const LINE_DEADLINE: Duration = Duration::from_secs(15);
+
+/// One client run and what the server prints because of it.
+pub struct ClientRun {
+    pub args: Vec<String>,
+    /// Exit status the step expects (a busy semaphore is shown on purpose).
+    pub expect_code: i32,
+    /// Server lines this client causes; the tour waits for them before going on.
+    pub server_lines: usize,
+}
+
+/// One mechanism end to end.
+pub struct Step {
+    pub id: TourStep,
+    pub title: String,
+    pub server: Vec<String>,
+    /// Server lines after the start line and before any client runs.
+    pub initial_lines: usize,
+    pub clients: Vec<ClientRun>,
+    pub clean: Vec<String>,
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn client(list: &[&str], expect_code: i32, server_lines: usize) -> ClientRun {
+    ClientRun {
+        args: args(list),
+        expect_code,
+        server_lines,
+    }
+}
+
+/// Every step, in tour order.
+fn steps(tag: &str) -> Vec<Step> {
+    let msq = format!("/eipc-tour-{tag}-msq");
+    let shm = format!("/eipc-tour-{tag}-shm");
+    let sem = format!("/eipc-tour-{tag}-sem");
+    vec![
+        Step {
+            id: TourStep::PosixMsq,
+            title: "POSIX message queue: the server prints each message the client sends".into(),
+            server: args(&["posix", "msq", "-s", "-n", &msq, "--count", "3", "--timeout", "15"]),
+            initial_lines: 0,
+            clients: vec![client(&["posix", "msq", "-n", &msq, "-c", "3", "--interval", "0"], 0, 3)],
+            clean: args(&["posix", "msq", "--clean", "-n", &msq]),
+        },
+        Step {
+            id: TourStep::PosixShm,
+            title: "POSIX shared memory: the server watches the text the client writes".into(),
+            server: args(&[
+                "posix", "shm", "-s", "-n", &shm, "--interval", "0.05", "--on-change", "--count", "2",
+                "--timeout", "15",
+            ]),
+            initial_lines: 1,
+            clients: vec![client(&["posix", "shm", "-n", &shm, "-m", "hello from the tour"], 0, 1)],
+            clean: args(&["posix", "shm", "--clean", "-n", &shm]),
+        },
+        Step {
+            id: TourStep::PosixSem,
+            title: "POSIX named semaphore: take the only unit, fail to take another, give it back".into(),
+            server: args(&[
+                "posix", "sem", "-s", "-n", &sem, "--value", "1", "--interval", "0.05", "--count", "3",
+                "--timeout", "15",
+            ]),
+            initial_lines: 1,
+            clients: vec![
+                client(&["posix", "sem", "-n", &sem], 0, 1),
+                client(&["posix", "sem", "-n", &sem], 1, 0),
+                client(&["posix", "sem", "-n", &sem, "-r"], 0, 1),
+            ],
+            clean: args(&["posix", "sem", "--clean", "-n", &sem]),
+        },
+    ]
+}
+
+pub fn run(args: &TourArgs, out: &mut Out) -> Result<ExitCode> {
+    let exe = std::env::current_exe().context("cannot find this program's own path")?;
+    let tag = std::process::id().to_string();
+    let mut failed = Vec::new();
+    for step in steps(&tag) {
+        if !args.only.is_empty() && !args.only.contains(&step.id) {
+            continue;
+        }
+        let w = out.writer();
+        writeln!(w, "\n== {} ==", step.title)?;
+        out.flush()?;
+        let result = run_step(&exe, &step, out);
+        // Remove the object whatever happened; a missing object is fine here.
+        let cleaned = shown(&step.clean);
+        let clean = Command::new(&exe).args(&step.clean).output();
+        let w = out.writer();
+        writeln!(w, "$ {cleaned}")?;
+        if let Ok(o) = &clean {
+            for line in String::from_utf8_lossy(&o.stdout).lines() {
+                writeln!(w, "  {line}")?;
+            }
+        }
+        if let Err(e) = result {
+            writeln!(w, "  step failed: {e:#}")?;
+            failed.push(step.title);
+        }
+        out.flush()?;
+    }
+    if !failed.is_empty() {
+        bail!("{} tour step(s) failed: {}", failed.len(), failed.join("; "));
+    }
+    writeln!(out.writer(), "\nEvery step ran end to end and removed what it made.")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn shown(args: &[String]) -> String {
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a.contains(' ') || a.is_empty() {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    format!("examples-ipc {}", quoted.join(" "))
+}
+
+/// Kills and reaps the server child when a step ends early.
+struct ServerChild(Child);
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn run_step(exe: &std::path::Path, step: &Step, out: &mut Out) -> Result<()> {
+    writeln!(out.writer(), "$ {} &", shown(&step.server))?;
+    out.flush()?;
+    let child = Command::new(exe)
+        .args(&step.server)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start the server")?;
+    let mut server = ServerChild(child);
+    let lines = forward_lines(&mut server.0)?;
+    expect_lines(&lines, 1 + step.initial_lines, out)?;
+    for run in &step.clients {
+        writeln!(out.writer(), "$ {}", shown(&run.args))?;
+        out.flush()?;
+        let o = Command::new(exe)
+            .args(&run.args)
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run the client")?;
+        let w = out.writer();
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            writeln!(w, "  client | {line}")?;
+        }
+        for line in String::from_utf8_lossy(&o.stderr).lines() {
+            writeln!(w, "  client ! {line}")?;
+        }
+        let code = o.status.code().unwrap_or(-1);
+        if code != 0 {
+            writeln!(w, "  client exit status {code}{}", if code == run.expect_code { " (as expected)" } else { "" })?;
+        }
+        out.flush()?;
+        if code != run.expect_code {
+            bail!("the client exited {code}, expected {}", run.expect_code);
+        }
+        expect_lines(&lines, run.server_lines, out)?;
+    }
+    let status = server.0.wait().context("cannot wait for the server")?;
+    // Whatever the server printed last (its stderr on failure).
+    while let Ok(line) = lines.try_recv() {
+        writeln!(out.writer(), "  {line}")?;
+    }
+    out.flush()?;
+    if !status.success() {
+        bail!("the server exited with {status}");
+    }
+    Ok(())
+}
+
+/// Stream the child's stdout and stderr into one channel of display lines.
+fn forward_lines(child: &mut Child) -> Result<Receiver<String>> {
+    let (tx, rx) = channel();
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no server stdout"))?;
+    let stderr = child.stderr.take().ok_or_else(|| anyhow!("no server stderr"))?;
+    let tx_err = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(format!("server | {line}")).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx_err.send(format!("server ! {line}")).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Print the next `n` server lines, failing if they do not come in time.
+fn expect_lines(lines: &Receiver<String>, n: usize, out: &mut Out) -> Result<()> {
+    let deadline = Instant::now() + LINE_DEADLINE;
+    for _ in 0..n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                writeln!(out.writer(), "  {line}")?;
+                out.flush()?;
+                if line.starts_with("server !") {
+                    bail!("the server reported an error");
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => bail!("the server printed nothing for {} s", LINE_DEADLINE.as_secs()),
+            Err(RecvTimeoutError::Disconnected) => bail!("the server exited early"),
+        }
+    }
+    Ok(())
+}

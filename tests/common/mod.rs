@@ -1,0 +1,304 @@
+//! Test harness: the real binary, unique object names and keys, a guard that
+//! removes every object a test made (also when it fails), and a server child
+//! whose output lines the test waits on, never a fixed sleep.
+
+#![allow(dead_code)]
+
+use std::ffi::CString;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+/// Every wait in a test has this deadline: long enough for a loaded 2-core
+/// machine, short enough that a hang fails instead of stalling CI.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
+/// The binary under test, with a scrubbed environment.
+pub fn bin() -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("examples-ipc"));
+    cmd.env_clear();
+    for keep in ["PATH", "TZ", "HOME"] {
+        if let Ok(v) = std::env::var(keep) {
+            cmd.env(keep, v);
+        }
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Run to completion and return the output.
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("cannot run examples-ipc")
+}
+
+/// A POSIX name no other test, run or process uses: pid + counter + tag.
+pub fn unique_name(tag: &str) -> String {
+    let n = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+    format!("/eipc-test-{}-{n}-{tag}", std::process::id())
+}
+
+/// A System V key unique to this test: pid and counter mixed into 32 bits,
+/// never 0. The caller still creates exclusively; see `Cleanup`.
+pub fn unique_key() -> i32 {
+    let n = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+    let pid = std::process::id();
+    let key = 0x4950_0000u32 ^ (pid.wrapping_mul(2_654_435_761) & 0x00ff_ffff) ^ (n << 24).wrapping_add(n);
+    if key == 0 { 1 } else { key as i32 }
+}
+
+/// `0x%08x`, as the tool and ipcs print keys.
+pub fn key_hex(key: i32) -> String {
+    format!("0x{:08x}", key as u32)
+}
+
+/// An object a test made.
+#[derive(Debug, Clone)]
+pub enum Obj {
+    PosixMsq(String),
+    PosixShm(String),
+    PosixSem(String),
+    SysvMsq(i32),
+    SysvShm(i32),
+    SysvSem(i32),
+    Path(PathBuf),
+}
+
+/// Removes its objects in Drop, whether the test passed or panicked.
+#[derive(Default)]
+pub struct Cleanup(pub Vec<Obj>);
+
+impl Cleanup {
+    pub fn new() -> Self {
+        Cleanup(Vec::new())
+    }
+
+    pub fn add(&mut self, obj: Obj) -> &mut Self {
+        self.0.push(obj);
+        self
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for obj in &self.0 {
+            remove(obj);
+        }
+    }
+}
+
+/// Remove one object, ignoring "no such".
+pub fn remove(obj: &Obj) {
+    // SAFETY (all blocks below): plain libc calls on C strings we own; the
+    // return values are ignored on purpose (the object may already be gone).
+    match obj {
+        Obj::PosixMsq(name) => {
+            let c = CString::new(name.as_str()).unwrap();
+            unsafe { libc::mq_unlink(c.as_ptr()) };
+        }
+        Obj::PosixShm(name) => {
+            let c = CString::new(name.as_str()).unwrap();
+            unsafe { libc::shm_unlink(c.as_ptr()) };
+        }
+        Obj::PosixSem(name) => {
+            let c = CString::new(name.as_str()).unwrap();
+            unsafe { libc::sem_unlink(c.as_ptr()) };
+        }
+        Obj::SysvMsq(key) => {
+            let id = unsafe { libc::msgget(*key, 0) };
+            if id >= 0 {
+                unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+            }
+        }
+        Obj::SysvShm(key) => {
+            let id = unsafe { libc::shmget(*key, 0, 0) };
+            if id >= 0 {
+                unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+            }
+        }
+        Obj::SysvSem(key) => {
+            let id = unsafe { libc::semget(*key, 0, 0) };
+            if id >= 0 {
+                unsafe { libc::semctl(id, 0, libc::IPC_RMID) };
+            }
+        }
+        Obj::Path(path) => {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Whether a POSIX object still exists.
+pub fn posix_exists(obj: &Obj) -> bool {
+    match obj {
+        Obj::PosixShm(name) => PathBuf::from(format!("/dev/shm/{}", &name[1..])).exists(),
+        Obj::PosixSem(name) => PathBuf::from(format!("/dev/shm/sem.{}", &name[1..])).exists(),
+        Obj::PosixMsq(name) => {
+            let c = CString::new(name.as_str()).unwrap();
+            // SAFETY: opening read-only without O_CREAT creates nothing.
+            let mq = unsafe { libc::mq_open(c.as_ptr(), libc::O_RDONLY) };
+            if mq >= 0 {
+                // SAFETY: mq is the descriptor just opened.
+                unsafe { libc::mq_close(mq) };
+                true
+            } else {
+                false
+            }
+        }
+        Obj::Path(p) => p.exists(),
+        _ => panic!("not a POSIX object: {obj:?}"),
+    }
+}
+
+/// A line from a child: stdout or stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    Out(String),
+    Err(String),
+}
+
+/// A running server child. Drop kills it.
+pub struct Server {
+    child: Child,
+    lines: Receiver<Line>,
+    pub seen_out: Vec<String>,
+    pub seen_err: Vec<String>,
+}
+
+impl Server {
+    /// Start `examples-ipc ARGS` and wait for its start line.
+    pub fn start(args: &[&str]) -> Server {
+        let mut server = Server::spawn(args);
+        let first = server.next_out();
+        assert!(!first.is_empty(), "no start line");
+        server
+    }
+
+    /// Start without waiting for anything.
+    pub fn spawn(args: &[&str]) -> Server {
+        let mut child = bin()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start server");
+        let (tx, rx) = channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(Line::Out(l));
+            }
+        });
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx2.send(Line::Err(l));
+            }
+        });
+        Server { child, lines: rx, seen_out: Vec::new(), seen_err: Vec::new() }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// The next stdout line, within DEADLINE (stderr lines are kept aside).
+    pub fn next_out(&mut self) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            match self.lines.recv_timeout(end.saturating_duration_since(Instant::now())) {
+                Ok(Line::Out(l)) => {
+                    self.seen_out.push(l.clone());
+                    return l;
+                }
+                Ok(Line::Err(l)) => self.seen_err.push(l),
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no server line within {DEADLINE:?}; so far: {:?} / {:?}",
+                    self.seen_out, self.seen_err
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "server output ended; so far: {:?} / {:?}",
+                    self.seen_out, self.seen_err
+                ),
+            }
+        }
+    }
+
+    /// Read stdout lines until one contains `needle`; returns it.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let l = self.next_out();
+            if l.contains(needle) {
+                return l;
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Wait for exit within DEADLINE; returns the status with every
+    /// remaining stdout and stderr line.
+    pub fn finish(mut self) -> (ExitStatus, Vec<String>, Vec<String>) {
+        let end = Instant::now() + DEADLINE;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(Instant::now() < end, "server did not exit; so far {:?}", self.seen_out);
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // The reader threads end at EOF; collect what they still hold.
+        loop {
+            match self.lines.recv_timeout(DEADLINE) {
+                Ok(Line::Out(l)) => self.seen_out.push(l),
+                Ok(Line::Err(l)) => self.seen_err.push(l),
+                Err(_) => break,
+            }
+        }
+        (status, std::mem::take(&mut self.seen_out), std::mem::take(&mut self.seen_err))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Assert an exit code and a stderr fragment, returning stderr.
+#[track_caller]
+pub fn assert_fails(o: &Output, code: i32, fragment: &str) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(code), "stdout: {} stderr: {err}", String::from_utf8_lossy(&o.stdout));
+    assert!(err.contains(fragment), "stderr lacks {fragment:?}: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    err
+}
+
+#[track_caller]
+pub fn assert_ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Drop the `HH:MM:SS.ffffff ` timestamp of a text line.
+pub fn untimed(line: &str) -> &str {
+    line.split_once(' ').map_or(line, |(_, rest)| rest)
+}

@@ -1,0 +1,7 @@
+//! One integration-test crate: every module drives the real binary against
+//! real kernel objects.
+
+mod common;
+
+mod posix;
+mod usage;
