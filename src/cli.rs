@@ -31,6 +31,8 @@ pub enum Command {
     Sysv(SysvCommand),
     /// Run every mechanism end to end in one command, no second terminal
     Tour(TourArgs),
+    /// Measure round-trip latency and throughput of each mechanism, verified
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -298,6 +300,64 @@ pub enum TourStep {
     PosixMsq,
     PosixShm,
     PosixSem,
+}
+
+/// `bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Mechanisms to measure (comma-separated); default all
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub mech: Vec<BenchMech>,
+    /// Message size in bytes (16 to 1048576)
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(16..=1_048_576), value_name = "BYTES")]
+    pub size: u32,
+    /// Measured round trips (messages with --pattern stream) per mechanism
+    #[arg(short = 'c', long, value_name = "N", conflicts_with = "duration",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Measure each mechanism for SECS seconds (default 0.3)
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<Seconds>,
+    /// Unmeasured round trips before measuring
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub warmup: u64,
+    /// Where the two processes run: none (the scheduler decides), same (one
+    /// CPU), split (two CPUs)
+    #[arg(long, value_name = "HOW")]
+    pub pin: Option<BenchPin>,
+    /// pingpong: round trips between parent and child; stream: one-way
+    /// throughput
+    #[arg(long, default_value = "pingpong", value_name = "P")]
+    pub pattern: BenchPattern,
+    /// Test hook: the child corrupts one byte of its reply after N messages
+    #[arg(long, hide = true, value_name = "N")]
+    pub corrupt_after: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchMech {
+    Pipe,
+    Fifo,
+    Unix,
+    PosixMsq,
+    SysvMsq,
+    ShmSpin,
+    ShmFutex,
+    ShmSem,
+    Eventfd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchPin {
+    None,
+    Same,
+    Split,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchPattern {
+    Pingpong,
+    Stream,
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
 //! examples-ipc: parse, dispatch, map errors to exit codes.
 
+mod bench;
 mod cli;
 mod error;
 mod output;
 mod posix;
 mod serve;
 mod signal;
-mod sysv;
 mod sys;
+mod sysv;
 mod target;
 mod tour;
 
@@ -39,6 +40,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Posix(cmd) => posix::run(cmd, &mut out),
         Command::Sysv(cmd) => sysv::run(cmd, &mut out),
         Command::Tour(args) => tour::run(&args, &mut out),
+        Command::Bench(args) => bench::run(&args, &mut out),
     };
     // Flush what was printed before the error, so stdout and stderr agree.
     let flushed = out.flush();

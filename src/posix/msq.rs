@@ -119,9 +119,10 @@ fn create_error(e: io::Error, create: &Create) -> anyhow::Error {
         }
         Errno::EMFILE => {
             let cost = queue_cost(create.max_msgs, create.msg_size);
-            let rlimit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MSGQUEUE)
-                .map(|(soft, _)| soft.to_string())
-                .unwrap_or_else(|_| "?".into());
+            let rlimit =
+                nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MSGQUEUE)
+                    .map(|(soft, _)| soft.to_string())
+                    .unwrap_or_else(|_| "?".into());
             hinted(
                 errno,
                 format!(
@@ -321,9 +322,10 @@ fn clean(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot remove queue {name}")),
     }
-    out.record(format_args!("removed queue {name}"), || {
-        json!({"kind": "removed", "mechanism": "posix-msq", "name": name.as_str()})
-    })?;
+    out.record(
+        format_args!("removed queue {name}"),
+        || json!({"kind": "removed", "mechanism": "posix-msq", "name": name.as_str()}),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

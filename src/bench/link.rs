@@ -1,0 +1,845 @@
+//! The two ends of each mechanism, made before fork and used one per process.
+//!
+//! Every handle here is a small RAII type: Drop closes or unmaps, and the
+//! only objects that have names (a FIFO, POSIX queues, named semaphores) are
+//! unlinked right after they were opened, before fork, so nothing is left
+//! behind whatever happens afterwards. The System V queue has no name
+//! (IPC_PRIVATE) but lives until IPC_RMID, so it sits in an owning guard.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use posixmq::PosixMq;
+
+/// Transport of one message of a fixed size in one direction pair.
+pub trait Link {
+    /// Send all of `msg`.
+    fn send(&mut self, msg: &[u8]) -> io::Result<()>;
+    /// Receive exactly `buf.len()` bytes (one message).
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<()>;
+}
+
+/// Set in the parent when the watchdog gives up on the run; spin and wait
+/// loops look at it so that no loop outlives its peer.
+pub type Abort = Arc<AtomicBool>;
+
+fn aborted() -> io::Error {
+    io::Error::other("aborted")
+}
+
+fn end_of_file() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the other side closed its end",
+    )
+}
+
+// ---------------------------------------------------------------- streams
+
+/// A byte stream: pipe, FIFO or socket. Messages are framed by size.
+pub struct FdLink {
+    rx: OwnedFd,
+    tx: OwnedFd,
+    abort: Abort,
+}
+
+impl FdLink {
+    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `rx` is an open descriptor owned by self; `buf` is valid
+        // for `buf.len()` writable bytes.
+        let n = unsafe { libc::read(self.rx.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        Errno::result(n)
+            .map(|n| n as usize)
+            .map_err(io::Error::from)
+    }
+
+    fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
+        // SAFETY: `tx` is an open descriptor owned by self; `buf` is valid
+        // for `buf.len()` readable bytes.
+        let n = unsafe { libc::write(self.tx.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+        Errno::result(n)
+            .map(|n| n as usize)
+            .map_err(io::Error::from)
+    }
+}
+
+impl Link for FdLink {
+    fn send(&mut self, mut msg: &[u8]) -> io::Result<()> {
+        while !msg.is_empty() {
+            match self.write_some(msg) {
+                Ok(n) => msg = &msg[n..],
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        && !self.abort.load(Ordering::Relaxed) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read_some(buf) {
+                Ok(0) => return Err(end_of_file()),
+                Ok(n) => buf = &mut buf[n..],
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        && !self.abort.load(Ordering::Relaxed) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe().context("cannot create a pipe")
+}
+
+/// Two pipes: parent -> child and child -> parent.
+pub fn pipes(abort: &Abort) -> Result<(FdLink, FdLink)> {
+    let (down_rx, down_tx) = pipe()?;
+    let (up_rx, up_tx) = pipe()?;
+    Ok((
+        FdLink {
+            rx: up_rx,
+            tx: down_tx,
+            abort: abort.clone(),
+        },
+        FdLink {
+            rx: down_rx,
+            tx: up_tx,
+            abort: abort.clone(),
+        },
+    ))
+}
+
+/// A stream socket pair (one socket each).
+pub fn unix_pair(abort: &Abort) -> Result<(FdLink, FdLink)> {
+    let (a, b) = std::os::unix::net::UnixStream::pair().context("cannot create a socket pair")?;
+    let (a, b) = (OwnedFd::from(a), OwnedFd::from(b));
+    let a2 = a.try_clone().context("cannot duplicate a socket")?;
+    let b2 = b.try_clone().context("cannot duplicate a socket")?;
+    Ok((
+        FdLink {
+            rx: a,
+            tx: a2,
+            abort: abort.clone(),
+        },
+        FdLink {
+            rx: b,
+            tx: b2,
+            abort: abort.clone(),
+        },
+    ))
+}
+
+/// Two FIFOs in a private temporary directory. Both ends of each are opened
+/// here (read end non-blocking first, so the write open does not wait for a
+/// reader), then the FIFOs and the directory are removed at once.
+pub fn fifos(abort: &Abort, tag: &str) -> Result<(FdLink, FdLink)> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+    use nix::sys::stat::Mode;
+    let dir = std::env::temp_dir().join(format!("examples-ipc-bench-{}-{tag}", std::process::id()));
+    std::fs::create_dir(&dir)
+        .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    let made = (|| -> Result<(OwnedFd, OwnedFd, OwnedFd, OwnedFd)> {
+        let mut ends = Vec::new();
+        for name in ["down", "up"] {
+            let path = dir.join(name);
+            nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o600))
+                .with_context(|| format!("cannot create FIFO {}", path.display()))?;
+            let rx = open(
+                &path,
+                OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .with_context(|| format!("cannot open FIFO {}", path.display()))?;
+            let tx = open(&path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+                .with_context(|| format!("cannot open FIFO {}", path.display()))?;
+            // Blocking reads from here on, as any FIFO reader does.
+            fcntl(&rx, FcntlArg::F_SETFL(OFlag::empty())).context("cannot make a FIFO blocking")?;
+            ends.push((rx, tx));
+        }
+        let (up_rx, up_tx) = ends.pop().context("no FIFO")?;
+        let (down_rx, down_tx) = ends.pop().context("no FIFO")?;
+        Ok((up_rx, down_tx, down_rx, up_tx))
+    })();
+    // Remove the names whatever happened: open descriptors keep the FIFOs alive.
+    let _ = std::fs::remove_file(dir.join("down"));
+    let _ = std::fs::remove_file(dir.join("up"));
+    let _ = std::fs::remove_dir(&dir);
+    let (up_rx, down_tx, down_rx, up_tx) = made?;
+    Ok((
+        FdLink {
+            rx: up_rx,
+            tx: down_tx,
+            abort: abort.clone(),
+        },
+        FdLink {
+            rx: down_rx,
+            tx: up_tx,
+            abort: abort.clone(),
+        },
+    ))
+}
+
+// ---------------------------------------------------------- POSIX queues
+
+pub struct MqLink {
+    rx: Arc<PosixMq>,
+    tx: Arc<PosixMq>,
+    abort: Abort,
+    prio: u32,
+}
+
+impl Link for MqLink {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        loop {
+            match self.tx.send(0, msg) {
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        && !self.abort.load(Ordering::Relaxed) => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        loop {
+            match self.rx.recv(buf) {
+                Ok((prio, len)) => {
+                    self.prio = prio;
+                    if self.abort.load(Ordering::Relaxed) {
+                        return Err(aborted());
+                    }
+                    if len != buf.len() {
+                        return Err(io::Error::other(format!(
+                            "message of {len} bytes, expected {}",
+                            buf.len()
+                        )));
+                    }
+                    return Ok(());
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        && !self.abort.load(Ordering::Relaxed) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Two queues of `size`-byte messages with unique names, unlinked as soon as
+/// they are open (the descriptors survive fork).
+pub fn posix_queues(abort: &Abort, tag: &str, size: usize) -> Result<(MqLink, MqLink, Wake)> {
+    let open = |dir: &str| -> Result<Arc<PosixMq>> {
+        let name = format!("/examples-ipc-bench-{}-{tag}-{dir}", std::process::id());
+        let mq = posixmq::OpenOptions::readwrite()
+            .create_new()
+            .mode(0o600)
+            .capacity(10)
+            .max_msg_len(size)
+            .open(name.as_str())
+            .with_context(|| format!("cannot create queue {name} for {size}-byte messages"));
+        let _ = posixmq::remove_queue(name.as_str());
+        Ok(Arc::new(mq?))
+    };
+    let down = open("down")?;
+    let up = open("up")?;
+    let wake_up = up.clone();
+    let wake_down = down.clone();
+    let wake = Wake(Box::new(move || {
+        // Unblock a parent that waits to receive (a message it will reject
+        // because the abort flag is set) or to send into a full queue.
+        let _ = wake_up.set_nonblocking(true);
+        let _ = wake_up.send(0, &vec![0u8; size]);
+        let _ = wake_down.set_nonblocking(true);
+        let mut buf = vec![0u8; size];
+        let _ = wake_down.recv(&mut buf);
+    }));
+    Ok((
+        MqLink {
+            rx: up.clone(),
+            tx: down.clone(),
+            abort: abort.clone(),
+            prio: 0,
+        },
+        MqLink {
+            rx: down,
+            tx: up,
+            abort: abort.clone(),
+            prio: 0,
+        },
+        wake,
+    ))
+}
+
+// ------------------------------------------------------- System V queue
+
+/// A private System V queue, removed (IPC_RMID) when this owning guard is
+/// dropped in the process that made it.
+pub struct SysvQueue {
+    id: i32,
+    owner: u32,
+}
+
+impl SysvQueue {
+    /// `msgget(IPC_PRIVATE, IPC_CREAT | 0600)`.
+    pub fn new() -> Result<Arc<SysvQueue>> {
+        // SAFETY: msgget takes no pointers.
+        let id = unsafe { libc::msgget(libc::IPC_PRIVATE, libc::IPC_CREAT | 0o600) };
+        let id = Errno::result(id).context("cannot create a System V message queue")?;
+        Ok(Arc::new(SysvQueue {
+            id,
+            owner: std::process::id(),
+        }))
+    }
+
+    /// `msgctl(IPC_RMID)`: wakes every blocked msgsnd/msgrcv with EIDRM.
+    pub fn remove(&self) {
+        // SAFETY: IPC_RMID ignores the buffer argument, null is allowed.
+        unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
+    }
+
+    /// `msgsnd`; `buf` starts with the mtype (a c_long).
+    fn send(&self, buf: &[u8]) -> io::Result<()> {
+        let text = buf.len() - size_of::<libc::c_long>();
+        // SAFETY: buf holds an mtype followed by `text` bytes, as msgsnd(2) requires.
+        let r = unsafe { libc::msgsnd(self.id, buf.as_ptr().cast(), text, 0) };
+        Errno::result(r).map(drop).map_err(io::Error::from)
+    }
+
+    /// `msgrcv` of type `mtype` into `buf` (mtype then text).
+    fn recv(&self, buf: &mut [u8], mtype: libc::c_long) -> io::Result<usize> {
+        let text = buf.len() - size_of::<libc::c_long>();
+        // SAFETY: buf has room for an mtype and `text` bytes.
+        let r = unsafe { libc::msgrcv(self.id, buf.as_mut_ptr().cast(), text, mtype, 0) };
+        Errno::result(r)
+            .map(|n| n as usize)
+            .map_err(io::Error::from)
+    }
+}
+
+impl Drop for SysvQueue {
+    fn drop(&mut self) {
+        // Only the creating process removes: the child never runs Drop (it
+        // leaves with _exit), and this check keeps it so.
+        if std::process::id() == self.owner {
+            self.remove();
+        }
+    }
+}
+
+pub struct SysvLink {
+    q: Arc<SysvQueue>,
+    my_type: libc::c_long,
+    peer_type: libc::c_long,
+    buf: Vec<u8>,
+    abort: Abort,
+}
+
+const MTYPE: usize = size_of::<libc::c_long>();
+
+impl Link for SysvLink {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        self.buf[..MTYPE].copy_from_slice(&self.peer_type.to_ne_bytes());
+        self.buf[MTYPE..].copy_from_slice(msg);
+        loop {
+            match self.q.send(&self.buf) {
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        && !self.abort.load(Ordering::Relaxed) => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        loop {
+            match self.q.recv(&mut self.buf, self.my_type) {
+                Ok(n) if n == buf.len() => {
+                    buf.copy_from_slice(&self.buf[MTYPE..]);
+                    return Ok(());
+                }
+                Ok(n) => {
+                    return Err(io::Error::other(format!(
+                        "message of {n} bytes, expected {}",
+                        buf.len()
+                    )));
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        && !self.abort.load(Ordering::Relaxed) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// One private queue; type 1 carries parent -> child, type 2 child -> parent.
+pub fn sysv_queue(
+    abort: &Abort,
+    size: usize,
+) -> Result<(SysvLink, SysvLink, Wake, Arc<SysvQueue>)> {
+    let q = SysvQueue::new()?;
+    let link = |me, peer| SysvLink {
+        q: q.clone(),
+        my_type: me,
+        peer_type: peer,
+        buf: vec![0u8; MTYPE + size],
+        abort: abort.clone(),
+    };
+    let (parent, child) = (link(2, 1), link(1, 2));
+    let wq = q.clone();
+    Ok((parent, child, Wake(Box::new(move || wq.remove())), q))
+}
+
+// ------------------------------------------------------- shared memory
+
+/// An anonymous shared mapping made before fork: both processes see the
+/// same pages and nothing appears in /dev/shm.
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory; all shared access goes through atomics
+// or is ordered by them (a slot is written only before its sequence number is
+// published and read only after it was seen).
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_ANONYMOUS)`.
+    pub fn new(len: usize) -> Result<Arc<Mapping>> {
+        // SAFETY: a fresh anonymous mapping aliases nothing.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error()).context("cannot map shared memory");
+        }
+        let ptr = NonNull::new(p.cast()).context("mmap returned null")?;
+        Ok(Arc::new(Mapping { ptr, len }))
+    }
+
+    /// The 32-bit atomic at byte `off` (4-aligned, inside the mapping).
+    pub fn atomic(&self, off: usize) -> &AtomicU32 {
+        assert!(off % 4 == 0 && off + 4 <= self.len);
+        // SAFETY: in bounds and aligned (checked above); the page is zeroed,
+        // a valid AtomicU32, and lives as long as &self.
+        unsafe { &*self.ptr.as_ptr().add(off).cast::<AtomicU32>() }
+    }
+
+    /// The 64-bit atomic at byte `off` (8-aligned, inside the mapping).
+    pub fn atomic_usize(&self, off: usize) -> &AtomicUsize {
+        assert!(off % 8 == 0 && off + 8 <= self.len);
+        // SAFETY: as for `atomic`.
+        unsafe { &*self.ptr.as_ptr().add(off).cast::<AtomicUsize>() }
+    }
+
+    /// Copy `src` into the mapping at `off`.
+    pub fn write(&self, off: usize, src: &[u8]) {
+        assert!(off + src.len() <= self.len);
+        // SAFETY: in bounds; the protocol gives this side sole access to the
+        // slot until it publishes the sequence number.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(off), src.len())
+        }
+    }
+
+    /// Copy from the mapping at `off` into `dst`.
+    pub fn read(&self, off: usize, dst: &mut [u8]) {
+        assert!(off + dst.len() <= self.len);
+        // SAFETY: in bounds; the writer published this slot (Acquire) and
+        // does not touch it again before this side releases it.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len are exactly what mmap returned; no reference into
+        // the mapping outlives self (they all borrow it).
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// A named POSIX semaphore, unlinked right after sem_open; Drop only closes.
+pub struct NamedSem(NonNull<libc::sem_t>);
+
+// SAFETY: sem_post/sem_wait are thread-safe on a sem_t.
+unsafe impl Send for NamedSem {}
+// SAFETY: as above.
+unsafe impl Sync for NamedSem {}
+
+impl NamedSem {
+    /// `sem_open(name, O_CREAT|O_EXCL, 0600, 0)` then `sem_unlink(name)`.
+    pub fn new(name: &str) -> Result<NamedSem> {
+        let c = std::ffi::CString::new(name).context("semaphore name")?;
+        // SAFETY: c is a valid C string; O_CREAT takes mode and value varargs.
+        let p = unsafe {
+            libc::sem_open(
+                c.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL,
+                0o600 as libc::c_uint,
+                0 as libc::c_uint,
+            )
+        };
+        let err = io::Error::last_os_error();
+        // SAFETY: c is a valid C string.
+        unsafe { libc::sem_unlink(c.as_ptr()) };
+        if p == libc::SEM_FAILED {
+            return Err(err).with_context(|| format!("cannot create semaphore {name}"));
+        }
+        let p = NonNull::new(p).context("sem_open returned null")?;
+        Ok(NamedSem(p))
+    }
+
+    pub fn post(&self) -> io::Result<()> {
+        // SAFETY: the semaphore is open for the life of self.
+        Errno::result(unsafe { libc::sem_post(self.0.as_ptr()) })
+            .map(drop)
+            .map_err(io::Error::from)
+    }
+
+    pub fn wait(&self) -> io::Result<()> {
+        // SAFETY: as in post.
+        Errno::result(unsafe { libc::sem_wait(self.0.as_ptr()) })
+            .map(drop)
+            .map_err(io::Error::from)
+    }
+}
+
+impl Drop for NamedSem {
+    fn drop(&mut self) {
+        // SAFETY: opened by sem_open, closed once.
+        unsafe { libc::sem_close(self.0.as_ptr()) };
+    }
+}
+
+/// How a reader learns that a slot was published.
+pub enum Notify {
+    /// Busy wait on the sequence word with a pause hint.
+    Spin,
+    /// FUTEX_WAIT on the sequence word, FUTEX_WAKE after publishing.
+    Futex,
+    /// sem_wait / sem_post on one named semaphore per direction.
+    Sem {
+        rx: Arc<NamedSem>,
+        tx: Arc<NamedSem>,
+    },
+    /// read / write of an eventfd counter per direction.
+    EventFd { rx: Arc<OwnedFd>, tx: Arc<OwnedFd> },
+}
+
+fn futex(word: &AtomicU32, op: libc::c_int, val: u32) -> libc::c_long {
+    // SAFETY: `word` is a valid aligned u32 in a shared mapping (no
+    // FUTEX_PRIVATE_FLAG: the two processes share it); no timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            op,
+            val,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        )
+    }
+}
+
+pub fn futex_wake(word: &AtomicU32) {
+    futex(word, libc::FUTEX_WAKE, i32::MAX as u32);
+}
+
+fn eventfd_write(fd: &OwnedFd) -> io::Result<()> {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: 8 readable bytes, as eventfd(2) requires.
+    let n = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), 8) };
+    Errno::result(n).map(drop).map_err(io::Error::from)
+}
+
+fn eventfd_read(fd: &OwnedFd) -> io::Result<()> {
+    let mut v = [0u8; 8];
+    // SAFETY: 8 writable bytes, as eventfd(2) requires.
+    let n = unsafe { libc::read(fd.as_raw_fd(), v.as_mut_ptr().cast(), 8) };
+    Errno::result(n).map(drop).map_err(io::Error::from)
+}
+
+/// EFD_SEMAPHORE: each read takes one unit, so one read per message holds
+/// when several messages are queued (stream).
+pub fn eventfd() -> Result<Arc<OwnedFd>> {
+    // SAFETY: no pointers.
+    let fd: RawFd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_SEMAPHORE) };
+    let fd = Errno::result(fd).context("cannot create an eventfd")?;
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(Arc::new(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Layout of one direction in the mapping: the writer's sequence word
+/// (head) and the reader's (tail) on their own cache lines, then `slots`
+/// slots of `size` bytes.
+#[derive(Clone, Copy)]
+pub struct Ring {
+    pub base: usize,
+    pub slots: usize,
+    pub size: usize,
+}
+
+impl Ring {
+    pub const HEADER: usize = 256;
+    pub fn bytes(&self) -> usize {
+        Self::HEADER + self.slots * self.size.next_multiple_of(64)
+    }
+    pub fn head(&self) -> usize {
+        self.base
+    }
+    fn tail(&self) -> usize {
+        self.base + 128
+    }
+    fn slot(&self, seq: u32) -> usize {
+        self.base + Self::HEADER + (seq as usize % self.slots) * self.size.next_multiple_of(64)
+    }
+}
+
+/// Message passing through shared memory: `tx` ring out, `rx` ring in.
+pub struct ShmLink {
+    map: Arc<Mapping>,
+    rx: Ring,
+    tx: Ring,
+    notify: Notify,
+    abort: Abort,
+    /// Next sequence number to send / to receive.
+    sent: u32,
+    got: u32,
+    /// The peer's tail last seen, so a sender rereads it only when the ring
+    /// looks full (a pingpong never does).
+    peer_tail: u32,
+}
+
+/// Spins between sched_yield calls: progress on a single CPU instead of a
+/// time slice per wait.
+const SPINS_BEFORE_YIELD: u32 = 1 << 16;
+
+impl ShmLink {
+    fn wait_room(&mut self) -> io::Result<()> {
+        let tail = self.map.atomic(self.tx.tail());
+        let mut spins = 0u32;
+        while self.sent.wrapping_sub(self.peer_tail) as usize >= self.tx.slots {
+            self.peer_tail = tail.load(Ordering::Acquire);
+            if self.sent.wrapping_sub(self.peer_tail) as usize >= self.tx.slots {
+                if self.abort.load(Ordering::Relaxed) {
+                    return Err(aborted());
+                }
+                match self.notify {
+                    Notify::Futex => {
+                        let seen = self.peer_tail;
+                        futex(tail, libc::FUTEX_WAIT, seen);
+                    }
+                    _ => {
+                        spins += 1;
+                        if spins % SPINS_BEFORE_YIELD == 0 {
+                            // SAFETY: no arguments.
+                            unsafe { libc::sched_yield() };
+                        }
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Link for ShmLink {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        self.wait_room()?;
+        self.map.write(self.tx.slot(self.sent), msg);
+        self.sent = self.sent.wrapping_add(1);
+        let head = self.map.atomic(self.tx.head());
+        head.store(self.sent, Ordering::Release);
+        match &self.notify {
+            Notify::Spin => Ok(()),
+            Notify::Futex => {
+                futex_wake(head);
+                Ok(())
+            }
+            Notify::Sem { tx, .. } => tx.post(),
+            Notify::EventFd { tx, .. } => eventfd_write(tx),
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let head = self.map.atomic(self.rx.head());
+        let want = self.got;
+        match &self.notify {
+            Notify::Spin => {
+                let mut spins = 0u32;
+                while head.load(Ordering::Acquire) == want {
+                    spins = spins.wrapping_add(1);
+                    if spins % 1024 == 0 {
+                        if self.abort.load(Ordering::Relaxed) {
+                            return Err(aborted());
+                        }
+                        if spins % SPINS_BEFORE_YIELD == 0 {
+                            // SAFETY: no arguments.
+                            unsafe { libc::sched_yield() };
+                        }
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+            Notify::Futex => {
+                while head.load(Ordering::Acquire) == want {
+                    if self.abort.load(Ordering::Relaxed) {
+                        return Err(aborted());
+                    }
+                    futex(head, libc::FUTEX_WAIT, want);
+                }
+            }
+            Notify::Sem { rx, .. } => loop {
+                match rx.wait() {
+                    Err(e)
+                        if e.kind() == io::ErrorKind::Interrupted
+                            && !self.abort.load(Ordering::Relaxed) => {}
+                    other => break other?,
+                }
+            },
+            Notify::EventFd { rx, .. } => loop {
+                match eventfd_read(rx) {
+                    Err(e)
+                        if e.kind() == io::ErrorKind::Interrupted
+                            && !self.abort.load(Ordering::Relaxed) => {}
+                    other => break other?,
+                }
+            },
+        }
+        if self.abort.load(Ordering::Relaxed) {
+            return Err(aborted());
+        }
+        // With a semaphore or eventfd the count says a slot is ready; the
+        // head says which, and a mismatch is a broken mechanism.
+        if head.load(Ordering::Acquire) == want {
+            return Err(io::Error::other("woken but no message was published"));
+        }
+        self.map.read(self.rx.slot(want), buf);
+        self.got = want.wrapping_add(1);
+        let tail = self.map.atomic(self.rx.tail());
+        tail.store(self.got, Ordering::Release);
+        if matches!(self.notify, Notify::Futex) && self.rx.slots > 1 {
+            // A streaming writer may sleep on a full ring.
+            futex_wake(tail);
+        }
+        Ok(())
+    }
+}
+
+/// Kind of shared-memory notification to build.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ShmKind {
+    Spin,
+    Futex,
+    Sem,
+    EventFd,
+}
+
+/// Two rings in one anonymous mapping. `slots` is 1 for a pingpong.
+pub fn shm(
+    abort: &Abort,
+    kind: ShmKind,
+    tag: &str,
+    size: usize,
+    slots: usize,
+) -> Result<(ShmLink, ShmLink, Wake)> {
+    let down = Ring {
+        base: 0,
+        slots,
+        size,
+    };
+    let up = Ring {
+        base: down.bytes(),
+        slots,
+        size,
+    };
+    let map = Mapping::new(down.bytes() + up.bytes())?;
+    let (pn, cn, wake): (Notify, Notify, Wake) = match kind {
+        ShmKind::Spin => (Notify::Spin, Notify::Spin, Wake(Box::new(|| {}))),
+        ShmKind::Futex => {
+            let m = map.clone();
+            let wake = Wake(Box::new(move || {
+                futex_wake(m.atomic(up.head()));
+                futex_wake(m.atomic(down.tail()));
+            }));
+            (Notify::Futex, Notify::Futex, wake)
+        }
+        ShmKind::Sem => {
+            let pid = std::process::id();
+            let d = Arc::new(NamedSem::new(&format!(
+                "/examples-ipc-bench-{pid}-{tag}-down"
+            ))?);
+            let u = Arc::new(NamedSem::new(&format!(
+                "/examples-ipc-bench-{pid}-{tag}-up"
+            ))?);
+            let wu = u.clone();
+            let wake = Wake(Box::new(move || {
+                let _ = wu.post();
+            }));
+            (
+                Notify::Sem {
+                    rx: u.clone(),
+                    tx: d.clone(),
+                },
+                Notify::Sem { rx: d, tx: u },
+                wake,
+            )
+        }
+        ShmKind::EventFd => {
+            let d = eventfd()?;
+            let u = eventfd()?;
+            let wu = u.clone();
+            let wake = Wake(Box::new(move || {
+                let _ = eventfd_write(&wu);
+            }));
+            (
+                Notify::EventFd {
+                    rx: u.clone(),
+                    tx: d.clone(),
+                },
+                Notify::EventFd { rx: d, tx: u },
+                wake,
+            )
+        }
+    };
+    let link = |rx, tx, notify| ShmLink {
+        map: map.clone(),
+        rx,
+        tx,
+        notify,
+        abort: abort.clone(),
+        sent: 0,
+        got: 0,
+        peer_tail: 0,
+    };
+    Ok((link(up, down, pn), link(down, up, cn), wake))
+}
+
+/// What the watchdog calls after it set the abort flag and killed the
+/// child, to unblock a parent that waits inside the mechanism.
+pub struct Wake(pub Box<dyn Fn() + Send + Sync>);

@@ -1,0 +1,1004 @@
+//! `bench`: verified round-trip latency and one-way throughput of each
+//! mechanism between a parent and a forked child.
+//!
+//! Every message carries a sequence number and a checksum that the other
+//! side verifies, so a broken mechanism fails loudly instead of reporting a
+//! fast number. A watchdog thread in the parent (started after fork) ends the
+//! run when the child dies, on Ctrl-C, or when nothing moves for a while: it
+//! kills the child and wakes the parent out of whatever wait it is in.
+
+mod link;
+
+use std::io::{IsTerminal, Write as _};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use hdrhistogram::Histogram;
+use nix::poll::PollFlags;
+use nix::sys::signal::{SigHandler, Signal, kill, signal};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+use serde_json::{Value, json};
+
+use crate::cli::{BenchArgs, BenchMech, BenchPattern, BenchPin};
+use crate::error::usage;
+use crate::output::Out;
+use crate::signal::{Cancel, Wake as Woke};
+use link::{Abort, Link, Mapping, ShmKind, Wake};
+
+const ALL: [BenchMech; 9] = [
+    BenchMech::Pipe,
+    BenchMech::Fifo,
+    BenchMech::Unix,
+    BenchMech::PosixMsq,
+    BenchMech::SysvMsq,
+    BenchMech::ShmSpin,
+    BenchMech::ShmFutex,
+    BenchMech::ShmSem,
+    BenchMech::Eventfd,
+];
+
+/// Seconds per mechanism when neither --count nor --duration is given:
+/// nine mechanisms take about three seconds in all.
+const DEFAULT_SECS: f64 = 0.3;
+
+/// The watchdog ends a run in which no round trip completes for this long.
+const STALL: Duration = Duration::from_secs(10);
+
+/// Sequence numbers of the control messages (never reached by a run).
+const STOP: u64 = u64::MAX;
+const SYNC: u64 = u64::MAX - 1;
+
+fn mech_name(m: BenchMech) -> &'static str {
+    match m {
+        BenchMech::Pipe => "pipe",
+        BenchMech::Fifo => "fifo",
+        BenchMech::Unix => "unix",
+        BenchMech::PosixMsq => "posix-msq",
+        BenchMech::SysvMsq => "sysv-msq",
+        BenchMech::ShmSpin => "shm-spin",
+        BenchMech::ShmFutex => "shm-futex",
+        BenchMech::ShmSem => "shm-sem",
+        BenchMech::Eventfd => "eventfd",
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Stop {
+    Count(u64),
+    Time(Duration),
+}
+
+/// The resolved options of one run.
+struct Cfg {
+    size: usize,
+    stop: Stop,
+    warmup: u64,
+    pattern: BenchPattern,
+    pin: BenchPin,
+    /// CPUs for parent and child under --pin same/split.
+    cpus: (usize, usize),
+    corrupt_after: Option<u64>,
+}
+
+/// One measured mechanism.
+struct Row {
+    mech: &'static str,
+    pin: BenchPin,
+    parent_cpu: i32,
+    child_cpu: i32,
+    count: u64,
+    secs: f64,
+    /// Latency in ns: mean, p50, p99, p99.9, max (pingpong only).
+    lat: Option<[f64; 5]>,
+    cpu_ns: f64,
+}
+
+pub fn run(args: &BenchArgs, out: &mut Out) -> Result<ExitCode> {
+    let explicit = !args.mech.is_empty();
+    let mut mechs: Vec<BenchMech> = if explicit {
+        args.mech.clone()
+    } else {
+        ALL.to_vec()
+    };
+    mechs.dedup();
+    let allowed = allowed_cpus().context("cannot read the CPU affinity")?;
+    let pin = args.pin.unwrap_or(BenchPin::None);
+    let cpus = match pin {
+        BenchPin::None => (usize::MAX, usize::MAX),
+        BenchPin::Same => (allowed[0], allowed[0]),
+        BenchPin::Split => match allowed.get(1) {
+            Some(&b) => (allowed[0], b),
+            None => {
+                return Err(usage(
+                    "--pin split needs two CPUs, and this process may use only one",
+                ));
+            }
+        },
+    };
+    let stop = match (args.count, args.duration) {
+        (Some(n), _) => Stop::Count(n),
+        (None, Some(d)) => Stop::Time(d.duration()),
+        (None, None) => Stop::Time(Duration::from_secs_f64(DEFAULT_SECS)),
+    };
+    let cfg = Cfg {
+        size: args.size as usize,
+        stop,
+        warmup: args.warmup,
+        pattern: args.pattern,
+        pin,
+        cpus,
+        corrupt_after: args.corrupt_after,
+    };
+    // Refuse (or, for the default list, skip) what cannot run as asked.
+    let single_cpu = pin == BenchPin::Same || allowed.len() < 2;
+    let mut skipped = Vec::new();
+    mechs.retain(|&m| match unfit(m, &cfg, single_cpu) {
+        None => true,
+        Some(why) => {
+            skipped.push((m, why));
+            false
+        }
+    });
+    if explicit && let Some((m, why)) = skipped.first() {
+        return Err(usage(format!("cannot bench {}: {why}", mech_name(*m))));
+    }
+    for (m, why) in &skipped {
+        eprintln!("note: skipping {}: {why}", mech_name(*m));
+    }
+
+    let cancel = Cancel::install().context("cannot install signal handlers")?;
+    let show_bar = std::io::stderr().is_terminal() && !out.is_json();
+    let mut rows = Vec::new();
+    for (i, &m) in mechs.iter().enumerate() {
+        let bar = show_bar.then(|| progress_bar(m, &cfg));
+        let row = measure(m, &cfg, &cancel, bar.as_ref(), i)
+            .with_context(|| format!("bench {} failed", mech_name(m)));
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                // Keep what was measured before the failure.
+                if !out.is_json() && !rows.is_empty() {
+                    print_table(out, &rows, &cfg)?;
+                }
+                restore_affinity(&allowed);
+                return Err(e);
+            }
+        };
+        if out.is_json() {
+            // One line per mechanism as soon as it is known.
+            out.record("", || row_json(&row, &cfg))?;
+            out.flush()?;
+        }
+        rows.push(row);
+    }
+    restore_affinity(&allowed);
+    if !out.is_json() {
+        print_table(out, &rows, &cfg)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Why a mechanism cannot run with these options, if it cannot.
+fn unfit(m: BenchMech, cfg: &Cfg, single_cpu: bool) -> Option<String> {
+    let proc = |p: &str| crate::sys::read_proc_u64(p);
+    match m {
+        BenchMech::ShmSpin if single_cpu => Some(
+            "it busy-waits, and with both processes on one CPU every wait lasts a time slice; \
+             use --pin split or --pin none on two CPUs"
+                .into(),
+        ),
+        BenchMech::PosixMsq => match proc("/proc/sys/fs/mqueue/msgsize_max") {
+            Some(max) if cfg.size as u64 > max => Some(format!(
+                "--size {} is above /proc/sys/fs/mqueue/msgsize_max ({max})",
+                cfg.size
+            )),
+            _ => None,
+        },
+        BenchMech::SysvMsq => match proc("/proc/sys/kernel/msgmax") {
+            Some(max) if cfg.size as u64 > max => Some(format!(
+                "--size {} is above /proc/sys/kernel/msgmax ({max})",
+                cfg.size
+            )),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn progress_bar(m: BenchMech, cfg: &Cfg) -> indicatif::ProgressBar {
+    let (len, unit) = match cfg.stop {
+        Stop::Count(n) => (n, "{pos}/{len}"),
+        Stop::Time(d) => (d.as_millis() as u64, "{pos}/{len} ms"),
+    };
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    let style = indicatif::ProgressStyle::with_template(&format!("{{msg:10}} [{{bar:30}}] {unit}"))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(mech_name(m));
+    bar
+}
+
+// ------------------------------------------------------------ a run
+
+/// The control page shared with the child: its CPU time over the measured
+/// phase, the CPU it ended on, and the error that ended it, if any.
+struct Control(Arc<Mapping>);
+
+impl Control {
+    const ERR_LEN: usize = 0;
+    const CPU: usize = 4;
+    const USER_NS: usize = 8;
+    const SYS_NS: usize = 16;
+    const ERR: usize = 64;
+    const ERR_MAX: usize = 1024;
+
+    fn new() -> Result<Control> {
+        Ok(Control(Mapping::new(4096)?))
+    }
+
+    fn set_error(&self, msg: &str) {
+        let bytes = &msg.as_bytes()[..msg.len().min(Self::ERR_MAX)];
+        self.0.write(Self::ERR, bytes);
+        self.0
+            .atomic(Self::ERR_LEN)
+            .store(bytes.len() as u32, Ordering::Release);
+    }
+
+    fn error(&self) -> Option<String> {
+        let len = self.0.atomic(Self::ERR_LEN).load(Ordering::Acquire) as usize;
+        if len == 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; len.min(Self::ERR_MAX)];
+        self.0.read(Self::ERR, &mut buf);
+        Some(String::from_utf8_lossy(&buf).into_owned())
+    }
+}
+
+/// Why the watchdog ended a run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    None = 0,
+    ChildDied = 1,
+    Canceled = 2,
+    Stalled = 3,
+}
+
+/// What the parent loop and the watchdog share.
+struct Shared {
+    abort: Abort,
+    done: AtomicBool,
+    progress: AtomicU64,
+    reason: AtomicU32,
+}
+
+fn measure(
+    m: BenchMech,
+    cfg: &Cfg,
+    cancel: &Cancel,
+    bar: Option<&indicatif::ProgressBar>,
+    n: usize,
+) -> Result<Row> {
+    let abort: Abort = Arc::new(AtomicBool::new(false));
+    let tag = format!("{n}");
+    let stream = cfg.pattern == BenchPattern::Stream;
+    let slots = if stream {
+        (1_048_576 / cfg.size).clamp(4, 1024)
+    } else {
+        1
+    };
+    let none = || Wake(Box::new(|| {}));
+    let name = mech_name(m);
+    match m {
+        BenchMech::Pipe => {
+            let (p, c) = link::pipes(&abort)?;
+            drive(name, p, c, none(), abort, cfg, cancel, bar)
+        }
+        BenchMech::Fifo => {
+            let (p, c) = link::fifos(&abort, &tag)?;
+            drive(name, p, c, none(), abort, cfg, cancel, bar)
+        }
+        BenchMech::Unix => {
+            let (p, c) = link::unix_pair(&abort)?;
+            drive(name, p, c, none(), abort, cfg, cancel, bar)
+        }
+        BenchMech::PosixMsq => {
+            let (p, c, w) = link::posix_queues(&abort, &tag, cfg.size)?;
+            drive(name, p, c, w, abort, cfg, cancel, bar)
+        }
+        BenchMech::SysvMsq => {
+            // `_q` removes the queue when this arm ends, whatever happened.
+            let (p, c, w, _q) = link::sysv_queue(&abort, cfg.size)?;
+            drive(name, p, c, w, abort, cfg, cancel, bar)
+        }
+        BenchMech::ShmSpin | BenchMech::ShmFutex | BenchMech::ShmSem | BenchMech::Eventfd => {
+            let kind = match m {
+                BenchMech::ShmSpin => ShmKind::Spin,
+                BenchMech::ShmFutex => ShmKind::Futex,
+                BenchMech::ShmSem => ShmKind::Sem,
+                _ => ShmKind::EventFd,
+            };
+            let (p, c, w) = link::shm(&abort, kind, &tag, cfg.size, slots)?;
+            drive(name, p, c, w, abort, cfg, cancel, bar)
+        }
+    }
+}
+
+/// Kills and reaps the child unless it was reaped already: every parent
+/// error path goes through Drop.
+struct ChildGuard {
+    pid: Pid,
+    reaped: bool,
+}
+
+impl ChildGuard {
+    fn reap(&mut self) -> Result<WaitStatus> {
+        loop {
+            match waitpid(self.pid, None) {
+                Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                    self.reaped = true;
+                    return Ok(s);
+                }
+                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("cannot wait for the child process"),
+            }
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            let _ = self.reap();
+        }
+    }
+}
+
+/// A descriptor that becomes readable when the child exits.
+fn pidfd_open(pid: Pid) -> Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags, no pointers.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    let fd =
+        nix::errno::Errno::result(fd).context("cannot watch the child process (pidfd_open)")?;
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn drive<L: Link>(
+    name: &'static str,
+    mut parent: L,
+    child: L,
+    wake: Wake,
+    abort: Abort,
+    cfg: &Cfg,
+    cancel: &Cancel,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<Row> {
+    let control = Control::new()?;
+    if cfg.pin != BenchPin::None {
+        set_affinity(cfg.cpus.0).context("cannot pin to a CPU (sched_setaffinity)")?;
+    }
+    let parent_pid = nix::unistd::getpid();
+    std::io::stdout().flush().ok();
+    // SAFETY: the process is single-threaded here (the watchdog of the
+    // previous run was joined), and the child only runs `child_main`, which
+    // ends in _exit and never returns into main's code paths.
+    match unsafe { fork() }.context("cannot fork")? {
+        ForkResult::Child => {
+            drop(parent);
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                child_main(child, cfg, &control, parent_pid)
+            }))
+            .unwrap_or(4);
+            // SAFETY: _exit skips atexit handlers and Drop, which belong to the parent.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child: pid } => {
+            drop(child);
+            let mut guard = ChildGuard { pid, reaped: false };
+            let pidfd = pidfd_open(pid)?;
+            let shared = Shared {
+                abort,
+                done: AtomicBool::new(false),
+                progress: AtomicU64::new(0),
+                reason: AtomicU32::new(Reason::None as u32),
+            };
+            let result = std::thread::scope(|s| {
+                s.spawn(|| watchdog(&shared, &pidfd, pid, cancel, &wake, bar, cfg));
+                let r = match cfg.pattern {
+                    BenchPattern::Pingpong => parent_pingpong(&mut parent, cfg, &shared),
+                    BenchPattern::Stream => parent_stream(&mut parent, cfg, &shared),
+                };
+                shared.done.store(true, Ordering::SeqCst);
+                let mut died_first = false;
+                if r.is_err() {
+                    // An end of file or reset may come just before the exit
+                    // is visible: give the child's death a moment to show,
+                    // so the error names the right culprit.
+                    let mut fds = [nix::poll::PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+                    died_first = matches!(nix::poll::poll(&mut fds, 200u16), Ok(1));
+                    // The child may wait on us: end it, which also ends the watchdog.
+                    let _ = kill(pid, Signal::SIGKILL);
+                }
+                (r, died_first)
+            });
+            let (result, died_first) = result;
+            let status = guard.reap()?;
+            let reason = shared.reason.load(Ordering::SeqCst);
+            let child_err = control.error();
+            let why_child = || match (&child_err, status) {
+                (Some(msg), _) => format!("the child process failed: {msg}"),
+                (None, WaitStatus::Signaled(_, sig, _)) => {
+                    format!("the child process was killed by {sig:?}")
+                }
+                (None, WaitStatus::Exited(_, code)) => {
+                    format!("the child process exited with status {code}")
+                }
+                (None, _) => "the child process ended".into(),
+            };
+            if cancel.is_canceled() || reason == Reason::Canceled as u32 {
+                bail!("canceled");
+            }
+            if reason == Reason::Stalled as u32 {
+                bail!(
+                    "no message moved for {} s; the run was stopped",
+                    STALL.as_secs()
+                );
+            }
+            let measured = match result {
+                Ok(m) => m,
+                Err(e)
+                    if died_first || reason == Reason::ChildDied as u32 || child_err.is_some() =>
+                {
+                    return Err(e.context(why_child()));
+                }
+                Err(e) => return Err(e),
+            };
+            if !matches!(status, WaitStatus::Exited(_, 0)) {
+                bail!("{}", why_child());
+            }
+            let c = &control.0;
+            let child_cpu_ns = c.atomic_usize(Control::USER_NS).load(Ordering::Acquire)
+                + c.atomic_usize(Control::SYS_NS).load(Ordering::Acquire);
+            let ops = measured.count.max(1) as f64;
+            Ok(Row {
+                mech: name,
+                pin: cfg.pin,
+                parent_cpu: measured.cpu,
+                child_cpu: c.atomic(Control::CPU).load(Ordering::Acquire) as i32,
+                count: measured.count,
+                secs: measured.secs,
+                lat: measured.lat,
+                cpu_ns: (measured.cpu_ns + child_cpu_ns as f64) / ops,
+            })
+        }
+    }
+}
+
+/// Ends the run when the child dies, on Ctrl-C, or on a stall: sets the
+/// reason and the abort flag, kills the child, and wakes the parent.
+fn watchdog(
+    shared: &Shared,
+    pidfd: &OwnedFd,
+    pid: Pid,
+    cancel: &Cancel,
+    wake: &Wake,
+    bar: Option<&indicatif::ProgressBar>,
+    cfg: &Cfg,
+) {
+    let started = Instant::now();
+    let mut last = (0u64, Instant::now());
+    let reason = loop {
+        let woke = cancel.wait(
+            Some((pidfd.as_fd(), PollFlags::POLLIN)),
+            Some(Duration::from_millis(100)),
+        );
+        if shared.done.load(Ordering::SeqCst) {
+            return;
+        }
+        match woke {
+            Ok(Woke::Ready) => break Reason::ChildDied,
+            Ok(Woke::Canceled) => break Reason::Canceled,
+            Ok(Woke::TimedOut) => {}
+            Err(_) => break Reason::Stalled,
+        }
+        let p = shared.progress.load(Ordering::Relaxed);
+        if let Some(bar) = bar {
+            bar.set_position(match cfg.stop {
+                Stop::Count(_) => p,
+                Stop::Time(_) => started.elapsed().as_millis() as u64,
+            });
+        }
+        if p != last.0 {
+            last = (p, Instant::now());
+        } else if last.1.elapsed() >= STALL {
+            break Reason::Stalled;
+        }
+    };
+    shared.reason.store(reason as u32, Ordering::SeqCst);
+    shared.abort.store(true, Ordering::SeqCst);
+    let _ = kill(pid, Signal::SIGKILL);
+    (wake.0)();
+}
+
+/// What the parent measured.
+struct Measured {
+    count: u64,
+    secs: f64,
+    lat: Option<[f64; 5]>,
+    /// The parent thread's user+sys time over the measured phase.
+    cpu_ns: f64,
+    cpu: i32,
+}
+
+fn parent_pingpong<L: Link>(link: &mut L, cfg: &Cfg, shared: &Shared) -> Result<Measured> {
+    let mut msg = vec![0u8; cfg.size];
+    fill(&mut msg);
+    let mut back = vec![0u8; cfg.size];
+    let mut hist =
+        Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).context("histogram")?;
+    let mut seq = 0u64;
+    for _ in 0..cfg.warmup {
+        round(link, &mut msg, &mut back, seq)?;
+        seq += 1;
+    }
+    let cpu0 = thread_cpu_ns();
+    let start = Instant::now();
+    let mut last = start;
+    let mut n = 0u64;
+    loop {
+        round(link, &mut msg, &mut back, seq)?;
+        seq += 1;
+        n += 1;
+        let now = Instant::now();
+        hist.saturating_record((now - last).as_nanos() as u64);
+        last = now;
+        if n % 64 == 0 {
+            shared.progress.store(n, Ordering::Relaxed);
+        }
+        let finished = match cfg.stop {
+            Stop::Count(c) => n >= c,
+            Stop::Time(d) => now - start >= d,
+        };
+        if finished {
+            break;
+        }
+    }
+    let secs = (last - start).as_secs_f64();
+    let cpu_ns = thread_cpu_ns() - cpu0;
+    // From here the child exits on its own; the watchdog must not mind.
+    shared.done.store(true, Ordering::SeqCst);
+    stamp(&mut msg, STOP);
+    link.send(&msg).context("cannot send the stop message")?;
+    Ok(Measured {
+        count: n,
+        secs,
+        lat: Some([
+            hist.mean(),
+            hist.value_at_quantile(0.5) as f64,
+            hist.value_at_quantile(0.99) as f64,
+            hist.value_at_quantile(0.999) as f64,
+            hist.max() as f64,
+        ]),
+        cpu_ns,
+        cpu: current_cpu(),
+    })
+}
+
+/// One verified round trip.
+fn round<L: Link>(link: &mut L, msg: &mut [u8], back: &mut [u8], seq: u64) -> Result<()> {
+    stamp(msg, seq);
+    link.send(msg)
+        .with_context(|| format!("round trip {seq}: cannot send"))?;
+    link.recv(back)
+        .with_context(|| format!("round trip {seq}: cannot receive the reply"))?;
+    verify(back, !seq).with_context(|| format!("round trip {seq}: the reply is wrong"))
+}
+
+fn parent_stream<L: Link>(link: &mut L, cfg: &Cfg, shared: &Shared) -> Result<Measured> {
+    let mut msg = vec![0u8; cfg.size];
+    fill(&mut msg);
+    let mut back = vec![0u8; cfg.size];
+    let mut seq = 0u64;
+    let mut sync = |link: &mut L, msg: &mut [u8], what: u64| -> Result<()> {
+        stamp(msg, what);
+        link.send(msg).context("cannot send a control message")?;
+        link.recv(&mut back)
+            .context("cannot receive the child's acknowledgement")?;
+        verify(&back, !what).context("the acknowledgement is wrong")
+    };
+    for _ in 0..cfg.warmup {
+        stamp(&mut msg, seq);
+        link.send(&msg)
+            .with_context(|| format!("message {seq}: cannot send"))?;
+        seq += 1;
+    }
+    sync(link, &mut msg, SYNC)?;
+    let cpu0 = thread_cpu_ns();
+    let start = Instant::now();
+    let mut n = 0u64;
+    loop {
+        stamp(&mut msg, seq);
+        link.send(&msg)
+            .with_context(|| format!("message {seq}: cannot send"))?;
+        seq += 1;
+        n += 1;
+        if n % 64 == 0 {
+            shared.progress.store(n, Ordering::Relaxed);
+        }
+        let finished = match cfg.stop {
+            Stop::Count(c) => n >= c,
+            Stop::Time(d) => n % 64 == 0 && start.elapsed() >= d,
+        };
+        if finished {
+            break;
+        }
+    }
+    // The time includes the child receiving the last message.
+    sync(link, &mut msg, STOP)?;
+    let secs = start.elapsed().as_secs_f64();
+    let cpu_ns = thread_cpu_ns() - cpu0;
+    shared.done.store(true, Ordering::SeqCst);
+    Ok(Measured {
+        count: n,
+        secs,
+        lat: None,
+        cpu_ns,
+        cpu: current_cpu(),
+    })
+}
+
+fn child_main<L: Link>(mut link: L, cfg: &Cfg, control: &Control, parent: Pid) -> i32 {
+    // The parent's handlers would write into the parent's signal pipe; the
+    // child dies of SIGINT/SIGTERM instead, and with its parent.
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: SIG_DFL installs no handler code.
+        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    }
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    if nix::unistd::getppid() != parent {
+        return 5;
+    }
+    if cfg.pin == BenchPin::Split && set_affinity(cfg.cpus.1).is_err() {
+        control.set_error("cannot pin to a CPU (sched_setaffinity)");
+        return 3;
+    }
+    let r = match cfg.pattern {
+        BenchPattern::Pingpong => child_pingpong(&mut link, cfg, control),
+        BenchPattern::Stream => child_stream(&mut link, cfg, control),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            control.set_error(&format!("{e:#}"));
+            3
+        }
+    }
+}
+
+fn child_pingpong<L: Link>(link: &mut L, cfg: &Cfg, control: &Control) -> Result<()> {
+    let mut buf = vec![0u8; cfg.size];
+    let mut expect = 0u64;
+    let mut cpu0 = process_cpu_ns();
+    loop {
+        link.recv(&mut buf)
+            .with_context(|| format!("round trip {expect}: cannot receive"))?;
+        if seq_of(&buf) == STOP {
+            verify(&buf, STOP).context("the stop message is wrong")?;
+            break;
+        }
+        verify(&buf, expect)
+            .with_context(|| format!("round trip {expect}: the message is wrong"))?;
+        if expect == cfg.warmup {
+            cpu0 = process_cpu_ns();
+        }
+        expect += 1;
+        let reply = !seq_of(&buf);
+        stamp(&mut buf, reply);
+        if cfg.corrupt_after.is_some_and(|n| expect > n) {
+            // Test hook: a flip after the checksum, which the parent must catch.
+            let last = buf.len() - 1;
+            buf[last] ^= 0x20;
+        }
+        link.send(&buf)
+            .with_context(|| format!("round trip {}: cannot reply", expect - 1))?;
+    }
+    report_child(control, cpu0);
+    Ok(())
+}
+
+fn child_stream<L: Link>(link: &mut L, cfg: &Cfg, control: &Control) -> Result<()> {
+    let mut buf = vec![0u8; cfg.size];
+    let mut expect = 0u64;
+    let mut cpu0 = process_cpu_ns();
+    loop {
+        link.recv(&mut buf)
+            .with_context(|| format!("message {expect}: cannot receive"))?;
+        let seq = seq_of(&buf);
+        if seq == SYNC || seq == STOP {
+            verify(&buf, seq).context("a control message is wrong")?;
+            if seq == SYNC {
+                cpu0 = process_cpu_ns();
+            } else {
+                report_child(control, cpu0);
+            }
+            stamp(&mut buf, !seq);
+            link.send(&buf).context("cannot acknowledge")?;
+            if seq == STOP {
+                return Ok(());
+            }
+            continue;
+        }
+        if cfg.corrupt_after.is_some_and(|n| expect >= n) {
+            // Test hook: what a torn or reused buffer would look like.
+            let last = buf.len() - 1;
+            buf[last] ^= 0x20;
+        }
+        verify(&buf, expect).with_context(|| format!("message {expect} is wrong"))?;
+        expect += 1;
+    }
+}
+
+fn report_child(control: &Control, cpu0: u64) {
+    let used = process_cpu_ns().saturating_sub(cpu0);
+    let c = &control.0;
+    c.atomic_usize(Control::USER_NS)
+        .store(used as usize, Ordering::Release);
+    c.atomic_usize(Control::SYS_NS).store(0, Ordering::Release);
+    c.atomic(Control::CPU)
+        .store(current_cpu() as u32, Ordering::Release);
+}
+
+// ------------------------------------------------------------ messages
+
+/// Word 0 is the sequence number, word 1 the checksum of everything else.
+fn seq_of(msg: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&msg[..8]);
+    u64::from_ne_bytes(w)
+}
+
+fn checksum_of(msg: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&msg[8..16]);
+    u64::from_ne_bytes(w)
+}
+
+/// Fletcher-style sum over 64-bit words, skipping the checksum word: any
+/// single changed or moved word changes it.
+fn checksum(msg: &[u8]) -> u64 {
+    let mut a: u64 = 0x243f_6a88_85a3_08d3 ^ seq_of(msg);
+    let mut b: u64 = a;
+    let body = &msg[16..];
+    let mut words = body.chunks_exact(8);
+    for chunk in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        a = a.wrapping_add(u64::from_ne_bytes(w));
+        b = b.wrapping_add(a);
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        a = a.wrapping_add(u64::from_ne_bytes(w));
+        b = b.wrapping_add(a);
+    }
+    a ^ b.rotate_left(29)
+}
+
+/// A payload that is not all zeros, so a mechanism that loses bytes shows.
+fn fill(msg: &mut [u8]) {
+    for (i, b) in msg.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31).wrapping_add(7);
+    }
+}
+
+/// Write the sequence number (also into the payload, so it changes every
+/// message) and the checksum.
+fn stamp(msg: &mut [u8], seq: u64) {
+    msg[..8].copy_from_slice(&seq.to_ne_bytes());
+    if msg.len() >= 24 {
+        msg[16..24].copy_from_slice(&seq.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_ne_bytes());
+    }
+    let sum = checksum(msg);
+    msg[8..16].copy_from_slice(&sum.to_ne_bytes());
+}
+
+fn verify(msg: &[u8], want: u64) -> Result<()> {
+    let seq = seq_of(msg);
+    if seq != want {
+        bail!("sequence number {seq:#x}, expected {want:#x}");
+    }
+    if checksum(msg) != checksum_of(msg) {
+        return Err(anyhow!("checksum mismatch: the data was corrupted"));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------ OS helpers
+
+fn allowed_cpus() -> Result<Vec<usize>> {
+    let set = nix::sched::sched_getaffinity(Pid::from_raw(0))?;
+    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count())
+        .filter(|&c| set.is_set(c).unwrap_or(false))
+        .collect();
+    if cpus.is_empty() {
+        bail!("no CPU in the affinity mask");
+    }
+    Ok(cpus)
+}
+
+fn set_affinity(cpu: usize) -> nix::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(Pid::from_raw(0), &set)
+}
+
+fn restore_affinity(cpus: &[usize]) {
+    let mut set = nix::sched::CpuSet::new();
+    for &c in cpus {
+        let _ = set.set(c);
+    }
+    let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), &set);
+}
+
+fn current_cpu() -> i32 {
+    // SAFETY: no arguments.
+    unsafe { libc::sched_getcpu() }
+}
+
+fn cpu_ns(clock: nix::time::ClockId) -> u64 {
+    nix::time::clock_gettime(clock)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+/// user+sys of the calling thread (the watchdog's sleeps are not counted).
+fn thread_cpu_ns() -> f64 {
+    cpu_ns(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID) as f64
+}
+
+/// user+sys of the whole (single-threaded) child.
+fn process_cpu_ns() -> u64 {
+    cpu_ns(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+// ------------------------------------------------------------ report
+
+fn pin_name(p: BenchPin) -> &'static str {
+    match p {
+        BenchPin::None => "none",
+        BenchPin::Same => "same",
+        BenchPin::Split => "split",
+    }
+}
+
+fn pattern_name(p: BenchPattern) -> &'static str {
+    match p {
+        BenchPattern::Pingpong => "pingpong",
+        BenchPattern::Stream => "stream",
+    }
+}
+
+/// 102ns, 4.21µs, 1.30ms, 2.00s
+fn dur(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.0}ns")
+    } else if ns < 1e6 {
+        format!("{:.2}µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2}ms", ns / 1e6)
+    } else {
+        format!("{:.2}s", ns / 1e9)
+    }
+}
+
+fn rate(r: f64) -> String {
+    let s = format!("{:.0}", r);
+    // Thousands separators make 9,876,543 readable at a glance.
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn row_json(r: &Row, cfg: &Cfg) -> Value {
+    let per_sec = r.count as f64 / r.secs.max(1e-12);
+    let lat = r.lat.map(|[mean, p50, p99, p999, max]| {
+        json!({"mean": mean, "p50": p50, "p99": p99, "p999": p999, "max": max})
+    });
+    json!({
+        "kind": "bench",
+        "mechanism": r.mech,
+        "pattern": pattern_name(cfg.pattern),
+        "size": cfg.size,
+        "pin": pin_name(r.pin),
+        "parent_cpu": r.parent_cpu,
+        "child_cpu": r.child_cpu,
+        "count": r.count,
+        "seconds": r.secs,
+        "per_sec": per_sec,
+        "mb_per_sec": per_sec * cfg.size as f64 / 1e6,
+        "latency_ns": lat,
+        "cpu_ns_per_op": r.cpu_ns,
+    })
+}
+
+fn print_table(out: &mut Out, rows: &[Row], cfg: &Cfg) -> Result<()> {
+    let w = out.writer();
+    let pin = |r: &Row| format!("{} {}/{}", pin_name(r.pin), r.parent_cpu, r.child_cpu);
+    match cfg.pattern {
+        BenchPattern::Pingpong => {
+            writeln!(
+                w,
+                "pingpong, {} bytes; pin: parent/child CPU at the end of the run",
+                cfg.size
+            )?;
+            writeln!(
+                w,
+                "{:<10} {:<9} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "mechanism", "pin", "round trips/s", "mean", "p50", "p99", "p99.9", "max", "cpu/rt"
+            )?;
+            for r in rows {
+                let [mean, p50, p99, p999, max] = r.lat.unwrap_or_default();
+                writeln!(
+                    w,
+                    "{:<10} {:<9} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                    r.mech,
+                    pin(r),
+                    rate(r.count as f64 / r.secs.max(1e-12)),
+                    dur(mean),
+                    dur(p50),
+                    dur(p99),
+                    dur(p999),
+                    dur(max),
+                    dur(r.cpu_ns)
+                )?;
+            }
+        }
+        BenchPattern::Stream => {
+            writeln!(
+                w,
+                "stream, {} bytes one way; pin: parent/child CPU at the end of the run",
+                cfg.size
+            )?;
+            writeln!(
+                w,
+                "{:<10} {:<9} {:>12} {:>10} {:>9}",
+                "mechanism", "pin", "messages/s", "MB/s", "cpu/msg"
+            )?;
+            for r in rows {
+                let per_sec = r.count as f64 / r.secs.max(1e-12);
+                writeln!(
+                    w,
+                    "{:<10} {:<9} {:>12} {:>10.1} {:>9}",
+                    r.mech,
+                    pin(r),
+                    rate(per_sec),
+                    per_sec * cfg.size as f64 / 1e6,
+                    dur(r.cpu_ns)
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
