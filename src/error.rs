@@ -106,7 +106,9 @@ fn hint_for(err: &anyhow::Error) -> Option<String> {
              check owner and perms with --stat or `examples-ipc ls`"
                 .into(),
         ),
-        Errno::ENOSPC => Some("a system-wide limit is reached; `examples-ipc ls` shows what exists".into()),
+        Errno::ENOSPC => {
+            Some("a system-wide limit is reached; `examples-ipc ls` shows what exists".into())
+        }
         _ => None,
     }
 }

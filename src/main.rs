@@ -6,8 +6,8 @@ mod output;
 mod posix;
 mod serve;
 mod signal;
-mod sysv;
 mod sys;
+mod sysv;
 mod target;
 mod tour;
 

@@ -173,7 +173,9 @@ impl Display for Payload<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes = self.trimmed();
         if is_json(bytes) {
-            let compact = !bytes.iter().any(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+            let compact = !bytes
+                .iter()
+                .any(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
             if compact {
                 // Validated JSON is ASCII-safe UTF-8 here; print it as sent.
                 if let Ok(s) = std::str::from_utf8(bytes) {

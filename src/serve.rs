@@ -87,7 +87,11 @@ impl<'o> Server<'o> {
 
     /// Flush, then wait for `fd` (if any), a tick of `tick` (if any), or a
     /// signal. Fails with the `--timeout` error when no event came in time.
-    pub fn wait(&mut self, fd: Option<(BorrowedFd<'_>, PollFlags)>, tick: Option<Duration>) -> Result<Waited> {
+    pub fn wait(
+        &mut self,
+        fd: Option<(BorrowedFd<'_>, PollFlags)>,
+        tick: Option<Duration>,
+    ) -> Result<Waited> {
         self.out.flush()?;
         let remaining = self
             .idle

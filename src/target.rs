@@ -40,7 +40,9 @@ impl FromStr for PosixName {
             return Err("a name needs at least one character after '/'".into());
         }
         if bare.contains('/') {
-            return Err(format!("'{s}' has a '/' after the first character; POSIX IPC names are one path component"));
+            return Err(format!(
+                "'{s}' has a '/' after the first character; POSIX IPC names are one path component"
+            ));
         }
         if bare.contains('\0') {
             return Err("a name cannot contain a NUL byte".into());
@@ -89,7 +91,9 @@ impl FromStr for SysvKey {
                 .map_err(|_| format!("'{s}' is not a key: give a decimal or 0x hex number"))?
         };
         if value == 0 {
-            return Err("key 0 is IPC_PRIVATE: an object made with it cannot be found again".into());
+            return Err(
+                "key 0 is IPC_PRIVATE: an object made with it cannot be found again".into(),
+            );
         }
         if !(i64::from(i32::MIN)..=i64::from(u32::MAX)).contains(&value) {
             return Err(format!("key '{s}' does not fit in 32 bits"));
@@ -118,7 +122,12 @@ impl FromStr for IpcId {
             .ok()
             .filter(|id| *id >= 0)
             .map(IpcId)
-            .ok_or_else(|| format!("'{s}' is not an id: give a number from 0 to {}", libc::c_int::MAX))
+            .ok_or_else(|| {
+                format!(
+                    "'{s}' is not an id: give a number from 0 to {}",
+                    libc::c_int::MAX
+                )
+            })
     }
 }
 
@@ -200,16 +209,31 @@ mod tests {
         assert_eq!("200".parse::<SysvKey>().unwrap().raw(), 200);
         assert_eq!("-1".parse::<SysvKey>().unwrap().raw(), -1);
         assert_eq!("0xffffffff".parse::<SysvKey>().unwrap().raw(), -1);
-        assert_eq!("0x8badf00d".parse::<SysvKey>().unwrap().to_string(), "0x8badf00d");
+        assert_eq!(
+            "0x8badf00d".parse::<SysvKey>().unwrap().to_string(),
+            "0x8badf00d"
+        );
         assert_eq!("4294967295".parse::<SysvKey>().unwrap().raw(), -1);
-        for bad in ["0", "0x0", "0x100000000", "4294967296", "-2147483649", "x", "0x", ""] {
+        for bad in [
+            "0",
+            "0x0",
+            "0x100000000",
+            "4294967296",
+            "-2147483649",
+            "x",
+            "0x",
+            "",
+        ] {
             assert!(bad.parse::<SysvKey>().is_err(), "{bad}");
         }
     }
 
     #[test]
     fn seconds_and_modes() {
-        assert_eq!("0.25".parse::<Seconds>().unwrap().0, Duration::from_millis(250));
+        assert_eq!(
+            "0.25".parse::<Seconds>().unwrap().0,
+            Duration::from_millis(250)
+        );
         assert!("-1".parse::<Seconds>().is_err());
         assert!("nan".parse::<Seconds>().is_err());
         assert!("inf".parse::<Seconds>().is_err());

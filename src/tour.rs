@@ -58,28 +58,68 @@ fn steps(tag: &str) -> Vec<Step> {
         Step {
             id: TourStep::PosixMsq,
             title: "POSIX message queue: the server prints each message the client sends".into(),
-            server: args(&["posix", "msq", "-s", "-n", &msq, "--count", "3", "--timeout", "15"]),
+            server: args(&[
+                "posix",
+                "msq",
+                "-s",
+                "-n",
+                &msq,
+                "--count",
+                "3",
+                "--timeout",
+                "15",
+            ]),
             initial_lines: 0,
-            clients: vec![client(&["posix", "msq", "-n", &msq, "-c", "3", "--interval", "0"], 0, 3)],
+            clients: vec![client(
+                &["posix", "msq", "-n", &msq, "-c", "3", "--interval", "0"],
+                0,
+                3,
+            )],
             clean: args(&["posix", "msq", "--clean", "-n", &msq]),
         },
         Step {
             id: TourStep::PosixShm,
             title: "POSIX shared memory: the server watches the text the client writes".into(),
             server: args(&[
-                "posix", "shm", "-s", "-n", &shm, "--interval", "0.05", "--on-change", "--count", "2",
-                "--timeout", "15",
+                "posix",
+                "shm",
+                "-s",
+                "-n",
+                &shm,
+                "--interval",
+                "0.05",
+                "--on-change",
+                "--count",
+                "2",
+                "--timeout",
+                "15",
             ]),
             initial_lines: 1,
-            clients: vec![client(&["posix", "shm", "-n", &shm, "-m", "hello from the tour"], 0, 1)],
+            clients: vec![client(
+                &["posix", "shm", "-n", &shm, "-m", "hello from the tour"],
+                0,
+                1,
+            )],
             clean: args(&["posix", "shm", "--clean", "-n", &shm]),
         },
         Step {
             id: TourStep::PosixSem,
-            title: "POSIX named semaphore: take the only unit, fail to take another, give it back".into(),
+            title: "POSIX named semaphore: take the only unit, fail to take another, give it back"
+                .into(),
             server: args(&[
-                "posix", "sem", "-s", "-n", &sem, "--value", "1", "--interval", "0.05", "--count", "3",
-                "--timeout", "15",
+                "posix",
+                "sem",
+                "-s",
+                "-n",
+                &sem,
+                "--value",
+                "1",
+                "--interval",
+                "0.05",
+                "--count",
+                "3",
+                "--timeout",
+                "15",
             ]),
             initial_lines: 1,
             clients: vec![
@@ -121,9 +161,16 @@ pub fn run(args: &TourArgs, out: &mut Out) -> Result<ExitCode> {
         out.flush()?;
     }
     if !failed.is_empty() {
-        bail!("{} tour step(s) failed: {}", failed.len(), failed.join("; "));
+        bail!(
+            "{} tour step(s) failed: {}",
+            failed.len(),
+            failed.join("; ")
+        );
     }
-    writeln!(out.writer(), "\nEvery step ran end to end and removed what it made.")?;
+    writeln!(
+        out.writer(),
+        "\nEvery step ran end to end and removed what it made."
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -183,7 +230,15 @@ fn run_step(exe: &std::path::Path, step: &Step, out: &mut Out) -> Result<()> {
         }
         let code = o.status.code().unwrap_or(-1);
         if code != 0 {
-            writeln!(w, "  client exit status {code}{}", if code == run.expect_code { " (as expected)" } else { "" })?;
+            writeln!(
+                w,
+                "  client exit status {code}{}",
+                if code == run.expect_code {
+                    " (as expected)"
+                } else {
+                    ""
+                }
+            )?;
         }
         out.flush()?;
         if code != run.expect_code {
@@ -206,8 +261,14 @@ fn run_step(exe: &std::path::Path, step: &Step, out: &mut Out) -> Result<()> {
 /// Stream the child's stdout and stderr into one channel of display lines.
 fn forward_lines(child: &mut Child) -> Result<Receiver<String>> {
     let (tx, rx) = channel();
-    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no server stdout"))?;
-    let stderr = child.stderr.take().ok_or_else(|| anyhow!("no server stderr"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("no server stdout"))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow!("no server stderr"))?;
     let tx_err = tx.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -239,7 +300,10 @@ fn expect_lines(lines: &Receiver<String>, n: usize, out: &mut Out) -> Result<()>
                     bail!("the server reported an error");
                 }
             }
-            Err(RecvTimeoutError::Timeout) => bail!("the server printed nothing for {} s", LINE_DEADLINE.as_secs()),
+            Err(RecvTimeoutError::Timeout) => bail!(
+                "the server printed nothing for {} s",
+                LINE_DEADLINE.as_secs()
+            ),
             Err(RecvTimeoutError::Disconnected) => bail!("the server exited early"),
         }
     }

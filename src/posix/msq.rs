@@ -93,6 +93,10 @@ fn open_existing(name: &PosixName, access: Access) -> io::Result<PosixMq> {
     o.existing().nonblocking().open(name.as_str())
 }
 
+/// The kernel's ceilings for privileged callers (ipc/mqueue.c).
+const HARD_MSGMAX: u64 = 65536;
+const HARD_MSGSIZEMAX: u64 = 16 * 1024 * 1024;
+
 /// Name the limit behind a failed mq_open(O_CREAT).
 fn create_error(e: io::Error, create: &Create) -> anyhow::Error {
     let Some(errno) = e.raw_os_error().map(Errno::from_raw) else {
@@ -105,11 +109,13 @@ fn create_error(e: io::Error, create: &Create) -> anyhow::Error {
             let msgsize_max = proc("msgsize_max");
             let hint = match (msg_max, msgsize_max) {
                 (Some(m), _) if u64::from(create.max_msgs) > m => format!(
-                    "--max-msgs {} is above /proc/sys/fs/mqueue/msg_max ({m}); raise it or ask for fewer",
+                    "--max-msgs {} is above /proc/sys/fs/mqueue/msg_max ({m}; root may go up to \
+                     {HARD_MSGMAX}); raise it or ask for fewer",
                     create.max_msgs
                 ),
                 (_, Some(s)) if u64::from(create.msg_size) > s => format!(
-                    "--msg-size {} is above /proc/sys/fs/mqueue/msgsize_max ({s}); raise it or ask for less",
+                    "--msg-size {} is above /proc/sys/fs/mqueue/msgsize_max ({s}; root may go up to \
+                     {HARD_MSGSIZEMAX}); raise it or ask for less",
                     create.msg_size
                 ),
                 _ => "--max-msgs and --msg-size must be within /proc/sys/fs/mqueue/msg_max and msgsize_max"
@@ -119,9 +125,10 @@ fn create_error(e: io::Error, create: &Create) -> anyhow::Error {
         }
         Errno::EMFILE => {
             let cost = queue_cost(create.max_msgs, create.msg_size);
-            let rlimit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MSGQUEUE)
-                .map(|(soft, _)| soft.to_string())
-                .unwrap_or_else(|_| "?".into());
+            let rlimit =
+                nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MSGQUEUE)
+                    .map(|(soft, _)| soft.to_string())
+                    .unwrap_or_else(|_| "?".into());
             hinted(
                 errno,
                 format!(
@@ -321,9 +328,10 @@ fn clean(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot remove queue {name}")),
     }
-    out.record(format_args!("removed queue {name}"), || {
-        json!({"kind": "removed", "mechanism": "posix-msq", "name": name.as_str()})
-    })?;
+    out.record(
+        format_args!("removed queue {name}"),
+        || json!({"kind": "removed", "mechanism": "posix-msq", "name": name.as_str()}),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -40,7 +40,11 @@ impl NamedSem {
     /// `sem_open(name, O_CREAT|O_EXCL, mode, value)`, then without O_EXCL on
     /// EEXIST, so that the caller knows whether it created the semaphore
     /// (an existing one keeps its value).
-    pub fn open_or_create(name: &PosixName, mode: FileMode, value: u32) -> Result<(NamedSem, bool)> {
+    pub fn open_or_create(
+        name: &PosixName,
+        mode: FileMode,
+        value: u32,
+    ) -> Result<(NamedSem, bool)> {
         let c_name = sem_name(name)?;
         for _ in 0..2 {
             let made = {
@@ -159,7 +163,9 @@ fn checked(ptr: *mut libc::sem_t) -> Result<NamedSem, Errno> {
     if ptr == libc::SEM_FAILED {
         return Err(Errno::last());
     }
-    NonNull::new(ptr).map(|sem| NamedSem { sem }).ok_or(Errno::EINVAL)
+    NonNull::new(ptr)
+        .map(|sem| NamedSem { sem })
+        .ok_or(Errno::EINVAL)
 }
 
 fn sem_name(name: &PosixName) -> Result<CString> {
@@ -203,7 +209,11 @@ fn server(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
     let flow = server.start(
         format_args!(
             "posix sem {name}: {verb}{}; printing the value when it changes (polling every {} s)",
-            if created { format!(" with value {}", args.sem.value) } else { String::new() },
+            if created {
+                format!(" with value {}", args.sem.value)
+            } else {
+                String::new()
+            },
             secs(interval)
         ),
         |f| {
@@ -243,9 +253,14 @@ fn server(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
 
 fn client(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
     let name = &args.target.name;
+    let timeout = args.serve.timeout.map(|s| s.duration());
+    if timeout.is_some() && !args.sem.wait {
+        return Err(usage("--timeout goes with --wait for a semaphore client"));
+    }
     let sem = NamedSem::open(name)?;
     if args.sem.release {
-        sem.give().with_context(|| format!("cannot give a unit back to {name}"))?;
+        sem.give()
+            .with_context(|| format!("cannot give a unit back to {name}"))?;
         let value = sem.value()?;
         out.event(
             "released",
@@ -257,10 +272,6 @@ fn client(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
         )?;
         return Ok(ExitCode::SUCCESS);
     }
-    let timeout = args.serve.timeout.map(|s| s.duration());
-    if timeout.is_some() && !args.sem.wait {
-        return Err(usage("--timeout goes with --wait for a semaphore client"));
-    }
     let took = if args.sem.wait {
         out.flush()?;
         sem.take_waiting(timeout)?
@@ -270,7 +281,10 @@ fn client(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
     if took == Take::Busy {
         let (cause, hint) = match timeout {
             Some(t) if args.sem.wait => (
-                format!("semaphore is busy: no unit within {} s (--timeout)", secs(t)),
+                format!(
+                    "semaphore is busy: no unit within {} s (--timeout)",
+                    secs(t)
+                ),
                 "a unit comes back when a holder releases it (-r)".to_string(),
             ),
             _ => (
@@ -278,7 +292,8 @@ fn client(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
                 "wait for a unit with --wait, or give one back with -r".to_string(),
             ),
         };
-        return Err(fail_with_hint(cause, hint)).with_context(|| format!("cannot take a unit of {name}"));
+        return Err(fail_with_hint(cause, hint))
+            .with_context(|| format!("cannot take a unit of {name}"));
     }
     let value = sem.value()?;
     out.event(
@@ -300,16 +315,18 @@ fn clean(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
         Err(Errno::ENOENT) => bail!("cannot remove semaphore {name}: no such semaphore"),
         Err(e) => return Err(e).with_context(|| format!("cannot remove semaphore {name}")),
     }
-    out.record(format_args!("removed semaphore {name}"), || {
-        json!({"kind": "removed", "mechanism": "posix-sem", "name": name.as_str()})
-    })?;
+    out.record(
+        format_args!("removed semaphore {name}"),
+        || json!({"kind": "removed", "mechanism": "posix-sem", "name": name.as_str()}),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn stat_cmd(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
     let sem = NamedSem::open(name)?;
     let value = sem.value()?;
-    let st = stat(sem_file(name).as_str()).with_context(|| format!("cannot stat semaphore {name}"))?;
+    let st =
+        stat(sem_file(name).as_str()).with_context(|| format!("cannot stat semaphore {name}"))?;
     let perms = format!("{:04o}", st.st_mode & 0o777);
     let owner = user_name(st.st_uid);
     let group = group_name(st.st_gid);

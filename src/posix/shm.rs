@@ -49,7 +49,10 @@ impl Segment {
             };
             match made {
                 Ok(fd) => {
-                    let seg = Segment { fd, name: name.clone() };
+                    let seg = Segment {
+                        fd,
+                        name: name.clone(),
+                    };
                     if let Err(e) = seg.allocate(size) {
                         let _ = shm_unlink(name.as_str());
                         return Err(e);
@@ -79,20 +82,26 @@ impl Segment {
     pub fn open(name: &PosixName) -> Result<Segment> {
         let fd = shm_open(name.as_str(), OFlag::O_RDWR, StatMode::empty())
             .with_context(|| format!("cannot open segment {name}"))?;
-        Ok(Segment { fd, name: name.clone() })
+        Ok(Segment {
+            fd,
+            name: name.clone(),
+        })
     }
 
     fn allocate(&self, size: u64) -> Result<()> {
         let len = i64::try_from(size).map_err(|_| anyhow!("--size {size} is too large"))?;
-        posix_fallocate(self.fd.as_fd(), 0, len).map_err(|errno| match errno {
-            Errno::ENOSPC => hinted(
-                errno,
-                format!("/dev/shm has no room for {size} bytes; `df -h /dev/shm` shows its size"),
-            ),
-            Errno::EFBIG => hinted(errno, format!("{size} bytes is above the file size limit")),
-            e => e.into(),
-        })
-        .with_context(|| format!("cannot allocate {size} bytes for segment {}", self.name))
+        posix_fallocate(self.fd.as_fd(), 0, len)
+            .map_err(|errno| match errno {
+                Errno::ENOSPC => hinted(
+                    errno,
+                    format!(
+                        "/dev/shm has no room for {size} bytes; `df -h /dev/shm` shows its size"
+                    ),
+                ),
+                Errno::EFBIG => hinted(errno, format!("{size} bytes is above the file size limit")),
+                e => e.into(),
+            })
+            .with_context(|| format!("cannot allocate {size} bytes for segment {}", self.name))
     }
 
     pub fn stat(&self) -> Result<FileStat> {
@@ -121,7 +130,8 @@ impl Segment {
 
     /// `mmap(MAP_SHARED)` of the first `len` bytes.
     pub fn map(&self, len: usize) -> Result<Mapping> {
-        let length = NonZeroUsize::new(len).ok_or_else(|| anyhow!("segment {} has size 0", self.name))?;
+        let length =
+            NonZeroUsize::new(len).ok_or_else(|| anyhow!("segment {} has size 0", self.name))?;
         // SAFETY: a new shared mapping at an address the kernel picks cannot
         // alias Rust memory; `Mapping` unmaps it exactly once, in Drop.
         let ptr = unsafe {
@@ -181,7 +191,9 @@ pub fn run(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
 
 /// The text up to the first NUL.
 fn text_of(buf: &[u8]) -> &[u8] {
-    buf.iter().position(|&b| b == 0).map_or(buf, |end| &buf[..end])
+    buf.iter()
+        .position(|&b| b == 0)
+        .map_or(buf, |end| &buf[..end])
 }
 
 fn server(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
@@ -196,7 +208,11 @@ fn server(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
         format_args!(
             "posix shm {name}: {verb}, {size} bytes; printing the text every {} s{}",
             secs(interval),
-            if args.shm.on_change { " when it changes" } else { "" }
+            if args.shm.on_change {
+                " when it changes"
+            } else {
+                ""
+            }
         ),
         |f| {
             f.insert("mechanism".into(), "posix-shm".into());
@@ -326,9 +342,10 @@ fn clean(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
         Err(Errno::ENOENT) => bail!("cannot remove segment {name}: no such segment"),
         Err(e) => return Err(e).with_context(|| format!("cannot remove segment {name}")),
     }
-    out.record(format_args!("removed segment {name}"), || {
-        json!({"kind": "removed", "mechanism": "posix-shm", "name": name.as_str()})
-    })?;
+    out.record(
+        format_args!("removed segment {name}"),
+        || json!({"kind": "removed", "mechanism": "posix-shm", "name": name.as_str()}),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
