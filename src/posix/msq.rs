@@ -239,7 +239,11 @@ impl std::fmt::Display for PriorityPrefix {
 
 fn client(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
     let name = &args.target.name;
-    let count = args.serve.count.unwrap_or(10);
+    // -m sends its text once unless -c says otherwise; numbered messages default to 10.
+    let count = args
+        .serve
+        .count
+        .unwrap_or(if args.send.message.is_some() { 1 } else { 10 });
     let create = Create {
         mode: args.create.mode,
         max_msgs: args.max_msgs,
