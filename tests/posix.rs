@@ -163,6 +163,7 @@ fn msq_text_server_shows_priority() {
     let (status, lines, _) =
         Server::spawn(&["posix", "msq", "-s", "-n", &name, "--count", "1"]).finish();
     assert!(status.success());
+    assert!(lines[0].contains("1 queued"), "-m sends once: {}", lines[0]);
     assert_eq!(untimed(&lines[1]), "priority 3: x");
 }
 
