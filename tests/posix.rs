@@ -158,7 +158,7 @@ fn msq_text_server_shows_priority() {
     let name = unique_name("msq-prio");
     let _guard = Cleanup(vec![Obj::PosixMsq(name.clone())]);
     assert_ok(&run(&[
-        "posix", "msq", "-n", &name, "-c", "1", "-p", "3", "-m", "x",
+        "posix", "msq", "-n", &name, "-p", "3", "-m", "x",
     ]));
     let (status, lines, _) =
         Server::spawn(&["posix", "msq", "-s", "-n", &name, "--count", "1"]).finish();
