@@ -157,9 +157,7 @@ fn msq_priority_and_json() {
 fn msq_text_server_shows_priority() {
     let name = unique_name("msq-prio");
     let _guard = Cleanup(vec![Obj::PosixMsq(name.clone())]);
-    assert_ok(&run(&[
-        "posix", "msq", "-n", &name, "-p", "3", "-m", "x",
-    ]));
+    assert_ok(&run(&["posix", "msq", "-n", &name, "-p", "3", "-m", "x"]));
     let (status, lines, _) =
         Server::spawn(&["posix", "msq", "-s", "-n", &name, "--count", "1"]).finish();
     assert!(status.success());
