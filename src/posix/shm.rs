@@ -14,13 +14,12 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, posix_fallocate};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap, shm_open, shm_unlink};
 use nix::sys::stat::{FileStat, Mode as StatMode, fstat, stat};
-use serde_json::json;
 
 use crate::cli::{Mode, PosixShmArgs};
 use crate::error::{fail_with_hint, hinted};
-use crate::output::{Out, escape_bytes};
+use crate::output::{Fields, Out, escape_bytes};
 use crate::serve::{Flow, Server, Waited};
-use crate::sys::{UmaskGuard, group_name, secs, user_name};
+use crate::sys::{UmaskGuard, insert_ownership, secs};
 use crate::target::{FileMode, PosixName};
 
 /// An open segment: the descriptor, closed in `Drop`. Never unlinks.
@@ -353,10 +352,7 @@ fn clean(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
         Err(Errno::ENOENT) => bail!("cannot remove segment {name}: no such segment"),
         Err(e) => return Err(e).with_context(|| format!("cannot remove segment {name}")),
     }
-    out.record(
-        format_args!("removed segment {name}"),
-        || json!({"kind": "removed", "mechanism": "posix-shm", "name": name.as_str()}),
-    )?;
+    out.removed("posix-shm", "segment", name)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -367,24 +363,11 @@ fn stat_cmd(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
         Err(Errno::ENOENT) => bail!("cannot stat segment {name}: no such segment"),
         Err(e) => return Err(e).with_context(|| format!("cannot stat segment {name}")),
     };
-    let perms = format!("{:04o}", st.st_mode & 0o777);
-    let owner = user_name(st.st_uid);
-    let group = group_name(st.st_gid);
-    let text = format!(
-        "name     {name}\ntype     posix shm\nsize     {}\nowner    {owner}\ngroup    {group}\nperms    {perms}",
-        st.st_size
-    );
-    out.record(text, || {
-        json!({
-            "mechanism": "posix-shm",
-            "name": name.as_str(),
-            "size": st.st_size,
-            "uid": st.st_uid,
-            "owner": owner,
-            "gid": st.st_gid,
-            "group": group,
-            "perms": perms,
-        })
-    })?;
+    let mut f = Fields::new();
+    f.insert("mechanism".into(), "posix-shm".into());
+    f.insert("name".into(), name.as_str().into());
+    f.insert("size".into(), st.st_size.into());
+    insert_ownership(&mut f, st.st_uid, st.st_gid, st.st_mode);
+    out.attributes(&f)?;
     Ok(ExitCode::SUCCESS)
 }
