@@ -719,3 +719,43 @@ fn a_c_program_on_the_plain_posix_api_shares_our_objects() {
     assert_eq!(stat_json(&["posix", "sem", "-n", &m])["value"], 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------- another user ----------
+
+/// Run the binary as `nobody` (needs root and util-linux's setpriv).
+fn run_as_nobody(args: &[&str]) -> Option<std::process::Output> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let exe = assert_cmd::cargo::cargo_bin!("examples-ipc");
+    std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(exe)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+}
+
+#[test]
+fn another_users_object_gives_eacces_with_a_hint() {
+    let (q, m) = (unique_name("perm-q"), unique_name("perm-shm"));
+    let _guard = Cleanup(vec![Obj::PosixMsq(q.clone()), Obj::PosixShm(m.clone())]);
+    assert_ok(&run(&["posix", "msq", "-n", &q, "-c", "0"]));
+    assert_ok(&run(&["posix", "shm", "-n", &m, "-m", "root's"]));
+    let Some(o) = run_as_nobody(&["posix", "msq", "-n", &q, "-c", "1"]) else {
+        eprintln!("skipped: needs root and setpriv");
+        return;
+    };
+    let err = assert_fails(&o, 1, "Permission denied");
+    assert!(
+        err.contains("hint:") && err.contains("another user"),
+        "{err}"
+    );
+    let o = run_as_nobody(&["posix", "shm", "-n", &m, "-m", "nobody's"]).unwrap();
+    assert_fails(&o, 1, "Permission denied");
+    assert_eq!(&std::fs::read(shm_file(&m)).unwrap()[..7], b"root's\0");
+}
