@@ -66,6 +66,29 @@ impl Out {
         }
     }
 
+    /// An object's attributes (`--stat`): aligned `field  value` lines, or
+    /// one JSON object with the same fields.
+    pub fn attributes(&mut self, fields: &Fields) -> io::Result<()> {
+        if self.json {
+            serde_json::to_writer(&mut self.w, fields)?;
+            return self.w.write_all(b"\n");
+        }
+        let width = fields.keys().map(String::len).max().unwrap_or(0);
+        for (key, value) in fields {
+            writeln!(self.w, "{key:width$}  {}", Plain(value))?;
+        }
+        Ok(())
+    }
+
+    /// The line of a successful `--clean`.
+    pub fn removed(&mut self, mechanism: &str, what: &str, name: impl Display) -> io::Result<()> {
+        let name = name.to_string();
+        self.record(
+            format_args!("removed {what} {name}"),
+            || serde_json::json!({"kind": "removed", "mechanism": mechanism, "name": name}),
+        )
+    }
+
     /// The last line of a server stopped by SIGINT or SIGTERM.
     pub fn canceled(&mut self) -> io::Result<()> {
         if self.json {
@@ -83,6 +106,28 @@ impl Out {
     /// Raw access for tables and prompts.
     pub fn writer(&mut self) -> &mut impl Write {
         &mut self.w
+    }
+}
+
+/// A JSON value as a text column: strings bare, null as `-`, arrays space-separated.
+struct Plain<'a>(&'a Value);
+
+impl Display for Plain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Value::String(s) => f.write_str(s),
+            Value::Null => f.write_str("-"),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_char(' ')?;
+                    }
+                    write!(f, "{}", Plain(item))?;
+                }
+                Ok(())
+            }
+            other => write!(f, "{other}"),
+        }
     }
 }
 

@@ -13,14 +13,14 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::stat::fstat;
 use posixmq::{OpenOptions, PosixMq};
-use serde_json::json;
 
 use crate::cli::{Mode, PosixMsqArgs};
 use crate::error::{fail_with_hint, hinted};
-use crate::output::{Out, Payload};
+use crate::output::{Fields, Out, Payload};
 use crate::serve::{Flow, Server, Waited};
-use crate::sys::{UmaskGuard, group_name, read_proc_u64, user_name};
+use crate::sys::{UmaskGuard, insert_ownership, read_proc_u64};
 use crate::target::{FileMode, PosixName};
 
 pub fn run(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
@@ -93,6 +93,10 @@ fn open_existing(name: &PosixName, access: Access) -> io::Result<PosixMq> {
     o.existing().nonblocking().open(name.as_str())
 }
 
+/// The kernel's ceilings for privileged callers (ipc/mqueue.c).
+const HARD_MSGMAX: u64 = 65536;
+const HARD_MSGSIZEMAX: u64 = 16 * 1024 * 1024;
+
 /// Name the limit behind a failed mq_open(O_CREAT).
 fn create_error(e: io::Error, create: &Create) -> anyhow::Error {
     let Some(errno) = e.raw_os_error().map(Errno::from_raw) else {
@@ -105,11 +109,13 @@ fn create_error(e: io::Error, create: &Create) -> anyhow::Error {
             let msgsize_max = proc("msgsize_max");
             let hint = match (msg_max, msgsize_max) {
                 (Some(m), _) if u64::from(create.max_msgs) > m => format!(
-                    "--max-msgs {} is above /proc/sys/fs/mqueue/msg_max ({m}); raise it or ask for fewer",
+                    "--max-msgs {} is above /proc/sys/fs/mqueue/msg_max ({m}; root may go up to \
+                     {HARD_MSGMAX}); raise it or ask for fewer",
                     create.max_msgs
                 ),
                 (_, Some(s)) if u64::from(create.msg_size) > s => format!(
-                    "--msg-size {} is above /proc/sys/fs/mqueue/msgsize_max ({s}); raise it or ask for less",
+                    "--msg-size {} is above /proc/sys/fs/mqueue/msgsize_max ({s}; root may go up to \
+                     {HARD_MSGSIZEMAX}); raise it or ask for less",
                     create.msg_size
                 ),
                 _ => "--max-msgs and --msg-size must be within /proc/sys/fs/mqueue/msg_max and msgsize_max"
@@ -152,6 +158,21 @@ pub fn queue_cost(max_msgs: u32, msg_size: u32) -> u64 {
     n * POINTER + n.min(MQ_PRIO_MAX) * TREE_NODE + n * u64::from(msg_size)
 }
 
+/// Open or create the queue of `args` for a server or client, with its attributes.
+fn open_for(args: &PosixMsqArgs, access: Access) -> Result<(PosixMq, bool, posixmq::Attributes)> {
+    let name = &args.target.name;
+    let create = Create {
+        mode: args.create.mode,
+        max_msgs: args.max_msgs,
+        msg_size: args.msg_size,
+    };
+    let (mq, created) = open_or_create(name, access, &create)?;
+    let attrs = mq
+        .attributes()
+        .with_context(|| format!("cannot read attributes of queue {name}"))?;
+    Ok((mq, created, attrs))
+}
+
 /// posixmq predates `AsFd`: borrow the descriptor it owns.
 fn fd(mq: &PosixMq) -> BorrowedFd<'_> {
     // SAFETY: on Linux an mqd_t is a file descriptor, owned by `mq`, which
@@ -162,15 +183,7 @@ fn fd(mq: &PosixMq) -> BorrowedFd<'_> {
 fn server(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
     let name = &args.target.name;
     let mut server = Server::new(out, &args.serve)?;
-    let create = Create {
-        mode: args.create.mode,
-        max_msgs: args.max_msgs,
-        msg_size: args.msg_size,
-    };
-    let (mq, created) = open_or_create(name, Access::Read, &create)?;
-    let attrs = mq
-        .attributes()
-        .with_context(|| format!("cannot read attributes of queue {name}"))?;
+    let (mq, created, attrs) = open_for(args, Access::Read)?;
     let verb = if created { "created" } else { "opened" };
     let flow = server.start(
         format_args!(
@@ -233,16 +246,12 @@ impl std::fmt::Display for PriorityPrefix {
 
 fn client(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
     let name = &args.target.name;
-    let count = args.serve.count.unwrap_or(10);
-    let create = Create {
-        mode: args.create.mode,
-        max_msgs: args.max_msgs,
-        msg_size: args.msg_size,
-    };
-    let (mq, _created) = open_or_create(name, Access::Write, &create)?;
-    let attrs = mq
-        .attributes()
-        .with_context(|| format!("cannot read attributes of queue {name}"))?;
+    // -m sends its text once unless -c says otherwise; numbered messages default to 10.
+    let count = args
+        .serve
+        .count
+        .unwrap_or(if args.send.message.is_some() { 1 } else { 10 });
+    let (mq, _created, attrs) = open_for(args, Access::Write)?;
     // The longest message is the fixed text or the last {"count":N}; refuse
     // it before anything is sent, so a run never stops half-way.
     let longest = match &args.send.message {
@@ -322,10 +331,7 @@ fn clean(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot remove queue {name}")),
     }
-    out.record(
-        format_args!("removed queue {name}"),
-        || json!({"kind": "removed", "mechanism": "posix-msq", "name": name.as_str()}),
-    )?;
+    out.removed("posix-msq", "queue", name)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -344,28 +350,15 @@ fn stat(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
     let attrs = mq
         .attributes()
         .with_context(|| format!("cannot read attributes of queue {name}"))?;
-    let st = nix::sys::stat::fstat(fd(&mq)).with_context(|| format!("cannot stat queue {name}"))?;
-    let perms = format!("{:04o}", st.st_mode & 0o777);
-    let owner = user_name(st.st_uid);
-    let group = group_name(st.st_gid);
-    let text = format!(
-        "name     {name}\ntype     posix msq\nmaxmsg   {}\nmsgsize  {}\ncurmsgs  {}\nowner    {owner}\ngroup    {group}\nperms    {perms}",
-        attrs.capacity, attrs.max_msg_len, attrs.current_messages
-    );
-    out.record(text, || {
-        json!({
-            "mechanism": "posix-msq",
-            "name": name.as_str(),
-            "maxmsg": attrs.capacity,
-            "msgsize": attrs.max_msg_len,
-            "curmsgs": attrs.current_messages,
-            "uid": st.st_uid,
-            "owner": owner,
-            "gid": st.st_gid,
-            "group": group,
-            "perms": perms,
-        })
-    })?;
+    let st = fstat(fd(&mq)).with_context(|| format!("cannot stat queue {name}"))?;
+    let mut f = Fields::new();
+    f.insert("mechanism".into(), "posix-msq".into());
+    f.insert("name".into(), name.as_str().into());
+    f.insert("maxmsg".into(), attrs.capacity.into());
+    f.insert("msgsize".into(), attrs.max_msg_len.into());
+    f.insert("curmsgs".into(), attrs.current_messages.into());
+    insert_ownership(&mut f, st.st_uid, st.st_gid, st.st_mode);
+    out.attributes(&f)?;
     Ok(ExitCode::SUCCESS)
 }
 

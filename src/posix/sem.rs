@@ -10,13 +10,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use nix::errno::Errno;
 use nix::sys::stat::{FileStat, stat};
-use serde_json::json;
 
 use crate::cli::{Mode, PosixSemArgs};
 use crate::error::{fail_with_hint, usage};
-use crate::output::Out;
+use crate::output::{Fields, Out};
 use crate::serve::{Flow, Server, Waited};
-use crate::sys::{UmaskGuard, group_name, secs, user_name};
+use crate::sys::{UmaskGuard, insert_ownership, secs};
 use crate::target::{FileMode, NAME_MAX, PosixName};
 
 /// glibc keeps a semaphore NAME in /dev/shm/sem.NAME, so four bytes of
@@ -253,6 +252,10 @@ fn server(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
 
 fn client(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
     let name = &args.target.name;
+    let timeout = args.serve.timeout.map(|s| s.duration());
+    if timeout.is_some() && !args.sem.wait {
+        return Err(usage("--timeout goes with --wait for a semaphore client"));
+    }
     let sem = NamedSem::open(name)?;
     if args.sem.release {
         sem.give()
@@ -267,10 +270,6 @@ fn client(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
             },
         )?;
         return Ok(ExitCode::SUCCESS);
-    }
-    let timeout = args.serve.timeout.map(|s| s.duration());
-    if timeout.is_some() && !args.sem.wait {
-        return Err(usage("--timeout goes with --wait for a semaphore client"));
     }
     let took = if args.sem.wait {
         out.flush()?;
@@ -315,10 +314,7 @@ fn clean(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
         Err(Errno::ENOENT) => bail!("cannot remove semaphore {name}: no such semaphore"),
         Err(e) => return Err(e).with_context(|| format!("cannot remove semaphore {name}")),
     }
-    out.record(
-        format_args!("removed semaphore {name}"),
-        || json!({"kind": "removed", "mechanism": "posix-sem", "name": name.as_str()}),
-    )?;
+    out.removed("posix-sem", "semaphore", name)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -327,23 +323,11 @@ fn stat_cmd(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
     let value = sem.value()?;
     let st =
         stat(sem_file(name).as_str()).with_context(|| format!("cannot stat semaphore {name}"))?;
-    let perms = format!("{:04o}", st.st_mode & 0o777);
-    let owner = user_name(st.st_uid);
-    let group = group_name(st.st_gid);
-    let text = format!(
-        "name     {name}\ntype     posix sem\nvalue    {value}\nowner    {owner}\ngroup    {group}\nperms    {perms}"
-    );
-    out.record(text, || {
-        json!({
-            "mechanism": "posix-sem",
-            "name": name.as_str(),
-            "value": value,
-            "uid": st.st_uid,
-            "owner": owner,
-            "gid": st.st_gid,
-            "group": group,
-            "perms": perms,
-        })
-    })?;
+    let mut f = Fields::new();
+    f.insert("mechanism".into(), "posix-sem".into());
+    f.insert("name".into(), name.as_str().into());
+    f.insert("value".into(), value.into());
+    insert_ownership(&mut f, st.st_uid, st.st_gid, st.st_mode);
+    out.attributes(&f)?;
     Ok(ExitCode::SUCCESS)
 }

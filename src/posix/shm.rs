@@ -14,13 +14,12 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, posix_fallocate};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap, shm_open, shm_unlink};
 use nix::sys::stat::{FileStat, Mode as StatMode, fstat, stat};
-use serde_json::json;
 
 use crate::cli::{Mode, PosixShmArgs};
 use crate::error::{fail_with_hint, hinted};
-use crate::output::{Out, escape_bytes};
+use crate::output::{Fields, Out, escape_bytes};
 use crate::serve::{Flow, Server, Waited};
-use crate::sys::{UmaskGuard, group_name, secs, user_name};
+use crate::sys::{UmaskGuard, insert_ownership, secs};
 use crate::target::{FileMode, PosixName};
 
 /// An open segment: the descriptor, closed in `Drop`. Never unlinks.
@@ -112,12 +111,29 @@ impl Segment {
         Ok(self.stat()?.st_size as u64)
     }
 
-    /// Copy up to `buf.len()` bytes from offset 0 with `pread`. Unlike a read
+    /// The text at offset 0 up to the first NUL (or the end), read with
+    /// `pread` in pages so a large segment costs only its text. Unlike a read
     /// through a mapping, this cannot die of SIGBUS when another process
     /// shrinks the segment between our size check and the copy.
-    pub fn read_at_start(&self, buf: &mut [u8]) -> Result<usize> {
-        nix::sys::uio::pread(self.fd.as_fd(), buf, 0)
-            .with_context(|| format!("cannot read segment {}", self.name))
+    pub fn read_text(&self, text: &mut Vec<u8>, limit: usize) -> Result<()> {
+        const CHUNK: usize = 4096;
+        text.clear();
+        while text.len() < limit {
+            let start = text.len();
+            let want = CHUNK.min(limit - start);
+            text.resize(start + want, 0);
+            let n = nix::sys::uio::pread(self.fd.as_fd(), &mut text[start..], start as i64)
+                .with_context(|| format!("cannot read segment {}", self.name))?;
+            text.truncate(start + n);
+            if let Some(nul) = text[start..].iter().position(|&b| b == 0) {
+                text.truncate(start + nul);
+                return Ok(());
+            }
+            if n < want {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Whether /dev/shm/NAME is still this segment (not unlinked or replaced).
@@ -189,13 +205,6 @@ pub fn run(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
     }
 }
 
-/// The text up to the first NUL.
-fn text_of(buf: &[u8]) -> &[u8] {
-    buf.iter()
-        .position(|&b| b == 0)
-        .map_or(buf, |end| &buf[..end])
-}
-
 fn server(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
     let name = &args.target.name;
     let mut server = Server::new(out, &args.serve)?;
@@ -224,7 +233,8 @@ fn server(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
     if flow == Flow::Done {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut buf = vec![0u8; usize::try_from(size).context("segment too large to watch")?];
+    let limit = usize::try_from(size).context("segment too large to watch")?;
+    let mut text = Vec::new();
     let mut last: Option<Vec<u8>> = None;
     loop {
         let now = seg.stat()?;
@@ -237,8 +247,8 @@ fn server(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
         if !seg.still_linked(&own) {
             bail!("segment {name} was removed (shm_unlink) under the server");
         }
-        let n = seg.read_at_start(&mut buf)?;
-        let text = text_of(&buf[..n]);
+        seg.read_text(&mut text, limit)?;
+        let text = text.as_slice();
         if !args.shm.on_change || last.as_deref() != Some(text) {
             let flow = server.event("memory", format_args!("{}", Shown(text)), |f| {
                 f.insert("text".into(), escape_bytes(text).into());
@@ -342,10 +352,7 @@ fn clean(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
         Err(Errno::ENOENT) => bail!("cannot remove segment {name}: no such segment"),
         Err(e) => return Err(e).with_context(|| format!("cannot remove segment {name}")),
     }
-    out.record(
-        format_args!("removed segment {name}"),
-        || json!({"kind": "removed", "mechanism": "posix-shm", "name": name.as_str()}),
-    )?;
+    out.removed("posix-shm", "segment", name)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -356,24 +363,11 @@ fn stat_cmd(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
         Err(Errno::ENOENT) => bail!("cannot stat segment {name}: no such segment"),
         Err(e) => return Err(e).with_context(|| format!("cannot stat segment {name}")),
     };
-    let perms = format!("{:04o}", st.st_mode & 0o777);
-    let owner = user_name(st.st_uid);
-    let group = group_name(st.st_gid);
-    let text = format!(
-        "name     {name}\ntype     posix shm\nsize     {}\nowner    {owner}\ngroup    {group}\nperms    {perms}",
-        st.st_size
-    );
-    out.record(text, || {
-        json!({
-            "mechanism": "posix-shm",
-            "name": name.as_str(),
-            "size": st.st_size,
-            "uid": st.st_uid,
-            "owner": owner,
-            "gid": st.st_gid,
-            "group": group,
-            "perms": perms,
-        })
-    })?;
+    let mut f = Fields::new();
+    f.insert("mechanism".into(), "posix-shm".into());
+    f.insert("name".into(), name.as_str().into());
+    f.insert("size".into(), st.st_size.into());
+    insert_ownership(&mut f, st.st_uid, st.st_gid, st.st_mode);
+    out.attributes(&f)?;
     Ok(ExitCode::SUCCESS)
 }

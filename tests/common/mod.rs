@@ -47,7 +47,9 @@ pub fn unique_name(tag: &str) -> String {
 pub fn unique_key() -> i32 {
     let n = NEXT_ID.fetch_add(1, Ordering::SeqCst);
     let pid = std::process::id();
-    let key = 0x4950_0000u32 ^ (pid.wrapping_mul(2_654_435_761) & 0x00ff_ffff) ^ (n << 24).wrapping_add(n);
+    let key = 0x4950_0000u32
+        ^ (pid.wrapping_mul(2_654_435_761) & 0x00ff_ffff)
+        ^ (n << 24).wrapping_add(n);
     if key == 0 { 1 } else { key as i32 }
 }
 
@@ -91,41 +93,43 @@ impl Drop for Cleanup {
     }
 }
 
-/// Remove one object, ignoring "no such".
+/// Remove one object, ignoring "no such": it may be gone already.
 pub fn remove(obj: &Obj) {
-    // SAFETY (all blocks below): plain libc calls on C strings we own; the
-    // return values are ignored on purpose (the object may already be gone).
+    let c = |name: &str| CString::new(name).expect("test names have no NUL");
     match obj {
-        Obj::PosixMsq(name) => {
-            let c = CString::new(name.as_str()).unwrap();
-            unsafe { libc::mq_unlink(c.as_ptr()) };
-        }
-        Obj::PosixShm(name) => {
-            let c = CString::new(name.as_str()).unwrap();
-            unsafe { libc::shm_unlink(c.as_ptr()) };
-        }
-        Obj::PosixSem(name) => {
-            let c = CString::new(name.as_str()).unwrap();
-            unsafe { libc::sem_unlink(c.as_ptr()) };
-        }
-        Obj::SysvMsq(key) => {
-            let id = unsafe { libc::msgget(*key, 0) };
+        // SAFETY: unlink calls take a valid C string and touch only the name.
+        Obj::PosixMsq(name) => unsafe {
+            libc::mq_unlink(c(name).as_ptr());
+        },
+        // SAFETY: as above.
+        Obj::PosixShm(name) => unsafe {
+            libc::shm_unlink(c(name).as_ptr());
+        },
+        // SAFETY: as above.
+        Obj::PosixSem(name) => unsafe {
+            libc::sem_unlink(c(name).as_ptr());
+        },
+        // SAFETY: msgget without IPC_CREAT creates nothing; IPC_RMID takes no buffer.
+        Obj::SysvMsq(key) => unsafe {
+            let id = libc::msgget(*key, 0);
             if id >= 0 {
-                unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+                libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut());
             }
-        }
-        Obj::SysvShm(key) => {
-            let id = unsafe { libc::shmget(*key, 0, 0) };
+        },
+        // SAFETY: shmget without IPC_CREAT creates nothing; IPC_RMID takes no buffer.
+        Obj::SysvShm(key) => unsafe {
+            let id = libc::shmget(*key, 0, 0);
             if id >= 0 {
-                unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+                libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
             }
-        }
-        Obj::SysvSem(key) => {
-            let id = unsafe { libc::semget(*key, 0, 0) };
+        },
+        // SAFETY: semget without IPC_CREAT creates nothing; IPC_RMID reads no fourth argument.
+        Obj::SysvSem(key) => unsafe {
+            let id = libc::semget(*key, 0, 0);
             if id >= 0 {
-                unsafe { libc::semctl(id, 0, libc::IPC_RMID) };
+                libc::semctl(id, 0, libc::IPC_RMID);
             }
-        }
+        },
         Obj::Path(path) => {
             let _ = std::fs::remove_file(path);
         }
@@ -200,7 +204,12 @@ impl Server {
                 let _ = tx2.send(Line::Err(l));
             }
         });
-        Server { child, lines: rx, seen_out: Vec::new(), seen_err: Vec::new() }
+        Server {
+            child,
+            lines: rx,
+            seen_out: Vec::new(),
+            seen_err: Vec::new(),
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -211,7 +220,10 @@ impl Server {
     pub fn next_out(&mut self) -> String {
         let end = Instant::now() + DEADLINE;
         loop {
-            match self.lines.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            match self
+                .lines
+                .recv_timeout(end.saturating_duration_since(Instant::now()))
+            {
                 Ok(Line::Out(l)) => {
                     self.seen_out.push(l.clone());
                     return l;
@@ -252,7 +264,11 @@ impl Server {
             if let Some(s) = self.child.try_wait().expect("wait") {
                 break s;
             }
-            assert!(Instant::now() < end, "server did not exit; so far {:?}", self.seen_out);
+            assert!(
+                Instant::now() < end,
+                "server did not exit; so far {:?}",
+                self.seen_out
+            );
             std::thread::sleep(Duration::from_millis(5));
         };
         // The reader threads end at EOF; collect what they still hold.
@@ -263,7 +279,11 @@ impl Server {
                 Err(_) => break,
             }
         }
-        (status, std::mem::take(&mut self.seen_out), std::mem::take(&mut self.seen_err))
+        (
+            status,
+            std::mem::take(&mut self.seen_out),
+            std::mem::take(&mut self.seen_err),
+        )
     }
 }
 
@@ -280,7 +300,12 @@ impl Drop for Server {
 #[track_caller]
 pub fn assert_fails(o: &Output, code: i32, fragment: &str) -> String {
     let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert_eq!(o.status.code(), Some(code), "stdout: {} stderr: {err}", String::from_utf8_lossy(&o.stdout));
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout: {} stderr: {err}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     assert!(err.contains(fragment), "stderr lacks {fragment:?}: {err}");
     assert!(!err.contains("panicked"), "panic: {err}");
     err

@@ -1,0 +1,108 @@
+//! Refused input: exit 2 with clap's or our message, nothing created, never a panic.
+
+use crate::common::*;
+
+#[track_caller]
+fn refused(args: &[&str], fragment: &str) {
+    let o = run(args);
+    assert_fails(&o, 2, fragment);
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+#[test]
+fn bad_posix_names_are_refused() {
+    refused(&["posix", "msq", "-n", "/"], "at least one character");
+    refused(&["posix", "msq", "-n", ""], "at least one character");
+    refused(
+        &["posix", "shm", "-n", "/a/b", "-m", "x"],
+        "one path component",
+    );
+    refused(&["posix", "sem", "-s", "-n", "a/b"], "one path component");
+    refused(&["posix", "msq", "-n", "/.."], "not a valid object name");
+    let long = format!("/{}", "x".repeat(256));
+    refused(&["posix", "msq", "-s", "-n", &long], "NAME_MAX");
+}
+
+#[test]
+fn a_semaphore_name_must_leave_room_for_the_sem_prefix() {
+    // 252 bytes fit NAME_MAX but not /dev/shm/sem.NAME.
+    let prefix = format!("/eipc-test-{}-", std::process::id());
+    let name = format!("{prefix}{}", "y".repeat(254 - prefix.len()));
+    assert!(
+        name.len() - 1 > 251 && name.len() - 1 <= 255,
+        "{}",
+        name.len()
+    );
+    let _guard = Cleanup(vec![Obj::PosixSem(name.clone())]);
+    refused(
+        &["posix", "sem", "-s", "-n", &name, "--count", "0"],
+        "at most 251 bytes",
+    );
+    assert!(!posix_exists(&Obj::PosixSem(name)));
+}
+
+#[test]
+fn bad_numbers_are_refused() {
+    refused(&["posix", "shm", "-s", "--size", "0"], "--size");
+    refused(&["posix", "shm", "-s", "--size", "-5"], "error:");
+    refused(&["posix", "shm", "-s", "--interval=-1"], "non-negative");
+    refused(&["posix", "shm", "-s", "--interval", "-1"], "error:");
+    refused(&["posix", "shm", "-s", "--interval", "nan"], "non-negative");
+    refused(&["posix", "msq", "-s", "--timeout", "soon"], "not a number");
+    refused(&["posix", "msq", "-s", "--count=-1"], "--count");
+    refused(&["posix", "msq", "-s", "--max-msgs", "0"], "--max-msgs");
+    refused(&["posix", "msq", "-s", "--msg-size", "0"], "--msg-size");
+    refused(&["posix", "msq", "-p", "32768"], "--priority");
+    refused(&["posix", "msq", "-s", "--mode", "0999"], "octal");
+    refused(&["posix", "msq", "-s", "--mode", "01777"], "octal");
+    refused(&["posix", "sem", "-s", "--value", "2147483648"], "--value");
+}
+
+#[test]
+fn modes_are_exclusive_and_options_checked() {
+    refused(&["posix", "msq", "-s", "--clean"], "cannot be used with");
+    refused(
+        &["posix", "shm", "--stat", "--clean"],
+        "cannot be used with",
+    );
+    refused(&["posix", "sem", "-r", "--wait"], "cannot be used with");
+    refused(&["posix", "pigeon"], "unrecognized subcommand");
+    refused(&["posix"], "Usage");
+    refused(&["--bogus"], "unexpected argument");
+    let name = unique_name("usage-sem");
+    let _guard = Cleanup(vec![Obj::PosixSem(name.clone())]);
+    refused(
+        &["posix", "sem", "-n", &name, "--timeout", "1"],
+        "--timeout goes with --wait",
+    );
+}
+
+#[test]
+fn bad_sysv_keys_are_refused() {
+    refused(&["sysv", "msq", "-k", "0"], "IPC_PRIVATE");
+    refused(&["sysv", "msq", "-k", "0x0"], "IPC_PRIVATE");
+    refused(&["sysv", "shm", "-k", "0x100000000"], "32 bits");
+    refused(&["sysv", "sem", "-k", "4294967296"], "32 bits");
+    refused(&["sysv", "sem", "-k", "-2147483649"], "32 bits");
+    refused(&["sysv", "msq", "-k", "twelve"], "not a key");
+    refused(&["sysv", "msq", "--clean", "-i", "x3"], "not an id");
+    refused(&["sysv", "msq", "--clean", "-i", "-3"], "error:");
+}
+
+#[test]
+fn help_and_version_exit_0_and_json_is_global() {
+    let o = run(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("posix"));
+    let o = run(&["--version"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("examples-ipc "));
+    // --json after the subcommand, on a failing call: still exit 1, stderr text.
+    let name = unique_name("usage-json");
+    let o = run(&["posix", "msq", "--clean", "-n", &name, "--json"]);
+    assert_fails(&o, 1, "no such queue");
+}
