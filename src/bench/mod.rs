@@ -20,7 +20,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use hdrhistogram::Histogram;
 use nix::poll::PollFlags;
 use nix::sys::signal::{SigHandler, Signal, kill, signal};
-use nix::sys::wait::{WaitStatus, waitpid};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 use serde_json::{Value, json};
 
@@ -510,7 +510,15 @@ fn watchdog(
             return;
         }
         match woke {
-            Ok(Woke::Ready) => break Reason::ChildDied,
+            Ok(Woke::Ready) => {
+                // A child that exited 0 finished its part (its last message
+                // was sent): the parent will read it, nothing to abort.
+                let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+                if matches!(waitid(Id::Pid(pid), flags), Ok(WaitStatus::Exited(_, 0))) {
+                    return;
+                }
+                break Reason::ChildDied;
+            }
             Ok(Woke::Canceled) => break Reason::Canceled,
             Ok(Woke::TimedOut) => {}
             Err(_) => break Reason::Stalled,

@@ -1,0 +1,294 @@
+//! `bench`: every mechanism runs a short verified bench, a corrupted byte
+//! fails the run loudly, JSON has every field, and nothing is left behind.
+//! No timing assertions: only that numbers exist and are positive.
+
+use std::process::{Output, Stdio};
+use std::time::Instant;
+
+use crate::common::{DEADLINE, assert_fails, assert_ok, bin};
+
+const MECHS: [&str; 9] = [
+    "pipe",
+    "fifo",
+    "unix",
+    "posix-msq",
+    "sysv-msq",
+    "shm-spin",
+    "shm-futex",
+    "shm-sem",
+    "eventfd",
+];
+
+/// Two CPUs? shm-spin is refused on one.
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn mechs() -> Vec<&'static str> {
+    MECHS
+        .iter()
+        .copied()
+        .filter(|m| *m != "shm-spin" || cpus() > 1)
+        .collect()
+}
+
+/// Run bench and return its output and pid, to look for its leftovers.
+fn bench(args: &[&str]) -> (Output, u32) {
+    let child = bin()
+        .arg("bench")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run examples-ipc");
+    let pid = child.id();
+    (
+        child
+            .wait_with_output()
+            .expect("cannot wait for examples-ipc"),
+        pid,
+    )
+}
+
+/// Nothing named after this bench process exists any more: POSIX queues,
+/// named semaphores, the FIFO directory, System V queues it created.
+fn assert_nothing_left(pid: u32) {
+    let prefix = format!("examples-ipc-bench-{pid}-");
+    for tag in 0..MECHS.len() {
+        for dir in ["down", "up"] {
+            let name = format!("/{prefix}{tag}-{dir}");
+            let open = posixmq::OpenOptions::readonly().open(name.as_str());
+            assert!(open.is_err(), "queue {name} was left behind");
+        }
+    }
+    for dir in ["/dev/shm", "/tmp"] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                assert!(!name.contains(&prefix), "{dir}/{name} was left behind");
+            }
+        }
+    }
+    // /proc/sysvipc/msg: key msqid perms cbytes qnum lspid lrpid uid gid cuid cgid ...
+    // The creator pid is not listed, but lspid/lrpid are the bench's two processes.
+    if let Ok(text) = std::fs::read_to_string("/proc/sysvipc/msg") {
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            assert!(
+                f.get(5) != Some(&pid.to_string().as_str())
+                    && f.get(6) != Some(&pid.to_string().as_str()),
+                "System V queue left behind: {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_mechanism_pingpong() {
+    for m in mechs() {
+        let (o, pid) = bench(&["--mech", m, "-c", "300", "--warmup", "20"]);
+        let out = assert_ok(&o);
+        assert!(out.contains("round trips/s"), "{out}");
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{m} ")))
+            .unwrap_or_else(|| panic!("no row for {m}: {out}"));
+        assert!(row.contains("none"), "{row}");
+        assert_nothing_left(pid);
+    }
+}
+
+#[test]
+fn every_mechanism_stream() {
+    for m in mechs() {
+        let (o, pid) = bench(&[
+            "--mech",
+            m,
+            "-c",
+            "300",
+            "--warmup",
+            "20",
+            "--pattern",
+            "stream",
+            "--size",
+            "4096",
+        ]);
+        let out = assert_ok(&o);
+        assert!(out.contains("MB/s"), "{out}");
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("{m} "))),
+            "no row for {m}: {out}"
+        );
+        assert_nothing_left(pid);
+    }
+}
+
+#[test]
+fn corruption_fails_loudly_pingpong() {
+    for m in mechs() {
+        let (o, pid) = bench(&[
+            "--mech",
+            m,
+            "-c",
+            "300",
+            "--warmup",
+            "20",
+            "--corrupt-after",
+            "50",
+        ]);
+        let err = assert_fails(&o, 1, "checksum mismatch: the data was corrupted");
+        assert!(err.contains(&format!("bench {m} failed")), "{err}");
+        assert!(o.stdout.is_empty(), "a corrupted run printed results");
+        assert_nothing_left(pid);
+    }
+}
+
+#[test]
+fn corruption_fails_loudly_stream() {
+    for m in mechs() {
+        let (o, pid) = bench(&[
+            "--mech",
+            m,
+            "-c",
+            "300",
+            "--warmup",
+            "20",
+            "--pattern",
+            "stream",
+            "--corrupt-after",
+            "50",
+        ]);
+        assert_fails(&o, 1, "checksum mismatch: the data was corrupted");
+        assert_nothing_left(pid);
+    }
+}
+
+#[test]
+fn json_has_every_field() {
+    let mut args = vec!["--json", "-c", "200", "--warmup", "10", "--mech"];
+    let list = mechs().join(",");
+    args.push(&list);
+    let (o, pid) = bench(&args);
+    let out = assert_ok(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), mechs().len(), "{out}");
+    for (line, m) in lines.iter().zip(mechs()) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a line is not JSON");
+        for f in [
+            "kind",
+            "mechanism",
+            "pattern",
+            "size",
+            "pin",
+            "parent_cpu",
+            "child_cpu",
+            "count",
+            "seconds",
+            "per_sec",
+            "mb_per_sec",
+            "latency_ns",
+            "cpu_ns_per_op",
+        ] {
+            assert!(v.get(f).is_some(), "{f} missing in {line}");
+        }
+        assert_eq!(v["mechanism"], m);
+        assert_eq!(v["kind"], "bench");
+        assert_eq!(v["pattern"], "pingpong");
+        assert_eq!(v["size"], 64);
+        assert_eq!(v["count"], 200);
+        assert!(v["per_sec"].as_f64().is_some_and(|x| x > 0.0), "{line}");
+        for q in ["mean", "p50", "p99", "p999", "max"] {
+            assert!(
+                v["latency_ns"][q].as_f64().is_some_and(|x| x > 0.0),
+                "{q} in {line}"
+            );
+        }
+    }
+    assert_nothing_left(pid);
+}
+
+#[test]
+fn json_stream_has_null_latency() {
+    let (o, _) = bench(&[
+        "--json",
+        "-c",
+        "100",
+        "--mech",
+        "pipe",
+        "--pattern",
+        "stream",
+    ]);
+    let out = assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("not JSON");
+    assert!(v["latency_ns"].is_null());
+    assert!(v["mb_per_sec"].as_f64().is_some_and(|x| x > 0.0));
+}
+
+#[test]
+fn pinning_is_reported() {
+    let (o, _) = bench(&["--json", "-c", "100", "--mech", "pipe", "--pin", "same"]);
+    let v: serde_json::Value = serde_json::from_str(assert_ok(&o).trim()).expect("not JSON");
+    assert_eq!(v["pin"], "same");
+    assert_eq!(v["parent_cpu"], v["child_cpu"]);
+    if cpus() > 1 {
+        let (o, _) = bench(&["--json", "-c", "100", "--mech", "pipe", "--pin", "split"]);
+        let v: serde_json::Value = serde_json::from_str(assert_ok(&o).trim()).expect("not JSON");
+        assert_eq!(v["pin"], "split");
+        assert_ne!(v["parent_cpu"], v["child_cpu"]);
+    }
+}
+
+#[test]
+fn bad_usage() {
+    let (o, _) = bench(&["--mech", "shm-spin", "--pin", "same", "-c", "10"]);
+    assert_fails(&o, 2, "cannot bench shm-spin: it busy-waits");
+    let (o, _) = bench(&["--size", "8"]);
+    assert_fails(&o, 2, "--size");
+    let (o, _) = bench(&["--size", "2000000"]);
+    assert_fails(&o, 2, "--size");
+    let (o, _) = bench(&["-c", "5", "--duration", "1"]);
+    assert_fails(&o, 2, "cannot be used with");
+    let (o, _) = bench(&["--mech", "carrier-pigeon"]);
+    assert_fails(&o, 2, "invalid value");
+    let (o, _) = bench(&["--mech", "posix-msq", "--size", "1048576", "-c", "10"]);
+    assert_fails(&o, 2, "msgsize_max");
+}
+
+/// Ctrl-C (SIGINT to the parent only) ends a long run at once: the child is
+/// killed, the run fails with "canceled", nothing is left behind.
+#[test]
+fn sigint_kills_the_child_and_cleans_up() {
+    for m in ["sysv-msq", "posix-msq", "shm-futex", "shm-sem", "fifo"] {
+        let child = bin()
+            .args(["bench", "--mech", m, "--duration", "60"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot run examples-ipc");
+        let pid = child.id();
+        // Wait (bounded) until the bench has forked its child.
+        let children = format!("/proc/{pid}/task/{pid}/children");
+        let start = Instant::now();
+        let forked = loop {
+            let c = std::fs::read_to_string(&children).unwrap_or_default();
+            if !c.trim().is_empty() {
+                break c.trim().to_string();
+            }
+            assert!(start.elapsed() < DEADLINE, "bench never forked");
+            std::thread::yield_now();
+        };
+        // SAFETY: kill(2) with a pid we spawned and a valid signal.
+        unsafe { libc::kill(pid as i32, libc::SIGINT) };
+        let o = child.wait_with_output().expect("cannot wait");
+        assert_fails(&o, 1, "canceled");
+        for c in forked.split_whitespace() {
+            assert!(
+                !std::path::Path::new(&format!("/proc/{c}")).exists()
+                    || std::fs::read_to_string(format!("/proc/{c}/stat"))
+                        .is_ok_and(|s| s.contains(") Z")),
+                "child {c} of {m} survived"
+            );
+        }
+        assert_nothing_left(pid);
+    }
+}
