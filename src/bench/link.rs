@@ -630,8 +630,13 @@ pub struct ShmLink {
     sent: u32,
     got: u32,
     /// The peer's tail last seen, so a sender rereads it only when the ring
-    /// looks full (a pingpong never does).
+    /// looks full.
     peer_tail: u32,
+    /// Streaming: the writer may run ahead, so readers publish their tail
+    /// and writers check it. A pingpong needs neither (a side sends only
+    /// after the peer consumed its last message), and both would move one
+    /// more cache line between the CPUs per message.
+    flow: bool,
 }
 
 /// Spins between sched_yield calls: progress on a single CPU instead of a
@@ -670,7 +675,9 @@ impl ShmLink {
 
 impl Link for ShmLink {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        self.wait_room()?;
+        if self.flow {
+            self.wait_room()?;
+        }
         self.map.write(self.tx.slot(self.sent), msg);
         self.sent = self.sent.wrapping_add(1);
         let head = self.map.atomic(self.tx.head());
@@ -741,11 +748,13 @@ impl Link for ShmLink {
         }
         self.map.read(self.rx.slot(want), buf);
         self.got = want.wrapping_add(1);
-        let tail = self.map.atomic(self.rx.tail());
-        tail.store(self.got, Ordering::Release);
-        if matches!(self.notify, Notify::Futex) && self.rx.slots > 1 {
-            // A streaming writer may sleep on a full ring.
-            futex_wake(tail);
+        if self.flow {
+            let tail = self.map.atomic(self.rx.tail());
+            tail.store(self.got, Ordering::Release);
+            if matches!(self.notify, Notify::Futex) {
+                // The writer may sleep on a full ring.
+                futex_wake(tail);
+            }
         }
         Ok(())
     }
@@ -836,6 +845,7 @@ pub fn shm(
         sent: 0,
         got: 0,
         peer_tail: 0,
+        flow: slots > 1,
     };
     Ok((link(up, down, pn), link(down, up, cn), wake))
 }
