@@ -169,7 +169,9 @@ pub fn run(args: &BenchArgs, out: &mut Out) -> Result<ExitCode> {
                     print_table(out, &rows, &cfg)?;
                 }
                 restore_affinity(&allowed);
-                return Err(e);
+                // Flatten: an EPIPE from a pipe under test is a failed run,
+                // not the quiet end of a stdout pipeline that main makes of it.
+                return Err(anyhow!("{e:#}"));
             }
         };
         if out.is_json() {
