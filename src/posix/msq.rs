@@ -203,9 +203,13 @@ fn server(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut buf = vec![0u8; attrs.max_msg_len];
+    // Yield the CPU once before sleeping on an empty queue: a sender on the
+    // same CPU refills it without the poll wake-up and its two switches.
+    let mut yielded = false;
     loop {
         match mq.recv(&mut buf) {
             Ok((priority, len)) => {
+                yielded = false;
                 let payload = Payload(&buf[..len]);
                 let flow = server.event(
                     "message",
@@ -221,7 +225,12 @@ fn server(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
                 }
             }
             // Drained: flush what was printed, then sleep until the next one.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !yielded => {
+                yielded = true;
+                let _ = nix::sched::sched_yield();
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                yielded = false;
                 match server.wait(Some((fd(&mq), PollFlags::POLLIN)), None)? {
                     Waited::Ready | Waited::Tick => {}
                     Waited::Canceled => return server.canceled(),
@@ -301,9 +310,16 @@ fn client(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
 
 /// Send one message; on a full queue wait for room unless `nonblock`.
 fn send(mq: &PosixMq, priority: u32, msg: &[u8], nonblock: bool, out: &mut Out) -> Result<()> {
+    // As the server: yield once before sleeping on a full queue, so a
+    // receiver on the same CPU drains it without a poll wake-up.
+    let mut yielded = nonblock;
     loop {
         match mq.send(priority, msg) {
             Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !yielded => {
+                yielded = true;
+                let _ = nix::sched::sched_yield();
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if nonblock {
                     return Err(fail_with_hint(
