@@ -557,81 +557,116 @@ struct Measured {
 fn parent_pingpong<L: Link>(link: &mut L, cfg: &Cfg, shared: &Shared) -> Result<Measured> {
     let mut msg = vec![0u8; cfg.size];
     fill(&mut msg);
+    let stamper = Stamper::new(&mut msg);
     let mut back = vec![0u8; cfg.size];
-    let mut hist =
-        Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).context("histogram")?;
+    // Latencies in clock ticks, scaled to ns at the end.
+    let mut hist = Histogram::<u64>::new_with_bounds(1, u64::MAX / 4, 3).context("histogram")?;
     let mut seq = 0u64;
     for _ in 0..cfg.warmup {
-        round(link, &mut msg, &mut back, seq)?;
+        round(link, &stamper, &mut msg, &mut back, seq)?;
         seq += 1;
     }
+    let (count, time) = match cfg.stop {
+        Stop::Count(c) => (c, Duration::MAX),
+        Stop::Time(d) => (u64::MAX, d),
+    };
     let cpu0 = thread_cpu_ns();
     let start = Instant::now();
-    let mut last = start;
+    let t0 = ticks();
+    let mut last = t0;
     let mut n = 0u64;
     loop {
-        round(link, &mut msg, &mut back, seq)?;
+        round(link, &stamper, &mut msg, &mut back, seq)?;
         seq += 1;
         n += 1;
-        let now = Instant::now();
-        hist.saturating_record((now - last).as_nanos() as u64);
+        let now = ticks();
+        hist.saturating_record(now.wrapping_sub(last));
         last = now;
         if n % 64 == 0 {
             shared.progress.store(n, Ordering::Relaxed);
+            if start.elapsed() >= time {
+                break;
+            }
         }
-        let finished = match cfg.stop {
-            Stop::Count(c) => n >= c,
-            Stop::Time(d) => now - start >= d,
-        };
-        if finished {
+        if n >= count {
             break;
         }
     }
-    let secs = (last - start).as_secs_f64();
+    let t1 = ticks();
+    let elapsed = start.elapsed();
     let cpu_ns = thread_cpu_ns() - cpu0;
     // From here the child exits on its own; the watchdog must not mind.
     shared.done.store(true, Ordering::SeqCst);
-    stamp(&mut msg, STOP);
+    stamper.stamp(&mut msg, STOP);
     link.send(&msg).context("cannot send the stop message")?;
+    let ns_per_tick = elapsed.as_nanos() as f64 / t1.wrapping_sub(t0).max(1) as f64;
+    let q = |x: f64| hist.value_at_quantile(x) as f64 * ns_per_tick;
     Ok(Measured {
         count: n,
-        secs,
+        secs: elapsed.as_secs_f64(),
         lat: Some([
-            hist.mean(),
-            hist.value_at_quantile(0.5) as f64,
-            hist.value_at_quantile(0.99) as f64,
-            hist.value_at_quantile(0.999) as f64,
-            hist.max() as f64,
+            hist.mean() * ns_per_tick,
+            q(0.5),
+            q(0.99),
+            q(0.999),
+            hist.max() as f64 * ns_per_tick,
         ]),
         cpu_ns,
         cpu: current_cpu(),
     })
 }
 
+/// A cheap monotonic clock: the TSC on x86-64 (constant rate on every CPU
+/// this runs on; a vDSO clock_gettime costs several times more per round
+/// trip), nanoseconds elsewhere. Only differences are used, scaled by the
+/// run's wall-clock time.
+#[cfg(target_arch = "x86_64")]
+fn ticks() -> u64 {
+    // SAFETY: RDTSC exists on every x86-64 CPU and has no memory effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn ticks() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
 /// One verified round trip.
-fn round<L: Link>(link: &mut L, msg: &mut [u8], back: &mut [u8], seq: u64) -> Result<()> {
-    stamp(msg, seq);
+fn round<L: Link>(
+    link: &mut L,
+    stamper: &Stamper,
+    msg: &mut [u8],
+    back: &mut [u8],
+    seq: u64,
+) -> Result<()> {
+    stamper.stamp(msg, seq);
     link.send(msg)
         .with_context(|| format!("round trip {seq}: cannot send"))?;
     link.recv(back)
         .with_context(|| format!("round trip {seq}: cannot receive the reply"))?;
-    verify(back, !seq).with_context(|| format!("round trip {seq}: the reply is wrong"))
+    verify(back, !seq)
+        .map(drop)
+        .with_context(|| format!("round trip {seq}: the reply is wrong"))
 }
 
 fn parent_stream<L: Link>(link: &mut L, cfg: &Cfg, shared: &Shared) -> Result<Measured> {
     let mut msg = vec![0u8; cfg.size];
     fill(&mut msg);
+    let stamper = Stamper::new(&mut msg);
     let mut back = vec![0u8; cfg.size];
     let mut seq = 0u64;
     let mut sync = |link: &mut L, msg: &mut [u8], what: u64| -> Result<()> {
-        stamp(msg, what);
+        stamper.stamp(msg, what);
         link.send(msg).context("cannot send a control message")?;
         link.recv(&mut back)
             .context("cannot receive the child's acknowledgement")?;
-        verify(&back, !what).context("the acknowledgement is wrong")
+        verify(&back, !what)
+            .map(drop)
+            .context("the acknowledgement is wrong")
     };
     for _ in 0..cfg.warmup {
-        stamp(&mut msg, seq);
+        stamper.stamp(&mut msg, seq);
         link.send(&msg)
             .with_context(|| format!("message {seq}: cannot send"))?;
         seq += 1;
@@ -641,7 +676,7 @@ fn parent_stream<L: Link>(link: &mut L, cfg: &Cfg, shared: &Shared) -> Result<Me
     let start = Instant::now();
     let mut n = 0u64;
     loop {
-        stamp(&mut msg, seq);
+        stamper.stamp(&mut msg, seq);
         link.send(&msg)
             .with_context(|| format!("message {seq}: cannot send"))?;
         seq += 1;
@@ -711,14 +746,13 @@ fn child_pingpong<L: Link>(link: &mut L, cfg: &Cfg, control: &Control) -> Result
             verify(&buf, STOP).context("the stop message is wrong")?;
             break;
         }
-        verify(&buf, expect)
+        let sums = verify(&buf, expect)
             .with_context(|| format!("round trip {expect}: the message is wrong"))?;
         if expect == cfg.warmup {
             cpu0 = process_cpu_ns();
         }
         expect += 1;
-        let reply = !seq_of(&buf);
-        stamp(&mut buf, reply);
+        restamp(&mut buf, !(expect - 1), sums);
         if cfg.corrupt_after.is_some_and(|n| expect > n) {
             // Test hook: a flip after the checksum, which the parent must catch.
             let last = buf.len() - 1;
@@ -740,13 +774,13 @@ fn child_stream<L: Link>(link: &mut L, cfg: &Cfg, control: &Control) -> Result<(
             .with_context(|| format!("message {expect}: cannot receive"))?;
         let seq = seq_of(&buf);
         if seq == SYNC || seq == STOP {
-            verify(&buf, seq).context("a control message is wrong")?;
+            let sums = verify(&buf, seq).context("a control message is wrong")?;
             if seq == SYNC {
                 cpu0 = process_cpu_ns();
             } else {
                 report_child(control, cpu0);
             }
-            stamp(&mut buf, !seq);
+            restamp(&mut buf, !seq, sums);
             link.send(&buf).context("cannot acknowledge")?;
             if seq == STOP {
                 return Ok(());
@@ -788,18 +822,17 @@ fn checksum_of(msg: &[u8]) -> u64 {
     u64::from_ne_bytes(w)
 }
 
-/// Fletcher-style sum over 64-bit words, skipping the checksum word: any
-/// single changed or moved word changes it.
-fn checksum(msg: &[u8]) -> u64 {
-    let mut a: u64 = 0x243f_6a88_85a3_08d3 ^ seq_of(msg);
-    let mut b: u64 = a;
-    let body = &msg[16..];
-    let mut words = body.chunks_exact(8);
+/// Fletcher-style sums over the 64-bit words after the checksum word: any
+/// single changed or moved word changes them. Returns (a, b, words).
+fn body_sums(msg: &[u8]) -> (u64, u64, u64) {
+    let (mut a, mut b, mut n) = (0u64, 0u64, 0u64);
+    let mut words = msg[16..].chunks_exact(8);
     for chunk in &mut words {
         let mut w = [0u8; 8];
         w.copy_from_slice(chunk);
         a = a.wrapping_add(u64::from_ne_bytes(w));
         b = b.wrapping_add(a);
+        n += 1;
     }
     let rest = words.remainder();
     if !rest.is_empty() {
@@ -807,8 +840,24 @@ fn checksum(msg: &[u8]) -> u64 {
         w[..rest.len()].copy_from_slice(rest);
         a = a.wrapping_add(u64::from_ne_bytes(w));
         b = b.wrapping_add(a);
+        n += 1;
     }
+    (a, b, n)
+}
+
+/// The checksum of a message with sequence number `seq` and body sums
+/// `sums`: the sums seeded with the sequence number, so a reply that only
+/// changes word 0 gets its checksum without another pass over the body.
+fn finish(seq: u64, (a, b, n): (u64, u64, u64)) -> u64 {
+    let a0 = 0x243f_6a88_85a3_08d3 ^ seq;
+    let a = a0.wrapping_add(a);
+    let b = a0.wrapping_mul(n + 1).wrapping_add(b);
     a ^ b.rotate_left(29)
+}
+
+#[cfg(test)]
+fn checksum(msg: &[u8]) -> u64 {
+    finish(seq_of(msg), body_sums(msg))
 }
 
 /// A payload that is not all zeros, so a mechanism that loses bytes shows.
@@ -818,6 +867,8 @@ fn fill(msg: &mut [u8]) {
     }
 }
 
+/// The reference the O(1) `Stamper` must agree with (unit tests).
+#[cfg(test)]
 /// Write the sequence number (also into the payload, so it changes every
 /// message) and the checksum.
 fn stamp(msg: &mut [u8], seq: u64) {
@@ -829,15 +880,54 @@ fn stamp(msg: &mut [u8], seq: u64) {
     msg[8..16].copy_from_slice(&sum.to_ne_bytes());
 }
 
-fn verify(msg: &[u8], want: u64) -> Result<()> {
+/// Check the sequence number and the checksum; returns the body sums.
+fn verify(msg: &[u8], want: u64) -> Result<(u64, u64, u64)> {
     let seq = seq_of(msg);
     if seq != want {
         bail!("sequence number {seq:#x}, expected {want:#x}");
     }
-    if checksum(msg) != checksum_of(msg) {
+    let sums = body_sums(msg);
+    if finish(seq, sums) != checksum_of(msg) {
         return Err(anyhow!("checksum mismatch: the data was corrupted"));
     }
-    Ok(())
+    Ok(sums)
+}
+
+/// Turn a verified message into its reply in place: word 0 becomes `seq`,
+/// the body stays, the checksum follows from the sums `verify` returned.
+fn restamp(msg: &mut [u8], seq: u64, sums: (u64, u64, u64)) {
+    msg[..8].copy_from_slice(&seq.to_ne_bytes());
+    msg[8..16].copy_from_slice(&finish(seq, sums).to_ne_bytes());
+}
+
+/// The sender's side of `stamp` in O(1): only word 0 and word 2 change
+/// between messages, so the body sums follow from those of the message with
+/// word 2 zero. Word 2 is the first body word, part of every prefix sum.
+struct Stamper {
+    base: (u64, u64, u64),
+}
+
+impl Stamper {
+    fn new(msg: &mut [u8]) -> Stamper {
+        if msg.len() >= 24 {
+            msg[16..24].fill(0);
+        }
+        Stamper {
+            base: body_sums(msg),
+        }
+    }
+
+    fn stamp(&self, msg: &mut [u8], seq: u64) {
+        let (a, b, n) = self.base;
+        let sums = if msg.len() >= 24 {
+            let w2 = seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            msg[16..24].copy_from_slice(&w2.to_ne_bytes());
+            (a.wrapping_add(w2), b.wrapping_add(w2.wrapping_mul(n)), n)
+        } else {
+            self.base
+        };
+        restamp(msg, seq, sums);
+    }
 }
 
 // ------------------------------------------------------------ OS helpers
@@ -1011,4 +1101,42 @@ fn print_table(out: &mut Out, rows: &[Row], cfg: &Cfg) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_stamps_match_the_reference() {
+        for size in [16, 17, 23, 24, 64, 100, 4096] {
+            let mut fast = vec![0u8; size];
+            fill(&mut fast);
+            let stamper = Stamper::new(&mut fast);
+            let mut slow = fast.clone();
+            for seq in [0, 1, 2, 12345, SYNC, STOP] {
+                stamper.stamp(&mut fast, seq);
+                stamp(&mut slow, seq);
+                assert_eq!(fast, slow, "size {size} seq {seq}");
+                let sums = verify(&fast, seq).expect("valid");
+                restamp(&mut fast, !seq, sums);
+                assert_eq!(checksum(&fast), checksum_of(&fast));
+                assert!(verify(&fast, !seq).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn every_flipped_byte_is_caught() {
+        let mut msg = vec![0u8; 64];
+        fill(&mut msg);
+        Stamper::new(&mut msg).stamp(&mut msg, 7);
+        for i in 0..msg.len() {
+            for bit in 0..8 {
+                let mut bad = msg.clone();
+                bad[i] ^= 1 << bit;
+                assert!(verify(&bad, 7).is_err(), "flip at byte {i} bit {bit}");
+            }
+        }
+    }
 }
