@@ -575,20 +575,30 @@ fn parent_pingpong<L: Link>(link: &mut L, cfg: &Cfg, shared: &Shared) -> Result<
     let t0 = ticks();
     let mut last = t0;
     let mut n = 0u64;
+    // The next message goes out as soon as the reply is in; the clock, the
+    // histogram and the reply's verification run while the child works.
+    stamper.stamp(&mut msg, seq);
+    link.send(&msg)
+        .with_context(|| format!("round trip {seq}: cannot send"))?;
     loop {
-        round(link, &stamper, &mut msg, &mut back, seq)?;
-        seq += 1;
+        link.recv(&mut back)
+            .with_context(|| format!("round trip {seq}: cannot receive the reply"))?;
         n += 1;
+        let finished = n >= count || (n % 64 == 0 && start.elapsed() >= time);
+        if !finished {
+            stamper.stamp(&mut msg, seq + 1);
+            link.send(&msg)
+                .with_context(|| format!("round trip {}: cannot send", seq + 1))?;
+        }
         let now = ticks();
         hist.saturating_record(now.wrapping_sub(last));
         last = now;
+        verify(&back, !seq).with_context(|| format!("round trip {seq}: the reply is wrong"))?;
+        seq += 1;
         if n % 64 == 0 {
             shared.progress.store(n, Ordering::Relaxed);
-            if start.elapsed() >= time {
-                break;
-            }
         }
-        if n >= count {
+        if finished {
             break;
         }
     }
@@ -742,24 +752,35 @@ fn child_pingpong<L: Link>(link: &mut L, cfg: &Cfg, control: &Control) -> Result
     loop {
         link.recv(&mut buf)
             .with_context(|| format!("round trip {expect}: cannot receive"))?;
-        if seq_of(&buf) == STOP {
+        let seq = seq_of(&buf);
+        if seq == STOP {
             verify(&buf, STOP).context("the stop message is wrong")?;
             break;
         }
-        let sums = verify(&buf, expect)
-            .with_context(|| format!("round trip {expect}: the message is wrong"))?;
+        if seq != expect {
+            verify(&buf, expect)
+                .with_context(|| format!("round trip {expect}: the message is wrong"))?;
+        }
         if expect == cfg.warmup {
             cpu0 = process_cpu_ns();
         }
-        expect += 1;
-        restamp(&mut buf, !(expect - 1), sums);
-        if cfg.corrupt_after.is_some_and(|n| expect > n) {
-            // Test hook: a flip after the checksum, which the parent must catch.
-            let last = buf.len() - 1;
+        // Reply first, verify the body while the parent works: the reply
+        // carries the body unchanged, so the parent checks it too.
+        set_seq(&mut buf, !seq);
+        let corrupt = cfg.corrupt_after.is_some_and(|n| expect >= n);
+        let last = buf.len() - 1;
+        if corrupt {
+            // Test hook: flip a byte on the way out only, so the parent's
+            // check must catch it.
             buf[last] ^= 0x20;
         }
         link.send(&buf)
-            .with_context(|| format!("round trip {}: cannot reply", expect - 1))?;
+            .with_context(|| format!("round trip {expect}: cannot reply"))?;
+        if corrupt {
+            buf[last] ^= 0x20;
+        }
+        verify(&buf, !seq).with_context(|| format!("round trip {expect}: the message is wrong"))?;
+        expect += 1;
     }
     report_child(control, cpu0);
     Ok(())
@@ -774,13 +795,13 @@ fn child_stream<L: Link>(link: &mut L, cfg: &Cfg, control: &Control) -> Result<(
             .with_context(|| format!("message {expect}: cannot receive"))?;
         let seq = seq_of(&buf);
         if seq == SYNC || seq == STOP {
-            let sums = verify(&buf, seq).context("a control message is wrong")?;
+            verify(&buf, seq).context("a control message is wrong")?;
             if seq == SYNC {
                 cpu0 = process_cpu_ns();
             } else {
                 report_child(control, cpu0);
             }
-            restamp(&mut buf, !seq, sums);
+            set_seq(&mut buf, !seq);
             link.send(&buf).context("cannot acknowledge")?;
             if seq == STOP {
                 return Ok(());
@@ -845,19 +866,16 @@ fn body_sums(msg: &[u8]) -> (u64, u64, u64) {
     (a, b, n)
 }
 
-/// The checksum of a message with sequence number `seq` and body sums
-/// `sums`: the sums seeded with the sequence number, so a reply that only
-/// changes word 0 gets its checksum without another pass over the body.
-fn finish(seq: u64, (a, b, n): (u64, u64, u64)) -> u64 {
-    let a0 = 0x243f_6a88_85a3_08d3 ^ seq;
-    let a = a0.wrapping_add(a);
-    let b = a0.wrapping_mul(n + 1).wrapping_add(b);
-    a ^ b.rotate_left(29)
+/// The checksum of a body with sums `sums`. It leaves out word 0, which is
+/// compared exactly, so a reply that only changes the sequence number keeps
+/// its checksum and can go out before the body was verified.
+fn finish((a, b, n): (u64, u64, u64)) -> u64 {
+    (a ^ 0x243f_6a88_85a3_08d3).wrapping_add(n) ^ b.rotate_left(29)
 }
 
 #[cfg(test)]
 fn checksum(msg: &[u8]) -> u64 {
-    finish(seq_of(msg), body_sums(msg))
+    finish(body_sums(msg))
 }
 
 /// A payload that is not all zeros, so a mechanism that loses bytes shows.
@@ -887,17 +905,15 @@ fn verify(msg: &[u8], want: u64) -> Result<(u64, u64, u64)> {
         bail!("sequence number {seq:#x}, expected {want:#x}");
     }
     let sums = body_sums(msg);
-    if finish(seq, sums) != checksum_of(msg) {
+    if finish(sums) != checksum_of(msg) {
         return Err(anyhow!("checksum mismatch: the data was corrupted"));
     }
     Ok(sums)
 }
 
-/// Turn a verified message into its reply in place: word 0 becomes `seq`,
-/// the body stays, the checksum follows from the sums `verify` returned.
-fn restamp(msg: &mut [u8], seq: u64, sums: (u64, u64, u64)) {
+/// Write the sequence number alone (the checksum does not cover it).
+fn set_seq(msg: &mut [u8], seq: u64) {
     msg[..8].copy_from_slice(&seq.to_ne_bytes());
-    msg[8..16].copy_from_slice(&finish(seq, sums).to_ne_bytes());
 }
 
 /// The sender's side of `stamp` in O(1): only word 0 and word 2 change
@@ -926,7 +942,8 @@ impl Stamper {
         } else {
             self.base
         };
-        restamp(msg, seq, sums);
+        set_seq(msg, seq);
+        msg[8..16].copy_from_slice(&finish(sums).to_ne_bytes());
     }
 }
 
@@ -1118,8 +1135,8 @@ mod tests {
                 stamper.stamp(&mut fast, seq);
                 stamp(&mut slow, seq);
                 assert_eq!(fast, slow, "size {size} seq {seq}");
-                let sums = verify(&fast, seq).expect("valid");
-                restamp(&mut fast, !seq, sums);
+                verify(&fast, seq).expect("valid");
+                set_seq(&mut fast, !seq);
                 assert_eq!(checksum(&fast), checksum_of(&fast));
                 assert!(verify(&fast, !seq).is_ok());
             }
