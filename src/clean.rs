@@ -25,18 +25,36 @@ struct Ident {
 }
 
 fn ident(o: &Object) -> Ident {
-    Ident { kind: o.kind, name: o.name.clone(), key: o.key, id: o.id }
+    Ident {
+        kind: o.kind,
+        name: o.name.clone(),
+        key: o.key,
+        id: o.id,
+    }
 }
 
 pub fn run(args: &CleanArgs, out: &mut Out) -> Result<ExitCode> {
     let select = Select::resolve(&args.select)?;
     let first = Scan::run(&select);
-    let candidates: Vec<Ident> = first.objects.iter().filter(|o| o.orphaned).map(ident).collect();
+    let candidates: Vec<Ident> = first
+        .objects
+        .iter()
+        .filter(|o| o.orphaned)
+        .map(ident)
+        .collect();
     // The second look: only what is still orphaned now is touched.
-    let second = if args.dry_run || candidates.is_empty() { first } else { Scan::run(&select) };
+    let second = if args.dry_run || candidates.is_empty() {
+        first
+    } else {
+        Scan::run(&select)
+    };
     let mut done = 0usize;
     let mut failed = 0usize;
-    for obj in second.objects.iter().filter(|o| o.orphaned && candidates.contains(&ident(o))) {
+    for obj in second
+        .objects
+        .iter()
+        .filter(|o| o.orphaned && candidates.contains(&ident(o)))
+    {
         let what = format!("{} {}", obj.kind.mechanism(), obj.label());
         let record = |kind: &str, extra: Option<String>| {
             let mut v = json!({"kind": kind, "mechanism": obj.kind.mechanism()});
@@ -53,7 +71,9 @@ pub fn run(args: &CleanArgs, out: &mut Out) -> Result<ExitCode> {
             v
         };
         if args.dry_run {
-            out.record(format_args!("would remove {what}"), || record("would-remove", None))?;
+            out.record(format_args!("would remove {what}"), || {
+                record("would-remove", None)
+            })?;
             done += 1;
             continue;
         }
@@ -64,7 +84,9 @@ pub fn run(args: &CleanArgs, out: &mut Out) -> Result<ExitCode> {
             }
             // Someone else removed it meanwhile: nothing left to do.
             Err(Errno::ENOENT) | Err(Errno::EINVAL) | Err(Errno::EIDRM) => {
-                out.record(format_args!("already gone: {what}"), || record("gone", None))?;
+                out.record(format_args!("already gone: {what}"), || {
+                    record("gone", None)
+                })?;
             }
             Err(e) => {
                 failed += 1;
@@ -76,7 +98,11 @@ pub fn run(args: &CleanArgs, out: &mut Out) -> Result<ExitCode> {
             }
         }
     }
-    let verb = if args.dry_run { "would remove" } else { "removed" };
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
     let kept = second.objects.iter().filter(|o| !o.orphaned).count();
     out.record(
         format_args!("{verb} {done} orphaned objects; {kept} in use kept"),
@@ -96,8 +122,12 @@ fn remove(obj: &Object) -> Result<(), Errno> {
         Kind::PosixShm => nix::sys::mman::shm_unlink(name),
         Kind::PosixMsq => posixmq::remove_queue(name).map_err(io_errno),
         // glibc's sem_unlink is exactly this unlink.
-        Kind::PosixSem => std::fs::remove_file(format!("/dev/shm/sem.{}", &name[1..])).map_err(io_errno),
-        Kind::SysvMsq | Kind::SysvShm | Kind::SysvSem => SysvRmid::remove(obj.kind, obj.id.ok_or(Errno::EINVAL)?),
+        Kind::PosixSem => {
+            std::fs::remove_file(format!("/dev/shm/sem.{}", &name[1..])).map_err(io_errno)
+        }
+        Kind::SysvMsq | Kind::SysvShm | Kind::SysvSem => {
+            SysvRmid::remove(obj.kind, obj.id.ok_or(Errno::EINVAL)?)
+        }
     }
 }
 

@@ -10,6 +10,7 @@ mod sysv;
 mod sys;
 mod target;
 mod tour;
+
 mod clean;
 mod limits;
 mod ls;

@@ -97,8 +97,10 @@ pub struct Object {
     pub size: Option<u64>,
     /// Something the user should know (not readable, not a valid semaphore).
     pub note: Option<String>,
-    /// File name under /dev/shm or in the mqueue filesystem.
+    /// File name in the mqueue filesystem.
     file: Option<String>,
+    /// (device, inode) of a file under /dev/shm.
+    inode: Option<(u64, u64)>,
     mq_dev: Option<u64>,
     notify_pid: Option<i64>,
     nattch: i64,
@@ -126,6 +128,7 @@ impl Object {
             size: None,
             note: None,
             file: None,
+            inode: None,
             mq_dev: None,
             notify_pid: None,
             nattch: 0,
@@ -149,7 +152,10 @@ impl Object {
 
     /// The name or key a user types to address the object.
     pub fn label(&self) -> String {
-        self.name.clone().or_else(|| self.key_hex()).unwrap_or_default()
+        self.name
+            .clone()
+            .or_else(|| self.key_hex())
+            .unwrap_or_default()
     }
 
     /// One JSON object: the `--stat` fields, then users and orphaned.
@@ -197,7 +203,9 @@ pub fn time(secs: i64) -> Value {
     Local
         .timestamp_opt(secs, 0)
         .single()
-        .map_or(Value::Null, |t| t.to_rfc3339_opts(SecondsFormat::Secs, false).into())
+        .map_or(Value::Null, |t| {
+            t.to_rfc3339_opts(SecondsFormat::Secs, false).into()
+        })
 }
 
 /// User and group names, looked up once per id.
@@ -209,11 +217,17 @@ pub struct Names {
 
 impl Names {
     pub fn user(&mut self, uid: u32) -> String {
-        self.users.entry(uid).or_insert_with(|| user_name(uid)).clone()
+        self.users
+            .entry(uid)
+            .or_insert_with(|| user_name(uid))
+            .clone()
     }
 
     pub fn group(&mut self, gid: u32) -> String {
-        self.groups.entry(gid).or_insert_with(|| group_name(gid)).clone()
+        self.groups
+            .entry(gid)
+            .or_insert_with(|| group_name(gid))
+            .clone()
     }
 }
 
@@ -255,11 +269,22 @@ impl Select {
         if args.key.is_some() && name.is_none() {
             posix = false;
         }
-        Ok(Select { posix, sysv, ty: args.r#type, owner, name, key: args.key.map(|k| k.raw()) })
+        Ok(Select {
+            posix,
+            sysv,
+            ty: args.r#type,
+            owner,
+            name,
+            key: args.key.map(|k| k.raw()),
+        })
     }
 
     fn wants(&self, kind: Kind) -> bool {
-        (if kind.is_posix() { self.posix } else { self.sysv }) && self.ty.is_none_or(|t| t == kind.ipc_type())
+        (if kind.is_posix() {
+            self.posix
+        } else {
+            self.sysv
+        }) && self.ty.is_none_or(|t| t == kind.ipc_type())
     }
 
     fn matches(&self, obj: &Object) -> bool {
@@ -267,7 +292,10 @@ impl Select {
             return false;
         }
         match (&obj.name, obj.key) {
-            (Some(name), _) => self.name.as_ref().is_none_or(|p| name.starts_with(p.as_str())),
+            (Some(name), _) => self
+                .name
+                .as_ref()
+                .is_none_or(|p| name.starts_with(p.as_str())),
             (None, Some(key)) => self.key.is_none_or(|k| k == key),
             _ => true,
         }
@@ -316,12 +344,18 @@ impl Scan {
             attribute(obj, &procs);
         }
         scan.objects.sort_by(|a, b| {
-            (a.kind as u8, a.name.as_deref(), a.key.map(|k| k as u32), a.id).cmp(&(
-                b.kind as u8,
-                b.name.as_deref(),
-                b.key.map(|k| k as u32),
-                b.id,
-            ))
+            (
+                a.kind as u8,
+                a.name.as_deref(),
+                a.key.map(|k| k as u32),
+                a.id,
+            )
+                .cmp(&(
+                    b.kind as u8,
+                    b.name.as_deref(),
+                    b.key.map(|k| k as u32),
+                    b.id,
+                ))
         });
         scan
     }
@@ -353,9 +387,10 @@ fn attribute(obj: &mut Object, procs: &Procs) {
     let mut in_use = false;
     match obj.kind {
         Kind::PosixShm | Kind::PosixSem => {
-            let file = obj.file.as_deref().unwrap_or_default();
-            for (pid, how) in procs.shm_users(file) {
-                add(pid.into(), how, &mut users);
+            if let Some(inode) = obj.inode {
+                for (pid, how) in procs.shm_users(inode) {
+                    add(pid.into(), how, &mut users);
+                }
             }
         }
         Kind::PosixMsq => {
@@ -404,7 +439,11 @@ fn attribute(obj: &mut Object, procs: &Procs) {
     obj.orphaned = users.is_empty() && !in_use;
     obj.users = users
         .into_iter()
-        .map(|(pid, how)| User { pid, command: procs.command(pid), how: how.as_str() })
+        .map(|(pid, how)| User {
+            pid,
+            command: procs.command(pid),
+            how: how.as_str(),
+        })
         .collect();
 }
 
@@ -422,11 +461,20 @@ pub fn posix_queues() -> Result<Vec<QueueInfo>> {
     if let Some(note) = scan.mq_note {
         anyhow::bail!("{note}");
     }
-    let field = |o: &Object, k: &str| o.fields.get(k).and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok());
+    let field = |o: &Object, k: &str| {
+        o.fields
+            .get(k)
+            .and_then(Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+    };
     Ok(scan
         .objects
         .iter()
-        .map(|o| QueueInfo { uid: o.uid, maxmsg: field(o, "maxmsg"), msgsize: field(o, "msgsize") })
+        .map(|o| QueueInfo {
+            uid: o.uid,
+            maxmsg: field(o, "maxmsg"),
+            msgsize: field(o, "msgsize"),
+        })
         .collect())
 }
 
@@ -507,11 +555,19 @@ fn detail(obj: &Object, bytes: bool) -> String {
         Kind::PosixSem => match f.get("value").and_then(Value::as_u64) {
             Some(v) => {
                 let waiters = f.get("waiters").and_then(Value::as_u64).unwrap_or(0);
-                if waiters > 0 { format!("value {v}, {waiters} waiting") } else { format!("value {v}") }
+                if waiters > 0 {
+                    format!("value {v}, {waiters} waiting")
+                } else {
+                    format!("value {v}")
+                }
             }
             None => String::new(),
         },
-        Kind::SysvMsq => format!("{} msgs, qbytes {}", num(f.get("qnum")), size(f.get("qbytes"))),
+        Kind::SysvMsq => format!(
+            "{} msgs, qbytes {}",
+            num(f.get("qnum")),
+            size(f.get("qbytes"))
+        ),
         Kind::SysvShm => format!("nattch {}", num(f.get("nattch"))),
         Kind::SysvSem => match f.get("values").and_then(Value::as_array) {
             Some(values) => {
@@ -541,11 +597,17 @@ fn users_cell(obj: &Object) -> String {
     if obj.users.len() > SHOWN {
         s.push(format!("+{} more", obj.users.len() - SHOWN));
     }
-    if s.is_empty() { "-".into() } else { s.join(" ") }
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.join(" ")
+    }
 }
 
 fn table(scan: &Scan, bytes: bool, names: &mut Names) -> String {
-    let header = ["TYPE", "NAME/KEY", "ID", "OWNER", "PERMS", "SIZE", "STATE", "USERS", "DETAIL"];
+    let header = [
+        "TYPE", "NAME/KEY", "ID", "OWNER", "PERMS", "SIZE", "STATE", "USERS", "DETAIL",
+    ];
     let rows: Vec<[String; 9]> = scan
         .objects
         .iter()
@@ -603,7 +665,9 @@ fn table(scan: &Scan, bytes: bool, names: &mut Names) -> String {
     let orphaned = scan.objects.iter().filter(|o| o.orphaned).count();
     let _ = writeln!(s, "{} objects, {orphaned} orphaned", scan.objects.len());
     if let Some(MqSource::Private) = scan.mq_source {
-        s.push_str("POSIX queues listed through a private mount namespace (/dev/mqueue is not mounted)\n");
+        s.push_str(
+            "POSIX queues listed through a private mount namespace (/dev/mqueue is not mounted)\n",
+        );
     }
     if let Some(note) = &scan.mq_note {
         let _ = writeln!(s, "{note}");

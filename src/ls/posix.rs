@@ -61,12 +61,18 @@ pub fn scan_shm_dir(scan: &mut Scan, want_shm: bool, want_sem: bool) {
                 Ok(SemFile::Short(len)) => (
                     Value::Null,
                     Value::Null,
-                    Some(format!("{len} bytes, shorter than a sem_t ({SEM_T_SIZE}): not a valid semaphore")),
+                    Some(format!(
+                        "{len} bytes, shorter than a sem_t ({SEM_T_SIZE}): not a valid semaphore"
+                    )),
                 ),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(_) => {
                     scan.unreadable += 1;
-                    (Value::Null, Value::Null, Some("not readable by this user".into()))
+                    (
+                        Value::Null,
+                        Value::Null,
+                        Some("not readable by this user".into()),
+                    )
                 }
             };
             obj.fields.insert("value".into(), value);
@@ -82,13 +88,16 @@ pub fn scan_shm_dir(scan: &mut Scan, want_shm: bool, want_sem: bool) {
         };
         obj.set_owner(meta.uid(), meta.gid(), meta.mode());
         obj.fields.insert("mtime".into(), super::time(meta.mtime()));
-        obj.file = Some(file.to_string());
+        obj.inode = Some((meta.dev(), meta.ino()));
         scan.objects.push(obj);
     }
 }
 
 enum SemFile {
-    Value { value: u32, waiters: u32 },
+    Value {
+        value: u32,
+        waiters: u32,
+    },
     /// Shorter than a sem_t (empty, truncated, or not a semaphore at all).
     Short(usize),
 }
@@ -115,7 +124,9 @@ fn read_sem_value(path: &Path) -> io::Result<SemFile> {
     if len < SEM_T_SIZE {
         return Ok(SemFile::Short(len));
     }
-    let word = u64::from_ne_bytes([buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7]]);
+    let word = u64::from_ne_bytes([
+        buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7],
+    ]);
     Ok(SemFile::Value {
         value: (word & 0xffff_ffff) as u32,
         waiters: (word >> 32) as u32,
@@ -147,7 +158,13 @@ impl MqEntry {
     }
 
     fn from_json(v: &Value) -> Option<MqEntry> {
-        let attr = v["attr"].as_array().and_then(|a| Some((a.first()?.as_i64()?, a.get(1)?.as_i64()?, a.get(2)?.as_i64()?)));
+        let attr = v["attr"].as_array().and_then(|a| {
+            Some((
+                a.first()?.as_i64()?,
+                a.get(1)?.as_i64()?,
+                a.get(2)?.as_i64()?,
+            ))
+        });
         Some(MqEntry {
             name: v["name"].as_str()?.to_string(),
             uid: u32::try_from(v["uid"].as_u64()?).ok()?,
@@ -234,7 +251,10 @@ fn mqueue_mount() -> Option<String> {
 
 /// mountinfo writes space, tab, newline and backslash as `\ooo`.
 fn unescape_mount(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// root, or CAP_SYS_ADMIN in the effective set (bit 21 of CapEff).
@@ -245,7 +265,11 @@ fn may_mount() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim().to_string();
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_string();
             u64::from_str_radix(&hex, 16).ok()
         })
         .is_some_and(|caps| caps & (1 << 21) != 0)
@@ -253,11 +277,16 @@ fn may_mount() -> bool {
 
 fn read_mqueue_dir(dir: &Path) -> Result<Vec<MqEntry>> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?.flatten() {
+    for entry in fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .flatten()
+    {
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        let Ok(meta) = fs::symlink_metadata(entry.path()) else { continue };
+        let Ok(meta) = fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
         // QSIZE:129  NOTIFY:0  SIGNO:0  NOTIFY_PID:0
         let status = fs::read_to_string(entry.path()).ok();
         let field = |key: &str| -> Option<i64> {
@@ -290,10 +319,19 @@ fn mq_attributes(name: &str) -> Option<(i64, i64, i64)> {
         .existing()
         .nonblocking()
         .open(path.as_str())
-        .or_else(|_| posixmq::OpenOptions::writeonly().existing().nonblocking().open(path.as_str()))
+        .or_else(|_| {
+            posixmq::OpenOptions::writeonly()
+                .existing()
+                .nonblocking()
+                .open(path.as_str())
+        })
         .ok()?;
     let a = mq.attributes().ok()?;
-    Some((a.capacity as i64, a.max_msg_len as i64, a.current_messages as i64))
+    Some((
+        a.capacity as i64,
+        a.max_msg_len as i64,
+        a.current_messages as i64,
+    ))
 }
 
 /// Fork a child that unshares its mount namespace, makes every mount private
@@ -317,11 +355,18 @@ fn fork_and_read(dir: &Path) -> Result<Vec<MqEntry>> {
         let code = match child_list(dir) {
             Ok(text) => {
                 let mut file = File::from(write_end);
-                if io::Write::write_all(&mut file, text.as_bytes()).is_ok() { 0 } else { 3 }
+                if io::Write::write_all(&mut file, text.as_bytes()).is_ok() {
+                    0
+                } else {
+                    3
+                }
             }
             Err(e) => {
                 let mut file = File::from(write_end);
-                let _ = io::Write::write_all(&mut file, json!({"error": format!("{e:#}")}).to_string().as_bytes());
+                let _ = io::Write::write_all(
+                    &mut file,
+                    json!({"error": format!("{e:#}")}).to_string().as_bytes(),
+                );
                 4
             }
         };
@@ -337,17 +382,34 @@ fn fork_and_read(dir: &Path) -> Result<Vec<MqEntry>> {
     if let Some(err) = doc.get("error").and_then(Value::as_str) {
         anyhow::bail!("{err}");
     }
-    Ok(doc.as_array().into_iter().flatten().filter_map(MqEntry::from_json).collect())
+    Ok(doc
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(MqEntry::from_json)
+        .collect())
 }
 
 /// In the child: private namespace, mount, list.
 fn child_list(dir: &Path) -> Result<String> {
     use nix::mount::{MsFlags, mount};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).context("unshare(CLONE_NEWNS)")?;
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .context("cannot make / private in the new mount namespace")?;
-    mount(Some("mqueue"), dir, Some("mqueue"), MsFlags::empty(), None::<&str>)
-        .context("cannot mount an mqueue filesystem")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("cannot make / private in the new mount namespace")?;
+    mount(
+        Some("mqueue"),
+        dir,
+        Some("mqueue"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .context("cannot mount an mqueue filesystem")?;
     let entries = read_mqueue_dir(dir)?;
     let list: Vec<Value> = entries.iter().map(MqEntry::to_json).collect();
     Ok(Value::Array(list).to_string())

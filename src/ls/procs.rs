@@ -51,10 +51,13 @@ pub enum Blocked {
 pub struct Procs {
     /// pid -> command (comm), for every live process.
     comm: HashMap<i32, String>,
-    /// File name under /dev/shm -> processes that map it.
-    shm_maps: HashMap<String, Vec<i32>>,
-    /// File name under /dev/shm -> processes with a descriptor on it.
-    shm_fds: HashMap<String, Vec<i32>>,
+    /// (device, inode) of a file under /dev/shm -> processes that map it.
+    /// By inode, not name: glibc's sem_open creates a semaphore under a
+    /// temporary name, maps it, links it to its real name and unlinks the
+    /// temporary one, so its creator's mapping reads `sem.XXXXXX (deleted)`.
+    shm_maps: HashMap<(u64, u64), Vec<i32>>,
+    /// (device, inode) of a file under /dev/shm -> processes with a descriptor on it.
+    shm_fds: HashMap<(u64, u64), Vec<i32>>,
     /// System V shmid -> processes that attach it.
     sysv_maps: HashMap<i32, Vec<i32>>,
     /// Descriptor targets that look like an mqueue file ("/NAME"), with the
@@ -72,9 +75,12 @@ impl Procs {
         let Ok(dir) = fs::read_dir("/proc") else {
             return procs;
         };
-        let mut line = String::new();
         for entry in dir.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
                 continue;
             };
             let comm = fs::read_to_string(format!("/proc/{pid}/comm"))
@@ -84,7 +90,7 @@ impl Procs {
             if pid == skip {
                 continue;
             }
-            procs.read_maps(pid, &mut line);
+            procs.read_maps(pid);
             if want_fds {
                 procs.read_fds(pid);
             }
@@ -93,8 +99,7 @@ impl Procs {
         procs
     }
 
-    fn read_maps(&mut self, pid: i32, buf: &mut String) {
-        buf.clear();
+    fn read_maps(&mut self, pid: i32) {
         let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else {
             return;
         };
@@ -103,14 +108,28 @@ impl Procs {
             // addr perms offset dev inode path: the path starts at the 6th field.
             let Some(slash) = l.find('/') else { continue };
             let path = &l[slash..];
-            if let Some(file) = path.strip_prefix("/dev/shm/") {
-                if file.ends_with(" (deleted)") || !seen.insert(path) {
+            if path.starts_with("/dev/shm/") {
+                if !seen.insert(path) {
                     continue;
                 }
-                self.shm_maps.entry(file.to_string()).or_default().push(pid);
+                let mut cols = l.split_ascii_whitespace().skip(3);
+                let (Some(dev), Some(ino)) = (
+                    cols.next().and_then(parse_dev),
+                    cols.next().and_then(|i| i.parse().ok()),
+                ) else {
+                    continue;
+                };
+                let users = self.shm_maps.entry((dev, ino)).or_default();
+                if !users.contains(&pid) {
+                    users.push(pid);
+                }
             } else if path.starts_with("/SYSV") {
                 // The inode column of a System V mapping is the shmid.
-                let Some(ino) = l.split_ascii_whitespace().nth(4).and_then(|s| s.parse::<i32>().ok()) else {
+                let Some(ino) = l
+                    .split_ascii_whitespace()
+                    .nth(4)
+                    .and_then(|s| s.parse::<i32>().ok())
+                else {
                     continue;
                 };
                 if !seen.insert(path) {
@@ -129,11 +148,16 @@ impl Procs {
             return;
         };
         for entry in dir.flatten() {
-            let Ok(target) = fs::read_link(entry.path()) else { continue };
-            let Some(target) = target.to_str() else { continue };
-            if let Some(file) = target.strip_prefix("/dev/shm/") {
-                if !file.ends_with(" (deleted)") {
-                    let users = self.shm_fds.entry(file.to_string()).or_default();
+            let Ok(target) = fs::read_link(entry.path()) else {
+                continue;
+            };
+            let Some(target) = target.to_str() else {
+                continue;
+            };
+            if target.starts_with("/dev/shm/") {
+                // stat follows the descriptor to the very file, whatever its name now.
+                if let Ok(meta) = fs::metadata(entry.path()) {
+                    let users = self.shm_fds.entry((meta.dev(), meta.ino())).or_default();
                     if !users.contains(&pid) {
                         users.push(pid);
                     }
@@ -145,7 +169,10 @@ impl Procs {
                     continue;
                 }
                 if let Ok(meta) = fs::metadata(entry.path()) {
-                    self.mq_fds.entry(name.to_string()).or_default().push((pid, meta.dev()));
+                    self.mq_fds
+                        .entry(name.to_string())
+                        .or_default()
+                        .push((pid, meta.dev()));
                 }
             }
         }
@@ -176,12 +203,12 @@ impl Procs {
         self.comm.get(&pid).cloned().unwrap_or_default()
     }
 
-    pub fn shm_users(&self, file: &str) -> Vec<(i32, How)> {
+    pub fn shm_users(&self, file: (u64, u64)) -> Vec<(i32, How)> {
         let mut out: Vec<(i32, How)> = Vec::new();
-        for &pid in self.shm_maps.get(file).into_iter().flatten() {
+        for &pid in self.shm_maps.get(&file).into_iter().flatten() {
             out.push((pid, How::Maps));
         }
-        for &pid in self.shm_fds.get(file).into_iter().flatten() {
+        for &pid in self.shm_fds.get(&file).into_iter().flatten() {
             if !out.iter().any(|(p, _)| *p == pid) {
                 out.push((pid, How::Open));
             }
@@ -208,6 +235,14 @@ impl Procs {
     }
 }
 
+/// The `MM:mm` device column of /proc/PID/maps (hex major:minor) as a dev_t.
+fn parse_dev(s: &str) -> Option<u64> {
+    let (major, minor) = s.split_once(':')?;
+    let major = u64::from_str_radix(major, 16).ok()?;
+    let minor = u64::from_str_radix(minor, 16).ok()?;
+    Some(nix::sys::stat::makedev(major, minor))
+}
+
 /// `NR arg1 ...` of a thread blocked in a System V call on an id.
 fn parse_syscall(text: &str) -> Option<Blocked> {
     let mut it = text.split_ascii_whitespace();
@@ -227,11 +262,19 @@ mod tests {
 
     #[test]
     fn syscalls() {
-        let rcv = format!("{} 0x5 0x7ffc 0x2000 0x0 0x0 0x0 0x7ffc 0x7f00\n", libc::SYS_msgrcv);
+        let rcv = format!(
+            "{} 0x5 0x7ffc 0x2000 0x0 0x0 0x0 0x7ffc 0x7f00\n",
+            libc::SYS_msgrcv
+        );
         assert_eq!(parse_syscall(&rcv), Some(Blocked::Msq(5)));
-        let sem = format!("{} 0x1f 0x7ffc 0x1 0x0 0x0 0x0 0x7ffc 0x7f00\n", libc::SYS_semop);
+        let sem = format!(
+            "{} 0x1f 0x7ffc 0x1 0x0 0x0 0x0 0x7ffc 0x7f00\n",
+            libc::SYS_semop
+        );
         assert_eq!(parse_syscall(&sem), Some(Blocked::Sem(31)));
         assert_eq!(parse_syscall("running\n"), None);
         assert_eq!(parse_syscall("0 0x3 0x1 0x2 0 0 0 0 0"), None);
+        assert_eq!(parse_dev("00:1b"), Some(nix::sys::stat::makedev(0, 0x1b)));
+        assert_eq!(parse_dev("fd:01"), Some(nix::sys::stat::makedev(0xfd, 1)));
     }
 }

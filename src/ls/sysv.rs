@@ -36,7 +36,10 @@ fn read_table(path: &str, scan: &mut Scan, mut each: impl FnMut(&Row, &mut Scan)
     let Some(header) = lines.next() else { return };
     let header: Vec<&str> = header.split_ascii_whitespace().collect();
     for l in lines {
-        let row = Row { header: &header, cols: l.split_ascii_whitespace().collect() };
+        let row = Row {
+            header: &header,
+            cols: l.split_ascii_whitespace().collect(),
+        };
         each(&row, scan);
     }
 }
@@ -49,7 +52,11 @@ fn common(kind: Kind, row: &Row) -> Option<Object> {
     // /proc/sysvipc prints perms in octal ("%4o").
     let i = row.header.iter().position(|h| *h == "perms")?;
     let perms = u32::from_str_radix(row.cols.get(i)?, 8).ok()?;
-    obj.set_owner(u32::try_from(row.get("uid")?).ok()?, u32::try_from(row.get("gid")?).ok()?, perms);
+    obj.set_owner(
+        u32::try_from(row.get("uid")?).ok()?,
+        u32::try_from(row.get("gid")?).ok()?,
+        perms,
+    );
     obj.cuid = u32::try_from(row.get("cuid")?).ok();
     obj.cgid = u32::try_from(row.get("cgid")?).ok();
     Some(obj)
@@ -57,7 +64,9 @@ fn common(kind: Kind, row: &Row) -> Option<Object> {
 
 pub fn scan_msg(scan: &mut Scan) {
     read_table("/proc/sysvipc/msg", scan, |row, scan| {
-        let Some(mut obj) = common(Kind::SysvMsq, row) else { return };
+        let Some(mut obj) = common(Kind::SysvMsq, row) else {
+            return;
+        };
         let id = obj.id.unwrap_or(-1);
         let qbytes = match SysvIds::msg_qbytes(id) {
             Ok(q) => json!(q),
@@ -84,7 +93,9 @@ pub fn scan_msg(scan: &mut Scan) {
 
 pub fn scan_shm(scan: &mut Scan) {
     read_table("/proc/sysvipc/shm", scan, |row, scan| {
-        let Some(mut obj) = common(Kind::SysvShm, row) else { return };
+        let Some(mut obj) = common(Kind::SysvShm, row) else {
+            return;
+        };
         let f = &mut obj.fields;
         f.insert("size".into(), json!(row.get("size")));
         f.insert("nattch".into(), json!(row.get("nattch")));
@@ -104,10 +115,14 @@ pub fn scan_shm(scan: &mut Scan) {
 
 pub fn scan_sem(scan: &mut Scan) {
     read_table("/proc/sysvipc/sem", scan, |row, scan| {
-        let Some(mut obj) = common(Kind::SysvSem, row) else { return };
+        let Some(mut obj) = common(Kind::SysvSem, row) else {
+            return;
+        };
         let id = obj.id.unwrap_or(-1);
         let nsems = row.get("nsems").unwrap_or(0);
-        let detail = usize::try_from(nsems).ok().map(|n| SysvIds::sem_detail(id, n));
+        let detail = usize::try_from(nsems)
+            .ok()
+            .map(|n| SysvIds::sem_detail(id, n));
         let f = &mut obj.fields;
         f.insert("nsems".into(), json!(nsems));
         match detail {
@@ -171,6 +186,10 @@ impl SysvIds {
             let z = Errno::result(unsafe { libc::semctl(id, i, libc::GETZCNT) })?;
             waiters += u64::try_from(n).unwrap_or(0) + u64::try_from(z).unwrap_or(0);
         }
-        Ok(SemDetail { values, pids, waiters })
+        Ok(SemDetail {
+            values,
+            pids,
+            waiters,
+        })
     }
 }
