@@ -105,7 +105,7 @@ pub fn run(args: &CleanArgs, out: &mut Out) -> Result<ExitCode> {
     };
     let kept = second.objects.iter().filter(|o| !o.orphaned).count();
     out.record(
-        format_args!("{verb} {done} orphaned objects; {kept} in use kept"),
+        format_args!("{verb} {done} orphaned objects; {kept} in use or unknown kept"),
         || json!({"kind": "summary", "dry_run": args.dry_run, "removed": done, "kept": kept, "failed": failed}),
     )?;
     if failed > 0 {

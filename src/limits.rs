@@ -159,7 +159,7 @@ pub fn run(args: &LimitsArgs, out: &mut Out) -> Result<ExitCode> {
     );
     let queues_note = match &queues {
         Ok(_) => format!("in use: {}", show(mq_count)),
-        Err(e) => format!("in use: unknown ({e})"),
+        Err(_) => "in use: unknown (mount /dev/mqueue, or run as root)".into(),
     };
     let _ = writeln!(
         t,

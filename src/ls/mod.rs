@@ -110,6 +110,9 @@ pub struct Object {
     waiters: u64,
     pub users: Vec<User>,
     pub orphaned: bool,
+    /// Neither orphaned nor known to be in use: the object or some processes
+    /// could not be read. Never removed by `clean --stale`.
+    pub unknown: bool,
 }
 
 impl Object {
@@ -136,6 +139,7 @@ impl Object {
             waiters: 0,
             users: Vec::new(),
             orphaned: false,
+            unknown: false,
         }
     }
 
@@ -187,7 +191,12 @@ impl Object {
             .map(|u| json!({"pid": u.pid, "command": u.command, "how": u.how}))
             .collect();
         m.insert("users".into(), users.into());
-        m.insert("orphaned".into(), self.orphaned.into());
+        let orphaned = if self.unknown {
+            Value::Null
+        } else {
+            self.orphaned.into()
+        };
+        m.insert("orphaned".into(), orphaned);
         if let Some(note) = &self.note {
             m.insert("note".into(), note.clone().into());
         }
@@ -313,6 +322,11 @@ pub struct Scan {
     pub mq_source: Option<MqSource>,
     /// Other trouble worth a line (a /proc file that cannot be read).
     pub notes: Vec<String>,
+    /// Processes whose maps and descriptors this user may not read, with
+    /// their commands.
+    pub hidden_procs: Vec<(i32, String)>,
+    /// Whether hidden processes leave verdicts unknown (see `attribute`).
+    hidden_matter: bool,
 }
 
 impl Scan {
@@ -340,9 +354,20 @@ impl Scan {
         scan.objects.retain(|o| select.matches(o));
         let want_fds = scan.objects.iter().any(|o| o.kind.is_posix());
         let procs = Procs::scan(std::process::id() as i32, want_fds);
+        // Root reads every process but one more privileged than itself (a
+        // container's init holding capabilities root lacks here): those are
+        // named in a note, and the verdicts rest on what root sees. For any
+        // other user, other users' processes are hidden and may use anything.
+        let hidden_matter = !procs.hidden.is_empty() && !nix::unistd::geteuid().is_root();
         for obj in &mut scan.objects {
-            attribute(obj, &procs);
+            attribute(obj, &procs, hidden_matter);
         }
+        scan.hidden_matter = hidden_matter;
+        scan.hidden_procs = procs
+            .hidden
+            .iter()
+            .map(|&p| (p, procs.command(p)))
+            .collect();
         scan.objects.sort_by(|a, b| {
             (
                 a.kind as u8,
@@ -374,7 +399,7 @@ impl Scan {
 ///   if alive, and waiters; orphaned = none of them.
 ///
 /// A pid reused by an unrelated process only makes the verdict more careful.
-fn attribute(obj: &mut Object, procs: &Procs) {
+fn attribute(obj: &mut Object, procs: &Procs, hidden_matter: bool) {
     let mut users: Vec<(i32, How)> = Vec::new();
     let add = |pid: i64, how: How, users: &mut Vec<(i32, How)>| {
         if let Ok(pid) = i32::try_from(pid)
@@ -432,11 +457,13 @@ fn attribute(obj: &mut Object, procs: &Procs) {
             in_use = obj.waiters > 0;
         }
     }
-    if obj.note.is_some() && obj.kind != Kind::PosixSem {
-        // Not readable: what we could not see may be in use.
-        in_use = true;
-    }
-    obj.orphaned = users.is_empty() && !in_use;
+    // What could not be seen may be in use: a System V segment is judged by
+    // nattch and its creator, both always visible; everything else needs
+    // every process's maps, descriptors or syscalls.
+    let unreadable = obj.note.is_some() && !matches!(obj.kind, Kind::PosixSem | Kind::SysvShm);
+    let hidden = hidden_matter && obj.kind != Kind::SysvShm;
+    obj.orphaned = users.is_empty() && !in_use && !unreadable && !hidden;
+    obj.unknown = users.is_empty() && !in_use && (unreadable || hidden);
     obj.users = users
         .into_iter()
         .map(|(pid, how)| User {
@@ -505,6 +532,7 @@ fn json_doc(scan: &Scan, names: &mut Names) -> Value {
     json!({
         "objects": objects,
         "unreadable": scan.unreadable,
+        "hidden_processes": scan.hidden_procs.iter().map(|(p, c)| json!({"pid": p, "command": c})).collect::<Vec<_>>(),
         "mqueue": {"listed": listed, "source": source, "note": scan.mq_note},
         "notes": scan.notes,
     })
@@ -617,7 +645,11 @@ fn table(scan: &Scan, bytes: bool, names: &mut Names) -> String {
                 Some(b) => human(b),
                 None => "-".into(),
             };
-            let state = if o.orphaned { "orphaned" } else { "in use" };
+            let state = match (o.orphaned, o.unknown) {
+                (true, _) => "orphaned",
+                (false, true) => "unknown",
+                (false, false) => "in use",
+            };
             [
                 o.kind.mechanism().to_string(),
                 o.label(),
@@ -663,7 +695,30 @@ fn table(scan: &Scan, bytes: bool, names: &mut Names) -> String {
         line(&cells);
     }
     let orphaned = scan.objects.iter().filter(|o| o.orphaned).count();
-    let _ = writeln!(s, "{} objects, {orphaned} orphaned", scan.objects.len());
+    let unknown = scan.objects.iter().filter(|o| o.unknown).count();
+    let _ = write!(s, "{} objects, {orphaned} orphaned", scan.objects.len());
+    if unknown > 0 {
+        let _ = write!(s, ", {unknown} unknown");
+    }
+    s.push('\n');
+    if scan.hidden_matter {
+        let _ = writeln!(
+            s,
+            "{} processes not readable by this user: their use of objects is unknown (run as root to see every user)",
+            scan.hidden_procs.len()
+        );
+    } else if !scan.hidden_procs.is_empty() {
+        let list: Vec<String> = scan
+            .hidden_procs
+            .iter()
+            .map(|(p, c)| format!("{p}/{c}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "not readable even by root (not counted as users): {}",
+            list.join(" ")
+        );
+    }
     if let Some(MqSource::Private) = scan.mq_source {
         s.push_str(
             "POSIX queues listed through a private mount namespace (/dev/mqueue is not mounted)\n",

@@ -65,6 +65,8 @@ pub struct Procs {
     mq_fds: HashMap<String, Vec<(i32, u64)>>,
     /// Threads blocked on a System V queue or semaphore set.
     blocked: HashMap<Blocked, Vec<i32>>,
+    /// Processes whose maps this user may not read.
+    pub hidden: Vec<i32>,
 }
 
 impl Procs {
@@ -100,8 +102,15 @@ impl Procs {
     }
 
     fn read_maps(&mut self, pid: i32) {
-        let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else {
-            return;
+        let maps = match fs::read_to_string(format!("/proc/{pid}/maps")) {
+            Ok(maps) => maps,
+            Err(e) => {
+                // Another user's process: what it maps or waits on is unknown.
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    self.hidden.push(pid);
+                }
+                return;
+            }
         };
         let mut seen: HashSet<&str> = HashSet::new();
         for l in maps.lines() {

@@ -136,8 +136,7 @@ pub fn scan_sem(scan: &mut Scan) {
             _ => {
                 scan.unreadable += 1;
                 obj.note = Some("not readable by this user: values unknown".into());
-                // Unknown waiters: never call it orphaned.
-                obj.waiters = u64::MAX;
+                // The note makes the verdict unknown: never called orphaned.
                 for k in ["values", "pids", "waiters"] {
                     f.insert(k.into(), Value::Null);
                 }
