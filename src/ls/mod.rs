@@ -24,7 +24,7 @@ use crate::output::{Fields, Out};
 use crate::sys::{group_name, user_name};
 
 pub use posix::MqSource;
-use procs::{Blocked, How, Procs};
+use procs::{Blocked, How, Procs, Want};
 
 /// The six kinds of object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,11 +333,10 @@ impl Scan {
     /// Find the selected objects, then their users in one pass over /proc.
     pub fn run(select: &Select) -> Scan {
         let mut scan = Scan::default();
-        // The queue listing may fork: do it first, while nothing else runs,
-        // and before /proc is read so the child is never seen as a user.
-        if select.wants(Kind::PosixMsq) {
-            posix::scan_mqueues(&mut scan);
-        }
+        // The queue listing may fork a child: start it first, while this
+        // process is single-threaded, and let it run during the other scans.
+        let mq = select.wants(Kind::PosixMsq).then(posix::start_mqueues);
+        let mq_child = mq.as_ref().and_then(posix::MqPending::child_pid);
         let (shm, sem) = (select.wants(Kind::PosixShm), select.wants(Kind::PosixSem));
         if shm || sem {
             posix::scan_shm_dir(&mut scan, shm, sem);
@@ -352,8 +351,24 @@ impl Scan {
             sysv::scan_sem(&mut scan);
         }
         scan.objects.retain(|o| select.matches(o));
-        let want_fds = scan.objects.iter().any(|o| o.kind.is_posix());
-        let procs = Procs::scan(std::process::id() as i32, want_fds);
+        let mut want = Want {
+            fds: mq.is_some(),
+            ..Want::default()
+        };
+        for o in &scan.objects {
+            match o.kind {
+                Kind::PosixShm | Kind::PosixSem => (want.maps, want.fds) = (true, true),
+                Kind::PosixMsq => want.fds = true,
+                Kind::SysvShm => want.maps |= o.nattch > 0,
+                Kind::SysvMsq | Kind::SysvSem => want.syscalls = true,
+            }
+        }
+        let skip = [Some(std::process::id() as i32), mq_child];
+        let procs = Procs::scan(&skip, want);
+        if let Some(mq) = mq {
+            posix::finish_mqueues(mq, &mut scan);
+            scan.objects.retain(|o| select.matches(o));
+        }
         // Root reads every process but one more privileged than itself (a
         // container's init holding capabilities root lacks here): those are
         // named in a note, and the verdicts rest on what root sees. For any
@@ -484,7 +499,7 @@ pub struct QueueInfo {
 /// Every POSIX queue, or why they cannot be listed.
 pub fn posix_queues() -> Result<Vec<QueueInfo>> {
     let mut scan = Scan::default();
-    posix::scan_mqueues(&mut scan);
+    posix::finish_mqueues(posix::start_mqueues(), &mut scan);
     if let Some(note) = scan.mq_note {
         anyhow::bail!("{note}");
     }

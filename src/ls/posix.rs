@@ -134,7 +134,7 @@ fn read_sem_value(path: &Path) -> io::Result<SemFile> {
 }
 
 /// A POSIX queue as the mqueue filesystem shows it.
-struct MqEntry {
+pub struct MqEntry {
     name: String,
     uid: u32,
     gid: u32,
@@ -188,14 +188,46 @@ pub enum MqSource {
     Private,
 }
 
+/// A queue listing under way: a private-namespace child runs while the
+/// parent reads /dev/shm, /proc/sysvipc and /proc.
+pub enum MqPending {
+    Done(Result<(Vec<MqEntry>, MqSource)>),
+    Child(ChildListing),
+    /// Not mounted and this user may not mount one.
+    Unavailable,
+}
+
+impl MqPending {
+    /// The child's pid, so the /proc scan does not count it as a user.
+    pub fn child_pid(&self) -> Option<i32> {
+        match self {
+            MqPending::Child(c) => Some(c.pid.as_raw()),
+            _ => None,
+        }
+    }
+}
+
 /// POSIX queues: from a mounted mqueue filesystem, else (root or
 /// CAP_SYS_ADMIN) from one mounted in a child's private mount namespace,
 /// else a note saying how to mount it.
-pub fn scan_mqueues(scan: &mut Scan) {
-    let listed = match mqueue_mount() {
-        Some(dir) => read_mqueue_dir(Path::new(&dir)).map(|e| (e, MqSource::Mounted(dir))),
-        None if may_mount() => list_in_private_namespace().map(|e| (e, MqSource::Private)),
-        None => {
+pub fn start_mqueues() -> MqPending {
+    match mqueue_mount() {
+        Some(dir) => {
+            MqPending::Done(read_mqueue_dir(Path::new(&dir)).map(|e| (e, MqSource::Mounted(dir))))
+        }
+        None if may_mount() => match ChildListing::start() {
+            Ok(child) => MqPending::Child(child),
+            Err(e) => MqPending::Done(Err(e)),
+        },
+        None => MqPending::Unavailable,
+    }
+}
+
+pub fn finish_mqueues(pending: MqPending, scan: &mut Scan) {
+    let listed = match pending {
+        MqPending::Done(listed) => listed,
+        MqPending::Child(child) => child.finish().map(|e| (e, MqSource::Private)),
+        MqPending::Unavailable => {
             scan.mq_note = Some(
                 "POSIX message queues cannot be listed: no mqueue filesystem is mounted and this user may \
                  not mount one; as root: mkdir -p /dev/mqueue && mount -t mqueue none /dev/mqueue"
@@ -334,60 +366,65 @@ fn mq_attributes(name: &str) -> Option<(i64, i64, i64)> {
     ))
 }
 
-/// Fork a child that unshares its mount namespace, makes every mount private
+/// A child that unshares its mount namespace, makes every mount private
 /// (so nothing propagates back), mounts an mqueue filesystem on a fresh
 /// temporary directory, and writes what it finds to a pipe as JSON. The
 /// mount dies with the child's namespace; the parent removes the empty
 /// directory. Nothing on the machine changes.
-fn list_in_private_namespace() -> Result<Vec<MqEntry>> {
-    let tmp = nix::unistd::mkdtemp(&std::env::temp_dir().join("examples-ipc-mq.XXXXXX"))
-        .context("cannot create a temporary mount point")?;
-    let result = fork_and_read(&tmp);
-    let _ = fs::remove_dir(&tmp);
-    result
+pub struct ChildListing {
+    pid: nix::unistd::Pid,
+    read: std::os::fd::OwnedFd,
+    dir: std::path::PathBuf,
 }
 
-fn fork_and_read(dir: &Path) -> Result<Vec<MqEntry>> {
-    let (read_end, write_end) = nix::unistd::pipe().context("cannot create a pipe")?;
-    let child = Child::fork().context("cannot fork")?;
-    let Some(pid) = child else {
-        drop(read_end);
-        let code = match child_list(dir) {
-            Ok(text) => {
-                let mut file = File::from(write_end);
-                if io::Write::write_all(&mut file, text.as_bytes()).is_ok() {
-                    0
-                } else {
-                    3
-                }
-            }
-            Err(e) => {
-                let mut file = File::from(write_end);
-                let _ = io::Write::write_all(
-                    &mut file,
-                    json!({"error": format!("{e:#}")}).to_string().as_bytes(),
-                );
-                4
-            }
-        };
-        Child::exit(code);
-    };
-    drop(write_end);
-    let mut text = String::new();
-    let read = File::from(read_end).read_to_string(&mut text);
-    let status = nix::sys::wait::waitpid(pid, None);
-    read.context("cannot read the listing from the child")?;
-    status.context("cannot wait for the child")?;
-    let doc: Value = serde_json::from_str(&text).context("the child's listing is not JSON")?;
-    if let Some(err) = doc.get("error").and_then(Value::as_str) {
-        anyhow::bail!("{err}");
+impl ChildListing {
+    fn start() -> Result<ChildListing> {
+        let dir = nix::unistd::mkdtemp(&std::env::temp_dir().join("examples-ipc-mq.XXXXXX"))
+            .context("cannot create a temporary mount point")?;
+        let started = Self::fork(&dir);
+        if started.is_err() {
+            let _ = fs::remove_dir(&dir);
+        }
+        started.map(|(pid, read)| ChildListing { pid, read, dir })
     }
-    Ok(doc
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(MqEntry::from_json)
-        .collect())
+
+    fn fork(dir: &Path) -> Result<(nix::unistd::Pid, std::os::fd::OwnedFd)> {
+        let (read_end, write_end) = nix::unistd::pipe().context("cannot create a pipe")?;
+        let Some(pid) = Child::fork().context("cannot fork")? else {
+            drop(read_end);
+            let (text, code) = match child_list(dir) {
+                Ok(text) => (text, 0),
+                Err(e) => (json!({"error": format!("{e:#}")}).to_string(), 4),
+            };
+            let mut file = File::from(write_end);
+            let code = if io::Write::write_all(&mut file, text.as_bytes()).is_ok() {
+                code
+            } else {
+                3
+            };
+            Child::exit(code);
+        };
+        Ok((pid, read_end))
+    }
+
+    fn finish(self) -> Result<Vec<MqEntry>> {
+        let mut text = String::new();
+        let read = File::from(self.read).read_to_string(&mut text);
+        let status = nix::sys::wait::waitpid(self.pid, None);
+        let _ = fs::remove_dir(&self.dir);
+        read.context("cannot read the listing from the child")?;
+        status.context("cannot wait for the child")?;
+        let doc: Value = serde_json::from_str(&text).context("the child's listing is not JSON")?;
+        if let Some(err) = doc.get("error").and_then(Value::as_str) {
+            anyhow::bail!("{err}");
+        }
+        Ok(doc
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(MqEntry::from_json)
+            .collect())
+    }
 }
 
 /// In the child: private namespace, mount, list.

@@ -39,6 +39,18 @@ impl How {
     }
 }
 
+/// Which parts of /proc the objects at hand need: each costs a read per
+/// process, so a listing of System V queues alone reads no maps.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Want {
+    /// /proc/PID/maps: POSIX shm and sem, attached System V segments.
+    pub maps: bool,
+    /// /proc/PID/fd: POSIX objects.
+    pub fds: bool,
+    /// /proc/PID/task/*/syscall: System V queues and semaphore sets.
+    pub syscalls: bool,
+}
+
 /// What a thread is blocked in, from /proc/PID/task/TID/syscall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Blocked {
@@ -49,8 +61,8 @@ pub enum Blocked {
 /// Everything one pass over /proc found.
 #[derive(Default)]
 pub struct Procs {
-    /// pid -> command (comm), for every live process.
-    comm: HashMap<i32, String>,
+    /// Every live process (comm is read only for users, when printed).
+    live: HashSet<i32>,
     /// (device, inode) of a file under /dev/shm -> processes that map it.
     /// By inode, not name: glibc's sem_open creates a semaphore under a
     /// temporary name, maps it, links it to its real name and unlinks the
@@ -72,7 +84,7 @@ pub struct Procs {
 impl Procs {
     /// Scan every process but `skip` (this process). Processes that vanish
     /// or cannot be read are passed over: a scan never fails.
-    pub fn scan(skip: i32, want_fds: bool) -> Procs {
+    pub fn scan(skip: &[Option<i32>], want: Want) -> Procs {
         let mut procs = Procs::default();
         let Ok(dir) = fs::read_dir("/proc") else {
             return procs;
@@ -85,18 +97,19 @@ impl Procs {
             else {
                 continue;
             };
-            let comm = fs::read_to_string(format!("/proc/{pid}/comm"))
-                .map(|s| s.trim_end().to_string())
-                .unwrap_or_default();
-            procs.comm.insert(pid, comm);
-            if pid == skip {
+            procs.live.insert(pid);
+            if skip.contains(&Some(pid)) {
                 continue;
             }
-            procs.read_maps(pid);
-            if want_fds {
+            if want.maps {
+                procs.read_maps(pid);
+            }
+            if want.fds {
                 procs.read_fds(pid);
             }
-            procs.read_syscalls(pid);
+            if want.syscalls {
+                procs.read_syscalls(pid);
+            }
         }
         procs
     }
@@ -205,11 +218,14 @@ impl Procs {
     }
 
     pub fn alive(&self, pid: i64) -> bool {
-        i32::try_from(pid).is_ok_and(|p| p > 0 && self.comm.contains_key(&p))
+        i32::try_from(pid).is_ok_and(|p| p > 0 && self.live.contains(&p))
     }
 
+    /// The command name of a live process ("" if it just exited).
     pub fn command(&self, pid: i32) -> String {
-        self.comm.get(&pid).cloned().unwrap_or_default()
+        fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|s| s.trim_end().to_string())
+            .unwrap_or_default()
     }
 
     pub fn shm_users(&self, file: (u64, u64)) -> Vec<(i32, How)> {
