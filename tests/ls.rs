@@ -625,6 +625,26 @@ fn queue_above_msg_max_is_hinted() {
 }
 
 #[test]
+fn queue_above_rlimit_msgqueue_is_hinted() {
+    // prlimit (util-linux) lowers RLIMIT_MSGQUEUE for the child only.
+    let mq = unique_name("ls-emfile");
+    let mut guard = Cleanup::new();
+    guard.add(Obj::PosixMsq(mq.clone()));
+    let o = std::process::Command::new("prlimit")
+        .args(["--msgqueue=1000:1000", "--"])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .args(["posix", "msq", "-s", "-n", &mq, "--count", "1"])
+        .output()
+        .expect("prlimit (util-linux) is needed");
+    let err = assert_fails(&o, 1, "Too many open files");
+    assert!(
+        err.contains("RLIMIT_MSGQUEUE") && err.contains("1000 bytes"),
+        "{err}"
+    );
+    assert!(!posix_exists(&Obj::PosixMsq(mq)));
+}
+
+#[test]
 fn completions_and_man_page() {
     for shell in ["bash", "zsh", "fish"] {
         let out = assert_ok(&run(&["completions", shell]));
