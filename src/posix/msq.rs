@@ -146,9 +146,13 @@ pub fn queue_cost(max_msgs: u32, msg_size: u32) -> u64 {
     const POINTER: u64 = size_of::<usize>() as u64;
     // struct posix_msg_tree_node: an rb_node (3 words) and a list_head (2) plus the priority.
     const TREE_NODE: u64 = 6 * POINTER;
+    // struct msg_msg: a list_head (2 words), m_type, m_ts, next and security.
+    // The kernel charges the struct, not a pointer to it: a limit of 50000
+    // bytes takes 10 x 4904 but refuses 10 x 4905 (x86_64, 6.x).
+    const MSG_MSG: u64 = 6 * POINTER;
     const MQ_PRIO_MAX: u64 = 32768;
     let n = u64::from(max_msgs);
-    n * POINTER + n.min(MQ_PRIO_MAX) * TREE_NODE + n * u64::from(msg_size)
+    n * MSG_MSG + n.min(MQ_PRIO_MAX) * TREE_NODE + n * u64::from(msg_size)
 }
 
 /// posixmq predates `AsFd`: borrow the descriptor it owns.
@@ -375,6 +379,15 @@ mod tests {
     fn cost_of_default_queue() {
         // 10 messages of 8192 bytes dominate; the overhead is per message.
         assert!(queue_cost(10, 8192) > 81920);
-        assert!(queue_cost(10, 8192) < 81920 + 10 * 64);
+        assert!(queue_cost(10, 8192) < 81920 + 10 * 128);
+    }
+
+    #[test]
+    fn cost_matches_the_kernel() {
+        // Measured with prlimit --msgqueue=50000: 10 x 4904 fits, 10 x 4905 does not.
+        if size_of::<usize>() == 8 {
+            assert!(queue_cost(10, 4904) <= 50000);
+            assert!(queue_cost(10, 4905) > 50000);
+        }
     }
 }
