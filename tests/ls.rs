@@ -620,8 +620,22 @@ fn queue_above_msg_max_is_hinted() {
         "1",
     ]);
     let err = assert_fails(&o, 1, "Invalid argument");
-    assert!(err.contains("hint:") && err.contains("msg_max"), "{err}");
-    assert!(!posix_exists(&Obj::PosixMsq(mq)));
+    assert!(
+        err.contains("hint:") && err.contains("HARD_MSGMAX"),
+        "{err}"
+    );
+    assert!(!posix_exists(&Obj::PosixMsq(mq.clone())));
+
+    // Above msg_max but under the hard limit: refused unless the process has
+    // CAP_SYS_RESOURCE, and then the hint names the sysctl.
+    let msg_max = proc_u64("/proc/sys/fs/mqueue/msg_max");
+    let over = (msg_max + 1).to_string();
+    let o = run(&["posix", "msq", "-n", &mq, "-c", "0", "--max-msgs", &over]);
+    if !o.status.success() {
+        let err = assert_fails(&o, 1, "Invalid argument");
+        assert!(err.contains("/proc/sys/fs/mqueue/msg_max"), "{err}");
+        assert!(!posix_exists(&Obj::PosixMsq(mq)));
+    }
 }
 
 #[test]

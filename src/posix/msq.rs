@@ -103,7 +103,18 @@ fn create_error(e: io::Error, create: &Create) -> anyhow::Error {
         Errno::EINVAL => {
             let msg_max = proc("msg_max");
             let msgsize_max = proc("msgsize_max");
+            // The kernel's ceilings, which no sysctl raises (HARD_MSGMAX, HARD_MSGSIZEMAX).
+            const HARD_MSGMAX: u32 = 65536;
+            const HARD_MSGSIZEMAX: u32 = 16 * 1024 * 1024;
             let hint = match (msg_max, msgsize_max) {
+                _ if create.max_msgs > HARD_MSGMAX => format!(
+                    "--max-msgs {} is above the kernel's hard limit of {HARD_MSGMAX} messages (HARD_MSGMAX)",
+                    create.max_msgs
+                ),
+                _ if create.msg_size > HARD_MSGSIZEMAX => format!(
+                    "--msg-size {} is above the kernel's hard limit of {HARD_MSGSIZEMAX} bytes (HARD_MSGSIZEMAX)",
+                    create.msg_size
+                ),
                 (Some(m), _) if u64::from(create.max_msgs) > m => format!(
                     "--max-msgs {} is above /proc/sys/fs/mqueue/msg_max ({m}); raise it or ask for fewer",
                     create.max_msgs
