@@ -383,21 +383,59 @@ impl Scan {
             .iter()
             .map(|&p| (p, procs.command(p)))
             .collect();
+        // Kind, then name in natural order (q-2 before q-10), then key and id.
         scan.objects.sort_by(|a, b| {
-            (
-                a.kind as u8,
-                a.name.as_deref(),
-                a.key.map(|k| k as u32),
-                a.id,
-            )
-                .cmp(&(
-                    b.kind as u8,
-                    b.name.as_deref(),
-                    b.key.map(|k| k as u32),
-                    b.id,
-                ))
+            (a.kind as u8)
+                .cmp(&(b.kind as u8))
+                .then_with(|| {
+                    natural(
+                        a.name.as_deref().unwrap_or(""),
+                        b.name.as_deref().unwrap_or(""),
+                    )
+                })
+                .then_with(|| (a.key.map(|k| k as u32), a.id).cmp(&(b.key.map(|k| k as u32), b.id)))
         });
         scan
+    }
+}
+
+/// Compare names with runs of digits as numbers: `q-2` before `q-10`.
+fn natural(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (na, nb) = (&a[..da], &b[..db]);
+                // Leading zeros aside, a longer run is a larger number.
+                let trim = |n: &[u8]| {
+                    n.iter()
+                        .position(|&c| c != b'0')
+                        .map_or(&n[n.len()..], |i| &n[i..])
+                        .to_vec()
+                };
+                let (ta, tb) = (trim(na), trim(nb));
+                let ord = ta
+                    .len()
+                    .cmp(&tb.len())
+                    .then_with(|| ta.cmp(&tb))
+                    .then_with(|| na.cmp(nb));
+                if ord.is_ne() {
+                    return ord;
+                }
+                (a, b) = (&a[da..], &b[db..]);
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                (a, b) = (&a[1..], &b[1..]);
+            }
+        }
     }
 }
 
@@ -754,6 +792,18 @@ fn table(scan: &Scan, bytes: bool, names: &mut Names) -> String {
 #[cfg(test)]
 mod tests {
     use super::human;
+
+    #[test]
+    fn natural_order() {
+        use super::natural;
+        use std::cmp::Ordering::*;
+        assert_eq!(natural("/q-2", "/q-10"), Less);
+        assert_eq!(natural("/q-10", "/q-9"), Greater);
+        assert_eq!(natural("/q-010", "/q-10"), Less);
+        assert_eq!(natural("/a", "/b"), Less);
+        assert_eq!(natural("/q", "/q-1"), Less);
+        assert_eq!(natural("/q-1", "/q-1"), Equal);
+    }
 
     #[test]
     fn human_sizes() {

@@ -117,13 +117,7 @@ impl Procs {
     fn read_maps(&mut self, pid: i32) {
         let maps = match fs::read_to_string(format!("/proc/{pid}/maps")) {
             Ok(maps) => maps,
-            Err(e) => {
-                // Another user's process: what it maps or waits on is unknown.
-                if e.kind() == std::io::ErrorKind::PermissionDenied {
-                    self.hidden.push(pid);
-                }
-                return;
-            }
+            Err(e) => return self.denied(pid, &e),
         };
         let mut seen: HashSet<&str> = HashSet::new();
         for l in maps.lines() {
@@ -165,9 +159,17 @@ impl Procs {
         }
     }
 
+    /// Another user's process: what it maps, holds or waits on is unknown.
+    fn denied(&mut self, pid: i32, e: &std::io::Error) {
+        if e.kind() == std::io::ErrorKind::PermissionDenied && !self.hidden.contains(&pid) {
+            self.hidden.push(pid);
+        }
+    }
+
     fn read_fds(&mut self, pid: i32) {
-        let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-            return;
+        let dir = match fs::read_dir(format!("/proc/{pid}/fd")) {
+            Ok(dir) => dir,
+            Err(e) => return self.denied(pid, &e),
         };
         for entry in dir.flatten() {
             let Ok(target) = fs::read_link(entry.path()) else {
@@ -205,8 +207,12 @@ impl Procs {
             return;
         };
         for task in tasks.flatten() {
-            let Ok(text) = fs::read_to_string(task.path().join("syscall")) else {
-                continue;
+            let text = match fs::read_to_string(task.path().join("syscall")) {
+                Ok(text) => text,
+                Err(e) => {
+                    self.denied(pid, &e);
+                    continue;
+                }
             };
             if let Some(b) = parse_syscall(&text) {
                 let users = self.blocked.entry(b).or_default();
