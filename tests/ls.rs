@@ -675,3 +675,40 @@ fn completions_and_man_page() {
         "{man}"
     );
 }
+
+#[test]
+fn files_vanishing_mid_scan_never_fail_ls() {
+    // A thread keeps creating and removing semaphore-like and segment files
+    // (some empty, some short) while ls runs: every run must succeed.
+    let name = unique_name("ls-churn");
+    let mut guard = Cleanup::new();
+    let paths: Vec<std::path::PathBuf> = (0..8)
+        .map(|i| {
+            let prefix = if i % 2 == 0 { "sem." } else { "" };
+            std::path::PathBuf::from(format!("/dev/shm/{prefix}{}-{i}", &name[1..]))
+        })
+        .collect();
+    for p in &paths {
+        guard.add(Obj::Path(p.clone()));
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (stop, paths) = (stop.clone(), paths.clone());
+        std::thread::spawn(move || {
+            let mut n = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let p = &paths[n % paths.len()];
+                let _ = std::fs::write(p, vec![1u8; n % 40]);
+                let _ = std::fs::remove_file(&paths[(n + 3) % paths.len()]);
+                n += 1;
+            }
+        })
+    };
+    for _ in 0..20 {
+        let o = run(&["ls", "--json", "--name", &name]);
+        let out = assert_ok(&o);
+        assert!(serde_json::from_str::<Value>(&out).is_ok(), "{out}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+}
