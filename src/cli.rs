@@ -31,6 +31,16 @@ pub enum Command {
     Sysv(SysvCommand),
     /// Run every mechanism end to end in one command, no second terminal
     Tour(TourArgs),
+    /// List every IPC object, POSIX and System V, with who uses it
+    Ls(LsArgs),
+    /// Remove orphaned objects (nobody uses them and their creator is gone)
+    Clean(CleanArgs),
+    /// Show the kernel limits that decide what can be created, with usage
+    Limits(LimitsArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to standard output
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -298,6 +308,93 @@ pub enum TourStep {
     PosixMsq,
     PosixShm,
     PosixSem,
+}
+
+// ---- ls, clean, limits, completions, man ----
+
+/// The three kinds of object each family has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IpcType {
+    /// Message queues
+    Msq,
+    /// Shared memory
+    Shm,
+    /// Semaphores
+    Sem,
+}
+
+/// Which objects `ls` and `clean` look at.
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Only POSIX objects
+    #[arg(long, conflicts_with = "sysv")]
+    pub posix: bool,
+    /// Only System V objects
+    #[arg(long)]
+    pub sysv: bool,
+    /// Only this kind of object
+    #[arg(short, long, value_name = "TYPE")]
+    pub r#type: Option<IpcType>,
+    /// Only objects owned by USER (name or uid)
+    #[arg(long, value_name = "USER")]
+    pub owner: Option<String>,
+    /// Only POSIX objects whose name starts with PREFIX (leading '/' optional)
+    #[arg(long, value_name = "PREFIX")]
+    pub name: Option<String>,
+    /// Only System V objects with this key (decimal or 0x hex)
+    #[arg(short, long, allow_hyphen_values = true)]
+    pub key: Option<SysvKey>,
+}
+
+/// `ls`
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Exact sizes in bytes instead of human-readable ones
+    #[arg(long)]
+    pub bytes: bool,
+    /// Only orphaned objects (what `clean --stale` would remove)
+    #[arg(long)]
+    pub orphaned: bool,
+}
+
+/// `clean`
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Remove orphaned objects only (required: there is no remove-all)
+    #[arg(long, required = true)]
+    pub stale: bool,
+    /// List what would be removed, remove nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub select: SelectArgs,
+}
+
+/// `limits`
+#[derive(Debug, Args)]
+pub struct LimitsArgs {
+    /// Queue capacity for the RLIMIT_MSGQUEUE cost (default msg_default)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_msgs: Option<u32>,
+    /// Message size for the RLIMIT_MSGQUEUE cost (default msgsize_default)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "BYTES")]
+    pub msg_size: Option<u32>,
+}
+
+/// `completions`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[cfg(test)]

@@ -11,6 +11,11 @@ mod sysv;
 mod target;
 mod tour;
 
+mod clean;
+mod limits;
+mod ls;
+mod manpage;
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -39,6 +44,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Posix(cmd) => posix::run(cmd, &mut out),
         Command::Sysv(cmd) => sysv::run(cmd, &mut out),
         Command::Tour(args) => tour::run(&args, &mut out),
+        Command::Ls(args) => ls::run(&args, &mut out),
+        Command::Clean(args) => clean::run(&args, &mut out),
+        Command::Limits(args) => limits::run(&args, &mut out),
+        Command::Completions(args) => manpage::completions(args.shell, &mut out),
+        Command::Man => manpage::man(&mut out),
     };
     // Flush what was printed before the error, so stdout and stderr agree.
     let flushed = out.flush();

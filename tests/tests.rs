@@ -3,5 +3,6 @@
 
 mod common;
 
+mod ls;
 mod posix;
 mod usage;
