@@ -4,4 +4,5 @@
 mod common;
 
 mod posix;
+mod sysv;
 mod usage;
