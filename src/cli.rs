@@ -298,6 +298,9 @@ pub enum TourStep {
     PosixMsq,
     PosixShm,
     PosixSem,
+    SysvMsq,
+    SysvShm,
+    SysvSem,
 }
 
 #[cfg(test)]

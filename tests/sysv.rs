@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::common::{Cleanup, Obj, Server, assert_fails, assert_ok, bin, key_hex, run, unique_key, untimed};
+use crate::common::{
+    Cleanup, Obj, Server, assert_fails, assert_ok, bin, key_hex, run, unique_key, untimed,
+};
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -47,7 +49,10 @@ impl Drop for IdCleanup {
 
 /// Run `ipcmk ARGS` and return the id it prints (`... id: N`).
 fn ipcmk(args: &[&str]) -> String {
-    let o = Command::new("ipcmk").args(args).output().expect("ipcmk is installed (util-linux)");
+    let o = Command::new("ipcmk")
+        .args(args)
+        .output()
+        .expect("ipcmk is installed (util-linux)");
     let out = assert_ok(&o);
     out.trim().rsplit(' ').next().expect("an id").to_string()
 }
@@ -57,12 +62,41 @@ fn msq_server_and_client() {
     let key = unique_key();
     let k = key_hex(key);
     let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
-    let mut server = Server::spawn(&["sysv", "msq", "-s", "-k", &k, "--count", "3", "--timeout", "20", "--mode", "0640"]);
+    let mut server = Server::spawn(&[
+        "sysv",
+        "msq",
+        "-s",
+        "-k",
+        &k,
+        "--count",
+        "3",
+        "--timeout",
+        "20",
+        "--mode",
+        "0640",
+    ]);
     let start = server.next_out();
-    assert!(start.contains(&format!("sysv msq {k} (id ")) && start.contains("created"), "{start}");
-    let sent = assert_ok(&run(&["sysv", "msq", "-k", &k, "-c", "2", "--interval", "0"]));
-    assert_eq!(untimed(sent.lines().next().unwrap()), r#"sent type 1: {"count":1}"#);
-    assert_ok(&run(&["sysv", "msq", "-k", &k, "-m", "hi there", "--type", "7", "-c", "1"]));
+    assert!(
+        start.contains(&format!("sysv msq {k} (id ")) && start.contains("created"),
+        "{start}"
+    );
+    let sent = assert_ok(&run(&[
+        "sysv",
+        "msq",
+        "-k",
+        &k,
+        "-c",
+        "2",
+        "--interval",
+        "0",
+    ]));
+    assert_eq!(
+        untimed(sent.lines().next().unwrap()),
+        r#"sent type 1: {"count":1}"#
+    );
+    assert_ok(&run(&[
+        "sysv", "msq", "-k", &k, "-m", "hi there", "--type", "7", "-c", "1",
+    ]));
     assert_eq!(untimed(&server.next_out()), r#"type 1: {"count":1}"#);
     assert_eq!(untimed(&server.next_out()), r#"type 1: {"count":2}"#);
     assert_eq!(untimed(&server.next_out()), "type 7: hi there");
@@ -81,9 +115,35 @@ fn msq_json_and_type_selector() {
     let k = key_hex(key);
     let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
     // The client first: it creates the queue (start order does not matter).
-    assert_ok(&run(&["sysv", "msq", "-k", &k, "-m", "three", "--type", "3", "-c", "1"]));
-    assert_ok(&run(&["sysv", "msq", "-k", &k, "-m", r#"{"five":5}"#, "--type", "5", "-c", "1"]));
-    let mut server = Server::spawn(&["--json", "sysv", "msq", "-s", "-k", &k, "--type", "5", "--count", "1", "--timeout", "20"]);
+    assert_ok(&run(&[
+        "sysv", "msq", "-k", &k, "-m", "three", "--type", "3", "-c", "1",
+    ]));
+    assert_ok(&run(&[
+        "sysv",
+        "msq",
+        "-k",
+        &k,
+        "-m",
+        r#"{"five":5}"#,
+        "--type",
+        "5",
+        "-c",
+        "1",
+    ]));
+    let mut server = Server::spawn(&[
+        "--json",
+        "sysv",
+        "msq",
+        "-s",
+        "-k",
+        &k,
+        "--type",
+        "5",
+        "--count",
+        "1",
+        "--timeout",
+        "20",
+    ]);
     let start: Value = serde_json::from_str(&server.next_out()).unwrap();
     assert_eq!(start["kind"], "start");
     assert_eq!(start["mechanism"], "sysv-msq");
@@ -104,50 +164,123 @@ fn msq_full_queue_and_too_big() {
     let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
     assert_ok(&run(&["sysv", "msq", "-k", &k, "-c", "0"]));
     let qbytes = stat_json("msq", &k)["qbytes"].as_u64().unwrap();
-    let msgmax: u64 = std::fs::read_to_string("/proc/sys/kernel/msgmax").unwrap().trim().parse().unwrap();
+    let msgmax: u64 = std::fs::read_to_string("/proc/sys/kernel/msgmax")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let limit = qbytes.min(msgmax);
     // One byte too many: refused before sending, both sizes named.
     let big = "x".repeat(limit as usize + 1);
-    let err = assert_fails(&run(&["sysv", "msq", "-k", &k, "-m", &big, "-c", "1"]), 1, "larger than");
-    assert!(err.contains(&format!("{}", limit + 1)) && err.contains(&qbytes.to_string()), "{err}");
+    let err = assert_fails(
+        &run(&["sysv", "msq", "-k", &k, "-m", &big, "-c", "1"]),
+        1,
+        "larger than",
+    );
+    assert!(
+        err.contains(&format!("{}", limit + 1)) && err.contains(&qbytes.to_string()),
+        "{err}"
+    );
     assert_eq!(stat_json("msq", &k)["qnum"], 0);
     // Fill the queue exactly, then --nonblock fails with "queue is full".
     let fill = "y".repeat(limit as usize);
     let n = (qbytes / limit).to_string();
-    assert_ok(&run(&["sysv", "msq", "-k", &k, "-m", &fill, "-c", &n, "--interval", "0", "--nonblock"]));
-    assert_fails(&run(&["sysv", "msq", "-k", &k, "-m", "z", "-c", "1", "--nonblock"]), 1, "queue is full");
+    assert_ok(&run(&[
+        "sysv",
+        "msq",
+        "-k",
+        &k,
+        "-m",
+        &fill,
+        "-c",
+        &n,
+        "--interval",
+        "0",
+        "--nonblock",
+    ]));
+    assert_fails(
+        &run(&["sysv", "msq", "-k", &k, "-m", "z", "-c", "1", "--nonblock"]),
+        1,
+        "queue is full",
+    );
 }
 
 #[test]
 fn refused_inputs_leave_nothing_behind() {
     let key = unique_key();
     let k = key_hex(key);
-    let _guard = Cleanup(vec![Obj::SysvMsq(key), Obj::SysvShm(key), Obj::SysvSem(key)]);
+    let _guard = Cleanup(vec![
+        Obj::SysvMsq(key),
+        Obj::SysvShm(key),
+        Obj::SysvSem(key),
+    ]);
     for mech in ["msq", "shm", "sem"] {
         assert_fails(&run(&["sysv", mech, "-s", "-k", "0"]), 2, "IPC_PRIVATE");
         assert_fails(&run(&["sysv", mech, "-k", "0x0"]), 2, "IPC_PRIVATE");
-        assert_fails(&run(&["sysv", mech, "-s", "-k", "0x100000000"]), 2, "32 bits");
+        assert_fails(
+            &run(&["sysv", mech, "-s", "-k", "0x100000000"]),
+            2,
+            "32 bits",
+        );
         assert_fails(&run(&["sysv", mech, "-k", "4294967296"]), 2, "32 bits");
         assert_fails(&run(&["sysv", mech, "-k", "banana"]), 2, "not a key");
         assert_fails(&run(&["sysv", mech, "--stat", "-i", "x"]), 2, "not an id");
         assert_fails(&run(&["sysv", mech, "--clean", "-i", "-3"]), 2, "");
-        assert_fails(&run(&["sysv", mech, "-s", "-k", &k, "-i", "1"]), 2, "--id works with --clean and --stat");
-        assert_fails(&run(&["sysv", mech, "-k", &k, "-i", "1"]), 2, "--id works with --clean and --stat");
+        assert_fails(
+            &run(&["sysv", mech, "-s", "-k", &k, "-i", "1"]),
+            2,
+            "--id works with --clean and --stat",
+        );
+        assert_fails(
+            &run(&["sysv", mech, "-k", &k, "-i", "1"]),
+            2,
+            "--id works with --clean and --stat",
+        );
         assert_fails(&run(&["sysv", mech, "--clean", "-k", &k]), 1, "no such");
         assert_fails(&run(&["sysv", mech, "--stat", "-k", &k]), 1, "no such");
         // An id no object has: "no such", exit 1.
-        assert_fails(&run(&["sysv", mech, "--clean", "-i", "2147480000"]), 1, "no such");
-        assert_fails(&run(&["sysv", mech, "--stat", "-i", "2147480000"]), 1, "no such");
-        assert_fails(&run(&["sysv", mech, "--mode", "0999", "-s", "-k", &k]), 2, "octal");
+        assert_fails(
+            &run(&["sysv", mech, "--clean", "-i", "2147480000"]),
+            1,
+            "no such",
+        );
+        assert_fails(
+            &run(&["sysv", mech, "--stat", "-i", "2147480000"]),
+            1,
+            "no such",
+        );
+        assert_fails(
+            &run(&["sysv", mech, "--mode", "0999", "-s", "-k", &k]),
+            2,
+            "octal",
+        );
     }
-    assert_fails(&run(&["sysv", "msq", "-k", &k, "--type", "0", "-c", "1"]), 2, "at least 1");
+    assert_fails(
+        &run(&["sysv", "msq", "-k", &k, "--type", "0", "-c", "1"]),
+        2,
+        "at least 1",
+    );
     assert_fails(&run(&["sysv", "shm", "-s", "-k", &k, "--size", "0"]), 2, "");
-    assert_fails(&run(&["sysv", "sem", "-s", "-k", &k, "--value", "40000"]), 2, "SEMVMX");
-    assert_fails(&run(&["sysv", "sem", "-k", &k, "--timeout", "1"]), 2, "goes with --wait");
+    assert_fails(
+        &run(&["sysv", "sem", "-s", "-k", &k, "--value", "40000"]),
+        2,
+        "SEMVMX",
+    );
+    assert_fails(
+        &run(&["sysv", "sem", "-k", &k, "--timeout", "1"]),
+        2,
+        "goes with --wait",
+    );
     let err = assert_fails(&run(&["sysv", "sem", "-k", &k]), 1, "no such semaphore");
-    assert!(err.contains("hint: ") && err.contains("start the server first"), "{err}");
+    assert!(
+        err.contains("hint: ") && err.contains("start the server first"),
+        "{err}"
+    );
     for kind in [Kind::Msq, Kind::Shm, Kind::Sem] {
-        assert!(!exists(kind, key), "a refused command left an object behind");
+        assert!(
+            !exists(kind, key),
+            "a refused command left an object behind"
+        );
     }
 }
 
@@ -177,7 +310,18 @@ fn shm_server_and_client() {
     let k = key_hex(key);
     let _guard = Cleanup(vec![Obj::SysvShm(key)]);
     let mut server = Server::spawn(&[
-        "sysv", "shm", "-s", "-k", &k, "--interval", "0.05", "--on-change", "--count", "3", "--timeout", "20",
+        "sysv",
+        "shm",
+        "-s",
+        "-k",
+        &k,
+        "--interval",
+        "0.05",
+        "--on-change",
+        "--count",
+        "3",
+        "--timeout",
+        "20",
     ]);
     assert!(server.next_out().contains("created, 4096 bytes"));
     assert_eq!(untimed(&server.next_out()), "(empty)");
@@ -189,7 +333,12 @@ fn shm_server_and_client() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    client.stdin.take().unwrap().write_all(b"from stdin\nignored\n").unwrap();
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin\nignored\n")
+        .unwrap();
     assert!(client.wait().unwrap().success());
     assert_eq!(untimed(&server.next_out()), "from stdin");
     assert!(server.finish().0.success());
@@ -201,11 +350,19 @@ fn shm_too_long_text_writes_nothing_and_size_is_kept() {
     let key = unique_key();
     let k = key_hex(key);
     let _guard = Cleanup(vec![Obj::SysvShm(key)]);
-    assert_ok(&run(&["sysv", "shm", "-k", &k, "--size", "16", "-m", "abc"]));
-    let err = assert_fails(&run(&["sysv", "shm", "-k", &k, "-m", &"x".repeat(16)]), 1, "nothing was written");
+    assert_ok(&run(&[
+        "sysv", "shm", "-k", &k, "--size", "16", "-m", "abc",
+    ]));
+    let err = assert_fails(
+        &run(&["sysv", "shm", "-k", &k, "-m", &"x".repeat(16)]),
+        1,
+        "nothing was written",
+    );
     assert!(err.contains("16 bytes"), "{err}");
     // An existing segment keeps its size, whatever --size says.
-    let mut server = Server::spawn(&["sysv", "shm", "-s", "-k", &k, "--size", "9999", "--count", "1"]);
+    let mut server = Server::spawn(&[
+        "sysv", "shm", "-s", "-k", &k, "--size", "9999", "--count", "1",
+    ]);
     assert!(server.next_out().contains("opened, 16 bytes"));
     assert_eq!(untimed(&server.next_out()), "abc");
     assert!(server.finish().0.success());
@@ -216,14 +373,30 @@ fn shm_removed_under_the_server_is_reported() {
     let key = unique_key();
     let k = key_hex(key);
     let _guard = Cleanup(vec![Obj::SysvShm(key)]);
-    let mut server = Server::spawn(&["sysv", "shm", "-s", "-k", &k, "--interval", "0.05", "--timeout", "20"]);
+    let mut server = Server::spawn(&[
+        "sysv",
+        "shm",
+        "-s",
+        "-k",
+        &k,
+        "--interval",
+        "0.05",
+        "--timeout",
+        "20",
+    ]);
     server.next_out();
     server.next_out();
     assert_ok(&run(&["sysv", "shm", "--clean", "-k", &k]));
     let (status, _, err) = server.finish();
     assert_eq!(status.code(), Some(1));
-    assert!(err.iter().any(|l| l.contains("was removed (IPC_RMID)")), "{err:?}");
-    assert!(!exists(Kind::Shm, key), "the last detach frees the removed segment");
+    assert!(
+        err.iter().any(|l| l.contains("was removed (IPC_RMID)")),
+        "{err:?}"
+    );
+    assert!(
+        !exists(Kind::Shm, key),
+        "the last detach frees the removed segment"
+    );
 }
 
 #[test]
@@ -232,14 +405,28 @@ fn sem_busy_wait_timeout_release_and_undo() {
     let k = key_hex(key);
     let _guard = Cleanup(vec![Obj::SysvSem(key)]);
     let mut server = Server::spawn(&[
-        "sysv", "sem", "-s", "-k", &k, "--value", "1", "--interval", "0.05", "--timeout", "20",
+        "sysv",
+        "sem",
+        "-s",
+        "-k",
+        &k,
+        "--value",
+        "1",
+        "--interval",
+        "0.05",
+        "--timeout",
+        "20",
     ]);
     assert!(server.next_out().contains("created with value 1"));
     assert_eq!(untimed(&server.next_out()), "semaphore: 1");
     assert!(assert_ok(&run(&["sysv", "sem", "-k", &k])).contains("semaphore: 0"));
     assert_eq!(untimed(&server.next_out()), "semaphore: 0");
     assert_fails(&run(&["sysv", "sem", "-k", &k]), 1, "semaphore is busy");
-    assert_fails(&run(&["sysv", "sem", "-k", &k, "--wait", "--timeout", "0.2"]), 1, "semaphore is busy");
+    assert_fails(
+        &run(&["sysv", "sem", "-k", &k, "--wait", "--timeout", "0.2"]),
+        1,
+        "semaphore is busy",
+    );
     assert_ok(&run(&["sysv", "sem", "-k", &k, "-r"]));
     assert_eq!(untimed(&server.next_out()), "semaphore: 1");
     // --wait gets a unit that is free.
@@ -261,7 +448,19 @@ fn sem_waiting_client_gets_a_released_unit() {
     let key = unique_key();
     let k = key_hex(key);
     let _guard = Cleanup(vec![Obj::SysvSem(key)]);
-    let mut server = Server::spawn(&["sysv", "sem", "-s", "-k", &k, "--value", "0", "--interval", "0.05", "--timeout", "20"]);
+    let mut server = Server::spawn(&[
+        "sysv",
+        "sem",
+        "-s",
+        "-k",
+        &k,
+        "--value",
+        "0",
+        "--interval",
+        "0.05",
+        "--timeout",
+        "20",
+    ]);
     server.next_out();
     assert_eq!(untimed(&server.next_out()), "semaphore: 0");
     let waiter = bin()
@@ -287,9 +486,14 @@ fn sem_existing_value_is_kept_by_a_new_server() {
     assert_eq!(untimed(&first.next_out()), "semaphore: 2");
     assert!(first.finish().0.success());
     assert_ok(&run(&["sysv", "sem", "-k", &k]));
-    let mut second = Server::spawn(&["sysv", "sem", "-s", "-k", &k, "--value", "5", "--count", "1"]);
+    let mut second = Server::spawn(&[
+        "sysv", "sem", "-s", "-k", &k, "--value", "5", "--count", "1",
+    ]);
     let start = second.next_out();
-    assert!(start.contains("opened") && !start.contains("with value"), "{start}");
+    assert!(
+        start.contains("opened") && !start.contains("with value"),
+        "{start}"
+    );
     assert_eq!(untimed(&second.next_out()), "semaphore: 1");
     assert!(second.finish().0.success());
 }
@@ -312,14 +516,36 @@ fn objects_made_by_ipcmk_work() {
         v["key"].as_str().unwrap().to_string()
     };
     let qk = key_of("msq", &q);
-    let listing = String::from_utf8(Command::new("ipcs").arg("-q").output().unwrap().stdout).unwrap();
+    let listing =
+        String::from_utf8(Command::new("ipcs").arg("-q").output().unwrap().stdout).unwrap();
     assert!(
-        listing.lines().any(|l| l.split_whitespace().take(2).eq([qk.as_str(), q.as_str()])),
+        listing
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq([qk.as_str(), q.as_str()])),
         "ipcs -q does not list {qk} {q}: {listing}"
     );
-    let mut server = Server::spawn(&["sysv", "msq", "-s", "-k", &qk, "--count", "1", "--timeout", "20"]);
+    let mut server = Server::spawn(&[
+        "sysv",
+        "msq",
+        "-s",
+        "-k",
+        &qk,
+        "--count",
+        "1",
+        "--timeout",
+        "20",
+    ]);
     assert!(server.next_out().contains("opened"));
-    assert_ok(&run(&["sysv", "msq", "-k", &qk, "-m", "to ipcmk's queue", "-c", "1"]));
+    assert_ok(&run(&[
+        "sysv",
+        "msq",
+        "-k",
+        &qk,
+        "-m",
+        "to ipcmk's queue",
+        "-c",
+        "1",
+    ]));
     assert_eq!(untimed(&server.next_out()), "type 1: to ipcmk's queue");
     assert!(server.finish().0.success());
 
@@ -327,7 +553,14 @@ fn objects_made_by_ipcmk_work() {
     let st = stat_json("shm", &mk);
     assert_eq!(st["size"], 1234);
     assert_eq!(st["perms"], "0644");
-    assert_ok(&run(&["sysv", "shm", "-k", &mk, "-m", "into ipcmk's segment"]));
+    assert_ok(&run(&[
+        "sysv",
+        "shm",
+        "-k",
+        &mk,
+        "-m",
+        "into ipcmk's segment",
+    ]));
     let mut server = Server::spawn(&["sysv", "shm", "-s", "-k", &mk, "--count", "1"]);
     assert!(server.next_out().contains("opened, 1234 bytes"));
     assert_eq!(untimed(&server.next_out()), "into ipcmk's segment");
@@ -336,7 +569,19 @@ fn objects_made_by_ipcmk_work() {
     // ipcmk's semaphore has value 0 and sem_otime 0: the server must not wait
     // forever for an initialisation nobody will do, nor reset the value.
     let sk = key_of("sem", &s);
-    let mut server = Server::spawn(&["sysv", "sem", "-s", "-k", &sk, "--interval", "0.05", "--count", "2", "--timeout", "20"]);
+    let mut server = Server::spawn(&[
+        "sysv",
+        "sem",
+        "-s",
+        "-k",
+        &sk,
+        "--interval",
+        "0.05",
+        "--count",
+        "2",
+        "--timeout",
+        "20",
+    ]);
     assert!(server.next_out().contains("opened"));
     assert_eq!(untimed(&server.next_out()), "semaphore: 0");
     assert_ok(&run(&["sysv", "sem", "-k", &sk, "-r"]));
@@ -354,13 +599,20 @@ fn objects_made_by_ipcmk_work() {
 fn ipcrm_removes_ours_and_clean_by_id() {
     let key = unique_key();
     let k = key_hex(key);
-    let _guard = Cleanup(vec![Obj::SysvMsq(key), Obj::SysvShm(key), Obj::SysvSem(key)]);
+    let _guard = Cleanup(vec![
+        Obj::SysvMsq(key),
+        Obj::SysvShm(key),
+        Obj::SysvSem(key),
+    ]);
     assert_ok(&run(&["sysv", "msq", "-k", &k, "-c", "0"]));
     assert_ok(&run(&["sysv", "shm", "-k", &k, "-m", "x"]));
     let mut sem = Server::spawn(&["sysv", "sem", "-s", "-k", &k, "--count", "1"]);
     sem.next_out();
     assert!(sem.finish().0.success());
-    let o = Command::new("ipcrm").args(["-Q", &k, "-M", &k]).output().unwrap();
+    let o = Command::new("ipcrm")
+        .args(["-Q", &k, "-M", &k])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!exists(Kind::Msq, key) && !exists(Kind::Shm, key));
     let id = stat_json("sem", &k)["id"].to_string();
@@ -369,4 +621,32 @@ fn ipcrm_removes_ours_and_clean_by_id() {
     assert_eq!(v["kind"], "removed");
     assert_eq!(v["mechanism"], "sysv-sem");
     assert!(!exists(Kind::Sem, key));
+}
+
+#[test]
+fn tour_runs_the_sysv_steps_and_removes_their_objects() {
+    let o = run(&["tour", "--only", "sysv-msq,sysv-shm,sysv-sem"]);
+    let out = assert_ok(&o);
+    assert!(out.contains("Every step ran end to end"), "{out}");
+    for title in [
+        "System V message queue",
+        "System V shared memory",
+        "System V semaphore",
+    ] {
+        assert!(out.contains(title), "{out}");
+    }
+    // Every key the tour used (`-k 0x...`) is gone again.
+    let keys: Vec<i32> = out
+        .split("-k ")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|k| u32::from_str_radix(k.trim_start_matches("0x"), 16).ok())
+        .map(|k| k as i32)
+        .collect();
+    assert!(!keys.is_empty());
+    for key in keys {
+        for kind in [Kind::Msq, Kind::Shm, Kind::Sem] {
+            assert!(!exists(kind, key), "the tour left {} behind", key_hex(key));
+        }
+    }
 }

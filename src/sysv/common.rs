@@ -110,8 +110,16 @@ impl StatLines {
         s.line("owner", user_name(perm.uid), user_name(perm.uid).into());
         s.json.insert("gid".into(), perm.gid.into());
         s.line("group", group_name(perm.gid), group_name(perm.gid).into());
-        s.line("cuid", format!("{} ({})", perm.cuid, user_name(perm.cuid)), perm.cuid.into());
-        s.line("cgid", format!("{} ({})", perm.cgid, group_name(perm.cgid)), perm.cgid.into());
+        s.line(
+            "cuid",
+            format!("{} ({})", perm.cuid, user_name(perm.cuid)),
+            perm.cuid.into(),
+        );
+        s.line(
+            "cgid",
+            format!("{} ({})", perm.cgid, group_name(perm.cgid)),
+            perm.cgid.into(),
+        );
         s.line("perms", perm.perms(), perm.perms().into());
         s
     }
@@ -161,6 +169,38 @@ pub fn limit_hint(what: &str, file: &str) -> String {
     let path = format!("/proc/sys/kernel/{file}");
     let value = crate::sys::read_proc_u64(&path).map_or_else(|| "?".into(), |v| v.to_string());
     format!("the system-wide {what} limit is reached ({path} is {value}); `ipcs` shows what exists")
+}
+
+/// Which System V object a key is looked up for.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Msq,
+    Shm,
+    Sem,
+}
+
+/// A key derived from `seed` (the tour uses its pid) that no object of `kind`
+/// uses now: a user's key 200 or another run's objects are never touched. On
+/// a taken key the next candidate is tried. The tour's server then creates
+/// the object; its start line says `created`.
+pub fn free_key(kind: Kind, seed: u32) -> SysvKey {
+    let base = 0x7e00_0000u32 | (seed.wrapping_mul(2_654_435_761) >> 8);
+    for step in 0..4096u32 {
+        let raw = base.wrapping_add(step.wrapping_mul(0x9e37)) as libc::key_t;
+        if raw == libc::IPC_PRIVATE {
+            continue;
+        }
+        let key = SysvKey(raw);
+        let taken = match kind {
+            Kind::Msq => crate::sysv::msq::Queue::open(key).is_ok(),
+            Kind::Shm => crate::sysv::shm::Segment::open(key).is_ok(),
+            Kind::Sem => crate::sysv::sem::SemSet::open(key).is_ok(),
+        };
+        if !taken {
+            return key;
+        }
+    }
+    SysvKey(base as libc::key_t)
 }
 
 #[cfg(test)]

@@ -163,7 +163,9 @@ impl Queue {
             )
         };
         let n = Errno::result(n)?;
-        Ok((i64::from(buf.words[0]), n as usize))
+        #[allow(clippy::useless_conversion, reason = "c_long is i32 on 32-bit targets")]
+        let mtype = i64::from(buf.words[0]);
+        Ok((mtype, n as usize))
     }
 }
 
@@ -197,7 +199,9 @@ fn server(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
     let selector = args.r#type.unwrap_or(0);
     let mut server = Server::new(out, &args.serve)?;
     let (q, created) = open_or_create(key, args.create.mode)?;
-    let ds = q.stat().with_context(|| format!("cannot read attributes of queue {key}"))?;
+    let ds = q
+        .stat()
+        .with_context(|| format!("cannot read attributes of queue {key}"))?;
     let verb = if created { "created" } else { "opened" };
     let which = match selector {
         0 => "any type".to_string(),
@@ -243,11 +247,12 @@ fn server(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
             Ok((mtype, len)) => {
                 tick = MIN_TICK;
                 let payload = Payload(buf.text(len));
-                let flow = server.event("message", format_args!("type {mtype}: {payload}"), |f| {
-                    f.insert("type".into(), mtype.into());
-                    f.insert("size".into(), len.into());
-                    payload.insert_into(f);
-                })?;
+                let flow =
+                    server.event("message", format_args!("type {mtype}: {payload}"), |f| {
+                        f.insert("type".into(), mtype.into());
+                        f.insert("size".into(), len.into());
+                        payload.insert_into(f);
+                    })?;
                 if flow == Flow::Done {
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -260,7 +265,9 @@ fn server(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
             Err(Errno::E2BIG) => buf = MsgBuf::with_capacity(buf.capacity().saturating_mul(2)),
             Err(Errno::EINTR) => {}
             Err(Errno::EIDRM | Errno::EINVAL) => {
-                return Err(anyhow!("queue {key} was removed (IPC_RMID) under the server"));
+                return Err(anyhow!(
+                    "queue {key} was removed (IPC_RMID) under the server"
+                ));
             }
             Err(e) => return Err(e).with_context(|| format!("cannot receive from queue {key}")),
         }
@@ -277,7 +284,9 @@ fn client(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
     }
     let count = args.serve.count.unwrap_or(10);
     let (q, _created) = open_or_create(key, args.create.mode)?;
-    let ds = q.stat().with_context(|| format!("cannot read attributes of queue {key}"))?;
+    let ds = q
+        .stat()
+        .with_context(|| format!("cannot read attributes of queue {key}"))?;
     // The longest message is the fixed text or the last {"count":N}. The
     // kernel refuses anything above msgmax (EINVAL), and a message above
     // msg_qbytes could never fit, so msgsnd would block forever: refuse both
@@ -314,8 +323,8 @@ fn client(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
             }
         }
         buf.fill(mtype, &msg);
-        out.flush()?;
-        send(&q, &buf, msg.len(), args.send.nonblock).with_context(|| format!("cannot send to queue {key}"))?;
+        send(&q, &buf, msg.len(), args.send.nonblock, out)
+            .with_context(|| format!("cannot send to queue {key}"))?;
         let payload = Payload(&msg);
         out.event("sent", format_args!("sent type {mtype}: {payload}"), |f| {
             f.insert("type".into(), mtype.into());
@@ -332,10 +341,16 @@ fn client(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
 
 /// Send one message; on a full queue block in msgsnd unless `nonblock`. The
 /// client installs no signal handler, so Ctrl-C ends a blocked send at once.
-fn send(q: &Queue, buf: &MsgBuf, len: usize, nonblock: bool) -> Result<()> {
+fn send(q: &Queue, buf: &MsgBuf, len: usize, nonblock: bool, out: &mut Out) -> Result<()> {
+    // Try without blocking first, so output is flushed only before a wait.
+    let mut wait = false;
     loop {
-        match q.send(buf, len, nonblock) {
+        match q.send(buf, len, !wait) {
             Ok(()) => return Ok(()),
+            Err(Errno::EAGAIN) if !nonblock && !wait => {
+                out.flush()?;
+                wait = true;
+            }
             Err(Errno::EAGAIN) => {
                 return Err(fail_with_hint(
                     "queue is full",
@@ -343,7 +358,9 @@ fn send(q: &Queue, buf: &MsgBuf, len: usize, nonblock: bool) -> Result<()> {
                 ));
             }
             Err(Errno::EINTR) => continue,
-            Err(Errno::EIDRM) => return Err(anyhow!("the queue was removed while waiting for room")),
+            Err(Errno::EIDRM) => {
+                return Err(anyhow!("the queue was removed while waiting for room"));
+            }
             Err(e) => return Err(e.into()),
         }
     }

@@ -25,7 +25,12 @@ pub const SEMVMX: u32 = 32767;
 
 unsafe extern "C" {
     /// glibc: `int semtimedop(int, struct sembuf *, size_t, const struct timespec *)`.
-    fn semtimedop(semid: libc::c_int, sops: *mut libc::sembuf, nsops: libc::size_t, timeout: *const libc::timespec) -> libc::c_int;
+    fn semtimedop(
+        semid: libc::c_int,
+        sops: *mut libc::sembuf,
+        nsops: libc::size_t,
+        timeout: *const libc::timespec,
+    ) -> libc::c_int;
 }
 
 /// The fourth argument of semctl. glibc reads it with `va_arg(ap, union
@@ -135,7 +140,11 @@ impl SemSet {
     pub fn op(&self, ops: &[(u16, i16, i16)], timeout: Option<Duration>) -> Result<(), Errno> {
         let mut sops: Vec<libc::sembuf> = ops
             .iter()
-            .map(|&(sem_num, sem_op, sem_flg)| libc::sembuf { sem_num, sem_op, sem_flg })
+            .map(|&(sem_num, sem_op, sem_flg)| libc::sembuf {
+                sem_num,
+                sem_op,
+                sem_flg,
+            })
             .collect();
         let ret = match timeout {
             Some(t) => {
@@ -190,7 +199,9 @@ fn open_or_create(key: SysvKey, mode: FileMode, value: u32) -> Result<(SemSet, b
                 if let Err(e) = init {
                     // Never leave a half-made semaphore behind.
                     let _ = set.remove();
-                    return Err(e).with_context(|| format!("cannot set the value of semaphore {key} to {value}"));
+                    return Err(e).with_context(|| {
+                        format!("cannot set the value of semaphore {key} to {value}")
+                    });
                 }
                 return Ok((set, true));
             }
@@ -207,7 +218,9 @@ fn open_or_create(key: SysvKey, mode: FileMode, value: u32) -> Result<(SemSet, b
             Err(e) => return Err(e),
         }
     }
-    Err(anyhow!("cannot open semaphore {key}: it was removed while opening it"))
+    Err(anyhow!(
+        "cannot open semaphore {key}: it was removed while opening it"
+    ))
 }
 
 /// How long an opener waits, at most, for a creator to finish initialising.
@@ -233,7 +246,7 @@ fn wait_ready(set: &SemSet) -> Result<(), Errno> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         let age = now.saturating_sub(ds.sem_ctime);
-        if age >= READY_WAIT.as_secs() as i64 + 1 || start.elapsed() >= READY_WAIT {
+        if age > READY_WAIT.as_secs() as i64 || start.elapsed() >= READY_WAIT {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -371,7 +384,10 @@ fn client(args: &SysvSemArgs, out: &mut Out) -> Result<ExitCode> {
     if took == Take::Busy {
         let (cause, hint) = match timeout {
             Some(t) => (
-                format!("semaphore is busy: no unit within {} s (--timeout)", secs(t)),
+                format!(
+                    "semaphore is busy: no unit within {} s (--timeout)",
+                    secs(t)
+                ),
                 "a unit comes back when a holder releases it (-r)",
             ),
             None => (
@@ -379,7 +395,8 @@ fn client(args: &SysvSemArgs, out: &mut Out) -> Result<ExitCode> {
                 "wait for a unit with --wait, or give one back with -r",
             ),
         };
-        return Err(fail_with_hint(cause, hint)).with_context(|| format!("cannot take a unit of {key}"));
+        return Err(fail_with_hint(cause, hint))
+            .with_context(|| format!("cannot take a unit of {key}"));
     }
     let value = set.value().map_err(|e| removed(key, e))?;
     out.event(
@@ -420,13 +437,16 @@ fn clean(at: Addr, out: &mut Out) -> Result<ExitCode> {
     set.remove()
         .map_err(|e| no_such(e, "semaphore", at))
         .with_context(|| format!("cannot remove semaphore ({at})"))?;
-    out.record(format_args!("removed semaphore ({at}, id {})", set.id()), || {
-        let mut v = json!({"kind": "removed", "mechanism": "sysv-sem", "id": set.id()});
-        if let Addr::Key(key) = at {
-            v["key"] = key.to_string().into();
-        }
-        v
-    })?;
+    out.record(
+        format_args!("removed semaphore ({at}, id {})", set.id()),
+        || {
+            let mut v = json!({"kind": "removed", "mechanism": "sysv-sem", "id": set.id()});
+            if let Addr::Key(key) = at {
+                v["key"] = key.to_string().into();
+            }
+            v
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

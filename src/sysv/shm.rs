@@ -61,7 +61,11 @@ impl Segment {
 
     /// Open `key`, creating it with `size` when missing (an existing segment
     /// keeps its size); returns whether this call created it.
-    pub fn open_or_create(key: SysvKey, size: usize, mode: FileMode) -> Result<(Segment, bool), Errno> {
+    pub fn open_or_create(
+        key: SysvKey,
+        size: usize,
+        mode: FileMode,
+    ) -> Result<(Segment, bool), Errno> {
         for _ in 0..2 {
             match Segment::create(key, size, mode) {
                 Ok(seg) => return Ok((seg, true)),
@@ -175,17 +179,22 @@ pub fn run(args: &SysvShmArgs, out: &mut Out) -> Result<ExitCode> {
 
 fn open_or_create(args: &SysvShmArgs) -> Result<(Segment, bool)> {
     let key = args.target.key;
-    let size = usize::try_from(args.shm.size).map_err(|_| anyhow!("--size {} is too large", args.shm.size))?;
+    let size = usize::try_from(args.shm.size)
+        .map_err(|_| anyhow!("--size {} is too large", args.shm.size))?;
     Segment::open_or_create(key, size, args.create.mode)
         .map_err(|e| match e {
             Errno::EINVAL => hinted(
                 e,
                 format!(
                     "--size {size} is outside SHMMIN..SHMMAX (/proc/sys/kernel/shmmax is {})",
-                    crate::sys::read_proc_u64("/proc/sys/kernel/shmmax").map_or_else(|| "?".into(), |v| v.to_string())
+                    crate::sys::read_proc_u64("/proc/sys/kernel/shmmax")
+                        .map_or_else(|| "?".into(), |v| v.to_string())
                 ),
             ),
-            Errno::ENOSPC => hinted(e, limit_hint("shared memory (segment count or total pages)", "shmmni")),
+            Errno::ENOSPC => hinted(
+                e,
+                limit_hint("shared memory (segment count or total pages)", "shmmni"),
+            ),
             e => e.into(),
         })
         .with_context(|| format!("cannot open segment {key}"))
@@ -193,7 +202,9 @@ fn open_or_create(args: &SysvShmArgs) -> Result<(Segment, bool)> {
 
 /// The text up to the first NUL.
 fn text_of(buf: &[u8]) -> &[u8] {
-    buf.iter().position(|&b| b == 0).map_or(buf, |end| &buf[..end])
+    buf.iter()
+        .position(|&b| b == 0)
+        .map_or(buf, |end| &buf[..end])
 }
 
 /// Segment text for a text line: escaped, and visibly empty when empty.
@@ -225,7 +236,11 @@ fn server(args: &SysvShmArgs, out: &mut Out) -> Result<ExitCode> {
             "sysv shm {key} (id {}): {verb}, {size} bytes; printing the text every {} s{}",
             seg.id(),
             secs(interval),
-            if args.shm.on_change { " when it changes" } else { "" }
+            if args.shm.on_change {
+                " when it changes"
+            } else {
+                ""
+            }
         ),
         |f| {
             f.insert("mechanism".into(), "sysv-shm".into());
@@ -245,12 +260,20 @@ fn server(args: &SysvShmArgs, out: &mut Out) -> Result<ExitCode> {
         // works: removal shows as SHM_DEST and the key reset to IPC_PRIVATE.
         // Once gone entirely (cannot happen while attached), shmctl fails.
         match seg.stat() {
-            Ok(ds) if ds.shm_perm.mode & SHM_DEST != 0 || ds.shm_perm.__key == libc::IPC_PRIVATE => {
-                bail!("segment {key} (id {}) was removed (IPC_RMID) under the server", seg.id())
+            Ok(ds)
+                if ds.shm_perm.mode & SHM_DEST != 0 || ds.shm_perm.__key == libc::IPC_PRIVATE =>
+            {
+                bail!(
+                    "segment {key} (id {}) was removed (IPC_RMID) under the server",
+                    seg.id()
+                )
             }
             Ok(_) => {}
             Err(Errno::EINVAL | Errno::EIDRM) => {
-                bail!("segment {key} (id {}) was removed (IPC_RMID) under the server", seg.id())
+                bail!(
+                    "segment {key} (id {}) was removed (IPC_RMID) under the server",
+                    seg.id()
+                )
             }
             Err(e) => return Err(e).with_context(|| format!("cannot stat segment {key}")),
         }
@@ -316,13 +339,16 @@ fn clean(at: Addr, out: &mut Out) -> Result<ExitCode> {
     seg.remove()
         .map_err(|e| no_such(e, "segment", at))
         .with_context(|| format!("cannot remove segment ({at})"))?;
-    out.record(format_args!("removed segment ({at}, id {})", seg.id()), || {
-        let mut v = json!({"kind": "removed", "mechanism": "sysv-shm", "id": seg.id()});
-        if let Addr::Key(key) = at {
-            v["key"] = key.to_string().into();
-        }
-        v
-    })?;
+    out.record(
+        format_args!("removed segment ({at}, id {})", seg.id()),
+        || {
+            let mut v = json!({"kind": "removed", "mechanism": "sysv-shm", "id": seg.id()});
+            if let Addr::Key(key) = at {
+                v["key"] = key.to_string().into();
+            }
+            v
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -338,7 +364,11 @@ fn stat_cmd(at: Addr, out: &mut Out) -> Result<ExitCode> {
     s.time("dtime", ds.shm_dtime);
     s.time("ctime", ds.shm_ctime);
     if ds.shm_perm.mode & SHM_DEST != 0 {
-        s.line("status", "dest (removed, freed at the last detach)", "dest".into());
+        s.line(
+            "status",
+            "dest (removed, freed at the last detach)",
+            "dest".into(),
+        );
     }
     let (text, json) = s.into_parts();
     out.record(text, || json)?;
