@@ -650,3 +650,92 @@ fn tour_runs_the_sysv_steps_and_removes_their_objects() {
         }
     }
 }
+
+#[test]
+fn shm_text_longer_than_a_page_is_printed_whole() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvShm(key)]);
+    let long: String = (0..5000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    assert_ok(&run(&[
+        "sysv", "shm", "-k", &k, "--size", "10000", "-m", &long,
+    ]));
+    let mut server = Server::spawn(&["sysv", "shm", "-s", "-k", &k, "--count", "1"]);
+    assert!(server.next_out().contains("opened, 10000 bytes"));
+    assert_eq!(untimed(&server.next_out()), long);
+    assert!(server.finish().0.success());
+}
+
+#[test]
+fn msq_and_sem_servers_report_removal() {
+    for (mech, obj) in [
+        ("msq", Obj::SysvMsq as fn(i32) -> Obj),
+        ("sem", Obj::SysvSem),
+    ] {
+        let key = unique_key();
+        let k = key_hex(key);
+        let _guard = Cleanup(vec![obj(key)]);
+        let mut server = Server::spawn(&[
+            "sysv",
+            mech,
+            "-s",
+            "-k",
+            &k,
+            "--interval",
+            "0.05",
+            "--timeout",
+            "20",
+        ]);
+        server.next_out();
+        assert_ok(&run(&["sysv", mech, "--clean", "-k", &k]));
+        let (status, _, err) = server.finish();
+        assert_eq!(status.code(), Some(1), "{mech}: {err:?}");
+        assert!(
+            err.iter().any(|l| l.contains("was removed (IPC_RMID)")),
+            "{mech}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_ends_a_client_blocked_in_semop() {
+    use std::os::unix::process::ExitStatusExt;
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvSem(key)]);
+    let mut server = Server::spawn(&[
+        "sysv", "sem", "-s", "-k", &k, "--value", "0", "--count", "1",
+    ]);
+    server.next_out();
+    assert!(server.finish().0.success());
+    let mut waiter = bin()
+        .args(["sysv", "sem", "-k", &k, "--wait"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Synchronise on the kernel: semncnt counts processes blocked in semop.
+    // SAFETY: lookups and GETNCNT take integers and write no memory of ours.
+    let id = unsafe { libc::semget(key, 0, 0) };
+    let deadline = std::time::Instant::now() + crate::common::DEADLINE;
+    // SAFETY: as above.
+    while unsafe { libc::semctl(id, 0, libc::GETNCNT) } < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the client never blocked"
+        );
+        std::thread::yield_now();
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(waiter.id() as i32, libc::SIGINT) };
+    let status = waiter.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGINT));
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::semctl(id, 0, libc::GETVAL) },
+        0,
+        "no unit was taken"
+    );
+}

@@ -190,12 +190,14 @@ fn open_or_create(key: SysvKey, mode: FileMode, value: u32) -> Result<(SemSet, b
     for _ in 0..2 {
         match SemSet::create(key, mode) {
             Ok(set) => {
-                let ops: &[(u16, i16, i16)] = if value > 0 {
-                    &[(0, -1, flags(true, false)), (0, 1, flags(true, false))]
-                } else {
-                    &[(0, 1, flags(true, false)), (0, -1, flags(true, false))]
-                };
-                let init = set.set_value(value).and_then(|()| set.op(ops, None));
+                // -1 then +1 needs a unit, +1 then -1 needs room below
+                // SEMVMX; one of the two always works, even if a process that
+                // does not wait for sem_otime changed the value meanwhile.
+                let nowait = flags(true, false);
+                let init = set.set_value(value).and_then(|()| {
+                    set.op(&[(0, -1, nowait), (0, 1, nowait)], None)
+                        .or_else(|_| set.op(&[(0, 1, nowait), (0, -1, nowait)], None))
+                });
                 if let Err(e) = init {
                     // Never leave a half-made semaphore behind.
                     let _ = set.remove();

@@ -128,16 +128,34 @@ impl Attached {
         self.len
     }
 
-    /// Copy the segment into `buf` (up to `buf.len()` bytes).
-    pub fn read_into(&self, buf: &mut [u8]) -> usize {
-        let n = buf.len().min(self.len);
-        // SAFETY: the attachment is live and at least `len` bytes long (a
-        // System V segment never shrinks, and IPC_RMID keeps it until the
-        // last detach); `buf` is our own memory. Other processes may write
-        // meanwhile: the copy then holds old or new bytes, which is what
-        // shared memory offers; the text is cut at the first NUL afterwards.
-        unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr(), buf.as_mut_ptr(), n) };
-        n
+    /// The text at offset 0, up to the first NUL (or the whole segment),
+    /// copied into `text`. Copies in chunks and stops at the chunk with the
+    /// NUL, so watching a large segment costs the length of its text, not
+    /// its size.
+    pub fn read_text(&self, text: &mut Vec<u8>) {
+        const CHUNK: usize = 4096;
+        text.clear();
+        let mut offset = 0;
+        while offset < self.len {
+            let n = CHUNK.min(self.len - offset);
+            text.reserve(n);
+            // SAFETY: offset + n <= len bytes of a live attachment (a System
+            // V segment never shrinks, and IPC_RMID keeps it until the last
+            // detach); the destination is `n` bytes of spare capacity of our
+            // own Vec, reserved just above. Other processes may write
+            // meanwhile: the copy then holds old or new bytes, which is what
+            // shared memory offers.
+            unsafe {
+                let dst = text.as_mut_ptr().add(text.len());
+                std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(offset), dst, n);
+                text.set_len(text.len() + n);
+            }
+            if let Some(end) = text[offset..].iter().position(|&b| b == 0) {
+                text.truncate(offset + end);
+                return;
+            }
+            offset += n;
+        }
     }
 
     /// Copy `text` and a NUL terminator to offset 0. The caller checked with
@@ -200,13 +218,6 @@ fn open_or_create(args: &SysvShmArgs) -> Result<(Segment, bool)> {
         .with_context(|| format!("cannot open segment {key}"))
 }
 
-/// The text up to the first NUL.
-fn text_of(buf: &[u8]) -> &[u8] {
-    buf.iter()
-        .position(|&b| b == 0)
-        .map_or(buf, |end| &buf[..end])
-}
-
 /// Segment text for a text line: escaped, and visibly empty when empty.
 struct Shown<'a>(&'a [u8]);
 
@@ -253,7 +264,7 @@ fn server(args: &SysvShmArgs, out: &mut Out) -> Result<ExitCode> {
     if flow == Flow::Done {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut buf = vec![0u8; size];
+    let mut text = Vec::new();
     let mut last: Option<Vec<u8>> = None;
     loop {
         // Our own attachment keeps a removed segment alive, so IPC_STAT still
@@ -277,8 +288,8 @@ fn server(args: &SysvShmArgs, out: &mut Out) -> Result<ExitCode> {
             }
             Err(e) => return Err(e).with_context(|| format!("cannot stat segment {key}")),
         }
-        let n = map.read_into(&mut buf);
-        let text = text_of(&buf[..n]);
+        map.read_text(&mut text);
+        let text = text.as_slice();
         if !args.shm.on_change || last.as_deref() != Some(text) {
             let flow = server.event("memory", format_args!("{}", Shown(text)), |f| {
                 f.insert("text".into(), escape_bytes(text).into());
