@@ -736,3 +736,20 @@ fn ctrl_c_ends_a_client_blocked_in_semop() {
     let value = unsafe { libc::semctl(id, 0, libc::GETVAL) };
     assert_eq!(value, 0, "no unit was taken");
 }
+
+/// SIGTERM right after the start line, many times: the signal may land just
+/// before the server blocks in msgrcv, the window the alarm exists for.
+#[test]
+fn msq_server_sees_sigterm_in_every_phase() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
+    for _ in 0..20 {
+        let mut server = Server::spawn(&["sysv", "msq", "-s", "-k", &k, "--timeout", "25"]);
+        server.next_out();
+        server.signal(libc::SIGTERM);
+        let (status, out, err) = server.finish();
+        assert_eq!(status.code(), Some(0), "{out:?} {err:?}");
+        assert_eq!(out.last().map(String::as_str), Some("canceled."));
+    }
+}

@@ -5,10 +5,16 @@
 //! id is not a process resource (nothing to close), so `Queue` has no `Drop`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use nix::errno::Errno;
+use nix::sys::signal::{SigEvent, SigevNotify, Signal};
+use nix::sys::time::TimeSpec;
+use nix::sys::timer::{Expiration, Timer, TimerSetTimeFlags};
+use nix::time::ClockId;
 use serde_json::json;
 
 use crate::cli::{Mode, SysvMsqArgs};
@@ -147,10 +153,14 @@ impl Queue {
         Ok(())
     }
 
-    /// `msgrcv(IPC_NOWAIT)` of a message selected by `mtype`: returns its
-    /// type and length; ENOMSG when none is queued, E2BIG when it is larger
-    /// than `buf` (the message stays queued).
-    pub fn try_recv(&self, buf: &mut MsgBuf, mtype: i64) -> Result<(i64, usize), Errno> {
+    /// `msgrcv` of a message selected by `mtype` (0 any, > 0 that type, < 0
+    /// the lowest type up to |mtype|): returns its type and length. With
+    /// `wait` false (IPC_NOWAIT) ENOMSG means none is queued; with `wait`
+    /// it blocks, and a signal handler makes it fail with EINTR, as System V
+    /// IPC calls are never restarted (signal(7)). E2BIG: larger than `buf`;
+    /// the message stays queued. EIDRM/EINVAL: the queue was removed.
+    pub fn recv(&self, buf: &mut MsgBuf, mtype: i64, wait: bool) -> Result<(i64, usize), Errno> {
+        let flags = if wait { 0 } else { libc::IPC_NOWAIT };
         // SAFETY: buf.words holds a long and `cap` bytes, the size passed;
         // the kernel writes at most that much.
         let n = unsafe {
@@ -159,13 +169,52 @@ impl Queue {
                 buf.words.as_mut_ptr().cast(),
                 buf.cap,
                 mtype as libc::c_long,
-                libc::IPC_NOWAIT,
+                flags,
             )
         };
         let n = Errno::result(n)?;
         #[allow(clippy::useless_conversion, reason = "c_long is i32 on 32-bit targets")]
         let mtype = i64::from(buf.words[0]);
         Ok((mtype, n as usize))
+    }
+}
+
+/// A one-shot SIGALRM that bounds how long a blocking msgrcv can miss a
+/// cancel signal (see `server`). A POSIX timer (nix, deleted in its `Drop`),
+/// with a SIGALRM handler that only exists so that the signal interrupts the
+/// call instead of killing the process.
+struct Alarm {
+    timer: Timer,
+}
+
+impl Alarm {
+    fn new() -> Result<Alarm> {
+        // Registered before any timer exists: SIGALRM's default action is to
+        // terminate. The flag itself is not needed, only the EINTR.
+        signal_hook::flag::register(
+            signal_hook::consts::SIGALRM,
+            Arc::new(AtomicBool::new(false)),
+        )
+        .context("cannot install a SIGALRM handler")?;
+        let timer = Timer::new(
+            ClockId::CLOCK_MONOTONIC,
+            SigEvent::new(SigevNotify::SigevSignal {
+                signal: Signal::SIGALRM,
+                si_value: 0,
+            }),
+        )
+        .context("cannot create a timer")?;
+        Ok(Alarm { timer })
+    }
+
+    /// Fire once after `after` (a zero time disarms).
+    fn set(&mut self, after: Duration) -> Result<()> {
+        self.timer
+            .set(
+                Expiration::OneShot(TimeSpec::from_duration(after)),
+                TimerSetTimeFlags::empty(),
+            )
+            .context("cannot set a timer")
     }
 }
 
@@ -229,23 +278,32 @@ fn server(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
     if flow == Flow::Done {
         return Ok(ExitCode::SUCCESS);
     }
-    // msgrcv has no descriptor to poll together with the signal pipe. A
-    // blocking msgrcv does return EINTR on SIGINT/SIGTERM (System V IPC calls
-    // are never restarted, signal(7)), but a signal that lands between our
-    // check of the cancel flag and the entry into msgrcv would be lost and
-    // the server would hang until the next message. So: drain with
-    // IPC_NOWAIT, and when the queue is empty wait on the signal pipe for a
-    // short tick that grows from 1 ms to 50 ms while idle. Ctrl-C is seen at
-    // once, a message within at most one tick, and a busy queue is drained
-    // without sleeping at all.
-    const MIN_TICK: Duration = Duration::from_millis(1);
-    const MAX_TICK: Duration = Duration::from_millis(50);
-    let mut tick = MIN_TICK;
+    // msgrcv has no descriptor to poll together with the signal pipe, but a
+    // blocking msgrcv fails with EINTR when the SIGINT/SIGTERM handler runs:
+    // System V IPC calls are never restarted, SA_RESTART or not (signal(7)).
+    // That alone has a race: a signal that lands after our check of the
+    // cancel flag and before msgrcv blocks is consumed by the handler, and
+    // the server would sleep until the next message. So every blocking
+    // msgrcv runs under a one-shot SIGALRM of TICK: in that rare case the
+    // server notices within TICK, and the tick also lets it check --timeout.
+    // Messages are printed as soon as they come (no polling delay), a busy
+    // queue is drained with IPC_NOWAIT, and an idle server wakes 1/TICK
+    // times a second.
+    const TICK: Duration = Duration::from_millis(100);
+    let mut alarm = Alarm::new()?;
     let mut buf = MsgBuf::with_capacity(usize::try_from(msgmax().max(1)).unwrap_or(8192));
+    let mut wait = false;
     loop {
-        match q.try_recv(&mut buf, selector) {
+        if wait {
+            alarm.set(TICK)?;
+        }
+        let got = q.recv(&mut buf, selector, wait);
+        if wait {
+            alarm.set(Duration::ZERO)?;
+        }
+        match got {
             Ok((mtype, len)) => {
-                tick = MIN_TICK;
+                wait = false;
                 let payload = Payload(buf.text(len));
                 let flow =
                     server.event("message", format_args!("type {mtype}: {payload}"), |f| {
@@ -257,13 +315,18 @@ fn server(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
                     return Ok(ExitCode::SUCCESS);
                 }
             }
-            Err(Errno::ENOMSG) => match server.wait(None, Some(tick))? {
-                Waited::Canceled => return server.canceled(),
-                Waited::Ready | Waited::Tick => tick = (tick * 2).min(MAX_TICK),
-            },
+            // Queue empty, or a signal or the alarm interrupted the wait:
+            // flush, see whether we were canceled or idle too long (without
+            // waiting), then block again.
+            Err(Errno::ENOMSG | Errno::EINTR) => {
+                wait = true;
+                match server.wait(None, Some(Duration::ZERO))? {
+                    Waited::Canceled => return server.canceled(),
+                    Waited::Ready | Waited::Tick => {}
+                }
+            }
             // msgmax was raised after we sized the buffer: grow and retry.
             Err(Errno::E2BIG) => buf = MsgBuf::with_capacity(buf.capacity().saturating_mul(2)),
-            Err(Errno::EINTR) => {}
             Err(Errno::EIDRM | Errno::EINVAL) => {
                 return Err(anyhow!(
                     "queue {key} was removed (IPC_RMID) under the server"
