@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::cli::{Mode, SysvKeyArgs};
 use crate::error::usage;
+use crate::output::Out;
 use crate::sys::{group_name, user_name};
 use crate::target::{IpcId, SysvKey};
 
@@ -57,6 +58,28 @@ pub fn no_such(errno: Errno, what: &str, addr: Addr) -> anyhow::Error {
         (Errno::EINVAL | Errno::EIDRM, Addr::Id(_)) => anyhow::anyhow!("no such {what}"),
         (e, _) => e.into(),
     }
+}
+
+/// The line `--clean` prints: `removed queue (key 0x000000c8, id 3)`, or
+/// `removed queue (id 3)` when addressed by id; JSON adds mechanism and key.
+pub fn record_removed(
+    out: &mut Out,
+    what: &str,
+    mechanism: &str,
+    at: Addr,
+    id: libc::c_int,
+) -> std::io::Result<()> {
+    let text = match at {
+        Addr::Key(key) => format!("removed {what} (key {key}, id {id})"),
+        Addr::Id(_) => format!("removed {what} (id {id})"),
+    };
+    out.record(text, || {
+        let mut v = serde_json::json!({"kind": "removed", "mechanism": mechanism, "id": id});
+        if let Addr::Key(key) = at {
+            v["key"] = key.to_string().into();
+        }
+        v
+    })
 }
 
 /// The `ipc_perm` fields every `--stat` shows, copied out of the kernel's struct.

@@ -15,14 +15,13 @@ use nix::sys::signal::{SigEvent, SigevNotify, Signal};
 use nix::sys::time::TimeSpec;
 use nix::sys::timer::{Expiration, Timer, TimerSetTimeFlags};
 use nix::time::ClockId;
-use serde_json::json;
 
 use crate::cli::{Mode, SysvMsqArgs};
 use crate::error::{fail_with_hint, hinted, usage};
 use crate::output::{Out, Payload};
 use crate::serve::{Flow, Server, Waited};
 use crate::sys::read_proc_u64;
-use crate::sysv::common::{Addr, Perm, StatLines, addr, limit_hint, no_such};
+use crate::sysv::common::{Addr, Perm, StatLines, addr, limit_hint, no_such, record_removed};
 use crate::target::{FileMode, SysvKey};
 
 /// A System V message queue, by id.
@@ -447,13 +446,7 @@ fn clean(at: Addr, out: &mut Out) -> Result<ExitCode> {
     q.remove()
         .map_err(|e| no_such(e, "queue", at))
         .with_context(|| format!("cannot remove queue ({at})"))?;
-    out.record(format_args!("removed queue ({at}, id {})", q.id()), || {
-        let mut v = json!({"kind": "removed", "mechanism": "sysv-msq", "id": q.id()});
-        if let Addr::Key(key) = at {
-            v["key"] = key.to_string().into();
-        }
-        v
-    })?;
+    record_removed(out, "queue", "sysv-msq", at, q.id())?;
     Ok(ExitCode::SUCCESS)
 }
 

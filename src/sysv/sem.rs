@@ -10,14 +10,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use nix::errno::Errno;
-use serde_json::json;
 
 use crate::cli::{Mode, SysvSemArgs};
 use crate::error::{fail_with_hint, hinted, usage};
 use crate::output::Out;
 use crate::serve::{Flow, Server, Waited};
 use crate::sys::secs;
-use crate::sysv::common::{Addr, Perm, StatLines, addr, limit_hint, no_such};
+use crate::sysv::common::{Addr, Perm, StatLines, addr, limit_hint, no_such, record_removed};
 use crate::target::{FileMode, SysvKey};
 
 /// SEMVMX on Linux: the largest value a System V semaphore holds.
@@ -439,16 +438,7 @@ fn clean(at: Addr, out: &mut Out) -> Result<ExitCode> {
     set.remove()
         .map_err(|e| no_such(e, "semaphore", at))
         .with_context(|| format!("cannot remove semaphore ({at})"))?;
-    out.record(
-        format_args!("removed semaphore ({at}, id {})", set.id()),
-        || {
-            let mut v = json!({"kind": "removed", "mechanism": "sysv-sem", "id": set.id()});
-            if let Addr::Key(key) = at {
-                v["key"] = key.to_string().into();
-            }
-            v
-        },
-    )?;
+    record_removed(out, "semaphore", "sysv-sem", at, set.id())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,7 +10,6 @@ use std::ptr::NonNull;
 
 use anyhow::{Context, Result, anyhow, bail};
 use nix::errno::Errno;
-use serde_json::json;
 
 use crate::cli::{Mode, SysvShmArgs};
 use crate::error::hinted;
@@ -18,7 +17,7 @@ use crate::output::{Out, escape_bytes};
 use crate::posix::shm::{check_fits, input_text};
 use crate::serve::{Flow, Server, Waited};
 use crate::sys::secs;
-use crate::sysv::common::{Addr, Perm, StatLines, addr, limit_hint, no_such};
+use crate::sysv::common::{Addr, Perm, StatLines, addr, limit_hint, no_such, record_removed};
 use crate::target::{FileMode, SysvKey};
 
 /// `SHM_DEST` in `shm_perm.mode`: IPC_RMID was called while attached; the
@@ -350,16 +349,7 @@ fn clean(at: Addr, out: &mut Out) -> Result<ExitCode> {
     seg.remove()
         .map_err(|e| no_such(e, "segment", at))
         .with_context(|| format!("cannot remove segment ({at})"))?;
-    out.record(
-        format_args!("removed segment ({at}, id {})", seg.id()),
-        || {
-            let mut v = json!({"kind": "removed", "mechanism": "sysv-shm", "id": seg.id()});
-            if let Addr::Key(key) = at {
-                v["key"] = key.to_string().into();
-            }
-            v
-        },
-    )?;
+    record_removed(out, "segment", "sysv-shm", at, seg.id())?;
     Ok(ExitCode::SUCCESS)
 }
 
