@@ -308,6 +308,9 @@ pub enum TourStep {
     PosixMsq,
     PosixShm,
     PosixSem,
+    SysvMsq,
+    SysvShm,
+    SysvSem,
 }
 
 // ---- ls, clean, limits, completions, man ----

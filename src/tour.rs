@@ -12,6 +12,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cli::{TourArgs, TourStep};
 use crate::output::Out;
+use crate::sysv::common::{Kind, free_key};
 
 /// How long any one expected line may take: generous for a loaded machine,
 /// and every server in the tour also has its own --timeout.
@@ -54,6 +55,10 @@ fn steps(tag: &str) -> Vec<Step> {
     let msq = format!("/eipc-tour-{tag}-msq");
     let shm = format!("/eipc-tour-{tag}-shm");
     let sem = format!("/eipc-tour-{tag}-sem");
+    let seed = tag.parse::<u32>().unwrap_or_else(|_| std::process::id());
+    let sysv_msq = free_key(Kind::Msq, seed).to_string();
+    let sysv_shm = free_key(Kind::Shm, seed).to_string();
+    let sysv_sem = free_key(Kind::Sem, seed).to_string();
     vec![
         Step {
             id: TourStep::PosixMsq,
@@ -128,6 +133,89 @@ fn steps(tag: &str) -> Vec<Step> {
                 client(&["posix", "sem", "-n", &sem, "-r"], 0, 1),
             ],
             clean: args(&["posix", "sem", "--clean", "-n", &sem]),
+        },
+        Step {
+            id: TourStep::SysvMsq,
+            title: "System V message queue: the server prints each message with its type".into(),
+            server: args(&[
+                "sysv",
+                "msq",
+                "-s",
+                "-k",
+                &sysv_msq,
+                "--count",
+                "3",
+                "--timeout",
+                "15",
+            ]),
+            initial_lines: 0,
+            clients: vec![
+                client(
+                    &["sysv", "msq", "-k", &sysv_msq, "-c", "2", "--interval", "0"],
+                    0,
+                    2,
+                ),
+                client(
+                    &[
+                        "sysv", "msq", "-k", &sysv_msq, "-m", "hello", "--type", "7", "-c", "1",
+                    ],
+                    0,
+                    1,
+                ),
+            ],
+            clean: args(&["sysv", "msq", "--clean", "-k", &sysv_msq]),
+        },
+        Step {
+            id: TourStep::SysvShm,
+            title: "System V shared memory: the server watches the text the client writes".into(),
+            server: args(&[
+                "sysv",
+                "shm",
+                "-s",
+                "-k",
+                &sysv_shm,
+                "--interval",
+                "0.05",
+                "--on-change",
+                "--count",
+                "2",
+                "--timeout",
+                "15",
+            ]),
+            initial_lines: 1,
+            clients: vec![client(
+                &["sysv", "shm", "-k", &sysv_shm, "-m", "hello from the tour"],
+                0,
+                1,
+            )],
+            clean: args(&["sysv", "shm", "--clean", "-k", &sysv_shm]),
+        },
+        Step {
+            id: TourStep::SysvSem,
+            title: "System V semaphore: take the only unit, fail to take another, give it back"
+                .into(),
+            server: args(&[
+                "sysv",
+                "sem",
+                "-s",
+                "-k",
+                &sysv_sem,
+                "--value",
+                "1",
+                "--interval",
+                "0.05",
+                "--count",
+                "3",
+                "--timeout",
+                "15",
+            ]),
+            initial_lines: 1,
+            clients: vec![
+                client(&["sysv", "sem", "-k", &sysv_sem], 0, 1),
+                client(&["sysv", "sem", "-k", &sysv_sem], 1, 0),
+                client(&["sysv", "sem", "-k", &sysv_sem, "-r"], 0, 1),
+            ],
+            clean: args(&["sysv", "sem", "--clean", "-k", &sysv_sem]),
         },
     ]
 }

@@ -5,4 +5,5 @@ mod common;
 
 mod ls;
 mod posix;
+mod sysv;
 mod usage;
