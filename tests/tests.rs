@@ -3,5 +3,7 @@
 
 mod common;
 
+mod demos;
+mod fifo;
 mod posix;
 mod usage;

@@ -86,7 +86,14 @@ pub fn run(cure: Cure, args: &CounterArgs, out: &mut Out) -> Result<ExitCode> {
             "demo {}: {procs} processes x {iters} increments of one shared counter ({how})",
             cure.demo()
         ),
-        || json!({"kind": "start", "demo": cure.demo(), "procs": procs, "iters": iters}),
+        || {
+            let mut v =
+                json!({"kind": "start", "demo": cure.demo(), "procs": procs, "iters": iters});
+            if cure == Cure::Semaphore {
+                v["name"] = sem_name.clone().into();
+            }
+            v
+        },
     )?;
     if replaced {
         out.record(

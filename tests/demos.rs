@@ -1,0 +1,174 @@
+//! `demo` and `pipe`: each demo's claim, checked on its JSON result line.
+//! The race is never asserted to lose updates (that depends on timing), only
+//! to count correctly; the cures must be exact.
+
+use serde_json::Value;
+
+use crate::common::*;
+
+/// The JSON lines of a successful run.
+fn json_lines(args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let o = run(&all);
+    let stdout = assert_ok(&o);
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn result_of(lines: &[Value]) -> &Value {
+    lines.iter().find(|v| v["kind"] == "result").expect("no result line")
+}
+
+#[test]
+fn race_counts_and_reports_what_it_lost() {
+    let lines = json_lines(&["demo", "race", "--procs", "3", "--iters", "20000"]);
+    let r = result_of(&lines);
+    assert_eq!(r["expected"], 60000);
+    let actual = r["actual"].as_u64().unwrap();
+    // Lost updates can only make the count smaller, never larger.
+    assert!(actual <= 60000 && actual >= 20000, "{r}");
+    assert_eq!(r["lost"].as_u64().unwrap(), 60000 - actual);
+}
+
+#[test]
+fn mutex_is_exact_and_leaves_no_semaphore() {
+    let lines = json_lines(&["demo", "mutex", "--procs", "3", "--iters", "20000"]);
+    let r = result_of(&lines);
+    assert_eq!(r["expected"], 60000);
+    assert_eq!(r["actual"], 60000, "{r}");
+    assert_eq!(r["lost"], 0);
+    let name = lines[0]["name"].as_str().expect("start line names the semaphore");
+    assert!(!posix_exists(&Obj::PosixSem(name.to_string())), "{name} left behind");
+}
+
+#[test]
+fn atomic_is_exact() {
+    let lines = json_lines(&["demo", "atomic", "--procs", "4", "--iters", "50000"]);
+    let r = result_of(&lines);
+    assert_eq!(r["expected"], 200000);
+    assert_eq!(r["actual"], 200000, "{r}");
+}
+
+#[test]
+fn text_output_shows_expected_actual_lost() {
+    let o = run(&["demo", "atomic", "--procs", "2", "--iters", "1000"]);
+    let out = assert_ok(&o);
+    assert!(out.contains("expected 2000"), "{out}");
+    assert!(out.contains("actual   2000"), "{out}");
+    assert!(out.contains("lost     0"), "{out}");
+}
+
+fn assert_ring(producers: u64, items: u64, slots: u64) {
+    let (p, n, s) = (producers.to_string(), items.to_string(), slots.to_string());
+    let lines = json_lines(&["demo", "ring", "--producers", &p, "--items", &n, "--slots", &s]);
+    let r = result_of(&lines);
+    assert_eq!(r["expected"], producers * items, "{r}");
+    assert_eq!(r["received"], producers * items, "{r}");
+    assert_eq!(r["bad_checksum"], 0, "{r}");
+    assert_eq!(r["duplicates"], 0, "{r}");
+    assert_eq!(r["missing"], 0, "{r}");
+}
+
+#[test]
+fn ring_one_producer_delivers_every_item_once() {
+    assert_ring(1, 20000, 16);
+}
+
+#[test]
+fn ring_three_producers_delivers_every_item_once() {
+    assert_ring(3, 20000, 16);
+    // A ring of one slot forces a hand-over per item.
+    assert_ring(3, 2000, 1);
+}
+
+#[test]
+fn sorted_ends_sorted_and_complete() {
+    let lines = json_lines(&["demo", "sorted", "--count", "40", "--interval", "0.001"]);
+    let r = result_of(&lines);
+    assert_eq!(r["sorted"], true, "{r}");
+    assert_eq!(r["complete"], true, "{r}");
+    assert_eq!(r["n"], 40);
+    // The last `sorted` line holds all 40, in order.
+    let last = lines.iter().rev().find(|v| v["kind"] == "sorted").expect("no sorted line");
+    let a: Vec<i64> = last["array"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    assert_eq!(a.len(), 40);
+    assert!(a.is_sorted(), "{a:?}");
+}
+
+#[test]
+fn sorted_text_lines() {
+    let o = run(&["demo", "sorted", "--count", "3", "--interval", "0"]);
+    let out = assert_ok(&o);
+    assert!(out.lines().any(|l| untimed(l).starts_with("Sorting(")), "{out}");
+    assert!(out.lines().any(|l| untimed(l).starts_with("Sorted(3): {")), "{out}");
+    assert!(out.contains("sorted, every appended number present"), "{out}");
+}
+
+#[test]
+fn scoreboard_reaches_every_item() {
+    let lines = json_lines(&["demo", "scoreboard", "--workers", "3", "--items", "40"]);
+    let r = result_of(&lines);
+    assert_eq!(r["items"], 120, "{r}");
+    let last = lines.iter().rev().find(|v| v["kind"] == "scoreboard").expect("no table");
+    for w in last["workers"].as_array().unwrap() {
+        assert_eq!(w["state"], "done", "{last}");
+        assert_eq!(w["done"], 40, "{last}");
+    }
+}
+
+#[test]
+fn pipe_round_trips_in_upper_case() {
+    let lines = json_lines(&["pipe", "-m", "hello", "-m", "grüße"]);
+    let trips: Vec<&Value> = lines.iter().filter(|v| v["kind"] == "roundtrip").collect();
+    assert_eq!(trips.len(), 2);
+    assert_eq!(trips[0]["reply"], "HELLO");
+    assert_eq!(trips[1]["reply"], "GRÜSSE");
+    assert_eq!(lines.last().unwrap()["kind"], "done");
+}
+
+#[test]
+fn bad_options_are_usage_errors() {
+    assert_fails(&run(&["demo", "race", "--procs", "0"]), 2, "procs");
+    assert_fails(&run(&["demo", "ring", "--slots", "0"]), 2, "slots");
+    assert_fails(&run(&["demo", "sorted", "--count", "x"]), 2, "count");
+}
+
+/// SIGINT to the parent: it kills its children, prints `canceled.`, exits 0,
+/// and the named semaphore is gone.
+#[test]
+fn ctrl_c_kills_children_and_leaves_nothing() {
+    let mut server = Server::spawn(&["--json", "demo", "mutex", "--procs", "2", "--iters", "100000000"]);
+    let start: Value = serde_json::from_str(&server.next_out()).unwrap();
+    let name = start["name"].as_str().unwrap().to_string();
+    server.signal(libc::SIGINT);
+    let (status, out, err) = server.finish();
+    assert_eq!(status.code(), Some(0), "{out:?} {err:?}");
+    assert!(out.last().unwrap().contains("canceled"), "{out:?}");
+    assert!(!posix_exists(&Obj::PosixSem(name.clone())), "{name} left behind");
+}
+
+/// The workers a monitor showed are gone (killed and reaped) after SIGTERM.
+#[test]
+fn sigterm_kills_and_reaps_workers() {
+    let mut server = Server::spawn(&["--json", "demo", "scoreboard", "--workers", "2", "--items", "100000"]);
+    let pids = loop {
+        let line: Value = serde_json::from_str(&server.next_out()).unwrap();
+        if line["kind"] != "scoreboard" {
+            continue;
+        }
+        let pids: Vec<u64> = line["workers"].as_array().unwrap().iter().map(|w| w["pid"].as_u64().unwrap()).collect();
+        if pids.iter().all(|p| *p != 0) {
+            break pids;
+        }
+    };
+    server.signal(libc::SIGTERM);
+    let (status, out, err) = server.finish();
+    assert_eq!(status.code(), Some(0), "{out:?} {err:?}");
+    assert!(out.last().unwrap().contains("canceled"), "{out:?}");
+    for pid in pids {
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "worker {pid} still exists");
+    }
+}
