@@ -19,7 +19,10 @@ fn json_lines(args: &[&str]) -> Vec<Value> {
 }
 
 fn result_of(lines: &[Value]) -> &Value {
-    lines.iter().find(|v| v["kind"] == "result").expect("no result line")
+    lines
+        .iter()
+        .find(|v| v["kind"] == "result")
+        .expect("no result line")
 }
 
 #[test]
@@ -40,8 +43,13 @@ fn mutex_is_exact_and_leaves_no_semaphore() {
     assert_eq!(r["expected"], 60000);
     assert_eq!(r["actual"], 60000, "{r}");
     assert_eq!(r["lost"], 0);
-    let name = lines[0]["name"].as_str().expect("start line names the semaphore");
-    assert!(!posix_exists(&Obj::PosixSem(name.to_string())), "{name} left behind");
+    let name = lines[0]["name"]
+        .as_str()
+        .expect("start line names the semaphore");
+    assert!(
+        !posix_exists(&Obj::PosixSem(name.to_string())),
+        "{name} left behind"
+    );
 }
 
 #[test]
@@ -63,7 +71,16 @@ fn text_output_shows_expected_actual_lost() {
 
 fn assert_ring(producers: u64, items: u64, slots: u64) {
     let (p, n, s) = (producers.to_string(), items.to_string(), slots.to_string());
-    let lines = json_lines(&["demo", "ring", "--producers", &p, "--items", &n, "--slots", &s]);
+    let lines = json_lines(&[
+        "demo",
+        "ring",
+        "--producers",
+        &p,
+        "--items",
+        &n,
+        "--slots",
+        &s,
+    ]);
     let r = result_of(&lines);
     assert_eq!(r["expected"], producers * items, "{r}");
     assert_eq!(r["received"], producers * items, "{r}");
@@ -92,8 +109,17 @@ fn sorted_ends_sorted_and_complete() {
     assert_eq!(r["complete"], true, "{r}");
     assert_eq!(r["n"], 40);
     // The last `sorted` line holds all 40, in order.
-    let last = lines.iter().rev().find(|v| v["kind"] == "sorted").expect("no sorted line");
-    let a: Vec<i64> = last["array"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    let last = lines
+        .iter()
+        .rev()
+        .find(|v| v["kind"] == "sorted")
+        .expect("no sorted line");
+    let a: Vec<i64> = last["array"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
     assert_eq!(a.len(), 40);
     assert!(a.is_sorted(), "{a:?}");
 }
@@ -102,9 +128,18 @@ fn sorted_ends_sorted_and_complete() {
 fn sorted_text_lines() {
     let o = run(&["demo", "sorted", "--count", "3", "--interval", "0"]);
     let out = assert_ok(&o);
-    assert!(out.lines().any(|l| untimed(l).starts_with("Sorting(")), "{out}");
-    assert!(out.lines().any(|l| untimed(l).starts_with("Sorted(3): {")), "{out}");
-    assert!(out.contains("sorted, every appended number present"), "{out}");
+    assert!(
+        out.lines().any(|l| untimed(l).starts_with("Sorting(")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| untimed(l).starts_with("Sorted(3): {")),
+        "{out}"
+    );
+    assert!(
+        out.contains("sorted, every appended number present"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -112,7 +147,11 @@ fn scoreboard_reaches_every_item() {
     let lines = json_lines(&["demo", "scoreboard", "--workers", "3", "--items", "40"]);
     let r = result_of(&lines);
     assert_eq!(r["items"], 120, "{r}");
-    let last = lines.iter().rev().find(|v| v["kind"] == "scoreboard").expect("no table");
+    let last = lines
+        .iter()
+        .rev()
+        .find(|v| v["kind"] == "scoreboard")
+        .expect("no table");
     for w in last["workers"].as_array().unwrap() {
         assert_eq!(w["state"], "done", "{last}");
         assert_eq!(w["done"], 40, "{last}");
@@ -140,26 +179,50 @@ fn bad_options_are_usage_errors() {
 /// and the named semaphore is gone.
 #[test]
 fn ctrl_c_kills_children_and_leaves_nothing() {
-    let mut server = Server::spawn(&["--json", "demo", "mutex", "--procs", "2", "--iters", "100000000"]);
+    let mut server = Server::spawn(&[
+        "--json",
+        "demo",
+        "mutex",
+        "--procs",
+        "2",
+        "--iters",
+        "100000000",
+    ]);
     let start: Value = serde_json::from_str(&server.next_out()).unwrap();
     let name = start["name"].as_str().unwrap().to_string();
     server.signal(libc::SIGINT);
     let (status, out, err) = server.finish();
     assert_eq!(status.code(), Some(0), "{out:?} {err:?}");
     assert!(out.last().unwrap().contains("canceled"), "{out:?}");
-    assert!(!posix_exists(&Obj::PosixSem(name.clone())), "{name} left behind");
+    assert!(
+        !posix_exists(&Obj::PosixSem(name.clone())),
+        "{name} left behind"
+    );
 }
 
 /// The workers a monitor showed are gone (killed and reaped) after SIGTERM.
 #[test]
 fn sigterm_kills_and_reaps_workers() {
-    let mut server = Server::spawn(&["--json", "demo", "scoreboard", "--workers", "2", "--items", "100000"]);
+    let mut server = Server::spawn(&[
+        "--json",
+        "demo",
+        "scoreboard",
+        "--workers",
+        "2",
+        "--items",
+        "100000",
+    ]);
     let pids = loop {
         let line: Value = serde_json::from_str(&server.next_out()).unwrap();
         if line["kind"] != "scoreboard" {
             continue;
         }
-        let pids: Vec<u64> = line["workers"].as_array().unwrap().iter().map(|w| w["pid"].as_u64().unwrap()).collect();
+        let pids: Vec<u64> = line["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["pid"].as_u64().unwrap())
+            .collect();
         if pids.iter().all(|p| *p != 0) {
             break pids;
         }
@@ -169,6 +232,9 @@ fn sigterm_kills_and_reaps_workers() {
     assert_eq!(status.code(), Some(0), "{out:?} {err:?}");
     assert!(out.last().unwrap().contains("canceled"), "{out:?}");
     for pid in pids {
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "worker {pid} still exists");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "worker {pid} still exists"
+        );
     }
 }

@@ -19,16 +19,33 @@ fn server_survives_two_writers_in_turn() {
     let path = unique_path("fifo-two", &mut cleanup);
     let p = path.to_str().unwrap();
     let mut server = Server::start(&["fifo", "-s", "-p", p, "--count", "4", "--timeout", "20"]);
-    assert!(server.seen_out[0].contains("created"), "{:?}", server.seen_out);
+    assert!(
+        server.seen_out[0].contains("created"),
+        "{:?}",
+        server.seen_out
+    );
     let meta = std::fs::symlink_metadata(&path).unwrap();
     assert!(meta.file_type().is_fifo());
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
 
     assert_ok(&run(&["fifo", "-p", p, "-c", "2", "--interval", "0"]));
     assert_eq!(untimed(&server.next_out()), r#"{"count":1}"#);
     assert_eq!(untimed(&server.next_out()), r#"{"count":2}"#);
     // The first writer has closed: the server keeps going.
-    assert_ok(&run(&["fifo", "-p", p, "-m", "second writer", "-c", "2", "--interval", "0"]));
+    assert_ok(&run(&[
+        "fifo",
+        "-p",
+        p,
+        "-m",
+        "second writer",
+        "-c",
+        "2",
+        "--interval",
+        "0",
+    ]));
     assert_eq!(untimed(&server.next_out()), "second writer");
     let (status, out, err) = server.finish();
     assert!(status.success(), "{out:?} {err:?}");
@@ -62,8 +79,16 @@ fn refuses_a_regular_file_and_leaves_it() {
     let path = unique_path("fifo-reg", &mut cleanup);
     std::fs::write(&path, "precious").unwrap();
     let p = path.to_str().unwrap();
-    assert_fails(&run(&["fifo", "-s", "-p", p]), 1, "is a regular file, not a FIFO");
-    assert_fails(&run(&["fifo", "--clean", "-p", p]), 1, "is a regular file, not a FIFO");
+    assert_fails(
+        &run(&["fifo", "-s", "-p", p]),
+        1,
+        "is a regular file, not a FIFO",
+    );
+    assert_fails(
+        &run(&["fifo", "--clean", "-p", p]),
+        1,
+        "is a regular file, not a FIFO",
+    );
     assert_fails(&run(&["fifo", "-p", p, "-c", "1"]), 1, "not a FIFO");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
 }
@@ -78,8 +103,18 @@ fn refuses_a_symlink_even_to_a_fifo() {
     let l = link.to_str().unwrap();
     assert_fails(&run(&["fifo", "-s", "-p", l]), 1, "symbolic link");
     assert_fails(&run(&["fifo", "--clean", "-p", l]), 1, "symbolic link");
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
-    assert!(std::fs::symlink_metadata(&target).unwrap().file_type().is_fifo());
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::symlink_metadata(&target)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
 }
 
 #[test]
@@ -91,7 +126,11 @@ fn client_without_fifo_or_reader_fails() {
     assert!(!path.exists(), "a client must not create the FIFO");
     assert_fails(&run(&["fifo", "--clean", "-p", p]), 1, "no such FIFO");
     nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    assert_fails(&run(&["fifo", "-p", p, "-c", "1"]), 1, "no server is reading it");
+    assert_fails(
+        &run(&["fifo", "-p", p, "-c", "1"]),
+        1,
+        "no server is reading it",
+    );
     assert_fails(&run(&["fifo", "-p", p, "-m", "two\nlines"]), 2, "newline");
 }
 
