@@ -238,3 +238,16 @@ fn sigterm_kills_and_reaps_workers() {
         );
     }
 }
+
+#[test]
+fn tour_runs_fifo_and_pipe_and_removes_the_fifo() {
+    let o = run(&["tour", "--only", "fifo,pipe"]);
+    let out = assert_ok(&o);
+    assert!(out.contains("server | ") && out.contains("a second writer"), "{out}");
+    assert!(out.contains("child replied \"HELLO\""), "{out}");
+    let fifo = out
+        .lines()
+        .find_map(|l| l.strip_prefix("  removed FIFO "))
+        .expect("the tour removes its FIFO");
+    assert!(!std::path::Path::new(fifo).exists());
+}
