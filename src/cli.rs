@@ -368,6 +368,8 @@ pub enum DemoCommand {
     Scoreboard(ScoreboardArgs),
     /// A server keeps a shared array sorted while a client appends to it
     Sorted(SortedArgs),
+    /// The posix shm text exchange over memfd_create: nothing in /dev/shm
+    Memfd(MemfdArgs),
 }
 
 /// Options of `demo race|mutex|atomic`.
@@ -415,6 +417,25 @@ pub struct SortedArgs {
     /// Seconds between the client's appends (fractions and 0 allowed)
     #[arg(long, default_value = "0.1", value_name = "SECS")]
     pub interval: Seconds,
+}
+
+/// Options of `demo memfd`.
+#[derive(Debug, Args)]
+pub struct MemfdArgs {
+    /// Create the segment, publish where to find it, and watch its text
+    #[arg(short, long)]
+    pub server: bool,
+    /// Name of the exchange (letters, digits, '.', '_', '-'): the server
+    /// publishes its pid and descriptor under it
+    #[arg(short, long, default_value = "test")]
+    pub name: String,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub shm: ShmArgs,
+    /// Client: also try to shrink the segment to 0 bytes; the seal must refuse
+    #[arg(long)]
+    pub shrink: bool,
 }
 
 #[cfg(test)]

@@ -243,11 +243,146 @@ fn sigterm_kills_and_reaps_workers() {
 fn tour_runs_fifo_and_pipe_and_removes_the_fifo() {
     let o = run(&["tour", "--only", "fifo,pipe"]);
     let out = assert_ok(&o);
-    assert!(out.contains("server | ") && out.contains("a second writer"), "{out}");
+    assert!(
+        out.contains("server | ") && out.contains("a second writer"),
+        "{out}"
+    );
     assert!(out.contains("child replied \"HELLO\""), "{out}");
     let fifo = out
         .lines()
         .find_map(|l| l.strip_prefix("  removed FIFO "))
         .expect("the tour removes its FIFO");
     assert!(!std::path::Path::new(fifo).exists());
+}
+
+/// A memfd exchange name no other test uses, its publication registered for removal.
+fn memfd_name(tag: &str, cleanup: &mut Cleanup) -> String {
+    let name = unique_name(tag)[1..].to_string();
+    cleanup.add(Obj::Path(
+        std::env::temp_dir().join(format!("examples-ipc-memfd-{name}")),
+    ));
+    name
+}
+
+#[test]
+fn memfd_exchange_sealed_and_gone_with_the_server() {
+    let mut cleanup = Cleanup::new();
+    let name = memfd_name("memfd", &mut cleanup);
+    let mut server = Server::spawn(&[
+        "--json",
+        "demo",
+        "memfd",
+        "-s",
+        "-n",
+        &name,
+        "--interval",
+        "0.02",
+        "--on-change",
+        "--count",
+        "2",
+        "--timeout",
+        "20",
+    ]);
+    let start: Value = serde_json::from_str(&server.next_out()).unwrap();
+    let (pid, fd) = (
+        start["pid"].as_u64().unwrap(),
+        start["fd"].as_u64().unwrap(),
+    );
+    let published = std::path::PathBuf::from(start["path"].as_str().unwrap());
+    let meta = std::fs::symlink_metadata(&published).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    let first: Value = serde_json::from_str(&server.next_out()).unwrap();
+    assert_eq!(first["text"], "");
+
+    let o = run(&[
+        "demo",
+        "memfd",
+        "-n",
+        &name,
+        "-m",
+        "hello memfd",
+        "--shrink",
+    ]);
+    let out = assert_ok(&o);
+    assert!(out.contains("seals: seal, shrink"), "{out}");
+    assert!(out.contains("refused with EPERM"), "{out}");
+    let (status, lines, err) = server.finish();
+    assert!(status.success(), "{lines:?} {err:?}");
+    let last: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(last["text"], "hello memfd");
+
+    // Gone with the server: no descriptor, no publication, nothing in /dev/shm.
+    assert!(!std::path::Path::new(&format!("/proc/{pid}/fd/{fd}")).exists());
+    assert!(!published.exists(), "publication left behind");
+    let in_shm = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().contains(&name));
+    assert!(!in_shm);
+    assert_fails(
+        &run(&["demo", "memfd", "-n", &name, "-m", "late"]),
+        1,
+        "no server publishes it",
+    );
+}
+
+#[test]
+fn memfd_killed_server_leaves_a_stale_publication_that_is_replaced() {
+    let mut cleanup = Cleanup::new();
+    let name = memfd_name("memfd-stale", &mut cleanup);
+    let mut server = Server::spawn(&["--json", "demo", "memfd", "-s", "-n", &name]);
+    let start: Value = serde_json::from_str(&server.next_out()).unwrap();
+    let old_pid = start["pid"].as_u64().unwrap();
+    // A second server on the same exchange is refused while the first lives.
+    assert_fails(
+        &run(&["demo", "memfd", "-s", "-n", &name]),
+        1,
+        "already publishes it",
+    );
+    server.signal(libc::SIGKILL);
+    let _ = server.finish();
+    // The file survived the crash, the segment did not.
+    let e = assert_fails(
+        &run(&["demo", "memfd", "-n", &name, "-m", "x"]),
+        1,
+        "has exited",
+    );
+    assert!(e.contains("its segment with it"), "{e}");
+    let mut server = Server::spawn(&["--json", "demo", "memfd", "-s", "-n", &name]);
+    let start: Value = serde_json::from_str(&server.next_out()).unwrap();
+    assert_eq!(start["replaced_pid"], old_pid);
+    let published = std::path::PathBuf::from(start["path"].as_str().unwrap());
+    server.signal(libc::SIGINT);
+    let (status, out, _) = server.finish();
+    assert_eq!(status.code(), Some(0));
+    assert!(out.last().unwrap().contains("canceled"), "{out:?}");
+    assert!(!published.exists());
+}
+
+#[test]
+fn memfd_refuses_bad_names_and_text_that_does_not_fit() {
+    let mut cleanup = Cleanup::new();
+    assert_fails(
+        &run(&["demo", "memfd", "-n", "a/b"]),
+        2,
+        "not a valid exchange name",
+    );
+    assert_fails(
+        &run(&["demo", "memfd", "-n", ".hidden"]),
+        2,
+        "not a valid exchange name",
+    );
+    let name = memfd_name("memfd-fit", &mut cleanup);
+    let server = Server::start(&["demo", "memfd", "-s", "-n", &name, "--size", "8"]);
+    assert_fails(
+        &run(&["demo", "memfd", "-n", &name, "-m", "12345678"]),
+        1,
+        "nothing was written",
+    );
+    server.signal(libc::SIGTERM);
+    let (status, _, _) = server.finish();
+    assert_eq!(status.code(), Some(0));
 }

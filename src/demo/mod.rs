@@ -4,6 +4,7 @@
 //! semaphore of `demo mutex`, is unlinked as soon as every process has it.
 
 mod counter;
+mod memfd;
 mod ring;
 mod scoreboard;
 pub mod shared;
@@ -32,6 +33,7 @@ pub fn run(cmd: DemoCommand, out: &mut Out) -> Result<ExitCode> {
         DemoCommand::Ring(args) => ring::run(&args, out),
         DemoCommand::Scoreboard(args) => scoreboard::run(&args, out),
         DemoCommand::Sorted(args) => sorted::run(&args, out),
+        DemoCommand::Memfd(args) => memfd::run(&args, out),
     }
 }
 
