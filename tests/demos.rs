@@ -386,3 +386,61 @@ fn memfd_refuses_bad_names_and_text_that_does_not_fit() {
     let (status, _, _) = server.finish();
     assert_eq!(status.code(), Some(0));
 }
+
+/// Ctrl-C in a terminal signals the whole process group: children die of
+/// SIGINT at the same moment, and the demo still ends with `canceled.`, 0.
+#[test]
+fn sigint_to_the_process_group_is_a_clean_cancel() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    // Each with a line that shows the children are running (the ring's
+    // first line comes before its fork: that case covers an early Ctrl-C).
+    for (demo, ready) in [
+        (
+            &["demo", "ring", "--producers", "2", "--items", "10000000"][..],
+            "demo ring",
+        ),
+        (
+            &["demo", "sorted", "--count", "4000", "--interval", "0.01"][..],
+            "Sorted(",
+        ),
+        (&["demo", "scoreboard", "--items", "100000"][..], "running"),
+    ] {
+        let mut child = bin()
+            .args(demo)
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.contains(ready) {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "{demo:?} ended early"
+            );
+        }
+        let pgid = child.id() as i32;
+        // SAFETY: kill(2) on the process group of our own child.
+        unsafe { libc::kill(-pgid, libc::SIGINT) };
+        let end = std::time::Instant::now() + DEADLINE;
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(std::time::Instant::now() < end, "{demo:?} did not exit");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(0), "{demo:?}: {rest} {err}");
+        assert!(
+            rest.trim_end().ends_with("canceled."),
+            "{demo:?}: {rest} {err}"
+        );
+    }
+}

@@ -389,20 +389,26 @@ impl Children {
             .wait(Some((self.done.as_fd(), PollFlags::POLLIN)), Some(timeout))
             .context("cannot wait for the children")?
         {
-            Wake::Ready => {
-                self.reap(true)?;
-                Ok(Some(Ended::Done))
-            }
+            Wake::Ready => Ok(Some(if self.reap(true)? {
+                Ended::Canceled
+            } else {
+                Ended::Done
+            })),
             Wake::Canceled => Ok(Some(Ended::Canceled)),
-            Wake::TimedOut => {
-                self.reap(false)?;
-                Ok(None)
-            }
+            Wake::TimedOut => Ok(if self.reap(false)? {
+                Some(Ended::Canceled)
+            } else {
+                None
+            }),
         }
     }
 
-    /// Collect exited children (all of them when `block`); the first failure is the error.
-    fn reap(&mut self, block: bool) -> Result<()> {
+    /// Collect exited children (all of them when `block`); the first failure
+    /// is the error. Returns whether a child died of SIGINT or SIGTERM: Ctrl-C
+    /// reaches the whole process group, and the children may die before the
+    /// parent's own handler has run.
+    fn reap(&mut self, block: bool) -> Result<bool> {
+        let mut interrupted = false;
         let flags = if block {
             None
         } else {
@@ -419,6 +425,10 @@ impl Children {
                     *slot = None;
                     bail!("child {i} (pid {pid}) failed with exit status {code}");
                 }
+                WaitStatus::Signaled(_, Signal::SIGINT | Signal::SIGTERM, _) => {
+                    *slot = None;
+                    interrupted = true;
+                }
                 WaitStatus::Signaled(_, sig, _) => {
                     *slot = None;
                     bail!("child {i} (pid {pid}) was killed by {sig}");
@@ -426,7 +436,7 @@ impl Children {
                 _ => {}
             }
         }
-        Ok(())
+        Ok(interrupted)
     }
 }
 
@@ -445,6 +455,17 @@ pub fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
+}
+
+/// Whether process `pid` has ended (gone, or a zombie not yet reaped).
+pub fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_none_or(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+        Err(_) => true,
+    }
 }
 
 /// Spin on `f` with a pause, yielding the CPU now and then: on a 2-core

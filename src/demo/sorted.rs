@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use super::kind;
-use super::shared::{Ended, Header, Region, Shared, align64, mix, spawn, spin_until};
+use super::shared::{Ended, Header, Region, Shared, align64, mix, process_gone, spawn};
 use crate::cli::SortedArgs;
 use crate::output::Out;
 use crate::signal::Cancel;
@@ -21,7 +21,9 @@ use crate::signal::Cancel;
 #[repr(C)]
 struct Sorted {
     header: Header,
-    /// The spin lock: 0 free, 1 held.
+    /// The spin lock: 0 free, else the holder's pid, so a waiter can tell
+    /// that the holder died with it (the kernel releases a spin lock never,
+    /// unlike a robust mutex or a SEM_UNDO semaphore).
     busy: AtomicU32,
     /// Numbers in `data`.
     len: AtomicU32,
@@ -44,14 +46,35 @@ struct View<'r> {
 }
 
 impl View<'_> {
-    fn lock(&self) {
-        let spins = spin_until(|| {
-            self.head
-                .busy
-                .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        });
+    /// Take the lock, or give up when `abort` says so (checked every 1024
+    /// turns) or when its holder has died.
+    fn lock(&self, abort: impl Fn() -> bool) -> Result<()> {
+        let me = std::process::id();
+        let mut spins = 0u64;
+        loop {
+            let busy = &self.head.busy;
+            match busy.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(holder) => {
+                    spins += 1;
+                    if spins % 1024 == 0 {
+                        if abort() {
+                            bail!("canceled while waiting for the lock");
+                        }
+                        if holder != 0 && process_gone(holder) {
+                            bail!("the lock holder (pid {holder}) died holding it");
+                        }
+                    }
+                    if spins % 64 == 0 {
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+        }
         self.head.spins.fetch_add(spins, Ordering::Relaxed);
+        Ok(())
     }
 
     fn unlock(&self) {
@@ -98,7 +121,9 @@ pub fn run(args: &SortedArgs, out: &mut Out) -> Result<ExitCode> {
         for i in 0..count {
             x = mix(x);
             let v = (x % 1000) as i64;
-            view.lock();
+            if view.lock(|| false).is_err() {
+                return 4;
+            }
             let n = view.head.len.load(Ordering::Relaxed) as usize;
             view.data[n].store(v, Ordering::Relaxed);
             view.log[i].store(v, Ordering::Relaxed);
@@ -118,7 +143,14 @@ pub fn run(args: &SortedArgs, out: &mut Out) -> Result<ExitCode> {
     let mut ended = None;
     loop {
         let done = view.head.client_done.load(Ordering::Acquire) == 1;
-        view.lock();
+        if let Err(e) = view.lock(|| cancel.is_canceled()) {
+            if cancel.is_canceled() {
+                drop(children);
+                out.canceled()?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Err(e);
+        }
         let n = view.head.len.load(Ordering::Relaxed) as usize;
         if n > sorted_len {
             let mut numbers = view.snapshot(n);
