@@ -362,6 +362,8 @@ pub enum DemoCommand {
     Mutex(CounterArgs),
     /// The same, with an atomic fetch-add on the shared counter
     Atomic(CounterArgs),
+    /// race, mutex and atomic one after another, timed side by side
+    Cures(CounterArgs),
     /// Producers and one consumer over a ring buffer in shared memory
     Ring(RingArgs),
     /// Workers publish progress in a shared table; a monitor prints it live

@@ -444,3 +444,14 @@ fn sigint_to_the_process_group_is_a_clean_cancel() {
         );
     }
 }
+
+#[test]
+fn cures_side_by_side_are_exact() {
+    let lines = json_lines(&["demo", "cures", "--procs", "2", "--iters", "10000"]);
+    let results: Vec<&Value> = lines.iter().filter(|v| v["kind"] == "result").collect();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["demo"], "race");
+    for r in &results[1..] {
+        assert_eq!(r["actual"], 20000, "{r}");
+    }
+}

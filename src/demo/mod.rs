@@ -30,6 +30,7 @@ pub fn run(cmd: DemoCommand, out: &mut Out) -> Result<ExitCode> {
         DemoCommand::Race(args) => counter::run(counter::Cure::None, &args, out),
         DemoCommand::Mutex(args) => counter::run(counter::Cure::Semaphore, &args, out),
         DemoCommand::Atomic(args) => counter::run(counter::Cure::Atomic, &args, out),
+        DemoCommand::Cures(args) => counter::run_all(&args, out),
         DemoCommand::Ring(args) => ring::run(&args, out),
         DemoCommand::Scoreboard(args) => scoreboard::run(&args, out),
         DemoCommand::Sorted(args) => sorted::run(&args, out),
