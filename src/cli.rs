@@ -314,14 +314,11 @@ pub enum TourStep {
 pub struct FifoArgs {
     #[command(flatten)]
     pub mode: FifoModeArgs,
-    /// Path of the FIFO; the server creates it (mode --mode) when missing
-    #[arg(
-        short,
-        long,
-        default_value = "/tmp/examples-ipc.fifo",
-        value_name = "PATH"
-    )]
-    pub path: std::path::PathBuf,
+    /// Path of the FIFO; the server creates it (mode --mode) when missing.
+    /// Default: examples-ipc.fifo in $XDG_RUNTIME_DIR (private to the user),
+    /// else in the temp dir
+    #[arg(short, long, value_name = "PATH")]
+    pub path: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub create: CreateModeArgs,
     #[command(flatten)]

@@ -9,7 +9,7 @@
 
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -30,13 +30,24 @@ use crate::sys::UmaskGuard;
 const MAX_LINE: usize = 64 * 1024;
 
 pub fn run(args: &FifoArgs, out: &mut Out) -> Result<ExitCode> {
+    let path = args.path.clone().unwrap_or_else(default_path);
     if args.mode.server {
-        server(args, out)
+        server(args, &path, out)
     } else if args.mode.clean {
-        clean(&args.path, out)
+        clean(&path, out)
     } else {
-        client(args, out)
+        client(args, &path, out)
     }
+}
+
+/// $XDG_RUNTIME_DIR is the user's own (mode 0700), where nobody else can
+/// plant a FIFO for us; the shared temp dir is the fallback.
+fn default_path() -> PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute() && d.is_dir())
+        .unwrap_or_else(std::env::temp_dir)
+        .join("examples-ipc.fifo")
 }
 
 /// What is at `path`, without following a symlink.
@@ -110,8 +121,7 @@ fn open_fifo(path: &Path, flags: OFlag) -> Result<OwnedFd, anyhow::Error> {
     Ok(fd)
 }
 
-fn server(args: &FifoArgs, out: &mut Out) -> Result<ExitCode> {
-    let path = &args.path;
+fn server(args: &FifoArgs, path: &Path, out: &mut Out) -> Result<ExitCode> {
     let mut server = Server::new(out, &args.serve)?;
     let created = match look(path)? {
         Found::Fifo => false,
@@ -195,8 +205,7 @@ fn print_line(server: &mut Server<'_>, line: &[u8]) -> Result<Flow> {
     })
 }
 
-fn client(args: &FifoArgs, out: &mut Out) -> Result<ExitCode> {
-    let path = &args.path;
+fn client(args: &FifoArgs, path: &Path, out: &mut Out) -> Result<ExitCode> {
     if let Some(text) = &args.message {
         if text.contains('\n') {
             return Err(usage(

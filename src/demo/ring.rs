@@ -89,7 +89,8 @@ pub fn run(args: &RingArgs, out: &mut Out) -> Result<ExitCode> {
     };
     out.record(
         format_args!(
-            "demo ring: {producers} producer(s) x {items} items -> 1 consumer, {nslots} slots of {} bytes ({claim})",
+            "demo ring: {producers} {} x {items} items -> 1 consumer, {nslots} slots of {} bytes ({claim})",
+            if producers == 1 { "producer" } else { "producers" },
             size_of::<Slot>()
         ),
         || json!({"kind": "start", "demo": "ring", "producers": producers, "items": items, "slots": nslots}),
@@ -134,7 +135,7 @@ pub fn run(args: &RingArgs, out: &mut Out) -> Result<ExitCode> {
     };
     out.record(
         format_args!(
-            "  received   {received} of {total}\n  checksums  {bad} bad\n  duplicates {dups}\n  missing    {missing}\n  cas retries {retries}\n  time       {:.3} ms ({:.0} items/s, {:.0} ns per item)\n  {verdict}",
+            "  received    {received} of {total}\n  checksums   {bad} bad\n  duplicates  {dups}\n  missing     {missing}\n  cas retries {retries}\n  time        {:.3} ms ({:.0} items/s, {:.0} ns per item)\n  {verdict}",
             super::ms(consumer),
             rate,
             consumer.as_nanos() as f64 / received.max(1) as f64,
