@@ -378,7 +378,7 @@ pub struct CounterArgs {
     #[arg(short = 'p', long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "P")]
     pub procs: u32,
     /// Increments per process
-    #[arg(short = 'n', long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000), value_name = "N")]
+    #[arg(short = 'n', long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000), value_name = "N")]
     pub iters: u64,
 }
 

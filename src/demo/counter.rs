@@ -115,7 +115,14 @@ pub fn run(cure: Cure, args: &CounterArgs, out: &mut Out) -> Result<ExitCode> {
     };
     let lost = m.lost();
     let pct = lost as f64 * 100.0 / m.expected as f64;
-    let verdict = if lost == 0 { "exact" } else { "updates lost" };
+    let verdict = match (cure, lost) {
+        (Cure::None, 0) => {
+            "exact this time: the processes did not overlap (a busy machine may run them one \
+             after another); try a larger --iters"
+        }
+        (_, 0) => "exact",
+        _ => "updates lost: two processes loaded the same value and both stored value + 1",
+    };
     out.record(
         format_args!(
             "  expected {}\n  actual   {}\n  lost     {lost} ({pct:.1}%)\n  time     {:.3} ms ({:.1} ns per increment)\n  {verdict}",
