@@ -1,8 +1,11 @@
 //! examples-ipc: parse, dispatch, map errors to exit codes.
 
 mod cli;
+mod demo;
 mod error;
+mod fifo;
 mod output;
+mod pipe;
 mod posix;
 mod serve;
 mod signal;
@@ -49,6 +52,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Limits(args) => limits::run(&args, &mut out),
         Command::Completions(args) => manpage::completions(args.shell, &mut out),
         Command::Man => manpage::man(&mut out),
+        Command::Demo(cmd) => demo::run(cmd, &mut out),
+        Command::Fifo(args) => fifo::run(&args, &mut out),
+        Command::Pipe(args) => pipe::run(&args, &mut out),
     };
     // Flush what was printed before the error, so stdout and stderr agree.
     let flushed = out.flush();

@@ -3,6 +3,8 @@
 
 mod common;
 
+mod demos;
+mod fifo;
 mod ls;
 mod posix;
 mod sysv;
