@@ -14,7 +14,7 @@ use nix::errno::Errno;
 use crate::cli::{Mode, SysvSemArgs};
 use crate::error::{fail_with_hint, hinted, usage};
 use crate::output::Out;
-use crate::serve::{Flow, Server, Waited};
+use crate::serve::{Flow, Server};
 use crate::sys::secs;
 use crate::sysv::common::{Addr, Perm, StatLines, addr, limit_hint, no_such, record_removed};
 use crate::target::{FileMode, SysvKey};
@@ -299,7 +299,6 @@ fn server(args: &SysvSemArgs, out: &mut Out) -> Result<ExitCode> {
     let (set, created) = open_or_create(key, args.create.mode, args.sem.value)?;
     let interval = args.sem.interval.duration();
     let verb = if created { "created" } else { "opened" };
-    let mut value = set.value().map_err(|e| removed(key, e))?;
     let flow = server.start(
         format_args!(
             "sysv sem {key} (id {}): {verb}{}; printing the value when it changes (polling every {} s)",
@@ -317,27 +316,13 @@ fn server(args: &SysvSemArgs, out: &mut Out) -> Result<ExitCode> {
     if flow == Flow::Done {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut print = true;
-    loop {
-        if print {
-            let flow = server.event("semaphore", format_args!("semaphore: {value}"), |f| {
-                f.insert("value".into(), value.into());
-            })?;
-            if flow == Flow::Done {
-                return Ok(ExitCode::SUCCESS);
-            }
-        }
-        match server.wait(None, Some(interval))? {
-            Waited::Canceled => return server.canceled(),
-            Waited::Ready | Waited::Tick => {}
-        }
-        let now = set
+    server.watch_value(interval, || {
+        let value = set
             .value()
             .map_err(|e| removed(key, e))
             .map_err(|e| e.context("the server stops"))?;
-        print = now != value;
-        value = now;
-    }
+        Ok(i64::from(value))
+    })
 }
 
 fn client(args: &SysvSemArgs, out: &mut Out) -> Result<ExitCode> {

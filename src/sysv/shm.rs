@@ -13,9 +13,9 @@ use nix::errno::Errno;
 
 use crate::cli::{Mode, SysvShmArgs};
 use crate::error::hinted;
-use crate::output::{Out, escape_bytes};
+use crate::output::{Out, Shown, escape_bytes};
 use crate::posix::shm::{check_fits, input_text};
-use crate::serve::{Flow, Server, Waited};
+use crate::serve::{Flow, Server};
 use crate::sys::secs;
 use crate::sysv::common::{Addr, Perm, StatLines, addr, limit_hint, no_such, record_removed};
 use crate::target::{FileMode, SysvKey};
@@ -217,19 +217,6 @@ fn open_or_create(args: &SysvShmArgs) -> Result<(Segment, bool)> {
         .with_context(|| format!("cannot open segment {key}"))
 }
 
-/// Segment text for a text line: escaped, and visibly empty when empty.
-struct Shown<'a>(&'a [u8]);
-
-impl std::fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("(empty)")
-        } else {
-            f.write_str(&escape_bytes(self.0))
-        }
-    }
-}
-
 fn server(args: &SysvShmArgs, out: &mut Out) -> Result<ExitCode> {
     let key = args.target.key;
     let mut server = Server::new(out, &args.serve)?;
@@ -263,9 +250,7 @@ fn server(args: &SysvShmArgs, out: &mut Out) -> Result<ExitCode> {
     if flow == Flow::Done {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut text = Vec::new();
-    let mut last: Option<Vec<u8>> = None;
-    loop {
+    server.watch_text(interval, args.shm.on_change, || {
         // Our own attachment keeps a removed segment alive, so IPC_STAT still
         // works: removal shows as SHM_DEST and the key reset to IPC_PRIVATE.
         // Once gone entirely (cannot happen while attached), shmctl fails.
@@ -287,22 +272,10 @@ fn server(args: &SysvShmArgs, out: &mut Out) -> Result<ExitCode> {
             }
             Err(e) => return Err(e).with_context(|| format!("cannot stat segment {key}")),
         }
+        let mut text = Vec::new();
         map.read_text(&mut text);
-        let text = text.as_slice();
-        if !args.shm.on_change || last.as_deref() != Some(text) {
-            let flow = server.event("memory", format_args!("{}", Shown(text)), |f| {
-                f.insert("text".into(), escape_bytes(text).into());
-            })?;
-            if flow == Flow::Done {
-                return Ok(ExitCode::SUCCESS);
-            }
-            last = Some(text.to_vec());
-        }
-        match server.wait(None, Some(interval))? {
-            Waited::Canceled => return server.canceled(),
-            Waited::Ready | Waited::Tick => {}
-        }
-    }
+        Ok(text)
+    })
 }
 
 fn client(args: &SysvShmArgs, out: &mut Out) -> Result<ExitCode> {
