@@ -33,6 +33,23 @@ pub enum Command {
     Tour(TourArgs),
     /// Measure round-trip latency and throughput of each mechanism, verified
     Bench(BenchArgs),
+    /// List every IPC object, POSIX and System V, with who uses it
+    Ls(LsArgs),
+    /// Remove orphaned objects (nobody uses them and their creator is gone)
+    Clean(CleanArgs),
+    /// Show the kernel limits that decide what can be created, with usage
+    Limits(LimitsArgs),
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to standard output
+    Man,
+    /// Named pipe (mkfifo): a server reads JSON lines that clients write
+    Fifo(FifoArgs),
+    /// Anonymous pipes: parent and child exchange length-prefixed messages
+    Pipe(PipeArgs),
+    /// Classic experiments with real processes: races, locks, ring buffers
+    #[command(subcommand)]
+    Demo(DemoCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -300,6 +317,226 @@ pub enum TourStep {
     PosixMsq,
     PosixShm,
     PosixSem,
+    SysvMsq,
+    SysvShm,
+    SysvSem,
+    Fifo,
+    Pipe,
+}
+
+// ---- ls, clean, limits, completions, man ----
+
+/// The three kinds of object each family has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IpcType {
+    /// Message queues
+    Msq,
+    /// Shared memory
+    Shm,
+    /// Semaphores
+    Sem,
+}
+
+/// Which objects `ls` and `clean` look at.
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Only POSIX objects
+    #[arg(long, conflicts_with = "sysv")]
+    pub posix: bool,
+    /// Only System V objects
+    #[arg(long)]
+    pub sysv: bool,
+    /// Only this kind of object
+    #[arg(short, long, value_name = "TYPE")]
+    pub r#type: Option<IpcType>,
+    /// Only objects owned by USER (name or uid)
+    #[arg(long, value_name = "USER")]
+    pub owner: Option<String>,
+    /// Only POSIX objects whose name starts with PREFIX (leading '/' optional)
+    #[arg(long, value_name = "PREFIX")]
+    pub name: Option<String>,
+    /// Only System V objects with this key (decimal or 0x hex)
+    #[arg(short, long, allow_hyphen_values = true)]
+    pub key: Option<SysvKey>,
+}
+
+/// `ls`
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Exact sizes in bytes instead of human-readable ones
+    #[arg(long)]
+    pub bytes: bool,
+    /// Only orphaned objects (what `clean --stale` would remove)
+    #[arg(long)]
+    pub orphaned: bool,
+}
+
+/// `clean`
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Remove orphaned objects only (required: there is no remove-all)
+    #[arg(long, required = true)]
+    pub stale: bool,
+    /// List what would be removed, remove nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub select: SelectArgs,
+}
+
+/// `limits`
+#[derive(Debug, Args)]
+pub struct LimitsArgs {
+    /// Queue capacity for the RLIMIT_MSGQUEUE cost (default msg_default)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_msgs: Option<u32>,
+    /// Message size for the RLIMIT_MSGQUEUE cost (default msgsize_default)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "BYTES")]
+    pub msg_size: Option<u32>,
+}
+
+/// `completions`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// `fifo`: server (-s), client, or --clean.
+#[derive(Debug, Args)]
+pub struct FifoArgs {
+    #[command(flatten)]
+    pub mode: FifoModeArgs,
+    /// Path of the FIFO; the server creates it (mode --mode) when missing.
+    /// Default: examples-ipc.fifo in $XDG_RUNTIME_DIR (private to the user),
+    /// else in the temp dir
+    #[arg(short, long, value_name = "PATH")]
+    pub path: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub create: CreateModeArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Client: write TEXT as one line instead of {"count":i}
+    #[arg(short, long, value_name = "TEXT")]
+    pub message: Option<String>,
+    /// Client: seconds between lines (fractions and 0 allowed)
+    #[arg(long, default_value = "1", value_name = "SECS")]
+    pub interval: Seconds,
+}
+
+/// The modes a FIFO has: no --stat (`ls -l` and `stat` do that).
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct FifoModeArgs {
+    /// Create the FIFO if missing and print every line written to it
+    #[arg(short, long)]
+    pub server: bool,
+    /// Remove the FIFO (only a FIFO: anything else at PATH is left alone)
+    #[arg(long)]
+    pub clean: bool,
+}
+
+/// `pipe`
+#[derive(Debug, Args)]
+pub struct PipeArgs {
+    /// A message for the child (repeatable); default: three sample lines
+    #[arg(short, long = "message", value_name = "TEXT")]
+    pub messages: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// P processes increment one shared counter without any synchronisation
+    Race(CounterArgs),
+    /// The same, each increment guarded by a POSIX named semaphore
+    Mutex(CounterArgs),
+    /// The same, with an atomic fetch-add on the shared counter
+    Atomic(CounterArgs),
+    /// race, mutex and atomic one after another, timed side by side
+    Cures(CounterArgs),
+    /// Producers and one consumer over a ring buffer in shared memory
+    Ring(RingArgs),
+    /// Workers publish progress in a shared table; a monitor prints it live
+    Scoreboard(ScoreboardArgs),
+    /// A server keeps a shared array sorted while a client appends to it
+    Sorted(SortedArgs),
+    /// The posix shm text exchange over memfd_create: nothing in /dev/shm
+    Memfd(MemfdArgs),
+}
+
+/// Options of `demo race|mutex|atomic`.
+#[derive(Debug, Args)]
+pub struct CounterArgs {
+    /// Number of processes
+    #[arg(short = 'p', long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "P")]
+    pub procs: u32,
+    /// Increments per process
+    #[arg(short = 'n', long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000), value_name = "N")]
+    pub iters: u64,
+}
+
+/// Options of `demo ring`.
+#[derive(Debug, Args)]
+pub struct RingArgs {
+    /// Producer processes (more than one claim slots with compare-and-swap)
+    #[arg(short = 'p', long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "P")]
+    pub producers: u32,
+    /// Items per producer
+    #[arg(short = 'n', long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000), value_name = "N")]
+    pub items: u64,
+    /// Slots in the ring
+    #[arg(short = 's', long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536), value_name = "S")]
+    pub slots: u32,
+}
+
+/// Options of `demo scoreboard`.
+#[derive(Debug, Args)]
+pub struct ScoreboardArgs {
+    /// Worker processes
+    #[arg(short = 'w', long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "W")]
+    pub workers: u32,
+    /// Items each worker processes (each takes about (worker+1) x 0.5 ms)
+    #[arg(short = 'n', long, default_value_t = 800, value_parser = clap::value_parser!(u64).range(1..=1_000_000), value_name = "N")]
+    pub items: u64,
+}
+
+/// Options of `demo sorted`.
+#[derive(Debug, Args)]
+pub struct SortedArgs {
+    /// Numbers the client appends
+    #[arg(short = 'n', long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
+    pub count: u32,
+    /// Seconds between the client's appends (fractions and 0 allowed)
+    #[arg(long, default_value = "0.1", value_name = "SECS")]
+    pub interval: Seconds,
+}
+
+/// Options of `demo memfd`.
+#[derive(Debug, Args)]
+pub struct MemfdArgs {
+    /// Create the segment, publish where to find it, and watch its text
+    #[arg(short, long)]
+    pub server: bool,
+    /// Name of the exchange (letters, digits, '.', '_', '-'): the server
+    /// publishes its pid and descriptor under it
+    #[arg(short, long, default_value = "test")]
+    pub name: String,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub shm: ShmArgs,
+    /// Client: also try to shrink the segment to 0 bytes; the seal must refuse
+    #[arg(long)]
+    pub shrink: bool,
 }
 
 /// `bench`

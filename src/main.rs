@@ -2,8 +2,11 @@
 
 mod bench;
 mod cli;
+mod demo;
 mod error;
+mod fifo;
 mod output;
+mod pipe;
 mod posix;
 mod serve;
 mod signal;
@@ -11,6 +14,11 @@ mod sys;
 mod sysv;
 mod target;
 mod tour;
+
+mod clean;
+mod limits;
+mod ls;
+mod manpage;
 
 use std::process::ExitCode;
 
@@ -41,6 +49,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sysv(cmd) => sysv::run(cmd, &mut out),
         Command::Tour(args) => tour::run(&args, &mut out),
         Command::Bench(args) => bench::run(&args, &mut out),
+        Command::Ls(args) => ls::run(&args, &mut out),
+        Command::Clean(args) => clean::run(&args, &mut out),
+        Command::Limits(args) => limits::run(&args, &mut out),
+        Command::Completions(args) => manpage::completions(args.shell, &mut out),
+        Command::Man => manpage::man(&mut out),
+        Command::Demo(cmd) => demo::run(cmd, &mut out),
+        Command::Fifo(args) => fifo::run(&args, &mut out),
+        Command::Pipe(args) => pipe::run(&args, &mut out),
     };
     // Flush what was printed before the error, so stdout and stderr agree.
     let flushed = out.flush();

@@ -239,6 +239,19 @@ fn is_json(bytes: &[u8]) -> bool {
     !bytes.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
 }
 
+/// Segment text for a text line: escaped, and visibly empty when empty.
+pub struct Shown<'a>(pub &'a [u8]);
+
+impl Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("(empty)")
+        } else {
+            write_escaped(f, self.0)
+        }
+    }
+}
+
 /// Text for display: valid UTF-8 kept, control characters and invalid bytes
 /// as `\xNN`, so the result is always valid UTF-8 on one line.
 pub fn escape_bytes(bytes: &[u8]) -> String {

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use nix::poll::PollFlags;
 
 use crate::cli::ServeArgs;
-use crate::output::{Fields, Out};
+use crate::output::{Fields, Out, Shown, escape_bytes};
 use crate::signal::{Cancel, Wake};
 use crate::sys::secs;
 
@@ -118,6 +118,59 @@ impl<'o> Server<'o> {
             }
         }
         Ok(())
+    }
+
+    /// The loop of the servers that poll (shm and sem): every `interval`,
+    /// `read` the state, which fails when the object went away under us,
+    /// and print it with `event` when it changed, or every time with
+    /// `every_tick`. Ends at --count, a signal, --timeout or a failed read.
+    pub fn watch<T: PartialEq>(
+        &mut self,
+        interval: Duration,
+        every_tick: bool,
+        mut read: impl FnMut() -> Result<T>,
+        mut event: impl FnMut(&mut Self, &T) -> Result<Flow>,
+    ) -> Result<ExitCode> {
+        let mut last: Option<T> = None;
+        loop {
+            let now = read()?;
+            if every_tick || last.as_ref() != Some(&now) {
+                if event(self, &now)? == Flow::Done {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                last = Some(now);
+            }
+            if self.wait(None, Some(interval))? == Waited::Canceled {
+                return self.canceled();
+            }
+        }
+    }
+
+    /// `watch` for a segment's text: one `memory` event per print.
+    pub fn watch_text(
+        &mut self,
+        interval: Duration,
+        on_change: bool,
+        read: impl FnMut() -> Result<Vec<u8>>,
+    ) -> Result<ExitCode> {
+        self.watch(interval, !on_change, read, |server, text| {
+            server.event("memory", Shown(text), |f| {
+                f.insert("text".into(), escape_bytes(text).into());
+            })
+        })
+    }
+
+    /// `watch` for a semaphore's value: `semaphore: N` when it changes.
+    pub fn watch_value(
+        &mut self,
+        interval: Duration,
+        read: impl FnMut() -> Result<i64>,
+    ) -> Result<ExitCode> {
+        self.watch(interval, false, read, |server, value| {
+            server.event("semaphore", format_args!("semaphore: {value}"), |f| {
+                f.insert("value".into(), (*value).into());
+            })
+        })
     }
 
     /// Print `canceled.` and exit 0.

@@ -89,9 +89,4 @@ impl Cancel {
             }
         }
     }
-
-    /// Sleep for `d` unless a signal comes first.
-    pub fn sleep(&self, d: Duration) -> io::Result<Wake> {
-        self.wait(None, Some(d))
-    }
 }

@@ -12,6 +12,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cli::{TourArgs, TourStep};
 use crate::output::Out;
+use crate::sysv::common::{Kind, free_key};
 
 /// How long any one expected line may take: generous for a loaded machine,
 /// and every server in the tour also has its own --timeout.
@@ -30,10 +31,12 @@ pub struct ClientRun {
 pub struct Step {
     pub id: TourStep,
     pub title: String,
+    /// Empty for a step without a server (the pipe: parent and child are one command).
     pub server: Vec<String>,
     /// Server lines after the start line and before any client runs.
     pub initial_lines: usize,
     pub clients: Vec<ClientRun>,
+    /// Empty when the step leaves nothing to remove.
     pub clean: Vec<String>,
 }
 
@@ -54,6 +57,12 @@ fn steps(tag: &str) -> Vec<Step> {
     let msq = format!("/eipc-tour-{tag}-msq");
     let shm = format!("/eipc-tour-{tag}-shm");
     let sem = format!("/eipc-tour-{tag}-sem");
+    let seed = tag.parse::<u32>().unwrap_or_else(|_| std::process::id());
+    let sysv_msq = free_key(Kind::Msq, seed).to_string();
+    let sysv_shm = free_key(Kind::Shm, seed).to_string();
+    let sysv_sem = free_key(Kind::Sem, seed).to_string();
+    let fifo_path = std::env::temp_dir().join(format!("eipc-tour-{tag}.fifo"));
+    let fifo = fifo_path.to_string_lossy();
     vec![
         Step {
             id: TourStep::PosixMsq,
@@ -129,6 +138,112 @@ fn steps(tag: &str) -> Vec<Step> {
             ],
             clean: args(&["posix", "sem", "--clean", "-n", &sem]),
         },
+        Step {
+            id: TourStep::SysvMsq,
+            title: "System V message queue: the server prints each message with its type".into(),
+            server: args(&[
+                "sysv",
+                "msq",
+                "-s",
+                "-k",
+                &sysv_msq,
+                "--count",
+                "3",
+                "--timeout",
+                "15",
+            ]),
+            initial_lines: 0,
+            clients: vec![
+                client(
+                    &["sysv", "msq", "-k", &sysv_msq, "-c", "2", "--interval", "0"],
+                    0,
+                    2,
+                ),
+                client(
+                    &[
+                        "sysv", "msq", "-k", &sysv_msq, "-m", "hello", "--type", "7", "-c", "1",
+                    ],
+                    0,
+                    1,
+                ),
+            ],
+            clean: args(&["sysv", "msq", "--clean", "-k", &sysv_msq]),
+        },
+        Step {
+            id: TourStep::SysvShm,
+            title: "System V shared memory: the server watches the text the client writes".into(),
+            server: args(&[
+                "sysv",
+                "shm",
+                "-s",
+                "-k",
+                &sysv_shm,
+                "--interval",
+                "0.05",
+                "--on-change",
+                "--count",
+                "2",
+                "--timeout",
+                "15",
+            ]),
+            initial_lines: 1,
+            clients: vec![client(
+                &["sysv", "shm", "-k", &sysv_shm, "-m", "hello from the tour"],
+                0,
+                1,
+            )],
+            clean: args(&["sysv", "shm", "--clean", "-k", &sysv_shm]),
+        },
+        Step {
+            id: TourStep::SysvSem,
+            title: "System V semaphore: take the only unit, fail to take another, give it back"
+                .into(),
+            server: args(&[
+                "sysv",
+                "sem",
+                "-s",
+                "-k",
+                &sysv_sem,
+                "--value",
+                "1",
+                "--interval",
+                "0.05",
+                "--count",
+                "3",
+                "--timeout",
+                "15",
+            ]),
+            initial_lines: 1,
+            clients: vec![
+                client(&["sysv", "sem", "-k", &sysv_sem], 0, 1),
+                client(&["sysv", "sem", "-k", &sysv_sem], 1, 0),
+                client(&["sysv", "sem", "-k", &sysv_sem, "-r"], 0, 1),
+            ],
+            clean: args(&["sysv", "sem", "--clean", "-k", &sysv_sem]),
+        },
+        Step {
+            id: TourStep::Fifo,
+            title: "Named pipe (FIFO): two writers in turn, the server outlives both".into(),
+            server: args(&["fifo", "-s", "-p", &fifo, "--count", "3", "--timeout", "15"]),
+            initial_lines: 0,
+            clients: vec![
+                client(&["fifo", "-p", &fifo, "-c", "2", "--interval", "0"], 0, 2),
+                client(
+                    &["fifo", "-p", &fifo, "-m", "a second writer", "-c", "1"],
+                    0,
+                    1,
+                ),
+            ],
+            clean: args(&["fifo", "--clean", "-p", &fifo]),
+        },
+        Step {
+            id: TourStep::Pipe,
+            title: "Anonymous pipes: a parent and its child, one pipe each way".into(),
+            server: Vec::new(),
+            initial_lines: 0,
+            clients: vec![client(&["pipe"], 0, 0)],
+            clean: Vec::new(),
+        },
     ]
 }
 
@@ -145,15 +260,18 @@ pub fn run(args: &TourArgs, out: &mut Out) -> Result<ExitCode> {
         out.flush()?;
         let result = run_step(&exe, &step, out);
         // Remove the object whatever happened; a missing object is fine here.
-        let cleaned = shown(&step.clean);
-        let clean = Command::new(&exe).args(&step.clean).output();
-        let w = out.writer();
-        writeln!(w, "$ {cleaned}")?;
-        if let Ok(o) = &clean {
-            for line in String::from_utf8_lossy(&o.stdout).lines() {
-                writeln!(w, "  {line}")?;
+        if !step.clean.is_empty() {
+            let cleaned = shown(&step.clean);
+            let clean = Command::new(&exe).args(&step.clean).output();
+            let w = out.writer();
+            writeln!(w, "$ {cleaned}")?;
+            if let Ok(o) = &clean {
+                for line in String::from_utf8_lossy(&o.stdout).lines() {
+                    writeln!(w, "  {line}")?;
+                }
             }
         }
+        let w = out.writer();
         if let Err(e) = result {
             writeln!(w, "  step failed: {e:#}")?;
             failed.push(step.title);
@@ -201,6 +319,9 @@ impl Drop for ServerChild {
 }
 
 fn run_step(exe: &std::path::Path, step: &Step, out: &mut Out) -> Result<()> {
+    if step.server.is_empty() {
+        return run_clients(exe, step, None, out);
+    }
     writeln!(out.writer(), "$ {} &", shown(&step.server))?;
     out.flush()?;
     let child = Command::new(exe)
@@ -213,6 +334,26 @@ fn run_step(exe: &std::path::Path, step: &Step, out: &mut Out) -> Result<()> {
     let mut server = ServerChild(child);
     let lines = forward_lines(&mut server.0)?;
     expect_lines(&lines, 1 + step.initial_lines, out)?;
+    run_clients(exe, step, Some(&lines), out)?;
+    let status = server.0.wait().context("cannot wait for the server")?;
+    // Whatever the server printed last (its stderr on failure).
+    while let Ok(line) = lines.try_recv() {
+        writeln!(out.writer(), "  {line}")?;
+    }
+    out.flush()?;
+    if !status.success() {
+        bail!("the server exited with {status}");
+    }
+    Ok(())
+}
+
+/// Run the step's clients in turn; with a server, wait for the lines each causes.
+fn run_clients(
+    exe: &std::path::Path,
+    step: &Step,
+    lines: Option<&Receiver<String>>,
+    out: &mut Out,
+) -> Result<()> {
     for run in &step.clients {
         writeln!(out.writer(), "$ {}", shown(&run.args))?;
         out.flush()?;
@@ -244,16 +385,9 @@ fn run_step(exe: &std::path::Path, step: &Step, out: &mut Out) -> Result<()> {
         if code != run.expect_code {
             bail!("the client exited {code}, expected {}", run.expect_code);
         }
-        expect_lines(&lines, run.server_lines, out)?;
-    }
-    let status = server.0.wait().context("cannot wait for the server")?;
-    // Whatever the server printed last (its stderr on failure).
-    while let Ok(line) = lines.try_recv() {
-        writeln!(out.writer(), "  {line}")?;
-    }
-    out.flush()?;
-    if !status.success() {
-        bail!("the server exited with {status}");
+        if let Some(lines) = lines {
+            expect_lines(lines, run.server_lines, out)?;
+        }
     }
     Ok(())
 }

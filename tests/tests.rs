@@ -4,5 +4,9 @@
 mod common;
 
 mod bench;
+mod demos;
+mod fifo;
+mod ls;
 mod posix;
+mod sysv;
 mod usage;

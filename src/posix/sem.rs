@@ -14,7 +14,7 @@ use nix::sys::stat::{FileStat, stat};
 use crate::cli::{Mode, PosixSemArgs};
 use crate::error::{fail_with_hint, usage};
 use crate::output::{Fields, Out};
-use crate::serve::{Flow, Server, Waited};
+use crate::serve::{Flow, Server};
 use crate::sys::{UmaskGuard, insert_ownership, secs};
 use crate::target::{FileMode, NAME_MAX, PosixName};
 
@@ -204,7 +204,6 @@ fn server(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
     let own = stat(sem_file(name).as_str()).ok();
     let interval = args.sem.interval.duration();
     let verb = if created { "created" } else { "opened" };
-    let mut value = sem.value()?;
     let flow = server.start(
         format_args!(
             "posix sem {name}: {verb}{}; printing the value when it changes (polling every {} s)",
@@ -224,30 +223,15 @@ fn server(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
     if flow == Flow::Done {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut print = true;
-    loop {
-        if print {
-            let flow = server.event("semaphore", format_args!("semaphore: {value}"), |f| {
-                f.insert("value".into(), value.into());
-            })?;
-            if flow == Flow::Done {
-                return Ok(ExitCode::SUCCESS);
-            }
-        }
-        match server.wait(None, Some(interval))? {
-            Waited::Canceled => return server.canceled(),
-            Waited::Ready | Waited::Tick => {}
-        }
+    server.watch_value(interval, || {
         if let Some(own) = &own {
             match stat(sem_file(name).as_str()) {
                 Ok(now) if same_file(own, &now) => {}
                 _ => bail!("semaphore {name} was removed (sem_unlink) under the server"),
             }
         }
-        let now = sem.value()?;
-        print = now != value;
-        value = now;
-    }
+        Ok(i64::from(sem.value()?))
+    })
 }
 
 fn client(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {

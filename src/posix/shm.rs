@@ -17,8 +17,8 @@ use nix::sys::stat::{FileStat, Mode as StatMode, fstat, stat};
 
 use crate::cli::{Mode, PosixShmArgs};
 use crate::error::{fail_with_hint, hinted};
-use crate::output::{Fields, Out, escape_bytes};
-use crate::serve::{Flow, Server, Waited};
+use crate::output::{Fields, Out, Shown, escape_bytes};
+use crate::serve::{Flow, Server};
 use crate::sys::{UmaskGuard, insert_ownership, secs};
 use crate::target::{FileMode, PosixName};
 
@@ -234,9 +234,7 @@ fn server(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let limit = usize::try_from(size).context("segment too large to watch")?;
-    let mut text = Vec::new();
-    let mut last: Option<Vec<u8>> = None;
-    loop {
+    server.watch_text(interval, args.shm.on_change, || {
         let now = seg.stat()?;
         if (now.st_size as u64) < size {
             bail!(
@@ -247,35 +245,10 @@ fn server(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
         if !seg.still_linked(&own) {
             bail!("segment {name} was removed (shm_unlink) under the server");
         }
+        let mut text = Vec::new();
         seg.read_text(&mut text, limit)?;
-        let text = text.as_slice();
-        if !args.shm.on_change || last.as_deref() != Some(text) {
-            let flow = server.event("memory", format_args!("{}", Shown(text)), |f| {
-                f.insert("text".into(), escape_bytes(text).into());
-            })?;
-            if flow == Flow::Done {
-                return Ok(ExitCode::SUCCESS);
-            }
-            last = Some(text.to_vec());
-        }
-        match server.wait(None, Some(interval))? {
-            Waited::Canceled => return server.canceled(),
-            Waited::Ready | Waited::Tick => {}
-        }
-    }
-}
-
-/// Segment text for a text line: escaped, and visibly empty when empty.
-struct Shown<'a>(&'a [u8]);
-
-impl std::fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("(empty)")
-        } else {
-            f.write_str(&escape_bytes(self.0))
-        }
-    }
+        Ok(text)
+    })
 }
 
 /// The client's text: `-m TEXT`, or one line of standard input.

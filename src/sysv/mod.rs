@@ -1,5 +1,6 @@
 //! System V IPC: one file per mechanism.
 
+pub mod common;
 pub mod msq;
 pub mod sem;
 pub mod shm;

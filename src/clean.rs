@@ -1,0 +1,150 @@
+//! `clean --stale`: remove orphaned objects, and only those.
+//!
+//! An object is removed only when two scans, one just before the removal,
+//! both find it orphaned; anything a process started to use in between is
+//! kept. Each removal (or, with --dry-run, each would-be removal) is listed.
+
+use std::io;
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow};
+use nix::errno::Errno;
+use serde_json::json;
+
+use crate::cli::CleanArgs;
+use crate::ls::{Kind, Object, Scan, Select};
+use crate::output::Out;
+
+/// What identifies an object between two scans.
+#[derive(PartialEq, Eq)]
+struct Ident {
+    kind: Kind,
+    name: Option<String>,
+    key: Option<i32>,
+    id: Option<i32>,
+}
+
+fn ident(o: &Object) -> Ident {
+    Ident {
+        kind: o.kind,
+        name: o.name.clone(),
+        key: o.key,
+        id: o.id,
+    }
+}
+
+pub fn run(args: &CleanArgs, out: &mut Out) -> Result<ExitCode> {
+    let select = Select::resolve(&args.select)?;
+    let first = Scan::run(&select);
+    let candidates: Vec<Ident> = first
+        .objects
+        .iter()
+        .filter(|o| o.orphaned)
+        .map(ident)
+        .collect();
+    // The second look: only what is still orphaned now is touched.
+    let second = if args.dry_run || candidates.is_empty() {
+        first
+    } else {
+        Scan::run(&select)
+    };
+    let mut done = 0usize;
+    let mut failed = 0usize;
+    for obj in second
+        .objects
+        .iter()
+        .filter(|o| o.orphaned && candidates.contains(&ident(o)))
+    {
+        let what = format!("{} {}", obj.kind.mechanism(), obj.label());
+        let record = |kind: &str, extra: Option<String>| {
+            let mut v = json!({"kind": kind, "mechanism": obj.kind.mechanism()});
+            if let Some(name) = &obj.name {
+                v["name"] = name.clone().into();
+            }
+            if let Some(key) = obj.key_hex() {
+                v["key"] = key.into();
+                v["id"] = json!(obj.id);
+            }
+            if let Some(e) = extra {
+                v["error"] = e.into();
+            }
+            v
+        };
+        if args.dry_run {
+            out.record(format_args!("would remove {what}"), || {
+                record("would-remove", None)
+            })?;
+            done += 1;
+            continue;
+        }
+        match remove(obj) {
+            Ok(()) => {
+                out.record(format_args!("removed {what}"), || record("removed", None))?;
+                done += 1;
+            }
+            // Someone else removed it meanwhile: nothing left to do.
+            Err(Errno::ENOENT) | Err(Errno::EINVAL) | Err(Errno::EIDRM) => {
+                out.record(format_args!("already gone: {what}"), || {
+                    record("gone", None)
+                })?;
+            }
+            Err(e) => {
+                failed += 1;
+                out.flush()?;
+                eprintln!("error: cannot remove {what}: {}", e.desc());
+                out.record(format_args!("failed to remove {what}"), || {
+                    record("failed", Some(e.desc().to_string()))
+                })?;
+            }
+        }
+    }
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    let kept = second.objects.iter().filter(|o| !o.orphaned).count();
+    out.record(
+        format_args!("{verb} {done} orphaned objects; {kept} in use or unknown kept"),
+        || json!({"kind": "summary", "dry_run": args.dry_run, "removed": done, "kept": kept, "failed": failed}),
+    )?;
+    if failed > 0 {
+        out.flush()?;
+        return Err(anyhow!("{failed} orphaned objects could not be removed"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn remove(obj: &Object) -> Result<(), Errno> {
+    let name = obj.name.as_deref().unwrap_or_default();
+    let io_errno = |e: io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    match obj.kind {
+        Kind::PosixShm => nix::sys::mman::shm_unlink(name),
+        Kind::PosixMsq => posixmq::remove_queue(name).map_err(io_errno),
+        // glibc's sem_unlink is exactly this unlink.
+        Kind::PosixSem => {
+            std::fs::remove_file(format!("/dev/shm/sem.{}", &name[1..])).map_err(io_errno)
+        }
+        Kind::SysvMsq | Kind::SysvShm | Kind::SysvSem => {
+            SysvRmid::remove(obj.kind, obj.id.ok_or(Errno::EINVAL)?)
+        }
+    }
+}
+
+/// IPC_RMID by id. No handle is held, so there is nothing to drop.
+struct SysvRmid;
+
+impl SysvRmid {
+    fn remove(kind: Kind, id: i32) -> Result<(), Errno> {
+        let ret = match kind {
+            // SAFETY: IPC_RMID reads no buffer; a null msqid_ds is allowed.
+            Kind::SysvMsq => unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) },
+            // SAFETY: IPC_RMID reads no buffer; a null shmid_ds is allowed.
+            Kind::SysvShm => unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) },
+            // SAFETY: IPC_RMID takes no semun argument.
+            Kind::SysvSem => unsafe { libc::semctl(id, 0, libc::IPC_RMID) },
+            _ => return Err(Errno::EINVAL),
+        };
+        Errno::result(ret).map(drop)
+    }
+}

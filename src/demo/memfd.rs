@@ -1,0 +1,448 @@
+//! `demo memfd`: the `posix shm` text exchange over an anonymous
+//! `memfd_create` segment. It has no name in /dev/shm, so it cannot be left
+//! behind: it lives exactly as long as some process holds its descriptor or
+//! a mapping. To let a client find it, the server publishes its pid and
+//! descriptor number in a small file (mode 0600) under $XDG_RUNTIME_DIR (or
+//! the temp dir), and the client opens `/proc/PID/fd/N`, which reopens the
+//! very same memory (same-user access only, as ptrace rules decide).
+//!
+//! The server seals the segment against shrinking (`F_SEAL_SHRINK`): a client
+//! may write, but `ftruncate` to less fails with EPERM, so the server's
+//! mapping can never turn into SIGBUS. The `posix shm` server has no such
+//! guarantee and has to read with `pread` instead.
+
+use std::fs::OpenOptions;
+use std::io::{self, Read, Write};
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::ptr::NonNull;
+
+use anyhow::{Context, Result, anyhow, bail};
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl, open};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+use nix::sys::stat::{Mode as StatMode, fstat};
+use serde_json::json;
+
+use crate::cli::MemfdArgs;
+use crate::error::{fail_with_hint, hinted, usage};
+use crate::output::{Out, escape_bytes};
+use crate::posix::shm::{check_fits, input_text};
+use crate::serve::{Flow, Server, Waited};
+use crate::sys::secs;
+
+/// An anonymous memory file, closed in `Drop`. Closing the last descriptor
+/// (and unmapping the last mapping) frees it: there is nothing to unlink.
+struct Memfd {
+    fd: OwnedFd,
+}
+
+impl Memfd {
+    /// `memfd_create(name, MFD_CLOEXEC|MFD_ALLOW_SEALING)`, sized with
+    /// `posix_fallocate` (a full tmpfs fails here, not with SIGBUS later),
+    /// then sealed with `F_SEAL_SHRINK|F_SEAL_SEAL`.
+    fn create(label: &str, size: u64) -> Result<Memfd> {
+        let fd = memfd_create(label, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
+            .context("cannot create a memfd")?;
+        let len = i64::try_from(size).map_err(|_| anyhow!("--size {size} is too large"))?;
+        nix::fcntl::posix_fallocate(fd.as_fd(), 0, len)
+            .map_err(|e| match e {
+                Errno::ENOSPC => hinted(e, format!("no memory for {size} bytes")),
+                e => e.into(),
+            })
+            .with_context(|| format!("cannot allocate {size} bytes for the memfd"))?;
+        // F_SEAL_SEAL: nobody can add seals after ours (F_SEAL_WRITE would
+        // make the server's own writable mapping impossible to renew).
+        fcntl(
+            fd.as_fd(),
+            FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_SEAL),
+        )
+        .context("cannot seal the memfd")?;
+        Ok(Memfd { fd })
+    }
+
+    /// `open("/proc/PID/fd/N", O_RDWR)`: the same memory the server holds.
+    fn open_proc(path: &Path) -> Result<Memfd, Errno> {
+        let fd = open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, StatMode::empty())?;
+        Ok(Memfd { fd })
+    }
+
+    fn size(&self) -> Result<u64> {
+        Ok(fstat(self.fd.as_fd())
+            .context("cannot stat the memfd")?
+            .st_size as u64)
+    }
+
+    /// `fcntl(F_GET_SEALS)`
+    fn seals(&self) -> Result<SealFlag> {
+        let bits =
+            fcntl(self.fd.as_fd(), FcntlArg::F_GET_SEALS).context("cannot read the seals")?;
+        Ok(SealFlag::from_bits_truncate(bits))
+    }
+
+    /// `ftruncate(len)`
+    fn truncate(&self, len: u64) -> Result<(), Errno> {
+        nix::unistd::ftruncate(self.fd.as_fd(), len as libc::off_t)
+    }
+
+    /// `mmap(MAP_SHARED)` of the first `len` bytes.
+    fn map(&self, len: usize) -> Result<MemMap> {
+        let length = NonZeroUsize::new(len).ok_or_else(|| anyhow!("the memfd has size 0"))?;
+        // SAFETY: a new shared mapping at an address the kernel picks aliases
+        // no Rust memory; `MemMap` unmaps it exactly once, in Drop.
+        let ptr = unsafe {
+            mmap(
+                None,
+                length,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                self.fd.as_fd(),
+                0,
+            )
+        }
+        .context("cannot map the memfd")?;
+        Ok(MemMap {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+}
+
+/// A shared mapping of a memfd, unmapped in `Drop`.
+struct MemMap {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl MemMap {
+    /// The text up to the first NUL (or the whole mapping).
+    fn text(&self) -> Vec<u8> {
+        let mut text = Vec::new();
+        for i in 0..self.len {
+            // SAFETY: i < len bytes of a live mapping that cannot shrink
+            // (F_SEAL_SHRINK); volatile, because another process writes it.
+            let b = unsafe { self.ptr.as_ptr().add(i).read_volatile() };
+            if b == 0 {
+                break;
+            }
+            text.push(b);
+        }
+        text
+    }
+
+    /// Copy `text` and a NUL to offset 0; the caller checked that they fit.
+    fn write_text(&self, text: &[u8]) {
+        debug_assert!(text.len() < self.len);
+        let dst = self.ptr.as_ptr();
+        // SAFETY: text.len() + 1 <= len bytes of a live writable mapping; a
+        // fresh mapping cannot overlap the Rust slice. The NUL goes last.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), dst, text.len());
+            dst.add(text.len()).write_volatile(0);
+        }
+    }
+}
+
+impl Drop for MemMap {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len come from one successful mmap and are unmapped once.
+        let _ = unsafe { munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+pub fn run(args: &MemfdArgs, out: &mut Out) -> Result<ExitCode> {
+    check_name(&args.name)?;
+    if args.server {
+        if args.shrink {
+            return Err(usage("--shrink is a client option"));
+        }
+        server(args, out)
+    } else {
+        client(args, out)
+    }
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && !name.starts_with('.');
+    if !ok {
+        return Err(usage(format!(
+            "'{name}' is not a valid exchange name: use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'"
+        )));
+    }
+    Ok(())
+}
+
+/// Where the server publishes: $XDG_RUNTIME_DIR (per user, mode 0700) when
+/// set, else the temp dir.
+fn publication(name: &str) -> PathBuf {
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute() && d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    dir.join(format!("examples-ipc-memfd-{name}"))
+}
+
+/// What the file says: which process holds the segment, as which descriptor.
+#[derive(Debug, Clone, Copy)]
+struct Where {
+    pid: u32,
+    fd: i32,
+}
+
+impl Where {
+    fn proc_path(self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/fd/{}", self.pid, self.fd))
+    }
+
+    /// Whether that process still runs and that descriptor is still a memfd.
+    fn alive(self) -> bool {
+        std::fs::read_link(self.proc_path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("/memfd:"))
+    }
+}
+
+fn read_publication(path: &Path) -> io::Result<Option<Where>> {
+    let mut text = String::new();
+    // O_NOFOLLOW: a symlink planted at the well-known path is refused.
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    f.read_to_string(&mut text)?;
+    let v: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(_) => return Ok(None),
+    };
+    let pid = v["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
+    let fd = v["fd"].as_i64().and_then(|p| i32::try_from(p).ok());
+    Ok(pid.zip(fd).map(|(pid, fd)| Where { pid, fd }))
+}
+
+/// The published file, removed when the server ends however it ends.
+struct Published(PathBuf);
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Create the publication exclusively with mode 0600. A file whose process
+/// has gone (a crashed server) is stale and replaced; a live one is refused.
+fn publish(path: &Path, at: Where, size: u64) -> Result<(Published, Option<u32>)> {
+    let mut replaced = None;
+    for _ in 0..2 {
+        let made = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path);
+        match made {
+            Ok(mut f) => {
+                let guard = Published(path.to_path_buf());
+                writeln!(f, "{}", json!({"pid": at.pid, "fd": at.fd, "size": size}))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                return Ok((guard, replaced));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+        }
+        match read_publication(path) {
+            Ok(Some(old)) if old.alive() => {
+                return Err(fail_with_hint(
+                    format!(
+                        "a server (pid {}) already publishes it in {}",
+                        old.pid,
+                        path.display()
+                    ),
+                    "stop that server, or pick another exchange with -n",
+                ));
+            }
+            Ok(old) => {
+                replaced = Some(old.map_or(0, |o| o.pid));
+                std::fs::remove_file(path)
+                    .with_context(|| format!("cannot remove stale {}", path.display()))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+    bail!("{} keeps reappearing", path.display())
+}
+
+fn server(args: &MemfdArgs, out: &mut Out) -> Result<ExitCode> {
+    let name = &args.name;
+    let mut server = Server::new(out, &args.serve)?;
+    let size = args.shm.size;
+    let memfd = Memfd::create(&format!("examples-ipc:{name}"), size)?;
+    let len = usize::try_from(size).context("segment too large to map")?;
+    let map = memfd.map(len)?;
+    let at = Where {
+        pid: std::process::id(),
+        fd: memfd.fd.as_raw_fd(),
+    };
+    let path = publication(name);
+    let (_published, replaced) = publish(&path, at, size)?;
+    let interval = args.shm.interval.duration();
+    let stale = match replaced {
+        Some(pid) => format!(" (replaced a stale one from pid {pid})"),
+        None => String::new(),
+    };
+    let flow = server.start(
+        format_args!(
+            "demo memfd {name}: {size} bytes, sealed against shrinking; published pid {} fd {} in {}{stale}; \
+             nothing in /dev/shm; printing the text every {} s{}",
+            at.pid,
+            at.fd,
+            path.display(),
+            secs(interval),
+            if args.shm.on_change { " when it changes" } else { "" }
+        ),
+        |f| {
+            f.insert("mechanism".into(), "memfd".into());
+            f.insert("name".into(), name.as_str().into());
+            f.insert("size".into(), size.into());
+            f.insert("pid".into(), at.pid.into());
+            f.insert("fd".into(), at.fd.into());
+            f.insert("path".into(), path.display().to_string().into());
+            f.insert("replaced_pid".into(), replaced.into());
+        },
+    )?;
+    if flow == Flow::Done {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut last: Option<Vec<u8>> = None;
+    loop {
+        let text = map.text();
+        if !args.shm.on_change || last.as_deref() != Some(&text[..]) {
+            let shown = if text.is_empty() {
+                "(empty)".to_string()
+            } else {
+                escape_bytes(&text)
+            };
+            let flow = server.event("memory", &shown, |f| {
+                f.insert("text".into(), escape_bytes(&text).into());
+            })?;
+            if flow == Flow::Done {
+                return Ok(ExitCode::SUCCESS);
+            }
+            last = Some(text);
+        }
+        match server.wait(None, Some(interval))? {
+            Waited::Canceled => return server.canceled(),
+            Waited::Ready | Waited::Tick => {}
+        }
+    }
+}
+
+fn client(args: &MemfdArgs, out: &mut Out) -> Result<ExitCode> {
+    let name = &args.name;
+    let path = publication(name);
+    let what = format!("memfd exchange {name}");
+    let gone = |why: String| {
+        fail_with_hint(
+            why,
+            format!(
+                "a memfd has no name: it lives only while a process holds it; start the server first \
+                 (examples-ipc demo memfd -s -n {name})"
+            ),
+        )
+    };
+    let at = match read_publication(&path) {
+        Ok(Some(at)) => at,
+        Ok(None) => bail!(
+            "cannot find {what}: {} is not a publication",
+            path.display()
+        ),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(gone(format!(
+                "no server publishes it ({} does not exist)",
+                path.display()
+            )))
+            .with_context(|| format!("cannot find {what}"));
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let proc_path = at.proc_path();
+    let memfd = match Memfd::open_proc(&proc_path) {
+        Ok(m) => m,
+        Err(Errno::ENOENT) => {
+            return Err(gone(format!(
+                "{} does not exist: process {} has exited, and its segment with it",
+                proc_path.display(),
+                at.pid
+            )))
+            .with_context(|| format!("cannot open {what}"));
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", proc_path.display())),
+    };
+    if !at.alive() {
+        bail!("cannot open {what}: {} is not a memfd", proc_path.display());
+    }
+    let size = memfd.size()?;
+    let seals = memfd.seals()?;
+    let text = input_text(args.shm.message.as_deref())?;
+    check_fits(&text, size, &what)?;
+    let len = usize::try_from(size).context("segment too large to map")?;
+    let map = memfd.map(len)?;
+    map.write_text(&text);
+    let shown = escape_bytes(&text);
+    out.event(
+        "wrote",
+        format_args!(
+            "wrote {} bytes through {} ({size} bytes, seals: {})",
+            text.len(),
+            proc_path.display(),
+            seal_names(seals)
+        ),
+        |f| {
+            f.insert("text".into(), shown.clone().into());
+            f.insert("path".into(), proc_path.display().to_string().into());
+            f.insert("size".into(), size.into());
+            f.insert("seals".into(), seal_names(seals).into());
+        },
+    )?;
+    if args.shrink {
+        match memfd.truncate(0) {
+            Err(Errno::EPERM) => out.event(
+                "shrink",
+                "ftruncate to 0 bytes refused with EPERM: F_SEAL_SHRINK protects the server's mapping",
+                |f| {
+                    f.insert("refused".into(), true.into());
+                },
+            )?,
+            Ok(()) => bail!("ftruncate to 0 bytes succeeded: the segment was not sealed"),
+            Err(e) => return Err(e).context("cannot try to shrink the memfd"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn seal_names(seals: SealFlag) -> String {
+    let mut names = Vec::new();
+    for (flag, name) in [
+        (SealFlag::F_SEAL_SEAL, "seal"),
+        (SealFlag::F_SEAL_SHRINK, "shrink"),
+        (SealFlag::F_SEAL_GROW, "grow"),
+        (SealFlag::F_SEAL_WRITE, "write"),
+    ] {
+        if seals.contains(flag) {
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}

@@ -1,0 +1,157 @@
+//! `demo scoreboard`: W worker processes publish their progress with atomic
+//! stores into a shared table (the Apache httpd scoreboard idea); the parent
+//! is the monitor and prints the live table until every worker is done.
+//! Nobody locks anything: each slot has one writer, and each field is one
+//! atomic word, so a reader never sees a torn value.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+
+use super::kind;
+use super::shared::{Ended, Header, Region, Shared, align64, mix, spawn};
+use crate::cli::ScoreboardArgs;
+use crate::output::Out;
+use crate::signal::Cancel;
+
+/// How often the monitor prints the table.
+const PERIOD: Duration = Duration::from_millis(250);
+/// Time one item takes worker w: (w + 1) x UNIT, so they finish at different times.
+const UNIT: Duration = Duration::from_micros(500);
+
+#[repr(C)]
+struct Board {
+    header: Header,
+    workers: AtomicU32,
+    _pad: AtomicU32,
+    items: AtomicU64,
+}
+
+// SAFETY: only atomics and a Shared header.
+unsafe impl Shared for Board {}
+
+const IDLE: u32 = 0;
+const RUNNING: u32 = 1;
+const DONE: u32 = 2;
+
+#[repr(C)]
+struct WorkerSlot {
+    pid: AtomicU32,
+    state: AtomicU32,
+    done: AtomicU64,
+    /// A running result, so the work is real and checkable.
+    result: AtomicU64,
+    _pad: [AtomicU64; 5],
+}
+
+// SAFETY: only atomics.
+unsafe impl Shared for WorkerSlot {}
+
+pub fn run(args: &ScoreboardArgs, out: &mut Out) -> Result<ExitCode> {
+    let cancel = Cancel::install().context("cannot install signal handlers")?;
+    let workers = args.workers as usize;
+    let items = args.items;
+    let slots_at = align64(size_of::<Board>());
+    let size = slots_at + workers * size_of::<WorkerSlot>();
+    let region = Region::new(size)?;
+    let board: &Board = region.at(0)?;
+    let slots: &[WorkerSlot] = region.slice(slots_at, workers)?;
+    board.workers.store(args.workers, Ordering::Relaxed);
+    board.items.store(items, Ordering::Relaxed);
+    board.header.init(kind::SCOREBOARD, size);
+
+    out.record(
+        format_args!(
+            "demo scoreboard: {workers} workers x {items} items; table of {size} bytes (magic {:#x}, version {}), one {}-byte slot per worker",
+            super::shared::MAGIC,
+            super::shared::VERSION,
+            size_of::<WorkerSlot>()
+        ),
+        || json!({"kind": "start", "demo": "scoreboard", "workers": workers, "items": items, "size": size}),
+    )?;
+    out.flush()?;
+
+    let start = Instant::now();
+    let mut children = spawn(workers, |w| {
+        if board.header.check(kind::SCOREBOARD, size).is_err() {
+            return 3;
+        }
+        let slot = &slots[w];
+        slot.pid.store(std::process::id(), Ordering::Relaxed);
+        slot.state.store(RUNNING, Ordering::Release);
+        let mut acc = 0u64;
+        for k in 0..items {
+            std::thread::sleep(UNIT * (w as u32 + 1));
+            acc = mix(acc ^ k);
+            slot.result.store(acc, Ordering::Relaxed);
+            // Release: the monitor that reads `done` sees the result with it.
+            slot.done.store(k + 1, Ordering::Release);
+        }
+        slot.state.store(DONE, Ordering::Release);
+        0
+    })?;
+    let print = |out: &mut Out| -> Result<()> {
+        let (text, fields) = table(slots, items, start.elapsed());
+        out.event("scoreboard", text, |f| {
+            f.insert("workers".into(), fields);
+        })?;
+        out.flush()?;
+        Ok(())
+    };
+    let ended = children.wait(&cancel, PERIOD, || print(out))?;
+    if ended == Ended::Canceled {
+        drop(children);
+        out.canceled()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    print(out)?;
+    let elapsed = start.elapsed();
+    let total: u64 = slots.iter().map(|s| s.done.load(Ordering::Acquire)).sum();
+    out.record(
+        format_args!("all {workers} workers done: {total} items in {:.3} ms", super::ms(elapsed)),
+        || json!({"kind": "result", "demo": "scoreboard", "workers": workers, "items": total, "ms": super::ms(elapsed)}),
+    )?;
+    anyhow::ensure!(
+        total == workers as u64 * items,
+        "the table shows {total} items, expected {}",
+        workers as u64 * items
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The table as text lines and as JSON.
+fn table(slots: &[WorkerSlot], items: u64, elapsed: Duration) -> (String, Value) {
+    let mut text = String::new();
+    let mut rows = Vec::new();
+    let mut sum = 0;
+    for (w, s) in slots.iter().enumerate() {
+        let done = s.done.load(Ordering::Acquire);
+        sum += done;
+        let state = match s.state.load(Ordering::Acquire) {
+            IDLE => "idle",
+            RUNNING => "running",
+            DONE => "done",
+            _ => "?",
+        };
+        let pid = s.pid.load(Ordering::Relaxed);
+        let width = 20;
+        let filled = (done * width / items.max(1)) as usize;
+        let bar: String = "#".repeat(filled) + &".".repeat(width as usize - filled);
+        let _ = write!(
+            text,
+            "\n    worker {w:<2} pid {pid:<7} {state:<7} [{bar}] {done:>6}/{items}"
+        );
+        rows.push(json!({"worker": w, "pid": pid, "state": state, "done": done, "items": items}));
+    }
+    let all = items * slots.len() as u64;
+    let head = format!(
+        "{sum}/{all} items ({:.0}%) after {:.0} ms",
+        sum as f64 * 100.0 / all.max(1) as f64,
+        elapsed.as_secs_f64() * 1e3
+    );
+    (head + &text, Value::Array(rows))
+}

@@ -1,0 +1,257 @@
+//! `demo sorted`: a server keeps a shared array sorted while a client
+//! appends random numbers to it. Both take an atomic busy flag with a
+//! compare-and-swap before they touch the array: a spin lock, cheap when
+//! held briefly, and it works across processes with no kernel object.
+//! The parent is the server; the client is a forked child.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use super::kind;
+use super::shared::{Ended, Header, Region, Shared, align64, mix, process_gone, spawn};
+use crate::cli::SortedArgs;
+use crate::output::Out;
+use crate::signal::Cancel;
+
+#[repr(C)]
+struct Sorted {
+    header: Header,
+    /// The spin lock: 0 free, else the holder's pid, so a waiter can tell
+    /// that the holder died with it (the kernel releases a spin lock never,
+    /// unlike a robust mutex or a SEM_UNDO semaphore).
+    busy: AtomicU32,
+    /// Numbers in `data`.
+    len: AtomicU32,
+    /// Set by the client after its last append.
+    client_done: AtomicU32,
+    _pad: AtomicU32,
+    /// Loop turns spent waiting for the lock, both sides.
+    spins: AtomicU64,
+}
+
+// SAFETY: only atomics and a Shared header.
+unsafe impl Shared for Sorted {}
+
+/// The shared state and its two arrays: the sorted data and the client's
+/// own log of what it appended, to check the data against at the end.
+struct View<'r> {
+    head: &'r Sorted,
+    data: &'r [AtomicI64],
+    log: &'r [AtomicI64],
+}
+
+impl View<'_> {
+    /// Take the lock, or give up when `abort` says so (checked every 1024
+    /// turns) or when its holder has died.
+    fn lock(&self, abort: impl Fn() -> bool) -> Result<()> {
+        let me = std::process::id();
+        let mut spins = 0u64;
+        loop {
+            let busy = &self.head.busy;
+            match busy.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(holder) => {
+                    spins += 1;
+                    if spins % 1024 == 0 {
+                        if abort() {
+                            bail!("canceled while waiting for the lock");
+                        }
+                        if holder != 0 && process_gone(holder) {
+                            bail!("the lock holder (pid {holder}) died holding it");
+                        }
+                    }
+                    if spins % 64 == 0 {
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+        }
+        self.head.spins.fetch_add(spins, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn unlock(&self) {
+        self.head.busy.store(0, Ordering::Release);
+    }
+
+    fn snapshot(&self, n: usize) -> Vec<i64> {
+        self.data[..n]
+            .iter()
+            .map(|v| v.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+pub fn run(args: &SortedArgs, out: &mut Out) -> Result<ExitCode> {
+    let cancel = Cancel::install().context("cannot install signal handlers")?;
+    let count = args.count as usize;
+    let interval = args.interval.duration();
+    let data_at = align64(size_of::<Sorted>());
+    let log_at = data_at + align64(count * size_of::<i64>());
+    let size = log_at + count * size_of::<i64>();
+    let region = Region::new(size)?;
+    let view = View {
+        head: region.at(0)?,
+        data: region.slice(data_at, count)?,
+        log: region.slice(log_at, count)?,
+    };
+    view.head.header.init(kind::SORTED, size);
+
+    out.record(
+        format_args!("demo sorted: the client appends {count} random numbers, the server keeps them sorted (spin lock: compare-and-swap on a busy flag)"),
+        || json!({"kind": "start", "demo": "sorted", "count": count}),
+    )?;
+    out.flush()?;
+
+    let seed = mix(u64::from(std::process::id())
+        ^ Instant::now().elapsed().as_nanos() as u64
+        ^ now_nanos());
+    let mut children = spawn(1, |_| {
+        if view.head.header.check(kind::SORTED, size).is_err() {
+            return 3;
+        }
+        let mut x = seed;
+        for i in 0..count {
+            x = mix(x);
+            let v = (x % 1000) as i64;
+            if view.lock(|| false).is_err() {
+                return 4;
+            }
+            let n = view.head.len.load(Ordering::Relaxed) as usize;
+            view.data[n].store(v, Ordering::Relaxed);
+            view.log[i].store(v, Ordering::Relaxed);
+            view.head.len.store(n as u32 + 1, Ordering::Relaxed);
+            view.unlock();
+            if !interval.is_zero() {
+                std::thread::sleep(interval);
+            }
+        }
+        view.head.client_done.store(1, Ordering::Release);
+        0
+    })?;
+
+    let start = Instant::now();
+    let mut sorted_len = 0usize;
+    let poll = (interval / 2).clamp(Duration::from_millis(1), Duration::from_millis(50));
+    let mut ended = None;
+    loop {
+        let done = view.head.client_done.load(Ordering::Acquire) == 1;
+        if let Err(e) = view.lock(|| cancel.is_canceled()) {
+            if cancel.is_canceled() {
+                drop(children);
+                out.canceled()?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Err(e);
+        }
+        let n = view.head.len.load(Ordering::Relaxed) as usize;
+        if n > sorted_len {
+            let mut numbers = view.snapshot(n);
+            out.event(
+                "sorting",
+                format_args!("Sorting({n}): {}", braces(&numbers)),
+                |f| {
+                    f.insert("n".into(), n.into());
+                    f.insert("array".into(), json!(numbers));
+                },
+            )?;
+            numbers.sort_unstable();
+            for (slot, v) in view.data.iter().zip(&numbers) {
+                slot.store(*v, Ordering::Relaxed);
+            }
+            view.unlock();
+            out.event(
+                "sorted",
+                format_args!("Sorted({n}): {}", braces(&numbers)),
+                |f| {
+                    f.insert("n".into(), n.into());
+                    f.insert("array".into(), json!(numbers));
+                },
+            )?;
+            out.flush()?;
+            sorted_len = n;
+        } else {
+            view.unlock();
+        }
+        // `done` was read before the lock: everything appended is in `n`.
+        if done && sorted_len == n {
+            break;
+        }
+        if let Some(e) = children.wait_once(&cancel, poll)? {
+            if e == Ended::Canceled {
+                drop(children);
+                out.canceled()?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            ended = Some(e);
+        }
+    }
+    if ended.is_none() {
+        children.wait(&cancel, Duration::from_millis(100), || Ok(()))?;
+    }
+    let elapsed = start.elapsed();
+
+    // The claim: sorted, and exactly the numbers the client appended.
+    let n = view.head.len.load(Ordering::Acquire) as usize;
+    let final_data = view.snapshot(n);
+    let mut appended: Vec<i64> = view.log.iter().map(|v| v.load(Ordering::Relaxed)).collect();
+    appended.sort_unstable();
+    let is_sorted = final_data.is_sorted();
+    let complete = final_data == appended;
+    let spins = view.head.spins.load(Ordering::Relaxed);
+    out.record(
+        format_args!(
+            "check: {n} of {count} numbers, {}, {} (lock waits: {spins} spins) in {:.3} ms",
+            if is_sorted { "sorted" } else { "NOT SORTED" },
+            if complete {
+                "every appended number present"
+            } else {
+                "NUMBERS LOST OR CHANGED"
+            },
+            super::ms(elapsed)
+        ),
+        || {
+            json!({"kind": "result", "demo": "sorted", "n": n, "count": count, "sorted": is_sorted,
+                  "complete": complete, "spins": spins, "ms": super::ms(elapsed)})
+        },
+    )?;
+    if !is_sorted || !complete {
+        bail!("the shared array is wrong at the end");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `{1, 5, 9}`, shortened in the middle beyond 20 numbers.
+fn braces(v: &[i64]) -> String {
+    let mut s = String::from("{");
+    let show = |s: &mut String, part: &[i64]| {
+        for (i, x) in part.iter().enumerate() {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            let _ = write!(s, "{x}");
+        }
+    };
+    if v.len() <= 20 {
+        show(&mut s, v);
+    } else {
+        show(&mut s, &v[..10]);
+        let _ = write!(s, ", ... {} more ..., ", v.len() - 15);
+        show(&mut s, &v[v.len() - 5..]);
+    }
+    s.push('}');
+    s
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

@@ -1,0 +1,279 @@
+//! `fifo`: a named pipe. The server creates it with `mkfifo` when missing and
+//! prints every line written to it; clients write JSON lines.
+//!
+//! The server opens the FIFO read-write: it is then a writer itself, so the
+//! read end never sees EOF when the last client closes, and writers can come
+//! and go (opening read-only would need a reopen after every EOF). Each line
+//! is one `write`, atomic up to PIPE_BUF (4096 bytes on Linux), so lines from
+//! concurrent writers never interleave.
+
+use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+use nix::poll::PollFlags;
+use nix::sys::stat::{FileStat, Mode as StatMode, SFlag, fstat, lstat};
+use nix::unistd::mkfifo;
+use serde_json::json;
+
+use crate::cli::FifoArgs;
+use crate::error::{fail_with_hint, usage};
+use crate::output::{Out, Payload};
+use crate::serve::{Flow, Server, Waited};
+use crate::sys::UmaskGuard;
+
+/// Longest line the server keeps whole; a longer one is printed in pieces.
+const MAX_LINE: usize = 64 * 1024;
+
+pub fn run(args: &FifoArgs, out: &mut Out) -> Result<ExitCode> {
+    let path = args.path.clone().unwrap_or_else(default_path);
+    if args.mode.server {
+        server(args, &path, out)
+    } else if args.mode.clean {
+        clean(&path, out)
+    } else {
+        client(args, &path, out)
+    }
+}
+
+/// $XDG_RUNTIME_DIR is the user's own (mode 0700), where nobody else can
+/// plant a FIFO for us; the shared temp dir is the fallback.
+fn default_path() -> PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute() && d.is_dir())
+        .unwrap_or_else(std::env::temp_dir)
+        .join("examples-ipc.fifo")
+}
+
+/// What is at `path`, without following a symlink.
+enum Found {
+    Missing,
+    Fifo,
+    Other(&'static str),
+}
+
+fn look(path: &Path) -> Result<Found> {
+    match lstat(path) {
+        Ok(st) => Ok(if is_fifo(&st) {
+            Found::Fifo
+        } else {
+            Found::Other(file_type(&st))
+        }),
+        Err(Errno::ENOENT) => Ok(Found::Missing),
+        Err(e) => Err(e).with_context(|| format!("cannot look at {}", path.display())),
+    }
+}
+
+fn is_fifo(st: &FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFIFO
+}
+
+fn file_type(st: &FileStat) -> &'static str {
+    match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+        SFlag::S_IFREG => "a regular file",
+        SFlag::S_IFDIR => "a directory",
+        SFlag::S_IFLNK => "a symbolic link",
+        SFlag::S_IFSOCK => "a socket",
+        SFlag::S_IFCHR => "a character device",
+        SFlag::S_IFBLK => "a block device",
+        _ => "not a FIFO",
+    }
+}
+
+fn not_a_fifo(path: &Path, what: &str) -> anyhow::Error {
+    fail_with_hint(
+        format!("{} is {what}, not a FIFO", path.display()),
+        "choose another path with -p; the tool never replaces or follows anything that is not a FIFO",
+    )
+}
+
+/// Open the FIFO at `path` with `flags`, refusing a symlink (O_NOFOLLOW) and
+/// anything that turned out not to be a FIFO after all (checked on the open
+/// descriptor, so a swap between lstat and open cannot fool us).
+fn open_fifo(path: &Path, flags: OFlag) -> Result<OwnedFd, anyhow::Error> {
+    let fd = open(
+        path,
+        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        StatMode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::ELOOP => not_a_fifo(path, "a symbolic link"),
+        Errno::ENXIO => fail_with_hint(
+            "no server is reading it",
+            format!(
+                "start the server first: examples-ipc fifo -s -p {}",
+                path.display()
+            ),
+        ),
+        e => e.into(),
+    })
+    .with_context(|| format!("cannot open FIFO {}", path.display()))?;
+    let st = fstat(fd.as_fd()).with_context(|| format!("cannot stat {}", path.display()))?;
+    if !is_fifo(&st) {
+        return Err(not_a_fifo(path, file_type(&st)))
+            .with_context(|| format!("cannot open FIFO {}", path.display()));
+    }
+    Ok(fd)
+}
+
+fn server(args: &FifoArgs, path: &Path, out: &mut Out) -> Result<ExitCode> {
+    let mut server = Server::new(out, &args.serve)?;
+    let created = match look(path)? {
+        Found::Fifo => false,
+        Found::Other(what) => {
+            return Err(not_a_fifo(path, what))
+                .with_context(|| format!("cannot serve FIFO {}", path.display()));
+        }
+        Found::Missing => {
+            let made = {
+                let _umask = UmaskGuard::clear();
+                mkfifo(path, StatMode::from_bits_truncate(args.create.mode.bits()))
+            };
+            match made {
+                Ok(()) => true,
+                // Someone made it between our lstat and mkfifo: open checks what it is.
+                Err(Errno::EEXIST) => false,
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot create FIFO {}", path.display()));
+                }
+            }
+        }
+    };
+    let fd = open_fifo(path, OFlag::O_RDWR)?;
+    let verb = if created { "created" } else { "opened" };
+    let flow = server.start(
+        format_args!("fifo {}: {verb}; waiting for lines", path.display()),
+        |f| {
+            f.insert("mechanism".into(), "fifo".into());
+            f.insert("path".into(), path.display().to_string().into());
+            f.insert("created".into(), created.into());
+        },
+    )?;
+    if flow == Flow::Done {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match nix::unistd::read(fd.as_fd(), &mut buf) {
+            Ok(0) => bail!(
+                "FIFO {} reported end of file while the server holds it open",
+                path.display()
+            ),
+            Ok(n) => {
+                pending.extend_from_slice(&buf[..n]);
+                let mut start = 0;
+                while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
+                    let line = &pending[start..start + nl];
+                    start += nl + 1;
+                    if print_line(&mut server, line)? == Flow::Done {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
+                pending.drain(..start);
+                if pending.len() >= MAX_LINE {
+                    let line = std::mem::take(&mut pending);
+                    if print_line(&mut server, &line)? == Flow::Done {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
+            }
+            Err(Errno::EAGAIN) => match server.wait(Some((fd.as_fd(), PollFlags::POLLIN)), None)? {
+                Waited::Ready | Waited::Tick => {}
+                Waited::Canceled => return server.canceled(),
+            },
+            Err(Errno::EINTR) => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read FIFO {}", path.display()));
+            }
+        }
+    }
+}
+
+fn print_line(server: &mut Server<'_>, line: &[u8]) -> Result<Flow> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let payload = Payload(line);
+    server.event("message", payload, |f| {
+        f.insert("size".into(), line.len().into());
+        payload.insert_into(f);
+    })
+}
+
+fn client(args: &FifoArgs, path: &Path, out: &mut Out) -> Result<ExitCode> {
+    if let Some(text) = &args.message {
+        if text.contains('\n') {
+            return Err(usage(
+                "a FIFO message is one line: --message cannot contain a newline",
+            ));
+        }
+    }
+    if let Found::Missing = look(path)? {
+        return Err(fail_with_hint(
+            "no such FIFO",
+            format!(
+                "start the server first: examples-ipc fifo -s -p {}",
+                path.display()
+            ),
+        ))
+        .with_context(|| format!("cannot open FIFO {}", path.display()));
+    }
+    // O_NONBLOCK makes a missing reader an error (ENXIO) instead of a hang;
+    // after that the writes block, as a full pipe should make them.
+    let fd = open_fifo(path, OFlag::O_WRONLY)?;
+    fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::empty()))
+        .context("cannot make the FIFO blocking")?;
+    let count = args.serve.count.unwrap_or(10);
+    let interval = args.interval.duration();
+    let mut file = std::fs::File::from(fd);
+    let mut line = Vec::new();
+    for i in 1..=count {
+        line.clear();
+        match &args.message {
+            Some(text) => line.extend_from_slice(text.as_bytes()),
+            None => {
+                let _ = write!(line, "{}", json!({"count": i}));
+            }
+        }
+        line.push(b'\n');
+        // One write per line: atomic up to PIPE_BUF.
+        file.write_all(&line)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::BrokenPipe => anyhow::anyhow!("the server went away"),
+                _ => e.into(),
+            })
+            .with_context(|| format!("cannot write to FIFO {}", path.display()))?;
+        let payload = Payload(&line[..line.len() - 1]);
+        out.event("sent", format_args!("sent {payload}"), |f| {
+            f.insert("size".into(), (line.len() - 1).into());
+            payload.insert_into(f);
+        })?;
+        if i < count && !interval.is_zero() {
+            out.flush()?;
+            std::thread::sleep(interval);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn clean(path: &Path, out: &mut Out) -> Result<ExitCode> {
+    match look(path)? {
+        Found::Missing => bail!("cannot remove FIFO {}: no such FIFO", path.display()),
+        Found::Other(what) => {
+            return Err(not_a_fifo(path, what))
+                .with_context(|| format!("cannot remove FIFO {}", path.display()));
+        }
+        Found::Fifo => {}
+    }
+    std::fs::remove_file(path).with_context(|| format!("cannot remove FIFO {}", path.display()))?;
+    out.record(
+        format_args!("removed FIFO {}", path.display()),
+        || json!({"kind": "removed", "mechanism": "fifo", "path": path.display().to_string()}),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

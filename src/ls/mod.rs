@@ -1,0 +1,816 @@
+//! `ls`: every IPC object on the machine, POSIX and System V, with the live
+//! processes that use it and whether it is orphaned.
+//!
+//! One scan reads /dev/shm, the mqueue filesystem and /proc/sysvipc, then
+//! walks /proc once (maps, fds, blocked syscalls) and attributes users to
+//! objects from that single pass.
+
+mod posix;
+mod procs;
+mod sysv;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use chrono::{Local, SecondsFormat, TimeZone};
+use serde_json::{Value, json};
+
+use crate::cli::{IpcType, LsArgs, SelectArgs};
+use crate::error::usage;
+use crate::output::{Fields, Out};
+use crate::sys::{group_name, user_name};
+
+pub use posix::MqSource;
+use procs::{Blocked, How, Procs, Want};
+
+/// The six kinds of object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    PosixMsq,
+    PosixShm,
+    PosixSem,
+    SysvMsq,
+    SysvShm,
+    SysvSem,
+}
+
+impl Kind {
+    /// The `mechanism` field, as `--stat` prints it.
+    pub fn mechanism(self) -> &'static str {
+        match self {
+            Kind::PosixMsq => "posix-msq",
+            Kind::PosixShm => "posix-shm",
+            Kind::PosixSem => "posix-sem",
+            Kind::SysvMsq => "sysv-msq",
+            Kind::SysvShm => "sysv-shm",
+            Kind::SysvSem => "sysv-sem",
+        }
+    }
+
+    pub fn is_posix(self) -> bool {
+        matches!(self, Kind::PosixMsq | Kind::PosixShm | Kind::PosixSem)
+    }
+
+    pub fn ipc_type(self) -> IpcType {
+        match self {
+            Kind::PosixMsq | Kind::SysvMsq => IpcType::Msq,
+            Kind::PosixShm | Kind::SysvShm => IpcType::Shm,
+            Kind::PosixSem | Kind::SysvSem => IpcType::Sem,
+        }
+    }
+
+    fn id_column(self) -> &'static str {
+        match self {
+            Kind::SysvMsq => "msqid",
+            Kind::SysvShm => "shmid",
+            _ => "semid",
+        }
+    }
+}
+
+/// A live process using an object.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub pid: i32,
+    pub command: String,
+    pub how: &'static str,
+}
+
+/// One object as found, before and after its users are known.
+#[derive(Debug)]
+pub struct Object {
+    pub kind: Kind,
+    pub name: Option<String>,
+    pub key: Option<i32>,
+    pub id: Option<i32>,
+    pub uid: u32,
+    pub gid: u32,
+    pub perms: u32,
+    pub cuid: Option<u32>,
+    pub cgid: Option<u32>,
+    /// The kind's own fields, in the order `--stat` prints them.
+    pub fields: Fields,
+    /// Bytes for the SIZE column: a segment's size, a queue's bytes queued.
+    pub size: Option<u64>,
+    /// Something the user should know (not readable, not a valid semaphore).
+    pub note: Option<String>,
+    /// File name in the mqueue filesystem.
+    file: Option<String>,
+    /// (device, inode) of a file under /dev/shm.
+    inode: Option<(u64, u64)>,
+    mq_dev: Option<u64>,
+    notify_pid: Option<i64>,
+    nattch: i64,
+    /// System V pids: shm [cpid, lpid], msq [lspid, lrpid], sem sempid each.
+    pids: Vec<i64>,
+    /// System V semaphore waiters (GETNCNT + GETZCNT), u64::MAX if unknown.
+    waiters: u64,
+    pub users: Vec<User>,
+    pub orphaned: bool,
+    /// Neither orphaned nor known to be in use: the object or some processes
+    /// could not be read. Never removed by `clean --stale`.
+    pub unknown: bool,
+}
+
+impl Object {
+    fn new(kind: Kind) -> Object {
+        Object {
+            kind,
+            name: None,
+            key: None,
+            id: None,
+            uid: 0,
+            gid: 0,
+            perms: 0,
+            cuid: None,
+            cgid: None,
+            fields: Fields::new(),
+            size: None,
+            note: None,
+            file: None,
+            inode: None,
+            mq_dev: None,
+            notify_pid: None,
+            nattch: 0,
+            pids: Vec::new(),
+            waiters: 0,
+            users: Vec::new(),
+            orphaned: false,
+            unknown: false,
+        }
+    }
+
+    fn set_owner(&mut self, uid: u32, gid: u32, mode: u32) {
+        self.uid = uid;
+        self.gid = gid;
+        self.perms = mode & 0o777;
+    }
+
+    /// `0x000000c8`, as ipcs prints a key.
+    pub fn key_hex(&self) -> Option<String> {
+        self.key.map(|k| format!("0x{:08x}", k as u32))
+    }
+
+    /// The name or key a user types to address the object.
+    pub fn label(&self) -> String {
+        self.name
+            .clone()
+            .or_else(|| self.key_hex())
+            .unwrap_or_default()
+    }
+
+    /// One JSON object: the `--stat` fields, then users and orphaned.
+    pub fn to_json(&self, names: &mut Names) -> Value {
+        let mut m = Fields::new();
+        m.insert("mechanism".into(), self.kind.mechanism().into());
+        if let Some(name) = &self.name {
+            m.insert("name".into(), name.clone().into());
+        }
+        if let Some(key) = self.key_hex() {
+            m.insert("key".into(), key.into());
+            m.insert("id".into(), json!(self.id));
+        }
+        m.insert("uid".into(), self.uid.into());
+        m.insert("owner".into(), names.user(self.uid).into());
+        m.insert("gid".into(), self.gid.into());
+        m.insert("group".into(), names.group(self.gid).into());
+        if !self.kind.is_posix() {
+            m.insert("cuid".into(), json!(self.cuid));
+            m.insert("cgid".into(), json!(self.cgid));
+        }
+        m.insert("perms".into(), format!("{:04o}", self.perms).into());
+        for (k, v) in &self.fields {
+            m.insert(k.clone(), v.clone());
+        }
+        let users: Vec<Value> = self
+            .users
+            .iter()
+            .map(|u| json!({"pid": u.pid, "command": u.command, "how": u.how}))
+            .collect();
+        m.insert("users".into(), users.into());
+        let orphaned = if self.unknown {
+            Value::Null
+        } else {
+            self.orphaned.into()
+        };
+        m.insert("orphaned".into(), orphaned);
+        if let Some(note) = &self.note {
+            m.insert("note".into(), note.clone().into());
+        }
+        Value::Object(m)
+    }
+}
+
+/// RFC 3339 in local time, null for the kernel's 0 ("never").
+pub fn time(secs: i64) -> Value {
+    if secs == 0 {
+        return Value::Null;
+    }
+    Local
+        .timestamp_opt(secs, 0)
+        .single()
+        .map_or(Value::Null, |t| {
+            t.to_rfc3339_opts(SecondsFormat::Secs, false).into()
+        })
+}
+
+/// User and group names, looked up once per id.
+#[derive(Default)]
+pub struct Names {
+    users: HashMap<u32, String>,
+    groups: HashMap<u32, String>,
+}
+
+impl Names {
+    pub fn user(&mut self, uid: u32) -> String {
+        self.users
+            .entry(uid)
+            .or_insert_with(|| user_name(uid))
+            .clone()
+    }
+
+    pub fn group(&mut self, gid: u32) -> String {
+        self.groups
+            .entry(gid)
+            .or_insert_with(|| group_name(gid))
+            .clone()
+    }
+}
+
+/// Which objects a command looks at, resolved from `SelectArgs`.
+pub struct Select {
+    posix: bool,
+    sysv: bool,
+    ty: Option<IpcType>,
+    owner: Option<u32>,
+    name: Option<String>,
+    key: Option<i32>,
+}
+
+impl Select {
+    pub fn resolve(args: &SelectArgs) -> Result<Select> {
+        let owner = match &args.owner {
+            None => None,
+            Some(o) => Some(match o.parse::<u32>() {
+                Ok(uid) => uid,
+                Err(_) => match nix::unistd::User::from_name(o) {
+                    Ok(Some(u)) => u.uid.as_raw(),
+                    _ => return Err(usage(format!("--owner {o}: no such user"))),
+                },
+            }),
+        };
+        let name = args.name.as_ref().map(|n| {
+            let bare = n.strip_prefix('/').unwrap_or(n);
+            format!("/{bare}")
+        });
+        // --name selects POSIX objects and --key System V ones; given alone,
+        // each also narrows the family.
+        let (mut posix, mut sysv) = match (args.posix, args.sysv) {
+            (false, false) => (true, true),
+            (p, s) => (p, s),
+        };
+        if name.is_some() && args.key.is_none() {
+            sysv = false;
+        }
+        if args.key.is_some() && name.is_none() {
+            posix = false;
+        }
+        Ok(Select {
+            posix,
+            sysv,
+            ty: args.r#type,
+            owner,
+            name,
+            key: args.key.map(|k| k.raw()),
+        })
+    }
+
+    fn wants(&self, kind: Kind) -> bool {
+        (if kind.is_posix() {
+            self.posix
+        } else {
+            self.sysv
+        }) && self.ty.is_none_or(|t| t == kind.ipc_type())
+    }
+
+    fn matches(&self, obj: &Object) -> bool {
+        if !self.wants(obj.kind) || self.owner.is_some_and(|uid| uid != obj.uid) {
+            return false;
+        }
+        match (&obj.name, obj.key) {
+            (Some(name), _) => self
+                .name
+                .as_ref()
+                .is_none_or(|p| name.starts_with(p.as_str())),
+            (None, Some(key)) => self.key.is_none_or(|k| k == key),
+            _ => true,
+        }
+    }
+}
+
+/// What one scan found.
+#[derive(Default)]
+pub struct Scan {
+    pub objects: Vec<Object>,
+    /// Objects found but not (fully) readable by this user.
+    pub unreadable: usize,
+    /// Why POSIX queues are missing, when they are.
+    pub mq_note: Option<String>,
+    pub mq_source: Option<MqSource>,
+    /// Other trouble worth a line (a /proc file that cannot be read).
+    pub notes: Vec<String>,
+    /// Processes whose maps and descriptors this user may not read, with
+    /// their commands.
+    pub hidden_procs: Vec<(i32, String)>,
+    /// Whether hidden processes leave verdicts unknown (see `attribute`).
+    hidden_matter: bool,
+}
+
+impl Scan {
+    /// Find the selected objects, then their users in one pass over /proc.
+    pub fn run(select: &Select) -> Scan {
+        let mut scan = Scan::default();
+        // The queue listing may fork a child: start it first, while this
+        // process is single-threaded, and let it run during the other scans.
+        let mq = select.wants(Kind::PosixMsq).then(posix::start_mqueues);
+        let mq_child = mq.as_ref().and_then(posix::MqPending::child_pid);
+        let (shm, sem) = (select.wants(Kind::PosixShm), select.wants(Kind::PosixSem));
+        if shm || sem {
+            posix::scan_shm_dir(&mut scan, shm, sem);
+        }
+        if select.wants(Kind::SysvMsq) {
+            sysv::scan_msg(&mut scan);
+        }
+        if select.wants(Kind::SysvShm) {
+            sysv::scan_shm(&mut scan);
+        }
+        if select.wants(Kind::SysvSem) {
+            sysv::scan_sem(&mut scan);
+        }
+        scan.objects.retain(|o| select.matches(o));
+        let mut want = Want {
+            fds: mq.is_some(),
+            ..Want::default()
+        };
+        for o in &scan.objects {
+            match o.kind {
+                Kind::PosixShm | Kind::PosixSem => (want.maps, want.fds) = (true, true),
+                Kind::PosixMsq => want.fds = true,
+                Kind::SysvShm => want.maps |= o.nattch > 0,
+                Kind::SysvMsq | Kind::SysvSem => want.syscalls = true,
+            }
+        }
+        let skip = [Some(std::process::id() as i32), mq_child];
+        let procs = Procs::scan(&skip, want);
+        if let Some(mq) = mq {
+            posix::finish_mqueues(mq, &mut scan);
+            scan.objects.retain(|o| select.matches(o));
+        }
+        // Root reads every process but one more privileged than itself (a
+        // container's init holding capabilities root lacks here): those are
+        // named in a note, and the verdicts rest on what root sees. For any
+        // other user, other users' processes are hidden and may use anything.
+        let hidden_matter = !procs.hidden.is_empty() && !nix::unistd::geteuid().is_root();
+        for obj in &mut scan.objects {
+            attribute(obj, &procs, hidden_matter);
+        }
+        scan.hidden_matter = hidden_matter;
+        scan.hidden_procs = procs
+            .hidden
+            .iter()
+            .map(|&p| (p, procs.command(p)))
+            .collect();
+        // Kind, then name in natural order (q-2 before q-10), then key and id.
+        scan.objects.sort_by(|a, b| {
+            (a.kind as u8)
+                .cmp(&(b.kind as u8))
+                .then_with(|| {
+                    natural(
+                        a.name.as_deref().unwrap_or(""),
+                        b.name.as_deref().unwrap_or(""),
+                    )
+                })
+                .then_with(|| (a.key.map(|k| k as u32), a.id).cmp(&(b.key.map(|k| k as u32), b.id)))
+        });
+        scan
+    }
+}
+
+/// Compare names with runs of digits as numbers: `q-2` before `q-10`.
+fn natural(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (na, nb) = (&a[..da], &b[..db]);
+                // Leading zeros aside, a longer run is a larger number.
+                let trim = |n: &[u8]| {
+                    n.iter()
+                        .position(|&c| c != b'0')
+                        .map_or(&n[n.len()..], |i| &n[i..])
+                        .to_vec()
+                };
+                let (ta, tb) = (trim(na), trim(nb));
+                let ord = ta
+                    .len()
+                    .cmp(&tb.len())
+                    .then_with(|| ta.cmp(&tb))
+                    .then_with(|| na.cmp(nb));
+                if ord.is_ne() {
+                    return ord;
+                }
+                (a, b) = (&a[da..], &b[db..]);
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                (a, b) = (&a[1..], &b[1..]);
+            }
+        }
+    }
+}
+
+/// Users and the orphaned verdict of one object.
+///
+/// - POSIX: users are the processes that map it or hold a descriptor (and a
+///   queue's mq_notify registrant); orphaned = no user. POSIX records no
+///   creator pid.
+/// - System V shm: attached processes and the creator if alive; orphaned =
+///   nattch 0 and no such user.
+/// - System V msq: threads blocked in msgsnd/msgrcv on it, and the last
+///   sender and receiver if alive; orphaned = none of them.
+/// - System V sem: threads blocked in semop, the last pid of each semaphore
+///   if alive, and waiters; orphaned = none of them.
+///
+/// A pid reused by an unrelated process only makes the verdict more careful.
+fn attribute(obj: &mut Object, procs: &Procs, hidden_matter: bool) {
+    let mut users: Vec<(i32, How)> = Vec::new();
+    let add = |pid: i64, how: How, users: &mut Vec<(i32, How)>| {
+        if let Ok(pid) = i32::try_from(pid)
+            && procs.alive(pid.into())
+            && !users.iter().any(|(p, _)| *p == pid)
+        {
+            users.push((pid, how));
+        }
+    };
+    let mut in_use = false;
+    match obj.kind {
+        Kind::PosixShm | Kind::PosixSem => {
+            if let Some(inode) = obj.inode {
+                for (pid, how) in procs.shm_users(inode) {
+                    add(pid.into(), how, &mut users);
+                }
+            }
+        }
+        Kind::PosixMsq => {
+            let file = obj.file.as_deref().unwrap_or_default();
+            for pid in procs.mq_users(file, obj.mq_dev) {
+                add(pid.into(), How::Open, &mut users);
+            }
+            if let Some(pid) = obj.notify_pid {
+                add(pid, How::Notify, &mut users);
+            }
+        }
+        Kind::SysvShm => {
+            let id = obj.id.unwrap_or(-1);
+            for &pid in procs.sysv_attached(id) {
+                add(pid.into(), How::Attached, &mut users);
+            }
+            if let Some(&cpid) = obj.pids.first() {
+                add(cpid, How::Creator, &mut users);
+            }
+            in_use = obj.nattch > 0;
+        }
+        Kind::SysvMsq => {
+            let id = obj.id.unwrap_or(-1);
+            for &pid in procs.blocked(Blocked::Msq(id)) {
+                add(pid.into(), How::Blocked, &mut users);
+            }
+            for &pid in &obj.pids {
+                add(pid, How::LastOp, &mut users);
+            }
+        }
+        Kind::SysvSem => {
+            let id = obj.id.unwrap_or(-1);
+            for &pid in procs.blocked(Blocked::Sem(id)) {
+                add(pid.into(), How::Blocked, &mut users);
+            }
+            for &pid in &obj.pids {
+                add(pid, How::LastOp, &mut users);
+            }
+            in_use = obj.waiters > 0;
+        }
+    }
+    // What could not be seen may be in use: a System V segment is judged by
+    // nattch and its creator, both always visible; everything else needs
+    // every process's maps, descriptors or syscalls.
+    let unreadable = obj.note.is_some() && !matches!(obj.kind, Kind::PosixSem | Kind::SysvShm);
+    let hidden = hidden_matter && obj.kind != Kind::SysvShm;
+    obj.orphaned = users.is_empty() && !in_use && !unreadable && !hidden;
+    obj.unknown = users.is_empty() && !in_use && (unreadable || hidden);
+    obj.users = users
+        .into_iter()
+        .map(|(pid, how)| User {
+            pid,
+            command: procs.command(pid),
+            how: how.as_str(),
+        })
+        .collect();
+}
+
+/// A POSIX queue's owner and attributes, for `limits`.
+pub struct QueueInfo {
+    pub uid: u32,
+    pub maxmsg: Option<u32>,
+    pub msgsize: Option<u32>,
+}
+
+/// Every POSIX queue, or why they cannot be listed.
+pub fn posix_queues() -> Result<Vec<QueueInfo>> {
+    let mut scan = Scan::default();
+    posix::finish_mqueues(posix::start_mqueues(), &mut scan);
+    if let Some(note) = scan.mq_note {
+        anyhow::bail!("{note}");
+    }
+    let field = |o: &Object, k: &str| {
+        o.fields
+            .get(k)
+            .and_then(Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+    };
+    Ok(scan
+        .objects
+        .iter()
+        .map(|o| QueueInfo {
+            uid: o.uid,
+            maxmsg: field(o, "maxmsg"),
+            msgsize: field(o, "msgsize"),
+        })
+        .collect())
+}
+
+pub fn run(args: &LsArgs, out: &mut Out) -> Result<ExitCode> {
+    let select = Select::resolve(&args.select)?;
+    let mut scan = Scan::run(&select);
+    if args.orphaned {
+        scan.objects.retain(|o| o.orphaned);
+    }
+    let mut names = Names::default();
+    if out.is_json() {
+        let doc = json_doc(&scan, &mut names);
+        out.record("", || doc)?;
+    } else {
+        let table = table(&scan, args.bytes, &mut names);
+        out.writer().write_all(table.as_bytes())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn json_doc(scan: &Scan, names: &mut Names) -> Value {
+    let objects: Vec<Value> = scan.objects.iter().map(|o| o.to_json(names)).collect();
+    let (listed, source) = match &scan.mq_source {
+        Some(MqSource::Mounted(dir)) => (true, Value::from(dir.clone())),
+        Some(MqSource::Private) => (true, Value::from("private-mount-namespace")),
+        None => (false, Value::Null),
+    };
+    json!({
+        "objects": objects,
+        "unreadable": scan.unreadable,
+        "hidden_processes": scan.hidden_procs.iter().map(|(p, c)| json!({"pid": p, "command": c})).collect::<Vec<_>>(),
+        "mqueue": {"listed": listed, "source": source, "note": scan.mq_note},
+        "notes": scan.notes,
+    })
+}
+
+/// `4.0K`, `12M`: one decimal below 10, as `ls -h` does.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if v < 10.0 {
+        format!("{v:.1}{}", UNITS[unit])
+    } else {
+        format!("{v:.0}{}", UNITS[unit])
+    }
+}
+
+fn num(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::Null) | None => "?".into(),
+        Some(v) => v.to_string(),
+    }
+}
+
+/// The DETAIL column: what matters most for each kind.
+fn detail(obj: &Object, bytes: bool) -> String {
+    let f = &obj.fields;
+    let size = |v: Option<&Value>| match v.and_then(Value::as_u64) {
+        Some(b) if bytes => b.to_string(),
+        Some(b) => human(b),
+        None => "?".into(),
+    };
+    let mut s = match obj.kind {
+        Kind::PosixMsq => format!(
+            "{}/{} msgs, msgsize {}",
+            num(f.get("curmsgs")),
+            num(f.get("maxmsg")),
+            num(f.get("msgsize"))
+        ),
+        Kind::PosixShm => String::new(),
+        Kind::PosixSem => match f.get("value").and_then(Value::as_u64) {
+            Some(v) => {
+                let waiters = f.get("waiters").and_then(Value::as_u64).unwrap_or(0);
+                if waiters > 0 {
+                    format!("value {v}, {waiters} waiting")
+                } else {
+                    format!("value {v}")
+                }
+            }
+            None => String::new(),
+        },
+        Kind::SysvMsq => format!(
+            "{} msgs, qbytes {}",
+            num(f.get("qnum")),
+            size(f.get("qbytes"))
+        ),
+        Kind::SysvShm => format!("nattch {}", num(f.get("nattch"))),
+        Kind::SysvSem => match f.get("values").and_then(Value::as_array) {
+            Some(values) => {
+                let list: Vec<String> = values.iter().map(Value::to_string).collect();
+                format!("values {}", list.join(","))
+            }
+            None => format!("nsems {}", num(f.get("nsems"))),
+        },
+    };
+    if let Some(note) = &obj.note {
+        if !s.is_empty() {
+            s.push_str("; ");
+        }
+        s.push_str(note);
+    }
+    s
+}
+
+fn users_cell(obj: &Object) -> String {
+    const SHOWN: usize = 3;
+    let mut s: Vec<String> = obj
+        .users
+        .iter()
+        .take(SHOWN)
+        .map(|u| format!("{}/{}({})", u.pid, u.command, u.how))
+        .collect();
+    if obj.users.len() > SHOWN {
+        s.push(format!("+{} more", obj.users.len() - SHOWN));
+    }
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.join(" ")
+    }
+}
+
+fn table(scan: &Scan, bytes: bool, names: &mut Names) -> String {
+    let header = [
+        "TYPE", "NAME/KEY", "ID", "OWNER", "PERMS", "SIZE", "STATE", "USERS", "DETAIL",
+    ];
+    let rows: Vec<[String; 9]> = scan
+        .objects
+        .iter()
+        .map(|o| {
+            let size = match o.size {
+                Some(b) if bytes => b.to_string(),
+                Some(b) => human(b),
+                None => "-".into(),
+            };
+            let state = match (o.orphaned, o.unknown) {
+                (true, _) => "orphaned",
+                (false, true) => "unknown",
+                (false, false) => "in use",
+            };
+            [
+                o.kind.mechanism().to_string(),
+                o.label(),
+                o.id.map_or_else(|| "-".into(), |i| i.to_string()),
+                names.user(o.uid),
+                format!("{:04o}", o.perms),
+                size,
+                state.to_string(),
+                users_cell(o),
+                detail(o, bytes),
+            ]
+        })
+        .collect();
+    let mut width = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut s = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut l = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = width[i].saturating_sub(cell.chars().count());
+            // Numbers right-aligned, text left-aligned; no trailing blanks.
+            if i == 2 || i == 5 {
+                let _ = write!(l, "{}{cell}", " ".repeat(pad));
+            } else if i + 1 == cells.len() {
+                l.push_str(cell);
+            } else {
+                let _ = write!(l, "{cell}{}", " ".repeat(pad));
+            }
+            if i + 1 < cells.len() {
+                l.push_str("  ");
+            }
+        }
+        s.push_str(l.trim_end());
+        s.push('\n');
+    };
+    line(&header);
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(&cells);
+    }
+    let orphaned = scan.objects.iter().filter(|o| o.orphaned).count();
+    let unknown = scan.objects.iter().filter(|o| o.unknown).count();
+    let _ = write!(s, "{} objects, {orphaned} orphaned", scan.objects.len());
+    if unknown > 0 {
+        let _ = write!(s, ", {unknown} unknown");
+    }
+    s.push('\n');
+    if scan.hidden_matter {
+        let _ = writeln!(
+            s,
+            "{} processes not readable by this user: their use of objects is unknown (run as root to see every user)",
+            scan.hidden_procs.len()
+        );
+    } else if !scan.hidden_procs.is_empty() {
+        let list: Vec<String> = scan
+            .hidden_procs
+            .iter()
+            .map(|(p, c)| format!("{p}/{c}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "not readable even by root (not counted as users): {}",
+            list.join(" ")
+        );
+    }
+    if let Some(MqSource::Private) = scan.mq_source {
+        s.push_str(
+            "POSIX queues listed through a private mount namespace (/dev/mqueue is not mounted)\n",
+        );
+    }
+    if let Some(note) = &scan.mq_note {
+        let _ = writeln!(s, "{note}");
+    }
+    if scan.unreadable > 0 {
+        let _ = writeln!(s, "{} objects not readable by this user", scan.unreadable);
+    }
+    for note in &scan.notes {
+        let _ = writeln!(s, "{note}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn natural_order() {
+        use super::natural;
+        use std::cmp::Ordering::*;
+        assert_eq!(natural("/q-2", "/q-10"), Less);
+        assert_eq!(natural("/q-10", "/q-9"), Greater);
+        assert_eq!(natural("/q-010", "/q-10"), Less);
+        assert_eq!(natural("/a", "/b"), Less);
+        assert_eq!(natural("/q", "/q-1"), Less);
+        assert_eq!(natural("/q-1", "/q-1"), Equal);
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(0), "0B");
+        assert_eq!(human(1023), "1023B");
+        assert_eq!(human(4096), "4.0K");
+        assert_eq!(human(81920), "80K");
+        assert_eq!(human(3 * 1024 * 1024 / 2), "1.5M");
+    }
+}

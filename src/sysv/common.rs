@@ -1,0 +1,240 @@
+//! What the three System V mechanisms share: how an object is addressed
+//! (key or id), the `ipc_perm` part of `--stat`, times as `ipcs` and JSON
+//! show them, and the errno conventions of msgget/shmget/semget.
+//!
+//! No `unsafe` here: the libc calls live in the handle types of msq, shm and sem.
+
+use anyhow::Result;
+use chrono::{Local, TimeZone};
+use nix::errno::Errno;
+use serde_json::{Map, Value};
+
+use crate::cli::{Mode, SysvKeyArgs};
+use crate::error::usage;
+use crate::output::Out;
+use crate::sys::{group_name, user_name};
+use crate::target::{IpcId, SysvKey};
+
+/// How a command finds its object.
+#[derive(Debug, Clone, Copy)]
+pub enum Addr {
+    Key(SysvKey),
+    Id(IpcId),
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Addr::Key(key) => write!(f, "key {key}"),
+            Addr::Id(id) => write!(f, "id {id}"),
+        }
+    }
+}
+
+/// `-i ID` goes with `--clean` and `--stat` only (as `ipcrm -q ID` and
+/// `ipcs -i ID`): a server or client by id could not create the object, and
+/// a key it does not know would make its start line lie. Refused, exit 2.
+pub fn addr(target: &SysvKeyArgs, mode: Mode) -> Result<Addr> {
+    match (target.id, mode) {
+        (Some(id), Mode::Clean | Mode::Stat) => Ok(Addr::Id(id)),
+        (Some(_), _) => Err(usage(
+            "--id works with --clean and --stat only; a server or client addresses the object by key (-k)",
+        )),
+        (None, _) => Ok(Addr::Key(target.key)),
+    }
+}
+
+/// The key as ipcs prints it, for any raw key_t (also IPC_PRIVATE).
+pub fn key_hex(key: libc::key_t) -> String {
+    format!("0x{:08x}", key as u32)
+}
+
+/// Turn the errno of a lookup (msgget/shmget/semget without IPC_CREAT, or
+/// *ctl on an id) into the contract's "no such ..." error, exit 1.
+pub fn no_such(errno: Errno, what: &str, addr: Addr) -> anyhow::Error {
+    match (errno, addr) {
+        (Errno::ENOENT, Addr::Key(_)) => anyhow::anyhow!("no such {what}"),
+        // An id never used, or used by a removed object: EINVAL (or EIDRM).
+        (Errno::EINVAL | Errno::EIDRM, Addr::Id(_)) => anyhow::anyhow!("no such {what}"),
+        (e, _) => e.into(),
+    }
+}
+
+/// The line `--clean` prints: `removed queue (key 0x000000c8, id 3)`, or
+/// `removed queue (id 3)` when addressed by id; JSON adds mechanism and key.
+pub fn record_removed(
+    out: &mut Out,
+    what: &str,
+    mechanism: &str,
+    at: Addr,
+    id: libc::c_int,
+) -> std::io::Result<()> {
+    let text = match at {
+        Addr::Key(key) => format!("removed {what} (key {key}, id {id})"),
+        Addr::Id(_) => format!("removed {what} (id {id})"),
+    };
+    out.record(text, || {
+        let mut v = serde_json::json!({"kind": "removed", "mechanism": mechanism, "id": id});
+        if let Addr::Key(key) = at {
+            v["key"] = key.to_string().into();
+        }
+        v
+    })
+}
+
+/// The `ipc_perm` fields every `--stat` shows, copied out of the kernel's struct.
+pub struct Perm {
+    pub key: libc::key_t,
+    pub id: libc::c_int,
+    pub uid: u32,
+    pub gid: u32,
+    pub cuid: u32,
+    pub cgid: u32,
+    pub mode: u16,
+}
+
+impl Perm {
+    pub fn from_raw(p: &libc::ipc_perm, id: libc::c_int) -> Perm {
+        Perm {
+            key: p.__key,
+            id,
+            uid: p.uid,
+            gid: p.gid,
+            cuid: p.cuid,
+            cgid: p.cgid,
+            mode: p.mode,
+        }
+    }
+
+    pub fn perms(&self) -> String {
+        format!("{:04o}", self.mode & 0o777)
+    }
+}
+
+/// `--stat` output: aligned `field value` lines, or one JSON object with the
+/// same fields in the same order (numbers as numbers, times as RFC 3339).
+pub struct StatLines {
+    text: String,
+    json: Map<String, Value>,
+}
+
+impl StatLines {
+    /// Start with mechanism, key, id and the ipc_perm fields.
+    pub fn new(mechanism: &str, type_text: &str, perm: &Perm) -> StatLines {
+        let mut s = StatLines {
+            text: String::new(),
+            json: Map::new(),
+        };
+        s.json.insert("mechanism".into(), mechanism.into());
+        s.line("key", key_hex(perm.key), key_hex(perm.key).into());
+        s.line("id", perm.id.to_string(), perm.id.into());
+        s.text_only("type", type_text);
+        s.json.insert("uid".into(), perm.uid.into());
+        s.line("owner", user_name(perm.uid), user_name(perm.uid).into());
+        s.json.insert("gid".into(), perm.gid.into());
+        s.line("group", group_name(perm.gid), group_name(perm.gid).into());
+        s.line(
+            "cuid",
+            format!("{} ({})", perm.cuid, user_name(perm.cuid)),
+            perm.cuid.into(),
+        );
+        s.line(
+            "cgid",
+            format!("{} ({})", perm.cgid, group_name(perm.cgid)),
+            perm.cgid.into(),
+        );
+        s.line("perms", perm.perms(), perm.perms().into());
+        s
+    }
+
+    pub fn line(&mut self, field: &str, text: impl std::fmt::Display, json: Value) {
+        self.text_only(field, text);
+        self.json.insert(field.into(), json);
+    }
+
+    fn text_only(&mut self, field: &str, text: impl std::fmt::Display) {
+        use std::fmt::Write as _;
+        if !self.text.is_empty() {
+            self.text.push('\n');
+        }
+        let _ = write!(self.text, "{field:<9}{text}");
+    }
+
+    pub fn number(&mut self, field: &str, n: impl Into<Value> + std::fmt::Display + Copy) {
+        self.line(field, n, n.into());
+    }
+
+    /// A kernel time: RFC 3339 in local time, `not set` / null when 0.
+    pub fn time(&mut self, field: &str, t: libc::time_t) {
+        let shown = time_rfc3339(t);
+        let text = shown.clone().unwrap_or_else(|| "not set".into());
+        self.line(field, text, shown.map_or(Value::Null, Value::from));
+    }
+
+    pub fn into_parts(self) -> (String, Value) {
+        (self.text, Value::Object(self.json))
+    }
+}
+
+/// A kernel timestamp as RFC 3339 with the local offset; None for 0 (never).
+pub fn time_rfc3339(t: libc::time_t) -> Option<String> {
+    if t == 0 {
+        return None;
+    }
+    Local
+        .timestamp_opt(t, 0)
+        .earliest()
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, false))
+}
+
+/// Hint for EINVAL/ENOSPC from a get call with IPC_CREAT, naming the limit.
+pub fn limit_hint(what: &str, file: &str) -> String {
+    let path = format!("/proc/sys/kernel/{file}");
+    let value = crate::sys::read_proc_u64(&path).map_or_else(|| "?".into(), |v| v.to_string());
+    format!("the system-wide {what} limit is reached ({path} is {value}); `ipcs` shows what exists")
+}
+
+/// Which System V object a key is looked up for.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Msq,
+    Shm,
+    Sem,
+}
+
+/// A key derived from `seed` (the tour uses its pid) that no object of `kind`
+/// uses now: a user's key 200 or another run's objects are never touched. On
+/// a taken key the next candidate is tried. The tour's server then creates
+/// the object; its start line says `created`.
+pub fn free_key(kind: Kind, seed: u32) -> SysvKey {
+    let base = 0x7e00_0000u32 | (seed.wrapping_mul(2_654_435_761) >> 8);
+    for step in 0..4096u32 {
+        let raw = base.wrapping_add(step.wrapping_mul(0x9e37)) as libc::key_t;
+        if raw == libc::IPC_PRIVATE {
+            continue;
+        }
+        let key = SysvKey(raw);
+        let taken = match kind {
+            Kind::Msq => crate::sysv::msq::Queue::open(key).is_ok(),
+            Kind::Shm => crate::sysv::shm::Segment::open(key).is_ok(),
+            Kind::Sem => crate::sysv::sem::SemSet::open(key).is_ok(),
+        };
+        if !taken {
+            return key;
+        }
+    }
+    SysvKey(base as libc::key_t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_times() {
+        assert_eq!(key_hex(200), "0x000000c8");
+        assert_eq!(key_hex(-1), "0xffffffff");
+        assert_eq!(time_rfc3339(0), None);
+        assert!(time_rfc3339(1_700_000_000).is_some_and(|s| s.starts_with("2023-11-1")));
+    }
+}

@@ -1,0 +1,144 @@
+//! `fifo`: a server that outlives its writers, and paths it must refuse.
+
+use std::os::unix::fs::FileTypeExt;
+use std::path::PathBuf;
+
+use crate::common::*;
+
+/// A path in the temp dir no other test uses, registered for removal.
+fn unique_path(tag: &str, cleanup: &mut Cleanup) -> PathBuf {
+    let name = unique_name(tag);
+    let path = std::env::temp_dir().join(format!("{}.fifo", &name[1..]));
+    cleanup.add(Obj::Path(path.clone()));
+    path
+}
+
+#[test]
+fn server_survives_two_writers_in_turn() {
+    let mut cleanup = Cleanup::new();
+    let path = unique_path("fifo-two", &mut cleanup);
+    let p = path.to_str().unwrap();
+    let mut server = Server::start(&["fifo", "-s", "-p", p, "--count", "4", "--timeout", "20"]);
+    assert!(
+        server.seen_out[0].contains("created"),
+        "{:?}",
+        server.seen_out
+    );
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert!(meta.file_type().is_fifo());
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+
+    assert_ok(&run(&["fifo", "-p", p, "-c", "2", "--interval", "0"]));
+    assert_eq!(untimed(&server.next_out()), r#"{"count":1}"#);
+    assert_eq!(untimed(&server.next_out()), r#"{"count":2}"#);
+    // The first writer has closed: the server keeps going.
+    assert_ok(&run(&[
+        "fifo",
+        "-p",
+        p,
+        "-m",
+        "second writer",
+        "-c",
+        "2",
+        "--interval",
+        "0",
+    ]));
+    assert_eq!(untimed(&server.next_out()), "second writer");
+    let (status, out, err) = server.finish();
+    assert!(status.success(), "{out:?} {err:?}");
+    assert_eq!(untimed(out.last().unwrap()), "second writer");
+    // The server leaves the FIFO; --clean removes it.
+    assert!(path.exists());
+    let o = assert_ok(&run(&["fifo", "--clean", "-p", p]));
+    assert!(o.contains("removed FIFO"), "{o}");
+    assert!(!path.exists());
+}
+
+#[test]
+fn server_json_lines_and_sigint() {
+    let mut cleanup = Cleanup::new();
+    let path = unique_path("fifo-json", &mut cleanup);
+    let p = path.to_str().unwrap();
+    let mut server = Server::start(&["--json", "fifo", "-s", "-p", p]);
+    assert_ok(&run(&["fifo", "-p", p, "-c", "1"]));
+    let line: serde_json::Value = serde_json::from_str(&server.next_out()).unwrap();
+    assert_eq!(line["kind"], "message");
+    assert_eq!(line["payload"]["count"], 1);
+    server.signal(libc::SIGINT);
+    let (status, out, _) = server.finish();
+    assert_eq!(status.code(), Some(0));
+    assert!(out.last().unwrap().contains("canceled"), "{out:?}");
+}
+
+#[test]
+fn refuses_a_regular_file_and_leaves_it() {
+    let mut cleanup = Cleanup::new();
+    let path = unique_path("fifo-reg", &mut cleanup);
+    std::fs::write(&path, "precious").unwrap();
+    let p = path.to_str().unwrap();
+    assert_fails(
+        &run(&["fifo", "-s", "-p", p]),
+        1,
+        "is a regular file, not a FIFO",
+    );
+    assert_fails(
+        &run(&["fifo", "--clean", "-p", p]),
+        1,
+        "is a regular file, not a FIFO",
+    );
+    assert_fails(&run(&["fifo", "-p", p, "-c", "1"]), 1, "not a FIFO");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+}
+
+#[test]
+fn refuses_a_symlink_even_to_a_fifo() {
+    let mut cleanup = Cleanup::new();
+    let target = unique_path("fifo-target", &mut cleanup);
+    let link = unique_path("fifo-link", &mut cleanup);
+    nix::unistd::mkfifo(&target, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let l = link.to_str().unwrap();
+    assert_fails(&run(&["fifo", "-s", "-p", l]), 1, "symbolic link");
+    assert_fails(&run(&["fifo", "--clean", "-p", l]), 1, "symbolic link");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::symlink_metadata(&target)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+}
+
+#[test]
+fn client_without_fifo_or_reader_fails() {
+    let mut cleanup = Cleanup::new();
+    let path = unique_path("fifo-none", &mut cleanup);
+    let p = path.to_str().unwrap();
+    assert_fails(&run(&["fifo", "-p", p, "-c", "1"]), 1, "no such FIFO");
+    assert!(!path.exists(), "a client must not create the FIFO");
+    assert_fails(&run(&["fifo", "--clean", "-p", p]), 1, "no such FIFO");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    assert_fails(
+        &run(&["fifo", "-p", p, "-c", "1"]),
+        1,
+        "no server is reading it",
+    );
+    assert_fails(&run(&["fifo", "-p", p, "-m", "two\nlines"]), 2, "newline");
+}
+
+#[test]
+fn server_times_out_without_lines() {
+    let mut cleanup = Cleanup::new();
+    let path = unique_path("fifo-idle", &mut cleanup);
+    let p = path.to_str().unwrap();
+    let o = run(&["fifo", "-s", "-p", p, "--timeout", "0.2"]);
+    assert_fails(&o, 1, "timed out");
+}

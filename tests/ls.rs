@@ -1,0 +1,714 @@
+//! `ls`, `clean --stale`, `limits`, `completions`, `man` against real
+//! objects. Other tests run on this machine at the same time, so every `ls`
+//! and every `clean` here is narrowed to this test's own names or keys.
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+/// `ls --json ARGS`, parsed.
+fn ls_json(args: &[&str]) -> Value {
+    let mut all = vec!["ls", "--json"];
+    all.extend_from_slice(args);
+    let o = run(&all);
+    let out = assert_ok(&o);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// The objects of an `ls --json` document.
+fn objects(doc: &Value) -> Vec<Value> {
+    doc["objects"].as_array().cloned().unwrap_or_default()
+}
+
+/// The one object named `name` (POSIX) in `ls --json --name name`.
+fn posix_obj(name: &str) -> Option<Value> {
+    objects(&ls_json(&["--name", name]))
+        .into_iter()
+        .find(|o| o["name"] == name)
+}
+
+fn sysv_obj(key: i32) -> Option<Value> {
+    let hex = key_hex(key);
+    objects(&ls_json(&["--key", &hex]))
+        .into_iter()
+        .find(|o| o["key"] == hex.as_str())
+}
+
+fn pids(obj: &Value) -> Vec<i64> {
+    obj["users"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u["pid"].as_i64())
+        .collect()
+}
+
+/// A System V object made with libc by this test process.
+mod sysv {
+    pub fn msq(key: i32) -> i32 {
+        // SAFETY: plain msgget; the result is checked.
+        let id = unsafe { libc::msgget(key, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
+        assert!(id >= 0, "msgget: {}", std::io::Error::last_os_error());
+        id
+    }
+
+    pub fn send(id: i32, text: &[u8]) {
+        let mut buf = vec![0u8; 8 + text.len()];
+        buf[..8].copy_from_slice(&1i64.to_ne_bytes());
+        buf[8..].copy_from_slice(text);
+        // SAFETY: buf holds an mtype followed by text.len() bytes.
+        let r = unsafe { libc::msgsnd(id, buf.as_ptr().cast(), text.len(), libc::IPC_NOWAIT) };
+        assert_eq!(r, 0, "msgsnd: {}", std::io::Error::last_os_error());
+    }
+
+    pub fn shm(key: i32, size: usize) -> i32 {
+        // SAFETY: plain shmget; the result is checked.
+        let id = unsafe { libc::shmget(key, size, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
+        assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+        id
+    }
+
+    pub fn sem(key: i32, values: &[u16]) -> i32 {
+        // SAFETY: plain semget; the result is checked.
+        let id = unsafe {
+            libc::semget(
+                key,
+                values.len() as i32,
+                libc::IPC_CREAT | libc::IPC_EXCL | 0o600,
+            )
+        };
+        assert!(id >= 0, "semget: {}", std::io::Error::last_os_error());
+        let mut v = values.to_vec();
+        // SAFETY: SETALL reads values.len() shorts from the array.
+        let r = unsafe { libc::semctl(id, 0, libc::SETALL, v.as_mut_ptr()) };
+        assert_eq!(r, 0, "semctl SETALL: {}", std::io::Error::last_os_error());
+        id
+    }
+
+    /// Attached for as long as it lives.
+    pub struct Attached(*mut libc::c_void);
+
+    impl Attached {
+        pub fn new(id: i32) -> Attached {
+            // SAFETY: shmat at an address the kernel picks; checked below.
+            let p = unsafe { libc::shmat(id, std::ptr::null(), libc::SHM_RDONLY) };
+            assert!(
+                p as isize != -1,
+                "shmat: {}",
+                std::io::Error::last_os_error()
+            );
+            Attached(p)
+        }
+    }
+
+    impl Drop for Attached {
+        fn drop(&mut self) {
+            // SAFETY: detaches the mapping made in new().
+            unsafe { libc::shmdt(self.0) };
+        }
+    }
+
+    /// Removes an object by id (for objects ipcmk made, whose key we learn after).
+    pub struct ById(pub char, pub i32);
+
+    impl Drop for ById {
+        fn drop(&mut self) {
+            // SAFETY: IPC_RMID with no buffer; failure (already gone) is fine.
+            unsafe {
+                match self.0 {
+                    'q' => libc::msgctl(self.1, libc::IPC_RMID, std::ptr::null_mut()),
+                    'm' => libc::shmctl(self.1, libc::IPC_RMID, std::ptr::null_mut()),
+                    _ => libc::semctl(self.1, 0, libc::IPC_RMID),
+                }
+            };
+        }
+    }
+}
+
+#[test]
+fn posix_objects_listed_with_sizes_values_and_gone_after_removal() {
+    let shm = unique_name("ls-shm");
+    let sem = unique_name("ls-sem");
+    let mq = unique_name("ls-mq");
+    let mut guard = Cleanup::new();
+    guard
+        .add(Obj::PosixShm(shm.clone()))
+        .add(Obj::PosixSem(sem.clone()))
+        .add(Obj::PosixMsq(mq.clone()));
+    assert_ok(&run(&[
+        "posix", "shm", "-n", &shm, "--size", "12288", "-m", "hello",
+    ]));
+    assert_ok(&run(&[
+        "posix", "sem", "-s", "-n", &sem, "--value", "3", "--count", "1",
+    ]));
+    assert_ok(&run(&[
+        "posix",
+        "msq",
+        "-n",
+        &mq,
+        "-c",
+        "2",
+        "--interval",
+        "0",
+        "--max-msgs",
+        "5",
+        "--msg-size",
+        "64",
+    ]));
+
+    let o = posix_obj(&shm).expect("shm listed");
+    assert_eq!(o["mechanism"], "posix-shm");
+    assert_eq!(o["size"], 12288);
+    assert_eq!(o["perms"], "0600");
+    assert_eq!(o["uid"], 0);
+    assert_eq!(o["owner"], "root");
+    let o = posix_obj(&sem).expect("sem listed");
+    assert_eq!(o["mechanism"], "posix-sem");
+    assert_eq!(o["value"], 3);
+    let o = posix_obj(&mq).expect("mq listed");
+    assert_eq!(o["mechanism"], "posix-msq");
+    assert_eq!(o["maxmsg"], 5);
+    assert_eq!(o["msgsize"], 64);
+    assert_eq!(o["curmsgs"], 2);
+    // {"count":1} and {"count":2}: 11 bytes each.
+    assert_eq!(o["bytes"], 22);
+
+    // The table shows the same objects, sizes human-readable or exact.
+    let prefix = shm.rsplit_once('-').map(|(p, _)| p).unwrap_or(&shm);
+    let text = assert_ok(&run(&["ls", "--name", prefix]));
+    let line = text.lines().find(|l| l.contains(&shm)).expect("shm row");
+    assert!(
+        line.starts_with("posix-shm") && line.contains(" 12K "),
+        "{line}"
+    );
+    let text = assert_ok(&run(&["ls", "--bytes", "--name", &shm]));
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&shm) && l.contains(" 12288 ")),
+        "{text}"
+    );
+
+    // The mqueue listing works whether or not /dev/mqueue is mounted.
+    let doc = ls_json(&["--name", &mq]);
+    assert_eq!(doc["mqueue"]["listed"], true, "{doc}");
+
+    assert_ok(&run(&["posix", "shm", "--clean", "-n", &shm]));
+    assert_ok(&run(&["posix", "sem", "--clean", "-n", &sem]));
+    assert_ok(&run(&["posix", "msq", "--clean", "-n", &mq]));
+    for name in [&shm, &sem, &mq] {
+        assert!(posix_obj(name).is_none(), "{name} still listed");
+    }
+}
+
+#[test]
+fn sysv_objects_listed_with_keys_sizes_and_values() {
+    let (kq, km, ks) = (unique_key(), unique_key(), unique_key());
+    let mut guard = Cleanup::new();
+    guard
+        .add(Obj::SysvMsq(kq))
+        .add(Obj::SysvShm(km))
+        .add(Obj::SysvSem(ks));
+    let qid = sysv::msq(kq);
+    sysv::send(qid, b"abcde");
+    let mid = sysv::shm(km, 12345);
+    let sid = sysv::sem(ks, &[4, 0, 7]);
+
+    let q = sysv_obj(kq).expect("queue listed");
+    assert_eq!(q["mechanism"], "sysv-msq");
+    assert_eq!(q["id"], qid);
+    assert_eq!(q["qnum"], 1);
+    assert_eq!(q["cbytes"], 5);
+    assert_eq!(q["perms"], "0600");
+    assert_eq!(q["lspid"], std::process::id());
+    assert!(q["qbytes"].as_u64().is_some_and(|b| b > 0));
+    assert!(q["ctime"].as_str().is_some_and(|t| t.contains('T')), "{q}");
+    assert!(q["rtime"].is_null());
+    let m = sysv_obj(km).expect("segment listed");
+    assert_eq!(m["id"], mid);
+    assert_eq!(m["size"], 12345);
+    assert_eq!(m["nattch"], 0);
+    assert_eq!(m["cpid"], std::process::id());
+    let s = sysv_obj(ks).expect("set listed");
+    assert_eq!(s["id"], sid);
+    assert_eq!(s["nsems"], 3);
+    assert_eq!(s["values"], serde_json::json!([4, 0, 7]));
+
+    // This process created the segment and is alive: not orphaned.
+    assert_eq!(m["orphaned"], false);
+    assert!(pids(&m).contains(&(std::process::id() as i64)), "{m}");
+
+    let text = assert_ok(&run(&["ls", "--key", &key_hex(ks)]));
+    assert!(
+        text.contains(&key_hex(ks)) && text.contains("values 4,0,7"),
+        "{text}"
+    );
+
+    drop(guard);
+    assert!(sysv_obj(kq).is_none() && sysv_obj(km).is_none() && sysv_obj(ks).is_none());
+}
+
+#[test]
+fn users_of_a_served_segment_are_listed_and_it_is_not_stale() {
+    let shm = unique_name("ls-used");
+    let sem = unique_name("ls-used-sem");
+    let mut guard = Cleanup::new();
+    guard
+        .add(Obj::PosixShm(shm.clone()))
+        .add(Obj::PosixSem(sem.clone()));
+    let server = Server::start(&["posix", "shm", "-s", "-n", &shm, "--interval", "60"]);
+    let sem_server = Server::start(&["posix", "sem", "-s", "-n", &sem, "--interval", "60"]);
+
+    let o = posix_obj(&shm).expect("listed");
+    assert_eq!(o["orphaned"], false, "{o}");
+    let users = o["users"].as_array().unwrap();
+    let me = users
+        .iter()
+        .find(|u| u["pid"] == server.pid())
+        .unwrap_or_else(|| panic!("server not a user: {o}"));
+    assert_eq!(me["command"], "examples-ipc");
+    let o = posix_obj(&sem).expect("listed");
+    assert!(pids(&o).contains(&(sem_server.pid() as i64)), "{o}");
+    assert_eq!(o["orphaned"], false);
+
+    // clean --stale leaves objects in use alone.
+    let out = assert_ok(&run(&["clean", "--stale", "--name", &shm]));
+    assert!(!out.contains("removed posix-shm"), "{out}");
+    assert!(posix_exists(&Obj::PosixShm(shm.clone())));
+    assert!(posix_exists(&Obj::PosixSem(sem.clone())));
+    drop(server);
+    drop(sem_server);
+}
+
+#[test]
+fn attached_and_blocked_sysv_users() {
+    let (km, kq) = (unique_key(), unique_key());
+    let mut guard = Cleanup::new();
+    guard.add(Obj::SysvShm(km)).add(Obj::SysvMsq(kq));
+    let mid = sysv::shm(km, 4096);
+    let attached = sysv::Attached::new(mid);
+    let m = sysv_obj(km).expect("listed");
+    assert_eq!(m["nattch"], 1);
+    let me = std::process::id() as i64;
+    let users = m["users"].as_array().unwrap();
+    assert!(
+        users
+            .iter()
+            .any(|u| u["pid"] == me && u["how"] == "attached"),
+        "{m}"
+    );
+    drop(attached);
+
+    // A thread blocked in msgrcv uses the queue though no pid was recorded.
+    let qid = sysv::msq(kq);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        // SAFETY: buf holds an mtype and 56 bytes; returns on EIDRM at cleanup.
+        unsafe { libc::msgrcv(qid, buf.as_mut_ptr().cast(), 56, 0, 0) };
+    });
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let q = sysv_obj(kq).expect("listed");
+        if q["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["pid"] == me && u["how"] == "blocked")
+        {
+            assert_eq!(q["orphaned"], false);
+            break;
+        }
+        assert!(Instant::now() < end, "blocked reader never listed: {q}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn stale_objects_are_listed_by_dry_run_and_removed_by_clean() {
+    let shm = unique_name("ls-stale");
+    let sem = unique_name("ls-stale-sem");
+    let mq = unique_name("ls-stale-mq");
+    let mut guard = Cleanup::new();
+    guard
+        .add(Obj::PosixShm(shm.clone()))
+        .add(Obj::PosixSem(sem.clone()))
+        .add(Obj::PosixMsq(mq.clone()));
+    // Made by clients that exited: nobody maps or holds them.
+    assert_ok(&run(&["posix", "shm", "-n", &shm, "-m", "left behind"]));
+    assert_ok(&run(&["posix", "sem", "-s", "-n", &sem, "--count", "1"]));
+    assert_ok(&run(&[
+        "posix",
+        "msq",
+        "-n",
+        &mq,
+        "-c",
+        "1",
+        "--interval",
+        "0",
+    ]));
+    // A segment whose creator (ipcmk) exited and that nobody attaches.
+    let made = assert_ok(&run_ipcmk(&["-M", "4096", "-p", "0600"]));
+    let id: i32 = made
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("ipcmk id");
+    let _by_id = sysv::ById('m', id);
+    let key = sysv_key_of("shm", id).expect("key of ipcmk segment");
+    guard.add(Obj::SysvShm(key));
+    let hex = key_hex(key);
+
+    for name in [&shm, &sem, &mq] {
+        let o = posix_obj(name).expect("listed");
+        assert_eq!(o["orphaned"], true, "{o}");
+        assert!(pids(&o).is_empty());
+    }
+    let m = sysv_obj(key).expect("listed");
+    assert_eq!(m["orphaned"], true, "{m}");
+
+    // Narrowed to this test's own objects: other tests run at the same time.
+    for (name, mech) in [(&shm, "posix-shm"), (&sem, "posix-sem"), (&mq, "posix-msq")] {
+        let dry = assert_ok(&run(&["clean", "--stale", "--dry-run", "--name", name]));
+        assert!(
+            dry.contains(&format!("would remove {mech} {name}")),
+            "{dry}"
+        );
+    }
+    let dry = assert_ok(&run(&["clean", "--stale", "--dry-run", "--key", &hex]));
+    assert!(
+        dry.contains(&format!("would remove sysv-shm {hex}")),
+        "{dry}"
+    );
+    assert!(posix_exists(&Obj::PosixShm(shm.clone())) && posix_exists(&Obj::PosixMsq(mq.clone())));
+    assert!(sysv_obj(key).is_some());
+
+    for name in [&shm, &sem, &mq] {
+        let done = assert_ok(&run(&["clean", "--stale", "--json", "--name", name]));
+        let removed: Vec<Value> = done
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(
+            removed
+                .iter()
+                .any(|r| r["kind"] == "removed" && r["name"] == name.as_str()),
+            "{done}"
+        );
+        assert!(posix_obj(name).is_none());
+    }
+    let done = assert_ok(&run(&["clean", "--stale", "--key", &hex]));
+    assert!(done.contains(&format!("removed sysv-shm {hex}")), "{done}");
+    assert!(sysv_obj(key).is_none());
+}
+
+fn run_ipcmk(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("ipcmk")
+        .args(args)
+        .output()
+        .expect("ipcmk (util-linux) is needed")
+}
+
+/// The key of a System V object by id, from /proc/sysvipc.
+fn sysv_key_of(table: &str, id: i32) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/sysvipc/{table}")).ok()?;
+    text.lines().skip(1).find_map(|l| {
+        let mut cols = l.split_ascii_whitespace();
+        let key: i32 = cols.next()?.parse().ok()?;
+        let this: i32 = cols.next()?.parse().ok()?;
+        (this == id).then_some(key)
+    })
+}
+
+#[test]
+fn empty_and_truncated_semaphore_files_do_not_crash_ls() {
+    let empty = unique_name("ls-empty");
+    let short = unique_name("ls-short");
+    let mut guard = Cleanup::new();
+    let empty_path = std::path::PathBuf::from(format!("/dev/shm/sem.{}", &empty[1..]));
+    let short_path = std::path::PathBuf::from(format!("/dev/shm/sem.{}", &short[1..]));
+    guard
+        .add(Obj::Path(empty_path.clone()))
+        .add(Obj::Path(short_path.clone()));
+    std::fs::write(&empty_path, b"").unwrap();
+    std::fs::write(&short_path, [1u8; 10]).unwrap();
+
+    for name in [&empty, &short] {
+        let o = posix_obj(name).expect("listed");
+        assert_eq!(o["mechanism"], "posix-sem");
+        assert!(o["value"].is_null(), "{o}");
+        assert!(
+            o["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("shorter than a sem_t")),
+            "{o}"
+        );
+    }
+    let o = run(&["ls", "--name", &empty]);
+    let text = assert_ok(&o);
+    assert!(text.contains("not a valid semaphore"), "{text}");
+}
+
+#[test]
+fn filters_and_bad_usage() {
+    let o = run(&["clean"]);
+    assert_fails(&o, 2, "--stale");
+    let o = run(&["ls", "--owner", "no-such-user-eipc"]);
+    assert_fails(&o, 2, "no such user");
+    let o = run(&["ls", "--type", "pipe"]);
+    assert_fails(&o, 2, "invalid value");
+    let o = run(&["ls", "--key", "0"]);
+    assert_fails(&o, 2, "IPC_PRIVATE");
+    let o = run(&["ls", "--posix", "--sysv"]);
+    assert_fails(&o, 2, "cannot be used with");
+
+    // --type and --owner narrow the listing.
+    let shm = unique_name("ls-filter");
+    let mut guard = Cleanup::new();
+    guard.add(Obj::PosixShm(shm.clone()));
+    assert_ok(&run(&["posix", "shm", "-n", &shm, "-m", "x"]));
+    assert!(objects(&ls_json(&["--type", "sem", "--name", &shm])).is_empty());
+    assert!(objects(&ls_json(&["--sysv", "--name", &shm])).is_empty());
+    assert_eq!(
+        objects(&ls_json(&[
+            "--type", "shm", "--owner", "root", "--name", &shm
+        ]))
+        .len(),
+        1
+    );
+    assert_eq!(
+        objects(&ls_json(&["--owner", "0", "--name", &shm])).len(),
+        1
+    );
+    assert_eq!(objects(&ls_json(&["--orphaned", "--name", &shm])).len(), 1);
+}
+
+fn mqueue_mounted() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            l.split_once(" - ")
+                .is_some_and(|(_, post)| post.starts_with("mqueue "))
+        })
+}
+
+#[test]
+fn queues_listed_without_dev_mqueue_and_nothing_left_mounted() {
+    let mq = unique_name("ls-nsq");
+    let mut guard = Cleanup::new();
+    guard.add(Obj::PosixMsq(mq.clone()));
+    assert_ok(&run(&[
+        "posix",
+        "msq",
+        "-n",
+        &mq,
+        "-c",
+        "3",
+        "--interval",
+        "0",
+    ]));
+    let was_mounted = mqueue_mounted();
+    let doc = ls_json(&["--name", &mq]);
+    let o = objects(&doc)
+        .into_iter()
+        .find(|o| o["name"] == mq.as_str())
+        .expect("queue listed");
+    assert_eq!(o["curmsgs"], 3);
+    if !was_mounted {
+        assert_eq!(doc["mqueue"]["source"], "private-mount-namespace", "{doc}");
+        let text = assert_ok(&run(&["ls", "--name", &mq]));
+        assert!(text.contains("private mount namespace"), "{text}");
+    }
+    // The private mount died with the child: this namespace is as it was.
+    assert_eq!(mqueue_mounted(), was_mounted);
+}
+
+fn proc_u64(path: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn limits_match_proc() {
+    let doc: Value = serde_json::from_str(&assert_ok(&run(&["limits", "--json"]))).unwrap();
+    for f in [
+        "msg_max",
+        "msgsize_max",
+        "msg_default",
+        "msgsize_default",
+        "queues_max",
+    ] {
+        assert_eq!(
+            doc["posix_mqueue"][f],
+            proc_u64(&format!("/proc/sys/fs/mqueue/{f}")),
+            "{f}"
+        );
+    }
+    for f in ["msgmax", "msgmnb", "msgmni"] {
+        assert_eq!(
+            doc["sysv_msg"][f],
+            proc_u64(&format!("/proc/sys/kernel/{f}")),
+            "{f}"
+        );
+    }
+    for f in ["shmmax", "shmall", "shmmni"] {
+        assert_eq!(
+            doc["sysv_shm"][f],
+            proc_u64(&format!("/proc/sys/kernel/{f}")),
+            "{f}"
+        );
+    }
+    let sem: Vec<u64> = std::fs::read_to_string("/proc/sys/kernel/sem")
+        .unwrap()
+        .split_ascii_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    for (i, f) in ["semmsl", "semmns", "semopm", "semmni"].iter().enumerate() {
+        assert_eq!(doc["sysv_sem"][f], sem[i], "{f}");
+    }
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills rl.
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_MSGQUEUE, &mut rl) };
+    assert_eq!(got, 0);
+    if rl.rlim_cur != libc::RLIM_INFINITY {
+        assert_eq!(doc["rlimit_msgqueue"]["soft"], rl.rlim_cur);
+    }
+    assert!(doc["dev_shm"]["size"].as_u64().is_some_and(|s| s > 0));
+
+    // The cost of a queue follows --max-msgs and --msg-size.
+    let doc: Value = serde_json::from_str(&assert_ok(&run(&[
+        "limits",
+        "--json",
+        "--max-msgs",
+        "4",
+        "--msg-size",
+        "100",
+    ])))
+    .unwrap();
+    let cost = doc["rlimit_msgqueue"]["queue"]["cost"].as_u64().unwrap();
+    assert!((400..400 + 4 * 128).contains(&cost), "{cost}");
+    let text = assert_ok(&run(&["limits"]));
+    assert!(
+        text.contains("msgsize_max") && text.contains("semopm") && text.contains("/dev/shm"),
+        "{text}"
+    );
+}
+
+#[test]
+fn queue_above_msg_max_is_hinted() {
+    // Above HARD_MSGMAX (65536) even root is refused with EINVAL.
+    let mq = unique_name("ls-einval");
+    let mut guard = Cleanup::new();
+    guard.add(Obj::PosixMsq(mq.clone()));
+    let o = run(&[
+        "posix",
+        "msq",
+        "-s",
+        "-n",
+        &mq,
+        "--max-msgs",
+        "100000",
+        "--count",
+        "1",
+    ]);
+    let err = assert_fails(&o, 1, "Invalid argument");
+    assert!(
+        err.contains("hint:") && err.contains("HARD_MSGMAX"),
+        "{err}"
+    );
+    assert!(!posix_exists(&Obj::PosixMsq(mq.clone())));
+
+    // Above msg_max but under the hard limit: refused unless the process has
+    // CAP_SYS_RESOURCE, and then the hint names the sysctl.
+    let msg_max = proc_u64("/proc/sys/fs/mqueue/msg_max");
+    let over = (msg_max + 1).to_string();
+    let o = run(&["posix", "msq", "-n", &mq, "-c", "0", "--max-msgs", &over]);
+    if !o.status.success() {
+        let err = assert_fails(&o, 1, "Invalid argument");
+        assert!(err.contains("/proc/sys/fs/mqueue/msg_max"), "{err}");
+        assert!(!posix_exists(&Obj::PosixMsq(mq)));
+    }
+}
+
+#[test]
+fn queue_above_rlimit_msgqueue_is_hinted() {
+    // prlimit (util-linux) lowers RLIMIT_MSGQUEUE for the child only.
+    let mq = unique_name("ls-emfile");
+    let mut guard = Cleanup::new();
+    guard.add(Obj::PosixMsq(mq.clone()));
+    let o = std::process::Command::new("prlimit")
+        .args(["--msgqueue=1000:1000", "--"])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .args(["posix", "msq", "-s", "-n", &mq, "--count", "1"])
+        .output()
+        .expect("prlimit (util-linux) is needed");
+    let err = assert_fails(&o, 1, "Too many open files");
+    assert!(
+        err.contains("RLIMIT_MSGQUEUE") && err.contains("1000 bytes"),
+        "{err}"
+    );
+    assert!(!posix_exists(&Obj::PosixMsq(mq)));
+}
+
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = assert_ok(&run(&["completions", shell]));
+        assert!(
+            out.contains("examples-ipc") && out.contains("stale"),
+            "{shell}"
+        );
+    }
+    let o = run(&["completions", "tcsh"]);
+    assert_fails(&o, 2, "invalid value");
+    let man = assert_ok(&run(&["man"]));
+    assert!(
+        man.contains(".TH") && man.contains("examples\\-ipc"),
+        "{man}"
+    );
+}
+
+#[test]
+fn files_vanishing_mid_scan_never_fail_ls() {
+    // A thread keeps creating and removing semaphore-like and segment files
+    // (some empty, some short) while ls runs: every run must succeed.
+    let name = unique_name("ls-churn");
+    let mut guard = Cleanup::new();
+    let paths: Vec<std::path::PathBuf> = (0..8)
+        .map(|i| {
+            let prefix = if i % 2 == 0 { "sem." } else { "" };
+            std::path::PathBuf::from(format!("/dev/shm/{prefix}{}-{i}", &name[1..]))
+        })
+        .collect();
+    for p in &paths {
+        guard.add(Obj::Path(p.clone()));
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (stop, paths) = (stop.clone(), paths.clone());
+        std::thread::spawn(move || {
+            let mut n = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let p = &paths[n % paths.len()];
+                let _ = std::fs::write(p, vec![1u8; n % 40]);
+                let _ = std::fs::remove_file(&paths[(n + 3) % paths.len()]);
+                n += 1;
+            }
+        })
+    };
+    for _ in 0..20 {
+        let o = run(&["ls", "--json", "--name", &name]);
+        let out = assert_ok(&o);
+        assert!(serde_json::from_str::<Value>(&out).is_ok(), "{out}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+}

@@ -1,0 +1,755 @@
+//! System V msq, shm and sem: servers and clients in separate processes,
+//! objects made by `ipcmk`, every refused input, and nothing left behind.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::common::{
+    Cleanup, Obj, Server, assert_fails, assert_ok, bin, key_hex, run, unique_key, untimed,
+};
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Msq,
+    Shm,
+    Sem,
+}
+
+/// Whether an object of `kind` exists with `key` (get without IPC_CREAT).
+fn exists(kind: Kind, key: i32) -> bool {
+    // SAFETY: lookups without IPC_CREAT take integers and create nothing.
+    let id = unsafe {
+        match kind {
+            Kind::Msq => libc::msgget(key, 0),
+            Kind::Shm => libc::shmget(key, 0, 0),
+            Kind::Sem => libc::semget(key, 0, 0),
+        }
+    };
+    id >= 0
+}
+
+/// `--stat --json` of our own object, as JSON.
+fn stat_json(mech: &str, key: &str) -> Value {
+    let o = run(&["--json", "sysv", mech, "--stat", "-k", key]);
+    serde_json::from_str(&assert_ok(&o)).expect("stat is one JSON object")
+}
+
+/// Removes objects by id (for `ipcmk`, whose keys are only known afterwards).
+struct IdCleanup(Vec<(&'static str, String)>);
+
+impl Drop for IdCleanup {
+    fn drop(&mut self) {
+        for (flag, id) in &self.0 {
+            let _ = Command::new("ipcrm").args([*flag, id.as_str()]).output();
+        }
+    }
+}
+
+/// Run `ipcmk ARGS` and return the id it prints (`... id: N`).
+fn ipcmk(args: &[&str]) -> String {
+    let o = Command::new("ipcmk")
+        .args(args)
+        .output()
+        .expect("ipcmk is installed (util-linux)");
+    let out = assert_ok(&o);
+    out.trim().rsplit(' ').next().expect("an id").to_string()
+}
+
+#[test]
+fn msq_server_and_client() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
+    let mut server = Server::spawn(&[
+        "sysv",
+        "msq",
+        "-s",
+        "-k",
+        &k,
+        "--count",
+        "3",
+        "--timeout",
+        "20",
+        "--mode",
+        "0640",
+    ]);
+    let start = server.next_out();
+    assert!(
+        start.contains(&format!("sysv msq {k} (id ")) && start.contains("created"),
+        "{start}"
+    );
+    let sent = assert_ok(&run(&[
+        "sysv",
+        "msq",
+        "-k",
+        &k,
+        "-c",
+        "2",
+        "--interval",
+        "0",
+    ]));
+    assert_eq!(
+        untimed(sent.lines().next().unwrap()),
+        r#"sent type 1: {"count":1}"#
+    );
+    assert_ok(&run(&[
+        "sysv", "msq", "-k", &k, "-m", "hi there", "--type", "7", "-c", "1",
+    ]));
+    assert_eq!(untimed(&server.next_out()), r#"type 1: {"count":1}"#);
+    assert_eq!(untimed(&server.next_out()), r#"type 1: {"count":2}"#);
+    assert_eq!(untimed(&server.next_out()), "type 7: hi there");
+    let (status, _, err) = server.finish();
+    assert!(status.success(), "{err:?}");
+    let st = stat_json("msq", &k);
+    assert_eq!(st["perms"], "0640");
+    assert_eq!(st["key"], k.as_str());
+    assert_eq!(st["qnum"], 0);
+    assert!(st["lrpid"].as_i64().unwrap() > 0);
+}
+
+#[test]
+fn msq_json_and_type_selector() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
+    // The client first: it creates the queue (start order does not matter).
+    assert_ok(&run(&[
+        "sysv", "msq", "-k", &k, "-m", "three", "--type", "3", "-c", "1",
+    ]));
+    assert_ok(&run(&[
+        "sysv",
+        "msq",
+        "-k",
+        &k,
+        "-m",
+        r#"{"five":5}"#,
+        "--type",
+        "5",
+        "-c",
+        "1",
+    ]));
+    let mut server = Server::spawn(&[
+        "--json",
+        "sysv",
+        "msq",
+        "-s",
+        "-k",
+        &k,
+        "--type",
+        "5",
+        "--count",
+        "1",
+        "--timeout",
+        "20",
+    ]);
+    let start: Value = serde_json::from_str(&server.next_out()).unwrap();
+    assert_eq!(start["kind"], "start");
+    assert_eq!(start["mechanism"], "sysv-msq");
+    assert_eq!(start["created"], false);
+    let msg: Value = serde_json::from_str(&server.next_out()).unwrap();
+    assert_eq!(msg["kind"], "message");
+    assert_eq!(msg["type"], 5);
+    assert_eq!(msg["payload"]["five"], 5);
+    assert!(server.finish().0.success());
+    // The type-3 message is still queued.
+    assert_eq!(stat_json("msq", &k)["qnum"], 1);
+}
+
+#[test]
+fn msq_full_queue_and_too_big() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
+    assert_ok(&run(&["sysv", "msq", "-k", &k, "-c", "0"]));
+    let qbytes = stat_json("msq", &k)["qbytes"].as_u64().unwrap();
+    let msgmax: u64 = std::fs::read_to_string("/proc/sys/kernel/msgmax")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let limit = qbytes.min(msgmax);
+    // One byte too many: refused before sending, both sizes named.
+    let big = "x".repeat(limit as usize + 1);
+    let err = assert_fails(
+        &run(&["sysv", "msq", "-k", &k, "-m", &big, "-c", "1"]),
+        1,
+        "larger than",
+    );
+    assert!(
+        err.contains(&format!("{}", limit + 1)) && err.contains(&qbytes.to_string()),
+        "{err}"
+    );
+    assert_eq!(stat_json("msq", &k)["qnum"], 0);
+    // Fill the queue exactly, then --nonblock fails with "queue is full".
+    let fill = "y".repeat(limit as usize);
+    let n = (qbytes / limit).to_string();
+    assert_ok(&run(&[
+        "sysv",
+        "msq",
+        "-k",
+        &k,
+        "-m",
+        &fill,
+        "-c",
+        &n,
+        "--interval",
+        "0",
+        "--nonblock",
+    ]));
+    assert_fails(
+        &run(&["sysv", "msq", "-k", &k, "-m", "z", "-c", "1", "--nonblock"]),
+        1,
+        "queue is full",
+    );
+}
+
+#[test]
+fn refused_inputs_leave_nothing_behind() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![
+        Obj::SysvMsq(key),
+        Obj::SysvShm(key),
+        Obj::SysvSem(key),
+    ]);
+    for mech in ["msq", "shm", "sem"] {
+        assert_fails(&run(&["sysv", mech, "-s", "-k", "0"]), 2, "IPC_PRIVATE");
+        assert_fails(&run(&["sysv", mech, "-k", "0x0"]), 2, "IPC_PRIVATE");
+        assert_fails(
+            &run(&["sysv", mech, "-s", "-k", "0x100000000"]),
+            2,
+            "32 bits",
+        );
+        assert_fails(&run(&["sysv", mech, "-k", "4294967296"]), 2, "32 bits");
+        assert_fails(&run(&["sysv", mech, "-k", "banana"]), 2, "not a key");
+        assert_fails(&run(&["sysv", mech, "--stat", "-i", "x"]), 2, "not an id");
+        assert_fails(&run(&["sysv", mech, "--clean", "-i", "-3"]), 2, "");
+        assert_fails(
+            &run(&["sysv", mech, "-s", "-k", &k, "-i", "1"]),
+            2,
+            "--id works with --clean and --stat",
+        );
+        assert_fails(
+            &run(&["sysv", mech, "-k", &k, "-i", "1"]),
+            2,
+            "--id works with --clean and --stat",
+        );
+        assert_fails(&run(&["sysv", mech, "--clean", "-k", &k]), 1, "no such");
+        assert_fails(&run(&["sysv", mech, "--stat", "-k", &k]), 1, "no such");
+        // An id no object has: "no such", exit 1.
+        assert_fails(
+            &run(&["sysv", mech, "--clean", "-i", "2147480000"]),
+            1,
+            "no such",
+        );
+        assert_fails(
+            &run(&["sysv", mech, "--stat", "-i", "2147480000"]),
+            1,
+            "no such",
+        );
+        assert_fails(
+            &run(&["sysv", mech, "--mode", "0999", "-s", "-k", &k]),
+            2,
+            "octal",
+        );
+    }
+    assert_fails(
+        &run(&["sysv", "msq", "-k", &k, "--type", "0", "-c", "1"]),
+        2,
+        "at least 1",
+    );
+    assert_fails(&run(&["sysv", "shm", "-s", "-k", &k, "--size", "0"]), 2, "");
+    assert_fails(
+        &run(&["sysv", "sem", "-s", "-k", &k, "--value", "40000"]),
+        2,
+        "SEMVMX",
+    );
+    assert_fails(
+        &run(&["sysv", "sem", "-k", &k, "--timeout", "1"]),
+        2,
+        "goes with --wait",
+    );
+    let err = assert_fails(&run(&["sysv", "sem", "-k", &k]), 1, "no such semaphore");
+    assert!(
+        err.contains("hint: ") && err.contains("start the server first"),
+        "{err}"
+    );
+    for kind in [Kind::Msq, Kind::Shm, Kind::Sem] {
+        assert!(
+            !exists(kind, key),
+            "a refused command left an object behind"
+        );
+    }
+}
+
+#[test]
+fn sigterm_ends_each_server_and_keeps_the_object() {
+    for (mech, kind, obj) in [
+        ("msq", Kind::Msq, Obj::SysvMsq as fn(i32) -> Obj),
+        ("shm", Kind::Shm, Obj::SysvShm),
+        ("sem", Kind::Sem, Obj::SysvSem),
+    ] {
+        let key = unique_key();
+        let k = key_hex(key);
+        let _guard = Cleanup(vec![obj(key)]);
+        let mut server = Server::spawn(&["sysv", mech, "-s", "-k", &k, "--timeout", "30"]);
+        server.next_out();
+        server.signal(libc::SIGTERM);
+        let (status, out, err) = server.finish();
+        assert_eq!(status.code(), Some(0), "{mech}: {out:?} {err:?}");
+        assert_eq!(out.last().map(String::as_str), Some("canceled."), "{mech}");
+        assert!(exists(kind, key), "{mech}: the object must stay in place");
+    }
+}
+
+#[test]
+fn shm_server_and_client() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvShm(key)]);
+    let mut server = Server::spawn(&[
+        "sysv",
+        "shm",
+        "-s",
+        "-k",
+        &k,
+        "--interval",
+        "0.05",
+        "--on-change",
+        "--count",
+        "3",
+        "--timeout",
+        "20",
+    ]);
+    assert!(server.next_out().contains("created, 4096 bytes"));
+    assert_eq!(untimed(&server.next_out()), "(empty)");
+    assert_ok(&run(&["sysv", "shm", "-k", &k, "-m", "hello shm"]));
+    assert_eq!(untimed(&server.next_out()), "hello shm");
+    let mut client = bin()
+        .args(["sysv", "shm", "-k", &k])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin\nignored\n")
+        .unwrap();
+    assert!(client.wait().unwrap().success());
+    assert_eq!(untimed(&server.next_out()), "from stdin");
+    assert!(server.finish().0.success());
+    assert_eq!(stat_json("shm", &k)["size"], 4096);
+}
+
+#[test]
+fn shm_too_long_text_writes_nothing_and_size_is_kept() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvShm(key)]);
+    assert_ok(&run(&[
+        "sysv", "shm", "-k", &k, "--size", "16", "-m", "abc",
+    ]));
+    let err = assert_fails(
+        &run(&["sysv", "shm", "-k", &k, "-m", &"x".repeat(16)]),
+        1,
+        "nothing was written",
+    );
+    assert!(err.contains("16 bytes"), "{err}");
+    // An existing segment keeps its size, whatever --size says.
+    let mut server = Server::spawn(&[
+        "sysv", "shm", "-s", "-k", &k, "--size", "9999", "--count", "1",
+    ]);
+    assert!(server.next_out().contains("opened, 16 bytes"));
+    assert_eq!(untimed(&server.next_out()), "abc");
+    assert!(server.finish().0.success());
+}
+
+#[test]
+fn shm_removed_under_the_server_is_reported() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvShm(key)]);
+    let mut server = Server::spawn(&[
+        "sysv",
+        "shm",
+        "-s",
+        "-k",
+        &k,
+        "--interval",
+        "0.05",
+        "--timeout",
+        "20",
+    ]);
+    server.next_out();
+    server.next_out();
+    assert_ok(&run(&["sysv", "shm", "--clean", "-k", &k]));
+    let (status, _, err) = server.finish();
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        err.iter().any(|l| l.contains("was removed (IPC_RMID)")),
+        "{err:?}"
+    );
+    assert!(
+        !exists(Kind::Shm, key),
+        "the last detach frees the removed segment"
+    );
+}
+
+#[test]
+fn sem_busy_wait_timeout_release_and_undo() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvSem(key)]);
+    let mut server = Server::spawn(&[
+        "sysv",
+        "sem",
+        "-s",
+        "-k",
+        &k,
+        "--value",
+        "1",
+        "--interval",
+        "0.05",
+        "--timeout",
+        "20",
+    ]);
+    assert!(server.next_out().contains("created with value 1"));
+    assert_eq!(untimed(&server.next_out()), "semaphore: 1");
+    assert!(assert_ok(&run(&["sysv", "sem", "-k", &k])).contains("semaphore: 0"));
+    assert_eq!(untimed(&server.next_out()), "semaphore: 0");
+    assert_fails(&run(&["sysv", "sem", "-k", &k]), 1, "semaphore is busy");
+    assert_fails(
+        &run(&["sysv", "sem", "-k", &k, "--wait", "--timeout", "0.2"]),
+        1,
+        "semaphore is busy",
+    );
+    assert_ok(&run(&["sysv", "sem", "-k", &k, "-r"]));
+    assert_eq!(untimed(&server.next_out()), "semaphore: 1");
+    // --wait gets a unit that is free.
+    assert_ok(&run(&["sysv", "sem", "-k", &k, "--wait", "--timeout", "5"]));
+    assert_eq!(untimed(&server.next_out()), "semaphore: 0");
+    assert_ok(&run(&["sysv", "sem", "-k", &k, "-r"]));
+    assert_eq!(untimed(&server.next_out()), "semaphore: 1");
+    // SEM_UNDO: the kernel gives the unit back when the client exits.
+    assert_ok(&run(&["sysv", "sem", "-k", &k, "--undo"]));
+    assert_eq!(stat_json("sem", &k)["values"][0], 1);
+    server.signal(libc::SIGINT);
+    let (status, out, _) = server.finish();
+    assert!(status.success());
+    assert_eq!(out.last().map(String::as_str), Some("canceled."));
+}
+
+#[test]
+fn sem_waiting_client_gets_a_released_unit() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvSem(key)]);
+    let mut server = Server::spawn(&[
+        "sysv",
+        "sem",
+        "-s",
+        "-k",
+        &k,
+        "--value",
+        "0",
+        "--interval",
+        "0.05",
+        "--timeout",
+        "20",
+    ]);
+    server.next_out();
+    assert_eq!(untimed(&server.next_out()), "semaphore: 0");
+    let waiter = bin()
+        .args(["sysv", "sem", "-k", &k, "--wait", "--timeout", "25"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The waiter shows as semncnt in the kernel; release once it is there or not, the unit is kept for it.
+    assert_ok(&run(&["sysv", "sem", "-k", &k, "-r"]));
+    let o = waiter.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("took one unit"));
+}
+
+#[test]
+fn sem_existing_value_is_kept_by_a_new_server() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvSem(key)]);
+    let mut first = Server::spawn(&["sysv", "sem", "-s", "-k", &k, "--count", "1"]);
+    assert!(first.next_out().contains("created with value 2"));
+    assert_eq!(untimed(&first.next_out()), "semaphore: 2");
+    assert!(first.finish().0.success());
+    assert_ok(&run(&["sysv", "sem", "-k", &k]));
+    let mut second = Server::spawn(&[
+        "sysv", "sem", "-s", "-k", &k, "--value", "5", "--count", "1",
+    ]);
+    let start = second.next_out();
+    assert!(
+        start.contains("opened") && !start.contains("with value"),
+        "{start}"
+    );
+    assert_eq!(untimed(&second.next_out()), "semaphore: 1");
+    assert!(second.finish().0.success());
+}
+
+#[test]
+fn objects_made_by_ipcmk_work() {
+    let mut ids = IdCleanup(Vec::new());
+    let q = ipcmk(&["-Q"]);
+    ids.0.push(("-q", q.clone()));
+    let m = ipcmk(&["-M", "1234"]);
+    ids.0.push(("-m", m.clone()));
+    let s = ipcmk(&["-S", "1"]);
+    ids.0.push(("-s", s.clone()));
+
+    // ipcmk picks a random key: read it back by id, and check it against ipcs.
+    let key_of = |mech: &str, id: &str| -> String {
+        let o = run(&["--json", "sysv", mech, "--stat", "-i", id]);
+        let v: Value = serde_json::from_str(&assert_ok(&o)).unwrap();
+        assert_eq!(v["id"].to_string(), id);
+        v["key"].as_str().unwrap().to_string()
+    };
+    let qk = key_of("msq", &q);
+    let listing =
+        String::from_utf8(Command::new("ipcs").arg("-q").output().unwrap().stdout).unwrap();
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq([qk.as_str(), q.as_str()])),
+        "ipcs -q does not list {qk} {q}: {listing}"
+    );
+    let mut server = Server::spawn(&[
+        "sysv",
+        "msq",
+        "-s",
+        "-k",
+        &qk,
+        "--count",
+        "1",
+        "--timeout",
+        "20",
+    ]);
+    assert!(server.next_out().contains("opened"));
+    assert_ok(&run(&[
+        "sysv",
+        "msq",
+        "-k",
+        &qk,
+        "-m",
+        "to ipcmk's queue",
+        "-c",
+        "1",
+    ]));
+    assert_eq!(untimed(&server.next_out()), "type 1: to ipcmk's queue");
+    assert!(server.finish().0.success());
+
+    let mk = key_of("shm", &m);
+    let st = stat_json("shm", &mk);
+    assert_eq!(st["size"], 1234);
+    assert_eq!(st["perms"], "0644");
+    assert_ok(&run(&[
+        "sysv",
+        "shm",
+        "-k",
+        &mk,
+        "-m",
+        "into ipcmk's segment",
+    ]));
+    let mut server = Server::spawn(&["sysv", "shm", "-s", "-k", &mk, "--count", "1"]);
+    assert!(server.next_out().contains("opened, 1234 bytes"));
+    assert_eq!(untimed(&server.next_out()), "into ipcmk's segment");
+    assert!(server.finish().0.success());
+
+    // ipcmk's semaphore has value 0 and sem_otime 0: the server must not wait
+    // forever for an initialisation nobody will do, nor reset the value.
+    let sk = key_of("sem", &s);
+    let mut server = Server::spawn(&[
+        "sysv",
+        "sem",
+        "-s",
+        "-k",
+        &sk,
+        "--interval",
+        "0.05",
+        "--count",
+        "2",
+        "--timeout",
+        "20",
+    ]);
+    assert!(server.next_out().contains("opened"));
+    assert_eq!(untimed(&server.next_out()), "semaphore: 0");
+    assert_ok(&run(&["sysv", "sem", "-k", &sk, "-r"]));
+    assert_eq!(untimed(&server.next_out()), "semaphore: 1");
+    assert!(server.finish().0.success());
+
+    // --clean -i removes by id, as ipcrm does.
+    for (mech, id) in [("msq", &q), ("shm", &m), ("sem", &s)] {
+        assert!(assert_ok(&run(&["sysv", mech, "--clean", "-i", id])).contains("removed"));
+        assert_fails(&run(&["sysv", mech, "--clean", "-i", id]), 1, "no such");
+    }
+}
+
+#[test]
+fn ipcrm_removes_ours_and_clean_by_id() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![
+        Obj::SysvMsq(key),
+        Obj::SysvShm(key),
+        Obj::SysvSem(key),
+    ]);
+    assert_ok(&run(&["sysv", "msq", "-k", &k, "-c", "0"]));
+    assert_ok(&run(&["sysv", "shm", "-k", &k, "-m", "x"]));
+    let mut sem = Server::spawn(&["sysv", "sem", "-s", "-k", &k, "--count", "1"]);
+    sem.next_out();
+    assert!(sem.finish().0.success());
+    let o = Command::new("ipcrm")
+        .args(["-Q", &k, "-M", &k])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!exists(Kind::Msq, key) && !exists(Kind::Shm, key));
+    let id = stat_json("sem", &k)["id"].to_string();
+    let o = run(&["--json", "sysv", "sem", "--clean", "-i", &id]);
+    let v: Value = serde_json::from_str(&assert_ok(&o)).unwrap();
+    assert_eq!(v["kind"], "removed");
+    assert_eq!(v["mechanism"], "sysv-sem");
+    assert!(!exists(Kind::Sem, key));
+}
+
+#[test]
+fn tour_runs_the_sysv_steps_and_removes_their_objects() {
+    let o = run(&["tour", "--only", "sysv-msq,sysv-shm,sysv-sem"]);
+    let out = assert_ok(&o);
+    assert!(out.contains("Every step ran end to end"), "{out}");
+    for title in [
+        "System V message queue",
+        "System V shared memory",
+        "System V semaphore",
+    ] {
+        assert!(out.contains(title), "{out}");
+    }
+    // Every key the tour used (`-k 0x...`) is gone again.
+    let keys: Vec<i32> = out
+        .split("-k ")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|k| u32::from_str_radix(k.trim_start_matches("0x"), 16).ok())
+        .map(|k| k as i32)
+        .collect();
+    assert!(!keys.is_empty());
+    for key in keys {
+        for kind in [Kind::Msq, Kind::Shm, Kind::Sem] {
+            assert!(!exists(kind, key), "the tour left {} behind", key_hex(key));
+        }
+    }
+}
+
+#[test]
+fn shm_text_longer_than_a_page_is_printed_whole() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvShm(key)]);
+    let long: String = (0..5000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    assert_ok(&run(&[
+        "sysv", "shm", "-k", &k, "--size", "10000", "-m", &long,
+    ]));
+    let mut server = Server::spawn(&["sysv", "shm", "-s", "-k", &k, "--count", "1"]);
+    assert!(server.next_out().contains("opened, 10000 bytes"));
+    assert_eq!(untimed(&server.next_out()), long);
+    assert!(server.finish().0.success());
+}
+
+#[test]
+fn msq_and_sem_servers_report_removal() {
+    for (mech, obj) in [
+        ("msq", Obj::SysvMsq as fn(i32) -> Obj),
+        ("sem", Obj::SysvSem),
+    ] {
+        let key = unique_key();
+        let k = key_hex(key);
+        let _guard = Cleanup(vec![obj(key)]);
+        let mut server = Server::spawn(&[
+            "sysv",
+            mech,
+            "-s",
+            "-k",
+            &k,
+            "--interval",
+            "0.05",
+            "--timeout",
+            "20",
+        ]);
+        server.next_out();
+        assert_ok(&run(&["sysv", mech, "--clean", "-k", &k]));
+        let (status, _, err) = server.finish();
+        assert_eq!(status.code(), Some(1), "{mech}: {err:?}");
+        assert!(
+            err.iter().any(|l| l.contains("was removed (IPC_RMID)")),
+            "{mech}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_ends_a_client_blocked_in_semop() {
+    use std::os::unix::process::ExitStatusExt;
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvSem(key)]);
+    let mut server = Server::spawn(&[
+        "sysv", "sem", "-s", "-k", &k, "--value", "0", "--count", "1",
+    ]);
+    server.next_out();
+    assert!(server.finish().0.success());
+    let mut waiter = bin()
+        .args(["sysv", "sem", "-k", &k, "--wait"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Synchronise on the kernel: semncnt counts processes blocked in semop.
+    // SAFETY: lookups and GETNCNT take integers and write no memory of ours.
+    let id = unsafe { libc::semget(key, 0, 0) };
+    let deadline = std::time::Instant::now() + crate::common::DEADLINE;
+    // SAFETY: as above.
+    while unsafe { libc::semctl(id, 0, libc::GETNCNT) } < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the client never blocked"
+        );
+        std::thread::yield_now();
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(waiter.id() as i32, libc::SIGINT) };
+    let status = waiter.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGINT));
+    // SAFETY: GETVAL takes integers and writes no memory of ours.
+    let value = unsafe { libc::semctl(id, 0, libc::GETVAL) };
+    assert_eq!(value, 0, "no unit was taken");
+}
+
+/// SIGTERM right after the start line, many times: the signal may land just
+/// before the server blocks in msgrcv, the window the alarm exists for.
+#[test]
+fn msq_server_sees_sigterm_in_every_phase() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
+    for _ in 0..20 {
+        let mut server = Server::spawn(&["sysv", "msq", "-s", "-k", &k, "--timeout", "25"]);
+        server.next_out();
+        server.signal(libc::SIGTERM);
+        let (status, out, err) = server.finish();
+        assert_eq!(status.code(), Some(0), "{out:?} {err:?}");
+        assert_eq!(out.last().map(String::as_str), Some("canceled."));
+    }
+}
