@@ -1,6 +1,7 @@
 #!/bin/sh
 # Startup cost: `examples-ipc --version` against a Rust hello-world, ROUNDS
-# rounds of N runs each; prints the median µs per run of each and the ratio.
+# rounds of N runs each (perf stat -r N when perf exists); prints the median
+# µs per run of each and the ratio.
 #   bench/startup.sh [ROUNDS] [N]
 set -eu
 cd "$(dirname "$0")/.."
@@ -12,6 +13,12 @@ echo 'fn main() { println!("hello"); }' >"$TMP/hello.rs"
 rustc -O -o "$TMP/hello" "$TMP/hello.rs"
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 per_run() {
+    # perf stat times exec to exit without the shell's own fork; fall back
+    # to a shell loop where perf is missing.
+    if command -v perf >/dev/null 2>&1; then
+        perf stat -r "$N" "$@" 2>&1 >/dev/null | awk '/elapsed/ {printf "%d\n", $1 * 1e6}'
+        return
+    fi
     s=$(date +%s%N)
     i=0
     while [ $i -lt "$N" ]; do "$@" >/dev/null; i=$((i + 1)); done
