@@ -292,3 +292,34 @@ fn sigint_kills_the_child_and_cleans_up() {
         assert_nothing_left(pid);
     }
 }
+
+/// The child dying mid-run ends the run at once with a message that says
+/// so, whatever the parent was waiting in; nothing is left behind.
+#[test]
+fn child_death_ends_the_run() {
+    for m in mechs() {
+        let child = bin()
+            .args(["bench", "--mech", m, "--duration", "60"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot run examples-ipc");
+        let pid = child.id();
+        let children = format!("/proc/{pid}/task/{pid}/children");
+        let start = Instant::now();
+        let forked = loop {
+            let c = std::fs::read_to_string(&children).unwrap_or_default();
+            if let Some(first) = c.split_whitespace().next() {
+                break first.parse::<i32>().expect("a pid");
+            }
+            assert!(start.elapsed() < DEADLINE, "bench never forked");
+            std::thread::yield_now();
+        };
+        // SAFETY: kill(2) with the pid of the bench's child and a valid signal.
+        unsafe { libc::kill(forked, libc::SIGKILL) };
+        let o = child.wait_with_output().expect("cannot wait");
+        let err = assert_fails(&o, 1, "the child process was killed by SIGKILL");
+        assert!(err.contains(&format!("bench {m} failed")), "{err}");
+        assert_nothing_left(pid);
+    }
+}
