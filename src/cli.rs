@@ -566,6 +566,9 @@ pub struct BenchArgs {
     /// throughput
     #[arg(long, default_value = "pingpong", value_name = "P")]
     pub pattern: BenchPattern,
+    /// Also draw the results as a bar chart (SVG) into FILE
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
     /// Test hook: the child corrupts one byte of its reply after N messages
     #[arg(long, hide = true, value_name = "N")]
     pub corrupt_after: Option<u64>,

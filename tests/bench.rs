@@ -5,7 +5,7 @@
 use std::process::{Output, Stdio};
 use std::time::Instant;
 
-use crate::common::{DEADLINE, assert_fails, assert_ok, bin};
+use crate::common::{Cleanup, DEADLINE, Obj, assert_fails, assert_ok, bin};
 
 const MECHS: [&str; 9] = [
     "pipe",
@@ -322,4 +322,41 @@ fn child_death_ends_the_run() {
         assert!(err.contains(&format!("bench {m} failed")), "{err}");
         assert_nothing_left(pid);
     }
+}
+
+#[test]
+fn svg_chart_names_every_mechanism() {
+    for (pattern, unit) in [("pingpong", "ns per round trip"), ("stream", "MB/s")] {
+        let path =
+            std::env::temp_dir().join(format!("eipc-test-{}-{pattern}.svg", std::process::id()));
+        let _guard = Cleanup(vec![Obj::Path(path.clone())]);
+        let (o, _) = bench(&[
+            "--mech",
+            "pipe,unix",
+            "-c",
+            "100",
+            "--warmup",
+            "10",
+            "--pattern",
+            pattern,
+            "--svg",
+            path.to_str().unwrap(),
+        ]);
+        assert_ok(&o);
+        let svg = std::fs::read_to_string(&path).expect("no SVG written");
+        assert!(svg.starts_with("<svg"), "{svg}");
+        for text in ["pipe", "unix", unit] {
+            assert!(svg.contains(text), "{text} missing");
+        }
+    }
+    // An unwritable path fails the run (exit 1) after the table.
+    let (o, _) = bench(&[
+        "--mech",
+        "pipe",
+        "-c",
+        "50",
+        "--svg",
+        "/nonexistent-dir/x.svg",
+    ]);
+    assert_fails(&o, 1, "cannot draw");
 }

@@ -8,6 +8,7 @@
 //! kills the child and wakes the parent out of whatever wait it is in.
 
 mod link;
+mod svg;
 
 use std::io::{IsTerminal, Write as _};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
@@ -185,7 +186,39 @@ pub fn run(args: &BenchArgs, out: &mut Out) -> Result<ExitCode> {
     if !out.is_json() {
         print_table(out, &rows, &cfg)?;
     }
+    if let Some(path) = &args.svg {
+        draw_chart(path, &rows, &cfg)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--svg`: median round-trip latency (pingpong) or MB/s (stream) per mechanism.
+fn draw_chart(path: &std::path::Path, rows: &[Row], cfg: &Cfg) -> Result<()> {
+    let pin = pin_name(cfg.pin);
+    match cfg.pattern {
+        BenchPattern::Pingpong => {
+            let bars: Vec<svg::Bar<'_>> = rows
+                .iter()
+                .map(|r| svg::Bar {
+                    label: r.mech,
+                    value: r.lat.map_or(0.0, |[_, p50, ..]| p50),
+                })
+                .collect();
+            let title = format!("round trip, {} bytes, pin {pin}: median latency", cfg.size);
+            svg::draw(path, &title, "ns per round trip (log scale)", true, &bars)
+        }
+        BenchPattern::Stream => {
+            let bars: Vec<svg::Bar<'_>> = rows
+                .iter()
+                .map(|r| svg::Bar {
+                    label: r.mech,
+                    value: r.count as f64 / r.secs.max(1e-12) * cfg.size as f64 / 1e6,
+                })
+                .collect();
+            let title = format!("one way, {} bytes, pin {pin}: throughput", cfg.size);
+            svg::draw(path, &title, "MB/s", false, &bars)
+        }
+    }
 }
 
 /// Why a mechanism cannot run with these options, if it cannot.
