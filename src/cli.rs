@@ -22,6 +22,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// POSIX IPC: mq_*, shm_open + mmap, sem_open
     #[command(subcommand)]
@@ -53,6 +54,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum PosixCommand {
     /// POSIX message queue (mq_open, mq_send, mq_receive)
     Msq(PosixMsqArgs),
@@ -63,6 +65,7 @@ pub enum PosixCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum SysvCommand {
     /// System V message queue (msgget, msgsnd, msgrcv)
     Msq(SysvMsqArgs),
@@ -72,7 +75,7 @@ pub enum SysvCommand {
     Sem(SysvSemArgs),
 }
 
-/// At most one mode; none means client.
+// At most one mode; none means client.
 #[derive(Debug, Args)]
 #[group(multiple = false)]
 pub struct ModeArgs {
@@ -110,7 +113,7 @@ impl ModeArgs {
     }
 }
 
-/// `--count` and `--timeout`, whose meaning follows the mode.
+// `--count` and `--timeout`, whose meaning follows the mode.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Server: exit 0 after N event lines. Message client: send N messages
@@ -123,7 +126,7 @@ pub struct ServeArgs {
     pub timeout: Option<Seconds>,
 }
 
-/// POSIX addressing.
+// POSIX addressing.
 #[derive(Debug, Args)]
 pub struct PosixNameArgs {
     /// Object name; a leading '/' is added when missing
@@ -131,7 +134,7 @@ pub struct PosixNameArgs {
     pub name: PosixName,
 }
 
-/// Permission bits of objects this tool creates.
+// Permission bits of objects this tool creates.
 #[derive(Debug, Args)]
 pub struct CreateModeArgs {
     /// Permission bits for an object this call creates (octal)
@@ -139,7 +142,7 @@ pub struct CreateModeArgs {
     pub mode: FileMode,
 }
 
-/// System V addressing.
+// System V addressing.
 #[derive(Debug, Args)]
 pub struct SysvKeyArgs {
     /// IPC key: decimal (may be negative) or 0x hex as ipcs prints it
@@ -150,7 +153,7 @@ pub struct SysvKeyArgs {
     pub id: Option<IpcId>,
 }
 
-/// `posix msq`
+// `posix msq`
 #[derive(Debug, Args)]
 pub struct PosixMsqArgs {
     #[command(flatten)]
@@ -174,7 +177,7 @@ pub struct PosixMsqArgs {
     pub priority: u32,
 }
 
-/// What a message client sends.
+// What a message client sends.
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// Send TEXT instead of {"count":i}
@@ -188,7 +191,7 @@ pub struct SendArgs {
     pub nonblock: bool,
 }
 
-/// `sysv msq`
+// `sysv msq`
 #[derive(Debug, Args)]
 pub struct SysvMsqArgs {
     #[command(flatten)]
@@ -207,7 +210,7 @@ pub struct SysvMsqArgs {
     pub r#type: Option<i64>,
 }
 
-/// Options of the shared-memory commands.
+// Options of the shared-memory commands.
 #[derive(Debug, Args)]
 pub struct ShmArgs {
     /// Segment size in bytes, when this call creates it
@@ -224,7 +227,7 @@ pub struct ShmArgs {
     pub message: Option<String>,
 }
 
-/// `posix shm`
+// `posix shm`
 #[derive(Debug, Args)]
 pub struct PosixShmArgs {
     #[command(flatten)]
@@ -239,7 +242,7 @@ pub struct PosixShmArgs {
     pub shm: ShmArgs,
 }
 
-/// `sysv shm`
+// `sysv shm`
 #[derive(Debug, Args)]
 pub struct SysvShmArgs {
     #[command(flatten)]
@@ -254,7 +257,7 @@ pub struct SysvShmArgs {
     pub shm: ShmArgs,
 }
 
-/// Options of the semaphore commands.
+// Options of the semaphore commands.
 #[derive(Debug, Args)]
 pub struct SemArgs {
     /// Server: initial value, when this call creates the semaphore
@@ -271,7 +274,7 @@ pub struct SemArgs {
     pub wait: bool,
 }
 
-/// `posix sem`
+// `posix sem`
 #[derive(Debug, Args)]
 pub struct PosixSemArgs {
     #[command(flatten)]
@@ -286,7 +289,7 @@ pub struct PosixSemArgs {
     pub sem: SemArgs,
 }
 
-/// `sysv sem`
+// `sysv sem`
 #[derive(Debug, Args)]
 pub struct SysvSemArgs {
     #[command(flatten)]
@@ -304,7 +307,7 @@ pub struct SysvSemArgs {
     pub undo: bool,
 }
 
-/// `tour`
+// `tour`
 #[derive(Debug, Args)]
 pub struct TourArgs {
     /// Only these mechanisms (comma-separated); default all
@@ -337,7 +340,7 @@ pub enum IpcType {
     Sem,
 }
 
-/// Which objects `ls` and `clean` look at.
+// Which objects `ls` and `clean` look at.
 #[derive(Debug, Args)]
 pub struct SelectArgs {
     /// Only POSIX objects
@@ -360,7 +363,7 @@ pub struct SelectArgs {
     pub key: Option<SysvKey>,
 }
 
-/// `ls`
+// `ls`
 #[derive(Debug, Args)]
 pub struct LsArgs {
     #[command(flatten)]
@@ -373,7 +376,7 @@ pub struct LsArgs {
     pub orphaned: bool,
 }
 
-/// `clean`
+// `clean`
 #[derive(Debug, Args)]
 pub struct CleanArgs {
     /// Remove orphaned objects only (required: there is no remove-all)
@@ -386,7 +389,7 @@ pub struct CleanArgs {
     pub select: SelectArgs,
 }
 
-/// `limits`
+// `limits`
 #[derive(Debug, Args)]
 pub struct LimitsArgs {
     /// Queue capacity for the RLIMIT_MSGQUEUE cost (default msg_default)
@@ -397,7 +400,7 @@ pub struct LimitsArgs {
     pub msg_size: Option<u32>,
 }
 
-/// `completions`
+// `completions`
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell
@@ -411,7 +414,7 @@ pub enum Shell {
     Fish,
 }
 
-/// `fifo`: server (-s), client, or --clean.
+// `fifo`: server (-s), client, or --clean.
 #[derive(Debug, Args)]
 pub struct FifoArgs {
     #[command(flatten)]
@@ -433,7 +436,7 @@ pub struct FifoArgs {
     pub interval: Seconds,
 }
 
-/// The modes a FIFO has: no --stat (`ls -l` and `stat` do that).
+// The modes a FIFO has: no --stat (`ls -l` and `stat` do that).
 #[derive(Debug, Args)]
 #[group(multiple = false)]
 pub struct FifoModeArgs {
@@ -445,7 +448,7 @@ pub struct FifoModeArgs {
     pub clean: bool,
 }
 
-/// `pipe`
+// `pipe`
 #[derive(Debug, Args)]
 pub struct PipeArgs {
     /// A message for the child (repeatable); default: three sample lines
@@ -454,6 +457,7 @@ pub struct PipeArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum DemoCommand {
     /// P processes increment one shared counter without any synchronisation
     Race(CounterArgs),
@@ -473,7 +477,7 @@ pub enum DemoCommand {
     Memfd(MemfdArgs),
 }
 
-/// Options of `demo race|mutex|atomic`.
+// Options of `demo race|mutex|atomic`.
 #[derive(Debug, Args)]
 pub struct CounterArgs {
     /// Number of processes
@@ -484,7 +488,7 @@ pub struct CounterArgs {
     pub iters: u64,
 }
 
-/// Options of `demo ring`.
+// Options of `demo ring`.
 #[derive(Debug, Args)]
 pub struct RingArgs {
     /// Producer processes (more than one claim slots with compare-and-swap)
@@ -498,7 +502,7 @@ pub struct RingArgs {
     pub slots: u32,
 }
 
-/// Options of `demo scoreboard`.
+// Options of `demo scoreboard`.
 #[derive(Debug, Args)]
 pub struct ScoreboardArgs {
     /// Worker processes
@@ -509,7 +513,7 @@ pub struct ScoreboardArgs {
     pub items: u64,
 }
 
-/// Options of `demo sorted`.
+// Options of `demo sorted`.
 #[derive(Debug, Args)]
 pub struct SortedArgs {
     /// Numbers the client appends
@@ -520,7 +524,7 @@ pub struct SortedArgs {
     pub interval: Seconds,
 }
 
-/// Options of `demo memfd`.
+// Options of `demo memfd`.
 #[derive(Debug, Args)]
 pub struct MemfdArgs {
     /// Create the segment, publish where to find it, and watch its text
@@ -539,7 +543,7 @@ pub struct MemfdArgs {
     pub shrink: bool,
 }
 
-/// `bench`
+// `bench`
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Mechanisms to measure (comma-separated); default all
