@@ -44,11 +44,83 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-fn client(list: &[&str], expect_code: i32, server_lines: usize) -> ClientRun {
+/// `target` (e.g. `posix shm -n NAME`) followed by `rest`.
+fn at(target: &[&str], rest: &[&str]) -> Vec<String> {
+    target.iter().chain(rest).map(|s| s.to_string()).collect()
+}
+
+fn client(args: Vec<String>, expect_code: i32, server_lines: usize) -> ClientRun {
     ClientRun {
-        args: args(list),
+        args,
         expect_code,
         server_lines,
+    }
+}
+
+/// A message queue of either family: `clients` send three messages in all.
+fn msq_step(id: TourStep, title: &str, target: &[&str], clients: Vec<ClientRun>) -> Step {
+    Step {
+        id,
+        title: title.into(),
+        server: at(target, &["-s", "--count", "3", "--timeout", "15"]),
+        initial_lines: 0,
+        clients,
+        clean: at(target, &["--clean"]),
+    }
+}
+
+/// Shared memory of either family: the server prints the empty segment,
+/// then the client's text.
+fn shm_step(id: TourStep, kind: &str, target: &[&str]) -> Step {
+    Step {
+        id,
+        title: format!("{kind}: the server watches the text the client writes"),
+        server: at(
+            target,
+            &[
+                "-s",
+                "--interval",
+                "0.05",
+                "--on-change",
+                "--count",
+                "2",
+                "--timeout",
+                "15",
+            ],
+        ),
+        initial_lines: 1,
+        clients: vec![client(at(target, &["-m", "hello from the tour"]), 0, 1)],
+        clean: at(target, &["--clean"]),
+    }
+}
+
+/// A semaphore of either family with one unit: take it, fail to take
+/// another (exit 1, shown on purpose), give it back.
+fn sem_step(id: TourStep, kind: &str, target: &[&str]) -> Step {
+    Step {
+        id,
+        title: format!("{kind}: take the only unit, fail to take another, give it back"),
+        server: at(
+            target,
+            &[
+                "-s",
+                "--value",
+                "1",
+                "--interval",
+                "0.05",
+                "--count",
+                "3",
+                "--timeout",
+                "15",
+            ],
+        ),
+        initial_lines: 1,
+        clients: vec![
+            client(at(target, &[]), 0, 1),
+            client(at(target, &[]), 1, 0),
+            client(at(target, &["-r"]), 0, 1),
+        ],
+        clean: at(target, &["--clean"]),
     }
 }
 
@@ -63,173 +135,65 @@ fn steps(tag: &str) -> Vec<Step> {
     let sysv_sem = free_key(Kind::Sem, seed).to_string();
     let fifo_path = std::env::temp_dir().join(format!("eipc-tour-{tag}.fifo"));
     let fifo = fifo_path.to_string_lossy();
+    let posix_msq = ["posix", "msq", "-n", &msq];
+    let sysv_msq = ["sysv", "msq", "-k", &sysv_msq];
     vec![
-        Step {
-            id: TourStep::PosixMsq,
-            title: "POSIX message queue: the server prints each message the client sends".into(),
-            server: args(&[
-                "posix",
-                "msq",
-                "-s",
-                "-n",
-                &msq,
-                "--count",
-                "3",
-                "--timeout",
-                "15",
-            ]),
-            initial_lines: 0,
-            clients: vec![client(
-                &["posix", "msq", "-n", &msq, "-c", "3", "--interval", "0"],
+        msq_step(
+            TourStep::PosixMsq,
+            "POSIX message queue: the server prints each message the client sends",
+            &posix_msq,
+            vec![client(
+                at(&posix_msq, &["-c", "3", "--interval", "0"]),
                 0,
                 3,
             )],
-            clean: args(&["posix", "msq", "--clean", "-n", &msq]),
-        },
-        Step {
-            id: TourStep::PosixShm,
-            title: "POSIX shared memory: the server watches the text the client writes".into(),
-            server: args(&[
-                "posix",
-                "shm",
-                "-s",
-                "-n",
-                &shm,
-                "--interval",
-                "0.05",
-                "--on-change",
-                "--count",
-                "2",
-                "--timeout",
-                "15",
-            ]),
-            initial_lines: 1,
-            clients: vec![client(
-                &["posix", "shm", "-n", &shm, "-m", "hello from the tour"],
-                0,
-                1,
-            )],
-            clean: args(&["posix", "shm", "--clean", "-n", &shm]),
-        },
-        Step {
-            id: TourStep::PosixSem,
-            title: "POSIX named semaphore: take the only unit, fail to take another, give it back"
-                .into(),
-            server: args(&[
-                "posix",
-                "sem",
-                "-s",
-                "-n",
-                &sem,
-                "--value",
-                "1",
-                "--interval",
-                "0.05",
-                "--count",
-                "3",
-                "--timeout",
-                "15",
-            ]),
-            initial_lines: 1,
-            clients: vec![
-                client(&["posix", "sem", "-n", &sem], 0, 1),
-                client(&["posix", "sem", "-n", &sem], 1, 0),
-                client(&["posix", "sem", "-n", &sem, "-r"], 0, 1),
-            ],
-            clean: args(&["posix", "sem", "--clean", "-n", &sem]),
-        },
-        Step {
-            id: TourStep::SysvMsq,
-            title: "System V message queue: the server prints each message with its type".into(),
-            server: args(&[
-                "sysv",
-                "msq",
-                "-s",
-                "-k",
-                &sysv_msq,
-                "--count",
-                "3",
-                "--timeout",
-                "15",
-            ]),
-            initial_lines: 0,
-            clients: vec![
+        ),
+        shm_step(
+            TourStep::PosixShm,
+            "POSIX shared memory",
+            &["posix", "shm", "-n", &shm],
+        ),
+        sem_step(
+            TourStep::PosixSem,
+            "POSIX named semaphore",
+            &["posix", "sem", "-n", &sem],
+        ),
+        msq_step(
+            TourStep::SysvMsq,
+            "System V message queue: the server prints each message with its type",
+            &sysv_msq,
+            vec![
+                client(at(&sysv_msq, &["-c", "2", "--interval", "0"]), 0, 2),
                 client(
-                    &["sysv", "msq", "-k", &sysv_msq, "-c", "2", "--interval", "0"],
-                    0,
-                    2,
-                ),
-                client(
-                    &[
-                        "sysv", "msq", "-k", &sysv_msq, "-m", "hello", "--type", "7", "-c", "1",
-                    ],
+                    at(&sysv_msq, &["-m", "hello", "--type", "7", "-c", "1"]),
                     0,
                     1,
                 ),
             ],
-            clean: args(&["sysv", "msq", "--clean", "-k", &sysv_msq]),
-        },
-        Step {
-            id: TourStep::SysvShm,
-            title: "System V shared memory: the server watches the text the client writes".into(),
-            server: args(&[
-                "sysv",
-                "shm",
-                "-s",
-                "-k",
-                &sysv_shm,
-                "--interval",
-                "0.05",
-                "--on-change",
-                "--count",
-                "2",
-                "--timeout",
-                "15",
-            ]),
-            initial_lines: 1,
-            clients: vec![client(
-                &["sysv", "shm", "-k", &sysv_shm, "-m", "hello from the tour"],
-                0,
-                1,
-            )],
-            clean: args(&["sysv", "shm", "--clean", "-k", &sysv_shm]),
-        },
-        Step {
-            id: TourStep::SysvSem,
-            title: "System V semaphore: take the only unit, fail to take another, give it back"
-                .into(),
-            server: args(&[
-                "sysv",
-                "sem",
-                "-s",
-                "-k",
-                &sysv_sem,
-                "--value",
-                "1",
-                "--interval",
-                "0.05",
-                "--count",
-                "3",
-                "--timeout",
-                "15",
-            ]),
-            initial_lines: 1,
-            clients: vec![
-                client(&["sysv", "sem", "-k", &sysv_sem], 0, 1),
-                client(&["sysv", "sem", "-k", &sysv_sem], 1, 0),
-                client(&["sysv", "sem", "-k", &sysv_sem, "-r"], 0, 1),
-            ],
-            clean: args(&["sysv", "sem", "--clean", "-k", &sysv_sem]),
-        },
+        ),
+        shm_step(
+            TourStep::SysvShm,
+            "System V shared memory",
+            &["sysv", "shm", "-k", &sysv_shm],
+        ),
+        sem_step(
+            TourStep::SysvSem,
+            "System V semaphore",
+            &["sysv", "sem", "-k", &sysv_sem],
+        ),
         Step {
             id: TourStep::Fifo,
             title: "Named pipe (FIFO): two writers in turn, the server outlives both".into(),
             server: args(&["fifo", "-s", "-p", &fifo, "--count", "3", "--timeout", "15"]),
             initial_lines: 0,
             clients: vec![
-                client(&["fifo", "-p", &fifo, "-c", "2", "--interval", "0"], 0, 2),
                 client(
-                    &["fifo", "-p", &fifo, "-m", "a second writer", "-c", "1"],
+                    args(&["fifo", "-p", &fifo, "-c", "2", "--interval", "0"]),
+                    0,
+                    2,
+                ),
+                client(
+                    args(&["fifo", "-p", &fifo, "-m", "a second writer", "-c", "1"]),
                     0,
                     1,
                 ),
@@ -241,7 +205,7 @@ fn steps(tag: &str) -> Vec<Step> {
             title: "Anonymous pipes: a parent and its child, one pipe each way".into(),
             server: Vec::new(),
             initial_lines: 0,
-            clients: vec![client(&["pipe"], 0, 0)],
+            clients: vec![client(args(&["pipe"]), 0, 0)],
             clean: Vec::new(),
         },
     ]
