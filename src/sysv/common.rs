@@ -226,6 +226,28 @@ pub fn free_key(kind: Kind, seed: u32) -> SysvKey {
     SysvKey(base as libc::key_t)
 }
 
+/// Create exclusively, or else open what exists: two rounds, because the
+/// object may be removed between our EEXIST and our open. `true` when this
+/// call created it.
+pub fn create_or_open<T>(
+    create: impl Fn() -> Result<T, Errno>,
+    open: impl Fn() -> Result<T, Errno>,
+) -> Result<(T, bool), Errno> {
+    for _ in 0..2 {
+        match create() {
+            Ok(t) => return Ok((t, true)),
+            Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+        match open() {
+            Ok(t) => return Ok((t, false)),
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Errno::ENOENT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,9 @@ use crate::error::{fail_with_hint, hinted, usage};
 use crate::output::{Out, Payload};
 use crate::serve::{Flow, Server, Waited};
 use crate::sys::read_proc_u64;
-use crate::sysv::common::{Addr, Perm, StatLines, addr, limit_hint, no_such, record_removed};
+use crate::sysv::common::{
+    Addr, Perm, StatLines, addr, create_or_open, limit_hint, no_such, record_removed,
+};
 use crate::target::{FileMode, SysvKey};
 
 /// A System V message queue, by id.
@@ -104,20 +106,7 @@ impl Queue {
 
     /// Open `key`, creating it when missing; returns whether this call created it.
     pub fn open_or_create(key: SysvKey, mode: FileMode) -> Result<(Queue, bool), Errno> {
-        // Two rounds: the queue may be removed between our EEXIST and our open.
-        for _ in 0..2 {
-            match Queue::create(key, mode) {
-                Ok(q) => return Ok((q, true)),
-                Err(Errno::EEXIST) => {}
-                Err(e) => return Err(e),
-            }
-            match Queue::open(key) {
-                Ok(q) => return Ok((q, false)),
-                Err(Errno::ENOENT) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Errno::ENOENT)
+        create_or_open(|| Queue::create(key, mode), || Queue::open(key))
     }
 
     pub fn id(&self) -> libc::c_int {

@@ -17,7 +17,9 @@ use crate::output::{Out, Shown, escape_bytes};
 use crate::posix::shm::{check_fits, input_text};
 use crate::serve::{Flow, Server};
 use crate::sys::secs;
-use crate::sysv::common::{Addr, Perm, StatLines, addr, limit_hint, no_such, record_removed};
+use crate::sysv::common::{
+    Addr, Perm, StatLines, addr, create_or_open, limit_hint, no_such, record_removed,
+};
 use crate::target::{FileMode, SysvKey};
 
 /// `SHM_DEST` in `shm_perm.mode`: IPC_RMID was called while attached; the
@@ -65,19 +67,7 @@ impl Segment {
         size: usize,
         mode: FileMode,
     ) -> Result<(Segment, bool), Errno> {
-        for _ in 0..2 {
-            match Segment::create(key, size, mode) {
-                Ok(seg) => return Ok((seg, true)),
-                Err(Errno::EEXIST) => {}
-                Err(e) => return Err(e),
-            }
-            match Segment::open(key) {
-                Ok(seg) => return Ok((seg, false)),
-                Err(Errno::ENOENT) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Errno::ENOENT)
+        create_or_open(|| Segment::create(key, size, mode), || Segment::open(key))
     }
 
     pub fn id(&self) -> libc::c_int {
