@@ -180,7 +180,7 @@ pub struct PosixMsqArgs {
 // What a message client sends.
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// Send TEXT instead of {"count":i}
+    /// Send TEXT instead of {"count":i}: once, or -c N times
     #[arg(short, long, value_name = "TEXT")]
     pub message: Option<String>,
     /// Seconds between messages (fractions and 0 allowed)
@@ -428,7 +428,7 @@ pub struct FifoArgs {
     pub create: CreateModeArgs,
     #[command(flatten)]
     pub serve: ServeArgs,
-    /// Client: write TEXT as one line instead of {"count":i}
+    /// Client: write TEXT as one line instead of {"count":i}: once, or -c N times
     #[arg(short, long, value_name = "TEXT")]
     pub message: Option<String>,
     /// Client: seconds between lines (fractions and 0 allowed)

@@ -23,7 +23,7 @@ use serde_json::json;
 use crate::cli::FifoArgs;
 use crate::error::{fail_with_hint, usage};
 use crate::output::{Out, Payload};
-use crate::serve::{Flow, Server, Waited};
+use crate::serve::{Flow, Server, Waited, messages_to_send};
 use crate::sys::UmaskGuard;
 
 /// Longest line the server keeps whole; a longer one is printed in pieces.
@@ -228,7 +228,7 @@ fn client(args: &FifoArgs, path: &Path, out: &mut Out) -> Result<ExitCode> {
     let fd = open_fifo(path, OFlag::O_WRONLY)?;
     fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::empty()))
         .context("cannot make the FIFO blocking")?;
-    let count = args.serve.count.unwrap_or(10);
+    let count = messages_to_send(args.serve.count, args.message.as_deref());
     let interval = args.interval.duration();
     let mut file = std::fs::File::from(fd);
     let mut line = Vec::new();

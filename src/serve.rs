@@ -179,3 +179,9 @@ impl<'o> Server<'o> {
         Ok(ExitCode::SUCCESS)
     }
 }
+
+/// How many messages a client sends: `-c N`, else the `-m` text once, else
+/// ten numbered messages (the contract's default).
+pub fn messages_to_send(count: Option<u64>, message: Option<&str>) -> u64 {
+    count.unwrap_or(if message.is_some() { 1 } else { 10 })
+}

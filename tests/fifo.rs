@@ -142,3 +142,16 @@ fn server_times_out_without_lines() {
     let o = run(&["fifo", "-s", "-p", p, "--timeout", "0.2"]);
     assert_fails(&o, 1, "timed out");
 }
+
+#[test]
+fn message_alone_is_written_once() {
+    let mut cleanup = Cleanup::new();
+    let path = unique_path("fifo-once", &mut cleanup);
+    let p = path.to_str().unwrap();
+    let server = Server::start(&["fifo", "-s", "-p", p, "--count", "1", "--timeout", "20"]);
+    let out = assert_ok(&run(&["fifo", "-p", p, "-m", "once"]));
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let (status, lines, _) = server.finish();
+    assert!(status.success());
+    assert_eq!(untimed(&lines[1]), "once");
+}

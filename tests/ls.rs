@@ -712,3 +712,85 @@ fn files_vanishing_mid_scan_never_fail_ls() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     churn.join().unwrap();
 }
+
+/// `--stat --json` and `ls --json` describe one object with the same values
+/// under the same names, for all six kinds.
+#[test]
+fn stat_and_ls_agree_on_every_shared_field() {
+    let (q, m, s) = (
+        unique_name("agree-q"),
+        unique_name("agree-shm"),
+        unique_name("agree-sem"),
+    );
+    let keys = (unique_key(), unique_key(), unique_key());
+    let _guard = Cleanup(vec![
+        Obj::PosixMsq(q.clone()),
+        Obj::PosixShm(m.clone()),
+        Obj::PosixSem(s.clone()),
+        Obj::SysvMsq(keys.0),
+        Obj::SysvShm(keys.1),
+        Obj::SysvSem(keys.2),
+    ]);
+    let (kq, km, ks) = (key_hex(keys.0), key_hex(keys.1), key_hex(keys.2));
+    assert_ok(&run(&["posix", "msq", "-n", &q, "-m", "hi"]));
+    assert_ok(&run(&[
+        "posix", "shm", "-n", &m, "--size", "8192", "-m", "hello",
+    ]));
+    assert_ok(&run(&[
+        "posix", "sem", "-s", "-n", &s, "--value", "3", "--count", "1",
+    ]));
+    assert_ok(&run(&["sysv", "msq", "-k", &kq, "-m", "hi"]));
+    assert_ok(&run(&[
+        "sysv", "shm", "-k", &km, "--size", "8192", "-m", "hello",
+    ]));
+    assert_ok(&run(&[
+        "sysv", "sem", "-s", "-k", &ks, "--value", "3", "--count", "1",
+    ]));
+
+    let cases: [(&[&str], &[&str], &str); 6] = [
+        (&["posix", "msq", "-n", &q], &["--name", &q], "posix-msq"),
+        (&["posix", "shm", "-n", &m], &["--name", &m], "posix-shm"),
+        (&["posix", "sem", "-n", &s], &["--name", &s], "posix-sem"),
+        (
+            &["sysv", "msq", "-k", &kq],
+            &["-k", &kq, "-t", "msq"],
+            "sysv-msq",
+        ),
+        (
+            &["sysv", "shm", "-k", &km],
+            &["-k", &km, "-t", "shm"],
+            "sysv-shm",
+        ),
+        (
+            &["sysv", "sem", "-k", &ks],
+            &["-k", &ks, "-t", "sem"],
+            "sysv-sem",
+        ),
+    ];
+    for (stat_args, ls_args, mechanism) in cases {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(stat_args);
+        args.push("--stat");
+        let stat: Value = serde_json::from_str(assert_ok(&run(&args)).trim()).unwrap();
+        let listed = objects(&ls_json(ls_args));
+        let obj = listed
+            .iter()
+            .find(|o| o["mechanism"] == mechanism)
+            .unwrap_or_else(|| panic!("{mechanism} not listed: {listed:?}"));
+        let stat = stat.as_object().unwrap();
+        let shared: Vec<&String> = stat
+            .keys()
+            .filter(|k| obj.get(k.as_str()).is_some())
+            .collect();
+        // Everything --stat says, ls says too (extra --stat text-only fields aside).
+        for must in ["mechanism", "uid", "owner", "gid", "group", "perms"] {
+            assert!(
+                shared.iter().any(|k| *k == must),
+                "{mechanism}: {must} not shared"
+            );
+        }
+        for key in shared {
+            assert_eq!(stat[key], obj[key], "{mechanism}: field {key} differs");
+        }
+    }
+}

@@ -753,3 +753,15 @@ fn msq_server_sees_sigterm_in_every_phase() {
         assert_eq!(out.last().map(String::as_str), Some("canceled."));
     }
 }
+
+#[test]
+fn msq_message_alone_is_sent_once() {
+    let key = unique_key();
+    let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
+    let k = key_hex(key);
+    let out = assert_ok(&run(&["sysv", "msq", "-k", &k, "-m", "once"]));
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let stat = assert_ok(&run(&["--json", "sysv", "msq", "-k", &k, "--stat"]));
+    let stat: serde_json::Value = serde_json::from_str(stat.trim()).unwrap();
+    assert_eq!(stat["qnum"], 1);
+}

@@ -19,7 +19,7 @@ use posixmq::{OpenOptions, PosixMq};
 use crate::cli::{Mode, PosixMsqArgs};
 use crate::error::{fail_with_hint, hinted};
 use crate::output::{Fields, Out, Payload};
-use crate::serve::{Flow, Server, Waited};
+use crate::serve::{Flow, Server, Waited, messages_to_send};
 use crate::sys::{UmaskGuard, insert_ownership, read_proc_u64};
 use crate::target::{FileMode, PosixName};
 
@@ -267,11 +267,7 @@ impl std::fmt::Display for PriorityPrefix {
 
 fn client(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
     let name = &args.target.name;
-    // -m sends its text once unless -c says otherwise; numbered messages default to 10.
-    let count = args
-        .serve
-        .count
-        .unwrap_or(if args.send.message.is_some() { 1 } else { 10 });
+    let count = messages_to_send(args.serve.count, args.send.message.as_deref());
     let (mq, _created, attrs) = open_for(args, Access::Write)?;
     // The longest message is the fixed text or the last {"count":N}; refuse
     // it before anything is sent, so a run never stops half-way.

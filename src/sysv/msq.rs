@@ -19,7 +19,7 @@ use nix::time::ClockId;
 use crate::cli::{Mode, SysvMsqArgs};
 use crate::error::{fail_with_hint, hinted, usage};
 use crate::output::{Out, Payload};
-use crate::serve::{Flow, Server, Waited};
+use crate::serve::{Flow, Server, Waited, messages_to_send};
 use crate::sys::read_proc_u64;
 use crate::sysv::common::{
     Addr, Perm, StatLines, addr, create_or_open, limit_hint, no_such, record_removed,
@@ -333,7 +333,7 @@ fn client(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
             "--type {mtype}: a sent message needs a type of at least 1 (0 and negative types only select when receiving)"
         )));
     }
-    let count = args.serve.count.unwrap_or(10);
+    let count = messages_to_send(args.serve.count, args.send.message.as_deref());
     let (q, _created) = open_or_create(key, args.create.mode)?;
     let ds = q
         .stat()
