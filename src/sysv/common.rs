@@ -4,7 +4,9 @@
 //!
 //! No `unsafe` here: the libc calls live in the handle types of msq, shm and sem.
 
-use anyhow::Result;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
 use chrono::{Local, TimeZone};
 use nix::errno::Errno;
 use serde_json::{Map, Value};
@@ -51,7 +53,7 @@ pub fn key_hex(key: libc::key_t) -> String {
 
 /// Turn the errno of a lookup (msgget/shmget/semget without IPC_CREAT, or
 /// *ctl on an id) into the contract's "no such ..." error, exit 1.
-pub fn no_such(errno: Errno, what: &str, addr: Addr) -> anyhow::Error {
+fn no_such(errno: Errno, what: &str, addr: Addr) -> anyhow::Error {
     match (errno, addr) {
         (Errno::ENOENT, Addr::Key(_)) => anyhow::anyhow!("no such {what}"),
         // An id never used, or used by a removed object: EINVAL (or EIDRM).
@@ -62,7 +64,7 @@ pub fn no_such(errno: Errno, what: &str, addr: Addr) -> anyhow::Error {
 
 /// The line `--clean` prints: `removed queue (key 0x000000c8, id 3)`, or
 /// `removed queue (id 3)` when addressed by id; JSON adds mechanism and key.
-pub fn record_removed(
+fn record_removed(
     out: &mut Out,
     what: &str,
     mechanism: &str,
@@ -80,6 +82,51 @@ pub fn record_removed(
         }
         v
     })
+}
+
+/// What the three System V handles share, so that addressing by key or id,
+/// `--clean` and the `--stat` lookup are written once, here.
+pub trait SysvObject: Sized {
+    /// The kernel's description: `msqid_ds`, `shmid_ds` or `semid_ds`.
+    type Ds;
+    /// "queue", "segment" or "semaphore", for messages.
+    const WHAT: &'static str;
+    /// `sysv-msq`, `sysv-shm` or `sysv-sem`, for JSON.
+    const MECHANISM: &'static str;
+    /// The existing object of `key` (ENOENT when there is none).
+    fn open(key: SysvKey) -> Result<Self, Errno>;
+    /// A handle on an id as given: only a later call shows whether it exists.
+    fn with_id(id: libc::c_int) -> Self;
+    fn id(&self) -> libc::c_int;
+    /// `IPC_STAT`
+    fn stat(&self) -> Result<Self::Ds, Errno>;
+    /// `IPC_RMID`
+    fn remove(&self) -> Result<(), Errno>;
+}
+
+/// The object at `at` with its IPC_STAT, or the contract's "no such ...".
+pub fn find<T: SysvObject>(at: Addr) -> Result<(T, T::Ds)> {
+    let obj = match at {
+        Addr::Key(key) => T::open(key),
+        Addr::Id(id) => Ok(T::with_id(id.0)),
+    };
+    obj.and_then(|o| o.stat().map(|ds| (o, ds)))
+        .map_err(|e| no_such(e, T::WHAT, at))
+}
+
+/// `--clean`: IPC_RMID of the object at `at`, and its `removed` line.
+pub fn clean<T: SysvObject>(at: Addr, out: &mut Out) -> Result<ExitCode> {
+    let context = || format!("cannot remove {} ({at})", T::WHAT);
+    let obj = match at {
+        Addr::Key(key) => T::open(key).map_err(|e| no_such(e, T::WHAT, at)),
+        Addr::Id(id) => Ok(T::with_id(id.0)),
+    }
+    .with_context(context)?;
+    obj.remove()
+        .map_err(|e| no_such(e, T::WHAT, at))
+        .with_context(context)?;
+    record_removed(out, T::WHAT, T::MECHANISM, at, obj.id())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The `ipc_perm` fields every `--stat` shows, copied out of the kernel's struct.

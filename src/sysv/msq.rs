@@ -22,7 +22,7 @@ use crate::output::{Out, Payload};
 use crate::serve::{Flow, Server, Waited, messages_to_send};
 use crate::sys::read_proc_u64;
 use crate::sysv::common::{
-    Addr, Perm, StatLines, addr, create_or_open, limit_hint, no_such, record_removed,
+    Addr, Perm, StatLines, SysvObject, addr, clean, create_or_open, find, limit_hint,
 };
 use crate::target::{FileMode, SysvKey};
 
@@ -90,43 +90,9 @@ impl Queue {
         Ok(Queue { id })
     }
 
-    /// `msgget(key, 0)`: an existing queue; ENOENT when there is none.
-    pub fn open(key: SysvKey) -> Result<Queue, Errno> {
-        // SAFETY: as in create.
-        let id = Errno::result(unsafe { libc::msgget(key.raw(), 0) })?;
-        Ok(Queue { id })
-    }
-
-    /// A queue by id, checked with IPC_STAT (EINVAL: no such id).
-    pub fn by_id(id: libc::c_int) -> Result<(Queue, libc::msqid_ds), Errno> {
-        let q = Queue { id };
-        let ds = q.stat()?;
-        Ok((q, ds))
-    }
-
     /// Open `key`, creating it when missing; returns whether this call created it.
     pub fn open_or_create(key: SysvKey, mode: FileMode) -> Result<(Queue, bool), Errno> {
         create_or_open(|| Queue::create(key, mode), || Queue::open(key))
-    }
-
-    pub fn id(&self) -> libc::c_int {
-        self.id
-    }
-
-    /// `msgctl(IPC_STAT)`
-    pub fn stat(&self) -> Result<libc::msqid_ds, Errno> {
-        // SAFETY: msqid_ds is plain old data (integers only): all zero is valid.
-        let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
-        // SAFETY: ds is a valid, writable msqid_ds for the kernel to fill.
-        Errno::result(unsafe { libc::msgctl(self.id, libc::IPC_STAT, &mut ds) })?;
-        Ok(ds)
-    }
-
-    /// `msgctl(IPC_RMID)`
-    pub fn remove(&self) -> Result<(), Errno> {
-        // SAFETY: IPC_RMID reads no buffer; null is allowed.
-        Errno::result(unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })?;
-        Ok(())
     }
 
     /// `msgsnd` of `len` bytes of `buf`. EAGAIN with `nowait` on a full queue.
@@ -211,13 +177,50 @@ fn msgmax() -> u64 {
     read_proc_u64("/proc/sys/kernel/msgmax").unwrap_or(8192)
 }
 
+impl SysvObject for Queue {
+    type Ds = libc::msqid_ds;
+    const WHAT: &'static str = "queue";
+    const MECHANISM: &'static str = "sysv-msq";
+
+    /// `msgget(key, 0)`: an existing queue; ENOENT when there is none.
+    fn open(key: SysvKey) -> Result<Self, Errno> {
+        // SAFETY: msgget takes plain integers and touches no memory of ours.
+        let id = Errno::result(unsafe { libc::msgget(key.raw(), 0) })?;
+        Ok(Queue { id })
+    }
+
+    fn with_id(id: libc::c_int) -> Self {
+        Queue { id }
+    }
+
+    fn id(&self) -> libc::c_int {
+        self.id
+    }
+
+    /// `msgctl(IPC_STAT)`
+    fn stat(&self) -> Result<libc::msqid_ds, Errno> {
+        // SAFETY: msqid_ds is plain old data (integers only): all zero is valid.
+        let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: ds is a valid, writable msqid_ds for the kernel to fill.
+        Errno::result(unsafe { libc::msgctl(self.id, libc::IPC_STAT, &mut ds) })?;
+        Ok(ds)
+    }
+
+    /// `msgctl(IPC_RMID)`
+    fn remove(&self) -> Result<(), Errno> {
+        // SAFETY: IPC_RMID reads no buffer; null is allowed.
+        Errno::result(unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })?;
+        Ok(())
+    }
+}
+
 pub fn run(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
     let mode = args.mode.mode();
     let at = addr(&args.target, mode)?;
     match mode {
         Mode::Server => server(args, out),
         Mode::Client => client(args, out),
-        Mode::Clean => clean(at, out),
+        Mode::Clean => clean::<Queue>(at, out),
         Mode::Stat => stat_cmd(at, out),
     }
 }
@@ -417,30 +420,8 @@ fn send(q: &Queue, buf: &MsgBuf, len: usize, nonblock: bool, out: &mut Out) -> R
     }
 }
 
-/// Find a queue by key or id, with the contract's "no such queue".
-fn find(at: Addr) -> Result<(Queue, libc::msqid_ds)> {
-    let found = match at {
-        Addr::Key(key) => Queue::open(key).and_then(|q| q.stat().map(|ds| (q, ds))),
-        Addr::Id(id) => Queue::by_id(id.0),
-    };
-    found.map_err(|e| no_such(e, "queue", at))
-}
-
-fn clean(at: Addr, out: &mut Out) -> Result<ExitCode> {
-    let q = match at {
-        Addr::Key(key) => Queue::open(key).map_err(|e| no_such(e, "queue", at)),
-        Addr::Id(id) => Ok(Queue { id: id.0 }),
-    }
-    .with_context(|| format!("cannot remove queue ({at})"))?;
-    q.remove()
-        .map_err(|e| no_such(e, "queue", at))
-        .with_context(|| format!("cannot remove queue ({at})"))?;
-    record_removed(out, "queue", "sysv-msq", at, q.id())?;
-    Ok(ExitCode::SUCCESS)
-}
-
 fn stat_cmd(at: Addr, out: &mut Out) -> Result<ExitCode> {
-    let (q, ds) = find(at).with_context(|| format!("cannot stat queue ({at})"))?;
+    let (q, ds) = find::<Queue>(at).with_context(|| format!("cannot stat queue ({at})"))?;
     let perm = Perm::from_raw(&ds.msg_perm, q.id());
     let mut s = StatLines::new("sysv-msq", "sysv msq", &perm);
     s.number("qnum", ds.msg_qnum);

@@ -16,7 +16,7 @@ use crate::error::{fail_with_hint, hinted, usage};
 use crate::output::Out;
 use crate::serve::{Flow, Server};
 use crate::sys::secs;
-use crate::sysv::common::{Addr, Perm, StatLines, addr, limit_hint, no_such, record_removed};
+use crate::sysv::common::{Addr, Perm, StatLines, SysvObject, addr, clean, find, limit_hint};
 use crate::target::{FileMode, SysvKey};
 
 /// SEMVMX on Linux: the largest value a System V semaphore holds.
@@ -69,34 +69,6 @@ impl SemSet {
         Ok(SemSet { id })
     }
 
-    /// `semget(key, 0, 0)`: an existing set; ENOENT when there is none.
-    pub fn open(key: SysvKey) -> Result<SemSet, Errno> {
-        // SAFETY: as in create.
-        let id = Errno::result(unsafe { libc::semget(key.raw(), 0, 0) })?;
-        Ok(SemSet { id })
-    }
-
-    /// A set by id, checked with IPC_STAT (EINVAL: no such id).
-    pub fn by_id(id: libc::c_int) -> Result<(SemSet, libc::semid_ds), Errno> {
-        let set = SemSet { id };
-        let ds = set.stat()?;
-        Ok((set, ds))
-    }
-
-    pub fn id(&self) -> libc::c_int {
-        self.id
-    }
-
-    /// `semctl(IPC_STAT)`
-    pub fn stat(&self) -> Result<libc::semid_ds, Errno> {
-        // SAFETY: semid_ds is plain old data (integers only): all zero is valid.
-        let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
-        let arg = Semun { buf: &mut ds };
-        // SAFETY: IPC_STAT reads the union's buf, a valid writable semid_ds.
-        Errno::result(unsafe { libc::semctl(self.id, 0, libc::IPC_STAT, arg) })?;
-        Ok(ds)
-    }
-
     /// `semctl(GETVAL)` of semaphore 0.
     pub fn value(&self) -> Result<i32, Errno> {
         // SAFETY: GETVAL reads no fourth argument.
@@ -122,13 +94,6 @@ impl SemSet {
         };
         // SAFETY: SETVAL reads the union's val.
         Errno::result(unsafe { libc::semctl(self.id, 0, libc::SETVAL, arg) })?;
-        Ok(())
-    }
-
-    /// `semctl(IPC_RMID)`: wakes every waiter with EIDRM.
-    pub fn remove(&self) -> Result<(), Errno> {
-        // SAFETY: IPC_RMID reads no fourth argument.
-        Errno::result(unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) })?;
         Ok(())
     }
 
@@ -269,13 +234,51 @@ fn open(key: SysvKey) -> Result<SemSet> {
     Ok(set)
 }
 
+impl SysvObject for SemSet {
+    type Ds = libc::semid_ds;
+    const WHAT: &'static str = "semaphore";
+    const MECHANISM: &'static str = "sysv-sem";
+
+    /// `semget(key, 0, 0)`: an existing set; ENOENT when there is none.
+    fn open(key: SysvKey) -> Result<Self, Errno> {
+        // SAFETY: semget takes plain integers and touches no memory of ours.
+        let id = Errno::result(unsafe { libc::semget(key.raw(), 0, 0) })?;
+        Ok(SemSet { id })
+    }
+
+    fn with_id(id: libc::c_int) -> Self {
+        SemSet { id }
+    }
+
+    fn id(&self) -> libc::c_int {
+        self.id
+    }
+
+    /// `semctl(IPC_STAT)`
+    fn stat(&self) -> Result<libc::semid_ds, Errno> {
+        // SAFETY: semid_ds is plain old data (integers only): all zero is valid.
+        let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
+        let arg = Semun { buf: &mut ds };
+        // SAFETY: IPC_STAT reads the union's buf, a valid writable semid_ds.
+        Errno::result(unsafe { libc::semctl(self.id, 0, libc::IPC_STAT, arg) })?;
+        Ok(ds)
+    }
+
+    /// `semctl(IPC_RMID)`: wakes every waiter with EIDRM.
+    fn remove(&self) -> Result<(), Errno> {
+        // SAFETY: IPC_RMID reads no fourth argument.
+        Errno::result(unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) })?;
+        Ok(())
+    }
+}
+
 pub fn run(args: &SysvSemArgs, out: &mut Out) -> Result<ExitCode> {
     let mode = args.mode.mode();
     let at = addr(&args.target, mode)?;
     match mode {
         Mode::Server => server(args, out),
         Mode::Client => client(args, out),
-        Mode::Clean => clean(at, out),
+        Mode::Clean => clean::<SemSet>(at, out),
         Mode::Stat => stat_cmd(at, out),
     }
 }
@@ -414,27 +417,8 @@ fn take_waiting(set: &SemSet, undo: bool, timeout: Option<Duration>) -> Result<T
     }
 }
 
-fn clean(at: Addr, out: &mut Out) -> Result<ExitCode> {
-    let set = match at {
-        Addr::Key(key) => SemSet::open(key).map_err(|e| no_such(e, "semaphore", at)),
-        Addr::Id(id) => Ok(SemSet { id: id.0 }),
-    }
-    .with_context(|| format!("cannot remove semaphore ({at})"))?;
-    set.remove()
-        .map_err(|e| no_such(e, "semaphore", at))
-        .with_context(|| format!("cannot remove semaphore ({at})"))?;
-    record_removed(out, "semaphore", "sysv-sem", at, set.id())?;
-    Ok(ExitCode::SUCCESS)
-}
-
 fn stat_cmd(at: Addr, out: &mut Out) -> Result<ExitCode> {
-    let found = match at {
-        Addr::Key(key) => SemSet::open(key).and_then(|s| s.stat().map(|ds| (s, ds))),
-        Addr::Id(id) => SemSet::by_id(id.0),
-    };
-    let (set, ds) = found
-        .map_err(|e| no_such(e, "semaphore", at))
-        .with_context(|| format!("cannot stat semaphore ({at})"))?;
+    let (set, ds) = find::<SemSet>(at).with_context(|| format!("cannot stat semaphore ({at})"))?;
     let nsems = ds.sem_nsems as usize;
     let values = set
         .values(nsems)

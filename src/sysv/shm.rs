@@ -18,7 +18,7 @@ use crate::posix::shm::{check_fits, input_text};
 use crate::serve::{Flow, Server};
 use crate::sys::secs;
 use crate::sysv::common::{
-    Addr, Perm, StatLines, addr, create_or_open, limit_hint, no_such, record_removed,
+    Addr, Perm, StatLines, SysvObject, addr, clean, create_or_open, find, limit_hint,
 };
 use crate::target::{FileMode, SysvKey};
 
@@ -46,20 +46,6 @@ impl Segment {
         Ok(Segment { id })
     }
 
-    /// `shmget(key, 0, 0)`: an existing segment of any size; ENOENT when none.
-    pub fn open(key: SysvKey) -> Result<Segment, Errno> {
-        // SAFETY: as in create.
-        let id = Errno::result(unsafe { libc::shmget(key.raw(), 0, 0) })?;
-        Ok(Segment { id })
-    }
-
-    /// A segment by id, checked with IPC_STAT (EINVAL: no such id).
-    pub fn by_id(id: libc::c_int) -> Result<(Segment, libc::shmid_ds), Errno> {
-        let seg = Segment { id };
-        let ds = seg.stat()?;
-        Ok((seg, ds))
-    }
-
     /// Open `key`, creating it with `size` when missing (an existing segment
     /// keeps its size); returns whether this call created it.
     pub fn open_or_create(
@@ -68,26 +54,6 @@ impl Segment {
         mode: FileMode,
     ) -> Result<(Segment, bool), Errno> {
         create_or_open(|| Segment::create(key, size, mode), || Segment::open(key))
-    }
-
-    pub fn id(&self) -> libc::c_int {
-        self.id
-    }
-
-    /// `shmctl(IPC_STAT)`
-    pub fn stat(&self) -> Result<libc::shmid_ds, Errno> {
-        // SAFETY: shmid_ds is plain old data (integers only): all zero is valid.
-        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
-        // SAFETY: ds is a valid, writable shmid_ds for the kernel to fill.
-        Errno::result(unsafe { libc::shmctl(self.id, libc::IPC_STAT, &mut ds) })?;
-        Ok(ds)
-    }
-
-    /// `shmctl(IPC_RMID)`: the segment goes when the last process detaches.
-    pub fn remove(&self) -> Result<(), Errno> {
-        // SAFETY: IPC_RMID reads no buffer; null is allowed.
-        Errno::result(unsafe { libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })?;
-        Ok(())
     }
 
     /// `shmat(id, NULL, readonly ? SHM_RDONLY : 0)` of the whole segment.
@@ -173,13 +139,50 @@ impl Drop for Attached {
     }
 }
 
+impl SysvObject for Segment {
+    type Ds = libc::shmid_ds;
+    const WHAT: &'static str = "segment";
+    const MECHANISM: &'static str = "sysv-shm";
+
+    /// `shmget(key, 0, 0)`: an existing segment of any size; ENOENT when none.
+    fn open(key: SysvKey) -> Result<Self, Errno> {
+        // SAFETY: shmget takes plain integers and touches no memory of ours.
+        let id = Errno::result(unsafe { libc::shmget(key.raw(), 0, 0) })?;
+        Ok(Segment { id })
+    }
+
+    fn with_id(id: libc::c_int) -> Self {
+        Segment { id }
+    }
+
+    fn id(&self) -> libc::c_int {
+        self.id
+    }
+
+    /// `shmctl(IPC_STAT)`
+    fn stat(&self) -> Result<libc::shmid_ds, Errno> {
+        // SAFETY: shmid_ds is plain old data (integers only): all zero is valid.
+        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+        // SAFETY: ds is a valid, writable shmid_ds for the kernel to fill.
+        Errno::result(unsafe { libc::shmctl(self.id, libc::IPC_STAT, &mut ds) })?;
+        Ok(ds)
+    }
+
+    /// `shmctl(IPC_RMID)`: the segment goes when the last process detaches.
+    fn remove(&self) -> Result<(), Errno> {
+        // SAFETY: IPC_RMID reads no buffer; null is allowed.
+        Errno::result(unsafe { libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })?;
+        Ok(())
+    }
+}
+
 pub fn run(args: &SysvShmArgs, out: &mut Out) -> Result<ExitCode> {
     let mode = args.mode.mode();
     let at = addr(&args.target, mode)?;
     match mode {
         Mode::Server => server(args, out),
         Mode::Client => client(args, out),
-        Mode::Clean => clean(at, out),
+        Mode::Clean => clean::<Segment>(at, out),
         Mode::Stat => stat_cmd(at, out),
     }
 }
@@ -295,29 +298,8 @@ fn client(args: &SysvShmArgs, out: &mut Out) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn find(at: Addr) -> Result<(Segment, libc::shmid_ds)> {
-    let found = match at {
-        Addr::Key(key) => Segment::open(key).and_then(|s| s.stat().map(|ds| (s, ds))),
-        Addr::Id(id) => Segment::by_id(id.0),
-    };
-    found.map_err(|e| no_such(e, "segment", at))
-}
-
-fn clean(at: Addr, out: &mut Out) -> Result<ExitCode> {
-    let seg = match at {
-        Addr::Key(key) => Segment::open(key).map_err(|e| no_such(e, "segment", at)),
-        Addr::Id(id) => Ok(Segment { id: id.0 }),
-    }
-    .with_context(|| format!("cannot remove segment ({at})"))?;
-    seg.remove()
-        .map_err(|e| no_such(e, "segment", at))
-        .with_context(|| format!("cannot remove segment ({at})"))?;
-    record_removed(out, "segment", "sysv-shm", at, seg.id())?;
-    Ok(ExitCode::SUCCESS)
-}
-
 fn stat_cmd(at: Addr, out: &mut Out) -> Result<ExitCode> {
-    let (seg, ds) = find(at).with_context(|| format!("cannot stat segment ({at})"))?;
+    let (seg, ds) = find::<Segment>(at).with_context(|| format!("cannot stat segment ({at})"))?;
     let perm = Perm::from_raw(&ds.shm_perm, seg.id());
     let mut s = StatLines::new("sysv-shm", "sysv shm", &perm);
     s.number("size", ds.shm_segsz as u64);
