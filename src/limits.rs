@@ -136,35 +136,39 @@ pub fn run(args: &LimitsArgs, out: &mut Out) -> Result<ExitCode> {
             format!("{v} bytes")
         }
     };
+    // One line of the table: name, value right-aligned, what it limits.
+    let row = |t: &mut String, name: &str, value: String, note: &str| {
+        let _ = writeln!(t, "  {name:<16} {value:>20}  {note}");
+    };
     let _ = writeln!(t, "POSIX message queues (/proc/sys/fs/mqueue)");
-    let _ = writeln!(
-        t,
-        "  msg_max          {:>20}  largest --max-msgs",
-        show(mq("msg_max"))
+    row(&mut t, "msg_max", show(mq("msg_max")), "largest --max-msgs");
+    row(
+        &mut t,
+        "msgsize_max",
+        show(mq("msgsize_max")),
+        "largest --msg-size",
     );
-    let _ = writeln!(
-        t,
-        "  msgsize_max      {:>20}  largest --msg-size",
-        show(mq("msgsize_max"))
+    row(
+        &mut t,
+        "msg_default",
+        show(mq("msg_default")),
+        "mq_maxmsg when mq_open gets no attributes",
     );
-    let _ = writeln!(
-        t,
-        "  msg_default      {:>20}  mq_maxmsg when mq_open gets no attributes",
-        show(mq("msg_default"))
-    );
-    let _ = writeln!(
-        t,
-        "  msgsize_default  {:>20}  mq_msgsize when mq_open gets no attributes",
-        show(mq("msgsize_default"))
+    row(
+        &mut t,
+        "msgsize_default",
+        show(mq("msgsize_default")),
+        "mq_msgsize when mq_open gets no attributes",
     );
     let queues_note = match &queues {
         Ok(_) => format!("in use: {}", show(mq_count)),
         Err(_) => "in use: unknown (mount /dev/mqueue, or run as root)".into(),
     };
-    let _ = writeln!(
-        t,
-        "  queues_max       {:>20}  queues; {queues_note}",
-        show(mq("queues_max"))
+    row(
+        &mut t,
+        "queues_max",
+        show(mq("queues_max")),
+        &format!("queues; {queues_note}"),
     );
     let _ = writeln!(t, "RLIMIT_MSGQUEUE (ulimit -q)");
     let _ = writeln!(
@@ -180,62 +184,60 @@ pub fn run(args: &LimitsArgs, out: &mut Out) -> Result<ExitCode> {
         fit.map_or_else(String::new, |n| format!("; {n} more fit"))
     );
     let _ = writeln!(t, "System V message queues (/proc/sys/kernel)");
-    let _ = writeln!(
-        t,
-        "  msgmax           {:>20}  largest message",
-        show(kernel("msgmax"))
+    row(&mut t, "msgmax", show(kernel("msgmax")), "largest message");
+    row(
+        &mut t,
+        "msgmnb",
+        show(kernel("msgmnb")),
+        "bytes a new queue holds (qbytes)",
     );
-    let _ = writeln!(
-        t,
-        "  msgmnb           {:>20}  bytes a new queue holds (qbytes)",
-        show(kernel("msgmnb"))
-    );
-    let _ = writeln!(
-        t,
-        "  msgmni           {:>20}  queues; in use: {}",
+    row(
+        &mut t,
+        "msgmni",
         show(kernel("msgmni")),
-        show(msg_queues)
+        &format!("queues; in use: {}", show(msg_queues)),
     );
     let _ = writeln!(t, "System V shared memory");
-    let _ = writeln!(
-        t,
-        "  shmmax           {:>20}  largest segment in bytes",
-        show(kernel("shmmax"))
+    row(
+        &mut t,
+        "shmmax",
+        show(kernel("shmmax")),
+        "largest segment in bytes",
     );
-    let _ = writeln!(
-        t,
-        "  shmall           {:>20}  pages in all segments; in use: {} ({page}-byte pages)",
+    row(
+        &mut t,
+        "shmall",
         show(kernel("shmall")),
-        show(shm_pages)
+        &format!(
+            "pages in all segments; in use: {} ({page}-byte pages)",
+            show(shm_pages)
+        ),
     );
-    let _ = writeln!(
-        t,
-        "  shmmni           {:>20}  segments; in use: {}",
+    row(
+        &mut t,
+        "shmmni",
         show(kernel("shmmni")),
-        show(shm_segments)
+        &format!("segments; in use: {}", show(shm_segments)),
     );
     let _ = writeln!(t, "System V semaphores (/proc/sys/kernel/sem)");
-    let _ = writeln!(
-        t,
-        "  semmsl           {:>20}  semaphores per set",
-        show(sem_at(0))
-    );
-    let _ = writeln!(
-        t,
-        "  semmns           {:>20}  semaphores in all; in use: {}",
+    row(&mut t, "semmsl", show(sem_at(0)), "semaphores per set");
+    row(
+        &mut t,
+        "semmns",
         show(sem_at(1)),
-        show(sem_count)
+        &format!("semaphores in all; in use: {}", show(sem_count)),
     );
-    let _ = writeln!(
-        t,
-        "  semopm           {:>20}  operations per semop call",
-        show(sem_at(2))
+    row(
+        &mut t,
+        "semopm",
+        show(sem_at(2)),
+        "operations per semop call",
     );
-    let _ = writeln!(
-        t,
-        "  semmni           {:>20}  sets; in use: {}",
+    row(
+        &mut t,
+        "semmni",
         show(sem_at(3)),
-        show(sem_sets)
+        &format!("sets; in use: {}", show(sem_sets)),
     );
     let _ = writeln!(t, "/dev/shm (POSIX shared memory and semaphores)");
     let _ = writeln!(
