@@ -280,14 +280,7 @@ fn msq_sigterm_and_sigint_cancel_the_server_and_keep_the_queue() {
 fn msq_server_timeout_exits_1() {
     let name = unique_name("msq-timeout");
     let _guard = Cleanup(vec![Obj::PosixMsq(name.clone())]);
-    let (status, _, err) =
-        Server::spawn(&["posix", "msq", "-s", "-n", &name, "--timeout", "0.2"]).finish();
-    assert_eq!(status.code(), Some(1));
-    assert!(
-        err.iter()
-            .any(|l| l.starts_with("error:") && l.contains("timed out")),
-        "{err:?}"
-    );
+    Server::spawn(&["posix", "msq", "-s", "-n", &name, "--timeout", "0.2"]).fails_with("timed out");
 }
 
 #[test]
@@ -467,13 +460,7 @@ fn shm_shrunk_segment_is_reported_not_a_crash() {
         .unwrap()
         .set_len(0)
         .unwrap();
-    let (status, _, err) = server.finish();
-    assert_eq!(status.code(), Some(1), "{err:?}");
-    assert!(
-        err.iter()
-            .any(|l| l.contains("shrank from 4096 to 0 bytes")),
-        "{err:?}"
-    );
+    server.fails_with("shrank from 4096 to 0 bytes");
 }
 
 #[test]
@@ -493,9 +480,7 @@ fn shm_removed_segment_is_reported() {
     ]);
     server.next_out();
     assert_ok(&run(&["posix", "shm", "--clean", "-n", &name]));
-    let (status, _, err) = server.finish();
-    assert_eq!(status.code(), Some(1));
-    assert!(err.iter().any(|l| l.contains("was removed")), "{err:?}");
+    server.fails_with("was removed");
 }
 
 #[test]

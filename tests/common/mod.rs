@@ -287,6 +287,22 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Wait for the server to end with exit 1 and an `error:` line that
+    /// contains `fragment`; returns its stderr.
+    #[track_caller]
+    pub fn fails_with(self, fragment: &str) -> Vec<String> {
+        let (status, out, err) = self.finish();
+        assert_eq!(status.code(), Some(1), "stdout {out:?} stderr {err:?}");
+        assert!(
+            err.iter()
+                .any(|l| l.starts_with("error:") && l.contains(fragment)),
+            "no error line with {fragment:?}: {err:?}"
+        );
+        err
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
