@@ -124,42 +124,32 @@ fn every_mechanism_stream() {
 }
 
 #[test]
-fn corruption_fails_loudly_pingpong() {
-    for m in mechs() {
-        let (o, pid) = bench(&[
-            "--mech",
-            m,
-            "-c",
-            "300",
-            "--warmup",
-            "20",
-            "--corrupt-after",
-            "50",
-        ]);
-        let err = assert_fails(&o, 1, "checksum mismatch: the data was corrupted");
-        assert!(err.contains(&format!("bench {m} failed")), "{err}");
-        assert!(o.stdout.is_empty(), "a corrupted run printed results");
-        assert_nothing_left(pid);
-    }
-}
-
-#[test]
-fn corruption_fails_loudly_stream() {
-    for m in mechs() {
-        let (o, pid) = bench(&[
-            "--mech",
-            m,
-            "-c",
-            "300",
-            "--warmup",
-            "20",
-            "--pattern",
-            "stream",
-            "--corrupt-after",
-            "50",
-        ]);
-        assert_fails(&o, 1, "checksum mismatch: the data was corrupted");
-        assert_nothing_left(pid);
+fn corruption_fails_loudly() {
+    for pattern in ["pingpong", "stream"] {
+        for m in mechs() {
+            let (o, pid) = bench(&[
+                "--mech",
+                m,
+                "-c",
+                "300",
+                "--warmup",
+                "20",
+                "--pattern",
+                pattern,
+                "--corrupt-after",
+                "50",
+            ]);
+            let err = assert_fails(&o, 1, "checksum mismatch: the data was corrupted");
+            assert!(
+                err.contains(&format!("bench {m} failed")),
+                "{pattern}: {err}"
+            );
+            assert!(
+                o.stdout.is_empty(),
+                "{pattern}: a corrupted run printed results"
+            );
+            assert_nothing_left(pid);
+        }
     }
 }
 
