@@ -23,7 +23,7 @@ use serde_json::json;
 use crate::cli::FifoArgs;
 use crate::error::{fail_with_hint, usage};
 use crate::output::{Out, Payload};
-use crate::serve::{Flow, Server, Waited, messages_to_send};
+use crate::serve::{Flow, Messages, Server, Waited};
 use crate::sys::UmaskGuard;
 
 /// Longest line the server keeps whole; a longer one is printed in pieces.
@@ -228,18 +228,13 @@ fn client(args: &FifoArgs, path: &Path, out: &mut Out) -> Result<ExitCode> {
     let fd = open_fifo(path, OFlag::O_WRONLY)?;
     fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::empty()))
         .context("cannot make the FIFO blocking")?;
-    let count = messages_to_send(args.serve.count, args.message.as_deref());
+    let messages = Messages::new(args.serve.count, args.message.as_deref());
+    let count = messages.count;
     let interval = args.interval.duration();
     let mut file = std::fs::File::from(fd);
     let mut line = Vec::new();
     for i in 1..=count {
-        line.clear();
-        match &args.message {
-            Some(text) => line.extend_from_slice(text.as_bytes()),
-            None => {
-                let _ = write!(line, "{}", json!({"count": i}));
-            }
-        }
+        messages.write(i, &mut line);
         line.push(b'\n');
         // One write per line: atomic up to PIPE_BUF.
         file.write_all(&line)

@@ -180,8 +180,38 @@ impl<'o> Server<'o> {
     }
 }
 
-/// How many messages a client sends: `-c N`, else the `-m` text once, else
-/// ten numbered messages (the contract's default).
-pub fn messages_to_send(count: Option<u64>, message: Option<&str>) -> u64 {
-    count.unwrap_or(if message.is_some() { 1 } else { 10 })
+/// What a message client sends: `-c N` messages (else the `-m` text once,
+/// else ten), each the `-m` text or `{"count":i}`.
+pub struct Messages<'a> {
+    pub count: u64,
+    text: Option<&'a str>,
+}
+
+impl<'a> Messages<'a> {
+    pub fn new(count: Option<u64>, text: Option<&'a str>) -> Self {
+        let count = count.unwrap_or(if text.is_some() { 1 } else { 10 });
+        Messages { count, text }
+    }
+
+    /// The longest message of the run (the text, or the last
+    /// `{"count":N}`), so a size limit is checked before anything is sent.
+    pub fn longest(&self) -> usize {
+        match self.text {
+            Some(text) => text.len(),
+            None => format!("{{\"count\":{}}}", self.count).len(),
+        }
+    }
+
+    /// Message `i` (from 1) into `buf`, replacing what it held.
+    pub fn write(&self, i: u64, buf: &mut Vec<u8>) {
+        use std::io::Write as _;
+        buf.clear();
+        match self.text {
+            Some(text) => buf.extend_from_slice(text.as_bytes()),
+            // Writing to a Vec cannot fail.
+            None => {
+                let _ = write!(buf, "{{\"count\":{i}}}");
+            }
+        }
+    }
 }

@@ -19,7 +19,7 @@ use posixmq::{OpenOptions, PosixMq};
 use crate::cli::{Mode, PosixMsqArgs};
 use crate::error::{fail_with_hint, hinted};
 use crate::output::{Fields, Out, Payload};
-use crate::serve::{Flow, Server, Waited, messages_to_send};
+use crate::serve::{Flow, Messages, Server, Waited};
 use crate::sys::{UmaskGuard, insert_ownership, read_proc_u64};
 use crate::target::{FileMode, PosixName};
 
@@ -267,14 +267,12 @@ impl std::fmt::Display for PriorityPrefix {
 
 fn client(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
     let name = &args.target.name;
-    let count = messages_to_send(args.serve.count, args.send.message.as_deref());
+    let messages = Messages::new(args.serve.count, args.send.message.as_deref());
+    let count = messages.count;
     let (mq, _created, attrs) = open_for(args, Access::Write)?;
     // The longest message is the fixed text or the last {"count":N}; refuse
     // it before anything is sent, so a run never stops half-way.
-    let longest = match &args.send.message {
-        Some(text) => text.len(),
-        None => format!("{{\"count\":{count}}}").len(),
-    };
+    let longest = messages.longest();
     if count > 0 && longest > attrs.max_msg_len {
         return Err(fail_with_hint(
             format!(
@@ -288,14 +286,7 @@ fn client(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
     let interval = args.send.interval.duration();
     let mut msg = Vec::with_capacity(longest);
     for i in 1..=count {
-        msg.clear();
-        match &args.send.message {
-            Some(text) => msg.extend_from_slice(text.as_bytes()),
-            None => {
-                use std::io::Write as _;
-                let _ = write!(msg, "{{\"count\":{i}}}");
-            }
-        }
+        messages.write(i, &mut msg);
         send(&mq, args.priority, &msg, args.send.nonblock, out)
             .with_context(|| format!("cannot send to queue {name}"))?;
         let payload = Payload(&msg);

@@ -19,7 +19,7 @@ use nix::time::ClockId;
 use crate::cli::{Mode, SysvMsqArgs};
 use crate::error::{fail_with_hint, hinted, usage};
 use crate::output::{Out, Payload};
-use crate::serve::{Flow, Server, Waited, messages_to_send};
+use crate::serve::{Flow, Messages, Server, Waited};
 use crate::sys::read_proc_u64;
 use crate::sysv::common::{
     Addr, Perm, StatLines, SysvObject, addr, clean, create_or_open, find, limit_hint,
@@ -336,7 +336,8 @@ fn client(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
             "--type {mtype}: a sent message needs a type of at least 1 (0 and negative types only select when receiving)"
         )));
     }
-    let count = messages_to_send(args.serve.count, args.send.message.as_deref());
+    let messages = Messages::new(args.serve.count, args.send.message.as_deref());
+    let count = messages.count;
     let (q, _created) = open_or_create(key, args.create.mode)?;
     let ds = q
         .stat()
@@ -345,10 +346,7 @@ fn client(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
     // kernel refuses anything above msgmax (EINVAL), and a message above
     // msg_qbytes could never fit, so msgsnd would block forever: refuse both
     // before anything is sent, so a run never stops half-way.
-    let longest = match &args.send.message {
-        Some(text) => text.len(),
-        None => format!("{{\"count\":{count}}}").len(),
-    };
+    let longest = messages.longest();
     let qbytes = ds.msg_qbytes;
     let max = msgmax();
     let limit = qbytes.min(max);
@@ -368,14 +366,7 @@ fn client(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
     let mut buf = MsgBuf::with_capacity(longest);
     let mut msg = Vec::with_capacity(longest);
     for i in 1..=count {
-        msg.clear();
-        match &args.send.message {
-            Some(text) => msg.extend_from_slice(text.as_bytes()),
-            None => {
-                use std::io::Write as _;
-                let _ = write!(msg, "{{\"count\":{i}}}");
-            }
-        }
+        messages.write(i, &mut msg);
         buf.fill(mtype, &msg);
         send(&q, &buf, msg.len(), args.send.nonblock, out)
             .with_context(|| format!("cannot send to queue {key}"))?;
