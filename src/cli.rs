@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::target::{FileMode, IpcId, PosixName, Seconds, SysvKey};
+use crate::target::{FileMode, IpcId, PosixName, PosixPrefix, Seconds, SysvKey};
 
 /// Explore, test and debug Linux inter-process communication.
 ///
@@ -355,9 +355,14 @@ pub struct SelectArgs {
     /// Only objects owned by USER (name or uid)
     #[arg(long, value_name = "USER")]
     pub owner: Option<String>,
-    /// Only POSIX objects whose name starts with PREFIX (leading '/' optional)
-    #[arg(long, value_name = "PREFIX")]
-    pub name: Option<String>,
+    /// Only the POSIX objects named exactly NAME (repeatable; leading '/'
+    /// optional)
+    #[arg(long, value_name = "NAME")]
+    pub name: Vec<PosixName>,
+    /// Only POSIX objects whose name starts with P (at least one character
+    /// after the '/')
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<PosixPrefix>,
     /// Only System V objects with this key (decimal or 0x hex)
     #[arg(short, long, allow_hyphen_values = true)]
     pub key: Option<SysvKey>,

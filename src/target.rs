@@ -35,28 +35,63 @@ impl FromStr for PosixName {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bare = s.strip_prefix('/').unwrap_or(s);
-        if bare.is_empty() {
-            return Err("a name needs at least one character after '/'".into());
-        }
-        if bare.contains('/') {
-            return Err(format!(
-                "'{s}' has a '/' after the first character; POSIX IPC names are one path component"
-            ));
-        }
-        if bare.contains('\0') {
-            return Err("a name cannot contain a NUL byte".into());
-        }
-        if bare.len() > NAME_MAX {
-            return Err(format!(
-                "the name is {} bytes long; the limit is NAME_MAX ({NAME_MAX})",
-                bare.len()
-            ));
-        }
+        let bare = component(s, "name")?;
         if bare == "." || bare == ".." {
             return Err(format!("'{s}' is not a valid object name"));
         }
         Ok(PosixName(format!("/{bare}")))
+    }
+}
+
+/// The checks a name and a prefix share: `s` without its optional leading
+/// '/' must be one non-empty path component of at most NAME_MAX bytes.
+fn component<'a>(s: &'a str, noun: &str) -> Result<&'a str, String> {
+    let bare = s.strip_prefix('/').unwrap_or(s);
+    if bare.is_empty() {
+        return Err(format!("a {noun} needs at least one character after '/'"));
+    }
+    if bare.contains('/') {
+        return Err(format!(
+            "'{s}' has a '/' after the first character; POSIX IPC names are one path component"
+        ));
+    }
+    if bare.contains('\0') {
+        return Err(format!("a {noun} cannot contain a NUL byte"));
+    }
+    if bare.len() > NAME_MAX {
+        return Err(format!(
+            "the {noun} is {} bytes long; the limit is NAME_MAX ({NAME_MAX})",
+            bare.len()
+        ));
+    }
+    Ok(bare)
+}
+
+/// The start of POSIX IPC names, for `--prefix`: one leading '/', then at
+/// least one byte, so that no prefix selects every object. A '.' is allowed
+/// (`/.` selects hidden names); a '/' is not, as no name could match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PosixPrefix(String);
+
+impl PosixPrefix {
+    /// The prefix with its leading '/'.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PosixPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for PosixPrefix {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bare = component(s, "prefix")?;
+        Ok(PosixPrefix(format!("/{bare}")))
     }
 }
 
@@ -202,6 +237,21 @@ mod tests {
         }
         assert!("x".repeat(255).parse::<PosixName>().is_ok());
         assert!("x".repeat(256).parse::<PosixName>().is_err());
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!("a".parse::<PosixPrefix>().unwrap().as_str(), "/a");
+        assert_eq!("/a".parse::<PosixPrefix>().unwrap().as_str(), "/a");
+        assert_eq!("/.".parse::<PosixPrefix>().unwrap().as_str(), "/.");
+        for bad in ["", "/", "//", "/a/", "a/b", "/a\0"] {
+            let err = bad.parse::<PosixPrefix>().unwrap_err();
+            assert!(
+                err.contains("prefix") || err.contains("path component"),
+                "{bad}: {err}"
+            );
+        }
+        assert!("x".repeat(256).parse::<PosixPrefix>().is_err());
     }
 
     #[test]

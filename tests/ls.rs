@@ -177,7 +177,7 @@ fn posix_objects_listed_with_sizes_values_and_gone_after_removal() {
 
     // The table shows the same objects, sizes human-readable or exact.
     let prefix = shm.rsplit_once('-').map(|(p, _)| p).unwrap_or(&shm);
-    let text = assert_ok(&run(&["ls", "--name", prefix]));
+    let text = assert_ok(&run(&["ls", "--prefix", prefix]));
     let line = text.lines().find(|l| l.contains(&shm)).expect("shm row");
     assert!(
         line.starts_with("posix-shm") && line.contains(" 12K "),
@@ -484,6 +484,189 @@ fn filters_and_bad_usage() {
     assert_eq!(objects(&ls_json(&["--orphaned", "--name", &shm])).len(), 1);
 }
 
+/// The names of an `ls --json` document's POSIX objects, with their kinds.
+fn listed(args: &[&str]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = objects(&ls_json(args))
+        .iter()
+        .map(|o| {
+            let name = o["name"].as_str().unwrap_or("").to_string();
+            (o["mechanism"].as_str().unwrap_or("").to_string(), name)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// An empty name, `/` alone or an empty prefix (an unset shell variable in
+/// `--name "$PREFIX"`) once selected every POSIX object, and `clean --stale`
+/// removed the orphaned ones. Each is refused (exit 2) by `ls` and `clean`
+/// before anything is scanned.
+#[test]
+fn empty_names_and_prefixes_are_refused_and_nothing_is_removed() {
+    let shm = unique_name("sel-empty");
+    let mut guard = Cleanup::new();
+    guard.add(Obj::PosixShm(shm.clone()));
+    assert_ok(&run(&["posix", "shm", "-n", &shm, "-m", "left behind"]));
+    assert_eq!(posix_obj(&shm).expect("listed")["orphaned"], true);
+
+    let bad: [(&str, &str, &str); 4] = [
+        (
+            "--name",
+            "",
+            "a name needs at least one character after '/'",
+        ),
+        (
+            "--name",
+            "/",
+            "a name needs at least one character after '/'",
+        ),
+        (
+            "--prefix",
+            "",
+            "a prefix needs at least one character after '/'",
+        ),
+        (
+            "--prefix",
+            "/",
+            "a prefix needs at least one character after '/'",
+        ),
+    ];
+    // Read-only commands first: on a build that accepts the selection they
+    // fail the test before any real `clean` runs.
+    for (opt, value, message) in bad {
+        for args in [
+            vec!["ls", opt, value],
+            vec!["ls", "--json", "--orphaned", opt, value],
+            // A bad value next to a good one is refused too.
+            vec!["ls", "--name", shm.as_str(), opt, value],
+            vec!["clean", "--stale", "--dry-run", opt, value],
+            vec!["clean", "--stale", "--dry-run", "--json", opt, value],
+        ] {
+            let o = run(&args);
+            let err = assert_fails(&o, 2, message);
+            assert!(o.stdout.is_empty(), "{args:?} printed: {err}");
+        }
+    }
+    assert!(posix_exists(&Obj::PosixShm(shm.clone())));
+
+    // The real `clean --stale` runs in its own IPC namespace over its own
+    // /dev/shm, with an orphan of its own: were the selection ever accepted
+    // again, it could only remove that orphan, never another user's objects.
+    let exe = bin().get_program().to_owned();
+    for (opt, value, message) in bad {
+        let o = std::process::Command::new("unshare")
+            .args(["--ipc", "--mount", "--propagation", "private", "sh", "-c"])
+            .arg(concat!(
+                "mount -t tmpfs -o size=1m none /dev/shm || exit 90; ",
+                "\"$0\" posix shm -n /eipc-orphan -m x >/dev/null || exit 91; ",
+                "\"$0\" clean --stale \"$@\"; rc=$?; ",
+                "test -e /dev/shm/eipc-orphan || { echo 'orphan removed' >&2; exit 92; }; ",
+                "exit $rc"
+            ))
+            .arg(&exe)
+            .args([opt, value])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("unshare (util-linux) is needed");
+        let err = assert_fails(&o, 2, message);
+        assert!(!err.contains("orphan removed"), "{opt} {value:?}: {err}");
+        assert!(o.stdout.is_empty(), "{opt} {value:?}: {err}");
+    }
+    assert!(posix_exists(&Obj::PosixShm(shm.clone())));
+    assert_eq!(posix_obj(&shm).expect("still listed")["orphaned"], true);
+}
+
+/// `--name` matches one name exactly and may be repeated; `--prefix`
+/// selects by prefix. A semaphore is matched by its sem_open name, as ls
+/// shows it, not by its `sem.` file name. Neither selects System V objects
+/// unless `-k` is given too.
+#[test]
+fn name_is_exact_and_repeatable_and_prefix_selects_by_prefix() {
+    let a = unique_name("sel");
+    let more = format!("{a}-more");
+    let mut guard = Cleanup::new();
+    guard
+        .add(Obj::PosixShm(a.clone()))
+        .add(Obj::PosixSem(a.clone()))
+        .add(Obj::PosixShm(more.clone()));
+    // Orphans, all of them: made by programs that exited.
+    assert_ok(&run(&["posix", "shm", "-n", &a, "-m", "x"]));
+    assert_ok(&run(&["posix", "sem", "-s", "-n", &a, "--count", "1"]));
+    assert_ok(&run(&["posix", "shm", "-n", &more, "-m", "x"]));
+    let made = assert_ok(&run_ipcmk(&["-M", "4096", "-p", "0600"]));
+    let id: i32 = made
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("ipcmk id");
+    let _by_id = sysv::ById('m', id);
+    let key = sysv_key_of("shm", id).expect("key of ipcmk segment");
+    guard.add(Obj::SysvShm(key));
+    let hex = key_hex(key);
+    assert_eq!(sysv_obj(key).expect("listed")["orphaned"], true);
+
+    let shm_a = || ("posix-shm".to_string(), a.clone());
+    let sem_a = || ("posix-sem".to_string(), a.clone());
+    let shm_more = || ("posix-shm".to_string(), more.clone());
+    // Exact: /X does not select /X-more; the leading '/' is optional.
+    assert_eq!(listed(&["--name", &a]), [sem_a(), shm_a()]);
+    assert_eq!(listed(&["--name", &a[1..]]), [sem_a(), shm_a()]);
+    assert_eq!(listed(&["--name", &more]), [shm_more()]);
+    assert_eq!(listed(&["--name", &a, "-t", "shm"]), [shm_a()]);
+    // Repeated: each name selects its own objects, no more.
+    assert_eq!(
+        listed(&["--name", &a, "--name", &more]),
+        [sem_a(), shm_a(), shm_more()]
+    );
+    // A prefix selects both; a longer one only /X-more.
+    assert_eq!(listed(&["--prefix", &a]), [sem_a(), shm_a(), shm_more()]);
+    assert_eq!(listed(&["--prefix", &format!("{a}-")]), [shm_more()]);
+    // Names, not file names: neither form of `sem.NAME` selects the semaphore.
+    let file = format!("/sem.{}", &a[1..]);
+    assert!(listed(&["--name", &file]).is_empty());
+    assert!(listed(&["--prefix", &file]).is_empty());
+    // No System V object without -k; with -k, the key's object as well.
+    assert!(
+        objects(&ls_json(&["--prefix", &a]))
+            .iter()
+            .all(|o| o["key"].is_null())
+    );
+    let both = objects(&ls_json(&["--name", &more, "-k", &hex]));
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert!(both.iter().any(|o| o["key"] == hex.as_str()));
+
+    // The same selection for clean: --name removes /X (shm and sem), not /X-more.
+    let dry = assert_ok(&run(&["clean", "--stale", "--dry-run", "--name", &a]));
+    assert!(
+        dry.contains(&format!("would remove posix-shm {a}\n")),
+        "{dry}"
+    );
+    assert!(
+        dry.contains(&format!("would remove posix-sem {a}\n")),
+        "{dry}"
+    );
+    assert!(!dry.contains(&more), "{dry}");
+    let done = assert_ok(&run(&["clean", "--stale", "--name", &a]));
+    assert!(done.contains("removed 2 orphaned objects"), "{done}");
+    assert!(!done.contains(&more), "{done}");
+    assert!(!posix_exists(&Obj::PosixShm(a.clone())));
+    assert!(!posix_exists(&Obj::PosixSem(a.clone())));
+    assert!(posix_exists(&Obj::PosixShm(more.clone())));
+    // --prefix removes what is left under it; the orphaned System V segment
+    // is outside the selection and stays.
+    let done = assert_ok(&run(&["clean", "--stale", "--prefix", &a]));
+    assert!(
+        done.contains(&format!("removed posix-shm {more}\n")),
+        "{done}"
+    );
+    assert!(done.contains("removed 1 orphaned objects"), "{done}");
+    assert!(!posix_exists(&Obj::PosixShm(more.clone())));
+    assert!(sysv_obj(key).is_some());
+}
+
 fn mqueue_mounted() -> bool {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
@@ -705,7 +888,7 @@ fn files_vanishing_mid_scan_never_fail_ls() {
         })
     };
     for _ in 0..20 {
-        let o = run(&["ls", "--json", "--name", &name]);
+        let o = run(&["ls", "--json", "--prefix", &name]);
         let out = assert_ok(&o);
         assert!(serde_json::from_str::<Value>(&out).is_ok(), "{out}");
     }

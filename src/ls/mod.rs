@@ -246,7 +246,9 @@ pub struct Select {
     sysv: bool,
     ty: Option<IpcType>,
     owner: Option<u32>,
-    name: Option<String>,
+    /// Exact POSIX names, each with its leading '/'.
+    names: Vec<String>,
+    prefix: Option<String>,
     key: Option<i32>,
 }
 
@@ -262,20 +264,20 @@ impl Select {
                 },
             }),
         };
-        let name = args.name.as_ref().map(|n| {
-            let bare = n.strip_prefix('/').unwrap_or(n);
-            format!("/{bare}")
-        });
-        // --name selects POSIX objects and --key System V ones; given alone,
-        // each also narrows the family.
+        let names: Vec<String> = args.name.iter().map(|n| n.as_str().to_string()).collect();
+        let prefix = args.prefix.as_ref().map(|p| p.as_str().to_string());
+        let by_name = !names.is_empty() || prefix.is_some();
+        // --name/--prefix select POSIX objects and --key System V ones; given
+        // alone, each also narrows the family (System V objects have no
+        // names, POSIX ones no keys).
         let (mut posix, mut sysv) = match (args.posix, args.sysv) {
             (false, false) => (true, true),
             (p, s) => (p, s),
         };
-        if name.is_some() && args.key.is_none() {
+        if by_name && args.key.is_none() {
             sysv = false;
         }
-        if args.key.is_some() && name.is_none() {
+        if args.key.is_some() && !by_name {
             posix = false;
         }
         Ok(Select {
@@ -283,7 +285,8 @@ impl Select {
             sysv,
             ty: args.r#type,
             owner,
-            name,
+            names,
+            prefix,
             key: args.key.map(|k| k.raw()),
         })
     }
@@ -296,17 +299,26 @@ impl Select {
         }) && self.ty.is_none_or(|t| t == kind.ipc_type())
     }
 
+    /// A POSIX object's name (as ls shows it) inside the selection: equal
+    /// to one --name or starting with --prefix; any when neither is given.
+    fn name_matches(&self, name: Option<&str>) -> bool {
+        if self.names.is_empty() && self.prefix.is_none() {
+            return true;
+        }
+        name.is_some_and(|name| {
+            self.names.iter().any(|n| n == name)
+                || self.prefix.as_deref().is_some_and(|p| name.starts_with(p))
+        })
+    }
+
     fn matches(&self, obj: &Object) -> bool {
         if !self.wants(obj.kind) || self.owner.is_some_and(|uid| uid != obj.uid) {
             return false;
         }
-        match (&obj.name, obj.key) {
-            (Some(name), _) => self
-                .name
-                .as_ref()
-                .is_none_or(|p| name.starts_with(p.as_str())),
-            (None, Some(key)) => self.key.is_none_or(|k| k == key),
-            _ => true,
+        if obj.kind.is_posix() {
+            self.name_matches(obj.name.as_deref())
+        } else {
+            self.key.is_none_or(|k| obj.key == Some(k))
         }
     }
 }
@@ -803,6 +815,33 @@ mod tests {
         assert_eq!(natural("/a", "/b"), Less);
         assert_eq!(natural("/q", "/q-1"), Less);
         assert_eq!(natural("/q-1", "/q-1"), Equal);
+    }
+
+    #[test]
+    fn names_match_exactly_and_prefixes_by_prefix() {
+        let select = |names: &[&str], prefix: Option<&str>| super::Select {
+            posix: true,
+            sysv: false,
+            ty: None,
+            owner: None,
+            names: names.iter().map(|n| n.to_string()).collect(),
+            prefix: prefix.map(str::to_string),
+            key: None,
+        };
+        let s = select(&["/a"], None);
+        assert!(s.name_matches(Some("/a")));
+        assert!(!s.name_matches(Some("/ab")));
+        assert!(!s.name_matches(Some("/")));
+        assert!(!s.name_matches(None));
+        let s = select(&["/a", "/c"], Some("/b"));
+        for name in ["/a", "/c", "/b", "/bc"] {
+            assert!(s.name_matches(Some(name)), "{name}");
+        }
+        for name in ["/ab", "/cb", "/", ""] {
+            assert!(!s.name_matches(Some(name)), "{name}");
+        }
+        // No --name and no --prefix: names do not narrow.
+        assert!(select(&[], None).name_matches(Some("/anything")));
     }
 
     #[test]
