@@ -57,6 +57,28 @@ pub fn fail_with_hint(cause: impl Into<String>, hint: impl Into<String>) -> anyh
     })
 }
 
+/// After a client failed, remove the object it created itself (`created`),
+/// so a refused call leaves nothing behind; an object that existed before is
+/// never touched. A refusal with a hint then says so in its message.
+pub fn undo_create(
+    mut err: anyhow::Error,
+    created: bool,
+    what: &str,
+    remove: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Error {
+    if !created {
+        return err;
+    }
+    let note = match remove() {
+        Ok(()) => format!("nothing was created: the new {what} was removed again"),
+        Err(e) => format!("the {what} this call created could not be removed: {e:#}"),
+    };
+    if let Some(hinted) = err.downcast_mut::<Hinted>() {
+        hinted.cause = format!("{}; {note}", hinted.cause);
+    }
+    err
+}
+
 /// The errno behind an error, wherever it sits in the chain.
 pub fn errno_of(err: &anyhow::Error) -> Option<Errno> {
     err.chain().find_map(|cause| {

@@ -508,6 +508,166 @@ fn shm_server_sigterm_json_and_stat() {
     );
 }
 
+#[test]
+fn shm_shorter_text_clears_the_tail_of_the_older_one() {
+    let name = unique_name("shm-tail");
+    let _guard = Cleanup(vec![Obj::PosixShm(name.clone())]);
+    assert_ok(&run(&[
+        "posix",
+        "shm",
+        "-n",
+        &name,
+        "--size",
+        "64",
+        "-m",
+        "hello world long text",
+    ]));
+    assert_ok(&run(&["posix", "shm", "-n", &name, "-m", "hi"]));
+    // `cat` shows exactly the new text: after its NUL, only zeros.
+    let raw = std::fs::read(shm_file(&name)).unwrap();
+    assert_eq!(raw.len(), 64);
+    assert_eq!(&raw[..3], b"hi\0");
+    assert!(raw[3..].iter().all(|&b| b == 0), "old tail left: {raw:?}");
+    // A text that fills the segment to its last byte, then a shorter one.
+    assert_ok(&run(&["posix", "shm", "-n", &name, "-m", &"y".repeat(63)]));
+    assert_ok(&run(&["posix", "shm", "-n", &name, "-m", "z"]));
+    let raw = std::fs::read(shm_file(&name)).unwrap();
+    assert_eq!(&raw[..2], b"z\0");
+    assert!(raw[2..].iter().all(|&b| b == 0), "old tail left: {raw:?}");
+}
+
+#[test]
+fn shm_endless_stdin_is_refused_without_reading_it_all() {
+    let name = unique_name("shm-zero");
+    let _guard = Cleanup(vec![Obj::PosixShm(name.clone())]);
+    assert_ok(&run(&[
+        "posix", "shm", "-n", &name, "--size", "64", "-m", "kept",
+    ]));
+    let o = run_on_endless_stdin(&["posix", "shm", "-n", &name]);
+    let err = assert_fails(&o, 1, "does not fit");
+    assert!(
+        err.contains("64 bytes") && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(&std::fs::read(shm_file(&name)).unwrap()[..5], b"kept\0");
+    // Exactly what fits still works from standard input, with CR LF too.
+    let mut client = bin()
+        .args(["posix", "shm", "-n", &name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = "w".repeat(63).into_bytes();
+    line.extend_from_slice(b"\r\n");
+    client.stdin.take().unwrap().write_all(&line).unwrap();
+    assert!(client.wait_with_output().unwrap().status.success());
+    let raw = std::fs::read(shm_file(&name)).unwrap();
+    assert_eq!(&raw[..63], "w".repeat(63).as_bytes());
+    assert_eq!(raw[63], 0);
+}
+
+#[test]
+fn refused_clients_remove_only_what_they_created() {
+    let (q, m, e) = (
+        unique_name("made-q"),
+        unique_name("made-shm"),
+        unique_name("made-empty"),
+    );
+    let _guard = Cleanup(vec![
+        Obj::PosixMsq(q.clone()),
+        Obj::PosixShm(m.clone()),
+        Obj::PosixShm(e.clone()),
+    ]);
+    let o = run(&[
+        "posix",
+        "msq",
+        "-n",
+        &q,
+        "--msg-size",
+        "16",
+        "-m",
+        "a message longer than sixteen bytes",
+    ]);
+    let err = assert_fails(&o, 1, "16 bytes");
+    assert!(err.contains("nothing was created"), "{err}");
+    assert!(
+        !posix_exists(&Obj::PosixMsq(q.clone())),
+        "refused queue stays"
+    );
+    let o = run(&["posix", "shm", "-n", &m, "--size", "8", "-m", "abcdefgh"]);
+    let err = assert_fails(&o, 1, "does not fit");
+    assert!(err.contains("nothing was created"), "{err}");
+    assert!(
+        !posix_exists(&Obj::PosixShm(m.clone())),
+        "refused segment stays"
+    );
+    // Standard input without a line is refused as well (stdin is /dev/null).
+    assert_fails(&run(&["posix", "shm", "-n", &e]), 1, "no text");
+    assert!(
+        !posix_exists(&Obj::PosixShm(e.clone())),
+        "refused segment stays"
+    );
+    // What existed before is kept (see also the *_refused_* tests above).
+    assert_ok(&run(&["posix", "shm", "-n", &m, "--size", "8", "-m", "a"]));
+    assert_fails(
+        &run(&["posix", "shm", "-n", &m, "-m", "abcdefgh"]),
+        1,
+        "does not fit",
+    );
+    assert_fails(&run(&["posix", "shm", "-n", &m]), 1, "no text");
+    assert!(posix_exists(&Obj::PosixShm(m.clone())));
+}
+
+/// A sparse segment (sized with ftruncate, as many programs do) on a full
+/// /dev/shm: a write that needs new pages fails with ENOSPC and changes
+/// nothing; one within pages that exist still works. Runs in a private mount
+/// namespace on a 64 KiB tmpfs, so nothing outside it fills up or stays.
+#[test]
+fn shm_full_dev_shm_is_enospc_not_sigbus() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root for a private tmpfs");
+        return;
+    }
+    let script = r#"
+        mount -t tmpfs -o size=64k tmpfs /dev/shm || exit 97
+        f="/dev/shm/${NAME#/}"
+        truncate -s 1M "$f" || exit 98
+        printf 'old text' | dd of="$f" conv=notrunc status=none || exit 98
+        dd if=/dev/zero of=/dev/shm/fill bs=4096 status=none 2>/dev/null
+        before=$(md5sum < "$f")
+        "$BIN" posix shm -n "$NAME" -m "$LONG"
+        echo "long=$?"
+        [ "$(md5sum < "$f")" = "$before" ] && echo "unchanged" || echo "changed"
+        "$BIN" posix shm -n "$NAME" -m hi
+        echo "short=$?"
+        echo "text=$(tr -d '\000' < "$f" | head -c 64)"
+    "#;
+    let o = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .env("BIN", assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .env("NAME", unique_name("shm-full"))
+        .env("LONG", "x".repeat(10_000))
+        .stdin(Stdio::null())
+        .output()
+        .expect("unshare (util-linux)");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "setup failed: {out} {err}");
+    assert!(
+        out.contains("long=1\n"),
+        "no exit 1 (135 is SIGBUS): {out} {err}"
+    );
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    assert!(
+        out.contains("unchanged\n"),
+        "a refused write changed the segment: {out}"
+    );
+    assert!(out.contains("short=0\n"), "{out} {err}");
+    assert!(out.contains("text=hi\n"), "{out}");
+}
+
 // ---------- sem ----------
 
 #[test]

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::common::{
-    Cleanup, Obj, Server, assert_fails, assert_ok, bin, key_hex, run, unique_key, untimed,
+    Cleanup, Obj, Server, assert_fails, assert_ok, bin, key_hex, run, run_on_endless_stdin,
+    unique_key, untimed,
 };
 
 #[derive(Clone, Copy)]
@@ -754,4 +755,118 @@ fn msq_message_alone_is_sent_once() {
     let stat = assert_ok(&run(&["--json", "sysv", "msq", "-k", &k, "--stat"]));
     let stat: serde_json::Value = serde_json::from_str(stat.trim()).unwrap();
     assert_eq!(stat["qnum"], 1);
+}
+
+/// Every byte of the segment with `key`, read through an attachment of our own.
+fn shm_bytes(key: i32) -> Vec<u8> {
+    // SAFETY: shmget without IPC_CREAT creates nothing.
+    let id = unsafe { libc::shmget(key, 0, 0) };
+    assert!(id >= 0, "no segment {}", key_hex(key));
+    // SAFETY: all zero is a valid shmid_ds (integers only).
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: ds is a writable shmid_ds for the kernel to fill.
+    assert_eq!(unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) }, 0);
+    // SAFETY: a null address lets the kernel choose; read-only attachment.
+    let p = unsafe { libc::shmat(id, std::ptr::null(), libc::SHM_RDONLY) };
+    assert_ne!(p as isize, -1, "shmat");
+    // SAFETY: the attachment is shm_segsz bytes long and stays until shmdt below.
+    let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), ds.shm_segsz) }.to_vec();
+    // SAFETY: p is the address shmat returned, detached once.
+    unsafe { libc::shmdt(p) };
+    bytes
+}
+
+#[test]
+fn shm_shorter_text_clears_the_tail_of_the_older_one() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvShm(key)]);
+    assert_ok(&run(&[
+        "sysv",
+        "shm",
+        "-k",
+        &k,
+        "--size",
+        "64",
+        "-m",
+        "hello world long text",
+    ]));
+    assert_ok(&run(&["sysv", "shm", "-k", &k, "-m", "hi"]));
+    let raw = shm_bytes(key);
+    assert_eq!(raw.len(), 64);
+    assert_eq!(&raw[..3], b"hi\0");
+    assert!(raw[3..].iter().all(|&b| b == 0), "old tail left: {raw:?}");
+    // A text that fills the segment to its last byte, then a shorter one.
+    assert_ok(&run(&["sysv", "shm", "-k", &k, "-m", &"y".repeat(63)]));
+    assert_ok(&run(&["sysv", "shm", "-k", &k, "-m", "z"]));
+    let raw = shm_bytes(key);
+    assert_eq!(&raw[..2], b"z\0");
+    assert!(raw[2..].iter().all(|&b| b == 0), "old tail left: {raw:?}");
+}
+
+#[test]
+fn shm_endless_stdin_is_refused_without_reading_it_all() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvShm(key)]);
+    assert_ok(&run(&[
+        "sysv", "shm", "-k", &k, "--size", "64", "-m", "kept",
+    ]));
+    let err = assert_fails(
+        &run_on_endless_stdin(&["sysv", "shm", "-k", &k]),
+        1,
+        "does not fit",
+    );
+    assert!(
+        err.contains("64 bytes") && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(&shm_bytes(key)[..5], b"kept\0");
+}
+
+#[test]
+fn refused_clients_remove_only_what_they_created() {
+    let (kq, ks, ke) = (unique_key(), unique_key(), unique_key());
+    let _guard = Cleanup(vec![Obj::SysvMsq(kq), Obj::SysvShm(ks), Obj::SysvShm(ke)]);
+    let msgmax: usize = std::fs::read_to_string("/proc/sys/kernel/msgmax")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let big = "x".repeat(msgmax + 1);
+    let err = assert_fails(
+        &run(&["sysv", "msq", "-k", &key_hex(kq), "-m", &big]),
+        1,
+        "larger than",
+    );
+    assert!(err.contains("nothing was created"), "{err}");
+    assert!(!exists(Kind::Msq, kq), "refused queue stays");
+    let o = run(&[
+        "sysv",
+        "shm",
+        "-k",
+        &key_hex(ks),
+        "--size",
+        "16",
+        "-m",
+        &"x".repeat(16),
+    ]);
+    let err = assert_fails(&o, 1, "does not fit");
+    assert!(err.contains("nothing was created"), "{err}");
+    assert!(!exists(Kind::Shm, ks), "refused segment stays");
+    assert_fails(
+        &run_on_endless_stdin(&["sysv", "shm", "-k", &key_hex(ke)]),
+        1,
+        "does not fit",
+    );
+    assert!(!exists(Kind::Shm, ke), "refused segment stays");
+    // What existed before is kept (msq_full_queue_and_too_big and
+    // shm_too_long_text_writes_nothing_and_size_is_kept check it as well).
+    assert_ok(&run(&["sysv", "msq", "-k", &key_hex(kq), "-c", "0"]));
+    assert_fails(
+        &run(&["sysv", "msq", "-k", &key_hex(kq), "-m", &big]),
+        1,
+        "larger than",
+    );
+    assert!(exists(Kind::Msq, kq));
 }

@@ -31,7 +31,7 @@ use serde_json::json;
 use crate::cli::MemfdArgs;
 use crate::error::{fail_with_hint, hinted, usage};
 use crate::output::{Out, escape_bytes};
-use crate::posix::shm::{check_fits, input_text};
+use crate::posix::shm::client_text;
 use crate::serve::{Flow, Server, Waited};
 use crate::sys::secs;
 
@@ -391,8 +391,7 @@ fn client(args: &MemfdArgs, out: &mut Out) -> Result<ExitCode> {
     }
     let size = memfd.size()?;
     let seals = memfd.seals()?;
-    let text = input_text(args.shm.message.as_deref())?;
-    check_fits(&text, size, &what)?;
+    let text = client_text(args.shm.message.as_deref(), size, &what)?;
     let len = usize::try_from(size).context("segment too large to map")?;
     let map = memfd.map(len)?;
     map.write_text(&text);

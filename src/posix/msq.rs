@@ -17,7 +17,7 @@ use nix::sys::stat::fstat;
 use posixmq::{OpenOptions, PosixMq};
 
 use crate::cli::{Mode, PosixMsqArgs};
-use crate::error::{fail_with_hint, hinted};
+use crate::error::{fail_with_hint, hinted, undo_create};
 use crate::output::{Fields, Out, Payload};
 use crate::serve::{Flow, Messages, Server, Waited};
 use crate::sys::{UmaskGuard, insert_ownership, read_proc_u64};
@@ -269,19 +269,24 @@ fn client(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
     let name = &args.target.name;
     let messages = Messages::new(args.serve.count, args.send.message.as_deref());
     let count = messages.count;
-    let (mq, _created, attrs) = open_for(args, Access::Write)?;
+    let (mq, created, attrs) = open_for(args, Access::Write)?;
     // The longest message is the fixed text or the last {"count":N}; refuse
-    // it before anything is sent, so a run never stops half-way.
+    // it before anything is sent, so a run never stops half-way, and remove
+    // the queue if this call created it, so a refused run leaves nothing.
     let longest = messages.longest();
     if count > 0 && longest > attrs.max_msg_len {
-        return Err(fail_with_hint(
+        let refused = fail_with_hint(
             format!(
                 "a message of {longest} bytes is larger than the queue's message size of {} bytes (mq_msgsize)",
                 attrs.max_msg_len
             ),
             "send a shorter message, or remove the queue and create it with a larger --msg-size",
-        ))
-        .with_context(|| format!("cannot send to queue {name}"));
+        )
+        .context(format!("cannot send to queue {name}"));
+        return Err(undo_create(refused, created, "queue", || {
+            posixmq::remove_queue(name.as_str())
+                .with_context(|| format!("cannot remove queue {name}"))
+        }));
     }
     let interval = args.send.interval.duration();
     let mut msg = Vec::with_capacity(longest);

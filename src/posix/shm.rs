@@ -1,22 +1,24 @@
-//! POSIX shared memory: `shm_open`, `posix_fallocate`, `mmap`, `shm_unlink`.
+//! POSIX shared memory: `shm_open`, `posix_fallocate`, `pread`/`pwrite`,
+//! `shm_unlink`.
 //!
 //! Layout is raw: the text at offset 0, NUL-terminated, so `cat /dev/shm/NAME`
-//! and programs in any language read it.
+//! and programs in any language read it. This tool reads and writes the
+//! segment through its descriptor, not a mapping: a segment that is sparse on
+//! a full /dev/shm, or shrunk by another process, then gives an error
+//! (ENOSPC, a short read) where a mapping would die of SIGBUS.
 
-use std::io::{self, BufRead, IsTerminal, Write};
-use std::num::NonZeroUsize;
+use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
-use std::ptr::NonNull;
 
 use anyhow::{Context, Result, anyhow, bail};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, posix_fallocate};
-use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap, shm_open, shm_unlink};
+use nix::sys::mman::{shm_open, shm_unlink};
 use nix::sys::stat::{FileStat, Mode as StatMode, fstat, stat};
 
 use crate::cli::{Mode, PosixShmArgs};
-use crate::error::{fail_with_hint, hinted};
+use crate::error::{fail_with_hint, hinted, undo_create};
 use crate::output::{Fields, Out, Shown, escape_bytes};
 use crate::serve::{Flow, Server};
 use crate::sys::{UmaskGuard, insert_ownership, secs};
@@ -144,55 +146,138 @@ impl Segment {
         }
     }
 
-    /// `mmap(MAP_SHARED)` of the first `len` bytes.
-    pub fn map(&self, len: usize) -> Result<Mapping> {
-        let length =
-            NonZeroUsize::new(len).ok_or_else(|| anyhow!("segment {} has size 0", self.name))?;
-        // SAFETY: a new shared mapping at an address the kernel picks cannot
-        // alias Rust memory; `Mapping` unmaps it exactly once, in Drop.
-        let ptr = unsafe {
-            mmap(
-                None,
-                length,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
+    /// Write `text` and its NUL at offset 0, then zero what is left of a
+    /// longer old text after it, so the segment reads as exactly `text` (also
+    /// for `cat`). The caller checked that `text.len() < size`.
+    ///
+    /// `fallocate(FALLOC_FL_KEEP_SIZE)` of that range comes first. A segment
+    /// sized with `ftruncate` (as many programs do) is sparse: writing through
+    /// a mapping on a full /dev/shm dies of SIGBUS, and `pwrite` may stop
+    /// half-way. The allocation fails with ENOSPC before any byte changes (tmpfs
+    /// gives back what it allocated), and the `pwrite`s after it cannot run out
+    /// of room. Text and NUL go first, in one call; the old tail is cleared
+    /// after them, beyond the NUL where a reader of the text stops.
+    ///
+    /// # Errors
+    /// ENOSPC when /dev/shm has no room for the pages (nothing was written);
+    /// an error, never a fault, when the segment shrank under us.
+    ///
+    /// # References
+    /// [fallocate(2)](https://man7.org/linux/man-pages/man2/fallocate.2.html),
+    /// [pwrite(2)](https://man7.org/linux/man-pages/man2/pwrite.2.html)
+    pub fn write_text(&self, text: &[u8], size: u64) -> Result<()> {
+        let limit = usize::try_from(size).context("segment too large to write")?;
+        debug_assert!(text.len() < limit);
+        let old_len = self.text_len(limit)?;
+        let end = old_len.max(text.len() + 1);
+        self.allocate_range(end)?;
+        if self.size()? < end as u64 {
+            bail!(
+                "cannot write to segment {}: it shrank while being written",
+                self.name
+            );
+        }
+        let mut head = Vec::with_capacity(text.len() + 1);
+        head.extend_from_slice(text);
+        head.push(0);
+        self.pwrite_all(&head, 0)?;
+        const ZEROS: [u8; 4096] = [0; 4096];
+        let mut at = head.len();
+        while at < end {
+            let n = ZEROS.len().min(end - at);
+            self.pwrite_all(&ZEROS[..n], at)?;
+            at += n;
+        }
+        Ok(())
+    }
+
+    /// Length of the text at offset 0: the offset of the first NUL, or
+    /// `limit` when there is none. Reads page by page with `pread`, keeping
+    /// nothing; holes of a sparse segment read as zeros and allocate nothing.
+    fn text_len(&self, limit: usize) -> Result<usize> {
+        let mut chunk = [0u8; 4096];
+        let mut at = 0;
+        while at < limit {
+            let want = chunk.len().min(limit - at);
+            let n = nix::sys::uio::pread(self.fd.as_fd(), &mut chunk[..want], at as i64)
+                .with_context(|| format!("cannot read segment {}", self.name))?;
+            if let Some(nul) = chunk[..n].iter().position(|&b| b == 0) {
+                return Ok(at + nul);
+            }
+            if n == 0 {
+                break;
+            }
+            at += n;
+        }
+        Ok(at)
+    }
+
+    /// `fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, len)`: back bytes `0..len` with
+    /// pages without changing the size or any content.
+    ///
+    /// # Errors
+    /// ENOSPC with a hint when /dev/shm is full. A file system without
+    /// fallocate (EOPNOTSUPP; tmpfs has it) is no error: `pwrite` then reports
+    /// a full one.
+    fn allocate_range(&self, len: usize) -> Result<()> {
+        let len = i64::try_from(len).context("segment too large to write")?;
+        let done = loop {
+            match nix::fcntl::fallocate(
                 self.fd.as_fd(),
+                nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
                 0,
-            )
+                len,
+            ) {
+                Err(Errno::EINTR) => {}
+                done => break done,
+            }
+        };
+        match done {
+            Ok(()) | Err(Errno::EOPNOTSUPP) => Ok(()),
+            Err(Errno::ENOSPC) => Err(hinted(
+                Errno::ENOSPC,
+                format!(
+                    "the segment is sparse (sized with ftruncate, not allocated) and /dev/shm has no \
+                     room for the pages of the {len} bytes this write covers; nothing was written. \
+                     `df -h /dev/shm` shows its size"
+                ),
+            )),
+            Err(e) => Err(e.into()),
         }
-        .with_context(|| format!("cannot map segment {}", self.name))?;
-        Ok(Mapping { ptr, len })
+        .with_context(|| format!("cannot write to segment {}", self.name))
     }
-}
 
-/// A shared mapping, unmapped in `Drop`.
-pub struct Mapping {
-    ptr: NonNull<libc::c_void>,
-    len: usize,
-}
-
-impl Mapping {
-    /// Copy `text` and a NUL terminator to offset 0. The caller checked that
-    /// both fit and that the segment is at least `len` long.
-    pub fn write_text(&self, text: &[u8]) {
-        debug_assert!(text.len() < self.len);
-        let dst = self.ptr.as_ptr().cast::<u8>();
-        // SAFETY: text.len() + 1 <= len bytes of a live, writable mapping;
-        // the source is a Rust slice and cannot overlap a fresh mapping.
-        // Other processes may read concurrently: that is shared memory's
-        // nature, and the NUL is written last so a reader sees old or new text
-        // up to a terminator.
-        unsafe {
-            std::ptr::copy_nonoverlapping(text.as_ptr(), dst, text.len());
-            dst.add(text.len()).write_volatile(0);
+    /// `pwrite` all of `buf` at `offset`, resuming after a short write or EINTR.
+    fn pwrite_all(&self, mut buf: &[u8], mut offset: usize) -> Result<()> {
+        while !buf.is_empty() {
+            match nix::sys::uio::pwrite(self.fd.as_fd(), buf, offset as i64) {
+                Ok(0) => bail!(
+                    "cannot write to segment {}: pwrite wrote nothing",
+                    self.name
+                ),
+                Ok(n) => {
+                    buf = &buf[n..];
+                    offset += n;
+                }
+                Err(Errno::EINTR) => {}
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot write to segment {}", self.name));
+                }
+            }
         }
+        Ok(())
     }
-}
 
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: ptr/len come from one successful mmap and are unmapped once.
-        let _ = unsafe { munmap(self.ptr, self.len) };
+    /// `shm_unlink` of this segment's name, but only while the name still
+    /// leads to this segment: one that replaced it is not ours to remove.
+    pub fn unlink_own(&self) -> Result<()> {
+        let own = self.stat()?;
+        if self.still_linked(&own) {
+            shm_unlink(self.name.as_str())
+                .with_context(|| format!("cannot remove segment {}", self.name))?;
+        }
+        Ok(())
     }
 }
 
@@ -251,11 +336,32 @@ fn server(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
     })
 }
 
-/// The client's text: `-m TEXT`, or one line of standard input.
-pub fn input_text(message: Option<&str>) -> Result<Vec<u8>> {
-    if let Some(text) = message {
-        return Ok(text.as_bytes().to_vec());
+/// The client's text for a segment of `size` bytes: `-m TEXT`, or one line
+/// of standard input. Text that does not fit with its NUL is refused, and
+/// standard input is read only as far as the segment could hold plus a line
+/// end (`size + 1` bytes): an endless input such as `< /dev/zero` is refused
+/// at once instead of filling memory.
+pub fn client_text(message: Option<&str>, size: u64, what: &str) -> Result<Vec<u8>> {
+    let text = match message {
+        Some(text) => text.as_bytes().to_vec(),
+        None => match stdin_line(size.saturating_add(1))? {
+            Some(line) => line,
+            None => {
+                return Err(does_not_fit(format_args!("at least {size}"), size))
+                    .with_context(|| format!("cannot write to segment {what}"));
+            }
+        },
+    };
+    if text.len() as u64 >= size {
+        return Err(does_not_fit(text.len(), size))
+            .with_context(|| format!("cannot write to segment {what}"));
     }
+    Ok(text)
+}
+
+/// One line of standard input without its line end, prompting on a
+/// terminal; `None` when `limit` bytes came without a line end.
+fn stdin_line(limit: u64) -> Result<Option<Vec<u8>>> {
     let stdin = io::stdin();
     if stdin.is_terminal() {
         let mut stdout = io::stdout();
@@ -265,48 +371,50 @@ pub fn input_text(message: Option<&str>) -> Result<Vec<u8>> {
     let mut line = Vec::new();
     let n = stdin
         .lock()
+        .take(limit)
         .read_until(b'\n', &mut line)
         .context("cannot read standard input")?;
     if n == 0 {
-        bail!("no text: standard input ended before a line (give -m TEXT)");
+        return Err(fail_with_hint(
+            "no text: standard input ended before a line",
+            "give -m TEXT, or one line on standard input",
+        ));
     }
     if line.last() == Some(&b'\n') {
         line.pop();
         if line.last() == Some(&b'\r') {
             line.pop();
         }
+    } else if n as u64 == limit {
+        return Ok(None);
     }
-    Ok(line)
+    Ok(Some(line))
 }
 
-/// Refuse text that does not fit with its NUL terminator.
-pub fn check_fits(text: &[u8], size: u64, what: &str) -> Result<()> {
-    if text.len() as u64 >= size {
-        return Err(fail_with_hint(
-            format!(
-                "the text is {} bytes but the segment is {size} bytes ({} usable: one byte is the NUL terminator); nothing was written",
-                text.len(),
-                size.saturating_sub(1)
-            ),
-            "write less, or remove the segment and create it with a larger --size",
-        ))
-        .with_context(|| format!("cannot write to segment {what}"));
-    }
-    Ok(())
+/// The refusal of a text of `len` bytes (a number, or "at least N").
+fn does_not_fit(len: impl std::fmt::Display, size: u64) -> anyhow::Error {
+    fail_with_hint(
+        format!(
+            "the text does not fit: it is {len} bytes but the segment is {size} bytes ({} usable: one byte is the NUL terminator); nothing was written",
+            size.saturating_sub(1)
+        ),
+        "write less, or remove the segment and create it with a larger --size",
+    )
 }
 
 fn client(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
     let name = &args.target.name;
-    let text = input_text(args.shm.message.as_deref())?;
-    let (seg, _created) = Segment::open_or_create(name, args.shm.size, args.create.mode)?;
-    let size = seg.size()?;
-    check_fits(&text, size, name.as_str())?;
-    let map = seg.map(usize::try_from(size).context("segment too large to map")?)?;
-    // Re-check after mapping: a shrink between the two would make the copy fault.
-    if seg.size()? < size {
-        bail!("cannot write to segment {name}: it shrank while being opened");
-    }
-    map.write_text(&text);
+    let (seg, created) = Segment::open_or_create(name, args.shm.size, args.create.mode)?;
+    // A segment this call created and then could not write is removed again:
+    // a refused call leaves nothing behind.
+    let text = seg
+        .size()
+        .and_then(|size| {
+            let text = client_text(args.shm.message.as_deref(), size, name.as_str())?;
+            seg.write_text(&text, size)?;
+            Ok(text)
+        })
+        .map_err(|e| undo_create(e, created, "segment", || seg.unlink_own()))?;
     out.event(
         "written",
         format_args!("wrote {} bytes to {name}: {}", text.len(), Shown(&text)),

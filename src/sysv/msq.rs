@@ -17,7 +17,7 @@ use nix::sys::timer::{Expiration, Timer, TimerSetTimeFlags};
 use nix::time::ClockId;
 
 use crate::cli::{Mode, SysvMsqArgs};
-use crate::error::{fail_with_hint, hinted, usage};
+use crate::error::{fail_with_hint, hinted, undo_create, usage};
 use crate::output::{Out, Payload};
 use crate::serve::{Flow, Messages, Server, Waited};
 use crate::sys::read_proc_u64;
@@ -338,7 +338,7 @@ fn client(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
     }
     let messages = Messages::new(args.serve.count, args.send.message.as_deref());
     let count = messages.count;
-    let (q, _created) = open_or_create(key, args.create.mode)?;
+    let (q, created) = open_or_create(key, args.create.mode)?;
     let ds = q
         .stat()
         .with_context(|| format!("cannot read attributes of queue {key}"))?;
@@ -356,11 +356,16 @@ fn client(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
         } else {
             format!("the kernel's msgmax of {max} bytes (/proc/sys/kernel/msgmax)")
         };
-        return Err(fail_with_hint(
+        // Refused before anything is sent: a queue this call created goes again.
+        let refused = fail_with_hint(
             format!("a message of {longest} bytes is larger than {which}"),
             format!("send at most {limit} bytes (msg_qbytes {qbytes}, msgmax {max})"),
-        ))
-        .with_context(|| format!("cannot send to queue {key}"));
+        )
+        .context(format!("cannot send to queue {key}"));
+        return Err(undo_create(refused, created, "queue", || {
+            q.remove()
+                .with_context(|| format!("cannot remove queue {key}"))
+        }));
     }
     let interval = args.send.interval.duration();
     let mut buf = MsgBuf::with_capacity(longest);

@@ -12,9 +12,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use nix::errno::Errno;
 
 use crate::cli::{Mode, SysvShmArgs};
-use crate::error::hinted;
+use crate::error::{hinted, undo_create};
 use crate::output::{Out, Shown, escape_bytes};
-use crate::posix::shm::{check_fits, input_text};
+use crate::posix::shm::client_text;
 use crate::serve::{Flow, Server};
 use crate::sys::secs;
 use crate::sysv::common::{
@@ -113,19 +113,30 @@ impl Attached {
         }
     }
 
-    /// Copy `text` and a NUL terminator to offset 0. The caller checked with
-    /// `check_fits` that `text.len() < len`.
+    /// Copy `text` and a NUL terminator to offset 0, then zero what is left
+    /// of a longer old text after it, so the segment holds exactly `text` up
+    /// to the old text's end. The caller checked with `client_text` that
+    /// `text.len() < len`.
     pub fn write_text(&self, text: &[u8]) -> Result<(), Errno> {
         if self.readonly || text.len() >= self.len {
             return Err(Errno::EINVAL);
         }
+        let mut old = Vec::new();
+        self.read_text(&mut old);
         let dst = self.ptr.as_ptr();
         // SAFETY: text.len() + 1 <= len bytes of a live, writable attachment;
-        // the source is a Rust slice and cannot overlap it. The NUL goes last
-        // so a reader sees old or new text up to a terminator.
+        // the source is a Rust slice and cannot overlap it. The NUL goes before
+        // the old tail is cleared, so the clearing happens beyond the
+        // terminator where a reader of the text stops.
         unsafe {
             std::ptr::copy_nonoverlapping(text.as_ptr(), dst, text.len());
             dst.add(text.len()).write_volatile(0);
+        }
+        let start = text.len() + 1;
+        if old.len() > start {
+            // SAFETY: start..old.len() lies within the attachment: read_text
+            // stops at len, and start <= len was checked above.
+            unsafe { std::ptr::write_bytes(dst.add(start), 0, old.len() - start) };
         }
         Ok(())
     }
@@ -273,18 +284,15 @@ fn server(args: &SysvShmArgs, out: &mut Out) -> Result<ExitCode> {
 
 fn client(args: &SysvShmArgs, out: &mut Out) -> Result<ExitCode> {
     let key = args.target.key;
-    let text = input_text(args.shm.message.as_deref())?;
-    let (seg, _created) = open_or_create(args)?;
-    let size = seg
-        .stat()
-        .with_context(|| format!("cannot stat segment {key}"))?
-        .shm_segsz;
-    check_fits(&text, size as u64, &key.to_string())?;
-    let map = seg
-        .attach(false)
-        .with_context(|| format!("cannot attach segment {key}"))?;
-    map.write_text(&text)
-        .with_context(|| format!("cannot write to segment {key}"))?;
+    let (seg, created) = open_or_create(args)?;
+    // A segment this call created and then could not write is removed again:
+    // a refused call leaves nothing behind.
+    let text = write_client_text(args, seg).map_err(|e| {
+        undo_create(e, created, "segment", || {
+            seg.remove()
+                .with_context(|| format!("cannot remove segment {key}"))
+        })
+    })?;
     out.event(
         "written",
         format_args!("wrote {} bytes to {key}: {}", text.len(), Shown(&text)),
@@ -296,6 +304,22 @@ fn client(args: &SysvShmArgs, out: &mut Out) -> Result<ExitCode> {
         },
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Read the client's text, as far as the segment can hold, and write it.
+fn write_client_text(args: &SysvShmArgs, seg: Segment) -> Result<Vec<u8>> {
+    let key = args.target.key;
+    let size = seg
+        .stat()
+        .with_context(|| format!("cannot stat segment {key}"))?
+        .shm_segsz;
+    let text = client_text(args.shm.message.as_deref(), size as u64, &key.to_string())?;
+    let map = seg
+        .attach(false)
+        .with_context(|| format!("cannot attach segment {key}"))?;
+    map.write_text(&text)
+        .with_context(|| format!("cannot write to segment {key}"))?;
+    Ok(text)
 }
 
 fn stat_cmd(at: Addr, out: &mut Out) -> Result<ExitCode> {

@@ -343,3 +343,20 @@ pub fn assert_ok(o: &Output) -> String {
 pub fn untimed(line: &str) -> &str {
     line.split_once(' ').map_or(line, |(_, rest)| rest)
 }
+
+/// Run the binary with standard input from /dev/zero, an endless line. The
+/// address space is capped so that a client that reads without bound aborts
+/// quickly instead of taking the machine's memory.
+pub fn run_on_endless_stdin(args: &[&str]) -> Output {
+    let exe = assert_cmd::cargo::cargo_bin!("examples-ipc");
+    Command::new("prlimit")
+        .arg("--as=1073741824")
+        .arg("--")
+        .arg(exe)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(std::fs::File::open("/dev/zero").expect("/dev/zero"))
+        .output()
+        .expect("cannot run examples-ipc under prlimit (util-linux)")
+}
