@@ -2,6 +2,7 @@
 
 pub mod msq;
 pub mod sem;
+pub mod semfile;
 pub mod shm;
 
 use std::process::ExitCode;
