@@ -762,6 +762,184 @@ fn sem_server_keeps_the_value_of_an_existing_semaphore() {
     assert_eq!(untimed(&lines[1]), "semaphore: 4");
 }
 
+// ---------- sem: files that are not valid semaphores ----------
+
+fn sem_path(name: &str) -> std::path::PathBuf {
+    format!("/dev/shm/sem.{}", &name[1..]).into()
+}
+
+/// glibc's 64-bit sem_t: value and waiters in one 64-bit word, then the
+/// futex `private` word (sem_open writes 128), then padding to 32 bytes.
+fn sem_bytes(value: u32, waiters: u32, private: u32) -> Vec<u8> {
+    let mut buf = vec![0u8; 32];
+    let data = u64::from(value) | (u64::from(waiters) << 32);
+    buf[..8].copy_from_slice(&data.to_ne_bytes());
+    buf[8..12].copy_from_slice(&private.to_ne_bytes());
+    buf
+}
+
+/// Exit 1 with exactly one `error:` line that contains `fragment`, not
+/// death by a signal.
+#[track_caller]
+fn assert_refused(o: &std::process::Output, what: &str, fragment: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.signal(), None, "{what}: killed by a signal; {err}");
+    assert_eq!(o.status.code(), Some(1), "{what}: {err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{what}: {err}");
+    assert!(errors[0].contains(fragment), "{what}: {err}");
+    assert!(
+        o.stdout.is_empty(),
+        "{what}: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+/// A file planted at /dev/shm/sem.NAME is refused by every mode of
+/// `posix sem` with `error: FILE is not a valid semaphore: WHY`, exit 1,
+/// and is left exactly as it was; `ls` lists it and `--clean` removes it.
+fn refused_by_every_mode(tag: &str, bytes: &[u8], why: &str) {
+    let name = unique_name(tag);
+    let path = sem_path(&name);
+    let _guard = Cleanup(vec![Obj::PosixSem(name.clone()), Obj::Path(path.clone())]);
+    std::fs::write(&path, bytes).unwrap();
+    let expected = format!("error: {} is not a valid semaphore: {why}", path.display());
+    let modes: [&[&str]; 6] = [
+        &[],
+        &["-r"],
+        &["--wait"],
+        &["--wait", "--timeout", "0.2"],
+        // --count 1: a server that wrongly accepts the file ends at once.
+        &["-s", "--count", "1"],
+        &["--stat"],
+    ];
+    for mode in modes {
+        let mut args = vec!["posix", "sem", "-n", &name];
+        args.extend_from_slice(mode);
+        let o = run(&args);
+        assert_refused(&o, &format!("{tag} {mode:?}"), &expected);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().next(), Some(expected.as_str()), "{mode:?}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{mode:?} changed it");
+    }
+    let listed = assert_ok(&run(&["ls", "--name", &name]));
+    assert!(listed.contains("not a valid semaphore"), "{listed}");
+    assert_ok(&run(&["posix", "sem", "--clean", "-n", &name]));
+    assert!(!path.exists());
+}
+
+#[test]
+fn sem_empty_file_is_refused_not_sigbus() {
+    refused_by_every_mode("sem-empty", b"", "0 bytes, a sem_t needs 32");
+}
+
+#[test]
+fn sem_file_shorter_than_a_sem_t_is_refused() {
+    // Within the first page, so no SIGBUS: glibc would take and post on the
+    // bytes past the end of the file, and write into the file.
+    refused_by_every_mode("sem-short", b"abcde", "5 bytes, a sem_t needs 32");
+}
+
+#[test]
+fn sem_garbage_private_word_is_refused_not_sigabrt() {
+    // A waiter recorded and value 0: -r and --wait reach the futex call,
+    // where glibc aborts on the error this private word causes.
+    refused_by_every_mode(
+        "sem-private",
+        &sem_bytes(0, 1, 0x4141_4141),
+        "its private word is 0x41414141, sem_open semaphores have 0x80",
+    );
+}
+
+#[test]
+fn sem_value_above_sem_value_max_is_refused() {
+    refused_by_every_mode(
+        "sem-value",
+        &sem_bytes(u32::MAX, 0, 128),
+        "its value is 4294967295, above SEM_VALUE_MAX (2147483647)",
+    );
+}
+
+#[test]
+fn sem_file_truncated_under_the_server_is_reported() {
+    let name = unique_name("sem-trunc-server");
+    let _guard = Cleanup(vec![Obj::PosixSem(name.clone())]);
+    let mut server = Server::start(&[
+        "posix",
+        "sem",
+        "-s",
+        "-n",
+        &name,
+        "--interval",
+        "0.02",
+        "--timeout",
+        "30",
+    ]);
+    assert_eq!(untimed(&server.next_out()), "semaphore: 2");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(sem_path(&name))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let err = server.fails_with("is not a valid semaphore: 0 bytes, a sem_t needs 32");
+    assert!(
+        err.iter().any(|l| l.contains("changed under the server")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn sem_file_truncated_under_a_waiting_client_is_reported() {
+    use std::os::unix::process::ExitStatusExt;
+    // To 0 bytes, glibc's next access to the mapping faults (SIGBUS); to 5,
+    // the page stays and the check between waits sees it.
+    for len in [0u64, 5] {
+        let name = unique_name("sem-trunc-wait");
+        let path = sem_path(&name);
+        let _guard = Cleanup(vec![Obj::PosixSem(name.clone())]);
+        let (status, _, _) = Server::spawn(&[
+            "posix", "sem", "-s", "-n", &name, "--value", "0", "--count", "1",
+        ])
+        .finish();
+        assert!(status.success());
+        let waiter = bin()
+            .args(["posix", "sem", "-n", &name, "--wait", "--timeout", "60"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The waiter is blocked once glibc has recorded it in the file's
+        // waiter count (the high half of the first 64-bit word).
+        let end = std::time::Instant::now() + DEADLINE;
+        loop {
+            let raw = std::fs::read(&path).unwrap();
+            let data = u64::from_ne_bytes(raw[..8].try_into().unwrap());
+            if data >> 32 != 0 {
+                break;
+            }
+            assert!(std::time::Instant::now() < end, "the client never waited");
+            std::thread::yield_now();
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len)
+            .unwrap();
+        let o = waiter.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.signal(), None, "{len}: {err}");
+        assert_refused(
+            &o,
+            &format!("truncated to {len}"),
+            &format!("is not a valid semaphore: {len} bytes, a sem_t needs 32"),
+        );
+        assert!(err.contains(&format!("semaphore {name}")), "{err}");
+    }
+}
+
 // ---------- another program on the plain POSIX API ----------
 
 const C_PEER: &str = r#"

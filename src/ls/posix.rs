@@ -2,12 +2,13 @@
 //! queues in the mqueue filesystem.
 //!
 //! Nothing here maps a file or takes a semaphore: a semaphore's value is read
-//! with `pread` from the file, so an empty or truncated `sem.*` file is
+//! with `pread` from the file and checked as `posix sem` checks it
+//! (`posix::semfile`), so an empty, truncated or garbage `sem.*` file is
 //! reported, never a SIGBUS, and `ls` never shows up as a user itself.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -15,11 +16,9 @@ use nix::errno::Errno;
 use serde_json::{Value, json};
 
 use super::{Kind, Object, Scan};
+use crate::posix::semfile::{self, Invalid, SEM_T_SIZE, SemWord};
 
 pub const SHM_DIR: &str = "/dev/shm";
-
-/// `sizeof(sem_t)`: glibc's semaphore file is exactly one sem_t.
-const SEM_T_SIZE: usize = size_of::<libc::sem_t>();
 
 /// Segments and semaphores in /dev/shm.
 pub fn scan_shm_dir(scan: &mut Scan, want_shm: bool, want_sem: bool) {
@@ -57,13 +56,18 @@ pub fn scan_shm_dir(scan: &mut Scan, want_shm: bool, want_sem: bool) {
             let mut obj = Object::new(Kind::PosixSem);
             obj.name = Some(format!("/{}", &file[4..]));
             let (value, waiters, note) = match read_sem_value(&entry.path()) {
-                Ok(SemFile::Value { value, waiters }) => (json!(value), json!(waiters), None),
-                Ok(SemFile::Short(len)) => (
+                Ok(Ok(word)) => (json!(word.value), json!(word.waiters), None),
+                Ok(Err(Invalid::Short(len))) => (
                     Value::Null,
                     Value::Null,
                     Some(format!(
                         "{len} bytes, shorter than a sem_t ({SEM_T_SIZE}): not a valid semaphore"
                     )),
+                ),
+                Ok(Err(why)) => (
+                    Value::Null,
+                    Value::Null,
+                    Some(format!("not a valid semaphore: {why}")),
                 ),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(_) => {
@@ -93,44 +97,10 @@ pub fn scan_shm_dir(scan: &mut Scan, want_shm: bool, want_sem: bool) {
     }
 }
 
-enum SemFile {
-    Value {
-        value: u32,
-        waiters: u32,
-    },
-    /// Shorter than a sem_t (empty, truncated, or not a semaphore at all).
-    Short(usize),
-}
-
-/// The value of a glibc semaphore file, read (not mapped) from its first
-/// 64-bit word: on 64-bit glibc the low half is the value and the high half
-/// the number of waiters (`struct new_sem`, `__HAVE_64B_ATOMICS`).
-fn read_sem_value(path: &Path) -> io::Result<SemFile> {
-    // O_NONBLOCK: a FIFO planted in /dev/shm would otherwise hang the open.
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    let mut buf = [0u8; SEM_T_SIZE];
-    let mut len = 0;
-    while len < buf.len() {
-        match file.read_at(&mut buf[len..], len as u64) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    if len < SEM_T_SIZE {
-        return Ok(SemFile::Short(len));
-    }
-    let word = u64::from_ne_bytes([
-        buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7],
-    ]);
-    Ok(SemFile::Value {
-        value: (word & 0xffff_ffff) as u32,
-        waiters: (word >> 32) as u32,
-    })
+/// The value and waiters of a glibc semaphore file, read (not mapped) and
+/// checked as the semaphore commands check it before they map it.
+fn read_sem_value(path: &Path) -> io::Result<Result<SemWord, Invalid>> {
+    semfile::check(&semfile::open(path, false)?)
 }
 
 /// A POSIX queue as the mqueue filesystem shows it.

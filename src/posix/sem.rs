@@ -1,16 +1,30 @@
-//! POSIX named semaphore: `sem_open`, `sem_trywait`, `sem_timedwait`,
-//! `sem_post`, `sem_getvalue`, `sem_unlink`. nix has none of them, so libc is
-//! called here, inside `NamedSem` only.
+//! POSIX named semaphore: `sem_open` (to create), `sem_trywait`,
+//! `sem_timedwait`, `sem_post`, `sem_getvalue`, `sem_unlink`. nix has none of
+//! them, so libc is called here, inside `NamedSem` only.
+//!
+//! glibc's `sem_*` calls trust the file they map, so an existing semaphore is
+//! opened by hand: its file is checked with `pread` (`semfile`), and only then
+//! mapped, the same inode that was checked. `--stat` and the server never
+//! touch the mapping; a client's faults in it after a truncation are reported
+//! by `sigbus`, and a `--wait` re-checks the file between short waits.
 
 use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::num::NonZeroUsize;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::process::ExitCode;
 use std::ptr::NonNull;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use nix::errno::Errno;
-use nix::sys::stat::{FileStat, stat};
+use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
 
+use super::semfile::{self, Invalid, SEM_T_SIZE, SemWord};
+use super::sigbus::BusGuard;
 use crate::cli::{Mode, PosixSemArgs};
 use crate::error::{fail_with_hint, usage};
 use crate::output::{Fields, Out};
@@ -22,9 +36,19 @@ use crate::target::{FileMode, NAME_MAX, PosixName};
 /// NAME_MAX are taken by the prefix.
 const SEM_NAME_MAX: usize = NAME_MAX - 4;
 
-/// An open named semaphore, `sem_close`d in `Drop`. Never unlinks.
+/// How long one `sem_timedwait` of `--wait` lasts before the file is checked
+/// again: a truncation while waiting is then reported within this time.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// An existing named semaphore: its file, checked when opened, and our own
+/// shared mapping of that file, unmapped in `Drop`. Never unlinks.
 pub struct NamedSem {
     sem: NonNull<libc::sem_t>,
+    /// Declared before `file`: the guard names the file's descriptor.
+    _guard: BusGuard,
+    file: File,
+    path: String,
+    name: PosixName,
 }
 
 /// The outcome of taking a unit.
@@ -35,10 +59,16 @@ pub enum Take {
     Busy,
 }
 
+/// Why an existing semaphore could not be opened.
+enum OpenError {
+    Io(io::Error),
+    Invalid(Invalid),
+}
+
 impl NamedSem {
-    /// `sem_open(name, O_CREAT|O_EXCL, mode, value)`, then without O_EXCL on
-    /// EEXIST, so that the caller knows whether it created the semaphore
-    /// (an existing one keeps its value).
+    /// `sem_open(name, O_CREAT|O_EXCL, mode, value)`, then `NamedSem::open`:
+    /// the caller learns whether it created the semaphore (an existing one
+    /// keeps its value), and either way uses the file only once checked.
     pub fn open_or_create(
         name: &PosixName,
         mode: FileMode,
@@ -46,64 +76,108 @@ impl NamedSem {
     ) -> Result<(NamedSem, bool)> {
         let c_name = sem_name(name)?;
         for _ in 0..2 {
-            let made = {
-                let _umask = UmaskGuard::clear();
-                // SAFETY: c_name is a valid C string; with O_CREAT sem_open
-                // reads exactly two more variadic arguments, a mode_t (passed
-                // as c_uint, as default promotion requires) and an unsigned value.
-                unsafe {
-                    libc::sem_open(
-                        c_name.as_ptr(),
-                        libc::O_CREAT | libc::O_EXCL,
-                        mode.bits() as libc::c_uint,
-                        value as libc::c_uint,
-                    )
-                }
-            };
-            match checked(made) {
-                Ok(sem) => return Ok((sem, true)),
-                Err(Errno::EEXIST) => {}
+            let created = match create(&c_name, mode, value) {
+                Ok(()) => true,
+                Err(Errno::EEXIST) => false,
                 Err(e) => return Err(e).with_context(|| format!("cannot create semaphore {name}")),
-            }
-            match NamedSem::open_raw(&c_name) {
-                Ok(sem) => return Ok((sem, false)),
-                Err(Errno::ENOENT) => continue,
-                Err(e) => return Err(e).with_context(|| format!("cannot open semaphore {name}")),
+            };
+            match NamedSem::open_checked(name) {
+                Ok(sem) => return Ok((sem, created)),
+                Err(OpenError::Io(e)) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(open_error(name, e)),
             }
         }
         bail!("cannot open semaphore {name}: it was removed while opening it")
     }
 
-    /// `sem_open(name, 0)`: an existing semaphore only.
+    /// An existing semaphore only: `open` of its file (never creating),
+    /// the check of `semfile::check`, then `mmap(MAP_SHARED)` of one sem_t,
+    /// which is all `sem_open` does for an existing semaphore.
+    ///
+    /// # Errors
+    ///
+    /// ENOENT: "no such semaphore" with a hint to start the server; a file
+    /// that is not a valid semaphore: `FILE is not a valid semaphore: WHY`;
+    /// other `open`/`mmap` errnos with the name.
     pub fn open(name: &PosixName) -> Result<NamedSem> {
-        let c_name = sem_name(name)?;
-        NamedSem::open_raw(&c_name).map_err(|errno| match errno {
-            Errno::ENOENT => fail_with_hint(
-                "no such semaphore",
-                format!("a client never creates one: start the server first (examples-ipc posix sem -s -n {name})"),
+        sem_name(name)?;
+        NamedSem::open_checked(name).map_err(|e| open_error(name, e))
+    }
+
+    fn open_checked(name: &PosixName) -> Result<NamedSem, OpenError> {
+        let path = sem_file(name);
+        let file = semfile::open(Path::new(&path), true).map_err(OpenError::Io)?;
+        semfile::check(&file)
+            .map_err(OpenError::Io)?
+            .map_err(OpenError::Invalid)?;
+        let len = NonZeroUsize::new(SEM_T_SIZE).ok_or(OpenError::Invalid(Invalid::Short(0)))?;
+        // SAFETY: a new shared mapping at an address the kernel picks cannot
+        // alias Rust memory; NamedSem unmaps it exactly once, in Drop. The
+        // file was just checked to hold a whole sem_t.
+        let ptr = unsafe {
+            mmap(
+                None,
+                len,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                file.as_fd(),
+                0,
             )
-            .context(format!("cannot open semaphore {name}")),
-            e => anyhow::Error::new(e).context(format!("cannot open semaphore {name}")),
+        }
+        .map_err(|e| OpenError::Io(e.into()))?;
+        let guard = BusGuard::arm(
+            ptr.as_ptr().cast(),
+            SEM_T_SIZE,
+            file.as_fd(),
+            format!(
+                "error: semaphore {name} was truncated while in use: {path} is not a valid semaphore: "
+            ),
+            format!(" bytes, a sem_t needs {SEM_T_SIZE}"),
+        );
+        let guard = match guard {
+            Ok(guard) => guard,
+            Err(e) => {
+                // SAFETY: ptr/len come from the mmap above, never used.
+                let _ = unsafe { munmap(ptr, SEM_T_SIZE) };
+                return Err(OpenError::Io(e.into()));
+            }
+        };
+        Ok(NamedSem {
+            sem: ptr.cast(),
+            _guard: guard,
+            file,
+            path,
+            name: name.clone(),
         })
     }
 
-    fn open_raw(c_name: &CString) -> Result<NamedSem, Errno> {
-        // SAFETY: c_name is a valid C string; without O_CREAT no variadic
-        // arguments are read.
-        checked(unsafe { libc::sem_open(c_name.as_ptr(), 0) })
+    /// The file checked again with `pread` (not through the mapping): the
+    /// value and waiters, or why it is no longer a valid semaphore.
+    pub fn check(&self) -> Result<Result<SemWord, Invalid>> {
+        read_checked(&self.file, &self.path)
+    }
+
+    /// Whether /dev/shm/sem.NAME is still this file (not unlinked or replaced).
+    pub fn still_linked(&self) -> Result<bool> {
+        let own = self
+            .file
+            .metadata()
+            .with_context(|| format!("cannot stat {}", self.path))?;
+        Ok(std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|now| now.ino() == own.ino() && now.dev() == own.dev()))
     }
 
     /// `sem_getvalue`
     pub fn value(&self) -> Result<i32> {
         let mut value: libc::c_int = 0;
-        // SAFETY: self.sem is an open semaphore and value a valid out-pointer.
+        // SAFETY: self.sem is a mapped, checked sem_t and value a valid out-pointer.
         Errno::result(unsafe { libc::sem_getvalue(self.sem.as_ptr(), &mut value) })?;
         Ok(value)
     }
 
     /// `sem_trywait`: take a unit now or report `Busy`.
     pub fn try_take(&self) -> Result<Take> {
-        // SAFETY: self.sem is an open semaphore.
+        // SAFETY: self.sem is a mapped, checked sem_t.
         match Errno::result(unsafe { libc::sem_trywait(self.sem.as_ptr()) }) {
             Ok(_) => Ok(Take::Taken),
             Err(Errno::EAGAIN) => Ok(Take::Busy),
@@ -111,27 +185,42 @@ impl NamedSem {
         }
     }
 
-    /// `sem_wait`, or `sem_timedwait` with a deadline `timeout` from now.
+    /// Wait for a unit, at most `timeout` when given: `sem_timedwait` in
+    /// slices of `WAIT_SLICE`, with the file checked again between them, so
+    /// a file truncated or overwritten while we wait is reported instead of
+    /// being used. The time limit is kept on the monotonic clock.
     pub fn take_waiting(&self, timeout: Option<Duration>) -> Result<Take> {
-        let deadline = match timeout {
-            Some(t) => {
-                let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)?;
-                let end = Duration::from(now) + t;
-                Some(libc::timespec {
-                    tv_sec: end.as_secs() as libc::time_t,
-                    tv_nsec: end.subsec_nanos() as libc::c_long,
-                })
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let slice = match deadline {
+                Some(end) => WAIT_SLICE.min(end.saturating_duration_since(Instant::now())),
+                None => WAIT_SLICE,
+            };
+            if self.timed_take(slice)? == Take::Taken {
+                return Ok(Take::Taken);
             }
-            None => None,
+            if let Err(why) = self.check()? {
+                return Err(invalid(&self.name, why))
+                    .with_context(|| format!("semaphore {} changed while waiting", self.name));
+            }
+            if deadline.is_some_and(|end| Instant::now() >= end) {
+                return Ok(Take::Busy);
+            }
+        }
+    }
+
+    /// `sem_timedwait` with a deadline `wait` from now (CLOCK_REALTIME, as
+    /// sem_timedwait requires); EINTR is retried.
+    fn timed_take(&self, wait: Duration) -> Result<Take> {
+        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)?;
+        let end = Duration::from(now) + wait;
+        let ts = libc::timespec {
+            tv_sec: end.as_secs() as libc::time_t,
+            tv_nsec: end.subsec_nanos() as libc::c_long,
         };
         loop {
-            let ret = match &deadline {
-                // SAFETY: self.sem is open and ts a valid timespec for the call.
-                Some(ts) => unsafe { libc::sem_timedwait(self.sem.as_ptr(), ts) },
-                // SAFETY: self.sem is an open semaphore.
-                None => unsafe { libc::sem_wait(self.sem.as_ptr()) },
-            };
-            match Errno::result(ret) {
+            // SAFETY: self.sem is a mapped, checked sem_t and ts a valid timespec.
+            match Errno::result(unsafe { libc::sem_timedwait(self.sem.as_ptr(), &ts) }) {
                 Ok(_) => return Ok(Take::Taken),
                 Err(Errno::EINTR) => continue,
                 Err(Errno::ETIMEDOUT) => return Ok(Take::Busy),
@@ -142,7 +231,7 @@ impl NamedSem {
 
     /// `sem_post`
     pub fn give(&self) -> Result<()> {
-        // SAFETY: self.sem is an open semaphore.
+        // SAFETY: self.sem is a mapped, checked sem_t.
         Errno::result(unsafe { libc::sem_post(self.sem.as_ptr()) }).map_err(|e| match e {
             Errno::EOVERFLOW => anyhow!("the value is at SEM_VALUE_MAX ({})", i32::MAX),
             e => e.into(),
@@ -153,18 +242,64 @@ impl NamedSem {
 
 impl Drop for NamedSem {
     fn drop(&mut self) {
-        // SAFETY: self.sem came from a successful sem_open and is closed once.
-        unsafe { libc::sem_close(self.sem.as_ptr()) };
+        // SAFETY: self.sem is the one mapping of SEM_T_SIZE bytes made in
+        // open_checked, unmapped once; the guard is dropped right after.
+        let _ = unsafe { munmap(self.sem.cast(), SEM_T_SIZE) };
     }
 }
 
-fn checked(ptr: *mut libc::sem_t) -> Result<NamedSem, Errno> {
-    if ptr == libc::SEM_FAILED {
+/// `sem_open(name, O_CREAT|O_EXCL, mode, value)`, then `sem_close`: glibc
+/// builds the new file under a temporary name and links it in whole, so no
+/// one ever sees it half-made. EEXIST: there is one already.
+fn create(c_name: &CString, mode: FileMode, value: u32) -> Result<(), Errno> {
+    let made = {
+        let _umask = UmaskGuard::clear();
+        // SAFETY: c_name is a valid C string; with O_CREAT sem_open reads
+        // exactly two more variadic arguments, a mode_t (passed as c_uint, as
+        // default promotion requires) and an unsigned value.
+        unsafe {
+            libc::sem_open(
+                c_name.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL,
+                mode.bits() as libc::c_uint,
+                value as libc::c_uint,
+            )
+        }
+    };
+    if made == libc::SEM_FAILED {
         return Err(Errno::last());
     }
-    NonNull::new(ptr)
-        .map(|sem| NamedSem { sem })
-        .ok_or(Errno::EINVAL)
+    // SAFETY: made came from a successful sem_open and is closed once.
+    unsafe { libc::sem_close(made) };
+    Ok(())
+}
+
+fn read_checked(file: &File, path: &str) -> Result<Result<SemWord, Invalid>> {
+    semfile::check(file).with_context(|| format!("cannot read {path}"))
+}
+
+/// The error for an existing semaphore that could not be opened.
+fn open_error(name: &PosixName, err: OpenError) -> anyhow::Error {
+    match err {
+        OpenError::Invalid(why) => invalid(name, why),
+        OpenError::Io(e) if e.kind() == io::ErrorKind::NotFound => fail_with_hint(
+            "no such semaphore",
+            format!("a client never creates one: start the server first (examples-ipc posix sem -s -n {name})"),
+        )
+        .context(format!("cannot open semaphore {name}")),
+        OpenError::Io(e) => anyhow::Error::new(e).context(format!("cannot open semaphore {name}")),
+    }
+}
+
+/// `FILE is not a valid semaphore: WHY`, with what to do about it.
+fn invalid(name: &PosixName, why: Invalid) -> anyhow::Error {
+    fail_with_hint(
+        format!("{} is not a valid semaphore: {why}", sem_file(name)),
+        format!(
+            "sem_open did not make it, or it was damaged since; \
+             examples-ipc posix sem --clean -n {name} removes it"
+        ),
+    )
 }
 
 fn sem_name(name: &PosixName) -> Result<CString> {
@@ -177,7 +312,7 @@ fn sem_name(name: &PosixName) -> Result<CString> {
     CString::new(name.as_str()).map_err(|_| usage("a name cannot contain a NUL byte"))
 }
 
-/// The file behind a semaphore, for owner, mode and removal checks.
+/// The file behind a semaphore.
 fn sem_file(name: &PosixName) -> String {
     format!("/dev/shm/sem.{}", name.file_name())
 }
@@ -192,16 +327,10 @@ pub fn run(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
     }
 }
 
-fn same_file(a: &FileStat, b: &FileStat) -> bool {
-    a.st_ino == b.st_ino && a.st_dev == b.st_dev
-}
-
 fn server(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
     let name = &args.target.name;
     let mut server = Server::new(out, &args.serve)?;
     let (sem, created) = NamedSem::open_or_create(name, args.create.mode, args.sem.value)?;
-    // Remember which file we opened, to notice an unlink under us.
-    let own = stat(sem_file(name).as_str()).ok();
     let interval = args.sem.interval.duration();
     let verb = if created { "created" } else { "opened" };
     let flow = server.start(
@@ -223,14 +352,17 @@ fn server(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
     if flow == Flow::Done {
         return Ok(ExitCode::SUCCESS);
     }
+    // The value is read from the file, never through the mapping, so a file
+    // truncated under the server is an error line, not SIGBUS.
     server.watch_value(interval, || {
-        if let Some(own) = &own {
-            match stat(sem_file(name).as_str()) {
-                Ok(now) if same_file(own, &now) => {}
-                _ => bail!("semaphore {name} was removed (sem_unlink) under the server"),
-            }
+        if !sem.still_linked()? {
+            bail!("semaphore {name} was removed (sem_unlink) under the server");
         }
-        Ok(i64::from(sem.value()?))
+        match sem.check()? {
+            Ok(word) => Ok(i64::from(word.value)),
+            Err(why) => Err(invalid(name, why))
+                .with_context(|| format!("semaphore {name} changed under the server")),
+        }
     })
 }
 
@@ -302,16 +434,22 @@ fn clean(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Read-only and never mapped: the value comes from `pread`, the owner
+/// and mode from `fstat` of the same file.
 fn stat_cmd(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
-    let sem = NamedSem::open(name)?;
-    let value = sem.value()?;
-    let st =
-        stat(sem_file(name).as_str()).with_context(|| format!("cannot stat semaphore {name}"))?;
+    sem_name(name)?;
+    let path = sem_file(name);
+    let file =
+        semfile::open(Path::new(&path), false).map_err(|e| open_error(name, OpenError::Io(e)))?;
+    let word = read_checked(&file, &path)?.map_err(|why| invalid(name, why))?;
+    let st = file
+        .metadata()
+        .with_context(|| format!("cannot stat semaphore {name}"))?;
     let mut f = Fields::new();
     f.insert("mechanism".into(), "posix-sem".into());
     f.insert("name".into(), name.as_str().into());
-    f.insert("value".into(), value.into());
-    insert_ownership(&mut f, st.st_uid, st.st_gid, st.st_mode);
+    f.insert("value".into(), word.value.into());
+    insert_ownership(&mut f, st.uid(), st.gid(), st.mode());
     out.attributes(&f)?;
     Ok(ExitCode::SUCCESS)
 }
