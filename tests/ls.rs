@@ -985,3 +985,56 @@ fn limits_fit_is_what_the_kernel_then_allows() {
     assert_eq!(after["rlimit_msgqueue"]["used"], 2 * cost, "{after}");
     assert_eq!(after["rlimit_msgqueue"]["queue"]["fit"], 0, "{after}");
 }
+
+#[test]
+fn sem_sets_unreadable_or_vanishing_never_fail_ls() {
+    let (ks, kc) = (unique_key(), unique_key());
+    let mut guard = Cleanup::new();
+    guard.add(Obj::SysvSem(ks)).add(Obj::SysvSem(kc));
+    sysv::sem(ks, &[1, 2]);
+    // Another user may not read a 0600 set: it is listed, its semaphores
+    // are null, and it is counted as unreadable.
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .args(["ls", "--json", "--key", &key_hex(ks)])
+        .output()
+        .expect("setpriv (util-linux) is needed");
+    let doc: Value = serde_json::from_str(&assert_ok(&o)).unwrap();
+    let set = objects(&doc)
+        .into_iter()
+        .find(|o| o["key"] == key_hex(ks).as_str())
+        .unwrap_or_else(|| panic!("not listed: {doc}"));
+    assert_eq!(set.get("sems"), Some(&Value::Null), "{set}");
+    assert!(
+        set["values"].is_null()
+            && set["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("not readable"))
+    );
+    assert!(doc["unreadable"].as_u64().is_some_and(|n| n >= 1), "{doc}");
+    // Root reads it.
+    let set = sysv_obj(ks).unwrap();
+    assert_eq!(set["sems"][1]["value"], 2, "{set}");
+
+    // A set removed between /proc/sysvipc/sem and semctl: ls goes on.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let id = sysv::sem(kc, &[1, 1, 1]);
+                // SAFETY: IPC_RMID reads no fourth argument.
+                unsafe { libc::semctl(id, 0, libc::IPC_RMID) };
+            }
+        })
+    };
+    for _ in 0..20 {
+        let doc = ls_json(&["--key", &key_hex(kc)]);
+        for set in objects(&doc) {
+            assert!(set["sems"].is_array() || set["note"].is_string(), "{set}");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+}
