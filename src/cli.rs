@@ -397,10 +397,10 @@ pub struct CleanArgs {
 // `limits`
 #[derive(Debug, Args)]
 pub struct LimitsArgs {
-    /// Queue capacity for the RLIMIT_MSGQUEUE cost (default msg_default)
+    /// Queue capacity to check (default: msg_default, at most msg_max, as mq_open without attributes)
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub max_msgs: Option<u32>,
-    /// Message size for the RLIMIT_MSGQUEUE cost (default msgsize_default)
+    /// Message size to check (default: msgsize_default, at most msgsize_max)
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "BYTES")]
     pub msg_size: Option<u32>,
 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::cli::LimitsArgs;
 use crate::ls::{self, human};
 use crate::output::Out;
-use crate::posix::msq::queue_cost;
+use crate::posix::msq::{AttrLimits, HARD_MSGMAX, HARD_MSGSIZEMAX, queue_cost};
 use crate::sys::read_proc_u64;
 
 fn mq(f: &str) -> Option<u64> {
@@ -22,27 +22,190 @@ fn kernel(f: &str) -> Option<u64> {
     read_proc_u64(&format!("/proc/sys/kernel/{f}"))
 }
 
-/// Data lines of a /proc/sysvipc table, and the sum of one column.
-fn sysvipc(file: &str, column: &str) -> (Option<u64>, Option<u64>) {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/sysvipc/{file}")) else {
-        return (None, None);
-    };
+/// A /proc/sysvipc table: its number of data lines, and the values of one
+/// column (lines where it does not parse left out).
+fn sysvipc(file: &str, column: &str) -> Option<(u64, Vec<u64>)> {
+    let text = std::fs::read_to_string(format!("/proc/sysvipc/{file}")).ok()?;
     let mut lines = text.lines();
     let col = lines
         .next()
         .and_then(|h| h.split_ascii_whitespace().position(|c| c == column));
     let mut count = 0;
-    let mut sum = 0u64;
+    let mut values = Vec::new();
     for l in lines {
         count += 1;
         if let Some(v) = col
             .and_then(|i| l.split_ascii_whitespace().nth(i))
             .and_then(|v| v.parse::<u64>().ok())
         {
-            sum = sum.saturating_add(v);
+            values.push(v);
         }
     }
-    (Some(count), Some(sum))
+    Some((count, values))
+}
+
+/// The pages System V segments of these sizes take, as the kernel counts
+/// them against shmall (`shm_tot`, "pages allocated" in `ipcs -u`): each
+/// segment is rounded up to whole pages on its own, so three 100-byte
+/// segments take 3 pages, not 1.
+fn shm_pages(sizes: &[u64], page: u64) -> u64 {
+    sizes
+        .iter()
+        .map(|s| s.div_ceil(page.max(1)))
+        .fold(0, u64::saturating_add)
+}
+
+/// What bounds the number of further queues of one size, by one limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    /// This limit does not apply to this process.
+    None,
+    /// This many more, then the limit refuses.
+    Known(u64),
+    /// A number it depends on could not be read.
+    Unknown,
+}
+
+/// How many more queues of `max_msgs` x `msg_size` this process can create
+/// now, by the rules of ipc/mqueue.c: the attributes within msg_max and
+/// msgsize_max (HARD_MSGMAX and HARD_MSGSIZEMAX with CAP_SYS_RESOURCE),
+/// fewer than queues_max queues in the namespace (unless CAP_SYS_RESOURCE),
+/// and the queue's cost within what RLIMIT_MSGQUEUE leaves of this user's
+/// charge.
+#[derive(Debug)]
+struct QueueRoom {
+    attrs: AttrLimits,
+    max_msgs: u32,
+    msg_size: u32,
+    queues_max: Option<u64>,
+    queues: Option<u64>,
+    /// Soft RLIMIT_MSGQUEUE, RLIM_INFINITY when unlimited.
+    rlimit: u64,
+    /// What this user's queues are charged now.
+    used: Option<u64>,
+}
+
+/// The answer of `QueueRoom::room`.
+#[derive(Debug, PartialEq, Eq)]
+enum Room {
+    /// `n` more, then `limit` refuses; for 0, `why` says why none.
+    Fit {
+        n: u64,
+        limit: &'static str,
+        why: String,
+    },
+    /// No limit of the three applies to this process.
+    Unbounded,
+    /// Some limit could not be evaluated (and none says 0).
+    Unknown,
+}
+
+impl QueueRoom {
+    fn cost(&self) -> u64 {
+        queue_cost(self.max_msgs, self.msg_size)
+    }
+
+    fn room(&self) -> Room {
+        if let Some((limit, why)) = self.attrs.refusal(self.max_msgs, self.msg_size) {
+            return Room::Fit {
+                n: 0,
+                limit: limit.name(),
+                why,
+            };
+        }
+        if !self.attrs.cap_sys_resource
+            && (self.attrs.msg_max.is_none() || self.attrs.msgsize_max.is_none())
+        {
+            return Room::Unknown;
+        }
+        let cost = self.cost();
+        let by_rlimit = if self.rlimit == libc::RLIM_INFINITY {
+            Bound::None
+        } else if cost > self.rlimit {
+            Bound::Known(0)
+        } else {
+            self.used.map_or(Bound::Unknown, |u| {
+                Bound::Known(self.rlimit.saturating_sub(u) / cost.max(1))
+            })
+        };
+        let by_queues = if self.attrs.cap_sys_resource {
+            Bound::None
+        } else {
+            match (self.queues_max, self.queues) {
+                (Some(m), Some(q)) => Bound::Known(m.saturating_sub(q)),
+                (Some(0), None) => Bound::Known(0),
+                _ => Bound::Unknown,
+            }
+        };
+        let bounds = [(by_rlimit, "rlimit_msgqueue"), (by_queues, "queues_max")];
+        let known = bounds
+            .iter()
+            .filter_map(|&(b, limit)| match b {
+                Bound::Known(n) => Some((n, limit)),
+                _ => None,
+            })
+            .min_by_key(|&(n, _)| n);
+        match known {
+            Some((0, limit)) => Room::Fit {
+                n: 0,
+                limit,
+                why: self.none_because(limit),
+            },
+            _ if bounds.iter().any(|(b, _)| *b == Bound::Unknown) => Room::Unknown,
+            Some((n, limit)) => Room::Fit {
+                n,
+                limit,
+                why: String::new(),
+            },
+            None => Room::Unbounded,
+        }
+    }
+
+    /// Why not even one more queue fits under `limit`.
+    fn none_because(&self, limit: &str) -> String {
+        if limit == "queues_max" {
+            return format!(
+                "queues_max ({}) queues exist and this process lacks CAP_SYS_RESOURCE",
+                show(self.queues_max)
+            );
+        }
+        let cost = self.cost();
+        match self.used {
+            Some(used) if cost <= self.rlimit => format!(
+                "it costs {cost} bytes and this user's queues leave {} bytes of RLIMIT_MSGQUEUE",
+                self.rlimit.saturating_sub(used)
+            ),
+            _ => format!(
+                "it costs {cost} bytes, more than RLIMIT_MSGQUEUE ({} bytes)",
+                self.rlimit
+            ),
+        }
+    }
+}
+
+impl Room {
+    /// How the limits line says it: `9 more fit, then RLIMIT_MSGQUEUE
+    /// refuses`, `none fit: ...`.
+    fn text(&self) -> String {
+        match self {
+            Room::Fit { n: 0, why, .. } => format!("none fit: {why}"),
+            Room::Fit { n, limit, .. } => {
+                let limit = if *limit == "rlimit_msgqueue" {
+                    "RLIMIT_MSGQUEUE"
+                } else {
+                    limit
+                };
+                format!("{n} more fit, then {limit} refuses")
+            }
+            Room::Unbounded => {
+                "no limit on how many more fit (RLIMIT_MSGQUEUE unlimited, CAP_SYS_RESOURCE)".into()
+            }
+            Room::Unknown => {
+                "how many more fit is unknown (this user's queues or a limit could not be read)"
+                    .into()
+            }
+        }
+    }
 }
 
 /// RLIM_INFINITY as null, a number otherwise.
@@ -59,13 +222,17 @@ fn show(v: Option<u64>) -> String {
 }
 
 pub fn run(args: &LimitsArgs, out: &mut Out) -> Result<ExitCode> {
+    let attrs = AttrLimits::here();
+    // Without --max-msgs/--msg-size: the queue mq_open makes when given no
+    // attributes.
+    let (default_msgs, default_size) = attrs.defaults(mq("msg_default"), mq("msgsize_default"));
     let max_msgs = args
         .max_msgs
-        .or_else(|| mq("msg_default").and_then(|v| u32::try_from(v).ok()))
+        .or_else(|| u32::try_from(default_msgs).ok())
         .unwrap_or(10);
     let msg_size = args
         .msg_size
-        .or_else(|| mq("msgsize_default").and_then(|v| u32::try_from(v).ok()))
+        .or_else(|| u32::try_from(default_size).ok())
         .unwrap_or(8192);
     let cost = queue_cost(max_msgs, msg_size);
     let (soft, hard) =
@@ -85,20 +252,40 @@ pub fn run(args: &LimitsArgs, out: &mut Out) -> Result<ExitCode> {
         ),
         Err(_) => (None, None),
     };
-    let fit = (soft != libc::RLIM_INFINITY && cost > 0)
-        .then(|| soft.saturating_sub(mq_used.unwrap_or(0)) / cost);
-    let (msg_queues, _) = sysvipc("msg", "qnum");
-    let (shm_segments, shm_bytes) = sysvipc("shm", "size");
-    let (sem_sets, sem_count) = sysvipc("sem", "nsems");
+    let room = QueueRoom {
+        attrs,
+        max_msgs,
+        msg_size,
+        queues_max: mq("queues_max"),
+        queues: mq_count,
+        rlimit: soft,
+        used: mq_used,
+    }
+    .room();
+    let (fit, fit_limit) = match &room {
+        Room::Fit { n, limit, .. } => (Some(*n), Some(*limit)),
+        Room::Unbounded | Room::Unknown => (None, None),
+    };
+    let msg_queues = sysvipc("msg", "qnum").map(|(count, _)| count);
+    let shm = sysvipc("shm", "size");
+    let shm_segments = shm.as_ref().map(|(count, _)| *count);
+    let shm_bytes = shm
+        .as_ref()
+        .map(|(_, sizes)| sizes.iter().fold(0, |a: u64, b| a.saturating_add(*b)));
     let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
         .ok()
         .flatten()
         .map_or(4096, |p| p as u64);
-    let shm_pages = shm_bytes.map(|b| b.div_ceil(page));
-    let sem: Vec<Option<u64>> = std::fs::read_to_string("/proc/sys/kernel/sem")
+    let shm_pages = shm.as_ref().map(|(_, sizes)| shm_pages(sizes, page));
+    let sem = sysvipc("sem", "nsems");
+    let (sem_sets, sem_count) = (
+        sem.as_ref().map(|(count, _)| *count),
+        sem.as_ref().map(|(_, n)| n.iter().sum::<u64>()),
+    );
+    let sem_limits: Vec<Option<u64>> = std::fs::read_to_string("/proc/sys/kernel/sem")
         .map(|s| s.split_ascii_whitespace().map(|v| v.parse().ok()).collect())
         .unwrap_or_default();
-    let sem_at = |i: usize| sem.get(i).copied().flatten();
+    let sem_at = |i: usize| sem_limits.get(i).copied().flatten();
     let vfs = nix::sys::statvfs::statvfs("/dev/shm").ok();
     let shm_size = vfs.as_ref().map(|v| v.blocks() * v.fragment_size());
     let shm_free = vfs
@@ -111,10 +298,11 @@ pub fn run(args: &LimitsArgs, out: &mut Out) -> Result<ExitCode> {
             "msg_max": mq("msg_max"), "msgsize_max": mq("msgsize_max"),
             "msg_default": mq("msg_default"), "msgsize_default": mq("msgsize_default"),
             "queues_max": mq("queues_max"), "queues": mq_count,
+            "cap_sys_resource": attrs.cap_sys_resource,
         },
         "rlimit_msgqueue": {
             "soft": rlim(soft), "hard": rlim(hard), "used": mq_used,
-            "queue": {"max_msgs": max_msgs, "msg_size": msg_size, "cost": cost, "fit": fit},
+            "queue": {"max_msgs": max_msgs, "msg_size": msg_size, "cost": cost, "fit": fit, "limit": fit_limit},
         },
         "sysv_msg": {"msgmax": kernel("msgmax"), "msgmnb": kernel("msgmnb"), "msgmni": kernel("msgmni"), "queues": msg_queues},
         "sysv_shm": {
@@ -141,24 +329,29 @@ pub fn run(args: &LimitsArgs, out: &mut Out) -> Result<ExitCode> {
         let _ = writeln!(t, "  {name:<16} {value:>20}  {note}");
     };
     let _ = writeln!(t, "POSIX message queues (/proc/sys/fs/mqueue)");
-    row(&mut t, "msg_max", show(mq("msg_max")), "largest --max-msgs");
+    row(
+        &mut t,
+        "msg_max",
+        show(mq("msg_max")),
+        "largest --max-msgs without CAP_SYS_RESOURCE",
+    );
     row(
         &mut t,
         "msgsize_max",
         show(mq("msgsize_max")),
-        "largest --msg-size",
+        "largest --msg-size without CAP_SYS_RESOURCE",
     );
     row(
         &mut t,
         "msg_default",
         show(mq("msg_default")),
-        "mq_maxmsg when mq_open gets no attributes",
+        "mq_maxmsg when mq_open gets no attributes (at most msg_max)",
     );
     row(
         &mut t,
         "msgsize_default",
         show(mq("msgsize_default")),
-        "mq_msgsize when mq_open gets no attributes",
+        "mq_msgsize when mq_open gets no attributes (at most msgsize_max)",
     );
     let queues_note = match &queues {
         Ok(_) => format!("in use: {}", show(mq_count)),
@@ -170,6 +363,19 @@ pub fn run(args: &LimitsArgs, out: &mut Out) -> Result<ExitCode> {
         show(mq("queues_max")),
         &format!("queues; {queues_note}"),
     );
+    if attrs.cap_sys_resource {
+        let _ = writeln!(
+            t,
+            "  this process has CAP_SYS_RESOURCE: up to {HARD_MSGMAX} messages of {HARD_MSGSIZEMAX} bytes, \
+             and past queues_max"
+        );
+    } else {
+        let _ = writeln!(
+            t,
+            "  this process lacks CAP_SYS_RESOURCE: msg_max, msgsize_max and queues_max bind it \
+             (being root is not enough)"
+        );
+    }
     let _ = writeln!(t, "RLIMIT_MSGQUEUE (ulimit -q)");
     let _ = writeln!(
         t,
@@ -180,8 +386,8 @@ pub fn run(args: &LimitsArgs, out: &mut Out) -> Result<ExitCode> {
     );
     let _ = writeln!(
         t,
-        "  a queue of {max_msgs} x {msg_size} bytes costs {cost} bytes{}",
-        fit.map_or_else(String::new, |n| format!("; {n} more fit"))
+        "  a queue of {max_msgs} x {msg_size} bytes costs {cost} bytes; {}",
+        room.text()
     );
     let _ = writeln!(t, "System V message queues (/proc/sys/kernel)");
     row(&mut t, "msgmax", show(kernel("msgmax")), "largest message");
@@ -249,4 +455,91 @@ pub fn run(args: &LimitsArgs, out: &mut Out) -> Result<ExitCode> {
     );
     out.record(t.trim_end(), || doc)?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_segment_is_rounded_up_to_whole_pages() {
+        assert_eq!(shm_pages(&[100, 100, 100], 4096), 3);
+        assert_eq!(shm_pages(&[4096, 4097, 1], 4096), 4);
+        assert_eq!(shm_pages(&[], 4096), 0);
+        assert_eq!(shm_pages(&[0], 4096), 0);
+    }
+
+    fn room(cap: bool, max_msgs: u32, rlimit: u64, used: Option<u64>, queues: Option<u64>) -> Room {
+        QueueRoom {
+            attrs: AttrLimits {
+                msg_max: Some(10),
+                msgsize_max: Some(8192),
+                cap_sys_resource: cap,
+            },
+            max_msgs,
+            msg_size: 8192,
+            queues_max: Some(256),
+            queues,
+            rlimit,
+            used,
+        }
+        .room()
+    }
+
+    fn fit(r: &Room) -> (u64, &'static str) {
+        match r {
+            Room::Fit { n, limit, .. } => (*n, *limit),
+            r => panic!("no fit: {r:?}"),
+        }
+    }
+
+    #[test]
+    fn the_rlimit_bounds_the_number() {
+        let cost = queue_cost(10, 8192);
+        assert_eq!(
+            fit(&room(false, 10, 819_200, Some(0), Some(0))),
+            (9, "rlimit_msgqueue")
+        );
+        assert_eq!(
+            fit(&room(false, 10, 819_200, Some(819_200 - cost), Some(3))),
+            (1, "rlimit_msgqueue")
+        );
+        let r = room(false, 10, 1000, Some(0), Some(0));
+        assert_eq!(fit(&r), (0, "rlimit_msgqueue"));
+        assert!(r.text().starts_with("none fit: it costs"), "{}", r.text());
+        // Too small for one queue, whatever this user's queues use.
+        assert_eq!(fit(&room(false, 10, 1000, None, None)).0, 0);
+        // Otherwise an unknown use gives no number.
+        assert_eq!(room(false, 10, 819_200, None, Some(0)), Room::Unknown);
+    }
+
+    #[test]
+    fn queues_max_binds_without_the_capability_only() {
+        let r = room(false, 1, libc::RLIM_INFINITY, Some(0), Some(250));
+        assert_eq!(fit(&r), (6, "queues_max"));
+        assert_eq!(r.text(), "6 more fit, then queues_max refuses");
+        let r = room(false, 1, libc::RLIM_INFINITY, Some(0), Some(256));
+        assert_eq!(fit(&r), (0, "queues_max"));
+        assert!(r.text().contains("CAP_SYS_RESOURCE"), "{}", r.text());
+        assert_eq!(
+            room(true, 1, libc::RLIM_INFINITY, Some(0), Some(256)),
+            Room::Unbounded
+        );
+    }
+
+    #[test]
+    fn attributes_above_the_limits_fit_nowhere() {
+        let r = room(false, 11, 819_200, Some(0), Some(0));
+        assert_eq!(fit(&r), (0, "msg_max"));
+        assert!(r.text().contains("msg_max (10)"), "{}", r.text());
+        // CAP_SYS_RESOURCE lifts msg_max, not the rlimit.
+        assert_eq!(
+            fit(&room(true, 11, 819_200, Some(0), Some(0))),
+            (8, "rlimit_msgqueue")
+        );
+        assert_eq!(
+            fit(&room(true, 70_000, 819_200, Some(0), Some(0))),
+            (0, "hard_msgmax")
+        );
+    }
 }

@@ -977,3 +977,247 @@ fn stat_and_ls_agree_on_every_shared_field() {
         }
     }
 }
+
+/// `sh -c SCRIPT` with the binary under test as `$0`, run under `wrap`
+/// (unshare, prlimit, setpriv...), environment kept as `bin()` keeps it.
+fn sh_under(wrap: &[&str], script: &str, args: &[&str]) -> std::process::Output {
+    let (program, wrap_args) = wrap.split_first().expect("a wrapper");
+    let o = std::process::Command::new(program)
+        .args(wrap_args)
+        .args(["sh", "-c", script])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{program} (util-linux) is needed: {e}"));
+    assert!(
+        o.status.success(),
+        "{wrap:?} {script}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// The same command as root without CAP_SYS_RESOURCE, whatever this machine
+/// grants root: dropped from the inheritable and the bounding set, so the
+/// exec'ed program does not get it back.
+const NO_CAP_SYS_RESOURCE: [&str; 5] = [
+    "setpriv",
+    "--inh-caps",
+    "-sys_resource",
+    "--bounding-set",
+    "-sys_resource",
+];
+
+#[test]
+fn limits_counts_shm_pages_per_segment_as_ipcs_does() {
+    // A private IPC namespace holds only these three 100-byte segments
+    // however many other tests make at the same time, and removes them
+    // when it ends.
+    let o = sh_under(
+        &["unshare", "--ipc"],
+        r#"for i in 1 2 3; do ipcmk -M 100 >/dev/null || exit 1; done
+           "$0" --json limits && "$0" limits && ipcs -u"#,
+        &[],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    let (json, rest) = out.split_once('\n').unwrap();
+    let doc: Value = serde_json::from_str(json).unwrap();
+    let shm = &doc["sysv_shm"];
+    assert_eq!(shm["segments"], 3, "{shm}");
+    assert_eq!(shm["bytes"], 300, "{shm}");
+    // Each segment takes a whole page: 3, not ceil(300 / page) = 1.
+    assert_eq!(shm["pages"], 3, "{shm}");
+    assert!(
+        rest.lines()
+            .any(|l| l.contains("shmall") && l.contains("in use: 3 (")),
+        "{rest}"
+    );
+    // And the kernel's own count (shm_tot) says the same.
+    let ipcs_pages = rest
+        .lines()
+        .find_map(|l| l.strip_prefix("pages allocated"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no pages allocated in ipcs -u: {rest}"));
+    assert_eq!(shm["pages"], ipcs_pages);
+}
+
+#[test]
+fn limits_never_claims_a_queue_that_cannot_be_created() {
+    // RLIMIT_MSGQUEUE too small for one default queue: none fit, and why.
+    let o = std::process::Command::new("prlimit")
+        .args(["--msgqueue=1000:1000", "--"])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .arg("limits")
+        .output()
+        .expect("prlimit (util-linux) is needed");
+    let text = assert_ok(&o);
+    let line = text.lines().find(|l| l.contains("a queue of")).unwrap();
+    assert!(
+        line.contains("none fit") && line.contains("RLIMIT_MSGQUEUE (1000 bytes)"),
+        "{line}"
+    );
+    assert!(!line.contains("more fit"), "{line}");
+    let o = std::process::Command::new("prlimit")
+        .args(["--msgqueue=1000:1000", "--"])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .args(["--json", "limits"])
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_str(&assert_ok(&o)).unwrap();
+    assert_eq!(doc["rlimit_msgqueue"]["queue"]["fit"], 0, "{doc}");
+    assert_eq!(doc["rlimit_msgqueue"]["queue"]["limit"], "rlimit_msgqueue");
+
+    // Above msg_max without CAP_SYS_RESOURCE: EINVAL, so none fit, though
+    // the rlimit has room for several; being root does not change that.
+    let msg_max = proc_u64("/proc/sys/fs/mqueue/msg_max");
+    if msg_max < 65536 {
+        let over = (msg_max + 1).to_string();
+        let o = sh_under(
+            &NO_CAP_SYS_RESOURCE,
+            r#""$0" limits --max-msgs "$1" --msg-size 16 && "$0" --json limits --max-msgs "$1" --msg-size 16"#,
+            &[&over],
+        );
+        let out = String::from_utf8_lossy(&o.stdout);
+        let line = out.lines().find(|l| l.contains("a queue of")).unwrap();
+        assert!(
+            line.contains("none fit")
+                && line.contains(&format!("msg_max ({msg_max})"))
+                && line.contains("CAP_SYS_RESOURCE"),
+            "{line}"
+        );
+        assert!(out.contains("this process lacks CAP_SYS_RESOURCE"), "{out}");
+        let doc: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        assert_eq!(doc["posix_mqueue"]["cap_sys_resource"], false);
+        assert_eq!(doc["rlimit_msgqueue"]["queue"]["fit"], 0, "{doc}");
+        assert_eq!(doc["rlimit_msgqueue"]["queue"]["limit"], "msg_max");
+    }
+
+    // A private IPC namespace has its own mqueue sysctls: with queues_max 0
+    // no queue fits, and mq_open's default size is capped by msg_max.
+    let o = sh_under(
+        &["unshare", "--ipc"],
+        r#"echo 0 > /proc/sys/fs/mqueue/queues_max && echo 5 > /proc/sys/fs/mqueue/msg_max || exit 1
+           exec setpriv --inh-caps -sys_resource --bounding-set -sys_resource "$0" --json limits"#,
+        &[],
+    );
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let queue = &doc["rlimit_msgqueue"]["queue"];
+    assert_eq!(queue["max_msgs"], 5, "{doc}");
+    assert_eq!(queue["fit"], 0, "{doc}");
+    assert_eq!(queue["limit"], "queues_max", "{doc}");
+}
+
+/// Removes a directory the test made, in Drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn limits_fit_is_what_the_kernel_then_allows() {
+    // A user no other process is, so RLIMIT_MSGQUEUE charges only the
+    // queues made here; a private IPC namespace, so they end with it; its
+    // mqueue filesystem mounted (in a private mount namespace) where that
+    // user can list it.
+    let uid = (3_000_000 + std::process::id() % 1_000_000).to_string();
+    let dir = TempDir(std::env::temp_dir().join(&unique_name("mq-mnt")[1..]));
+    std::fs::create_dir(&dir.0).unwrap();
+    let cost = {
+        let doc: Value = serde_json::from_str(&assert_ok(&run(&[
+            "--json",
+            "limits",
+            "--max-msgs",
+            "4",
+            "--msg-size",
+            "100",
+        ])))
+        .unwrap();
+        doc["rlimit_msgqueue"]["queue"]["cost"].as_u64().unwrap()
+    };
+    // Room for two queues and a half.
+    let rlimit = format!("--msgqueue={0}:{0}", 2 * cost + cost / 2);
+    let o = sh_under(
+        &["unshare", "--ipc", "--mount", "--propagation", "private"],
+        r#"mount -t mqueue none "$1" || exit 1
+           exec prlimit "$2" -- setpriv --reuid="$3" --regid="$3" --clear-groups sh -c '
+             "$0" --json limits --max-msgs 4 --msg-size 100
+             for q in /a /b /c; do
+               "$0" posix msq -n $q --max-msgs 4 --msg-size 100 -m x >/dev/null 2>&1 || echo "refused $q"
+             done
+             "$0" --json limits --max-msgs 4 --msg-size 100' "$0""#,
+        &[dir.0.to_str().unwrap(), &rlimit, &uid],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let before: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(before["rlimit_msgqueue"]["queue"]["fit"], 2, "{before}");
+    assert_eq!(
+        before["rlimit_msgqueue"]["queue"]["limit"],
+        "rlimit_msgqueue"
+    );
+    // Two were created, the third refused.
+    assert_eq!(lines[1], "refused /c", "{out}");
+    let after: Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(after["posix_mqueue"]["queues"], 2, "{after}");
+    assert_eq!(after["rlimit_msgqueue"]["used"], 2 * cost, "{after}");
+    assert_eq!(after["rlimit_msgqueue"]["queue"]["fit"], 0, "{after}");
+}
+
+#[test]
+fn sem_sets_unreadable_or_vanishing_never_fail_ls() {
+    let (ks, kc) = (unique_key(), unique_key());
+    let mut guard = Cleanup::new();
+    guard.add(Obj::SysvSem(ks)).add(Obj::SysvSem(kc));
+    sysv::sem(ks, &[1, 2]);
+    // Another user may not read a 0600 set: it is listed, its semaphores
+    // are null, and it is counted as unreadable.
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .args(["ls", "--json", "--key", &key_hex(ks)])
+        .output()
+        .expect("setpriv (util-linux) is needed");
+    let doc: Value = serde_json::from_str(&assert_ok(&o)).unwrap();
+    let set = objects(&doc)
+        .into_iter()
+        .find(|o| o["key"] == key_hex(ks).as_str())
+        .unwrap_or_else(|| panic!("not listed: {doc}"));
+    assert_eq!(set.get("sems"), Some(&Value::Null), "{set}");
+    assert!(
+        set["values"].is_null()
+            && set["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("not readable"))
+    );
+    assert!(doc["unreadable"].as_u64().is_some_and(|n| n >= 1), "{doc}");
+    // Root reads it.
+    let set = sysv_obj(ks).unwrap();
+    assert_eq!(set["sems"][1]["value"], 2, "{set}");
+
+    // A set removed between /proc/sysvipc/sem and semctl: ls goes on.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let id = sysv::sem(kc, &[1, 1, 1]);
+                // SAFETY: IPC_RMID reads no fourth argument.
+                unsafe { libc::semctl(id, 0, libc::IPC_RMID) };
+            }
+        })
+    };
+    for _ in 0..20 {
+        let doc = ls_json(&["--key", &key_hex(kc)]);
+        for set in objects(&doc) {
+            assert!(set["sems"].is_array() || set["note"].is_string(), "{set}");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+}

@@ -357,6 +357,48 @@ fn msq_create_limits_are_named() {
     assert!(!posix_exists(&Obj::PosixMsq(name.clone())));
 }
 
+#[test]
+fn msg_max_hint_names_the_capability_not_root() {
+    // As root without CAP_SYS_RESOURCE (a container's usual root): msg_max
+    // binds, and the hint says the capability, not uid 0, would lift it.
+    let msg_max: u64 = std::fs::read_to_string("/proc/sys/fs/mqueue/msg_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    if msg_max >= 65536 {
+        return;
+    }
+    let name = unique_name("msq-nocap");
+    let _guard = Cleanup(vec![Obj::PosixMsq(name.clone())]);
+    let over = (msg_max + 1).to_string();
+    let o = std::process::Command::new("setpriv")
+        .args([
+            "--inh-caps",
+            "-sys_resource",
+            "--bounding-set",
+            "-sys_resource",
+            "--",
+        ])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .args(["posix", "msq", "-n", &name, "-c", "0", "--max-msgs", &over])
+        .output()
+        .expect("setpriv (util-linux) is needed");
+    let err = assert_fails(&o, 1, "Invalid argument");
+    let hint = err
+        .lines()
+        .find(|l| l.starts_with("hint:"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        hint.contains(&format!("msg_max ({msg_max})"))
+            && hint.contains("lacks CAP_SYS_RESOURCE")
+            && hint.contains("65536")
+            && !hint.contains("root may"),
+        "{hint}"
+    );
+    assert!(!posix_exists(&Obj::PosixMsq(name)));
+}
+
 // ---------- shm ----------
 
 fn shm_file(name: &str) -> std::path::PathBuf {

@@ -870,3 +870,103 @@ fn refused_clients_remove_only_what_they_created() {
     );
     assert!(exists(Kind::Msq, kq));
 }
+
+/// The rows under the `semnum` header of `--stat` or `ipcs -s -i`, as words.
+fn sem_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("semnum"))
+        .skip(1)
+        .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+#[test]
+fn sem_stat_and_ls_show_every_semaphore_with_its_waiters() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let guard = Cleanup(vec![Obj::SysvSem(key)]);
+    // SAFETY: plain semget; the result is checked.
+    let id = unsafe { libc::semget(key, 3, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
+    assert!(id >= 0, "semget: {}", std::io::Error::last_os_error());
+    let mut values = [0u16, 2, 5];
+    // SAFETY: SETALL reads 3 unsigned shorts from the array.
+    let r = unsafe { libc::semctl(id, 0, libc::SETALL, values.as_mut_ptr()) };
+    assert_eq!(r, 0, "SETALL: {}", std::io::Error::last_os_error());
+    // A thread waits for semaphore 1 to reach zero (zcount); removing the
+    // set at the end wakes it with EIDRM.
+    let zero_waiter = std::thread::spawn(move || {
+        let mut op = libc::sembuf {
+            sem_num: 1,
+            sem_op: 0,
+            sem_flg: 0,
+        };
+        // SAFETY: one valid sembuf for one operation.
+        unsafe { libc::semop(id, &mut op, 1) }
+    });
+    // A client waits for a unit of semaphore 0, which has none (ncount).
+    let client = Server::spawn(&["sysv", "sem", "-k", &k, "--wait", "--timeout", "60"]);
+
+    // Synchronise on what --stat itself reports: both waiters blocked.
+    let end = std::time::Instant::now() + crate::common::DEADLINE;
+    let stat = loop {
+        let stat = stat_json("sem", &k);
+        if stat["sems"][0]["ncount"] == 1 && stat["sems"][1]["zcount"] == 1 {
+            break stat;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "the waiters never showed: {stat}"
+        );
+        std::thread::yield_now();
+    };
+    // SETALL made this process the last to change each semaphore.
+    let me = std::process::id();
+    let sem = |semnum: u16, value: u16, ncount: i32, zcount: i32| serde_json::json!({"semnum": semnum, "value": value, "ncount": ncount, "zcount": zcount, "pid": me});
+    assert_eq!(
+        stat["sems"],
+        serde_json::json!([sem(0, 0, 1, 0), sem(1, 2, 0, 1), sem(2, 5, 0, 0)]),
+        "{stat}"
+    );
+    assert_eq!(stat["values"], serde_json::json!([0, 2, 5]));
+
+    // The text has the same table as `ipcs -s -i ID`.
+    let text = assert_ok(&run(&["sysv", "sem", "--stat", "-k", &k]));
+    assert!(
+        text.lines().any(|l| l
+            .split_whitespace()
+            .eq(["semnum", "value", "ncount", "zcount", "pid"])),
+        "{text}"
+    );
+    let rows = sem_rows(&text);
+    let me = me.to_string();
+    assert_eq!(
+        rows,
+        [
+            ["0", "0", "1", "0", me.as_str()],
+            ["1", "2", "0", "1", me.as_str()],
+            ["2", "5", "0", "0", me.as_str()],
+        ],
+        "{text}"
+    );
+    let ipcs = Command::new("ipcs")
+        .args(["-s", "-i", &id.to_string()])
+        .output()
+        .expect("ipcs (util-linux) is needed");
+    assert_eq!(sem_rows(&assert_ok(&ipcs)), rows);
+
+    // ls --json has the same array for the set, and the waiters in total.
+    let doc: Value =
+        serde_json::from_str(&assert_ok(&run(&["ls", "--json", "--key", &k]))).unwrap();
+    let listed = doc["objects"]
+        .as_array()
+        .and_then(|a| a.iter().find(|o| o["key"] == k.as_str()))
+        .unwrap_or_else(|| panic!("set not listed: {doc}"));
+    assert_eq!(listed["sems"], stat["sems"], "{listed}");
+    assert_eq!(listed["waiters"], 2, "{listed}");
+
+    // Removing the set wakes both waiters.
+    drop(guard);
+    assert_eq!(zero_waiter.join().unwrap(), -1);
+    client.fails_with("was removed");
+}

@@ -1,8 +1,9 @@
 //! System V objects from /proc/sysvipc/{msg,shm,sem}, completed by the
-//! few fields /proc does not show: a queue's qbytes (msgctl IPC_STAT) and a
-//! set's values, last pids and waiters (semctl GETALL, GETPID, GETNCNT,
-//! GETZCNT). Those need read permission; without it they are null and the
-//! object is counted as not readable.
+//! few fields /proc does not show: a queue's qbytes (msgctl IPC_STAT) and,
+//! for each semaphore of a set, its value, waiters and last pid (semctl
+//! GETALL, GETNCNT, GETZCNT, GETPID, through the semaphore handle). Those
+//! need read permission; without it they are null and the object is
+//! counted as not readable.
 
 use std::fs;
 
@@ -10,6 +11,8 @@ use nix::errno::Errno;
 use serde_json::{Value, json};
 
 use super::{Kind, Object, Scan, time};
+use crate::sysv::common::SysvObject;
+use crate::sysv::sem::{SemSet, Semaphore};
 
 /// The columns of one /proc/sysvipc line by header name.
 struct Row<'a> {
@@ -120,41 +123,51 @@ pub fn scan_sem(scan: &mut Scan) {
         };
         let id = obj.id.unwrap_or(-1);
         let nsems = row.get("nsems").unwrap_or(0);
-        let detail = usize::try_from(nsems)
-            .ok()
-            .map(|n| SysvIds::sem_detail(id, n));
+        let sems = SemSet::with_id(id).semaphores();
         let f = &mut obj.fields;
         f.insert("nsems".into(), json!(nsems));
-        match detail {
-            Some(Ok(d)) => {
-                f.insert("values".into(), json!(d.values));
-                f.insert("pids".into(), json!(d.pids));
-                f.insert("waiters".into(), json!(d.waiters));
-                obj.pids = d.pids.iter().map(|p| i64::from(*p)).collect();
-                obj.waiters = d.waiters;
+        let sems = match sems {
+            Ok(sems) => {
+                let waiters = sems
+                    .iter()
+                    .map(|s| {
+                        u64::try_from(s.ncount).unwrap_or(0) + u64::try_from(s.zcount).unwrap_or(0)
+                    })
+                    .sum();
+                let values: Vec<u16> = sems.iter().map(|s| s.value).collect();
+                let pids: Vec<i32> = sems.iter().map(|s| s.pid).collect();
+                f.insert("values".into(), json!(values));
+                f.insert("pids".into(), json!(pids));
+                f.insert("waiters".into(), json!(waiters));
+                obj.pids = pids.iter().map(|p| i64::from(*p)).collect();
+                obj.waiters = waiters;
+                Value::from(sems.into_iter().map(Semaphore::to_json).collect::<Vec<_>>())
             }
-            _ => {
-                scan.unreadable += 1;
-                obj.note = Some("not readable by this user: values unknown".into());
-                // The note makes the verdict unknown: never called orphaned.
+            Err(e) => {
+                // One set that is gone or closed to this user leaves its
+                // values null; the listing goes on. The note makes the
+                // verdict unknown: never called orphaned.
+                obj.note = Some(match e {
+                    Errno::EINVAL | Errno::EIDRM => "removed while being listed".into(),
+                    _ => {
+                        scan.unreadable += 1;
+                        "not readable by this user: values unknown".into()
+                    }
+                });
                 for k in ["values", "pids", "waiters"] {
                     f.insert(k.into(), Value::Null);
                 }
+                Value::Null
             }
-        }
+        };
         f.insert("otime".into(), time(row.get("otime").unwrap_or(0)));
         f.insert("ctime".into(), time(row.get("ctime").unwrap_or(0)));
+        f.insert("sems".into(), sems);
         scan.objects.push(obj);
     });
 }
 
-struct SemDetail {
-    values: Vec<u16>,
-    pids: Vec<i32>,
-    waiters: u64,
-}
-
-/// msgctl/semctl by id: no handle to close, so the calls live here.
+/// msgctl by id: no handle to close, so the call lives here.
 struct SysvIds;
 
 impl SysvIds {
@@ -165,30 +178,5 @@ impl SysvIds {
         // SAFETY: ds is a valid, writable msqid_ds for IPC_STAT to fill.
         Errno::result(unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) })?;
         Ok(ds.msg_qbytes as u64)
-    }
-
-    /// `semctl(GETALL)`, then GETPID, GETNCNT and GETZCNT per semaphore.
-    fn sem_detail(id: i32, nsems: usize) -> Result<SemDetail, Errno> {
-        let mut values = vec![0u16; nsems.max(1)];
-        // SAFETY: GETALL writes nsems unsigned shorts to the array passed as
-        // the semun argument; the array has at least nsems elements.
-        Errno::result(unsafe { libc::semctl(id, 0, libc::GETALL, values.as_mut_ptr()) })?;
-        values.truncate(nsems);
-        let mut pids = Vec::with_capacity(nsems);
-        let mut waiters = 0u64;
-        for i in 0..nsems as libc::c_int {
-            // SAFETY: GETPID, GETNCNT and GETZCNT read no semun argument.
-            pids.push(Errno::result(unsafe { libc::semctl(id, i, libc::GETPID) })?);
-            // SAFETY: as above.
-            let n = Errno::result(unsafe { libc::semctl(id, i, libc::GETNCNT) })?;
-            // SAFETY: as above.
-            let z = Errno::result(unsafe { libc::semctl(id, i, libc::GETZCNT) })?;
-            waiters += u64::try_from(n).unwrap_or(0) + u64::try_from(z).unwrap_or(0);
-        }
-        Ok(SemDetail {
-            values,
-            pids,
-            waiters,
-        })
     }
 }

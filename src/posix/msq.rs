@@ -94,8 +94,119 @@ fn open_existing(name: &PosixName, access: Access) -> io::Result<PosixMq> {
 }
 
 /// The kernel's ceilings, which no sysctl raises (ipc/mqueue.c).
-const HARD_MSGMAX: u64 = 65536;
-const HARD_MSGSIZEMAX: u64 = 16 * 1024 * 1024;
+pub const HARD_MSGMAX: u64 = 65536;
+pub const HARD_MSGSIZEMAX: u64 = 16 * 1024 * 1024;
+
+/// The largest attributes `mq_open(O_CREAT)` accepts from this process
+/// (ipc/mqueue.c, `mqueue_get_inode`): /proc/sys/fs/mqueue/msg_max and
+/// msgsize_max, or HARD_MSGMAX and HARD_MSGSIZEMAX for a process with
+/// CAP_SYS_RESOURCE. Beyond them the kernel says EINVAL.
+#[derive(Debug, Clone, Copy)]
+pub struct AttrLimits {
+    pub msg_max: Option<u64>,
+    pub msgsize_max: Option<u64>,
+    pub cap_sys_resource: bool,
+}
+
+/// Which limit refuses a queue's attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverLimit {
+    MsgMax,
+    MsgsizeMax,
+    HardMsgmax,
+    HardMsgsizemax,
+}
+
+impl OverLimit {
+    /// The name `limits --json` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            OverLimit::MsgMax => "msg_max",
+            OverLimit::MsgsizeMax => "msgsize_max",
+            OverLimit::HardMsgmax => "hard_msgmax",
+            OverLimit::HardMsgsizemax => "hard_msgsizemax",
+        }
+    }
+}
+
+impl AttrLimits {
+    /// The limits of this process, read now.
+    pub fn here() -> AttrLimits {
+        let proc = |f: &str| read_proc_u64(&format!("/proc/sys/fs/mqueue/{f}"));
+        AttrLimits {
+            msg_max: proc("msg_max"),
+            msgsize_max: proc("msgsize_max"),
+            cap_sys_resource: crate::sys::has_cap_sys_resource(),
+        }
+    }
+
+    /// The attributes `mq_open` gives a queue when it gets none: the smaller
+    /// of msg_default and msg_max, and of msgsize_default and msgsize_max
+    /// (mq_overview(7)).
+    pub fn defaults(&self, msg_default: Option<u64>, msgsize_default: Option<u64>) -> (u64, u64) {
+        let pick = |default: Option<u64>, max: Option<u64>, fallback: u64| match (default, max) {
+            (Some(d), Some(m)) => d.min(m),
+            (d, m) => d.or(m).unwrap_or(fallback),
+        };
+        (
+            pick(msg_default, self.msg_max, 10),
+            pick(msgsize_default, self.msgsize_max, 8192),
+        )
+    }
+
+    /// Why the kernel refuses a queue of `max_msgs` x `msg_size` from this
+    /// process with EINVAL; None when the attributes are within its limits
+    /// (or a limit could not be read).
+    pub fn refusal(&self, max_msgs: u32, msg_size: u32) -> Option<(OverLimit, String)> {
+        let (n, size) = (u64::from(max_msgs), u64::from(msg_size));
+        // Without the capability the sysctl is this process's limit, and
+        // the hint says what would lift it: not uid 0, the capability.
+        let lift = |hard: u64| {
+            format!(
+                "this process's limit: it lacks CAP_SYS_RESOURCE, which would allow up to {hard} \
+                 (being root is not enough)"
+            )
+        };
+        if n > HARD_MSGMAX {
+            return Some((
+                OverLimit::HardMsgmax,
+                format!(
+                    "--max-msgs {n} is above the kernel's hard limit of {HARD_MSGMAX} messages (HARD_MSGMAX)"
+                ),
+            ));
+        }
+        if size > HARD_MSGSIZEMAX {
+            return Some((
+                OverLimit::HardMsgsizemax,
+                format!(
+                    "--msg-size {size} is above the kernel's hard limit of {HARD_MSGSIZEMAX} bytes (HARD_MSGSIZEMAX)"
+                ),
+            ));
+        }
+        if self.cap_sys_resource {
+            return None;
+        }
+        if let Some(m) = self.msg_max.filter(|m| n > *m) {
+            return Some((
+                OverLimit::MsgMax,
+                format!(
+                    "--max-msgs {n} is above /proc/sys/fs/mqueue/msg_max ({m}), {}",
+                    lift(HARD_MSGMAX)
+                ),
+            ));
+        }
+        if let Some(m) = self.msgsize_max.filter(|m| size > *m) {
+            return Some((
+                OverLimit::MsgsizeMax,
+                format!(
+                    "--msg-size {size} is above /proc/sys/fs/mqueue/msgsize_max ({m}), {}",
+                    lift(HARD_MSGSIZEMAX)
+                ),
+            ));
+        }
+        None
+    }
+}
 
 /// Name the limit behind a failed mq_open(O_CREAT).
 fn create_error(e: io::Error, create: &Create) -> anyhow::Error {
@@ -105,28 +216,18 @@ fn create_error(e: io::Error, create: &Create) -> anyhow::Error {
     let proc = |f: &str| read_proc_u64(&format!("/proc/sys/fs/mqueue/{f}"));
     match errno {
         Errno::EINVAL => {
-            let msg_max = proc("msg_max");
-            let msgsize_max = proc("msgsize_max");
-            let hint = match (msg_max, msgsize_max) {
-                _ if u64::from(create.max_msgs) > HARD_MSGMAX => format!(
-                    "--max-msgs {} is above the kernel's hard limit of {HARD_MSGMAX} messages (HARD_MSGMAX)",
-                    create.max_msgs
+            let limits = AttrLimits::here();
+            let hint = match limits.refusal(create.max_msgs, create.msg_size) {
+                Some((OverLimit::MsgMax, why)) => format!("{why}; raise msg_max or ask for fewer"),
+                Some((OverLimit::MsgsizeMax, why)) => {
+                    format!("{why}; raise msgsize_max or ask for less")
+                }
+                Some((_, why)) => why,
+                None if limits.cap_sys_resource => format!(
+                    "--max-msgs and --msg-size must be within {HARD_MSGMAX} and {HARD_MSGSIZEMAX} \
+                     for this process, which has CAP_SYS_RESOURCE"
                 ),
-                _ if u64::from(create.msg_size) > HARD_MSGSIZEMAX => format!(
-                    "--msg-size {} is above the kernel's hard limit of {HARD_MSGSIZEMAX} bytes (HARD_MSGSIZEMAX)",
-                    create.msg_size
-                ),
-                (Some(m), _) if u64::from(create.max_msgs) > m => format!(
-                    "--max-msgs {} is above /proc/sys/fs/mqueue/msg_max ({m}; root may go up to \
-                     {HARD_MSGMAX}); raise it or ask for fewer",
-                    create.max_msgs
-                ),
-                (_, Some(s)) if u64::from(create.msg_size) > s => format!(
-                    "--msg-size {} is above /proc/sys/fs/mqueue/msgsize_max ({s}; root may go up to \
-                     {HARD_MSGSIZEMAX}); raise it or ask for less",
-                    create.msg_size
-                ),
-                _ => "--max-msgs and --msg-size must be within /proc/sys/fs/mqueue/msg_max and msgsize_max"
+                None => "--max-msgs and --msg-size must be within /proc/sys/fs/mqueue/msg_max and msgsize_max"
                     .into(),
             };
             hinted(errno, hint)
@@ -148,7 +249,8 @@ fn create_error(e: io::Error, create: &Create) -> anyhow::Error {
         Errno::ENOSPC => hinted(
             errno,
             format!(
-                "/proc/sys/fs/mqueue/queues_max ({}) queues exist already; remove unused ones",
+                "/proc/sys/fs/mqueue/queues_max ({}) queues exist already; remove unused ones \
+                 (a process with CAP_SYS_RESOURCE may exceed it, being root is not enough)",
                 proc("queues_max").map_or_else(|| "?".into(), |v| v.to_string())
             ),
         ),
@@ -384,7 +486,62 @@ fn stat(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::queue_cost;
+    use super::{AttrLimits, HARD_MSGMAX, OverLimit, queue_cost};
+
+    const SYSCTL: AttrLimits = AttrLimits {
+        msg_max: Some(10),
+        msgsize_max: Some(8192),
+        cap_sys_resource: false,
+    };
+    const CAPABLE: AttrLimits = AttrLimits {
+        cap_sys_resource: true,
+        ..SYSCTL
+    };
+
+    #[test]
+    fn the_sysctls_bind_a_process_without_cap_sys_resource() {
+        assert_eq!(SYSCTL.refusal(10, 8192), None);
+        let (limit, why) = SYSCTL.refusal(11, 8192).unwrap();
+        assert_eq!(limit, OverLimit::MsgMax);
+        assert!(
+            why.contains("msg_max (10)")
+                && why.contains("CAP_SYS_RESOURCE")
+                && why.contains("65536")
+        );
+        assert!(!why.contains("root may"), "{why}");
+        assert_eq!(SYSCTL.refusal(1, 8193).unwrap().0, OverLimit::MsgsizeMax);
+        // The hard limits come first: no capability lifts them.
+        assert_eq!(
+            SYSCTL.refusal(100_000, 8192).unwrap().0,
+            OverLimit::HardMsgmax
+        );
+    }
+
+    #[test]
+    fn cap_sys_resource_allows_up_to_the_hard_limits() {
+        assert_eq!(CAPABLE.refusal(11, 8193), None);
+        assert_eq!(CAPABLE.refusal(HARD_MSGMAX as u32, 16 << 20), None);
+        assert_eq!(
+            CAPABLE.refusal(HARD_MSGMAX as u32 + 1, 1).unwrap().0,
+            OverLimit::HardMsgmax
+        );
+        assert_eq!(
+            CAPABLE.refusal(1, (16 << 20) + 1).unwrap().0,
+            OverLimit::HardMsgsizemax
+        );
+    }
+
+    #[test]
+    fn defaults_are_capped_by_the_maxima() {
+        assert_eq!(SYSCTL.defaults(Some(10), Some(8192)), (10, 8192));
+        let small = AttrLimits {
+            msg_max: Some(5),
+            msgsize_max: Some(1024),
+            ..SYSCTL
+        };
+        assert_eq!(small.defaults(Some(10), Some(8192)), (5, 1024));
+        assert_eq!(small.defaults(None, None), (5, 1024));
+    }
 
     #[test]
     fn cost_of_default_queue() {

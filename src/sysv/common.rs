@@ -218,6 +218,31 @@ impl StatLines {
         self.line(field, text, shown.map_or(Value::Null, Value::from));
     }
 
+    /// A table after the lines in the text, as `ipcs -i` prints one (a
+    /// header, then a row each, columns 10 wide), and `json` under `field`.
+    pub fn table<R: IntoIterator<Item = i64>>(
+        &mut self,
+        field: &str,
+        header: &[&str],
+        rows: impl IntoIterator<Item = R>,
+        json: Value,
+    ) {
+        use std::fmt::Write as _;
+        let mut line = |cells: Vec<String>| {
+            let mut l = String::new();
+            for c in cells {
+                let _ = write!(l, "{c:<10} ");
+            }
+            self.text.push('\n');
+            self.text.push_str(l.trim_end());
+        };
+        line(header.iter().map(|h| h.to_string()).collect());
+        for row in rows {
+            line(row.into_iter().map(|v| v.to_string()).collect());
+        }
+        self.json.insert(field.into(), json);
+    }
+
     pub fn into_parts(self) -> (String, Value) {
         (self.text, Value::Object(self.json))
     }

@@ -49,6 +49,29 @@ pub struct SemSet {
     id: libc::c_int,
 }
 
+/// One semaphore of a set: what `ipcs -s -i` prints for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Semaphore {
+    pub semnum: u32,
+    pub value: u16,
+    /// Processes waiting for the value to increase (GETNCNT).
+    pub ncount: i32,
+    /// Processes waiting for the value to become zero (GETZCNT).
+    pub zcount: i32,
+    /// The last process that operated on it (GETPID), 0 if none.
+    pub pid: i32,
+}
+
+impl Semaphore {
+    /// `{"semnum":0,"value":1,"ncount":0,"zcount":0,"pid":123}`
+    pub fn to_json(self) -> serde_json::Value {
+        serde_json::json!({
+            "semnum": self.semnum, "value": self.value,
+            "ncount": self.ncount, "zcount": self.zcount, "pid": self.pid,
+        })
+    }
+}
+
 /// The outcome of taking a unit.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Take {
@@ -75,16 +98,54 @@ impl SemSet {
         Errno::result(unsafe { libc::semctl(self.id, 0, libc::GETVAL) })
     }
 
-    /// `semctl(GETALL)`: every value of the set, `nsems` long.
-    pub fn values(&self, nsems: usize) -> Result<Vec<u16>, Errno> {
-        let mut values = vec![0 as libc::c_ushort; nsems];
+    /// `semctl(GETALL)`: every value of the set, `nsems` long, where
+    /// `nsems` is the set's `sem_nsems` (IPC_STAT).
+    fn values(&self, nsems: usize) -> Result<Vec<u16>, Errno> {
+        // One element at least, so the pointer is never dangling.
+        let mut values = vec![0 as libc::c_ushort; nsems.max(1)];
         let arg = Semun {
             array: values.as_mut_ptr(),
         };
         // SAFETY: GETALL writes sem_nsems unsigned shorts through the union's
-        // array; `values` has exactly nsems of them, from IPC_STAT.
+        // array; `values` has at least that many (nsems comes from IPC_STAT
+        // of this id, and a set never changes its size).
         Errno::result(unsafe { libc::semctl(self.id, 0, libc::GETALL, arg) })?;
+        values.truncate(nsems);
         Ok(values)
+    }
+
+    /// `semctl(cmd)` for semaphore `num`, for the commands that read no
+    /// fourth argument and return a count or pid: GETNCNT, GETZCNT, GETPID.
+    fn per_semaphore(&self, num: u32, cmd: libc::c_int) -> Result<i32, Errno> {
+        let num = libc::c_int::try_from(num).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: GETNCNT, GETZCNT and GETPID read no fourth argument.
+        Errno::result(unsafe { libc::semctl(self.id, num, cmd) })
+    }
+
+    /// Every semaphore of the set as `ipcs -s -i` shows it: IPC_STAT for
+    /// the size, `semctl(GETALL)` for the values, then GETNCNT, GETZCNT and
+    /// GETPID of each.
+    ///
+    /// # Errors
+    /// EACCES without read permission; EINVAL or EIDRM when the set is gone.
+    ///
+    /// # References
+    /// [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
+    pub fn semaphores(&self) -> Result<Vec<Semaphore>, Errno> {
+        let nsems = self.stat()?.sem_nsems as usize;
+        let values = self.values(nsems)?;
+        (0u32..)
+            .zip(values)
+            .map(|(semnum, value)| {
+                Ok(Semaphore {
+                    semnum,
+                    value,
+                    ncount: self.per_semaphore(semnum, libc::GETNCNT)?,
+                    zcount: self.per_semaphore(semnum, libc::GETZCNT)?,
+                    pid: self.per_semaphore(semnum, libc::GETPID)?,
+                })
+            })
+            .collect()
     }
 
     /// `semctl(SETVAL)` of semaphore 0 (ERANGE above SEMVMX).
@@ -419,17 +480,31 @@ fn take_waiting(set: &SemSet, undo: bool, timeout: Option<Duration>) -> Result<T
 
 fn stat_cmd(at: Addr, out: &mut Out) -> Result<ExitCode> {
     let (set, ds) = find::<SemSet>(at).with_context(|| format!("cannot stat semaphore ({at})"))?;
-    let nsems = ds.sem_nsems as usize;
-    let values = set
-        .values(nsems)
+    let sems = set
+        .semaphores()
         .with_context(|| format!("cannot read the values of semaphore ({at})"))?;
+    let values: Vec<u16> = sems.iter().map(|s| s.value).collect();
     let perm = Perm::from_raw(&ds.sem_perm, set.id());
     let mut s = StatLines::new("sysv-sem", "sysv sem", &perm);
-    s.number("nsems", nsems as u64);
+    s.number("nsems", sems.len() as u64);
     let shown: Vec<String> = values.iter().map(u16::to_string).collect();
-    s.line("values", shown.join(" "), values.clone().into());
+    s.line("values", shown.join(" "), values.into());
     s.time("otime", ds.sem_otime);
     s.time("ctime", ds.sem_ctime);
+    s.table(
+        "sems",
+        &["semnum", "value", "ncount", "zcount", "pid"],
+        sems.iter().map(|m| {
+            [
+                m.semnum.into(),
+                m.value.into(),
+                m.ncount.into(),
+                m.zcount.into(),
+                m.pid.into(),
+            ]
+        }),
+        sems.iter().map(|m| m.to_json()).collect::<Vec<_>>().into(),
+    );
     let (text, json) = s.into_parts();
     out.record(text, || json)?;
     Ok(ExitCode::SUCCESS)
