@@ -106,3 +106,17 @@ fn help_and_version_exit_0_and_json_is_global() {
     let o = run(&["posix", "msq", "--clean", "-n", &name, "--json"]);
     assert_fails(&o, 1, "no such queue");
 }
+
+#[test]
+fn the_test_hook_is_not_offered() {
+    for args in [
+        &["completions", "bash"][..],
+        &["completions", "zsh"],
+        &["completions", "fish"],
+        &["man"],
+        &["bench", "--help"],
+    ] {
+        let out = assert_ok(&run(args));
+        assert!(!out.contains("corrupt"), "{args:?}");
+    }
+}
