@@ -5,7 +5,7 @@
 //! so nothing is held back while a server waits for the next event.
 
 use std::fmt::{self, Display, Write as _};
-use std::io::{self, BufWriter, Stdout, Write};
+use std::io::{self, BufWriter, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{Local, TimeZone};
@@ -16,7 +16,7 @@ pub type Fields = Map<String, Value>;
 
 pub struct Out {
     json: bool,
-    w: BufWriter<Stdout>,
+    w: BufWriter<StdoutFd>,
     clock: Clock,
 }
 
@@ -24,7 +24,7 @@ impl Out {
     pub fn new(json: bool) -> Self {
         Out {
             json,
-            w: BufWriter::with_capacity(64 * 1024, io::stdout()),
+            w: BufWriter::with_capacity(64 * 1024, StdoutFd(io::stdout())),
             clock: Clock::default(),
         }
     }
@@ -103,11 +103,62 @@ impl Out {
         self.w.flush()
     }
 
-    /// Raw access for tables and prompts.
+    /// Raw access for tables and prompts. Write errors are reported like
+    /// every other.
     pub fn writer(&mut self) -> &mut impl Write {
         &mut self.w
     }
 }
+
+/// Standard output written with write(2) on descriptor 1.
+///
+/// Not through `std::io::Stdout`: that one treats EBADF (a descriptor 1 open
+/// only for reading) as success and drops the output without a word. Every
+/// error is marked as a [`StdoutError`], so it reads as a failed write to
+/// standard output whichever command hit it.
+struct StdoutFd(io::Stdout);
+
+impl Write for StdoutFd {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use std::os::fd::AsFd as _;
+        nix::unistd::write(self.0.as_fd(), buf).map_err(|errno| StdoutError::wrap(errno.into()))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // write(2) keeps nothing back; BufWriter above holds the buffer.
+        Ok(())
+    }
+}
+
+/// A write to standard output failed: the disk is full, the descriptor is
+/// not writable, the reader went away (EPIPE, which `error::report` turns
+/// into a quiet exit). Carried inside an `io::Error` of the same kind.
+#[derive(Debug)]
+pub struct StdoutError(pub io::Error);
+
+impl StdoutError {
+    fn wrap(err: io::Error) -> io::Error {
+        io::Error::new(err.kind(), StdoutError(err))
+    }
+
+    /// The stdout failure behind an error, wherever it sits in the chain.
+    pub fn find(err: &anyhow::Error) -> Option<&StdoutError> {
+        err.chain().find_map(|cause| {
+            cause
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref::<StdoutError>())
+        })
+    }
+}
+
+impl Display for StdoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot write to standard output: {}", self.0)
+    }
+}
+
+impl std::error::Error for StdoutError {}
 
 /// A JSON value as a text column: strings bare, null as `-`, arrays space-separated.
 struct Plain<'a>(&'a Value);
@@ -302,5 +353,23 @@ mod tests {
         assert_eq!(Payload(b"").to_string(), "");
         assert_eq!(Payload(b"hi\0").json_field(), ("text", Value::from("hi")));
         assert_eq!(Payload(b"[1, 2]").json_field().0, "payload");
+    }
+
+    #[test]
+    fn stdout_errors_are_found_through_context() {
+        let err = anyhow::Error::new(StdoutError::wrap(io::Error::from_raw_os_error(
+            libc::ENOSPC,
+        )))
+        .context("cannot write the table");
+        let found = StdoutError::find(&err).expect("found");
+        assert!(
+            found
+                .to_string()
+                .starts_with("cannot write to standard output: No space left on device"),
+            "{found}"
+        );
+        assert!(StdoutError::find(&anyhow::anyhow!("other")).is_none());
+        let pipe = StdoutError::wrap(io::Error::from_raw_os_error(libc::EPIPE));
+        assert_eq!(pipe.kind(), io::ErrorKind::BrokenPipe);
     }
 }
