@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use nix::errno::Errno;
 
-use crate::output::StdoutError;
+use crate::output::{Escaped, StdoutError};
 
 /// Bad usage or input found after parsing (exit 2), e.g. a name too long for
 /// one mechanism or an option that makes no sense in this mode.
@@ -82,12 +82,14 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     if let Some(stdout) = StdoutError::find(err) {
         // Whatever was being printed, the output is what failed; a hint
         // about the operation's own limits would mislead.
-        print_error(format_args!("error: {stdout}"));
+        print_error(format_args!("error: {}", Escaped(stdout)));
         return ExitCode::from(1);
     }
-    print_error(format_args!("error: {err:#}"));
+    // The one place every error line passes: names and paths in it are
+    // escaped, so an ESC or a newline in them cannot reach the terminal.
+    print_error(format_args!("error: {}", Escaped(format_args!("{err:#}"))));
     if let Some(hint) = hint_for(err) {
-        print_error(format_args!("hint: {hint}"));
+        print_error(format_args!("hint: {}", Escaped(hint)));
     }
     if err.chain().any(|cause| cause.is::<Usage>()) {
         ExitCode::from(2)
