@@ -1,7 +1,8 @@
 //! Every clap type of the command line. No logic and no I/O live here: values
 //! are parsed into the newtypes of `target` and resolved by the mechanisms.
+//! `parse` only adds the test hooks to the parser.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::target::{FileMode, IpcId, PosixName, PosixPrefix, Seconds, SysvKey};
 
@@ -19,6 +20,35 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Parse the command line: the clap tree plus the test hooks.
+///
+/// The hooks are added to the parser only, never to `Cli::command()`, from
+/// which completions and the man page are generated: clap_complete offers
+/// hidden options too, and a test hook has no business in a user's shell.
+pub fn parse() -> Result<Cli, clap::Error> {
+    const CORRUPT_AFTER: &str = "corrupt-after";
+    let mut cmd = Cli::command().mut_subcommand("bench", |bench| {
+        bench.arg(
+            Arg::new(CORRUPT_AFTER)
+                .long(CORRUPT_AFTER)
+                .hide(true)
+                .value_name("N")
+                .value_parser(clap::value_parser!(u64)),
+        )
+    });
+    let mut matches = cmd.try_get_matches_from_mut(std::env::args_os())?;
+    // Read before the derive code takes the subcommand's matches apart.
+    let corrupt_after = matches
+        .subcommand_matches("bench")
+        .and_then(|m| m.get_one::<u64>(CORRUPT_AFTER))
+        .copied();
+    let mut cli = Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut cmd))?;
+    if let Command::Bench(args) = &mut cli.command {
+        args.corrupt_after = corrupt_after;
+    }
+    Ok(cli)
 }
 
 #[derive(Debug, Subcommand)]
@@ -578,8 +608,9 @@ pub struct BenchArgs {
     /// Also draw the results as a bar chart (SVG) into FILE
     #[arg(long, value_name = "FILE")]
     pub svg: Option<std::path::PathBuf>,
-    /// Test hook: the child corrupts one byte of its reply after N messages
-    #[arg(long, hide = true, value_name = "N")]
+    /// Test hook `--corrupt-after N`: the child corrupts one byte of its
+    /// reply after N messages. Not a clap field: see `parse`.
+    #[arg(skip)]
     pub corrupt_after: Option<u64>,
 }
 

@@ -2,10 +2,12 @@
 //! are the operation failing (exit 1), and the `hint:` line that helps.
 
 use std::fmt;
-use std::io;
+use std::io::{self, Write as _};
 use std::process::ExitCode;
 
 use nix::errno::Errno;
+
+use crate::output::{Escaped, StdoutError};
 
 /// Bad usage or input found after parsing (exit 2), e.g. a name too long for
 /// one mechanism or an option that makes no sense in this mode.
@@ -99,15 +101,29 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
         // A reader such as `head` went away: that is how pipelines end, not a failure.
         return ExitCode::SUCCESS;
     }
-    eprintln!("error: {err:#}");
+    if let Some(stdout) = StdoutError::find(err) {
+        // Whatever was being printed, the output is what failed; a hint
+        // about the operation's own limits would mislead.
+        print_error(format_args!("error: {}", Escaped(stdout)));
+        return ExitCode::from(1);
+    }
+    // The one place every error line passes: names and paths in it are
+    // escaped, so an ESC or a newline in them cannot reach the terminal.
+    print_error(format_args!("error: {}", Escaped(format_args!("{err:#}"))));
     if let Some(hint) = hint_for(err) {
-        eprintln!("hint: {hint}");
+        print_error(format_args!("hint: {}", Escaped(hint)));
     }
     if err.chain().any(|cause| cause.is::<Usage>()) {
         ExitCode::from(2)
     } else {
         ExitCode::from(1)
     }
+}
+
+/// One line on stderr. Unlike eprintln!, never panics: with stderr gone too,
+/// the exit status is all that is left to say it.
+fn print_error(line: fmt::Arguments) {
+    let _ = writeln!(io::stderr(), "{line}");
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

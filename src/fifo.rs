@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::cli::FifoArgs;
 use crate::error::{fail_with_hint, usage};
-use crate::output::{Out, Payload};
+use crate::output::{Escaped, Out, Payload};
 use crate::serve::{Flow, Messages, Server, Waited};
 use crate::sys::UmaskGuard;
 
@@ -148,7 +148,10 @@ fn server(args: &FifoArgs, path: &Path, out: &mut Out) -> Result<ExitCode> {
     let fd = open_fifo(path, OFlag::O_RDWR)?;
     let verb = if created { "created" } else { "opened" };
     let flow = server.start(
-        format_args!("fifo {}: {verb}; waiting for lines", path.display()),
+        format_args!(
+            "fifo {}: {verb}; waiting for lines",
+            Escaped(path.display())
+        ),
         |f| {
             f.insert("mechanism".into(), "fifo".into());
             f.insert("path".into(), path.display().to_string().into());
@@ -267,7 +270,7 @@ fn clean(path: &Path, out: &mut Out) -> Result<ExitCode> {
     }
     std::fs::remove_file(path).with_context(|| format!("cannot remove FIFO {}", path.display()))?;
     out.record(
-        format_args!("removed FIFO {}", path.display()),
+        format_args!("removed FIFO {}", Escaped(path.display())),
         || json!({"kind": "removed", "mechanism": "fifo", "path": path.display().to_string()}),
     )?;
     Ok(ExitCode::SUCCESS)

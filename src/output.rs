@@ -3,29 +3,44 @@
 //!
 //! Output is buffered for speed and flushed by the caller before it blocks,
 //! so nothing is held back while a server waits for the next event.
+//!
+//! Text output is where strings from outside (names, commands, paths,
+//! payloads) could smuggle a terminal escape sequence or a fake line to
+//! whoever reads it, often root running `ls`. Two layers stop that:
+//! [`Escaped`] renders one outside value with every control character,
+//! newline included, as `\xNN`; and every text line written through [`Out`]
+//! passes through the same escaping with only its own line breaks kept, so
+//! nothing that forgot [`Escaped`] can reach the terminal as a control
+//! sequence. JSON output is never escaped this way: serde_json's escaping is
+//! exact and reversible.
 
 use std::fmt::{self, Display, Write as _};
-use std::io::{self, BufWriter, Stdout, Write};
+use std::io::{self, BufWriter, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{Local, TimeZone};
 use serde_json::{Map, Value};
+
+use crate::target::PosixName;
 
 /// JSON fields of one line, in order.
 pub type Fields = Map<String, Value>;
 
 pub struct Out {
     json: bool,
-    w: BufWriter<Stdout>,
+    w: BufWriter<StdoutFd>,
     clock: Clock,
+    /// One text line, formatted here before it is escaped and written.
+    line: String,
 }
 
 impl Out {
     pub fn new(json: bool) -> Self {
         Out {
             json,
-            w: BufWriter::with_capacity(64 * 1024, io::stdout()),
+            w: BufWriter::with_capacity(64 * 1024, StdoutFd(io::stdout())),
             clock: Clock::default(),
+            line: String::new(),
         }
     }
 
@@ -52,7 +67,7 @@ impl Out {
             self.w.write_all(b"\n")
         } else {
             let stamp = self.clock.hms(now);
-            writeln!(self.w, "{stamp} {text}")
+            write_text(&mut self.w, &mut self.line, format_args!("{stamp} {text}"))
         }
     }
 
@@ -62,7 +77,7 @@ impl Out {
             serde_json::to_writer(&mut self.w, &value())?;
             self.w.write_all(b"\n")
         } else {
-            writeln!(self.w, "{text}")
+            write_text(&mut self.w, &mut self.line, text)
         }
     }
 
@@ -75,17 +90,20 @@ impl Out {
         }
         let width = fields.keys().map(String::len).max().unwrap_or(0);
         for (key, value) in fields {
-            writeln!(self.w, "{key:width$}  {}", Plain(value))?;
+            write_text(
+                &mut self.w,
+                &mut self.line,
+                format_args!("{key:width$}  {}", Plain(value)),
+            )?;
         }
         Ok(())
     }
 
-    /// The line of a successful `--clean`.
-    pub fn removed(&mut self, mechanism: &str, what: &str, name: impl Display) -> io::Result<()> {
-        let name = name.to_string();
+    /// The line of a successful `--clean`: the name escaped in text, exact in JSON.
+    pub fn removed(&mut self, mechanism: &str, what: &str, name: &PosixName) -> io::Result<()> {
         self.record(
             format_args!("removed {what} {name}"),
-            || serde_json::json!({"kind": "removed", "mechanism": mechanism, "name": name}),
+            || serde_json::json!({"kind": "removed", "mechanism": mechanism, "name": name.as_str()}),
         )
     }
 
@@ -103,11 +121,62 @@ impl Out {
         self.w.flush()
     }
 
-    /// Raw access for tables and prompts.
+    /// Raw access for tables and prompts: the caller escapes what it prints
+    /// (see [`Escaped`]). Write errors are reported like every other.
     pub fn writer(&mut self) -> &mut impl Write {
         &mut self.w
     }
 }
+
+/// Standard output written with write(2) on descriptor 1.
+///
+/// Not through `std::io::Stdout`: that one treats EBADF (a descriptor 1 open
+/// only for reading) as success and drops the output without a word. Every
+/// error is marked as a [`StdoutError`], so it reads as a failed write to
+/// standard output whichever command hit it.
+struct StdoutFd(io::Stdout);
+
+impl Write for StdoutFd {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use std::os::fd::AsFd as _;
+        nix::unistd::write(self.0.as_fd(), buf).map_err(|errno| StdoutError::wrap(errno.into()))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // write(2) keeps nothing back; BufWriter above holds the buffer.
+        Ok(())
+    }
+}
+
+/// A write to standard output failed: the disk is full, the descriptor is
+/// not writable, the reader went away (EPIPE, which `error::report` turns
+/// into a quiet exit). Carried inside an `io::Error` of the same kind.
+#[derive(Debug)]
+pub struct StdoutError(pub io::Error);
+
+impl StdoutError {
+    fn wrap(err: io::Error) -> io::Error {
+        io::Error::new(err.kind(), StdoutError(err))
+    }
+
+    /// The stdout failure behind an error, wherever it sits in the chain.
+    pub fn find(err: &anyhow::Error) -> Option<&StdoutError> {
+        err.chain().find_map(|cause| {
+            cause
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref::<StdoutError>())
+        })
+    }
+}
+
+impl Display for StdoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot write to standard output: {}", self.0)
+    }
+}
+
+impl std::error::Error for StdoutError {}
 
 /// A JSON value as a text column: strings bare, null as `-`, arrays space-separated.
 struct Plain<'a>(&'a Value);
@@ -115,7 +184,8 @@ struct Plain<'a>(&'a Value);
 impl Display for Plain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Value::String(s) => f.write_str(s),
+            // A field value is one cell: a name's newline is escaped too.
+            Value::String(s) => write!(f, "{}", Escaped(s)),
             Value::Null => f.write_str("-"),
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
@@ -266,26 +336,100 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
 
 fn write_escaped(f: &mut impl fmt::Write, bytes: &[u8]) -> fmt::Result {
     for chunk in bytes.utf8_chunks() {
-        let valid = chunk.valid();
-        if !valid.chars().any(char::is_control) {
-            f.write_str(valid)?;
-        } else {
-            for ch in valid.chars() {
-                if ch.is_control() {
-                    let mut utf8 = [0u8; 4];
-                    for b in ch.encode_utf8(&mut utf8).bytes() {
-                        write!(f, "\\x{b:02x}")?;
-                    }
-                } else {
-                    f.write_char(ch)?;
-                }
-            }
-        }
+        Controls::all(&mut *f).write_str(chunk.valid())?;
         for b in chunk.invalid() {
             write!(f, "\\x{b:02x}")?;
         }
     }
     Ok(())
+}
+
+/// A string from outside (an object name, a command name, a path) as a text
+/// line shows it: as payloads are, every control character, newline
+/// included, as `\xNN`; printable text, non-ASCII too, kept.
+///
+/// Escaping is idempotent (its output has no control characters), so a
+/// value escaped here and again at the [`Out`] boundary reads the same.
+pub struct Escaped<T>(pub T);
+
+impl<T: Display> Display for Escaped<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(Controls::all(f), "{}", self.0)
+    }
+}
+
+/// `s` escaped as [`Escaped`] shows it, borrowed when there is nothing to escape.
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if has_control(s) {
+        Escaped(s).to_string().into()
+    } else {
+        s.into()
+    }
+}
+
+/// A `fmt::Write` that passes text on with control characters as `\xNN`,
+/// line feeds kept or not.
+struct Controls<W> {
+    inner: W,
+    keep_newline: bool,
+}
+
+impl<W: fmt::Write> Controls<W> {
+    fn all(inner: W) -> Self {
+        Controls {
+            inner,
+            keep_newline: false,
+        }
+    }
+}
+
+/// Whether `s` may hold a control character: C0, DEL, or C1 (U+0080 to
+/// U+009F, encoded as 0xC2 0x80..0x9F). A cheap byte test for the common case.
+fn has_control(s: &str) -> bool {
+    // No early exit: the loop vectorises, and most text has nothing to find.
+    s.bytes()
+        .fold(false, |hit, b| hit | (b < 0x20) | (b == 0x7f) | (b == 0xc2))
+}
+
+impl<W: fmt::Write> fmt::Write for Controls<W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if !has_control(s) {
+            return self.inner.write_str(s);
+        }
+        let mut start = 0;
+        for (i, ch) in s.char_indices() {
+            if ch.is_control() && !(self.keep_newline && ch == '\n') {
+                self.inner.write_str(&s[start..i])?;
+                let mut utf8 = [0u8; 4];
+                for b in ch.encode_utf8(&mut utf8).bytes() {
+                    write!(self.inner, "\\x{b:02x}")?;
+                }
+                start = i + ch.len_utf8();
+            }
+        }
+        self.inner.write_str(&s[start..])
+    }
+}
+
+/// One text line (or a block of lines the program itself broke) to `w`, with
+/// every other control character escaped: the boundary no outside string
+/// passes unescaped. Formatted into `line` first, so the common case is one
+/// scan and one copy, as cheap as formatting straight into `w`.
+fn write_text(w: &mut impl Write, line: &mut String, text: impl Display) -> io::Result<()> {
+    line.clear();
+    write!(line, "{text}").map_err(|_| io::Error::other("a value could not be formatted"))?;
+    if has_control(line) {
+        let mut escaped = Controls {
+            inner: String::with_capacity(line.len() + 16),
+            keep_newline: true,
+        };
+        // Writing into a String cannot fail.
+        let _ = escaped.write_str(line);
+        w.write_all(escaped.inner.as_bytes())?;
+    } else {
+        w.write_all(line.as_bytes())?;
+    }
+    w.write_all(b"\n")
 }
 
 #[cfg(test)]
@@ -302,5 +446,48 @@ mod tests {
         assert_eq!(Payload(b"").to_string(), "");
         assert_eq!(Payload(b"hi\0").json_field(), ("text", Value::from("hi")));
         assert_eq!(Payload(b"[1, 2]").json_field().0, "payload");
+    }
+
+    #[test]
+    fn outside_strings() {
+        assert_eq!(Escaped("/a\x1b[31m\nb").to_string(), "/a\\x1b[31m\\x0ab");
+        assert_eq!(
+            Escaped("grüß\u{9b}\x7f\t").to_string(),
+            "grüß\\xc2\\x9b\\x7f\\x09"
+        );
+        assert_eq!(escape("plain"), std::borrow::Cow::Borrowed("plain"));
+        // Idempotent: an escaped value passes a second escaping unchanged.
+        let once = escape("x\x1by").into_owned();
+        assert_eq!(escape(&once), once.as_str());
+    }
+
+    #[test]
+    fn text_lines_keep_only_their_own_line_breaks() {
+        let mut buf = Vec::new();
+        let mut line = String::new();
+        write_text(&mut buf, &mut line, format_args!("a\x1b]0;t\x07\r\nb")).unwrap();
+        assert_eq!(buf, b"a\\x1b]0;t\\x07\\x0d\nb\n");
+        // JSON may hold a raw C1 control (here CSI) in a string: the line escapes it.
+        buf.clear();
+        write_text(&mut buf, &mut line, Payload(b"\"\xc2\x9b2J\"")).unwrap();
+        assert_eq!(buf, b"\"\\xc2\\x9b2J\"\n");
+    }
+
+    #[test]
+    fn stdout_errors_are_found_through_context() {
+        let err = anyhow::Error::new(StdoutError::wrap(io::Error::from_raw_os_error(
+            libc::ENOSPC,
+        )))
+        .context("cannot write the table");
+        let found = StdoutError::find(&err).expect("found");
+        assert!(
+            found
+                .to_string()
+                .starts_with("cannot write to standard output: No space left on device"),
+            "{found}"
+        );
+        assert!(StdoutError::find(&anyhow::anyhow!("other")).is_none());
+        let pipe = StdoutError::wrap(io::Error::from_raw_os_error(libc::EPIPE));
+        assert_eq!(pipe.kind(), io::ErrorKind::BrokenPipe);
     }
 }

@@ -25,9 +25,11 @@ impl PosixName {
     }
 }
 
+/// For text: escaped, since a name may hold any byte but '/' and NUL (an
+/// ESC, a newline). JSON takes the exact `as_str()`.
 impl fmt::Display for PosixName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        crate::output::Escaped(&self.0).fmt(f)
     }
 }
 
@@ -237,6 +239,9 @@ mod tests {
         }
         assert!("x".repeat(255).parse::<PosixName>().is_ok());
         assert!("x".repeat(256).parse::<PosixName>().is_err());
+        let odd = "/a\x1b[31m\nb\u{9b}é".parse::<PosixName>().unwrap();
+        assert_eq!(odd.to_string(), "/a\\x1b[31m\\x0ab\\xc2\\x9bé");
+        assert_eq!(odd.as_str(), "/a\x1b[31m\nb\u{9b}é");
     }
 
     #[test]

@@ -155,3 +155,26 @@ fn message_alone_is_written_once() {
     assert!(status.success());
     assert_eq!(untimed(&lines[1]), "once");
 }
+
+/// A path with an ESC and a newline is escaped in text, stdout and stderr.
+#[test]
+fn odd_paths_are_escaped() {
+    let mut cleanup = Cleanup::new();
+    let path = unique_path("esc\x1b[31m\nX", &mut cleanup);
+    let p = path.to_str().unwrap();
+    let shown = p.replace('\x1b', "\\x1b").replace('\n', "\\x0a");
+    let o = run(&["fifo", "-s", "-p", p, "--count", "0"]);
+    let out = assert_ok(&o);
+    assert!(
+        out.contains(&shown) && !out.contains('\x1b') && out.lines().count() == 1,
+        "{out:?}"
+    );
+    let out = assert_ok(&run(&["fifo", "--clean", "-p", p]));
+    assert_eq!(out, format!("removed FIFO {shown}\n"));
+    let o = run(&["fifo", "--clean", "-p", p]);
+    let err = assert_fails(&o, 1, "no such FIFO");
+    assert_eq!(
+        err,
+        format!("error: cannot remove FIFO {shown}: no such FIFO\n")
+    );
+}

@@ -1221,3 +1221,100 @@ fn sem_sets_unreadable_or_vanishing_never_fail_ls() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     churn.join().unwrap();
 }
+
+/// A child killed and reaped when the test ends, however it ends.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `name` with its ESC and newline as the text output shows them.
+fn shown(name: &str) -> String {
+    name.replace('\x1b', "\\x1b")
+        .replace('\n', "\\x0a")
+        .replace('\x07', "\\x07")
+}
+
+#[test]
+fn names_and_commands_are_escaped_in_text_and_exact_in_json() {
+    let name = unique_name("esc\x1b[31mred\nX");
+    let orphan = unique_name("esc\x1b]0;title\x07");
+    let mut cleanup = Cleanup::new();
+    cleanup
+        .add(Obj::PosixShm(name.clone()))
+        .add(Obj::PosixShm(orphan.clone()));
+    assert_ok(&run(&["posix", "shm", "-n", &name, "-m", "hi"]));
+    assert_ok(&run(&["posix", "shm", "-n", &orphan, "-m", "hi"]));
+
+    // A process whose command name holds an ESC and a newline: comm is the
+    // base name of the file exec'd, here a symlink to sleep so named (at
+    // most 15 bytes; the pid keeps it apart from other runs).
+    let comm = format!("\x1b[7m\n{}", std::process::id());
+    let link = std::env::temp_dir().join(&comm);
+    cleanup.add(Obj::Path(link.clone()));
+    let sleep = std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("sleep"))
+                .find(|s| s.exists())
+        })
+        .expect("no sleep in PATH");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&sleep, &link).unwrap();
+    let segment = std::fs::File::open(format!("/dev/shm/{}", &name[1..])).unwrap();
+    let holder = Reaped(
+        std::process::Command::new(&link)
+            .arg("60")
+            .stdin(segment)
+            .spawn()
+            .unwrap(),
+    );
+    let pid = holder.0.id();
+    // Until exec, the child still carries this test's command name.
+    let start = Instant::now();
+    while std::fs::read(format!("/proc/{pid}/comm")).unwrap_or_default()
+        != format!("{comm}\n").as_bytes()
+    {
+        assert!(start.elapsed() < DEADLINE, "the holder never exec'd");
+        std::thread::yield_now();
+    }
+
+    let out = assert_ok(&run(&["ls", "--name", &name]));
+    assert!(!out.contains('\x1b'), "{out:?}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains(&shown(&name))).collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    let user = format!("{pid}/{}(open)", shown(&comm));
+    assert!(
+        rows[0].starts_with("posix-shm") && rows[0].contains(&user),
+        "{out}"
+    );
+    // The newlines split nothing: the line after the row is the summary.
+    assert!(
+        out.lines().nth(2).unwrap().starts_with("1 objects"),
+        "{out}"
+    );
+
+    let obj = posix_obj(&name).expect("listed by --json");
+    assert_eq!(obj["name"], name.as_str());
+    let users = obj["users"].as_array().unwrap();
+    assert!(
+        users
+            .iter()
+            .any(|u| u["pid"] == pid && u["command"] == comm.as_str()),
+        "{obj}"
+    );
+
+    let out = assert_ok(&run(&["clean", "--stale", "--dry-run", "--name", &orphan]));
+    assert!(!out.contains('\x1b') && !out.contains('\x07'), "{out:?}");
+    assert!(
+        out.starts_with(&format!("would remove posix-shm {}\n", shown(&orphan))),
+        "{out}"
+    );
+    let o = run(&["clean", "--stale", "--dry-run", "--json", "--name", &orphan]);
+    let first: Value = serde_json::from_str(assert_ok(&o).lines().next().unwrap()).unwrap();
+    assert_eq!(first["name"], orphan.as_str());
+}

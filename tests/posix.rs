@@ -1124,3 +1124,42 @@ fn another_users_object_gives_eacces_with_a_hint() {
     assert_fails(&o, 1, "Permission denied");
     assert_eq!(&std::fs::read(shm_file(&m)).unwrap()[..7], b"root's\0");
 }
+
+/// A name with an ESC sequence and a newline: printed escaped in every text
+/// line (stdout and stderr), exact in JSON.
+#[test]
+fn odd_names_are_escaped_in_text_and_exact_in_json() {
+    let name = unique_name("esc\x1b[31mred\nX");
+    let shown = name.replace('\x1b', "\\x1b").replace('\n', "\\x0a");
+    let mut cleanup = Cleanup::new();
+    cleanup.add(Obj::PosixShm(name.clone()));
+    let no_controls = |what: &str, text: &str| {
+        assert!(
+            !text.contains('\x1b') && text.lines().count() <= 1,
+            "{what}: {text:?}"
+        );
+        assert!(text.contains(&shown), "{what}: {text:?}");
+    };
+    let out = assert_ok(&run(&["posix", "shm", "-n", &name, "-m", "hi"]));
+    no_controls("client", &out);
+    let o = run(&["posix", "shm", "-n", &name, "-m", "hi", "--json"]);
+    let line: Value = serde_json::from_str(&assert_ok(&o)).unwrap();
+    assert_eq!(line["name"], name.as_str());
+    let out = assert_ok(&run(&["posix", "shm", "--stat", "-n", &name]));
+    let name_line = out.lines().find(|l| l.starts_with("name")).unwrap();
+    no_controls("stat", name_line);
+    assert!(!out.contains('\x1b'), "{out:?}");
+    assert_eq!(
+        stat_json(&["posix", "shm", "-n", &name])["name"],
+        name.as_str()
+    );
+    let out = assert_ok(&run(&["posix", "shm", "--clean", "-n", &name]));
+    no_controls("clean", &out);
+    let o = run(&["posix", "shm", "--clean", "-n", &name]);
+    let err = assert_fails(&o, 1, "no such segment");
+    no_controls("missing", &err);
+    let o = run(&["posix", "sem", "-n", &name]);
+    let err = assert_fails(&o, 1, "cannot open semaphore");
+    assert!(!err.contains('\x1b') && err.contains(&shown), "{err:?}");
+    assert_eq!(err.lines().count(), 2, "error and hint: {err:?}");
+}

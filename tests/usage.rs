@@ -106,3 +106,89 @@ fn help_and_version_exit_0_and_json_is_global() {
     let o = run(&["posix", "msq", "--clean", "-n", &name, "--json"]);
     assert_fails(&o, 1, "no such queue");
 }
+
+/// `ARGS` with stdout on `stdout`: exit 1, one line saying the write to
+/// standard output failed, no hint about the operation's own limits.
+#[track_caller]
+fn stdout_fails(args: &[&str], stdout: std::process::Stdio) {
+    let o = bin()
+        .args(args)
+        .stdout(stdout)
+        .output()
+        .expect("cannot run examples-ipc");
+    let err = assert_fails(&o, 1, "");
+    assert!(
+        err.starts_with("error: cannot write to standard output: ") && err.lines().count() == 1,
+        "{args:?}: {err:?}"
+    );
+}
+
+fn dev_full() -> std::process::Stdio {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("cannot open /dev/full")
+        .into()
+}
+
+#[test]
+fn failed_writes_to_stdout_are_reported_as_such() {
+    for args in [
+        &["ls"][..],
+        &["ls", "--json"],
+        &["limits"],
+        &["completions", "bash"],
+        &["completions", "fish"],
+        &["man"],
+    ] {
+        stdout_fails(args, dev_full());
+    }
+    // Descriptor 1 open only for reading: write(2) fails with EBADF.
+    let read_only = std::fs::File::open("/dev/null").unwrap();
+    stdout_fails(&["ls"], read_only.into());
+
+    let name = unique_name("full");
+    let mut cleanup = Cleanup::new();
+    cleanup.add(Obj::PosixShm(name.clone()));
+    // A server fails at its start line; the segment it made stays, as after any server.
+    stdout_fails(
+        &["posix", "shm", "-s", "-n", &name, "--timeout", "20"],
+        dev_full(),
+    );
+    stdout_fails(&["posix", "shm", "--stat", "-n", &name], dev_full());
+    stdout_fails(&["posix", "shm", "-n", &name, "-m", "hi"], dev_full());
+}
+
+#[test]
+fn a_reader_going_away_is_not_an_error() {
+    // Whether the write meets the closed pipe (EPIPE) or fits in its buffer
+    // first, the run ends with 0 and nothing on stderr.
+    let mut child = bin()
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot run examples-ipc");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn the_test_hook_is_not_offered() {
+    for args in [
+        &["completions", "bash"][..],
+        &["completions", "zsh"],
+        &["completions", "fish"],
+        &["man"],
+        &["bench", "--help"],
+    ] {
+        let out = assert_ok(&run(args));
+        assert!(!out.contains("corrupt"), "{args:?}");
+    }
+}

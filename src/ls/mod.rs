@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{IpcType, LsArgs, SelectArgs};
 use crate::error::usage;
-use crate::output::{Fields, Out};
+use crate::output::{Escaped, Fields, Out, escape};
 use crate::sys::{group_name, user_name};
 
 pub use posix::MqSource;
@@ -154,10 +154,12 @@ impl Object {
         self.key.map(|k| format!("0x{:08x}", k as u32))
     }
 
-    /// The name or key a user types to address the object.
+    /// The name or key a user types to address the object, for text: a
+    /// name is escaped (it may hold an ESC or a newline).
     pub fn label(&self) -> String {
         self.name
-            .clone()
+            .as_deref()
+            .map(|n| escape(n).into_owned())
             .or_else(|| self.key_hex())
             .unwrap_or_default()
     }
@@ -726,6 +728,10 @@ fn table(scan: &Scan, bytes: bool, names: &mut Names) -> String {
                 users_cell(o),
                 detail(o, bytes),
             ]
+            // Names, commands, notes: every cell is escaped here, once, so
+            // none can break the table or reach the terminal as a control
+            // sequence, and the widths count what is printed.
+            .map(|cell| escape(&cell).into_owned())
         })
         .collect();
     let mut width = header.map(str::len);
@@ -776,7 +782,7 @@ fn table(scan: &Scan, bytes: bool, names: &mut Names) -> String {
         let list: Vec<String> = scan
             .hidden_procs
             .iter()
-            .map(|(p, c)| format!("{p}/{c}"))
+            .map(|(p, c)| format!("{p}/{}", Escaped(c)))
             .collect();
         let _ = writeln!(
             s,
@@ -790,13 +796,13 @@ fn table(scan: &Scan, bytes: bool, names: &mut Names) -> String {
         );
     }
     if let Some(note) = &scan.mq_note {
-        let _ = writeln!(s, "{note}");
+        let _ = writeln!(s, "{}", Escaped(note));
     }
     if scan.unreadable > 0 {
         let _ = writeln!(s, "{} objects not readable by this user", scan.unreadable);
     }
     for note in &scan.notes {
-        let _ = writeln!(s, "{note}");
+        let _ = writeln!(s, "{}", Escaped(note));
     }
     s
 }

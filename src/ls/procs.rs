@@ -227,10 +227,16 @@ impl Procs {
         i32::try_from(pid).is_ok_and(|p| p > 0 && self.live.contains(&p))
     }
 
-    /// The command name of a live process ("" if it just exited).
+    /// The command name of a live process ("" if it just exited). The kernel
+    /// cuts comm at 15 bytes, which can split a UTF-8 character: that one
+    /// becomes U+FFFD rather than the whole name being lost. Only the line
+    /// feed the kernel appends is dropped; the text table escapes the rest.
     pub fn command(&self, pid: i32) -> String {
-        fs::read_to_string(format!("/proc/{pid}/comm"))
-            .map(|s| s.trim_end().to_string())
+        fs::read(format!("/proc/{pid}/comm"))
+            .map(|b| {
+                let b = b.strip_suffix(b"\n").unwrap_or(&b);
+                String::from_utf8_lossy(b).into_owned()
+            })
             .unwrap_or_default()
     }
 
