@@ -192,3 +192,61 @@ fn the_test_hook_is_not_offered() {
         assert!(!out.contains("corrupt"), "{args:?}");
     }
 }
+
+#[test]
+fn json_tour_prints_only_json_lines() {
+    let o = run(&["--json", "tour", "--only", "posix-sem,pipe"]);
+    let out = assert_ok(&o);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().all(|v| v.is_object() && v["kind"].is_string()),
+        "{out}"
+    );
+    let kinds = |kind: &str| -> Vec<&serde_json::Value> {
+        lines.iter().filter(|v| v["kind"] == kind).collect()
+    };
+    let steps: Vec<_> = kinds("step").iter().map(|v| v["step"].clone()).collect();
+    assert_eq!(steps, ["posix-sem", "pipe"], "{out}");
+    // The server ran with --json, and its lines come through as its objects.
+    let server_start = lines
+        .iter()
+        .find(|v| v["kind"] == "output" && v["role"] == "server")
+        .expect("a server line");
+    assert_eq!(server_start["record"]["kind"], "start", "{out}");
+    let name = server_start["record"]["name"].as_str().unwrap().to_string();
+    let commands = kinds("command");
+    assert!(
+        commands
+            .iter()
+            .all(|c| c["args"][0] == "--json" && c["role"].is_string()),
+        "{out}"
+    );
+    // The busy semaphore is shown on purpose: exit 1, as expected, on stderr as text.
+    assert!(
+        kinds("exit")
+            .iter()
+            .any(|e| e["code"] == 1 && e["expected"] == 1),
+        "{out}"
+    );
+    assert!(
+        lines.iter().any(|v| v["stream"] == "stderr"
+            && v["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("semaphore is busy"))),
+        "{out}"
+    );
+    let results = kinds("result");
+    assert_eq!(results.len(), 2, "{out}");
+    assert!(results.iter().all(|r| r["ok"] == true), "{out}");
+    let done = kinds("done");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["ok"], true);
+    assert_eq!(done[0]["steps"], 2);
+    assert_eq!(lines.last().unwrap()["kind"], "done");
+    // And the step removed its semaphore.
+    assert!(!posix_exists(&Obj::PosixSem(name)));
+}
+
