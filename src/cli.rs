@@ -27,7 +27,7 @@ pub struct Cli {
 /// The hooks are added to the parser only, never to `Cli::command()`, from
 /// which completions and the man page are generated: clap_complete offers
 /// hidden options too, and a test hook has no business in a user's shell.
-pub fn parse() -> Result<Cli, clap::Error> {
+pub fn parse(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
     const CORRUPT_AFTER: &str = "corrupt-after";
     let mut cmd = Cli::command().mut_subcommand("bench", |bench| {
         bench.arg(
@@ -38,7 +38,7 @@ pub fn parse() -> Result<Cli, clap::Error> {
                 .value_parser(clap::value_parser!(u64)),
         )
     });
-    let mut matches = cmd.try_get_matches_from_mut(std::env::args_os())?;
+    let mut matches = cmd.try_get_matches_from_mut(args)?;
     // Read before the derive code takes the subcommand's matches apart.
     let corrupt_after = matches
         .subcommand_matches("bench")
@@ -418,7 +418,7 @@ pub struct CleanArgs {
     #[arg(long, required = true)]
     pub stale: bool,
     /// List what would be removed, remove nothing
-    #[arg(short = 'n', long)]
+    #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
     pub select: SelectArgs,
@@ -457,7 +457,7 @@ pub struct FifoArgs {
     /// Path of the FIFO; the server creates it (mode --mode) when missing.
     /// Default: examples-ipc.fifo in $XDG_RUNTIME_DIR (private to the user),
     /// else in the temp dir
-    #[arg(short, long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub path: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub create: CreateModeArgs,
@@ -516,10 +516,10 @@ pub enum DemoCommand {
 #[derive(Debug, Args)]
 pub struct CounterArgs {
     /// Number of processes
-    #[arg(short = 'p', long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "P")]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "P")]
     pub procs: u32,
     /// Increments per process
-    #[arg(short = 'n', long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000), value_name = "N")]
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000), value_name = "N")]
     pub iters: u64,
 }
 
@@ -527,13 +527,13 @@ pub struct CounterArgs {
 #[derive(Debug, Args)]
 pub struct RingArgs {
     /// Producer processes (more than one claim slots with compare-and-swap)
-    #[arg(short = 'p', long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "P")]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "P")]
     pub producers: u32,
     /// Items per producer
-    #[arg(short = 'n', long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000), value_name = "N")]
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000), value_name = "N")]
     pub items: u64,
     /// Slots in the ring
-    #[arg(short = 's', long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536), value_name = "S")]
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536), value_name = "S")]
     pub slots: u32,
 }
 
@@ -544,7 +544,7 @@ pub struct ScoreboardArgs {
     #[arg(short = 'w', long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "W")]
     pub workers: u32,
     /// Items each worker processes (each takes about (worker+1) x 0.5 ms)
-    #[arg(short = 'n', long, default_value_t = 800, value_parser = clap::value_parser!(u64).range(1..=1_000_000), value_name = "N")]
+    #[arg(long, default_value_t = 800, value_parser = clap::value_parser!(u64).range(1..=1_000_000), value_name = "N")]
     pub items: u64,
 }
 
@@ -552,7 +552,7 @@ pub struct ScoreboardArgs {
 #[derive(Debug, Args)]
 pub struct SortedArgs {
     /// Numbers the client appends
-    #[arg(short = 'n', long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
+    #[arg(short = 'c', long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
     pub count: u32,
     /// Seconds between the client's appends (fractions and 0 allowed)
     #[arg(long, default_value = "0.1", value_name = "SECS")]
@@ -648,5 +648,48 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    /// Every command's arguments, the whole tree down.
+    fn all_args(cmd: &clap::Command, path: &str, acc: &mut Vec<(String, clap::Arg)>) {
+        for arg in cmd.get_arguments() {
+            acc.push((path.to_string(), arg.clone()));
+        }
+        for sub in cmd.get_subcommands() {
+            all_args(sub, &format!("{path} {}", sub.get_name()), acc);
+        }
+    }
+
+    #[test]
+    fn a_short_flag_means_one_thing_everywhere() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut args = Vec::new();
+        all_args(&cmd, "examples-ipc", &mut args);
+        let mut seen: std::collections::BTreeMap<char, (String, String)> = Default::default();
+        for (path, arg) in &args {
+            let (Some(short), Some(long)) = (arg.get_short(), arg.get_long()) else {
+                continue;
+            };
+            let (first_long, first_path) = seen
+                .entry(short)
+                .or_insert_with(|| (long.to_string(), path.clone()));
+            assert_eq!(
+                first_long, long,
+                "-{short} is --{first_long} in `{first_path}` but --{long} in `{path}`"
+            );
+        }
+        // The mission's letters keep their meaning.
+        for (short, long) in [
+            ('s', "server"),
+            ('n', "name"),
+            ('k', "key"),
+            ('c', "count"),
+            ('m', "message"),
+            ('r', "release"),
+            ('p', "priority"),
+        ] {
+            assert_eq!(seen[&short].0, long, "-{short}");
+        }
     }
 }

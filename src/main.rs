@@ -20,16 +20,19 @@ mod limits;
 mod ls;
 mod manpage;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use cli::{Cli, Command};
 use output::Out;
 
 fn main() -> ExitCode {
-    let cli = match cli::parse() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match cli::parse(&args) {
         Ok(cli) => cli,
         Err(err) => {
             // clap's own format; --help and --version exit 0, usage errors 2.
+            let err = error::with_tip(err, &args);
             let _ = err.print();
             return ExitCode::from(err.exit_code().clamp(0, 255) as u8);
         }

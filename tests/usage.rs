@@ -250,3 +250,96 @@ fn json_tour_prints_only_json_lines() {
     assert!(!posix_exists(&Obj::PosixSem(name)));
 }
 
+
+#[track_caller]
+fn tip(args: &[&str], tip: &str) {
+    let o = run(args);
+    let err = assert_fails(&o, 2, "unexpected argument");
+    assert!(err.contains(&format!("tip: {tip}")), "{args:?}: {err}");
+    // The tip replaces clap's guesses (`--name` on System V is not `--mode`).
+    assert!(!err.contains("similar argument"), "{args:?}: {err}");
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn a_flag_of_the_other_family_gets_a_tip_naming_the_right_one() {
+    for kind in ["msq", "shm", "sem"] {
+        tip(
+            &["posix", kind, "-k", "200"],
+            "POSIX objects are named with -n NAME; -k is for System V",
+        );
+        tip(
+            &["sysv", kind, "-n", "/x"],
+            "System V objects are addressed with -k KEY (or -i ID); -n is for POSIX",
+        );
+    }
+    tip(
+        &["posix", "shm", "-s", "--key=0x10"],
+        "POSIX objects are named with -n NAME; --key is for System V",
+    );
+    tip(
+        &["posix", "msq", "-k200"],
+        "POSIX objects are named with -n NAME; -k is for System V",
+    );
+    tip(
+        &["posix", "sem", "--clean", "-i", "3"],
+        "POSIX objects are named with -n NAME; -i is for System V",
+    );
+    tip(
+        &["--json", "sysv", "sem", "--name=/x"],
+        "System V objects are addressed with -k KEY (or -i ID); --name is for POSIX",
+    );
+    tip(
+        &["sysv", "msq", "-p", "3"],
+        "System V messages have a type (--type T), not a priority",
+    );
+    tip(
+        &["posix", "msq", "--type", "3"],
+        "POSIX messages have a priority (-p P), not a type",
+    );
+    // Without a mix-up, clap's error is left as it is.
+    let err = assert_fails(&run(&["posix", "msq", "--bogus"]), 2, "unexpected argument");
+    assert!(!err.contains("System V"), "{err}");
+}
+
+#[test]
+fn short_flags_that_meant_something_else_are_gone() {
+    // Explicit behaviour change: -n, -s and -p mean --name, --server and
+    // --priority only; the other commands use long names, with a tip.
+    tip(&["clean", "--stale", "-n"], "a dry run is --dry-run");
+    tip(
+        &["fifo", "-p", "/tmp/x"],
+        "the FIFO's path is given with --path",
+    );
+    tip(
+        &["demo", "race", "-p", "2"],
+        "processes and increments are --procs P and --iters N",
+    );
+    tip(
+        &["demo", "mutex", "-n", "5"],
+        "processes and increments are --procs P and --iters N",
+    );
+    tip(
+        &["demo", "ring", "-s", "8"],
+        "the ring's sizes are --producers P, --items N and --slots S",
+    );
+    tip(
+        &["demo", "scoreboard", "-n", "5"],
+        "items per worker are --items N",
+    );
+    tip(
+        &["demo", "sorted", "-n", "5"],
+        "the count of numbers is -c N",
+    );
+    // -c is the count everywhere, demo sorted included.
+    let o = assert_ok(&run(&[
+        "--json",
+        "demo",
+        "sorted",
+        "-c",
+        "2",
+        "--interval",
+        "0",
+    ]));
+    assert!(o.contains(r#""count":2"#), "{o}");
+}
