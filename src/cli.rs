@@ -4,6 +4,7 @@
 
 use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use crate::help;
 use crate::target::{FileMode, IpcId, PosixName, PosixPrefix, Seconds, SysvKey};
 
 /// Explore, test and debug Linux inter-process communication.
@@ -13,8 +14,9 @@ use crate::target::{FileMode, IpcId, PosixName, PosixPrefix, Seconds, SysvKey};
 /// pipes and FIFOs.
 #[derive(Debug, Parser)]
 #[command(name = "examples-ipc", version, propagate_version = true)]
+#[command(after_help = help::after_help(""))]
 pub struct Cli {
-    /// Print one JSON object per line instead of text
+    /// Print JSON instead of text: one object per line (ls: one document)
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -55,31 +57,40 @@ pub fn parse(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
 #[command(defer = true)]
 pub enum Command {
     /// POSIX IPC: mq_*, shm_open + mmap, sem_open
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::after_help("posix"))]
     Posix(PosixCommand),
     /// System V IPC: msgget, shmget, semget
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::after_help("sysv"))]
     Sysv(SysvCommand),
     /// Run every mechanism end to end in one command, no second terminal
+    #[command(after_help = help::after_help("tour"))]
     Tour(TourArgs),
     /// Measure round-trip latency and throughput of each mechanism, verified
+    #[command(after_help = help::after_help("bench"))]
     Bench(BenchArgs),
     /// List every IPC object, POSIX and System V, with who uses it
+    #[command(after_help = help::after_help("ls"))]
     Ls(LsArgs),
     /// Remove orphaned objects (nobody uses them and their creator is gone)
+    #[command(after_help = help::after_help("clean"))]
     Clean(CleanArgs),
     /// Show the kernel limits that decide what can be created, with usage
+    #[command(after_help = help::after_help("limits"))]
     Limits(LimitsArgs),
-    /// Print a shell completion script
+    /// Print a shell completion script (bash, zsh, fish)
+    #[command(after_help = help::after_help("completions"))]
     Completions(CompletionsArgs),
-    /// Print the man page (roff) to standard output
-    Man,
+    /// Print the man page (roff), or write one page per command with --dir
+    #[command(after_help = help::after_help("man"))]
+    Man(ManArgs),
     /// Named pipe (mkfifo): a server reads JSON lines that clients write
+    #[command(after_help = help::after_help("fifo"))]
     Fifo(FifoArgs),
     /// Anonymous pipes: parent and child exchange length-prefixed messages
+    #[command(after_help = help::after_help("pipe"))]
     Pipe(PipeArgs),
     /// Classic experiments with real processes: races, locks, ring buffers
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::after_help("demo"))]
     Demo(DemoCommand),
 }
 
@@ -87,10 +98,13 @@ pub enum Command {
 #[command(defer = true)]
 pub enum PosixCommand {
     /// POSIX message queue (mq_open, mq_send, mq_receive)
+    #[command(after_help = help::after_help("posix msq"))]
     Msq(PosixMsqArgs),
     /// POSIX shared memory (shm_open + mmap)
+    #[command(after_help = help::after_help("posix shm"))]
     Shm(PosixShmArgs),
     /// POSIX named semaphore (sem_open)
+    #[command(after_help = help::after_help("posix sem"))]
     Sem(PosixSemArgs),
 }
 
@@ -98,14 +112,18 @@ pub enum PosixCommand {
 #[command(defer = true)]
 pub enum SysvCommand {
     /// System V message queue (msgget, msgsnd, msgrcv)
+    #[command(after_help = help::after_help("sysv msq"))]
     Msq(SysvMsqArgs),
     /// System V shared memory (shmget + shmat)
+    #[command(after_help = help::after_help("sysv shm"))]
     Shm(SysvShmArgs),
     /// System V semaphore set of one semaphore (semget, semop)
+    #[command(after_help = help::after_help("sysv sem"))]
     Sem(SysvSemArgs),
 }
 
-// At most one mode; none means client.
+// At most one mode; none means client. Each mechanism names its object in
+// these flags' help (`help::msq_options` and so on).
 #[derive(Debug, Args)]
 #[group(multiple = false)]
 pub struct ModeArgs {
@@ -143,15 +161,15 @@ impl ModeArgs {
     }
 }
 
-// `--count` and `--timeout`, whose meaning follows the mode.
+// `--count` and `--timeout`, whose meaning follows the mode and the
+// mechanism: each command that flattens this sets their help to what they do
+// there (`mut_args(help::msq_options)` and so on).
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Server: exit 0 after N event lines. Message client: send N messages
-    /// (default 10)
+    /// Server: exit 0 after N event lines
     #[arg(short = 'c', long, value_name = "N")]
     pub count: Option<u64>,
-    /// Server: exit 1 when no event comes for SECS seconds. Semaphore client
-    /// with --wait: give up after SECS (fractions allowed)
+    /// Server: exit 1 when no event comes for SECS seconds (fractions allowed)
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<Seconds>,
 }
@@ -185,6 +203,7 @@ pub struct SysvKeyArgs {
 
 // `posix msq`
 #[derive(Debug, Args)]
+#[command(mut_args(help::msq_options))]
 pub struct PosixMsqArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -223,6 +242,7 @@ pub struct SendArgs {
 
 // `sysv msq`
 #[derive(Debug, Args)]
+#[command(mut_args(help::msq_options))]
 pub struct SysvMsqArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -259,6 +279,7 @@ pub struct ShmArgs {
 
 // `posix shm`
 #[derive(Debug, Args)]
+#[command(mut_args(help::shm_options))]
 pub struct PosixShmArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -274,6 +295,7 @@ pub struct PosixShmArgs {
 
 // `sysv shm`
 #[derive(Debug, Args)]
+#[command(mut_args(help::shm_options))]
 pub struct SysvShmArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -306,6 +328,7 @@ pub struct SemArgs {
 
 // `posix sem`
 #[derive(Debug, Args)]
+#[command(mut_args(help::sem_options))]
 pub struct PosixSemArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -321,6 +344,7 @@ pub struct PosixSemArgs {
 
 // `sysv sem`
 #[derive(Debug, Args)]
+#[command(mut_args(help::sem_options))]
 pub struct SysvSemArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -442,6 +466,15 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
+// `man`
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write one page per command into DIR (examples-ipc.1,
+    /// examples-ipc-posix-msq.1, ...) instead of printing the top page
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Shell {
     Bash,
@@ -451,6 +484,7 @@ pub enum Shell {
 
 // `fifo`: server (-s), client, or --clean.
 #[derive(Debug, Args)]
+#[command(mut_args(help::fifo_options))]
 pub struct FifoArgs {
     #[command(flatten)]
     pub mode: FifoModeArgs,
@@ -495,20 +529,28 @@ pub struct PipeArgs {
 #[command(defer = true)]
 pub enum DemoCommand {
     /// P processes increment one shared counter without any synchronisation
+    #[command(after_help = help::after_help("demo race"))]
     Race(CounterArgs),
     /// The same, each increment guarded by a POSIX named semaphore
+    #[command(after_help = help::after_help("demo mutex"))]
     Mutex(CounterArgs),
     /// The same, with an atomic fetch-add on the shared counter
+    #[command(after_help = help::after_help("demo atomic"))]
     Atomic(CounterArgs),
     /// race, mutex and atomic one after another, timed side by side
+    #[command(after_help = help::after_help("demo cures"))]
     Cures(CounterArgs),
     /// Producers and one consumer over a ring buffer in shared memory
+    #[command(after_help = help::after_help("demo ring"))]
     Ring(RingArgs),
     /// Workers publish progress in a shared table; a monitor prints it live
+    #[command(after_help = help::after_help("demo scoreboard"))]
     Scoreboard(ScoreboardArgs),
     /// A server keeps a shared array sorted while a client appends to it
+    #[command(after_help = help::after_help("demo sorted"))]
     Sorted(SortedArgs),
     /// The posix shm text exchange over memfd_create: nothing in /dev/shm
+    #[command(after_help = help::after_help("demo memfd"))]
     Memfd(MemfdArgs),
 }
 
@@ -561,6 +603,7 @@ pub struct SortedArgs {
 
 // Options of `demo memfd`.
 #[derive(Debug, Args)]
+#[command(mut_args(help::memfd_options))]
 pub struct MemfdArgs {
     /// Create the segment, publish where to find it, and watch its text
     #[arg(short, long)]
@@ -597,12 +640,11 @@ pub struct BenchArgs {
     /// Unmeasured round trips before measuring
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub warmup: u64,
-    /// Where the two processes run: none (the scheduler decides), same (one
-    /// CPU), split (two CPUs)
+    /// Where the two processes run: as the scheduler decides (none), on one
+    /// CPU (same), on two CPUs (split)
     #[arg(long, value_name = "HOW")]
     pub pin: Option<BenchPin>,
-    /// pingpong: round trips between parent and child; stream: one-way
-    /// throughput
+    /// What is measured: round trips (pingpong) or one-way throughput (stream)
     #[arg(long, default_value = "pingpong", value_name = "P")]
     pub pattern: BenchPattern,
     /// Also draw the results as a bar chart (SVG) into FILE
@@ -629,14 +671,19 @@ pub enum BenchMech {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchPin {
+    /// The scheduler decides
     None,
+    /// Both processes on one CPU
     Same,
+    /// The two processes on two CPUs
     Split,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchPattern {
+    /// Round trips between parent and child
     Pingpong,
+    /// One-way throughput
     Stream,
 }
 

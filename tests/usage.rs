@@ -193,6 +193,145 @@ fn the_test_hook_is_not_offered() {
     }
 }
 
+/// `examples-ipc ARGS --help`, text.
+fn help_of(args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.push("--help");
+    assert_ok(&run(&all))
+}
+
+/// The help line of one option: from `  -c, --count` or `      --timeout`
+/// up to the next option.
+fn option_help(help: &str, long: &str) -> String {
+    let mut lines = help.lines().skip_while(|l| {
+        !l.trim_start()
+            .split(", ")
+            .any(|f| f.split(' ').next() == Some(long))
+    });
+    let mut text = lines
+        .next()
+        .unwrap_or_else(|| panic!("no {long}: {help}"))
+        .to_string();
+    for l in lines {
+        // The next option starts within the flag column; a wrapped help
+        // line is indented to the help column, even when it starts with `--`.
+        let indent = l.len() - l.trim_start().len();
+        if (indent <= 6 && l.trim_start().starts_with('-')) || l.trim().is_empty() {
+            break;
+        }
+        text.push(' ');
+        text.push_str(l.trim());
+    }
+    text
+}
+
+#[test]
+fn every_mechanism_help_names_its_modes_and_shows_examples() {
+    for cmd in [
+        &["posix", "msq"][..],
+        &["posix", "shm"],
+        &["posix", "sem"],
+        &["sysv", "msq"],
+        &["sysv", "shm"],
+        &["sysv", "sem"],
+        &["fifo"],
+        &["demo", "memfd"],
+    ] {
+        for flag in ["--help", "-h"] {
+            let mut args = cmd.to_vec();
+            args.push(flag);
+            let help = assert_ok(&run(&args));
+            assert!(
+                help.contains("Modes (at most one; with none, the client runs):"),
+                "{cmd:?} {flag}: {help}"
+            );
+            assert!(help.contains("-s, --server"), "{cmd:?}: {help}");
+            assert!(help.contains("(no flag)     Client:"), "{cmd:?}: {help}");
+            let examples = help.split("Examples:").nth(1).unwrap_or("");
+            let shown = examples
+                .lines()
+                .filter(|l| l.trim_start().starts_with("examples-ipc "))
+                .count();
+            assert!(shown >= 2, "{cmd:?}: {shown} examples: {help}");
+            assert!(examples.contains(&cmd.join(" ")), "{cmd:?}: {help}");
+        }
+    }
+    // Every other command shows examples too.
+    for cmd in [
+        &[][..],
+        &["ls"],
+        &["bench"],
+        &["tour"],
+        &["demo", "ring"],
+        &["man"],
+    ] {
+        let help = help_of(cmd);
+        assert!(help.contains("Examples:\n  "), "{cmd:?}: {help}");
+    }
+}
+
+#[test]
+fn shared_options_describe_what_they_do_in_this_command() {
+    // Before: `posix shm --help` offered "Message client: send N messages"
+    // and `posix msq --help` "Semaphore client with --wait".
+    for family in ["posix", "sysv"] {
+        let shm = help_of(&[family, "shm"]);
+        let count = option_help(&shm, "--count");
+        assert!(count.contains("prints of the text"), "{count}");
+        assert!(
+            !shm.contains("Message client") && !shm.contains("send N messages"),
+            "{shm}"
+        );
+        assert!(!shm.contains("Semaphore"), "{shm}");
+        assert!(option_help(&shm, "--server").contains("segment"), "{shm}");
+
+        let msq = help_of(&[family, "msq"]);
+        let timeout = option_help(&msq, "--timeout");
+        assert!(timeout.contains("no message comes"), "{timeout}");
+        assert!(
+            !msq.contains("Semaphore") && !msq.contains("--wait"),
+            "{msq}"
+        );
+        assert!(option_help(&msq, "--count").contains("Client: send N messages"));
+        assert!(option_help(&msq, "--clean").contains("Remove the queue"));
+
+        let sem = help_of(&[family, "sem"]);
+        let timeout = option_help(&sem, "--timeout");
+        assert!(timeout.contains("Client with --wait"), "{timeout}");
+        assert!(
+            !sem.contains("Message client") && !sem.contains("send N"),
+            "{sem}"
+        );
+        assert!(option_help(&sem, "--stat").contains("semaphore"), "{sem}");
+    }
+    let fifo = help_of(&["fifo"]);
+    assert!(
+        option_help(&fifo, "--count").contains("write N lines"),
+        "{fifo}"
+    );
+    assert!(!fifo.contains("Semaphore"), "{fifo}");
+    let memfd = help_of(&["demo", "memfd"]);
+    assert!(
+        !memfd.contains("Message client") && !memfd.contains("Semaphore"),
+        "{memfd}"
+    );
+}
+
+#[test]
+fn json_is_refused_where_it_makes_no_sense() {
+    for args in [
+        &["--json", "completions", "bash"][..],
+        &["completions", "zsh", "--json"],
+        &["--json", "man"],
+        &["man", "--json", "--dir", "/nonexistent-never-made"],
+    ] {
+        let o = run(args);
+        assert_fails(&o, 2, "--json does not apply");
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+    assert!(!std::path::Path::new("/nonexistent-never-made").exists());
+}
+
 #[test]
 fn json_tour_prints_only_json_lines() {
     let o = run(&["--json", "tour", "--only", "posix-sem,pipe"]);
@@ -249,7 +388,6 @@ fn json_tour_prints_only_json_lines() {
     // And the step removed its semaphore.
     assert!(!posix_exists(&Obj::PosixSem(name)));
 }
-
 
 #[track_caller]
 fn tip(args: &[&str], tip: &str) {
