@@ -53,49 +53,43 @@ pub fn parse(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
     Ok(cli)
 }
 
+// Each command's `after_help` (help::after_help) sits on its own args struct
+// or subcommand enum, not on these variants: there it is built only with the
+// command itself (`defer`), so `--version` formats none of them.
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 pub enum Command {
     /// POSIX IPC: mq_*, shm_open + mmap, sem_open
-    #[command(subcommand, after_help = help::after_help("posix"))]
+    #[command(subcommand)]
     Posix(PosixCommand),
     /// System V IPC: msgget, shmget, semget
-    #[command(subcommand, after_help = help::after_help("sysv"))]
+    #[command(subcommand)]
     Sysv(SysvCommand),
     /// Run every mechanism end to end in one command, no second terminal
-    #[command(after_help = help::after_help("tour"))]
     Tour(TourArgs),
     /// Measure round-trip latency and throughput of each mechanism, verified
-    #[command(after_help = help::after_help("bench"))]
     Bench(BenchArgs),
     /// List every IPC object, POSIX and System V, with who uses it
-    #[command(after_help = help::after_help("ls"))]
     Ls(LsArgs),
     /// Remove orphaned objects (nobody uses them and their creator is gone)
-    #[command(after_help = help::after_help("clean"))]
     Clean(CleanArgs),
     /// Show the kernel limits that decide what can be created, with usage
-    #[command(after_help = help::after_help("limits"))]
     Limits(LimitsArgs),
     /// Print a shell completion script (bash, zsh, fish)
-    #[command(after_help = help::after_help("completions"))]
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command with --dir
-    #[command(after_help = help::after_help("man"))]
     Man(ManArgs),
     /// Named pipe (mkfifo): a server reads JSON lines that clients write
-    #[command(after_help = help::after_help("fifo"))]
     Fifo(FifoArgs),
     /// Anonymous pipes: parent and child exchange length-prefixed messages
-    #[command(after_help = help::after_help("pipe"))]
     Pipe(PipeArgs),
     /// Classic experiments with real processes: races, locks, ring buffers
-    #[command(subcommand, after_help = help::after_help("demo"))]
+    #[command(subcommand)]
     Demo(DemoCommand),
 }
 
 #[derive(Debug, Subcommand)]
-#[command(defer = true)]
+#[command(defer = true, after_help = help::after_help("posix"))]
 pub enum PosixCommand {
     /// POSIX message queue (mq_open, mq_send, mq_receive)
     #[command(after_help = help::after_help("posix msq"))]
@@ -109,7 +103,7 @@ pub enum PosixCommand {
 }
 
 #[derive(Debug, Subcommand)]
-#[command(defer = true)]
+#[command(defer = true, after_help = help::after_help("sysv"))]
 pub enum SysvCommand {
     /// System V message queue (msgget, msgsnd, msgrcv)
     #[command(after_help = help::after_help("sysv msq"))]
@@ -363,6 +357,7 @@ pub struct SysvSemArgs {
 
 // `tour`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("tour"))]
 pub struct TourArgs {
     /// Only these mechanisms (comma-separated); default all
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
@@ -424,6 +419,7 @@ pub struct SelectArgs {
 
 // `ls`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("ls"))]
 pub struct LsArgs {
     #[command(flatten)]
     pub select: SelectArgs,
@@ -437,6 +433,7 @@ pub struct LsArgs {
 
 // `clean`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("clean"))]
 pub struct CleanArgs {
     /// Remove orphaned objects only (required: there is no remove-all)
     #[arg(long, required = true)]
@@ -450,6 +447,7 @@ pub struct CleanArgs {
 
 // `limits`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("limits"))]
 pub struct LimitsArgs {
     /// Queue capacity to check (default: msg_default, at most msg_max, as mq_open without attributes)
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
@@ -461,6 +459,7 @@ pub struct LimitsArgs {
 
 // `completions`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("completions"))]
 pub struct CompletionsArgs {
     /// The shell
     pub shell: Shell,
@@ -468,6 +467,7 @@ pub struct CompletionsArgs {
 
 // `man`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("man"))]
 pub struct ManArgs {
     /// Write one page per command into DIR (examples-ipc.1,
     /// examples-ipc-posix-msq.1, ...) instead of printing the top page
@@ -484,7 +484,7 @@ pub enum Shell {
 
 // `fifo`: server (-s), client, or --clean.
 #[derive(Debug, Args)]
-#[command(mut_args(help::fifo_options))]
+#[command(after_help = help::after_help("fifo"), mut_args(help::fifo_options))]
 pub struct FifoArgs {
     #[command(flatten)]
     pub mode: FifoModeArgs,
@@ -519,6 +519,7 @@ pub struct FifoModeArgs {
 
 // `pipe`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("pipe"))]
 pub struct PipeArgs {
     /// A message for the child (repeatable); default: three sample lines
     #[arg(short, long = "message", value_name = "TEXT")]
@@ -526,7 +527,7 @@ pub struct PipeArgs {
 }
 
 #[derive(Debug, Subcommand)]
-#[command(defer = true)]
+#[command(defer = true, after_help = help::after_help("demo"))]
 pub enum DemoCommand {
     /// P processes increment one shared counter without any synchronisation
     #[command(after_help = help::after_help("demo race"))]
@@ -623,6 +624,7 @@ pub struct MemfdArgs {
 
 // `bench`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("bench"))]
 pub struct BenchArgs {
     /// Mechanisms to measure (comma-separated); default all
     #[arg(long, value_delimiter = ',', value_name = "LIST")]

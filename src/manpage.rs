@@ -314,9 +314,10 @@ fn examples(roff: &mut Roff, examples: &[(&str, &[&str])]) {
     }
 }
 
-/// Whether the command at `path` has a server mode.
+/// Whether the command at `path` has a server mode, or commands that have one.
 fn has_server(path: &str) -> bool {
-    help::guide(path).is_some_and(|g| g.modes.iter().any(|(f, _)| f.contains("--server")))
+    matches!(path, "" | "posix" | "sysv")
+        || help::guide(path).is_some_and(|g| g.modes.iter().any(|(f, _)| f.contains("--server")))
 }
 
 fn exit_status(roff: &mut Roff, path: &str) {
