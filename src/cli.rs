@@ -5,6 +5,7 @@
 use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::help;
+use crate::manpage::{Existing, existing, existing_arg};
 use crate::target::{FileMode, IpcId, PosixName, PosixPrefix, Seconds, SysvKey};
 
 /// Explore, test and debug Linux inter-process communication.
@@ -197,7 +198,7 @@ pub struct SysvKeyArgs {
 
 // `posix msq`
 #[derive(Debug, Args)]
-#[command(mut_args(help::msq_options))]
+#[command(mut_args(help::msq_options), mut_args(existing(Existing::PosixMsq)))]
 pub struct PosixMsqArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -236,7 +237,7 @@ pub struct SendArgs {
 
 // `sysv msq`
 #[derive(Debug, Args)]
-#[command(mut_args(help::msq_options))]
+#[command(mut_args(help::msq_options), mut_args(existing(Existing::SysvMsq)))]
 pub struct SysvMsqArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -273,7 +274,7 @@ pub struct ShmArgs {
 
 // `posix shm`
 #[derive(Debug, Args)]
-#[command(mut_args(help::shm_options))]
+#[command(mut_args(help::shm_options), mut_args(existing(Existing::PosixShm)))]
 pub struct PosixShmArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -289,7 +290,7 @@ pub struct PosixShmArgs {
 
 // `sysv shm`
 #[derive(Debug, Args)]
-#[command(mut_args(help::shm_options))]
+#[command(mut_args(help::shm_options), mut_args(existing(Existing::SysvShm)))]
 pub struct SysvShmArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -322,7 +323,7 @@ pub struct SemArgs {
 
 // `posix sem`
 #[derive(Debug, Args)]
-#[command(mut_args(help::sem_options))]
+#[command(mut_args(help::sem_options), mut_args(existing(Existing::PosixSem)))]
 pub struct PosixSemArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -338,7 +339,7 @@ pub struct PosixSemArgs {
 
 // `sysv sem`
 #[derive(Debug, Args)]
-#[command(mut_args(help::sem_options))]
+#[command(mut_args(help::sem_options), mut_args(existing(Existing::SysvSem)))]
 pub struct SysvSemArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -389,8 +390,11 @@ pub enum IpcType {
     Sem,
 }
 
-// Which objects `ls` and `clean` look at.
+// Which objects `ls` and `clean` look at. `--name` and `-k` complete to
+// the objects that exist.
 #[derive(Debug, Args)]
+#[command(mut_arg("name", existing_arg(Existing::Posix)))]
+#[command(mut_arg("key", existing_arg(Existing::Sysv)))]
 pub struct SelectArgs {
     /// Only POSIX objects
     #[arg(long, conflicts_with = "sysv")]

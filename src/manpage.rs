@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::CommandFactory;
+use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 use clap_complete::env::{Bash, EnvCompleter, Fish, Shells};
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, italic, roman};
@@ -117,6 +118,96 @@ impl EnvCompleter for Zsh {
         buf: &mut dyn std::io::Write,
     ) -> std::io::Result<()> {
         clap_complete::env::Zsh.write_complete(cmd, args, current_dir, buf)
+    }
+}
+
+// ---- Values that exist on this machine ----
+
+/// The kinds of object whose names or keys Tab offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    PosixMsq,
+    PosixShm,
+    PosixSem,
+    /// Every POSIX object: `ls --name`, `clean --name`.
+    Posix,
+    SysvMsq,
+    SysvShm,
+    SysvSem,
+    /// Every System V object: `ls -k`, `clean -k`.
+    Sysv,
+}
+
+/// For `mut_args`: `-n NAME` and `-k KEY` complete to the objects of `kind`
+/// that exist now, so `posix msq --clean -n <Tab>` offers the queues there are.
+pub fn existing(kind: Existing) -> impl FnMut(clap::Arg) -> clap::Arg {
+    move |arg| match arg.get_id().as_str() {
+        "name" | "key" => existing_arg(kind)(arg),
+        _ => arg,
+    }
+}
+
+/// The same for one argument (`#[arg(add = ...)]` is spelled `mut_arg`).
+pub fn existing_arg(kind: Existing) -> impl FnOnce(clap::Arg) -> clap::Arg {
+    move |arg| arg.add(ArgValueCandidates::new(move || candidates(kind)))
+}
+
+fn candidates(kind: Existing) -> Vec<CompletionCandidate> {
+    let mut values = Vec::new();
+    let posix = |values: &mut Vec<String>, dir: &str, pick: fn(&str) -> Option<&str>| {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if let (true, Ok(name)) = (is_file, entry.file_name().into_string())
+                && let Some(name) = pick(&name)
+            {
+                values.push(format!("/{name}"));
+            }
+        }
+    };
+    let msq: fn(&str) -> Option<&str> = |n| Some(n);
+    let shm: fn(&str) -> Option<&str> = |n| (!n.starts_with("sem.")).then_some(n);
+    let sem: fn(&str) -> Option<&str> = |n| n.strip_prefix("sem.");
+    match kind {
+        Existing::PosixMsq => posix(&mut values, "/dev/mqueue", msq),
+        Existing::PosixShm => posix(&mut values, "/dev/shm", shm),
+        Existing::PosixSem => posix(&mut values, "/dev/shm", sem),
+        Existing::Posix => {
+            posix(&mut values, "/dev/mqueue", msq);
+            posix(&mut values, "/dev/shm", shm);
+            posix(&mut values, "/dev/shm", sem);
+        }
+        Existing::SysvMsq => sysv_keys(&mut values, "msg"),
+        Existing::SysvShm => sysv_keys(&mut values, "shm"),
+        Existing::SysvSem => sysv_keys(&mut values, "sem"),
+        Existing::Sysv => {
+            for table in ["msg", "shm", "sem"] {
+                sysv_keys(&mut values, table);
+            }
+        }
+    }
+    values.sort();
+    values.dedup();
+    values.into_iter().map(CompletionCandidate::new).collect()
+}
+
+/// The keys in /proc/sysvipc/TABLE, as ipcs prints them (`0x0000c0de`);
+/// IPC_PRIVATE (0) is left out: no key finds such an object again.
+fn sysv_keys(values: &mut Vec<String>, table: &str) {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/sysvipc/{table}")) else {
+        return;
+    };
+    for line in text.lines().skip(1) {
+        if let Some(key) = line
+            .split_whitespace()
+            .next()
+            .and_then(|k| k.parse::<i32>().ok())
+            .filter(|k| *k != 0)
+        {
+            values.push(format!("0x{:08x}", key as u32));
+        }
     }
 }
 

@@ -235,6 +235,36 @@ fn bash_completes_every_level() {
 }
 
 #[test]
+fn names_and_keys_complete_to_the_objects_that_exist() {
+    let dir = TempDir::new("bash-existing");
+    let script = script("bash", &dir.0);
+    let offers = |words: &[&str]| bash_offers(&script, words);
+    let shm = unique_name("tab-shm");
+    let key = unique_key();
+    let mut cleanup = Cleanup::new();
+    cleanup.add(Obj::PosixShm(shm.clone()));
+    cleanup.add(Obj::SysvMsq(key));
+    assert_ok(&run(&["posix", "shm", "-n", &shm, "-m", "x"]));
+    let hex = key_hex(key);
+    assert_ok(&run(&["sysv", "msq", "-k", &hex, "-m", "x", "-c", "1"]));
+
+    // The segment is offered where a segment is meant, not as a queue.
+    let w = ["posix", "shm", "--clean", "-n", &shm];
+    exactly(&offers(&w), &[&shm], &w);
+    let w = ["posix", "msq", "--clean", "-n", &shm];
+    exactly(&offers(&w), &[], &w);
+    let w = ["clean", "--stale", "--name", &shm];
+    exactly(&offers(&w), &[&shm], &w);
+    // The key as ipcs prints it.
+    let w = ["sysv", "msq", "--stat", "-k", &hex];
+    exactly(&offers(&w), &[&hex], &w);
+    let w = ["ls", "-k", &hex];
+    exactly(&offers(&w), &[&hex], &w);
+    let w = ["sysv", "sem", "-k", &hex];
+    exactly(&offers(&w), &[], &w);
+}
+
+#[test]
 fn bash_script_registers_for_the_command_name() {
     let script = assert_ok(&run(&["completions", "bash"]));
     // Completion calls the binary found in PATH, so a saved script keeps
