@@ -433,6 +433,99 @@ pub struct LsArgs {
     /// Only orphaned objects (what `clean --stale` would remove)
     #[arg(long)]
     pub orphaned: bool,
+    /// Columns to print, comma-separated (see --list-columns)
+    ///
+    /// Names as in the header, in any case; columns appear in the order
+    /// given. Not with --json, whose document always has every field.
+    #[arg(
+        short = 'o',
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        ignore_case = true,
+        hide_possible_values = true
+    )]
+    pub output: Vec<LsColumn>,
+    /// No header line and no summary line
+    ///
+    /// Standard output holds only the rows; notes about the scan go to
+    /// standard error. Not with --json.
+    #[arg(long)]
+    pub noheadings: bool,
+    /// Unaligned rows for scripts, one space between columns
+    ///
+    /// Within a value, spaces, backslashes and control characters are
+    /// written \xNN (as lsipc --raw does), so every row splits on single
+    /// spaces; an empty value is an empty field. No summary line; notes go
+    /// to standard error. Not with --json.
+    #[arg(long)]
+    pub raw: bool,
+    /// List the columns --output accepts, one line each, and exit
+    #[arg(long, conflicts_with_all = ["SelectArgs", "bytes", "orphaned", "output", "noheadings", "raw"])]
+    pub list_columns: bool,
+}
+
+/// A column of the `ls` table. The doc line of each is what --list-columns
+/// prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LsColumn {
+    /// Kind of object: posix-msq, posix-shm, posix-sem, sysv-msq, sysv-shm, sysv-sem
+    #[value(name = "TYPE")]
+    Type,
+    /// POSIX name or System V key, as the object is addressed
+    #[value(name = "NAME/KEY")]
+    NameKey,
+    /// POSIX name (- for System V objects)
+    #[value(name = "NAME")]
+    Name,
+    /// System V key as ipcs prints it (- for POSIX objects)
+    #[value(name = "KEY")]
+    Key,
+    /// System V identifier (- for POSIX objects)
+    #[value(name = "ID")]
+    Id,
+    /// Owner's user name (the uid when it has none)
+    #[value(name = "OWNER")]
+    Owner,
+    /// Owner's user id
+    #[value(name = "UID")]
+    Uid,
+    /// Group name (the gid when it has none)
+    #[value(name = "GROUP")]
+    Group,
+    /// Group id
+    #[value(name = "GID")]
+    Gid,
+    /// Permission bits, octal
+    #[value(name = "PERMS")]
+    Perms,
+    /// Segment size, or bytes queued in a message queue (human-readable unless --bytes)
+    #[value(name = "SIZE")]
+    Size,
+    /// in use, orphaned, or unknown (some processes or the object not readable)
+    #[value(name = "STATE")]
+    State,
+    /// Live processes using the object: pid/command(how), at most three
+    #[value(name = "USERS")]
+    Users,
+    /// What matters most for the kind: messages, semaphore values, nattch, notes
+    #[value(name = "DETAIL")]
+    Detail,
+}
+
+impl LsColumn {
+    /// The table's columns when --output is not given.
+    pub const DEFAULT: [LsColumn; 9] = [
+        LsColumn::Type,
+        LsColumn::NameKey,
+        LsColumn::Id,
+        LsColumn::Owner,
+        LsColumn::Perms,
+        LsColumn::Size,
+        LsColumn::State,
+        LsColumn::Users,
+        LsColumn::Detail,
+    ];
 }
 
 // `clean`

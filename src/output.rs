@@ -107,8 +107,28 @@ impl Out {
         )
     }
 
-    /// The last line of a server stopped by SIGINT or SIGTERM.
+    /// The last line of a server stopped by SIGINT or SIGTERM, on a line
+    /// of its own also after the `^C` a terminal echoed.
     pub fn canceled(&mut self) -> io::Result<()> {
+        self.past_echoed_interrupt()?;
+        self.canceled_here()
+    }
+
+    /// Start a new line if standard output is a terminal that echoes
+    /// Ctrl-C: the `^C` stands after the last line printed, and what comes
+    /// next belongs on a line of its own. The cursor position itself cannot
+    /// be read without a round trip through the terminal, so a SIGTERM
+    /// (nothing echoed) also gets the line break there.
+    pub fn past_echoed_interrupt(&mut self) -> io::Result<()> {
+        if stdout_local_modes().is_some_and(echoes_ctrl_c) {
+            self.w.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    /// `canceled.` where the cursor is: for a caller that started a new
+    /// line already, or whose progress display erased the `^C`.
+    pub fn canceled_here(&mut self) -> io::Result<()> {
         if self.json {
             self.event("canceled", "", |_| {})
         } else {
@@ -126,6 +146,23 @@ impl Out {
     pub fn writer(&mut self) -> &mut impl Write {
         &mut self.w
     }
+}
+
+/// Whether a terminal in these local modes echoes Ctrl-C as `^C`: its
+/// line discipline turns the key into SIGINT (ISIG) and echoes control
+/// characters visibly (ECHO and ECHOCTL, the default of every terminal).
+fn echoes_ctrl_c(modes: nix::sys::termios::LocalFlags) -> bool {
+    use nix::sys::termios::LocalFlags;
+    modes.contains(LocalFlags::ISIG | LocalFlags::ECHO | LocalFlags::ECHOCTL)
+}
+
+/// The local modes of the terminal on standard output: `tcgetattr(1)`.
+/// None when standard output is not a terminal (ENOTTY) or cannot be asked.
+fn stdout_local_modes() -> Option<nix::sys::termios::LocalFlags> {
+    use std::os::fd::AsFd as _;
+    nix::sys::termios::tcgetattr(io::stdout().as_fd())
+        .ok()
+        .map(|t| t.local_flags)
 }
 
 /// Standard output written with write(2) on descriptor 1.
@@ -435,6 +472,20 @@ fn write_text(w: &mut impl Write, line: &mut String, text: impl Display) -> io::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ctrl_c_is_echoed_only_with_isig_echo_and_echoctl() {
+        use nix::sys::termios::LocalFlags as L;
+        // A new terminal's defaults (stty sane).
+        let sane = L::ISIG | L::ICANON | L::ECHO | L::ECHOE | L::ECHOK | L::ECHOCTL | L::IEXTEN;
+        assert!(echoes_ctrl_c(sane));
+        // stty -echoctl: the key sends SIGINT, but the echo is the raw,
+        // invisible byte; stty -echo: nothing echoed; stty -isig: no signal.
+        for off in [L::ECHOCTL, L::ECHO, L::ISIG] {
+            assert!(!echoes_ctrl_c(sane - off), "{off:?}");
+        }
+        assert!(!echoes_ctrl_c(L::empty()));
+    }
 
     #[test]
     fn payloads() {

@@ -6,6 +6,7 @@ use std::process::{Output, Stdio};
 use std::time::Instant;
 
 use crate::common::{Cleanup, DEADLINE, Obj, assert_fails, assert_ok, bin};
+use crate::posix::OnPty;
 
 const MECHS: [&str; 9] = [
     "pipe",
@@ -244,11 +245,55 @@ fn bad_usage() {
     assert_fails(&o, 2, "msgsize_max");
 }
 
-/// Ctrl-C (SIGINT to the parent only) ends a long run at once: the child is
-/// killed, the run fails with "canceled", nothing is left behind.
+/// The pid of the first child `pid` forked, waited for (bounded): the run
+/// has started once it exists.
+fn forked_child(pid: u32) -> i32 {
+    let children = format!("/proc/{pid}/task/{pid}/children");
+    let start = Instant::now();
+    loop {
+        let c = std::fs::read_to_string(&children).unwrap_or_default();
+        if let Some(first) = c.split_whitespace().next() {
+            return first.parse().expect("a pid");
+        }
+        assert!(start.elapsed() < DEADLINE, "bench never forked");
+        std::thread::yield_now();
+    }
+}
+
+/// The id of the System V queue that `pids` last sent to or received from,
+/// from /proc/sysvipc/msg (key msqid perms cbytes qnum lspid lrpid ...),
+/// waited for (bounded): the bench's queue is private (key 0) and is known
+/// by its users once messages move.
+fn sysv_queue_used_by(pids: &[String]) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string("/proc/sysvipc/msg").unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 6 && (pids.iter().any(|p| p == f[5] || p == f[6])) {
+                return f[1].to_string();
+            }
+        }
+        assert!(start.elapsed() < DEADLINE, "no queue used by {pids:?}");
+        std::thread::yield_now();
+    }
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM ends a long run at once, as it ends a server:
+/// `canceled.` on stdout, exit 0, no error; the child is killed and reaped,
+/// and nothing the run made is left behind.
 #[test]
-fn sigint_kills_the_child_and_cleans_up() {
-    for m in ["sysv-msq", "posix-msq", "shm-futex", "shm-sem", "fifo"] {
+fn sigint_and_sigterm_cancel_the_run_and_clean_up() {
+    let runs = [
+        ("sysv-msq", libc::SIGINT),
+        ("posix-msq", libc::SIGINT),
+        ("shm-futex", libc::SIGINT),
+        ("shm-sem", libc::SIGINT),
+        ("fifo", libc::SIGINT),
+        ("sysv-msq", libc::SIGTERM),
+        ("pipe", libc::SIGTERM),
+    ];
+    for (m, sig) in runs {
         let child = bin()
             .args(["bench", "--mech", m, "--duration", "60"])
             .stdout(Stdio::piped())
@@ -256,31 +301,116 @@ fn sigint_kills_the_child_and_cleans_up() {
             .spawn()
             .expect("cannot run examples-ipc");
         let pid = child.id();
-        // Wait (bounded) until the bench has forked its child.
-        let children = format!("/proc/{pid}/task/{pid}/children");
-        let start = Instant::now();
-        let forked = loop {
-            let c = std::fs::read_to_string(&children).unwrap_or_default();
-            if !c.trim().is_empty() {
-                break c.trim().to_string();
-            }
-            assert!(start.elapsed() < DEADLINE, "bench never forked");
-            std::thread::yield_now();
-        };
+        let forked = forked_child(pid);
+        let queue =
+            (m == "sysv-msq").then(|| sysv_queue_used_by(&[pid.to_string(), forked.to_string()]));
         // SAFETY: kill(2) with a pid we spawned and a valid signal.
-        unsafe { libc::kill(pid as i32, libc::SIGINT) };
+        unsafe { libc::kill(pid as i32, sig) };
         let o = child.wait_with_output().expect("cannot wait");
-        assert_fails(&o, 1, "canceled");
-        for c in forked.split_whitespace() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{m}: {err}");
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "canceled.\n", "{m}");
+        assert!(!err.contains("error"), "{m}: {err}");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{forked}")).exists()
+                || std::fs::read_to_string(format!("/proc/{forked}/stat"))
+                    .is_ok_and(|s| s.contains(") Z")),
+            "child {forked} of {m} survived"
+        );
+        assert_nothing_left(pid);
+        if let Some(id) = queue {
+            let text = std::fs::read_to_string("/proc/sysvipc/msg").unwrap_or_default();
             assert!(
-                !std::path::Path::new(&format!("/proc/{c}")).exists()
-                    || std::fs::read_to_string(format!("/proc/{c}/stat"))
-                        .is_ok_and(|s| s.contains(") Z")),
-                "child {c} of {m} survived"
+                !text
+                    .lines()
+                    .skip(1)
+                    .any(|l| l.split_whitespace().nth(1) == Some(&id)),
+                "queue {id} of {m} left behind"
             );
         }
-        assert_nothing_left(pid);
     }
+}
+
+/// With --json, a canceled run ends with the servers' `canceled` event.
+#[test]
+fn canceled_run_in_json_ends_with_the_canceled_event() {
+    let child = bin()
+        .args(["--json", "bench", "--mech", "unix", "--duration", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run examples-ipc");
+    let pid = child.id();
+    forked_child(pid);
+    // SAFETY: kill(2) with a pid we spawned and a valid signal.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let o = child.wait_with_output().expect("cannot wait");
+    let out = assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    assert_eq!(v["kind"], "canceled", "{out}");
+    assert_nothing_left(pid);
+}
+
+/// Ctrl-C typed on a terminal: the whole foreground group gets SIGINT (the
+/// bench's child too), the terminal echoes `^C` after the progress bar, and
+/// the bench clears the bar's line, `^C` with it, before `canceled.`.
+#[test]
+fn ctrl_c_on_a_terminal_clears_the_bar_and_cancels() {
+    let mut bench = OnPty::spawn(&["bench", "--mech", "sysv-msq", "--duration", "60"], true);
+    // The bar is drawn as soon as the mechanism starts.
+    bench.wait_for("/60000 ms");
+    bench.ctrl_c();
+    let (status, out) = bench.finish();
+    assert_eq!(status.code(), Some(0), "{out:?}");
+    assert!(out.ends_with("canceled.\r\n"), "{out:?}");
+    assert!(!out.contains("error"), "{out:?}");
+    // After the echoed ^C (which may land in the middle of a redraw): no
+    // line break before `canceled.`, and the line cleared just before it.
+    let after = out.rsplit("^C").next().unwrap_or_default();
+    assert!(after.ends_with("\r\x1b[2Kcanceled.\r\n"), "{out:?}");
+    assert!(
+        !after.trim_end_matches("canceled.\r\n").contains('\n'),
+        "{out:?}"
+    );
+    // Every drawing of the bar, blanks included, leaves the last two of the
+    // pty's 80 columns free: a ^C echoed after it stays on its line instead
+    // of wrapping onto one the clearing misses.
+    for drawn in out.split("\r\x1b[2K").filter(|d| d.contains("/60000 ms")) {
+        let width = drawn.replace("^C", "").chars().count();
+        assert!(width <= 78, "{width} columns: {drawn:?}");
+    }
+}
+
+/// The bar counts the measured phase only and never passes its length,
+/// however long the warmup before it (it showed `915/300 ms`).
+#[test]
+fn progress_bar_never_overruns() {
+    let mut bench = OnPty::spawn(
+        &[
+            "bench",
+            "--mech",
+            "pipe",
+            "--duration",
+            "0.2",
+            "--warmup",
+            "200000",
+        ],
+        true,
+    );
+    bench.wait_for("round trips/s");
+    let (status, out) = bench.finish();
+    assert_eq!(status.code(), Some(0), "{out:?}");
+    let mut drawn = 0;
+    for part in out.split(" ms") {
+        if let Some((pos, len)) = part.rsplit(' ').next().and_then(|s| s.split_once('/')) {
+            if let (Ok(pos), Ok(len)) = (pos.parse::<u64>(), len.parse::<u64>()) {
+                assert_eq!(len, 200, "{part:?}");
+                assert!(pos <= len, "the bar shows {pos}/{len} ms");
+                drawn += 1;
+            }
+        }
+    }
+    assert!(drawn > 0, "no bar drawn: {out:?}");
 }
 
 /// The child dying mid-run ends the run at once with a message that says
@@ -295,16 +425,7 @@ fn child_death_ends_the_run() {
             .spawn()
             .expect("cannot run examples-ipc");
         let pid = child.id();
-        let children = format!("/proc/{pid}/task/{pid}/children");
-        let start = Instant::now();
-        let forked = loop {
-            let c = std::fs::read_to_string(&children).unwrap_or_default();
-            if let Some(first) = c.split_whitespace().next() {
-                break first.parse::<i32>().expect("a pid");
-            }
-            assert!(start.elapsed() < DEADLINE, "bench never forked");
-            std::thread::yield_now();
-        };
+        let forked = forked_child(pid);
         // SAFETY: kill(2) with the pid of the bench's child and a valid signal.
         unsafe { libc::kill(forked, libc::SIGKILL) };
         let o = child.wait_with_output().expect("cannot wait");

@@ -1317,3 +1317,270 @@ fn names_and_commands_are_escaped_in_text_and_exact_in_json() {
     let first: Value = serde_json::from_str(assert_ok(&o).lines().next().unwrap()).unwrap();
     assert_eq!(first["name"], orphan.as_str());
 }
+
+// ---------- ls output controls: -o, --noheadings, --raw, --list-columns ----------
+
+/// Every column name, as `ls --list-columns` prints them.
+const COLUMNS: [&str; 14] = [
+    "TYPE", "NAME/KEY", "NAME", "KEY", "ID", "OWNER", "UID", "GROUP", "GID", "PERMS", "SIZE",
+    "STATE", "USERS", "DETAIL",
+];
+
+/// Split an aligned line on runs of two or more blanks (single blanks stay
+/// inside a cell, as in `in use`).
+fn cells(line: &str) -> Vec<String> {
+    line.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn output_chooses_the_columns_in_order_in_any_case() {
+    let shm = unique_name("cols");
+    let key = unique_key();
+    let mut guard = Cleanup::new();
+    guard.add(Obj::PosixShm(shm.clone())).add(Obj::SysvShm(key));
+    assert_ok(&run(&[
+        "posix", "shm", "-n", &shm, "--size", "8192", "-m", "x",
+    ]));
+    let id = sysv::shm(key, 100);
+    let select = ["--name", shm.as_str(), "--key", &key_hex(key)];
+
+    let mut args = vec!["ls", "-o", "key,Name,id,SIZE,uid,gid,group,type", "--bytes"];
+    args.extend(select);
+    let out = assert_ok(&run(&args));
+    let lines: Vec<&str> = out.lines().collect();
+    // Names are shown as the header spells them, whatever case was typed.
+    assert_eq!(
+        cells(lines[0]),
+        ["KEY", "NAME", "ID", "SIZE", "UID", "GID", "GROUP", "TYPE"],
+        "{out}"
+    );
+    assert_eq!(
+        cells(lines[1]),
+        [
+            "-",
+            shm.as_str(),
+            "-",
+            "8192",
+            "0",
+            "0",
+            "root",
+            "posix-shm"
+        ],
+        "{out}"
+    );
+    let (hex, id) = (key_hex(key), id.to_string());
+    assert_eq!(
+        cells(lines[2]),
+        [
+            hex.as_str(),
+            "-",
+            id.as_str(),
+            "100",
+            "0",
+            "0",
+            "root",
+            "sysv-shm"
+        ],
+        "{out}"
+    );
+    // Numbers are right-aligned: the ID column ends where its header ends.
+    let end = lines[0].find("ID").unwrap() + 2;
+    assert!(lines[2][..end].ends_with(&id), "{out}");
+    // The summary still follows the rows (the segment's creator, this
+    // test, is alive: it is in use).
+    assert_eq!(lines[3], "2 objects, 1 orphaned", "{out}");
+
+    // A column may be given twice; the list may hold only one.
+    let out = assert_ok(&run(&["ls", "-o", "ID,id", "--key", &hex]));
+    assert_eq!(
+        cells(out.lines().nth(1).unwrap()),
+        [id.as_str(), id.as_str()]
+    );
+
+    // Without -o the table is as it always was.
+    let out = assert_ok(&run(&["ls", "--key", &hex]));
+    assert_eq!(
+        cells(out.lines().next().unwrap()),
+        [
+            "TYPE", "NAME/KEY", "ID", "OWNER", "PERMS", "SIZE", "STATE", "USERS", "DETAIL"
+        ]
+    );
+}
+
+#[test]
+fn noheadings_prints_only_the_rows() {
+    let a = unique_name("nohead-a");
+    let b = unique_name("nohead-b");
+    let mut guard = Cleanup::new();
+    guard
+        .add(Obj::PosixShm(a.clone()))
+        .add(Obj::PosixShm(b.clone()));
+    for name in [&a, &b] {
+        assert_ok(&run(&["posix", "shm", "-n", name, "-m", "x"]));
+    }
+    let o = run(&[
+        "ls",
+        "--noheadings",
+        "-o",
+        "NAME",
+        "--name",
+        &a,
+        "--name",
+        &b,
+    ]);
+    // Exactly the two names, aligned as usual, nothing above or below.
+    assert_eq!(assert_ok(&o), format!("{a}\n{b}\n"));
+    // Without -o: the default columns, still no header and no summary.
+    let out = assert_ok(&run(&["ls", "--noheadings", "--name", &a]));
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.starts_with("posix-shm") && out.contains(&a), "{out}");
+    // Notes about the scan (here, when /dev/mqueue is not mounted) would be
+    // on stderr: stdout stays parseable.
+    assert!(!out.contains("objects"), "{out}");
+}
+
+#[test]
+fn raw_rows_split_on_single_spaces() {
+    // A name with a space and a backslash: raw shows both as \xNN, as
+    // `lsipc --raw` does, so that a row splits on single spaces and reads
+    // back one way.
+    let odd = unique_name("raw a\\b");
+    let plain = unique_name("raw-plain");
+    let mut guard = Cleanup::new();
+    guard
+        .add(Obj::PosixShm(odd.clone()))
+        .add(Obj::PosixShm(plain.clone()));
+    assert_ok(&run(&[
+        "posix", "shm", "-n", &odd, "--size", "100", "-m", "x",
+    ]));
+    assert_ok(&run(&[
+        "posix", "shm", "-n", &plain, "--size", "4096", "-m", "x",
+    ]));
+    let shown = odd.replace('\\', "\\x5c").replace(' ', "\\x20");
+    let o = run(&[
+        "ls",
+        "--raw",
+        "-o",
+        "TYPE,NAME,SIZE,STATE,DETAIL",
+        "--bytes",
+        "--name",
+        &odd,
+        "--name",
+        &plain,
+    ]);
+    let out = assert_ok(&o);
+    // Header, then one row each; an empty value (DETAIL of a segment) is an
+    // empty field, so every row has as many fields as the header; no
+    // summary.
+    assert_eq!(
+        out,
+        format!(
+            "TYPE NAME SIZE STATE DETAIL\n\
+             posix-shm {shown} 100 orphaned \n\
+             posix-shm {plain} 4096 orphaned \n"
+        )
+    );
+    for line in out.lines() {
+        assert_eq!(line.split(' ').count(), 5, "{line:?}");
+    }
+    // A value with a space of its own: `in use`, and the default columns.
+    let server = Server::start(&["posix", "shm", "-s", "-n", &plain, "--interval", "60"]);
+    let out = assert_ok(&run(&["ls", "--raw", "--noheadings", "--name", &plain]));
+    let fields: Vec<&str> = out.trim_end_matches('\n').split(' ').collect();
+    assert_eq!(fields.len(), 9, "{out:?}");
+    assert_eq!(fields[6], "in\\x20use", "{out:?}");
+    assert!(
+        fields[7].starts_with(&format!("{}/examples-ipc(", server.pid())),
+        "{out:?}"
+    );
+    drop(server);
+}
+
+#[test]
+fn unknown_columns_and_options_json_would_ignore_are_refused() {
+    let name = unique_name("cols-bad");
+    let mut guard = Cleanup::new();
+    guard.add(Obj::PosixShm(name.clone()));
+    assert_ok(&run(&["posix", "shm", "-n", &name, "-m", "x"]));
+    // An unknown column: exit 2, and the message lists the valid names.
+    for list in ["NAME,COLOUR", "", "NAME,", "name key"] {
+        let o = run(&["ls", "-o", list, "--name", &name]);
+        let err = assert_fails(&o, 2, "possible values: TYPE, NAME/KEY, NAME, KEY, ID");
+        assert!(err.contains("DETAIL"), "{list:?}: {err}");
+        assert!(o.stdout.is_empty(), "{list:?}");
+    }
+    // The JSON document is always whole: shaping options are refused with
+    // --json (before or after the subcommand) instead of being ignored.
+    for (flag, extra) in [
+        ("--output", Some("ID")),
+        ("--noheadings", None),
+        ("--raw", None),
+    ] {
+        for json_first in [true, false] {
+            let mut args = vec![];
+            if json_first {
+                args.push("--json");
+            }
+            args.extend(["ls", flag]);
+            args.extend(extra);
+            if !json_first {
+                args.push("--json");
+            }
+            args.extend(["--name", &name]);
+            let o = run(&args);
+            assert_fails(&o, 2, &format!("{flag} shapes the text table"));
+            assert!(o.stdout.is_empty(), "{args:?}");
+        }
+    }
+    // -o is --output.
+    let o = run(&["--json", "ls", "-o", "ID", "--name", &name]);
+    assert_fails(&o, 2, "--output shapes the text table");
+    // The document itself is unchanged.
+    let obj = posix_obj(&name).expect("listed");
+    assert_eq!(obj["mechanism"], "posix-shm");
+}
+
+#[test]
+fn list_columns_names_every_column_once() {
+    let out = assert_ok(&run(&["ls", "--list-columns"]));
+    let names: Vec<&str> = out.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(names, COLUMNS, "{out}");
+    for line in out.lines() {
+        let about = line.split_once(' ').map_or("", |(_, a)| a.trim());
+        assert!(!about.is_empty(), "no description: {line:?}");
+    }
+    // Each name is accepted by -o, in lower case too, and is its header.
+    let all = COLUMNS.join(",").to_lowercase();
+    let out = assert_ok(&run(&["ls", "-o", &all, "--name", "/eipc-test-none"]));
+    assert_eq!(cells(out.lines().next().unwrap()), COLUMNS, "{out}");
+    // JSON: one document, an array of {name, description}.
+    let out = assert_ok(&run(&["ls", "--list-columns", "--json"]));
+    let doc: Value = serde_json::from_str(&out).expect("one JSON document");
+    let listed: Vec<&str> = doc
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, COLUMNS);
+    assert!(
+        doc[0]["description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
+    // It lists; it does not take a selection or a layout.
+    for extra in [["--name", "/x"], ["-o", "ID"]] {
+        let mut args = vec!["ls", "--list-columns"];
+        args.extend(extra);
+        assert_fails(&run(&args), 2, "cannot be used with");
+    }
+    assert_fails(
+        &run(&["ls", "--list-columns", "--raw"]),
+        2,
+        "cannot be used with",
+    );
+}

@@ -1163,3 +1163,163 @@ fn odd_names_are_escaped_in_text_and_exact_in_json() {
     assert!(!err.contains('\x1b') && err.contains(&shown), "{err:?}");
     assert_eq!(err.lines().count(), 2, "error and hint: {err:?}");
 }
+
+// ---------- Ctrl-C on a terminal ----------
+
+/// A command on a pseudo-terminal, as an interactive shell runs it: in a
+/// session of its own whose controlling terminal the pty is, with stdin,
+/// stdout and stderr on it. Writing Ctrl-C (0x03) to the master makes the
+/// line discipline send SIGINT to the foreground process group and echo
+/// `^C`, as a real terminal does. Drop kills the command.
+pub(crate) struct OnPty {
+    child: std::process::Child,
+    master: std::fs::File,
+    bytes: std::sync::mpsc::Receiver<Vec<u8>>,
+    /// Everything the command wrote so far (onlcr makes "\n" "\r\n").
+    pub seen: Vec<u8>,
+}
+
+impl OnPty {
+    /// Start `examples-ipc ARGS` on a new 24x80 pty; `echoctl: false` is
+    /// `stty -echoctl` (the key still interrupts, but echoes no `^C`).
+    pub(crate) fn spawn(args: &[&str], echoctl: bool) -> OnPty {
+        use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+        use std::os::unix::process::CommandExt as _;
+        let size = nix::pty::Winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
+        let mut modes = tcgetattr(&pty.slave).expect("tcgetattr");
+        modes.local_flags.set(LocalFlags::ECHOCTL, echoctl);
+        tcsetattr(&pty.slave, SetArg::TCSANOW, &modes).expect("tcsetattr");
+        let child = {
+            // In a block: the Command's copies of the slave are closed when
+            // it ends, so the master reads EOF (EIO) once the command exits.
+            let mut cmd = bin();
+            let stdio = || Stdio::from(pty.slave.try_clone().expect("dup"));
+            // A terminal that takes cursor movements, as terminals say.
+            cmd.args(args)
+                .env("TERM", "xterm")
+                .stdin(stdio())
+                .stdout(stdio())
+                .stderr(stdio());
+            // SAFETY: between fork and exec the child only calls setsid and
+            // ioctl, both async-signal-safe, and touches no shared state.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let child = cmd.spawn().expect("cannot start on a pty");
+            drop(pty.slave);
+            child
+        };
+        let master = std::fs::File::from(pty.master);
+        let mut reader = master.try_clone().expect("dup");
+        let (tx, bytes) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // EIO: every slave descriptor is closed.
+            while let Ok(n @ 1..) = std::io::Read::read(&mut reader, &mut buf) {
+                if tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        OnPty {
+            child,
+            master,
+            bytes,
+            seen: Vec::new(),
+        }
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+
+    /// Read until the output holds `needle`, within DEADLINE.
+    pub(crate) fn wait_for(&mut self, needle: &str) {
+        let end = std::time::Instant::now() + DEADLINE;
+        while !self.text().contains(needle) {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            match self.bytes.recv_timeout(left) {
+                Ok(b) => self.seen.extend(b),
+                Err(_) => panic!("no {needle:?} on the pty; so far {:?}", self.text()),
+            }
+        }
+    }
+
+    /// Type Ctrl-C.
+    pub(crate) fn ctrl_c(&mut self) {
+        self.master.write_all(b"\x03").expect("write to the pty");
+    }
+
+    /// Wait for the exit (within DEADLINE) and the rest of the output.
+    pub(crate) fn finish(mut self) -> (std::process::ExitStatus, String) {
+        let end = std::time::Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            match self.bytes.recv_timeout(left) {
+                Ok(b) => self.seen.extend(b),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(_) => panic!("the command did not end: {:?}", self.text()),
+            }
+        }
+        let status = self.child.wait().expect("wait");
+        (status, self.text())
+    }
+}
+
+impl Drop for OnPty {
+    /// After a failed assertion: SIGTERM first, so that a bench removes its
+    /// private System V queue (SIGKILL would leave it), then SIGKILL.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let end = std::time::Instant::now() + DEADLINE;
+            while let Ok(None) = self.child.try_wait() {
+                if std::time::Instant::now() > end {
+                    let _ = self.child.kill();
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// On a terminal that echoes `^C`, `canceled.` starts a line of its own
+/// instead of following the `^C`; with `stty -echoctl`, nothing is echoed
+/// and no empty line is added.
+#[test]
+fn ctrl_c_on_a_terminal_puts_canceled_on_its_own_line() {
+    for echoctl in [true, false] {
+        let name = unique_name("msq-pty");
+        let _guard = Cleanup(vec![Obj::PosixMsq(name.clone())]);
+        let mut server = OnPty::spawn(&["posix", "msq", "-s", "-n", &name], echoctl);
+        server.wait_for("waiting for messages\r\n");
+        server.ctrl_c();
+        let (status, out) = server.finish();
+        assert_eq!(status.code(), Some(0), "{out:?}");
+        let tail = out
+            .split("waiting for messages\r\n")
+            .nth(1)
+            .unwrap_or_default();
+        if echoctl {
+            assert_eq!(tail, "^C\r\ncanceled.\r\n");
+        } else {
+            // The key's own byte is echoed raw (invisible): no line break.
+            assert_eq!(tail.trim_start_matches('\x03'), "canceled.\r\n");
+        }
+        assert!(posix_exists(&Obj::PosixMsq(name.clone())));
+    }
+}

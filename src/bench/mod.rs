@@ -13,8 +13,8 @@ mod svg;
 use std::io::{IsTerminal, Write as _};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -153,17 +153,28 @@ pub fn run(args: &BenchArgs, out: &mut Out) -> Result<ExitCode> {
     }
 
     let cancel = Cancel::install().context("cannot install signal handlers")?;
-    let show_bar = std::io::stderr().is_terminal() && !out.is_json();
+    // A terminal that takes cursor movements: TERM set, and not `dumb`.
+    let ansi = std::env::var_os("TERM").is_some_and(|t| !t.is_empty() && t != "dumb");
+    let show_bar = std::io::stderr().is_terminal() && ansi && !out.is_json();
     let mut rows = Vec::new();
     for (i, &m) in mechs.iter().enumerate() {
+        if cancel.is_canceled() {
+            break;
+        }
         let bar = show_bar.then(|| progress_bar(m, &cfg));
         let row = measure(m, &cfg, &cancel, bar.as_ref(), i)
             .with_context(|| format!("bench {} failed", mech_name(m)));
         if let Some(bar) = &bar {
+            // Also erases a `^C` the terminal echoed after the bar.
             bar.finish_and_clear();
         }
         let row = match row {
             Ok(row) => row,
+            // Ctrl-C ends the run as it ends a server: not a failure.
+            Err(_) if cancel.is_canceled() => {
+                restore_affinity(&allowed);
+                return canceled(out, &rows, &cfg, bar.is_some());
+            }
             Err(e) => {
                 // Keep what was measured before the failure.
                 if !out.is_json() && !rows.is_empty() {
@@ -183,12 +194,31 @@ pub fn run(args: &BenchArgs, out: &mut Out) -> Result<ExitCode> {
         rows.push(row);
     }
     restore_affinity(&allowed);
+    if cancel.is_canceled() {
+        // Between two mechanisms, or just after the last one.
+        return canceled(out, &rows, &cfg, false);
+    }
     if !out.is_json() {
         print_table(out, &rows, &cfg)?;
     }
     if let Some(path) = &args.svg {
         draw_chart(path, &rows, &cfg)?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM: what was measured (in text; JSON printed each row
+/// already), then `canceled.`, exit 0. No chart: the run is incomplete.
+/// `erased` says a progress bar was cleared from the line that held any
+/// echoed `^C`, so no line break is needed to get past it.
+fn canceled(out: &mut Out, rows: &[Row], cfg: &Cfg, erased: bool) -> Result<ExitCode> {
+    if !erased {
+        out.past_echoed_interrupt()?;
+    }
+    if !out.is_json() && !rows.is_empty() {
+        print_table(out, rows, cfg)?;
+    }
+    out.canceled_here()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -255,13 +285,124 @@ fn progress_bar(m: BenchMech, cfg: &Cfg) -> indicatif::ProgressBar {
     };
     let bar = indicatif::ProgressBar::with_draw_target(
         Some(len),
-        indicatif::ProgressDrawTarget::stderr(),
+        indicatif::ProgressDrawTarget::term_like_with_hz(Box::new(BarTerm), 20),
     );
     let style = indicatif::ProgressStyle::with_template(&format!("{{msg:10}} [{{bar:30}}] {unit}"))
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style);
     bar.set_message(mech_name(m));
+    // Drawn at once: a `^C` echoed from now on lands on the bar's line,
+    // which finish_and_clear erases.
+    bar.tick();
     bar
+}
+
+/// Where the bar stands: the measured phase only (not the fork, the
+/// warmup or the final handshake), never past its length. A timed run
+/// checks the clock every 64 messages and so ends a little after its
+/// duration; the bar then shows it full.
+fn bar_position(stop: Stop, progress: u64, measuring_since: Option<Instant>) -> u64 {
+    match stop {
+        Stop::Count(n) => progress.min(n),
+        Stop::Time(d) => {
+            let ms = measuring_since.map_or(0, |t| t.elapsed().as_millis());
+            ms.min(d.as_millis()) as u64
+        }
+    }
+}
+
+/// The progress bar's terminal: standard error, drawn two columns short of
+/// its width.
+///
+/// indicatif pads the bar's line with blanks to the terminal's width, which
+/// leaves the cursor in the last column: a `^C` the terminal echoes there
+/// wraps onto a line of its own, and clearing the bar (its one line) would
+/// leave the bar on the screen above `canceled.`. With two spare columns
+/// the echo stays on the bar's line, and clearing the bar clears it too.
+#[derive(Debug)]
+struct BarTerm;
+
+impl BarTerm {
+    fn put(s: &str) -> std::io::Result<()> {
+        std::io::stderr().lock().write_all(s.as_bytes())
+    }
+}
+
+impl indicatif::TermLike for BarTerm {
+    fn width(&self) -> u16 {
+        stderr_size()
+            .map_or(80, |(_, cols)| cols)
+            .saturating_sub(2)
+            .max(1)
+    }
+
+    fn height(&self) -> u16 {
+        stderr_size().map_or(24, |(rows, _)| rows)
+    }
+
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        if n == 0 {
+            Ok(())
+        } else {
+            Self::put(&format!("\x1b[{n}A"))
+        }
+    }
+
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        if n == 0 {
+            Ok(())
+        } else {
+            Self::put(&format!("\x1b[{n}B"))
+        }
+    }
+
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        if n == 0 {
+            Ok(())
+        } else {
+            Self::put(&format!("\x1b[{n}C"))
+        }
+    }
+
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        if n == 0 {
+            Ok(())
+        } else {
+            Self::put(&format!("\x1b[{n}D"))
+        }
+    }
+
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        Self::put(s)?;
+        Self::put("\n")
+    }
+
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        Self::put(s)
+    }
+
+    fn clear_line(&self) -> std::io::Result<()> {
+        Self::put("\r\x1b[2K")
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Rows and columns of the terminal on standard error: `ioctl(2,
+/// TIOCGWINSZ)`. None when it is not a terminal or has no size set (a
+/// fresh pseudo-terminal reports 0 by 0).
+fn stderr_size() -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into `ws`, which outlives the call.
+    let r = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
 }
 
 // ------------------------------------------------------------ a run
@@ -315,6 +456,8 @@ struct Shared {
     abort: Abort,
     done: AtomicBool,
     progress: AtomicU64,
+    /// When the measured phase began (after the warmup), for the bar.
+    measuring: OnceLock<Instant>,
     reason: AtomicU32,
 }
 
@@ -449,6 +592,7 @@ fn drive<L: Link>(
                 abort,
                 done: AtomicBool::new(false),
                 progress: AtomicU64::new(0),
+                measuring: OnceLock::new(),
                 reason: AtomicU32::new(Reason::None as u32),
             };
             let result = std::thread::scope(|s| {
@@ -534,7 +678,6 @@ fn watchdog(
     bar: Option<&indicatif::ProgressBar>,
     cfg: &Cfg,
 ) {
-    let started = Instant::now();
     let mut last = (0u64, Instant::now());
     let reason = loop {
         let woke = cancel.wait(
@@ -560,10 +703,7 @@ fn watchdog(
         }
         let p = shared.progress.load(Ordering::Relaxed);
         if let Some(bar) = bar {
-            bar.set_position(match cfg.stop {
-                Stop::Count(_) => p,
-                Stop::Time(_) => started.elapsed().as_millis() as u64,
-            });
+            bar.set_position(bar_position(cfg.stop, p, shared.measuring.get().copied()));
         }
         if p != last.0 {
             last = (p, Instant::now());
@@ -603,6 +743,8 @@ fn parent_pingpong<L: Link>(link: &mut L, cfg: &Cfg, shared: &Shared) -> Result<
         Stop::Count(c) => (c, Duration::MAX),
         Stop::Time(d) => (u64::MAX, d),
     };
+    // For the bar; set before the clocks start, outside the measured span.
+    let _ = shared.measuring.set(Instant::now());
     let cpu0 = thread_cpu_ns();
     let start = Instant::now();
     let t0 = ticks();
@@ -715,6 +857,8 @@ fn parent_stream<L: Link>(link: &mut L, cfg: &Cfg, shared: &Shared) -> Result<Me
         seq += 1;
     }
     sync(link, &mut msg, SYNC)?;
+    // For the bar; set before the clocks start, outside the measured span.
+    let _ = shared.measuring.set(Instant::now());
     let cpu0 = thread_cpu_ns();
     let start = Instant::now();
     let mut n = 0u64;
@@ -1156,6 +1300,26 @@ fn print_table(out: &mut Out, rows: &[Row], cfg: &Cfg) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bar_position_is_the_measured_phase_clamped_to_the_length() {
+        let ms = Duration::from_millis;
+        let time = Stop::Time(ms(300));
+        // Warmup: nothing measured yet.
+        assert_eq!(bar_position(time, 0, None), 0);
+        let since = |d| {
+            Instant::now()
+                .checked_sub(d)
+                .expect("a monotonic clock past boot")
+        };
+        let p = bar_position(time, 0, Some(since(ms(100))));
+        assert!((100..=300).contains(&p), "{p}");
+        // Measured past its duration (the clock is read every 64 messages):
+        // full, never 915/300.
+        assert_eq!(bar_position(time, 0, Some(since(ms(915)))), 300);
+        assert_eq!(bar_position(Stop::Count(300), 256, None), 256);
+        assert_eq!(bar_position(Stop::Count(300), 320, None), 300);
+    }
 
     #[test]
     fn fast_stamps_match_the_reference() {

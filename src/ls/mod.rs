@@ -18,7 +18,9 @@ use anyhow::Result;
 use chrono::{Local, SecondsFormat, TimeZone};
 use serde_json::{Value, json};
 
-use crate::cli::{IpcType, LsArgs, SelectArgs};
+use clap::ValueEnum as _;
+
+use crate::cli::{IpcType, LsArgs, LsColumn, SelectArgs};
 use crate::error::usage;
 use crate::output::{Escaped, Fields, Out, escape};
 use crate::sys::{group_name, user_name};
@@ -573,6 +575,11 @@ pub fn posix_queues() -> Result<Vec<QueueInfo>> {
 }
 
 pub fn run(args: &LsArgs, out: &mut Out) -> Result<ExitCode> {
+    if args.list_columns {
+        list_columns(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let layout = Layout::resolve(args, out.is_json())?;
     let select = Select::resolve(&args.select)?;
     let mut scan = Scan::run(&select);
     if args.orphaned {
@@ -582,11 +589,98 @@ pub fn run(args: &LsArgs, out: &mut Out) -> Result<ExitCode> {
     if out.is_json() {
         let doc = json_doc(&scan, &mut names);
         out.record("", || doc)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let table = table(&scan, &layout, &mut names);
+    out.writer().write_all(table.as_bytes())?;
+    if layout.plain() {
+        out.writer().write_all(footer(&scan).as_bytes())?;
     } else {
-        let table = table(&scan, args.bytes, &mut names);
-        out.writer().write_all(table.as_bytes())?;
+        // Rows only on stdout, for scripts; what the user should still
+        // know goes to stderr. The count is `wc -l`.
+        out.flush()?;
+        for line in notes(&scan) {
+            eprintln!("note: {line}");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--list-columns`: each column's name and one line about it.
+fn list_columns(out: &mut Out) -> Result<()> {
+    let columns: Vec<(String, String)> = LsColumn::value_variants()
+        .iter()
+        .map(|&c| (header(c), about(c)))
+        .collect();
+    if out.is_json() {
+        let doc: Vec<Value> = columns
+            .iter()
+            .map(|(name, about)| json!({"name": name, "description": about}))
+            .collect();
+        out.record("", || Value::from(doc))?;
+    } else {
+        let width = columns.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        for (name, about) in &columns {
+            out.record(format_args!("{name:width$}  {about}"), || Value::Null)?;
+        }
+    }
+    Ok(())
+}
+
+/// The name of a column, as the header shows it and --output takes it.
+fn header(col: LsColumn) -> String {
+    col.to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
+}
+
+fn about(col: LsColumn) -> String {
+    col.to_possible_value()
+        .and_then(|v| v.get_help().map(ToString::to_string))
+        .unwrap_or_default()
+}
+
+/// How the text table is printed, from `LsArgs`.
+struct Layout {
+    columns: Vec<LsColumn>,
+    headings: bool,
+    raw: bool,
+    bytes: bool,
+}
+
+impl Layout {
+    fn resolve(args: &LsArgs, json: bool) -> Result<Layout> {
+        if json {
+            // The JSON document is the same whatever the table looks like:
+            // an option that would be ignored is refused instead.
+            let given = [
+                (!args.output.is_empty(), "--output"),
+                (args.noheadings, "--noheadings"),
+                (args.raw, "--raw"),
+            ];
+            if let Some((_, flag)) = given.iter().find(|(on, _)| *on) {
+                return Err(usage(format!(
+                    "{flag} shapes the text table; the --json document always has every field"
+                )));
+            }
+        }
+        let columns = if args.output.is_empty() {
+            LsColumn::DEFAULT.to_vec()
+        } else {
+            args.output.clone()
+        };
+        Ok(Layout {
+            columns,
+            headings: !args.noheadings,
+            raw: args.raw,
+            bytes: args.bytes,
+        })
+    }
+
+    /// The table for people: header, aligned rows, summary and notes.
+    fn plain(&self) -> bool {
+        self.headings && !self.raw
+    }
 }
 
 fn json_doc(scan: &Scan, names: &mut Names) -> Value {
@@ -699,112 +793,179 @@ fn users_cell(obj: &Object) -> String {
     }
 }
 
-fn table(scan: &Scan, bytes: bool, names: &mut Names) -> String {
-    let header = [
-        "TYPE", "NAME/KEY", "ID", "OWNER", "PERMS", "SIZE", "STATE", "USERS", "DETAIL",
-    ];
-    let rows: Vec<[String; 9]> = scan
+/// One cell, before escaping.
+fn cell(col: LsColumn, o: &Object, bytes: bool, names: &mut Names) -> String {
+    let absent = || "-".to_string();
+    match col {
+        LsColumn::Type => o.kind.mechanism().into(),
+        LsColumn::NameKey => o.name.clone().or_else(|| o.key_hex()).unwrap_or_default(),
+        LsColumn::Name => o.name.clone().unwrap_or_else(absent),
+        LsColumn::Key => o.key_hex().unwrap_or_else(absent),
+        LsColumn::Id => o.id.map_or_else(absent, |i| i.to_string()),
+        LsColumn::Owner => names.user(o.uid),
+        LsColumn::Uid => o.uid.to_string(),
+        LsColumn::Group => names.group(o.gid),
+        LsColumn::Gid => o.gid.to_string(),
+        LsColumn::Perms => format!("{:04o}", o.perms),
+        LsColumn::Size => match o.size {
+            Some(b) if bytes => b.to_string(),
+            Some(b) => human(b),
+            None => absent(),
+        },
+        LsColumn::State => match (o.orphaned, o.unknown) {
+            (true, _) => "orphaned",
+            (false, true) => "unknown",
+            (false, false) => "in use",
+        }
+        .into(),
+        LsColumn::Users => users_cell(o),
+        LsColumn::Detail => detail(o, bytes),
+    }
+}
+
+/// Numbers are right-aligned, text left-aligned.
+fn right_aligned(col: LsColumn) -> bool {
+    matches!(
+        col,
+        LsColumn::Id | LsColumn::Uid | LsColumn::Gid | LsColumn::Size
+    )
+}
+
+/// A value as `--raw` prints it, as `lsipc --raw` does: one field without
+/// blanks, so rows split on single spaces. Spaces, backslashes (so that
+/// `\xNN` reads back one way) and control characters are written `\xNN`,
+/// a byte each; other text, non-ASCII too, is kept. An empty value is an
+/// empty field.
+fn raw_cell(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if ch == ' ' || ch == '\\' || ch.is_control() {
+            let mut buf = [0u8; 4];
+            for b in ch.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// The header and rows: aligned, or `--raw`.
+fn table(scan: &Scan, layout: &Layout, names: &mut Names) -> String {
+    let cols = &layout.columns;
+    let header: Vec<String> = cols.iter().map(|&c| header(c)).collect();
+    let rows: Vec<Vec<String>> = scan
         .objects
         .iter()
         .map(|o| {
-            let size = match o.size {
-                Some(b) if bytes => b.to_string(),
-                Some(b) => human(b),
-                None => "-".into(),
-            };
-            let state = match (o.orphaned, o.unknown) {
-                (true, _) => "orphaned",
-                (false, true) => "unknown",
-                (false, false) => "in use",
-            };
-            [
-                o.kind.mechanism().to_string(),
-                o.label(),
-                o.id.map_or_else(|| "-".into(), |i| i.to_string()),
-                names.user(o.uid),
-                format!("{:04o}", o.perms),
-                size,
-                state.to_string(),
-                users_cell(o),
-                detail(o, bytes),
-            ]
-            // Names, commands, notes: every cell is escaped here, once, so
-            // none can break the table or reach the terminal as a control
-            // sequence, and the widths count what is printed.
-            .map(|cell| escape(&cell).into_owned())
+            cols.iter()
+                .map(|&c| {
+                    let cell = cell(c, o, layout.bytes, names);
+                    // Names, commands, notes: every cell is escaped here,
+                    // once, so none can break the table or reach the
+                    // terminal as a control sequence, and the widths count
+                    // what is printed.
+                    if layout.raw {
+                        raw_cell(&cell)
+                    } else {
+                        escape(&cell).into_owned()
+                    }
+                })
+                .collect()
         })
         .collect();
-    let mut width = header.map(str::len);
-    for row in &rows {
+    let mut s = String::new();
+    let shown = layout.headings.then_some(&header).into_iter();
+    if layout.raw {
+        for row in shown.chain(&rows) {
+            s.push_str(&row.join(" "));
+            s.push('\n');
+        }
+        return s;
+    }
+    let mut width: Vec<usize> = vec![0; cols.len()];
+    for row in shown.clone().chain(&rows) {
         for (w, cell) in width.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let mut s = String::new();
-    let mut line = |cells: &[&str]| {
+    for row in shown.chain(&rows) {
         let mut l = String::new();
-        for (i, cell) in cells.iter().enumerate() {
+        for (i, cell) in row.iter().enumerate() {
             let pad = width[i].saturating_sub(cell.chars().count());
-            // Numbers right-aligned, text left-aligned; no trailing blanks.
-            if i == 2 || i == 5 {
+            if right_aligned(cols[i]) {
                 let _ = write!(l, "{}{cell}", " ".repeat(pad));
-            } else if i + 1 == cells.len() {
+            } else if i + 1 == row.len() {
                 l.push_str(cell);
             } else {
                 let _ = write!(l, "{cell}{}", " ".repeat(pad));
             }
-            if i + 1 < cells.len() {
+            if i + 1 < row.len() {
                 l.push_str("  ");
             }
         }
+        // No trailing blanks.
         s.push_str(l.trim_end());
         s.push('\n');
-    };
-    line(&header);
-    for row in &rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        line(&cells);
     }
+    s
+}
+
+/// The summary line and the notes below the table.
+fn footer(scan: &Scan) -> String {
     let orphaned = scan.objects.iter().filter(|o| o.orphaned).count();
     let unknown = scan.objects.iter().filter(|o| o.unknown).count();
-    let _ = write!(s, "{} objects, {orphaned} orphaned", scan.objects.len());
+    let mut s = format!("{} objects, {orphaned} orphaned", scan.objects.len());
     if unknown > 0 {
         let _ = write!(s, ", {unknown} unknown");
     }
     s.push('\n');
+    for note in notes(scan) {
+        s.push_str(&note);
+        s.push('\n');
+    }
+    s
+}
+
+/// What the user should know about the scan itself, one line each, escaped.
+fn notes(scan: &Scan) -> Vec<String> {
+    let mut notes = Vec::new();
     if scan.hidden_matter {
-        let _ = writeln!(
-            s,
+        notes.push(format!(
             "{} processes not readable by this user: their use of objects is unknown (run as root to see every user)",
             scan.hidden_procs.len()
-        );
+        ));
     } else if !scan.hidden_procs.is_empty() {
         let list: Vec<String> = scan
             .hidden_procs
             .iter()
             .map(|(p, c)| format!("{p}/{}", Escaped(c)))
             .collect();
-        let _ = writeln!(
-            s,
+        notes.push(format!(
             "not readable even by root (not counted as users): {}",
             list.join(" ")
-        );
+        ));
     }
     if let Some(MqSource::Private) = scan.mq_source {
-        s.push_str(
-            "POSIX queues listed through a private mount namespace (/dev/mqueue is not mounted)\n",
+        notes.push(
+            "POSIX queues listed through a private mount namespace (/dev/mqueue is not mounted)"
+                .into(),
         );
     }
     if let Some(note) = &scan.mq_note {
-        let _ = writeln!(s, "{}", Escaped(note));
+        notes.push(Escaped(note).to_string());
     }
     if scan.unreadable > 0 {
-        let _ = writeln!(s, "{} objects not readable by this user", scan.unreadable);
+        notes.push(format!(
+            "{} objects not readable by this user",
+            scan.unreadable
+        ));
     }
     for note in &scan.notes {
-        let _ = writeln!(s, "{}", Escaped(note));
+        notes.push(Escaped(note).to_string());
     }
-    s
+    notes
 }
 
 #[cfg(test)]
@@ -848,6 +1009,33 @@ mod tests {
         }
         // No --name and no --prefix: names do not narrow.
         assert!(select(&[], None).name_matches(Some("/anything")));
+    }
+
+    #[test]
+    fn raw_cells_have_no_blanks_and_read_back_one_way() {
+        use super::raw_cell;
+        assert_eq!(raw_cell("in use"), "in\\x20use");
+        assert_eq!(raw_cell("a\\x20b"), "a\\x5cx20b");
+        assert_eq!(raw_cell("tab\there\nnl"), "tab\\x09here\\x0anl");
+        // C1 controls are two bytes in UTF-8; other non-ASCII text is kept.
+        assert_eq!(raw_cell("\u{85}é"), "\\xc2\\x85é");
+        assert_eq!(raw_cell(""), "");
+        assert_eq!(raw_cell("/q-1"), "/q-1");
+    }
+
+    #[test]
+    fn header_names_are_the_clap_names() {
+        use crate::cli::LsColumn;
+        let names: Vec<String> = LsColumn::DEFAULT
+            .iter()
+            .map(|&c| super::header(c))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "TYPE", "NAME/KEY", "ID", "OWNER", "PERMS", "SIZE", "STATE", "USERS", "DETAIL"
+            ]
+        );
     }
 
     #[test]
