@@ -523,8 +523,8 @@ const GUIDES: &[(&str, Guide)] = &[
             examples: &[
                 ("Every object:", &["examples-ipc ls"]),
                 (
-                    "POSIX shared memory only, sizes in bytes:",
-                    &["examples-ipc ls --posix -t shm --bytes"],
+                    "POSIX shared memory only, three columns, unaligned for a script:",
+                    &["examples-ipc ls --posix -t shm -o name,size,users --raw --noheadings"],
                 ),
                 (
                     "What `clean --stale` would remove, as one JSON document:",
