@@ -54,9 +54,13 @@ pub fn parse(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
     Ok(cli)
 }
 
-// Each command's `after_help` (help::after_help) sits on its own args struct
-// or subcommand enum, not on these variants: there it is built only with the
-// command itself (`defer`), so `--version` formats none of them.
+// Each command's `after_help` (help::after_help) sits on its own args
+// struct, not on the variants: an args struct is built only with its command
+// (`defer`), while the variants, and the subcommand enums of posix, sysv and
+// demo, are built with the root on every run, `--version` included. Only
+// posix, sysv, demo and the four counter demos, which share CounterArgs, keep
+// theirs on the enum or variant: help::after_help is cheap for them (no
+// modes to wrap).
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 pub enum Command {
@@ -93,13 +97,10 @@ pub enum Command {
 #[command(defer = true, after_help = help::after_help("posix"))]
 pub enum PosixCommand {
     /// POSIX message queue (mq_open, mq_send, mq_receive)
-    #[command(after_help = help::after_help("posix msq"))]
     Msq(PosixMsqArgs),
     /// POSIX shared memory (shm_open + mmap)
-    #[command(after_help = help::after_help("posix shm"))]
     Shm(PosixShmArgs),
     /// POSIX named semaphore (sem_open)
-    #[command(after_help = help::after_help("posix sem"))]
     Sem(PosixSemArgs),
 }
 
@@ -107,13 +108,10 @@ pub enum PosixCommand {
 #[command(defer = true, after_help = help::after_help("sysv"))]
 pub enum SysvCommand {
     /// System V message queue (msgget, msgsnd, msgrcv)
-    #[command(after_help = help::after_help("sysv msq"))]
     Msq(SysvMsqArgs),
     /// System V shared memory (shmget + shmat)
-    #[command(after_help = help::after_help("sysv shm"))]
     Shm(SysvShmArgs),
     /// System V semaphore set of one semaphore (semget, semop)
-    #[command(after_help = help::after_help("sysv sem"))]
     Sem(SysvSemArgs),
 }
 
@@ -198,6 +196,7 @@ pub struct SysvKeyArgs {
 
 // `posix msq`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("posix msq"))]
 #[command(mut_args(help::msq_options), mut_args(existing(Existing::PosixMsq)))]
 pub struct PosixMsqArgs {
     #[command(flatten)]
@@ -237,6 +236,7 @@ pub struct SendArgs {
 
 // `sysv msq`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("sysv msq"))]
 #[command(mut_args(help::msq_options), mut_args(existing(Existing::SysvMsq)))]
 pub struct SysvMsqArgs {
     #[command(flatten)]
@@ -274,6 +274,7 @@ pub struct ShmArgs {
 
 // `posix shm`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("posix shm"))]
 #[command(mut_args(help::shm_options), mut_args(existing(Existing::PosixShm)))]
 pub struct PosixShmArgs {
     #[command(flatten)]
@@ -290,6 +291,7 @@ pub struct PosixShmArgs {
 
 // `sysv shm`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("sysv shm"))]
 #[command(mut_args(help::shm_options), mut_args(existing(Existing::SysvShm)))]
 pub struct SysvShmArgs {
     #[command(flatten)]
@@ -323,6 +325,7 @@ pub struct SemArgs {
 
 // `posix sem`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("posix sem"))]
 #[command(mut_args(help::sem_options), mut_args(existing(Existing::PosixSem)))]
 pub struct PosixSemArgs {
     #[command(flatten)]
@@ -339,6 +342,7 @@ pub struct PosixSemArgs {
 
 // `sysv sem`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("sysv sem"))]
 #[command(mut_args(help::sem_options), mut_args(existing(Existing::SysvSem)))]
 pub struct SysvSemArgs {
     #[command(flatten)]
@@ -639,16 +643,12 @@ pub enum DemoCommand {
     #[command(after_help = help::after_help("demo cures"))]
     Cures(CounterArgs),
     /// Producers and one consumer over a ring buffer in shared memory
-    #[command(after_help = help::after_help("demo ring"))]
     Ring(RingArgs),
     /// Workers publish progress in a shared table; a monitor prints it live
-    #[command(after_help = help::after_help("demo scoreboard"))]
     Scoreboard(ScoreboardArgs),
     /// A server keeps a shared array sorted while a client appends to it
-    #[command(after_help = help::after_help("demo sorted"))]
     Sorted(SortedArgs),
     /// The posix shm text exchange over memfd_create: nothing in /dev/shm
-    #[command(after_help = help::after_help("demo memfd"))]
     Memfd(MemfdArgs),
 }
 
@@ -665,6 +665,7 @@ pub struct CounterArgs {
 
 // Options of `demo ring`.
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("demo ring"))]
 pub struct RingArgs {
     /// Producer processes (more than one claim slots with compare-and-swap)
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "P")]
@@ -679,6 +680,7 @@ pub struct RingArgs {
 
 // Options of `demo scoreboard`.
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("demo scoreboard"))]
 pub struct ScoreboardArgs {
     /// Worker processes
     #[arg(short = 'w', long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "W")]
@@ -690,6 +692,7 @@ pub struct ScoreboardArgs {
 
 // Options of `demo sorted`.
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("demo sorted"))]
 pub struct SortedArgs {
     /// Numbers the client appends
     #[arg(short = 'c', long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
@@ -701,7 +704,7 @@ pub struct SortedArgs {
 
 // Options of `demo memfd`.
 #[derive(Debug, Args)]
-#[command(mut_args(help::memfd_options))]
+#[command(after_help = help::after_help("demo memfd"), mut_args(help::memfd_options))]
 pub struct MemfdArgs {
     /// Create the segment, publish where to find it, and watch its text
     #[arg(short, long)]

@@ -8,7 +8,6 @@
 
 use clap::Arg;
 use clap::builder::StyledStr;
-use clap::builder::styling::Style;
 
 /// What a command's help and man page show beyond its options.
 pub struct Guide {
@@ -38,39 +37,62 @@ pub fn guides() -> impl Iterator<Item = (&'static str, &'static Guide)> {
 
 /// `after_help` of the command at `path`: its modes, then its examples,
 /// under headings styled as clap styles "Options:".
+///
+/// Built with `push_str`, not `format!`: the help of posix, sysv, demo and
+/// the counter demos is built on every run, `--version` included (see the
+/// comment on `cli::Command`).
 pub fn after_help(path: &str) -> StyledStr {
-    use std::fmt::Write as _;
-    let mut s = StyledStr::new();
     let Some(guide) = guide(path) else {
-        return s;
+        return StyledStr::new();
     };
-    // clap's default header style; stripped when stdout is not a terminal.
-    let h = Style::new().bold().underline();
+    let mut s = String::with_capacity(1024);
     if !guide.modes.is_empty() {
-        let _ = writeln!(s, "{h}Modes ({MODES_INTRO}):{h:#}");
+        s.push_str(HEADER_ON);
+        s.push_str("Modes (");
+        s.push_str(MODES_INTRO);
+        s.push_str("):");
+        s.push_str(HEADER_OFF);
+        s.push('\n');
         let width = guide.modes.iter().map(|(f, _)| f.len()).max().unwrap_or(0);
         for (flags, what) in guide.modes {
             // Wrapped here with a hanging indent, as clap wraps options: clap
             // wraps after_help only at the terminal's edge, without indent.
             for (i, line) in wrap(what, HELP_WIDTH - 4 - width).iter().enumerate() {
                 let flags = if i == 0 { flags } else { "" };
-                let _ = writeln!(s, "  {flags:width$}  {line}");
+                s.push_str("  ");
+                s.push_str(flags);
+                s.extend(std::iter::repeat_n(' ', width - flags.len() + 2));
+                s.push_str(line);
+                s.push('\n');
             }
         }
-        let _ = writeln!(s);
+        s.push('\n');
     }
-    let _ = writeln!(s, "{h}Examples:{h:#}");
+    s.push_str(HEADER_ON);
+    s.push_str("Examples:");
+    s.push_str(HEADER_OFF);
+    s.push('\n');
     for (i, (what, commands)) in guide.examples.iter().enumerate() {
         if i > 0 {
-            let _ = writeln!(s);
+            s.push('\n');
         }
-        let _ = writeln!(s, "  {what}");
+        s.push_str("  ");
+        s.push_str(what);
+        s.push('\n');
         for command in *commands {
-            let _ = writeln!(s, "    {command}");
+            s.push_str("    ");
+            s.push_str(command);
+            s.push('\n');
         }
     }
-    s
+    StyledStr::from(s)
 }
+
+/// clap's default header style, bold and underlined, as the escape codes
+/// anstyle writes for it (a test checks they agree); clap strips them when
+/// stdout is not a terminal.
+const HEADER_ON: &str = "\x1b[1m\x1b[4m";
+const HEADER_OFF: &str = "\x1b[0m";
 
 /// The width the modes are wrapped to: a classic terminal's.
 const HELP_WIDTH: usize = 80;
@@ -889,6 +911,13 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn headers_are_styled_as_anstyle_writes_bold_underline() {
+        let h = clap::builder::styling::Style::new().bold().underline();
+        assert_eq!(HEADER_ON, h.render().to_string());
+        assert_eq!(HEADER_OFF, h.render_reset().to_string());
     }
 
     #[test]
