@@ -4,6 +4,8 @@
 
 use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use crate::help;
+use crate::manpage::{Existing, existing, existing_arg};
 use crate::target::{FileMode, IpcId, PosixName, PosixPrefix, Seconds, SysvKey};
 
 /// Explore, test and debug Linux inter-process communication.
@@ -13,8 +15,9 @@ use crate::target::{FileMode, IpcId, PosixName, PosixPrefix, Seconds, SysvKey};
 /// pipes and FIFOs.
 #[derive(Debug, Parser)]
 #[command(name = "examples-ipc", version, propagate_version = true)]
+#[command(after_help = help::after_help(""))]
 pub struct Cli {
-    /// Print one JSON object per line instead of text
+    /// Print JSON instead of text: one object per line (ls: one document)
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -27,7 +30,7 @@ pub struct Cli {
 /// The hooks are added to the parser only, never to `Cli::command()`, from
 /// which completions and the man page are generated: clap_complete offers
 /// hidden options too, and a test hook has no business in a user's shell.
-pub fn parse() -> Result<Cli, clap::Error> {
+pub fn parse(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
     const CORRUPT_AFTER: &str = "corrupt-after";
     let mut cmd = Cli::command().mut_subcommand("bench", |bench| {
         bench.arg(
@@ -38,7 +41,7 @@ pub fn parse() -> Result<Cli, clap::Error> {
                 .value_parser(clap::value_parser!(u64)),
         )
     });
-    let mut matches = cmd.try_get_matches_from_mut(std::env::args_os())?;
+    let mut matches = cmd.try_get_matches_from_mut(args)?;
     // Read before the derive code takes the subcommand's matches apart.
     let corrupt_after = matches
         .subcommand_matches("bench")
@@ -51,6 +54,13 @@ pub fn parse() -> Result<Cli, clap::Error> {
     Ok(cli)
 }
 
+// Each command's `after_help` (help::after_help) sits on its own args
+// struct, not on the variants: an args struct is built only with its command
+// (`defer`), while the variants, and the subcommand enums of posix, sysv and
+// demo, are built with the root on every run, `--version` included. Only
+// posix, sysv, demo and the four counter demos, which share CounterArgs, keep
+// theirs on the enum or variant: help::after_help is cheap for them (no
+// modes to wrap).
 #[derive(Debug, Subcommand)]
 #[command(defer = true)]
 pub enum Command {
@@ -70,10 +80,10 @@ pub enum Command {
     Clean(CleanArgs),
     /// Show the kernel limits that decide what can be created, with usage
     Limits(LimitsArgs),
-    /// Print a shell completion script
+    /// Print a shell completion script (bash, zsh, fish)
     Completions(CompletionsArgs),
-    /// Print the man page (roff) to standard output
-    Man,
+    /// Print the man page (roff), or write one page per command with --dir
+    Man(ManArgs),
     /// Named pipe (mkfifo): a server reads JSON lines that clients write
     Fifo(FifoArgs),
     /// Anonymous pipes: parent and child exchange length-prefixed messages
@@ -84,7 +94,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-#[command(defer = true)]
+#[command(defer = true, after_help = help::after_help("posix"))]
 pub enum PosixCommand {
     /// POSIX message queue (mq_open, mq_send, mq_receive)
     Msq(PosixMsqArgs),
@@ -95,7 +105,7 @@ pub enum PosixCommand {
 }
 
 #[derive(Debug, Subcommand)]
-#[command(defer = true)]
+#[command(defer = true, after_help = help::after_help("sysv"))]
 pub enum SysvCommand {
     /// System V message queue (msgget, msgsnd, msgrcv)
     Msq(SysvMsqArgs),
@@ -105,7 +115,8 @@ pub enum SysvCommand {
     Sem(SysvSemArgs),
 }
 
-// At most one mode; none means client.
+// At most one mode; none means client. Each mechanism names its object in
+// these flags' help (`help::msq_options` and so on).
 #[derive(Debug, Args)]
 #[group(multiple = false)]
 pub struct ModeArgs {
@@ -143,15 +154,15 @@ impl ModeArgs {
     }
 }
 
-// `--count` and `--timeout`, whose meaning follows the mode.
+// `--count` and `--timeout`, whose meaning follows the mode and the
+// mechanism: each command that flattens this sets their help to what they do
+// there (`mut_args(help::msq_options)` and so on).
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Server: exit 0 after N event lines. Message client: send N messages
-    /// (default 10)
+    /// Server: exit 0 after N event lines
     #[arg(short = 'c', long, value_name = "N")]
     pub count: Option<u64>,
-    /// Server: exit 1 when no event comes for SECS seconds. Semaphore client
-    /// with --wait: give up after SECS (fractions allowed)
+    /// Server: exit 1 when no event comes for SECS seconds (fractions allowed)
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<Seconds>,
 }
@@ -185,6 +196,8 @@ pub struct SysvKeyArgs {
 
 // `posix msq`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("posix msq"))]
+#[command(mut_args(help::msq_options), mut_args(existing(Existing::PosixMsq)))]
 pub struct PosixMsqArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -223,6 +236,8 @@ pub struct SendArgs {
 
 // `sysv msq`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("sysv msq"))]
+#[command(mut_args(help::msq_options), mut_args(existing(Existing::SysvMsq)))]
 pub struct SysvMsqArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -259,6 +274,8 @@ pub struct ShmArgs {
 
 // `posix shm`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("posix shm"))]
+#[command(mut_args(help::shm_options), mut_args(existing(Existing::PosixShm)))]
 pub struct PosixShmArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -274,6 +291,8 @@ pub struct PosixShmArgs {
 
 // `sysv shm`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("sysv shm"))]
+#[command(mut_args(help::shm_options), mut_args(existing(Existing::SysvShm)))]
 pub struct SysvShmArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -306,6 +325,8 @@ pub struct SemArgs {
 
 // `posix sem`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("posix sem"))]
+#[command(mut_args(help::sem_options), mut_args(existing(Existing::PosixSem)))]
 pub struct PosixSemArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -321,6 +342,8 @@ pub struct PosixSemArgs {
 
 // `sysv sem`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("sysv sem"))]
+#[command(mut_args(help::sem_options), mut_args(existing(Existing::SysvSem)))]
 pub struct SysvSemArgs {
     #[command(flatten)]
     pub mode: ModeArgs,
@@ -339,6 +362,7 @@ pub struct SysvSemArgs {
 
 // `tour`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("tour"))]
 pub struct TourArgs {
     /// Only these mechanisms (comma-separated); default all
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
@@ -370,8 +394,11 @@ pub enum IpcType {
     Sem,
 }
 
-// Which objects `ls` and `clean` look at.
+// Which objects `ls` and `clean` look at. `--name` and `-k` complete to
+// the objects that exist.
 #[derive(Debug, Args)]
+#[command(mut_arg("name", existing_arg(Existing::Posix)))]
+#[command(mut_arg("key", existing_arg(Existing::Sysv)))]
 pub struct SelectArgs {
     /// Only POSIX objects
     #[arg(long, conflicts_with = "sysv")]
@@ -400,6 +427,7 @@ pub struct SelectArgs {
 
 // `ls`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("ls"))]
 pub struct LsArgs {
     #[command(flatten)]
     pub select: SelectArgs,
@@ -506,12 +534,13 @@ impl LsColumn {
 
 // `clean`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("clean"))]
 pub struct CleanArgs {
     /// Remove orphaned objects only (required: there is no remove-all)
     #[arg(long, required = true)]
     pub stale: bool,
     /// List what would be removed, remove nothing
-    #[arg(short = 'n', long)]
+    #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
     pub select: SelectArgs,
@@ -519,6 +548,7 @@ pub struct CleanArgs {
 
 // `limits`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("limits"))]
 pub struct LimitsArgs {
     /// Queue capacity to check (default: msg_default, at most msg_max, as mq_open without attributes)
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
@@ -530,9 +560,20 @@ pub struct LimitsArgs {
 
 // `completions`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("completions"))]
 pub struct CompletionsArgs {
     /// The shell
     pub shell: Shell,
+}
+
+// `man`
+#[derive(Debug, Args)]
+#[command(after_help = help::after_help("man"))]
+pub struct ManArgs {
+    /// Write one page per command into DIR (examples-ipc.1,
+    /// examples-ipc-posix-msq.1, ...) instead of printing the top page
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -544,13 +585,14 @@ pub enum Shell {
 
 // `fifo`: server (-s), client, or --clean.
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("fifo"), mut_args(help::fifo_options))]
 pub struct FifoArgs {
     #[command(flatten)]
     pub mode: FifoModeArgs,
     /// Path of the FIFO; the server creates it (mode --mode) when missing.
     /// Default: examples-ipc.fifo in $XDG_RUNTIME_DIR (private to the user),
     /// else in the temp dir
-    #[arg(short, long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub path: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub create: CreateModeArgs,
@@ -578,6 +620,7 @@ pub struct FifoModeArgs {
 
 // `pipe`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("pipe"))]
 pub struct PipeArgs {
     /// A message for the child (repeatable); default: three sample lines
     #[arg(short, long = "message", value_name = "TEXT")]
@@ -585,15 +628,19 @@ pub struct PipeArgs {
 }
 
 #[derive(Debug, Subcommand)]
-#[command(defer = true)]
+#[command(defer = true, after_help = help::after_help("demo"))]
 pub enum DemoCommand {
     /// P processes increment one shared counter without any synchronisation
+    #[command(after_help = help::after_help("demo race"))]
     Race(CounterArgs),
     /// The same, each increment guarded by a POSIX named semaphore
+    #[command(after_help = help::after_help("demo mutex"))]
     Mutex(CounterArgs),
     /// The same, with an atomic fetch-add on the shared counter
+    #[command(after_help = help::after_help("demo atomic"))]
     Atomic(CounterArgs),
     /// race, mutex and atomic one after another, timed side by side
+    #[command(after_help = help::after_help("demo cures"))]
     Cures(CounterArgs),
     /// Producers and one consumer over a ring buffer in shared memory
     Ring(RingArgs),
@@ -609,43 +656,46 @@ pub enum DemoCommand {
 #[derive(Debug, Args)]
 pub struct CounterArgs {
     /// Number of processes
-    #[arg(short = 'p', long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "P")]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "P")]
     pub procs: u32,
     /// Increments per process
-    #[arg(short = 'n', long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000), value_name = "N")]
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000), value_name = "N")]
     pub iters: u64,
 }
 
 // Options of `demo ring`.
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("demo ring"))]
 pub struct RingArgs {
     /// Producer processes (more than one claim slots with compare-and-swap)
-    #[arg(short = 'p', long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "P")]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "P")]
     pub producers: u32,
     /// Items per producer
-    #[arg(short = 'n', long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000), value_name = "N")]
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000), value_name = "N")]
     pub items: u64,
     /// Slots in the ring
-    #[arg(short = 's', long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536), value_name = "S")]
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536), value_name = "S")]
     pub slots: u32,
 }
 
 // Options of `demo scoreboard`.
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("demo scoreboard"))]
 pub struct ScoreboardArgs {
     /// Worker processes
     #[arg(short = 'w', long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "W")]
     pub workers: u32,
     /// Items each worker processes (each takes about (worker+1) x 0.5 ms)
-    #[arg(short = 'n', long, default_value_t = 800, value_parser = clap::value_parser!(u64).range(1..=1_000_000), value_name = "N")]
+    #[arg(long, default_value_t = 800, value_parser = clap::value_parser!(u64).range(1..=1_000_000), value_name = "N")]
     pub items: u64,
 }
 
 // Options of `demo sorted`.
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("demo sorted"))]
 pub struct SortedArgs {
     /// Numbers the client appends
-    #[arg(short = 'n', long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
+    #[arg(short = 'c', long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
     pub count: u32,
     /// Seconds between the client's appends (fractions and 0 allowed)
     #[arg(long, default_value = "0.1", value_name = "SECS")]
@@ -654,6 +704,7 @@ pub struct SortedArgs {
 
 // Options of `demo memfd`.
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("demo memfd"), mut_args(help::memfd_options))]
 pub struct MemfdArgs {
     /// Create the segment, publish where to find it, and watch its text
     #[arg(short, long)]
@@ -673,6 +724,7 @@ pub struct MemfdArgs {
 
 // `bench`
 #[derive(Debug, Args)]
+#[command(after_help = help::after_help("bench"))]
 pub struct BenchArgs {
     /// Mechanisms to measure (comma-separated); default all
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
@@ -690,12 +742,11 @@ pub struct BenchArgs {
     /// Unmeasured round trips before measuring
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub warmup: u64,
-    /// Where the two processes run: none (the scheduler decides), same (one
-    /// CPU), split (two CPUs)
+    /// Where the two processes run: as the scheduler decides (none), on one
+    /// CPU (same), on two CPUs (split)
     #[arg(long, value_name = "HOW")]
     pub pin: Option<BenchPin>,
-    /// pingpong: round trips between parent and child; stream: one-way
-    /// throughput
+    /// What is measured: round trips (pingpong) or one-way throughput (stream)
     #[arg(long, default_value = "pingpong", value_name = "P")]
     pub pattern: BenchPattern,
     /// Also draw the results as a bar chart (SVG) into FILE
@@ -722,14 +773,19 @@ pub enum BenchMech {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchPin {
+    /// The scheduler decides
     None,
+    /// Both processes on one CPU
     Same,
+    /// The two processes on two CPUs
     Split,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchPattern {
+    /// Round trips between parent and child
     Pingpong,
+    /// One-way throughput
     Stream,
 }
 
@@ -741,5 +797,48 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    /// Every command's arguments, the whole tree down.
+    fn all_args(cmd: &clap::Command, path: &str, acc: &mut Vec<(String, clap::Arg)>) {
+        for arg in cmd.get_arguments() {
+            acc.push((path.to_string(), arg.clone()));
+        }
+        for sub in cmd.get_subcommands() {
+            all_args(sub, &format!("{path} {}", sub.get_name()), acc);
+        }
+    }
+
+    #[test]
+    fn a_short_flag_means_one_thing_everywhere() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut args = Vec::new();
+        all_args(&cmd, "examples-ipc", &mut args);
+        let mut seen: std::collections::BTreeMap<char, (String, String)> = Default::default();
+        for (path, arg) in &args {
+            let (Some(short), Some(long)) = (arg.get_short(), arg.get_long()) else {
+                continue;
+            };
+            let (first_long, first_path) = seen
+                .entry(short)
+                .or_insert_with(|| (long.to_string(), path.clone()));
+            assert_eq!(
+                first_long, long,
+                "-{short} is --{first_long} in `{first_path}` but --{long} in `{path}`"
+            );
+        }
+        // The mission's letters keep their meaning.
+        for (short, long) in [
+            ('s', "server"),
+            ('n', "name"),
+            ('k', "key"),
+            ('c', "count"),
+            ('m', "message"),
+            ('r', "release"),
+            ('p', "priority"),
+        ] {
+            assert_eq!(seen[&short].0, long, "-{short}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The error side of the contract: which failures are usage (exit 2), which
 //! are the operation failing (exit 1), and the `hint:` line that helps.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Write as _};
 use std::process::ExitCode;
@@ -8,6 +9,87 @@ use std::process::ExitCode;
 use nix::errno::Errno;
 
 use crate::output::{Escaped, StdoutError};
+
+/// clap's usage error with a tip for the likeliest newcomer mix-ups: a
+/// System V key given to a POSIX object, a POSIX name to a System V one, a
+/// flag of one mechanism used on another. The message stays clap's, and so
+/// does the exit code 2; the tip replaces clap's "did you mean" guess, which
+/// for `--name` on System V would suggest `--mode`.
+pub fn with_tip(mut err: clap::Error, args: &[OsString]) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::UnknownArgument {
+        return err;
+    }
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
+        return err;
+    };
+    // `--key=200` and `-k200` are `--key` and `-k`.
+    let flag = match arg.strip_prefix("--") {
+        Some(long) => format!("--{}", long.split('=').next().unwrap_or(long)),
+        None => arg.chars().take(2).collect(),
+    };
+    let path = command_path(args);
+    let Some(tip) = tip(&path, &flag) else {
+        return err;
+    };
+    err.remove(ContextKind::SuggestedArg);
+    err.insert(
+        ContextKind::Suggested,
+        ContextValue::StyledStrs(vec![tip.into()]),
+    );
+    err
+}
+
+/// The subcommand words of a command line: `posix msq`, `ls`, `demo ring`.
+fn command_path(args: &[OsString]) -> String {
+    let mut words = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy())
+        .filter(|a| !a.starts_with('-'));
+    let Some(first) = words.next() else {
+        return String::new();
+    };
+    match first.as_ref() {
+        "posix" | "sysv" | "demo" => match words.next() {
+            Some(second) => format!("{first} {second}"),
+            None => first.into_owned(),
+        },
+        _ => first.into_owned(),
+    }
+}
+
+/// The tip for `flag` refused by the command at `path`.
+fn tip(path: &str, flag: &str) -> Option<String> {
+    let family = path.split(' ').next().unwrap_or("");
+    let tip = match (family, path, flag) {
+        ("posix", _, "-k" | "--key" | "-i" | "--id") => {
+            format!("POSIX objects are named with -n NAME; {flag} is for System V")
+        }
+        ("sysv", _, "-n" | "--name") => {
+            format!("System V objects are addressed with -k KEY (or -i ID); {flag} is for POSIX")
+        }
+        (_, "sysv msq", "-p" | "--priority") => {
+            "System V messages have a type (--type T), not a priority".into()
+        }
+        (_, "posix msq", "-t" | "--type") => {
+            "POSIX messages have a priority (-p P), not a type".into()
+        }
+        (_, "posix sem", "--undo") => "SEM_UNDO is for System V semaphores: sysv sem --undo".into(),
+        (_, "fifo", "-p") => "the FIFO's path is given with --path".into(),
+        (_, "clean", "-n") => "a dry run is --dry-run".into(),
+        (_, "demo race" | "demo mutex" | "demo atomic" | "demo cures", "-p" | "-n") => {
+            "processes and increments are --procs P and --iters N".into()
+        }
+        (_, "demo ring", "-p" | "-n" | "-s") => {
+            "the ring's sizes are --producers P, --items N and --slots S".into()
+        }
+        (_, "demo scoreboard", "-n") => "items per worker are --items N".into(),
+        (_, "demo sorted", "-n") => "the count of numbers is -c N".into(),
+        _ => return None,
+    };
+    Some(tip)
+}
 
 /// Bad usage or input found after parsing (exit 2), e.g. a name too long for
 /// one mechanism or an option that makes no sense in this mode.

@@ -88,7 +88,7 @@ fn file_type(st: &FileStat) -> &'static str {
 fn not_a_fifo(path: &Path, what: &str) -> anyhow::Error {
     fail_with_hint(
         format!("{} is {what}, not a FIFO", path.display()),
-        "choose another path with -p; the tool never replaces or follows anything that is not a FIFO",
+        "choose another path with --path; the tool never replaces or follows anything that is not a FIFO",
     )
 }
 
@@ -106,7 +106,7 @@ fn open_fifo(path: &Path, flags: OFlag) -> Result<OwnedFd, anyhow::Error> {
         Errno::ENXIO => fail_with_hint(
             "no server is reading it",
             format!(
-                "start the server first: examples-ipc fifo -s -p {}",
+                "start the server first: examples-ipc fifo -s --path {}",
                 path.display()
             ),
         ),
@@ -220,7 +220,7 @@ fn client(args: &FifoArgs, path: &Path, out: &mut Out) -> Result<ExitCode> {
         return Err(fail_with_hint(
             "no such FIFO",
             format!(
-                "start the server first: examples-ipc fifo -s -p {}",
+                "start the server first: examples-ipc fifo -s --path {}",
                 path.display()
             ),
         ))

@@ -16,20 +16,27 @@ mod target;
 mod tour;
 
 mod clean;
+mod help;
 mod limits;
 mod ls;
 mod manpage;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use cli::{Cli, Command};
 use output::Out;
 
 fn main() -> ExitCode {
-    let cli = match cli::parse() {
+    // Before anything is printed: a Tab in the shell runs this binary to
+    // complete, and only the candidates may reach stdout.
+    manpage::complete_if_asked();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match cli::parse(&args) {
         Ok(cli) => cli,
         Err(err) => {
             // clap's own format; --help and --version exit 0, usage errors 2.
+            let err = error::with_tip(err, &args);
             let _ = err.print();
             return ExitCode::from(err.exit_code().clamp(0, 255) as u8);
         }
@@ -41,6 +48,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if cli.json {
+        // A shell script and a roff page have no JSON form: refused, not ignored.
+        let what = match cli.command {
+            Command::Completions(_) => Some("completions prints a shell script"),
+            Command::Man(_) => Some("man prints roff"),
+            _ => None,
+        };
+        if let Some(what) = what {
+            return Err(error::usage(format!("--json does not apply: {what}")));
+        }
+    }
     let mut out = Out::new(cli.json);
     let code = match cli.command {
         Command::Posix(cmd) => posix::run(cmd, &mut out),
@@ -51,7 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Clean(args) => clean::run(&args, &mut out),
         Command::Limits(args) => limits::run(&args, &mut out),
         Command::Completions(args) => manpage::completions(args.shell, &mut out),
-        Command::Man => manpage::man(&mut out),
+        Command::Man(args) => manpage::man(&args, &mut out),
         Command::Demo(cmd) => demo::run(cmd, &mut out),
         Command::Fifo(args) => fifo::run(&args, &mut out),
         Command::Pipe(args) => pipe::run(&args, &mut out),

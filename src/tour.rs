@@ -9,6 +9,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use clap::ValueEnum as _;
+use serde_json::json;
 
 use crate::cli::{TourArgs, TourStep};
 use crate::output::Out;
@@ -184,21 +186,30 @@ fn steps(tag: &str) -> Vec<Step> {
         Step {
             id: TourStep::Fifo,
             title: "Named pipe (FIFO): two writers in turn, the server outlives both".into(),
-            server: args(&["fifo", "-s", "-p", &fifo, "--count", "3", "--timeout", "15"]),
+            server: args(&[
+                "fifo",
+                "-s",
+                "--path",
+                &fifo,
+                "--count",
+                "3",
+                "--timeout",
+                "15",
+            ]),
             initial_lines: 0,
             clients: vec![
                 client(
-                    args(&["fifo", "-p", &fifo, "-c", "2", "--interval", "0"]),
+                    args(&["fifo", "--path", &fifo, "-c", "2", "--interval", "0"]),
                     0,
                     2,
                 ),
                 client(
-                    args(&["fifo", "-p", &fifo, "-m", "a second writer", "-c", "1"]),
+                    args(&["fifo", "--path", &fifo, "-m", "a second writer", "-c", "1"]),
                     0,
                     1,
                 ),
             ],
-            clean: args(&["fifo", "--clean", "-p", &fifo]),
+            clean: args(&["fifo", "--clean", "--path", &fifo]),
         },
         Step {
             id: TourStep::Pipe,
@@ -215,32 +226,41 @@ pub fn run(args: &TourArgs, out: &mut Out) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let tag = std::process::id().to_string();
     let mut failed = Vec::new();
+    let mut ran = 0;
     for step in steps(&tag) {
         if !args.only.is_empty() && !args.only.contains(&step.id) {
             continue;
         }
-        let w = out.writer();
-        writeln!(w, "\n== {} ==", step.title)?;
-        out.flush()?;
-        let result = run_step(&exe, &step, out);
+        ran += 1;
+        let tour = Tour::new(&step, out.is_json());
+        tour.step_start(out)?;
+        let result = run_step(&exe, &tour, out);
         // Remove the object whatever happened; a missing object is fine here.
         if !step.clean.is_empty() {
-            let cleaned = shown(&step.clean);
-            let clean = Command::new(&exe).args(&step.clean).output();
-            let w = out.writer();
-            writeln!(w, "$ {cleaned}")?;
-            if let Ok(o) = &clean {
-                for line in String::from_utf8_lossy(&o.stdout).lines() {
-                    writeln!(w, "  {line}")?;
+            let clean = tour.child_args(&step.clean);
+            tour.command(out, Role::Clean, &clean, false)?;
+            if let Ok(o) = Command::new(&exe).args(&clean).output() {
+                for text in String::from_utf8_lossy(&o.stdout).lines() {
+                    tour.line(out, &Line::new(Role::Clean, false, text))?;
                 }
             }
         }
-        let w = out.writer();
-        if let Err(e) = result {
-            writeln!(w, "  step failed: {e:#}")?;
+        tour.step_result(out, result.as_ref().err())?;
+        if result.is_err() {
             failed.push(step.title);
         }
         out.flush()?;
+    }
+    if out.is_json() {
+        out.record(
+            "",
+            || json!({"kind": "done", "ok": failed.is_empty(), "steps": ran, "failed": failed}),
+        )?;
+    } else if failed.is_empty() {
+        writeln!(
+            out.writer(),
+            "\nEvery step ran end to end and removed what it made."
+        )?;
     }
     if !failed.is_empty() {
         bail!(
@@ -249,10 +269,6 @@ pub fn run(args: &TourArgs, out: &mut Out) -> Result<ExitCode> {
             failed.join("; ")
         );
     }
-    writeln!(
-        out.writer(),
-        "\nEvery step ran end to end and removed what it made."
-    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -270,6 +286,151 @@ fn shown(args: &[String]) -> String {
     format!("examples-ipc {}", quoted.join(" "))
 }
 
+/// Which process of a step printed a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Server,
+    Client,
+    /// The `--clean` run after the step.
+    Clean,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Server => "server",
+            Role::Client => "client",
+            Role::Clean => "clean",
+        }
+    }
+}
+
+/// One line a child printed.
+struct Line {
+    role: Role,
+    stderr: bool,
+    text: String,
+}
+
+impl Line {
+    fn new(role: Role, stderr: bool, text: &str) -> Self {
+        Line {
+            role,
+            stderr,
+            text: text.to_string(),
+        }
+    }
+}
+
+/// How one step is shown: as text for a reader, or with --json as JSON
+/// lines, one record per event of the tour. The children then run with
+/// --json too, and each line they print is passed on as the JSON object it
+/// is:
+///
+/// - `{"kind":"step","step":"posix-msq","title":...}` when a step starts;
+/// - `{"kind":"command","step":...,"role":"server"|"client"|"clean","args":[...],"background":bool}`
+///   for each child started, `args` as given to this program;
+/// - `{"kind":"output","step":...,"role":...,"stream":"stdout","record":{...}}`
+///   for each line a child printed: its own JSON object, or `"text"` for
+///   what is not JSON (standard error is always text);
+/// - `{"kind":"exit","step":...,"role":"client","code":N,"expected":N}` after each client;
+/// - `{"kind":"result","step":...,"ok":bool,"error":...}` when the step ends;
+/// - `{"kind":"done","ok":bool,"steps":N,"failed":[titles]}` at the end.
+struct Tour<'s> {
+    step: &'s Step,
+    json: bool,
+}
+
+impl<'s> Tour<'s> {
+    fn new(step: &'s Step, json: bool) -> Self {
+        Tour { step, json }
+    }
+
+    fn id(&self) -> String {
+        self.step
+            .id
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+
+    /// The arguments a child runs with: `--json` first when the tour prints JSON.
+    fn child_args(&self, args: &[String]) -> Vec<String> {
+        let json = self.json.then(|| "--json".to_string());
+        json.into_iter().chain(args.iter().cloned()).collect()
+    }
+
+    fn step_start(&self, out: &mut Out) -> Result<()> {
+        out.record(
+            format_args!("\n== {} ==", self.step.title),
+            || json!({"kind": "step", "step": self.id(), "title": self.step.title}),
+        )?;
+        Ok(out.flush()?)
+    }
+
+    fn command(&self, out: &mut Out, role: Role, args: &[String], background: bool) -> Result<()> {
+        let amp = if background { " &" } else { "" };
+        out.record(format_args!("$ {}{amp}", shown(args)), || {
+            json!({"kind": "command", "step": self.id(), "role": role.name(),
+                   "args": args, "background": background})
+        })?;
+        Ok(out.flush()?)
+    }
+
+    fn line(&self, out: &mut Out, line: &Line) -> Result<()> {
+        let sep = if line.stderr { '!' } else { '|' };
+        let text = match line.role {
+            Role::Clean => format!("  {}", line.text),
+            role => format!("  {} {sep} {}", role.name(), line.text),
+        };
+        out.record(text, || {
+            let mut v = json!({"kind": "output", "step": self.id(), "role": line.role.name(),
+                               "stream": if line.stderr { "stderr" } else { "stdout" }});
+            let parsed = (!line.stderr)
+                .then(|| serde_json::from_str::<serde_json::Value>(&line.text).ok())
+                .flatten()
+                .filter(serde_json::Value::is_object);
+            match parsed {
+                Some(record) => v["record"] = record,
+                None => v["text"] = line.text.clone().into(),
+            }
+            v
+        })?;
+        Ok(())
+    }
+
+    /// A client's exit status: in text only when it is not 0.
+    fn client_exit(&self, out: &mut Out, code: i32, expected: i32) -> Result<()> {
+        if self.json {
+            out.record("", || {
+                json!({"kind": "exit", "step": self.id(), "role": "client",
+                       "code": code, "expected": expected})
+            })?;
+        } else if code != 0 {
+            let note = if code == expected {
+                " (as expected)"
+            } else {
+                ""
+            };
+            writeln!(out.writer(), "  client exit status {code}{note}")?;
+        }
+        Ok(out.flush()?)
+    }
+
+    fn step_result(&self, out: &mut Out, error: Option<&anyhow::Error>) -> Result<()> {
+        if self.json {
+            out.record("", || match error {
+                None => json!({"kind": "result", "step": self.id(), "ok": true}),
+                Some(e) => json!({"kind": "result", "step": self.id(), "ok": false,
+                                  "error": format!("{e:#}")}),
+            })?;
+        } else if let Some(e) = error {
+            writeln!(out.writer(), "  step failed: {e:#}")?;
+        }
+        Ok(out.flush()?)
+    }
+}
+
 /// Kills and reaps the server child when a step ends early.
 struct ServerChild(Child);
 
@@ -282,14 +443,15 @@ impl Drop for ServerChild {
     }
 }
 
-fn run_step(exe: &std::path::Path, step: &Step, out: &mut Out) -> Result<()> {
+fn run_step(exe: &std::path::Path, tour: &Tour, out: &mut Out) -> Result<()> {
+    let step = tour.step;
     if step.server.is_empty() {
-        return run_clients(exe, step, None, out);
+        return run_clients(exe, tour, None, out);
     }
-    writeln!(out.writer(), "$ {} &", shown(&step.server))?;
-    out.flush()?;
+    let server_args = tour.child_args(&step.server);
+    tour.command(out, Role::Server, &server_args, true)?;
     let child = Command::new(exe)
-        .args(&step.server)
+        .args(&server_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -297,12 +459,12 @@ fn run_step(exe: &std::path::Path, step: &Step, out: &mut Out) -> Result<()> {
         .context("cannot start the server")?;
     let mut server = ServerChild(child);
     let lines = forward_lines(&mut server.0)?;
-    expect_lines(&lines, 1 + step.initial_lines, out)?;
-    run_clients(exe, step, Some(&lines), out)?;
+    expect_lines(tour, &lines, 1 + step.initial_lines, out)?;
+    run_clients(exe, tour, Some(&lines), out)?;
     let status = server.0.wait().context("cannot wait for the server")?;
     // Whatever the server printed last (its stderr on failure).
     while let Ok(line) = lines.try_recv() {
-        writeln!(out.writer(), "  {line}")?;
+        tour.line(out, &line)?;
     }
     out.flush()?;
     if !status.success() {
@@ -314,50 +476,38 @@ fn run_step(exe: &std::path::Path, step: &Step, out: &mut Out) -> Result<()> {
 /// Run the step's clients in turn; with a server, wait for the lines each causes.
 fn run_clients(
     exe: &std::path::Path,
-    step: &Step,
-    lines: Option<&Receiver<String>>,
+    tour: &Tour,
+    lines: Option<&Receiver<Line>>,
     out: &mut Out,
 ) -> Result<()> {
-    for run in &step.clients {
-        writeln!(out.writer(), "$ {}", shown(&run.args))?;
-        out.flush()?;
+    for run in &tour.step.clients {
+        let args = tour.child_args(&run.args);
+        tour.command(out, Role::Client, &args, false)?;
         let o = Command::new(exe)
-            .args(&run.args)
+            .args(&args)
             .stdin(Stdio::null())
             .output()
             .context("cannot run the client")?;
-        let w = out.writer();
-        for line in String::from_utf8_lossy(&o.stdout).lines() {
-            writeln!(w, "  client | {line}")?;
+        for text in String::from_utf8_lossy(&o.stdout).lines() {
+            tour.line(out, &Line::new(Role::Client, false, text))?;
         }
-        for line in String::from_utf8_lossy(&o.stderr).lines() {
-            writeln!(w, "  client ! {line}")?;
+        for text in String::from_utf8_lossy(&o.stderr).lines() {
+            tour.line(out, &Line::new(Role::Client, true, text))?;
         }
         let code = o.status.code().unwrap_or(-1);
-        if code != 0 {
-            writeln!(
-                w,
-                "  client exit status {code}{}",
-                if code == run.expect_code {
-                    " (as expected)"
-                } else {
-                    ""
-                }
-            )?;
-        }
-        out.flush()?;
+        tour.client_exit(out, code, run.expect_code)?;
         if code != run.expect_code {
             bail!("the client exited {code}, expected {}", run.expect_code);
         }
         if let Some(lines) = lines {
-            expect_lines(lines, run.server_lines, out)?;
+            expect_lines(tour, lines, run.server_lines, out)?;
         }
     }
     Ok(())
 }
 
-/// Stream the child's stdout and stderr into one channel of display lines.
-fn forward_lines(child: &mut Child) -> Result<Receiver<String>> {
+/// Stream the server's stdout and stderr into one channel of lines.
+fn forward_lines(child: &mut Child) -> Result<Receiver<Line>> {
     let (tx, rx) = channel();
     let stdout = child
         .stdout
@@ -369,15 +519,15 @@ fn forward_lines(child: &mut Child) -> Result<Receiver<String>> {
         .ok_or_else(|| anyhow!("no server stderr"))?;
     let tx_err = tx.clone();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(format!("server | {line}")).is_err() {
+        for text in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(Line::new(Role::Server, false, &text)).is_err() {
                 break;
             }
         }
     });
     std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx_err.send(format!("server ! {line}")).is_err() {
+        for text in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx_err.send(Line::new(Role::Server, true, &text)).is_err() {
                 break;
             }
         }
@@ -386,15 +536,15 @@ fn forward_lines(child: &mut Child) -> Result<Receiver<String>> {
 }
 
 /// Print the next `n` server lines, failing if they do not come in time.
-fn expect_lines(lines: &Receiver<String>, n: usize, out: &mut Out) -> Result<()> {
+fn expect_lines(tour: &Tour, lines: &Receiver<Line>, n: usize, out: &mut Out) -> Result<()> {
     let deadline = Instant::now() + LINE_DEADLINE;
     for _ in 0..n {
         let left = deadline.saturating_duration_since(Instant::now());
         match lines.recv_timeout(left) {
             Ok(line) => {
-                writeln!(out.writer(), "  {line}")?;
+                tour.line(out, &line)?;
                 out.flush()?;
-                if line.starts_with("server !") {
+                if line.stderr {
                     bail!("the server reported an error");
                 }
             }

@@ -18,7 +18,7 @@ fn server_survives_two_writers_in_turn() {
     let mut cleanup = Cleanup::new();
     let path = unique_path("fifo-two", &mut cleanup);
     let p = path.to_str().unwrap();
-    let mut server = Server::start(&["fifo", "-s", "-p", p, "--count", "4", "--timeout", "20"]);
+    let mut server = Server::start(&["fifo", "-s", "--path", p, "--count", "4", "--timeout", "20"]);
     assert!(
         server.seen_out[0].contains("created"),
         "{:?}",
@@ -31,13 +31,13 @@ fn server_survives_two_writers_in_turn() {
         0o600
     );
 
-    assert_ok(&run(&["fifo", "-p", p, "-c", "2", "--interval", "0"]));
+    assert_ok(&run(&["fifo", "--path", p, "-c", "2", "--interval", "0"]));
     assert_eq!(untimed(&server.next_out()), r#"{"count":1}"#);
     assert_eq!(untimed(&server.next_out()), r#"{"count":2}"#);
     // The first writer has closed: the server keeps going.
     assert_ok(&run(&[
         "fifo",
-        "-p",
+        "--path",
         p,
         "-m",
         "second writer",
@@ -52,7 +52,7 @@ fn server_survives_two_writers_in_turn() {
     assert_eq!(untimed(out.last().unwrap()), "second writer");
     // The server leaves the FIFO; --clean removes it.
     assert!(path.exists());
-    let o = assert_ok(&run(&["fifo", "--clean", "-p", p]));
+    let o = assert_ok(&run(&["fifo", "--clean", "--path", p]));
     assert!(o.contains("removed FIFO"), "{o}");
     assert!(!path.exists());
 }
@@ -62,8 +62,8 @@ fn server_json_lines_and_sigint() {
     let mut cleanup = Cleanup::new();
     let path = unique_path("fifo-json", &mut cleanup);
     let p = path.to_str().unwrap();
-    let mut server = Server::start(&["--json", "fifo", "-s", "-p", p]);
-    assert_ok(&run(&["fifo", "-p", p, "-c", "1"]));
+    let mut server = Server::start(&["--json", "fifo", "-s", "--path", p]);
+    assert_ok(&run(&["fifo", "--path", p, "-c", "1"]));
     let line: serde_json::Value = serde_json::from_str(&server.next_out()).unwrap();
     assert_eq!(line["kind"], "message");
     assert_eq!(line["payload"]["count"], 1);
@@ -80,16 +80,16 @@ fn refuses_a_regular_file_and_leaves_it() {
     std::fs::write(&path, "precious").unwrap();
     let p = path.to_str().unwrap();
     assert_fails(
-        &run(&["fifo", "-s", "-p", p]),
+        &run(&["fifo", "-s", "--path", p]),
         1,
         "is a regular file, not a FIFO",
     );
     assert_fails(
-        &run(&["fifo", "--clean", "-p", p]),
+        &run(&["fifo", "--clean", "--path", p]),
         1,
         "is a regular file, not a FIFO",
     );
-    assert_fails(&run(&["fifo", "-p", p, "-c", "1"]), 1, "not a FIFO");
+    assert_fails(&run(&["fifo", "--path", p, "-c", "1"]), 1, "not a FIFO");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
 }
 
@@ -101,8 +101,8 @@ fn refuses_a_symlink_even_to_a_fifo() {
     nix::unistd::mkfifo(&target, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let l = link.to_str().unwrap();
-    assert_fails(&run(&["fifo", "-s", "-p", l]), 1, "symbolic link");
-    assert_fails(&run(&["fifo", "--clean", "-p", l]), 1, "symbolic link");
+    assert_fails(&run(&["fifo", "-s", "--path", l]), 1, "symbolic link");
+    assert_fails(&run(&["fifo", "--clean", "--path", l]), 1, "symbolic link");
     assert!(
         std::fs::symlink_metadata(&link)
             .unwrap()
@@ -122,16 +122,20 @@ fn client_without_fifo_or_reader_fails() {
     let mut cleanup = Cleanup::new();
     let path = unique_path("fifo-none", &mut cleanup);
     let p = path.to_str().unwrap();
-    assert_fails(&run(&["fifo", "-p", p, "-c", "1"]), 1, "no such FIFO");
+    assert_fails(&run(&["fifo", "--path", p, "-c", "1"]), 1, "no such FIFO");
     assert!(!path.exists(), "a client must not create the FIFO");
-    assert_fails(&run(&["fifo", "--clean", "-p", p]), 1, "no such FIFO");
+    assert_fails(&run(&["fifo", "--clean", "--path", p]), 1, "no such FIFO");
     nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     assert_fails(
-        &run(&["fifo", "-p", p, "-c", "1"]),
+        &run(&["fifo", "--path", p, "-c", "1"]),
         1,
         "no server is reading it",
     );
-    assert_fails(&run(&["fifo", "-p", p, "-m", "two\nlines"]), 2, "newline");
+    assert_fails(
+        &run(&["fifo", "--path", p, "-m", "two\nlines"]),
+        2,
+        "newline",
+    );
 }
 
 #[test]
@@ -139,7 +143,7 @@ fn server_times_out_without_lines() {
     let mut cleanup = Cleanup::new();
     let path = unique_path("fifo-idle", &mut cleanup);
     let p = path.to_str().unwrap();
-    let o = run(&["fifo", "-s", "-p", p, "--timeout", "0.2"]);
+    let o = run(&["fifo", "-s", "--path", p, "--timeout", "0.2"]);
     assert_fails(&o, 1, "timed out");
 }
 
@@ -148,8 +152,8 @@ fn message_alone_is_written_once() {
     let mut cleanup = Cleanup::new();
     let path = unique_path("fifo-once", &mut cleanup);
     let p = path.to_str().unwrap();
-    let server = Server::start(&["fifo", "-s", "-p", p, "--count", "1", "--timeout", "20"]);
-    let out = assert_ok(&run(&["fifo", "-p", p, "-m", "once"]));
+    let server = Server::start(&["fifo", "-s", "--path", p, "--count", "1", "--timeout", "20"]);
+    let out = assert_ok(&run(&["fifo", "--path", p, "-m", "once"]));
     assert_eq!(out.lines().count(), 1, "{out}");
     let (status, lines, _) = server.finish();
     assert!(status.success());
@@ -163,15 +167,15 @@ fn odd_paths_are_escaped() {
     let path = unique_path("esc\x1b[31m\nX", &mut cleanup);
     let p = path.to_str().unwrap();
     let shown = p.replace('\x1b', "\\x1b").replace('\n', "\\x0a");
-    let o = run(&["fifo", "-s", "-p", p, "--count", "0"]);
+    let o = run(&["fifo", "-s", "--path", p, "--count", "0"]);
     let out = assert_ok(&o);
     assert!(
         out.contains(&shown) && !out.contains('\x1b') && out.lines().count() == 1,
         "{out:?}"
     );
-    let out = assert_ok(&run(&["fifo", "--clean", "-p", p]));
+    let out = assert_ok(&run(&["fifo", "--clean", "--path", p]));
     assert_eq!(out, format!("removed FIFO {shown}\n"));
-    let o = run(&["fifo", "--clean", "-p", p]);
+    let o = run(&["fifo", "--clean", "--path", p]);
     let err = assert_fails(&o, 1, "no such FIFO");
     assert_eq!(
         err,

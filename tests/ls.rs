@@ -843,12 +843,11 @@ fn queue_above_rlimit_msgqueue_is_hinted() {
 
 #[test]
 fn completions_and_man_page() {
+    // The scripts call the binary for candidates, so they hold no option
+    // names; tests/completion.rs drives them (`clean --<Tab>` offers --stale).
     for shell in ["bash", "zsh", "fish"] {
         let out = assert_ok(&run(&["completions", shell]));
-        assert!(
-            out.contains("examples-ipc") && out.contains("stale"),
-            "{shell}"
-        );
+        assert!(out.contains("examples-ipc"), "{shell}");
     }
     let o = run(&["completions", "tcsh"]);
     assert_fails(&o, 2, "invalid value");

@@ -4,9 +4,11 @@
 mod common;
 
 mod bench;
+mod completion;
 mod demos;
 mod fifo;
 mod ls;
+mod manpage;
 mod posix;
 mod sysv;
 mod usage;

@@ -192,3 +192,292 @@ fn the_test_hook_is_not_offered() {
         assert!(!out.contains("corrupt"), "{args:?}");
     }
 }
+
+/// `examples-ipc ARGS --help`, text.
+fn help_of(args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.push("--help");
+    assert_ok(&run(&all))
+}
+
+/// The help line of one option: from `  -c, --count` or `      --timeout`
+/// up to the next option.
+fn option_help(help: &str, long: &str) -> String {
+    let mut lines = help.lines().skip_while(|l| {
+        !l.trim_start()
+            .split(", ")
+            .any(|f| f.split(' ').next() == Some(long))
+    });
+    let mut text = lines
+        .next()
+        .unwrap_or_else(|| panic!("no {long}: {help}"))
+        .to_string();
+    for l in lines {
+        // The next option starts within the flag column; a wrapped help
+        // line is indented to the help column, even when it starts with `--`.
+        let indent = l.len() - l.trim_start().len();
+        if (indent <= 6 && l.trim_start().starts_with('-')) || l.trim().is_empty() {
+            break;
+        }
+        text.push(' ');
+        text.push_str(l.trim());
+    }
+    text
+}
+
+#[test]
+fn every_mechanism_help_names_its_modes_and_shows_examples() {
+    for cmd in [
+        &["posix", "msq"][..],
+        &["posix", "shm"],
+        &["posix", "sem"],
+        &["sysv", "msq"],
+        &["sysv", "shm"],
+        &["sysv", "sem"],
+        &["fifo"],
+        &["demo", "memfd"],
+    ] {
+        for flag in ["--help", "-h"] {
+            let mut args = cmd.to_vec();
+            args.push(flag);
+            let help = assert_ok(&run(&args));
+            assert!(
+                help.contains("Modes (at most one; with none, the client runs):"),
+                "{cmd:?} {flag}: {help}"
+            );
+            assert!(help.contains("-s, --server"), "{cmd:?}: {help}");
+            assert!(help.contains("(no flag)     Client:"), "{cmd:?}: {help}");
+            let examples = help.split("Examples:").nth(1).unwrap_or("");
+            let shown = examples
+                .lines()
+                .filter(|l| l.trim_start().starts_with("examples-ipc "))
+                .count();
+            assert!(shown >= 2, "{cmd:?}: {shown} examples: {help}");
+            assert!(examples.contains(&cmd.join(" ")), "{cmd:?}: {help}");
+        }
+    }
+    // Every other command shows examples too.
+    for cmd in [
+        &[][..],
+        &["ls"],
+        &["bench"],
+        &["tour"],
+        &["demo", "ring"],
+        &["man"],
+    ] {
+        let help = help_of(cmd);
+        assert!(help.contains("Examples:\n  "), "{cmd:?}: {help}");
+    }
+}
+
+#[test]
+fn shared_options_describe_what_they_do_in_this_command() {
+    // Before: `posix shm --help` offered "Message client: send N messages"
+    // and `posix msq --help` "Semaphore client with --wait".
+    for family in ["posix", "sysv"] {
+        let shm = help_of(&[family, "shm"]);
+        let count = option_help(&shm, "--count");
+        assert!(count.contains("prints of the text"), "{count}");
+        assert!(
+            !shm.contains("Message client") && !shm.contains("send N messages"),
+            "{shm}"
+        );
+        assert!(!shm.contains("Semaphore"), "{shm}");
+        assert!(option_help(&shm, "--server").contains("segment"), "{shm}");
+
+        let msq = help_of(&[family, "msq"]);
+        let timeout = option_help(&msq, "--timeout");
+        assert!(timeout.contains("no message comes"), "{timeout}");
+        assert!(
+            !msq.contains("Semaphore") && !msq.contains("--wait"),
+            "{msq}"
+        );
+        assert!(option_help(&msq, "--count").contains("Client: send N messages"));
+        assert!(option_help(&msq, "--clean").contains("Remove the queue"));
+
+        let sem = help_of(&[family, "sem"]);
+        let timeout = option_help(&sem, "--timeout");
+        assert!(timeout.contains("Client with --wait"), "{timeout}");
+        assert!(
+            !sem.contains("Message client") && !sem.contains("send N"),
+            "{sem}"
+        );
+        assert!(option_help(&sem, "--stat").contains("semaphore"), "{sem}");
+    }
+    let fifo = help_of(&["fifo"]);
+    assert!(
+        option_help(&fifo, "--count").contains("write N lines"),
+        "{fifo}"
+    );
+    assert!(!fifo.contains("Semaphore"), "{fifo}");
+    let memfd = help_of(&["demo", "memfd"]);
+    assert!(
+        !memfd.contains("Message client") && !memfd.contains("Semaphore"),
+        "{memfd}"
+    );
+}
+
+#[test]
+fn json_is_refused_where_it_makes_no_sense() {
+    for args in [
+        &["--json", "completions", "bash"][..],
+        &["completions", "zsh", "--json"],
+        &["--json", "man"],
+        &["man", "--json", "--dir", "/nonexistent-never-made"],
+    ] {
+        let o = run(args);
+        assert_fails(&o, 2, "--json does not apply");
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+    assert!(!std::path::Path::new("/nonexistent-never-made").exists());
+}
+
+#[test]
+fn json_tour_prints_only_json_lines() {
+    let o = run(&["--json", "tour", "--only", "posix-sem,pipe"]);
+    let out = assert_ok(&o);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().all(|v| v.is_object() && v["kind"].is_string()),
+        "{out}"
+    );
+    let kinds = |kind: &str| -> Vec<&serde_json::Value> {
+        lines.iter().filter(|v| v["kind"] == kind).collect()
+    };
+    let steps: Vec<_> = kinds("step").iter().map(|v| v["step"].clone()).collect();
+    assert_eq!(steps, ["posix-sem", "pipe"], "{out}");
+    // The server ran with --json, and its lines come through as its objects.
+    let server_start = lines
+        .iter()
+        .find(|v| v["kind"] == "output" && v["role"] == "server")
+        .expect("a server line");
+    assert_eq!(server_start["record"]["kind"], "start", "{out}");
+    let name = server_start["record"]["name"].as_str().unwrap().to_string();
+    let commands = kinds("command");
+    assert!(
+        commands
+            .iter()
+            .all(|c| c["args"][0] == "--json" && c["role"].is_string()),
+        "{out}"
+    );
+    // The busy semaphore is shown on purpose: exit 1, as expected, on stderr as text.
+    assert!(
+        kinds("exit")
+            .iter()
+            .any(|e| e["code"] == 1 && e["expected"] == 1),
+        "{out}"
+    );
+    assert!(
+        lines.iter().any(|v| v["stream"] == "stderr"
+            && v["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("semaphore is busy"))),
+        "{out}"
+    );
+    let results = kinds("result");
+    assert_eq!(results.len(), 2, "{out}");
+    assert!(results.iter().all(|r| r["ok"] == true), "{out}");
+    let done = kinds("done");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["ok"], true);
+    assert_eq!(done[0]["steps"], 2);
+    assert_eq!(lines.last().unwrap()["kind"], "done");
+    // And the step removed its semaphore.
+    assert!(!posix_exists(&Obj::PosixSem(name)));
+}
+
+#[track_caller]
+fn tip(args: &[&str], tip: &str) {
+    let o = run(args);
+    let err = assert_fails(&o, 2, "unexpected argument");
+    assert!(err.contains(&format!("tip: {tip}")), "{args:?}: {err}");
+    // The tip replaces clap's guesses (`--name` on System V is not `--mode`).
+    assert!(!err.contains("similar argument"), "{args:?}: {err}");
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn a_flag_of_the_other_family_gets_a_tip_naming_the_right_one() {
+    for kind in ["msq", "shm", "sem"] {
+        tip(
+            &["posix", kind, "-k", "200"],
+            "POSIX objects are named with -n NAME; -k is for System V",
+        );
+        tip(
+            &["sysv", kind, "-n", "/x"],
+            "System V objects are addressed with -k KEY (or -i ID); -n is for POSIX",
+        );
+    }
+    tip(
+        &["posix", "shm", "-s", "--key=0x10"],
+        "POSIX objects are named with -n NAME; --key is for System V",
+    );
+    tip(
+        &["posix", "msq", "-k200"],
+        "POSIX objects are named with -n NAME; -k is for System V",
+    );
+    tip(
+        &["posix", "sem", "--clean", "-i", "3"],
+        "POSIX objects are named with -n NAME; -i is for System V",
+    );
+    tip(
+        &["--json", "sysv", "sem", "--name=/x"],
+        "System V objects are addressed with -k KEY (or -i ID); --name is for POSIX",
+    );
+    tip(
+        &["sysv", "msq", "-p", "3"],
+        "System V messages have a type (--type T), not a priority",
+    );
+    tip(
+        &["posix", "msq", "--type", "3"],
+        "POSIX messages have a priority (-p P), not a type",
+    );
+    // Without a mix-up, clap's error is left as it is.
+    let err = assert_fails(&run(&["posix", "msq", "--bogus"]), 2, "unexpected argument");
+    assert!(!err.contains("System V"), "{err}");
+}
+
+#[test]
+fn short_flags_that_meant_something_else_are_gone() {
+    // Explicit behaviour change: -n, -s and -p mean --name, --server and
+    // --priority only; the other commands use long names, with a tip.
+    tip(&["clean", "--stale", "-n"], "a dry run is --dry-run");
+    tip(
+        &["fifo", "-p", "/tmp/x"],
+        "the FIFO's path is given with --path",
+    );
+    tip(
+        &["demo", "race", "-p", "2"],
+        "processes and increments are --procs P and --iters N",
+    );
+    tip(
+        &["demo", "mutex", "-n", "5"],
+        "processes and increments are --procs P and --iters N",
+    );
+    tip(
+        &["demo", "ring", "-s", "8"],
+        "the ring's sizes are --producers P, --items N and --slots S",
+    );
+    tip(
+        &["demo", "scoreboard", "-n", "5"],
+        "items per worker are --items N",
+    );
+    tip(
+        &["demo", "sorted", "-n", "5"],
+        "the count of numbers is -c N",
+    );
+    // -c is the count everywhere, demo sorted included.
+    let o = assert_ok(&run(&[
+        "--json",
+        "demo",
+        "sorted",
+        "-c",
+        "2",
+        "--interval",
+        "0",
+    ]));
+    assert!(o.contains(r#""count":2"#), "{o}");
+}

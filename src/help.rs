@@ -1,0 +1,940 @@
+//! The words of `--help` and the man pages that clap cannot derive from the
+//! types: each command's modes and examples, and the help of shared options
+//! whose meaning depends on the command they are in.
+//!
+//! One source for both: `--help` shows a [`Guide`] after the options, the
+//! man page turns the same guide into MODES and EXAMPLES sections, and a
+//! test parses every example, so none can name a flag that does not exist.
+
+use clap::Arg;
+use clap::builder::StyledStr;
+
+/// What a command's help and man page show beyond its options.
+pub struct Guide {
+    /// Mechanisms only: each mode's flags and what it does. No mode flag
+    /// runs the client, and the client's line says so.
+    pub modes: &'static [(&'static str, &'static str)],
+    /// What the example shows, then its command lines.
+    pub examples: &'static [(&'static str, &'static [&'static str])],
+}
+
+/// The line above a mechanism's modes.
+pub const MODES_INTRO: &str = "at most one; with none, the client runs";
+
+/// The flag column of the client, which has no flag.
+pub const CLIENT: &str = "(no flag)";
+
+/// The guide of the command at `path` (`""` for the top, `"posix msq"`).
+pub fn guide(path: &str) -> Option<&'static Guide> {
+    GUIDES.iter().find(|(p, _)| *p == path).map(|(_, g)| g)
+}
+
+/// Every guide with its command path.
+#[cfg(test)]
+pub fn guides() -> impl Iterator<Item = (&'static str, &'static Guide)> {
+    GUIDES.iter().map(|(p, g)| (*p, g))
+}
+
+/// `after_help` of the command at `path`: its modes, then its examples,
+/// under headings styled as clap styles "Options:".
+///
+/// Built with `push_str`, not `format!`: the help of posix, sysv, demo and
+/// the counter demos is built on every run, `--version` included (see the
+/// comment on `cli::Command`).
+pub fn after_help(path: &str) -> StyledStr {
+    let Some(guide) = guide(path) else {
+        return StyledStr::new();
+    };
+    let mut s = String::with_capacity(1024);
+    if !guide.modes.is_empty() {
+        s.push_str(HEADER_ON);
+        s.push_str("Modes (");
+        s.push_str(MODES_INTRO);
+        s.push_str("):");
+        s.push_str(HEADER_OFF);
+        s.push('\n');
+        let width = guide.modes.iter().map(|(f, _)| f.len()).max().unwrap_or(0);
+        for (flags, what) in guide.modes {
+            // Wrapped here with a hanging indent, as clap wraps options: clap
+            // wraps after_help only at the terminal's edge, without indent.
+            for (i, line) in wrap(what, HELP_WIDTH - 4 - width).iter().enumerate() {
+                let flags = if i == 0 { flags } else { "" };
+                s.push_str("  ");
+                s.push_str(flags);
+                s.extend(std::iter::repeat_n(' ', width - flags.len() + 2));
+                s.push_str(line);
+                s.push('\n');
+            }
+        }
+        s.push('\n');
+    }
+    s.push_str(HEADER_ON);
+    s.push_str("Examples:");
+    s.push_str(HEADER_OFF);
+    s.push('\n');
+    for (i, (what, commands)) in guide.examples.iter().enumerate() {
+        if i > 0 {
+            s.push('\n');
+        }
+        s.push_str("  ");
+        s.push_str(what);
+        s.push('\n');
+        for command in *commands {
+            s.push_str("    ");
+            s.push_str(command);
+            s.push('\n');
+        }
+    }
+    StyledStr::from(s)
+}
+
+/// clap's default header style, bold and underlined, as the escape codes
+/// anstyle writes for it (a test checks they agree); clap strips them when
+/// stdout is not a terminal.
+const HEADER_ON: &str = "\x1b[1m\x1b[4m";
+const HEADER_OFF: &str = "\x1b[0m";
+
+/// The width the modes are wrapped to: a classic terminal's.
+const HELP_WIDTH: usize = 80;
+
+/// `text` in lines of at most `width` characters, broken between words.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+}
+
+// ---- Help of shared options, per command ----
+//
+// `ServeArgs` (`--count`, `--timeout`) and `ModeArgs` (`--server`,
+// `--clean`, `--stat`) are flattened into every mechanism, but what they do
+// differs: a message client sends N messages, a shm server prints N times.
+// Each mechanism sets their help with `mut_args(help::msq_options)` and so
+// on, so `--help` describes this command only.
+
+fn set(arg: Arg, help: &'static str) -> Arg {
+    arg.help(help).long_help(None)
+}
+
+/// `posix msq`, `sysv msq`.
+pub fn msq_options(arg: Arg) -> Arg {
+    match arg.get_id().as_str() {
+        "server" => set(
+            arg,
+            "Create the queue if missing, then print each message it receives",
+        ),
+        "clean" => set(arg, "Remove the queue"),
+        "stat" => set(arg, "Print the queue's attributes and exit"),
+        "count" => set(
+            arg,
+            "Server: exit 0 after N messages. Client: send N messages (default 10)",
+        ),
+        "timeout" => set(
+            arg,
+            "Server: exit 1 when no message comes for SECS seconds (fractions allowed)",
+        ),
+        _ => arg,
+    }
+}
+
+/// `posix shm`, `sysv shm`.
+pub fn shm_options(arg: Arg) -> Arg {
+    match arg.get_id().as_str() {
+        "server" => set(
+            arg,
+            "Create the segment if missing, then print its text every --interval",
+        ),
+        "clean" => set(arg, "Remove the segment"),
+        "stat" => set(arg, "Print the segment's attributes and exit"),
+        "count" => shm_count(arg),
+        "timeout" => shm_timeout(arg),
+        _ => arg,
+    }
+}
+
+fn shm_count(arg: Arg) -> Arg {
+    set(
+        arg,
+        "Server: exit 0 after N prints of the text (the first, at start, counts)",
+    )
+}
+
+fn shm_timeout(arg: Arg) -> Arg {
+    set(
+        arg,
+        "Server: exit 1 when nothing is printed for SECS seconds, as when the text \
+         does not change with --on-change (fractions allowed)",
+    )
+}
+
+/// `posix sem`, `sysv sem`.
+pub fn sem_options(arg: Arg) -> Arg {
+    match arg.get_id().as_str() {
+        "server" => set(
+            arg,
+            "Create the semaphore if missing, then print its value when it changes",
+        ),
+        "clean" => set(arg, "Remove the semaphore"),
+        "stat" => set(arg, "Print the semaphore's attributes and exit"),
+        "count" => set(
+            arg,
+            "Server: exit 0 after N prints of the value (the first, at start, counts)",
+        ),
+        "timeout" => set(
+            arg,
+            "Server: exit 1 when the value does not change for SECS seconds. \
+             Client with --wait: give up after SECS (fractions allowed)",
+        ),
+        _ => arg,
+    }
+}
+
+/// `fifo`.
+pub fn fifo_options(arg: Arg) -> Arg {
+    match arg.get_id().as_str() {
+        "count" => set(
+            arg,
+            "Server: exit 0 after N lines. Client: write N lines (default 10)",
+        ),
+        "timeout" => set(
+            arg,
+            "Server: exit 1 when no line comes for SECS seconds (fractions allowed)",
+        ),
+        _ => arg,
+    }
+}
+
+/// `demo memfd`: the shm exchange without a name in /dev/shm.
+pub fn memfd_options(arg: Arg) -> Arg {
+    match arg.get_id().as_str() {
+        "count" => shm_count(arg),
+        "timeout" => shm_timeout(arg),
+        _ => arg,
+    }
+}
+
+// ---- Guides ----
+
+const MSQ_POSIX_MODES: &[(&str, &str)] = &[
+    (
+        "-s, --server",
+        "Create the queue if missing; print each message it receives",
+    ),
+    (
+        CLIENT,
+        "Client: create the queue if missing; send -c N messages (default 10 \
+         {\"count\":i}, or -m TEXT), one every --interval",
+    ),
+    ("--clean", "Remove the queue (mq_unlink)"),
+    ("--stat", "Print maxmsg, msgsize, curmsgs, owner and perms"),
+];
+
+const MSQ_SYSV_MODES: &[(&str, &str)] = &[
+    (
+        "-s, --server",
+        "Create the queue if missing; print each message with its type \
+         (--type selects, as msgrcv does)",
+    ),
+    (
+        CLIENT,
+        "Client: create the queue if missing; send -c N messages of --type T \
+         (default 1), one every --interval",
+    ),
+    ("--clean", "Remove the queue (IPC_RMID), by -k KEY or -i ID"),
+    (
+        "--stat",
+        "Print what ipcs -q -i shows: qnum, qbytes, lspid, lrpid, times",
+    ),
+];
+
+const SHM_SERVER: (&str, &str) = (
+    "-s, --server",
+    "Create the segment if missing; print its text every --interval \
+     (with --on-change, only when it changed)",
+);
+
+const SHM_CLIENT: (&str, &str) = (
+    CLIENT,
+    "Client: create the segment if missing; write -m TEXT, or one line read \
+     from standard input",
+);
+
+const SHM_POSIX_MODES: &[(&str, &str)] = &[
+    SHM_SERVER,
+    SHM_CLIENT,
+    ("--clean", "Remove the segment (shm_unlink)"),
+    ("--stat", "Print size, owner and perms"),
+];
+
+const SHM_SYSV_MODES: &[(&str, &str)] = &[
+    SHM_SERVER,
+    SHM_CLIENT,
+    (
+        "--clean",
+        "Remove the segment (IPC_RMID), by -k KEY or -i ID",
+    ),
+    (
+        "--stat",
+        "Print what ipcs -m -i shows: size, nattch, cpid, lpid, times",
+    ),
+];
+
+const SEM_SERVER: (&str, &str) = (
+    "-s, --server",
+    "Create the semaphore if missing (--value N); print its value when it changes",
+);
+
+const SEM_CLIENT: (&str, &str) = (
+    CLIENT,
+    "Client: take one unit without waiting (exit 1 when it is 0); -r gives one \
+     back, --wait waits for one",
+);
+
+const SEM_POSIX_MODES: &[(&str, &str)] = &[
+    SEM_SERVER,
+    SEM_CLIENT,
+    ("--clean", "Remove the semaphore (sem_unlink)"),
+    ("--stat", "Print value, owner and perms"),
+];
+
+const SEM_SYSV_MODES: &[(&str, &str)] = &[
+    SEM_SERVER,
+    SEM_CLIENT,
+    ("--clean", "Remove the set (IPC_RMID), by -k KEY or -i ID"),
+    (
+        "--stat",
+        "Print what ipcs -s -i shows: each semaphore's value, ncount, zcount, pid",
+    ),
+];
+
+const GUIDES: &[(&str, Guide)] = &[
+    (
+        "",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "See every mechanism work end to end, in one terminal:",
+                    &["examples-ipc tour"],
+                ),
+                (
+                    "Serve a POSIX message queue in one terminal, send to it from another:",
+                    &[
+                        "examples-ipc posix msq -s",
+                        "examples-ipc posix msq -m hello",
+                    ],
+                ),
+                (
+                    "List every IPC object on this machine, with who uses it:",
+                    &["examples-ipc ls"],
+                ),
+            ],
+        },
+    ),
+    (
+        "posix",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "A message queue: serve /test, then send to it from another terminal:",
+                    &[
+                        "examples-ipc posix msq -s",
+                        "examples-ipc posix msq -m hello",
+                    ],
+                ),
+                (
+                    "Shared memory: write a text that a server prints:",
+                    &["examples-ipc posix shm -m hello"],
+                ),
+                (
+                    "A semaphore with one unit:",
+                    &["examples-ipc posix sem -s --value 1"],
+                ),
+            ],
+        },
+    ),
+    (
+        "posix msq",
+        Guide {
+            modes: MSQ_POSIX_MODES,
+            examples: &[
+                (
+                    "Terminal 1: create /test and print each message as it arrives:",
+                    &["examples-ipc posix msq -s"],
+                ),
+                (
+                    "Terminal 2: send \"hello\" three times, at priority 5:",
+                    &["examples-ipc posix msq -m hello -c 3 -p 5"],
+                ),
+                (
+                    "Show the queue's attributes, then remove it:",
+                    &[
+                        "examples-ipc posix msq --stat",
+                        "examples-ipc posix msq --clean",
+                    ],
+                ),
+            ],
+        },
+    ),
+    (
+        "posix shm",
+        Guide {
+            modes: SHM_POSIX_MODES,
+            examples: &[
+                (
+                    "Terminal 1: create /test and print its text whenever it changes:",
+                    &["examples-ipc posix shm -s --on-change --interval 0.5"],
+                ),
+                (
+                    "Terminal 2: write a text into the segment:",
+                    &["examples-ipc posix shm -m hello"],
+                ),
+                ("Remove the segment:", &["examples-ipc posix shm --clean"]),
+            ],
+        },
+    ),
+    (
+        "posix sem",
+        Guide {
+            modes: SEM_POSIX_MODES,
+            examples: &[
+                (
+                    "Terminal 1: create /test with one unit and watch its value:",
+                    &["examples-ipc posix sem -s --value 1"],
+                ),
+                (
+                    "Terminal 2: take the unit, then give it back:",
+                    &["examples-ipc posix sem", "examples-ipc posix sem -r"],
+                ),
+                (
+                    "Wait up to 5 seconds for a unit:",
+                    &["examples-ipc posix sem --wait --timeout 5"],
+                ),
+            ],
+        },
+    ),
+    (
+        "sysv",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "A message queue with key 200: serve it, then send from another terminal:",
+                    &["examples-ipc sysv msq -s", "examples-ipc sysv msq -m hello"],
+                ),
+                (
+                    "Shared memory at a key as ipcs prints it:",
+                    &["examples-ipc sysv shm -k 0x000000c8 -m hello"],
+                ),
+                (
+                    "Remove a semaphore set by the id ipcs shows:",
+                    &["examples-ipc sysv sem --clean -i 32769"],
+                ),
+            ],
+        },
+    ),
+    (
+        "sysv msq",
+        Guide {
+            modes: MSQ_SYSV_MODES,
+            examples: &[
+                (
+                    "Terminal 1: create the queue with key 200 and print each message:",
+                    &["examples-ipc sysv msq -s"],
+                ),
+                (
+                    "Terminal 2: send one message of type 7:",
+                    &["examples-ipc sysv msq -m hello --type 7 -c 1"],
+                ),
+                (
+                    "A server that takes only messages of type 7:",
+                    &["examples-ipc sysv msq -s --type 7"],
+                ),
+            ],
+        },
+    ),
+    (
+        "sysv shm",
+        Guide {
+            modes: SHM_SYSV_MODES,
+            examples: &[
+                (
+                    "Terminal 1: create the segment with key 200, print its text when it changes:",
+                    &["examples-ipc sysv shm -s --on-change"],
+                ),
+                (
+                    "Terminal 2: write a text into it:",
+                    &["examples-ipc sysv shm -m hello"],
+                ),
+                (
+                    "Show nattch, cpid and the times, as ipcs -m -i does:",
+                    &["examples-ipc sysv shm --stat"],
+                ),
+            ],
+        },
+    ),
+    (
+        "sysv sem",
+        Guide {
+            modes: SEM_SYSV_MODES,
+            examples: &[
+                (
+                    "Terminal 1: create the set with key 200, one unit, and watch it:",
+                    &["examples-ipc sysv sem -s --value 1"],
+                ),
+                (
+                    "Terminal 2: take the unit with SEM_UNDO: the kernel gives it back at exit:",
+                    &["examples-ipc sysv sem --undo"],
+                ),
+                ("Give a unit back by hand:", &["examples-ipc sysv sem -r"]),
+            ],
+        },
+    ),
+    (
+        "tour",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "Every mechanism, one after another:",
+                    &["examples-ipc tour"],
+                ),
+                (
+                    "Only some of them:",
+                    &["examples-ipc tour --only posix-msq,fifo"],
+                ),
+                (
+                    "The same as JSON lines, for a script:",
+                    &["examples-ipc --json tour"],
+                ),
+            ],
+        },
+    ),
+    (
+        "bench",
+        Guide {
+            modes: &[],
+            examples: &[
+                ("Every mechanism, 0.3 s each:", &["examples-ipc bench"]),
+                (
+                    "Two mechanisms with 4 KiB messages, the processes on two CPUs:",
+                    &["examples-ipc bench --mech pipe,posix-msq --size 4096 --pin split"],
+                ),
+                (
+                    "One-way throughput, drawn as a chart:",
+                    &["examples-ipc bench --pattern stream --svg bench.svg"],
+                ),
+            ],
+        },
+    ),
+    (
+        "ls",
+        Guide {
+            modes: &[],
+            examples: &[
+                ("Every object:", &["examples-ipc ls"]),
+                (
+                    "POSIX shared memory only, three columns, unaligned for a script:",
+                    &["examples-ipc ls --posix -t shm -o name,size,users --raw --noheadings"],
+                ),
+                (
+                    "What `clean --stale` would remove, as one JSON document:",
+                    &["examples-ipc --json ls --orphaned"],
+                ),
+            ],
+        },
+    ),
+    (
+        "clean",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "List the orphaned objects, remove nothing:",
+                    &["examples-ipc clean --stale --dry-run"],
+                ),
+                (
+                    "Remove the orphaned POSIX objects whose name starts with /test:",
+                    &["examples-ipc clean --stale --prefix /test"],
+                ),
+                (
+                    "Remove one orphaned System V object by key:",
+                    &["examples-ipc clean --stale -k 0x000000c8"],
+                ),
+            ],
+        },
+    ),
+    (
+        "limits",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "Every limit, with what is in use:",
+                    &["examples-ipc limits"],
+                ),
+                (
+                    "Could this process create a queue of 100 messages of 64 KiB?",
+                    &["examples-ipc limits --max-msgs 100 --msg-size 65536"],
+                ),
+            ],
+        },
+    ),
+    (
+        "completions",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "bash: add to ~/.bashrc",
+                    &["source <(examples-ipc completions bash)"],
+                ),
+                (
+                    "zsh: add to ~/.zshrc, after compinit",
+                    &["source <(examples-ipc completions zsh)"],
+                ),
+                (
+                    "fish: write it where fish finds it",
+                    &[
+                        "examples-ipc completions fish > ~/.config/fish/completions/examples-ipc.fish",
+                    ],
+                ),
+            ],
+        },
+    ),
+    (
+        "man",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "Install every page for this user (man finds ~/.local/share/man):",
+                    &["examples-ipc man --dir ~/.local/share/man/man1"],
+                ),
+                (
+                    "Read the top page without installing it:",
+                    &["examples-ipc man | man -l -"],
+                ),
+            ],
+        },
+    ),
+    (
+        "fifo",
+        Guide {
+            modes: &[
+                (
+                    "-s, --server",
+                    "Create the FIFO if missing; print every line written to it, \
+                     from any number of writers",
+                ),
+                (
+                    CLIENT,
+                    "Client: write -c N lines (default 10 {\"count\":i}, or -m TEXT), \
+                     one every --interval",
+                ),
+                ("--clean", "Remove the FIFO"),
+            ],
+            examples: &[
+                (
+                    "Terminal 1: create the FIFO and print what is written to it:",
+                    &["examples-ipc fifo -s"],
+                ),
+                (
+                    "Terminal 2: write three lines, no pause:",
+                    &["examples-ipc fifo -c 3 --interval 0"],
+                ),
+                (
+                    "A FIFO at a path of your choice, then remove it:",
+                    &[
+                        "examples-ipc fifo -s --path /tmp/my.fifo",
+                        "examples-ipc fifo --clean --path /tmp/my.fifo",
+                    ],
+                ),
+            ],
+        },
+    ),
+    (
+        "pipe",
+        Guide {
+            modes: &[],
+            examples: &[
+                ("Three sample messages:", &["examples-ipc pipe"]),
+                (
+                    "Your own messages:",
+                    &["examples-ipc pipe -m one -m \"two words\""],
+                ),
+            ],
+        },
+    ),
+    (
+        "demo",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "The lost updates of a race, and three cures side by side:",
+                    &["examples-ipc demo cures"],
+                ),
+                (
+                    "A ring buffer with three producers:",
+                    &["examples-ipc demo ring --producers 3"],
+                ),
+                (
+                    "Shared memory without a name in /dev/shm:",
+                    &["examples-ipc demo memfd -s"],
+                ),
+            ],
+        },
+    ),
+    (
+        "demo race",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "Four processes, a million increments each:",
+                    &["examples-ipc demo race"],
+                ),
+                (
+                    "More processes, fewer increments:",
+                    &["examples-ipc demo race --procs 8 --iters 100000"],
+                ),
+            ],
+        },
+    ),
+    (
+        "demo mutex",
+        Guide {
+            modes: &[],
+            examples: &[
+                ("No update lost, at a price:", &["examples-ipc demo mutex"]),
+                (
+                    "Two processes, fewer increments:",
+                    &["examples-ipc demo mutex --procs 2 --iters 100000"],
+                ),
+            ],
+        },
+    ),
+    (
+        "demo atomic",
+        Guide {
+            modes: &[],
+            examples: &[
+                ("No update lost, no lock:", &["examples-ipc demo atomic"]),
+                (
+                    "Eight processes on one cache line:",
+                    &["examples-ipc demo atomic --procs 8"],
+                ),
+            ],
+        },
+    ),
+    (
+        "demo cures",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "race, mutex and atomic, timed:",
+                    &["examples-ipc demo cures"],
+                ),
+                (
+                    "As JSON lines, fewer increments:",
+                    &["examples-ipc --json demo cures --iters 100000"],
+                ),
+            ],
+        },
+    ),
+    (
+        "demo ring",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "One producer: no compare-and-swap needed:",
+                    &["examples-ipc demo ring --producers 1"],
+                ),
+                (
+                    "Three producers on a small ring:",
+                    &["examples-ipc demo ring --producers 3 --slots 8"],
+                ),
+            ],
+        },
+    ),
+    (
+        "demo scoreboard",
+        Guide {
+            modes: &[],
+            examples: &[
+                ("Four workers, live:", &["examples-ipc demo scoreboard"]),
+                (
+                    "Eight workers, fewer items:",
+                    &["examples-ipc demo scoreboard -w 8 --items 200"],
+                ),
+            ],
+        },
+    ),
+    (
+        "demo sorted",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "Twelve numbers, appended one by one:",
+                    &["examples-ipc demo sorted"],
+                ),
+                (
+                    "Slowly enough to watch:",
+                    &["examples-ipc demo sorted -c 20 --interval 0.5"],
+                ),
+            ],
+        },
+    ),
+    (
+        "demo memfd",
+        Guide {
+            modes: &[
+                (
+                    "-s, --server",
+                    "Create a sealed memfd segment, publish where to find it, print its text",
+                ),
+                (
+                    CLIENT,
+                    "Client: open the server's segment through /proc; write -m TEXT \
+                     or a line from standard input",
+                ),
+            ],
+            examples: &[
+                (
+                    "Terminal 1: serve, printing the text when it changes:",
+                    &["examples-ipc demo memfd -s --on-change --interval 0.2"],
+                ),
+                (
+                    "Terminal 2: write, and see the seal refuse a shrink:",
+                    &["examples-ipc demo memfd -m hello --shrink"],
+                ),
+            ],
+        },
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::{CommandFactory, Parser};
+
+    /// Every command path of the tree, `help` left out.
+    fn paths(cmd: &clap::Command, prefix: &str, acc: &mut Vec<String>) {
+        acc.push(prefix.to_string());
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let path = if prefix.is_empty() {
+                sub.get_name().to_string()
+            } else {
+                format!("{prefix} {}", sub.get_name())
+            };
+            paths(sub, &path, acc);
+        }
+    }
+
+    /// The words of `examples-ipc ...` inside a shell line: from the program
+    /// name to a redirection or the end of a process substitution.
+    fn words(line: &str) -> Vec<String> {
+        let start = line
+            .find("examples-ipc")
+            .expect("an example runs examples-ipc");
+        let mut words = Vec::new();
+        let mut word = String::new();
+        let mut quoted = false;
+        for c in line[start..].chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ' ' if !quoted => {
+                    if !word.is_empty() {
+                        words.push(std::mem::take(&mut word));
+                    }
+                }
+                ')' | '>' | '|' if !quoted => break,
+                c => word.push(c),
+            }
+        }
+        if !word.is_empty() {
+            words.push(word);
+        }
+        words
+    }
+
+    #[test]
+    fn every_command_has_a_guide_and_every_guide_a_command() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut all = Vec::new();
+        paths(&cmd, "", &mut all);
+        for path in &all {
+            let g = guide(path).unwrap_or_else(|| panic!("no guide for {path:?}"));
+            assert!(
+                (2..=3).contains(&g.examples.len()) || path.is_empty(),
+                "{path:?}: 2 or 3 examples"
+            );
+        }
+        for (path, _) in guides() {
+            assert!(
+                all.iter().any(|p| p == path),
+                "guide for no command: {path:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_example_parses() {
+        for (path, g) in guides() {
+            for (_, lines) in g.examples {
+                for line in *lines {
+                    let words = words(line);
+                    assert!(
+                        words.join(" ").contains(path),
+                        "{path:?}: the example runs another command: {line}"
+                    );
+                    if let Err(e) = Cli::try_parse_from(&words) {
+                        panic!("{line}: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn headers_are_styled_as_anstyle_writes_bold_underline() {
+        let h = clap::builder::styling::Style::new().bold().underline();
+        assert_eq!(HEADER_ON, h.render().to_string());
+        assert_eq!(HEADER_OFF, h.render_reset().to_string());
+    }
+
+    #[test]
+    fn mechanisms_name_their_modes_and_the_client() {
+        for path in [
+            "posix msq",
+            "posix shm",
+            "posix sem",
+            "sysv msq",
+            "sysv shm",
+            "sysv sem",
+            "fifo",
+            "demo memfd",
+        ] {
+            let modes = guide(path).unwrap().modes;
+            assert!(modes.iter().any(|(f, _)| *f == CLIENT), "{path}");
+            assert!(modes.iter().any(|(f, _)| f.contains("--server")), "{path}");
+        }
+    }
+}
