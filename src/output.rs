@@ -1,11 +1,14 @@
 //! Everything printed on stdout: timestamped event lines in text or JSON,
 //! and the payload rendering both share.
 //!
-//! Output is buffered for speed and flushed by the caller before it blocks,
-//! so nothing is held back while a server waits for the next event.
+//! Output is buffered for speed and flushed by the caller: a server after
+//! every event line (see `serve::Server::event`), everything else before it
+//! blocks, so nothing is held back while a process waits. A flush is one
+//! write(2) straight to descriptor 1, without std's own line buffer.
 
 use std::fmt::{self, Display, Write as _};
-use std::io::{self, BufWriter, Stdout, Write};
+use std::io::{self, BufWriter, Write};
+use std::os::fd::AsFd;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{Local, TimeZone};
@@ -16,7 +19,7 @@ pub type Fields = Map<String, Value>;
 
 pub struct Out {
     json: bool,
-    w: BufWriter<Stdout>,
+    w: BufWriter<RawStdout>,
     clock: Clock,
 }
 
@@ -24,7 +27,7 @@ impl Out {
     pub fn new(json: bool) -> Self {
         Out {
             json,
-            w: BufWriter::with_capacity(64 * 1024, io::stdout()),
+            w: BufWriter::with_capacity(64 * 1024, RawStdout),
             clock: Clock::default(),
         }
     }
@@ -106,6 +109,25 @@ impl Out {
     /// Raw access for tables and prompts.
     pub fn writer(&mut self) -> &mut impl Write {
         &mut self.w
+    }
+}
+
+/// Descriptor 1, written with write(2) directly: `Out` is the only buffer,
+/// so a flush of whole lines is exactly one system call.
+struct RawStdout;
+
+impl Write for RawStdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match nix::unistd::write(io::stdout().as_fd(), buf) {
+            Ok(n) => Ok(n),
+            // As std's Stdout does: with descriptor 1 closed, output is dropped.
+            Err(nix::errno::Errno::EBADF) => Ok(buf.len()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
