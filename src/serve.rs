@@ -78,7 +78,10 @@ impl<'o> Server<'o> {
         self.out.event(kind, text, fields)?;
         self.out.flush()?;
         self.events += 1;
-        self.last_event = Instant::now();
+        // Only --timeout reads it: no clock read per message without one.
+        if self.idle.is_some() {
+            self.last_event = Instant::now();
+        }
         Ok(self.flow())
     }
 
