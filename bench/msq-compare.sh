@@ -1,19 +1,20 @@
 #!/bin/sh
 # The everyday path: `examples-ipc posix msq` client (-c N --interval 0) into
-# a server (--count N) writing to a file, next to a C sender/receiver pair and
-# (when `import posix_ipc` works in $PYTHON) a Python posix_ipc pair. Prints
-# the median one-way rate of each, timed from the first to the last message
-# the receiver got.
+# a server (--count N) writing to a file, next to a C sender/receiver pair,
+# the same C pair with a write(2) per line (the server's guarantee: a message
+# is out before the next is taken) and (when `import posix_ipc` works in
+# $PYTHON) a Python posix_ipc pair. Prints the median one-way rate of each,
+# timed from the first to the last message the receiver got.
 #
 #   bench/msq-compare.sh [RUNS] [COUNT]
 #
 # RECV_CPU and SEND_CPU (e.g. 0 and 0) pin the receivers and the senders
-# with taskset; unset, the scheduler places them.
+# with taskset; unset, the scheduler places them. BIN picks the binary.
 set -eu
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
 N=${2:-100000}
-BIN=target/release/examples-ipc
+BIN=${BIN:-target/release/examples-ipc}
 PYTHON=${PYTHON:-python3}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT INT TERM
@@ -38,6 +39,12 @@ while [ $i -lt "$RUNS" ]; do
     send "$TMP/msq" send "$q-c" "$N"
     wait $p
     awk '{print $1}' "$TMP/c.rate" >>"$TMP/c"
+    # C, a write per line
+    recv "$TMP/msq" recv-lines "$q-l" "$N" >"$TMP/l.out" 2>"$TMP/l.rate" & p=$!
+    sleep 0.2
+    send "$TMP/msq" send "$q-l" "$N"
+    wait $p
+    awk '{print $1}' "$TMP/l.rate" >>"$TMP/l"
     # Rust
     recv "$BIN" posix msq -s -n "$q-r" --count "$N" >"$TMP/r.out" & p=$!
     wait_file "$TMP/r.out"
@@ -55,9 +62,11 @@ while [ $i -lt "$RUNS" ]; do
     fi
     i=$((i + 1))
 done
-c=$(median <"$TMP/c"); r=$(median <"$TMP/r")
+c=$(median <"$TMP/c"); l=$(median <"$TMP/l"); r=$(median <"$TMP/r")
 printf 'C pair          %9s msgs/s\n' "$c"
-printf 'examples-ipc    %9s msgs/s  (%.2f x C)\n' "$r" "$(echo "$r $c" | awk '{print $1/$2}')"
+printf 'C, write/line   %9s msgs/s\n' "$l"
+printf 'examples-ipc    %9s msgs/s  (%.2f x C, %.2f x C with a write per line)\n' "$r" \
+    "$(echo "$r $c" | awk '{print $1/$2}')" "$(echo "$r $l" | awk '{print $1/$2}')"
 if [ -s "$TMP/p" ] 2>/dev/null; then
     p=$(median <"$TMP/p")
     printf 'Python posix_ipc %8s msgs/s  (examples-ipc is %.2f x Python)\n' "$p" "$(echo "$r $p" | awk '{print $1/$2}')"

@@ -8,13 +8,13 @@
 //! concurrent writers never interleave.
 
 use std::io::{self, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, open, tee};
 use nix::poll::PollFlags;
 use nix::sys::stat::{FileStat, Mode as StatMode, SFlag, fstat, lstat};
 use nix::unistd::mkfifo;
@@ -161,42 +161,121 @@ fn server(args: &FifoArgs, path: &Path, out: &mut Out) -> Result<ExitCode> {
     if flow == Flow::Done {
         return Ok(ExitCode::SUCCESS);
     }
+    let peek = Peek::new()?;
+    let mut peeked = vec![0u8; PEEK_MAX];
+    let mut taken = vec![0u8; PEEK_MAX];
     let mut pending: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
-        match nix::unistd::read(fd.as_fd(), &mut buf) {
+        let avail = match peek.copy(fd.as_fd(), &mut peeked) {
             Ok(0) => bail!(
                 "FIFO {} reported end of file while the server holds it open",
                 path.display()
             ),
-            Ok(n) => {
-                pending.extend_from_slice(&buf[..n]);
-                let mut start = 0;
-                while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
-                    let line = &pending[start..start + nl];
-                    start += nl + 1;
-                    if print_line(&mut server, line)? == Flow::Done {
-                        return Ok(ExitCode::SUCCESS);
-                    }
+            Ok(n) => n,
+            Err(Errno::EAGAIN) => {
+                match server.wait(Some((fd.as_fd(), PollFlags::POLLIN)), None)? {
+                    Waited::Ready | Waited::Tick => {}
+                    Waited::Canceled => return server.canceled(),
                 }
-                pending.drain(..start);
-                if pending.len() >= MAX_LINE {
-                    let line = std::mem::take(&mut pending);
-                    if print_line(&mut server, &line)? == Flow::Done {
-                        return Ok(ExitCode::SUCCESS);
-                    }
-                }
+                continue;
             }
-            Err(Errno::EAGAIN) => match server.wait(Some((fd.as_fd(), PollFlags::POLLIN)), None)? {
-                Waited::Ready | Waited::Tick => {}
-                Waited::Canceled => return server.canceled(),
-            },
-            Err(Errno::EINTR) => {}
+            Err(Errno::EINTR) => continue,
             Err(e) => {
                 return Err(e).with_context(|| format!("cannot read FIFO {}", path.display()));
             }
+        };
+        // Take the queued bytes one line at a time, each printed before the
+        // next is taken; an unfinished line is taken whole and waits in
+        // `pending` for its end.
+        let mut at = 0;
+        while at < avail {
+            let want = peeked[at..avail]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(avail - at, |nl| nl + 1);
+            let got = match nix::unistd::read(fd.as_fd(), &mut taken[..want]) {
+                Ok(n) => n,
+                // Another reader took them first: peek again.
+                Err(Errno::EAGAIN | Errno::EINTR) => break,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot read FIFO {}", path.display()));
+                }
+            };
+            pending.extend_from_slice(&taken[..got]);
+            if print_lines(&mut server, &mut pending)? == Flow::Done {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if got < want {
+                break;
+            }
+            at += want;
         }
     }
+}
+
+/// The most the server looks ahead at once: a default pipe's capacity.
+const PEEK_MAX: usize = 64 * 1024;
+
+/// Shows what a FIFO holds without taking it: `tee(2)` copies queued bytes
+/// into a private pipe and leaves them in the FIFO, so the server can take
+/// exactly one line with a `read` of its length. A plain `read` would take
+/// everything queued at once, and a `kill -9` would lose all of it.
+struct Peek {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl Peek {
+    fn new() -> Result<Peek> {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+            .context("cannot create a pipe")?;
+        Ok(Peek { read, write })
+    }
+
+    /// Copy up to `buf.len()` bytes queued in `fifo` into `buf`, leaving
+    /// them queued: `tee` into the private pipe, then `read` them back out.
+    ///
+    /// # Errors
+    /// EAGAIN when the FIFO is empty; errors of tee(2) and read(2).
+    fn copy(&self, fifo: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+        let n = tee(
+            fifo,
+            &self.write,
+            buf.len(),
+            SpliceFFlags::SPLICE_F_NONBLOCK,
+        )?;
+        let mut done = 0;
+        while done < n {
+            match nix::unistd::read(&self.read, &mut buf[done..n]) {
+                Ok(0) => break,
+                Ok(k) => done += k,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// Print and remove each complete line of `pending`, and what is left when
+/// it grew to MAX_LINE without one.
+fn print_lines(server: &mut Server<'_>, pending: &mut Vec<u8>) -> Result<Flow> {
+    let mut start = 0;
+    let mut flow = Flow::Continue;
+    while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
+        let line = &pending[start..start + nl];
+        start += nl + 1;
+        flow = print_line(server, line)?;
+        if flow == Flow::Done {
+            break;
+        }
+    }
+    pending.drain(..start);
+    if flow == Flow::Continue && pending.len() >= MAX_LINE {
+        let line = std::mem::take(pending);
+        flow = print_line(server, &line)?;
+    }
+    Ok(flow)
 }
 
 fn print_line(server: &mut Server<'_>, line: &[u8]) -> Result<Flow> {

@@ -1,8 +1,10 @@
 //! Everything printed on stdout: timestamped event lines in text or JSON,
 //! and the payload rendering both share.
 //!
-//! Output is buffered for speed and flushed by the caller before it blocks,
-//! so nothing is held back while a server waits for the next event.
+//! Output is buffered for speed and flushed by the caller: a server after
+//! every event line (see `serve::Server::event`), everything else before it
+//! blocks, so nothing is held back while a process waits. A flush is one
+//! write(2) straight to descriptor 1, without std's own line buffer.
 //!
 //! Text output is where strings from outside (names, commands, paths,
 //! payloads) could smuggle a terminal escape sequence or a fake line to
@@ -66,7 +68,8 @@ impl Out {
             serde_json::to_writer(&mut self.w, &map)?;
             self.w.write_all(b"\n")
         } else {
-            let stamp = self.clock.hms(now);
+            // The stamp is ASCII digits and colons of our own making.
+            let stamp = std::str::from_utf8(self.clock.hms(now)).unwrap_or("??:??:??.??????");
             write_text(&mut self.w, &mut self.line, format_args!("{stamp} {text}"))
         }
     }
@@ -252,10 +255,10 @@ fn now() -> (i64, u32) {
 #[derive(Default)]
 struct Clock {
     sec: Option<i64>,
-    hms: String,
+    /// `HH:MM:SS.` of the current second; the microseconds follow.
+    hms: Vec<u8>,
     date_hms: String,
     offset: String,
-    buf: String,
 }
 
 impl Clock {
@@ -266,24 +269,25 @@ impl Clock {
         self.sec = Some(sec);
         match Local.timestamp_opt(sec, 0).earliest() {
             Some(t) => {
-                self.hms = t.format("%H:%M:%S").to_string();
+                self.hms = t.format("%H:%M:%S.").to_string().into_bytes();
                 self.date_hms = t.format("%Y-%m-%dT%H:%M:%S").to_string();
                 self.offset = t.format("%:z").to_string();
             }
             None => {
-                self.hms = "??:??:??".into();
+                self.hms = b"??:??:??.".to_vec();
                 self.date_hms = "????-??-??T??:??:??".into();
                 self.offset = "Z".into();
             }
         }
     }
 
-    /// `HH:MM:SS.ffffff`
-    fn hms(&mut self, (sec, micros): (i64, u32)) -> &str {
+    /// `HH:MM:SS.ffffff`: digits by hand, as this runs once per line.
+    fn hms(&mut self, (sec, micros): (i64, u32)) -> &[u8] {
         self.refresh(sec);
-        self.buf.clear();
-        let _ = write!(self.buf, "{}.{micros:06}", self.hms);
-        &self.buf
+        // Keep `HH:MM:SS.`, drop the last line's microseconds.
+        self.hms.truncate(9);
+        self.hms.extend_from_slice(&six_digits(micros));
+        &self.hms
     }
 
     /// RFC 3339 with microseconds and the local offset.
@@ -291,6 +295,16 @@ impl Clock {
         self.refresh(sec);
         format!("{}.{micros:06}{}", self.date_hms, self.offset)
     }
+}
+
+/// `n` (below a million) as six ASCII digits with leading zeros.
+fn six_digits(mut n: u32) -> [u8; 6] {
+    let mut digits = [b'0'; 6];
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    digits
 }
 
 /// A message payload as the contract prints it: JSON compact, anything else
@@ -324,6 +338,9 @@ impl<'a> Payload<'a> {
 impl Display for Payload<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes = self.trimmed();
+        if let Some(s) = flat_compact_json(bytes) {
+            return f.write_str(s);
+        }
         if is_json(bytes) {
             let compact = !bytes
                 .iter()
@@ -340,6 +357,49 @@ impl Display for Payload<'_> {
         }
         write_escaped(f, bytes)
     }
+}
+
+/// `bytes` when they are a flat JSON object in its plainest compact form,
+/// as `{"count":1}` or `{"id":"a1","n":-2,"ok":true}`: keys and string
+/// values of printable ASCII without spaces, quotes or backslashes; integers,
+/// `true`, `false`, `null`. Such bytes are valid compact JSON, which
+/// `Payload` prints as sent; recognising them by hand spares a JSON parse per
+/// message. `None` leaves anything else to the general path.
+fn flat_compact_json(bytes: &[u8]) -> Option<&str> {
+    fn string(b: &[u8]) -> Option<&[u8]> {
+        let b = b.strip_prefix(b"\"")?;
+        let end = b.iter().position(|&c| c == b'"')?;
+        b[..end]
+            .iter()
+            .all(|&c| matches!(c, 0x21..=0x7e) && c != b'\\')
+            .then(|| &b[end + 1..])
+    }
+    fn integer(b: &[u8]) -> Option<&[u8]> {
+        let b = b.strip_prefix(b"-").unwrap_or(b);
+        let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        (digits == 1 || (digits > 1 && b[0] != b'0')).then(|| &b[digits..])
+    }
+    fn value(b: &[u8]) -> Option<&[u8]> {
+        match b.first()? {
+            b'"' => string(b),
+            b't' => b.strip_prefix(b"true"),
+            b'f' => b.strip_prefix(b"false"),
+            b'n' => b.strip_prefix(b"null"),
+            _ => integer(b),
+        }
+    }
+    let mut rest = bytes.strip_prefix(b"{")?;
+    if rest != b"}" {
+        loop {
+            rest = value(string(rest)?.strip_prefix(b":")?)?;
+            match rest.split_first()? {
+                (b',', after) => rest = after,
+                (b'}', []) => break,
+                _ => return None,
+            }
+        }
+    }
+    std::str::from_utf8(bytes).ok()
 }
 
 fn is_json(bytes: &[u8]) -> bool {
@@ -485,6 +545,96 @@ mod tests {
             assert!(!echoes_ctrl_c(sane - off), "{off:?}");
         }
         assert!(!echoes_ctrl_c(L::empty()));
+    }
+
+    #[test]
+    fn clock_stamp() {
+        let mut clock = Clock::default();
+        let stamp = String::from_utf8(clock.hms((1_700_000_000, 42)).to_vec()).unwrap();
+        assert_eq!(stamp.len(), 15, "{stamp}");
+        assert!(stamp.ends_with(".000042"), "{stamp}");
+        let again = String::from_utf8(clock.hms((1_700_000_000, 999_999)).to_vec()).unwrap();
+        assert_eq!(again, format!("{}.999999", &stamp[..8]));
+        assert_eq!(six_digits(0), *b"000000");
+        assert_eq!(six_digits(123_456), *b"123456");
+    }
+
+    /// The general path of `Payload`, without the flat-object shortcut.
+    fn general(bytes: &[u8]) -> String {
+        struct General<'a>(&'a [u8]);
+        impl Display for General<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let bytes = self.0;
+                if is_json(bytes) {
+                    let compact = !bytes
+                        .iter()
+                        .any(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+                    if compact {
+                        if let Ok(s) = std::str::from_utf8(bytes) {
+                            return f.write_str(s);
+                        }
+                    }
+                    if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
+                        return write!(f, "{value}");
+                    }
+                }
+                write_escaped(f, bytes)
+            }
+        }
+        General(bytes).to_string()
+    }
+
+    #[test]
+    fn flat_objects_take_the_shortcut_and_print_the_same() {
+        let taken = [
+            r#"{"count":1}"#,
+            r#"{"count":123456789012345678901234567890}"#,
+            "{}",
+            r#"{"a":-0,"b":"x,y:}{","c":true,"d":false,"e":null,"a":7}"#,
+        ];
+        for json in taken {
+            assert_eq!(flat_compact_json(json.as_bytes()), Some(json), "{json}");
+            assert_eq!(general(json.as_bytes()), json);
+        }
+        let left = [
+            "",
+            "{",
+            "}",
+            "{}}",
+            "{} ",
+            r#"{"a":1"#,
+            r#"{"a":01}"#,
+            r#"{"a":-}"#,
+            r#"{"a":1.5}"#,
+            r#"{"a":1e3}"#,
+            r#"{"a":"b c"}"#,
+            r#"{"a":"\n"}"#,
+            r#"{"a":"é"}"#,
+            r#"{"a":[1]}"#,
+            r#"{"a":{}}"#,
+            r#"{"a":1,}"#,
+            r#"{,}"#,
+            r#"{"a"}"#,
+            r#"{"a":truex}"#,
+            r#"{"a":nul}"#,
+            r#"{a:1}"#,
+            "[1]",
+            "1",
+            r#""s""#,
+        ];
+        for other in left {
+            assert_eq!(flat_compact_json(other.as_bytes()), None, "{other}");
+        }
+        // Whatever the shortcut takes, the general path prints unchanged.
+        for a in ["", "\"k\":", "\"k\":1", "\"k\":\"v\"", ","] {
+            for b in ["", "1", "-", "0", "\"", "}", ",", ":", "true", "{"] {
+                let text = format!("{{{a}{b}}}");
+                if let Some(s) = flat_compact_json(text.as_bytes()) {
+                    assert_eq!(general(s.as_bytes()), s);
+                    assert_eq!(Payload(s.as_bytes()).to_string(), s);
+                }
+            }
+        }
     }
 
     #[test]

@@ -65,7 +65,10 @@ impl<'o> Server<'o> {
         Ok(self.flow())
     }
 
-    /// One event line; `Done` once `--count` lines are printed.
+    /// One event line, handed to the kernel (one `write`) before this
+    /// returns: a server takes its next message only after the last one is
+    /// out, so `kill -9` loses at most the one in flight. `Done` once
+    /// `--count` lines are printed.
     pub fn event(
         &mut self,
         kind: &str,
@@ -73,8 +76,12 @@ impl<'o> Server<'o> {
         fields: impl FnOnce(&mut Fields),
     ) -> Result<Flow> {
         self.out.event(kind, text, fields)?;
+        self.out.flush()?;
         self.events += 1;
-        self.last_event = Instant::now();
+        // Only --timeout reads it: no clock read per message without one.
+        if self.idle.is_some() {
+            self.last_event = Instant::now();
+        }
         Ok(self.flow())
     }
 

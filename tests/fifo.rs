@@ -1,6 +1,7 @@
 //! `fifo`: a server that outlives its writers, and paths it must refuse.
 
-use std::os::unix::fs::FileTypeExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 use crate::common::*;
@@ -71,6 +72,66 @@ fn server_json_lines_and_sigint() {
     let (status, out, _) = server.finish();
     assert_eq!(status.code(), Some(0));
     assert!(out.last().unwrap().contains("canceled"), "{out:?}");
+}
+
+/// Bytes waiting in the FIFO open as `fifo` (FIONREAD).
+fn unread(fifo: &std::fs::File) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the pointer it is given.
+    let rc = unsafe { libc::ioctl(fifo.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "FIONREAD: {}", std::io::Error::last_os_error());
+    n as usize
+}
+
+#[test]
+fn server_killed_mid_stream_loses_at_most_the_line_in_flight() {
+    let mut cleanup = Cleanup::new();
+    let path = unique_path("fifo-kill9", &mut cleanup);
+    let p = path.to_str().unwrap();
+    let mut server = Stalled::start(&["fifo", "-s", "--path", p]);
+    assert!(
+        server.start_line.contains("created"),
+        "{}",
+        server.start_line
+    );
+    // Our own read end keeps what the FIFO holds alive after the kill, as a
+    // writer still streaming would; we never read from it.
+    let probe = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+        .unwrap();
+    // Twenty lines are waiting when the server goes on, and its stdout
+    // takes no more lines: it can print none of them.
+    server.pause();
+    assert_ok(&run(&["fifo", "--path", p, "-c", "20", "--interval", "0"]));
+    let lines: Vec<String> = (1..=20).map(|i| format!("{{\"count\":{i}}}\n")).collect();
+    let total: usize = lines.iter().map(String::len).sum();
+    assert_eq!(unread(&probe), total);
+    server.fill_stdout();
+    server.resume();
+    server.wait_blocked(|| unread(&probe) < total);
+    let first = counts(&server.kill());
+    // What is left is whole lines, the last ones; the next server gets them.
+    let left_bytes = unread(&probe);
+    let left = (0..=20)
+        .find(|&k| lines[20 - k..].iter().map(String::len).sum::<usize>() == left_bytes)
+        .unwrap_or_else(|| panic!("{left_bytes} bytes left are not whole lines"));
+    let second = if left == 0 {
+        String::new()
+    } else {
+        assert_ok(&run(&[
+            "fifo",
+            "-s",
+            "--path",
+            p,
+            "--count",
+            &left.to_string(),
+        ]))
+    };
+    let second = counts(&second.lines().skip(1).map(String::from).collect::<Vec<_>>());
+    assert_at_most_one_lost(20, &first, &second);
+    assert_eq!(unread(&probe), 0);
 }
 
 #[test]

@@ -262,6 +262,65 @@ fn msq_blocked_client_continues_when_a_server_drains() {
     assert!(server.finish().0.success());
 }
 
+/// Messages waiting in queue `name` (mq_getattr).
+fn queued(name: &str) -> i64 {
+    let c = std::ffi::CString::new(name).unwrap();
+    // SAFETY: opening read-only without O_CREAT creates nothing.
+    let mq = unsafe { libc::mq_open(c.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK) };
+    assert!(
+        mq >= 0,
+        "mq_open {name}: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: mq_attr is plain integers: all zero is valid.
+    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+    // SAFETY: mq is open and attr is a writable mq_attr.
+    let rc = unsafe { libc::mq_getattr(mq, &mut attr) };
+    // SAFETY: mq is the descriptor opened above.
+    unsafe { libc::mq_close(mq) };
+    assert_eq!(rc, 0, "mq_getattr {name}");
+    attr.mq_curmsgs
+}
+
+#[test]
+fn msq_server_killed_mid_stream_loses_at_most_the_message_in_flight() {
+    let name = unique_name("msq-kill9");
+    let _guard = Cleanup(vec![Obj::PosixMsq(name.clone())]);
+    let mut server = Stalled::start(&["posix", "msq", "-s", "-n", &name]);
+    assert!(
+        server.start_line.contains("created"),
+        "{}",
+        server.start_line
+    );
+    // Ten messages (a full default queue) are waiting when the server goes
+    // on, and its stdout takes no more lines: it can print none of them.
+    server.pause();
+    assert_ok(&run(&[
+        "posix",
+        "msq",
+        "-n",
+        &name,
+        "-c",
+        "10",
+        "--interval",
+        "0",
+    ]));
+    server.fill_stdout();
+    server.resume();
+    server.wait_blocked(|| queued(&name) < 10);
+    let first = counts(&server.kill());
+    // The next server gets what the first one left in the queue.
+    let left = queued(&name).to_string();
+    let second = if left == "0" {
+        String::new()
+    } else {
+        assert_ok(&run(&["posix", "msq", "-s", "-n", &name, "--count", &left]))
+    };
+    let second = counts(&second.lines().skip(1).map(String::from).collect::<Vec<_>>());
+    assert_at_most_one_lost(10, &first, &second);
+    assert_eq!(queued(&name), 0);
+}
+
 #[test]
 fn msq_sigterm_and_sigint_cancel_the_server_and_keep_the_queue() {
     for sig in [libc::SIGTERM, libc::SIGINT] {

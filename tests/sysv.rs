@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::common::{
-    Cleanup, Obj, Server, assert_fails, assert_ok, bin, key_hex, run, run_on_endless_stdin,
-    unique_key, untimed,
+    Cleanup, Obj, Server, Stalled, assert_at_most_one_lost, assert_fails, assert_ok, bin, counts,
+    key_hex, run, run_on_endless_stdin, unique_key, untimed,
 };
 
 #[derive(Clone, Copy)]
@@ -730,6 +730,59 @@ fn ctrl_c_ends_a_client_blocked_in_semop() {
 
 /// SIGTERM right after the start line, many times: the signal may land just
 /// before the server blocks in msgrcv, the window the alarm exists for.
+/// Messages waiting in queue `key` (msg_qnum of IPC_STAT).
+fn qnum(key: i32) -> u64 {
+    // SAFETY: msgget without IPC_CREAT creates nothing.
+    let id = unsafe { libc::msgget(key, 0) };
+    assert!(id >= 0, "msgget {key}: {}", std::io::Error::last_os_error());
+    // SAFETY: msqid_ds is plain integers: all zero is valid.
+    let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: ds is a writable msqid_ds for IPC_STAT to fill.
+    let rc = unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) };
+    assert_eq!(rc, 0, "msgctl {key}: {}", std::io::Error::last_os_error());
+    ds.msg_qnum as u64
+}
+
+#[test]
+fn msq_server_killed_mid_stream_loses_at_most_the_message_in_flight() {
+    let key = unique_key();
+    let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
+    let k = key.to_string();
+    let mut server = Stalled::start(&["sysv", "msq", "-s", "-k", &k]);
+    assert!(
+        server.start_line.contains("created"),
+        "{}",
+        server.start_line
+    );
+    // Twenty messages are waiting when the server goes on, and its stdout
+    // takes no more lines: it can print none of them.
+    server.pause();
+    assert_ok(&run(&[
+        "sysv",
+        "msq",
+        "-k",
+        &k,
+        "-c",
+        "20",
+        "--interval",
+        "0",
+    ]));
+    server.fill_stdout();
+    server.resume();
+    server.wait_blocked(|| qnum(key) < 20);
+    let first = counts(&server.kill());
+    // The next server gets what the first one left in the queue.
+    let left = qnum(key).to_string();
+    let second = if left == "0" {
+        String::new()
+    } else {
+        assert_ok(&run(&["sysv", "msq", "-s", "-k", &k, "--count", &left]))
+    };
+    let second = counts(&second.lines().skip(1).map(String::from).collect::<Vec<_>>());
+    assert_at_most_one_lost(20, &first, &second);
+    assert_eq!(qnum(key), 0);
+}
+
 #[test]
 fn msq_server_sees_sigterm_in_every_phase() {
     let key = unique_key();

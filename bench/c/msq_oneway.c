@@ -1,6 +1,9 @@
 /* One-way POSIX queue baseline for the `posix msq` client -> server path:
  *   msq_oneway recv NAME COUNT   creates NAME (10 x 8192), receives COUNT
  *                                messages, writes each as a line to stdout
+ *                                (stdio-buffered: a kill loses up to 4 KiB)
+ *   msq_oneway recv-lines ...    the same, one write(2) per line before the
+ *                                next receive, the guarantee examples-ipc gives
  *   msq_oneway send NAME COUNT   sends {"count":i} for i = 1..COUNT
  * The receiver prints "msgs/s" on stderr, timed from its first message. */
 #define _GNU_SOURCE
@@ -12,10 +15,12 @@
 #include <time.h>
 
 int main(int argc, char **argv) {
-    if (argc != 4) { fprintf(stderr, "usage: %s send|recv NAME COUNT\n", argv[0]); return 2; }
+    if (argc != 4) { fprintf(stderr, "usage: %s send|recv|recv-lines NAME COUNT\n", argv[0]); return 2; }
     long count = atol(argv[3]);
     char buf[8192];
-    if (!strcmp(argv[1], "recv")) {
+    int lines = !strcmp(argv[1], "recv-lines");
+    if (lines) setvbuf(stdout, NULL, _IOLBF, 0);
+    if (lines || !strcmp(argv[1], "recv")) {
         struct mq_attr at = { .mq_maxmsg = 10, .mq_msgsize = 8192 };
         mqd_t q = mq_open(argv[2], O_RDONLY | O_CREAT, 0600, &at);
         if (q < 0) { perror("mq_open"); return 1; }

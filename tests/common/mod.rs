@@ -6,6 +6,7 @@
 
 use std::ffi::CString;
 use std::io::{BufRead, BufReader};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -359,4 +360,180 @@ pub fn run_on_endless_stdin(args: &[&str]) -> Output {
         .stdin(std::fs::File::open("/dev/zero").expect("/dev/zero"))
         .output()
         .expect("cannot run examples-ipc under prlimit (util-linux)")
+}
+
+/// A server whose stdout is a pipe the test fills, so that the server blocks
+/// in write(2) on its next line: the point where `kill -9` shows whether it
+/// took messages it had not printed yet.
+pub struct Stalled {
+    child: Child,
+    out: BufReader<std::fs::File>,
+    pub start_line: String,
+}
+
+impl Stalled {
+    /// Start `examples-ipc ARGS` with stdout on a pipe and read its start line.
+    pub fn start(args: &[&str]) -> Stalled {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills the two descriptors of the array it is given.
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+        assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just created and are owned by nobody else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // The Command, and with it our copy of the write end, ends with this
+        // statement, so the read end sees EOF once the server is gone.
+        let child = bin()
+            .args(args)
+            .stdout(Stdio::from(write))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start server");
+        let mut stalled = Stalled {
+            child,
+            out: BufReader::new(std::fs::File::from(read)),
+            start_line: String::new(),
+        };
+        let mut line = String::new();
+        stalled.out.read_line(&mut line).expect("read start line");
+        assert!(!line.is_empty(), "no start line: {}", stalled.stderr());
+        stalled.start_line = line;
+        stalled
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// SIGSTOP, and wait until the kernel shows the server stopped.
+    pub fn pause(&mut self) {
+        self.signal(libc::SIGSTOP);
+        self.wait_until("stopped", |s| s.state() == Some('T'));
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    /// Fill the pipe on the server's stdout (with empty lines) until it
+    /// takes no more, so that the server's next write blocks.
+    pub fn fill_stdout(&self) {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // A fresh open of the pipe, so O_NONBLOCK does not reach the
+        // server's own descriptor.
+        let mut pipe = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(format!("/proc/{}/fd/1", self.pid()))
+            .expect("open the server's stdout");
+        for chunk in [&[b'\n'; 4096][..], b"\n"] {
+            loop {
+                match pipe.write(chunk) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("fill the server's stdout: {e}"),
+                }
+            }
+        }
+    }
+
+    /// The scheduler state of the server: R, S, D, T, Z, ...
+    pub fn state(&self) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        // "pid (comm) S ...": comm may hold anything, the state follows its last ')'.
+        stat.rsplit_once(')')?.1.trim_start().chars().next()
+    }
+
+    /// Wait until `taken` says the server took something and the server then
+    /// sleeps: with the stdout pipe full, that is its write of a line.
+    pub fn wait_blocked(&mut self, taken: impl Fn() -> bool) {
+        self.wait_until("blocked on its output", |s| {
+            taken() && s.state() == Some('S')
+        });
+    }
+
+    fn wait_until(&mut self, what: &str, cond: impl Fn(&Stalled) -> bool) {
+        let end = Instant::now() + DEADLINE;
+        while !cond(self) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "server ended ({status}) before it was {what}: {}",
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < end,
+                "server not {what} within {DEADLINE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// `kill -9`, then every non-empty stdout line the server wrote after its
+    /// start line.
+    pub fn kill(mut self) -> Vec<String> {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.out, &mut rest)
+            .expect("read the killed server's output");
+        rest.lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            if self.child.try_wait().is_ok_and(|s| s.is_some()) {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+        }
+        err
+    }
+}
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// The N of each `{"count":N}` in `lines`, in order.
+pub fn counts(lines: &[String]) -> Vec<u64> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let rest = &l[l.find(r#"{"count":"#)? + 9..];
+            rest[..rest.find('}')?].parse().ok()
+        })
+        .collect()
+}
+
+/// Messages 1..=n, printed in order by a server killed with `kill -9`
+/// (`first`) and then by the next one (`second`): each once, and at most
+/// the one the first server had in flight missing.
+#[track_caller]
+pub fn assert_at_most_one_lost(n: u64, first: &[u64], second: &[u64]) {
+    let all: Vec<u64> = first.iter().chain(second).copied().collect();
+    assert!(
+        all.windows(2).all(|w| w[0] < w[1]) && all.iter().all(|&i| (1..=n).contains(&i)),
+        "duplicated, out of order or unknown: {first:?} then {second:?}"
+    );
+    let in_flight = first.last().map_or(1, |i| i + 1);
+    let missing: Vec<u64> = (1..=n).filter(|i| !all.contains(i)).collect();
+    assert!(
+        missing.is_empty() || missing == [in_flight],
+        "lost {missing:?} (only {in_flight}, in flight at the kill, may be): {first:?} then {second:?}"
+    );
 }
