@@ -5,7 +5,7 @@
 #   bench/compare.sh [RUNS] [MECH...]
 #
 # Blocking mechanisms run with both processes on one CPU (--pin same), the
-# spin mechanism on two (--pin split), as the README's table. Needs cc, a
+# spin mechanism on two (--pin split), as the table in docs/bench.md. Needs cc, a
 # release build (cargo build --release) and two CPUs for shm-spin. Run it on
 # a quiet machine: check `uptime` first.
 set -eu
