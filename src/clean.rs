@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::cli::CleanArgs;
 use crate::ls::{Kind, Object, Scan, Select};
-use crate::output::Out;
+use crate::output::{Out, plural};
 
 /// What identifies an object between two scans.
 #[derive(PartialEq, Eq)]
@@ -105,12 +105,18 @@ pub fn run(args: &CleanArgs, out: &mut Out) -> Result<ExitCode> {
     };
     let kept = second.objects.iter().filter(|o| !o.orphaned).count();
     out.record(
-        format_args!("{verb} {done} orphaned objects; {kept} in use or unknown kept"),
+        format_args!(
+            "{verb} {}; {kept} in use or unknown kept",
+            plural(done, "orphaned object", "orphaned objects")
+        ),
         || json!({"kind": "summary", "dry_run": args.dry_run, "removed": done, "kept": kept, "failed": failed}),
     )?;
     if failed > 0 {
         out.flush()?;
-        return Err(anyhow!("{failed} orphaned objects could not be removed"));
+        return Err(anyhow!(
+            "{} could not be removed",
+            plural(failed, "orphaned object", "orphaned objects")
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }
