@@ -12,6 +12,7 @@ use nix::errno::Errno;
 use serde_json::json;
 
 use crate::cli::CleanArgs;
+use crate::error::errno_text;
 use crate::ls::{Kind, Object, Scan, Select};
 use crate::output::{Out, plural};
 
@@ -91,9 +92,9 @@ pub fn run(args: &CleanArgs, out: &mut Out) -> Result<ExitCode> {
             Err(e) => {
                 failed += 1;
                 out.flush()?;
-                eprintln!("error: cannot remove {what}: {}", e.desc());
+                eprintln!("error: cannot remove {what}: {}", errno_text(e));
                 out.record(format_args!("failed to remove {what}"), || {
-                    record("failed", Some(e.desc().to_string()))
+                    record("failed", Some(errno_text(e)))
                 })?;
             }
         }
