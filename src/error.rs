@@ -221,6 +221,23 @@ fn os_code(cause: &(dyn std::error::Error + 'static)) -> Option<i32> {
     })
 }
 
+/// A server's object was removed while it served: the one wording every
+/// server uses, `<what> <name> was removed under the server (<call>)`, e.g.
+/// `queue /q was removed under the server (mq_unlink)` or `segment
+/// 0x000000c8 (id 65711) was removed under the server (IPC_RMID)`. `name` is
+/// the object as the server's start line names it (a System V object by key
+/// and id), `call` the removal that does it.
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the servers switch to it when their loops are rewritten"
+    )
+)]
+pub fn removed_under_server(what: &str, name: impl fmt::Display, call: &str) -> anyhow::Error {
+    anyhow::anyhow!("{what} {name} was removed under the server ({call})")
+}
+
 /// The errno behind an error, wherever it sits in the chain.
 pub fn errno_of(err: &anyhow::Error) -> Option<Errno> {
     err.chain().find_map(|cause| {
@@ -364,6 +381,19 @@ mod tests {
         assert_eq!(
             stdout_text(found),
             "cannot write to standard output: No space left on device (ENOSPC)"
+        );
+    }
+
+    #[test]
+    fn every_server_words_a_removal_alike() {
+        let name: crate::target::PosixName = "/q".parse().expect("a valid name");
+        assert_eq!(
+            removed_under_server("queue", &name, "mq_unlink").to_string(),
+            "queue /q was removed under the server (mq_unlink)"
+        );
+        assert_eq!(
+            removed_under_server("segment", "0x000000c8 (id 65711)", "IPC_RMID").to_string(),
+            "segment 0x000000c8 (id 65711) was removed under the server (IPC_RMID)"
         );
     }
 }
