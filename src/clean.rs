@@ -12,8 +12,9 @@ use nix::errno::Errno;
 use serde_json::json;
 
 use crate::cli::CleanArgs;
+use crate::error::errno_text;
 use crate::ls::{Kind, Object, Scan, Select};
-use crate::output::Out;
+use crate::output::{Out, plural};
 
 /// What identifies an object between two scans.
 #[derive(PartialEq, Eq)]
@@ -91,9 +92,9 @@ pub fn run(args: &CleanArgs, out: &mut Out) -> Result<ExitCode> {
             Err(e) => {
                 failed += 1;
                 out.flush()?;
-                eprintln!("error: cannot remove {what}: {}", e.desc());
+                eprintln!("error: cannot remove {what}: {}", errno_text(e));
                 out.record(format_args!("failed to remove {what}"), || {
-                    record("failed", Some(e.desc().to_string()))
+                    record("failed", Some(errno_text(e)))
                 })?;
             }
         }
@@ -105,12 +106,18 @@ pub fn run(args: &CleanArgs, out: &mut Out) -> Result<ExitCode> {
     };
     let kept = second.objects.iter().filter(|o| !o.orphaned).count();
     out.record(
-        format_args!("{verb} {done} orphaned objects; {kept} in use or unknown kept"),
+        format_args!(
+            "{verb} {}; {kept} in use or unknown kept",
+            plural(done, "orphaned object", "orphaned objects")
+        ),
         || json!({"kind": "summary", "dry_run": args.dry_run, "removed": done, "kept": kept, "failed": failed}),
     )?;
     if failed > 0 {
         out.flush()?;
-        return Err(anyhow!("{failed} orphaned objects could not be removed"));
+        return Err(anyhow!(
+            "{} could not be removed",
+            plural(failed, "orphaned object", "orphaned objects")
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@ use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueE
 
 use crate::help;
 use crate::manpage::{Existing, existing, existing_arg};
-use crate::target::{FileMode, IpcId, PosixName, PosixPrefix, Seconds, SysvKey};
+use crate::target::{FileMode, IpcId, PosixName, PosixPrefix, Seconds, SysvKey, ranged};
 
 /// Explore, test and debug Linux inter-process communication.
 ///
@@ -160,7 +160,7 @@ impl ModeArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Server: exit 0 after N event lines
-    #[arg(short = 'c', long, value_name = "N")]
+    #[arg(short = 'c', long, value_name = "N", value_parser = ranged::<u64>(0, u64::MAX))]
     pub count: Option<u64>,
     /// Server: exit 1 when no event comes for SECS seconds (fractions allowed)
     #[arg(long, value_name = "SECS")]
@@ -210,13 +210,13 @@ pub struct PosixMsqArgs {
     #[command(flatten)]
     pub send: SendArgs,
     /// Queue capacity in messages, when this call creates the queue
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    #[arg(long, default_value_t = 10, value_parser = ranged::<u32>(1, u32::MAX), value_name = "N")]
     pub max_msgs: u32,
     /// Largest message in bytes, when this call creates the queue
-    #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u32).range(1..), value_name = "BYTES")]
+    #[arg(long, default_value_t = 8192, value_parser = ranged::<u32>(1, u32::MAX), value_name = "BYTES")]
     pub msg_size: u32,
-    /// Priority of sent messages (0..32767)
-    #[arg(short, long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..32768), value_name = "P")]
+    /// Priority of sent messages (0 to 32767)
+    #[arg(short, long, default_value_t = 0, value_parser = ranged::<u32>(0, 32767), value_name = "P")]
     pub priority: u32,
 }
 
@@ -259,7 +259,7 @@ pub struct SysvMsqArgs {
 #[derive(Debug, Args)]
 pub struct ShmArgs {
     /// Segment size in bytes, when this call creates it
-    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..), value_name = "BYTES")]
+    #[arg(long, default_value_t = 4096, value_parser = ranged::<u64>(1, u64::MAX), value_name = "BYTES")]
     pub size: u64,
     /// Server: seconds between prints (fractions allowed)
     #[arg(long, default_value = "3", value_name = "SECS")]
@@ -310,7 +310,7 @@ pub struct SysvShmArgs {
 #[derive(Debug, Args)]
 pub struct SemArgs {
     /// Server: initial value, when this call creates the semaphore
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=i32::MAX as i64), value_name = "N")]
+    #[arg(long, default_value_t = 2, value_parser = ranged::<u32>(0, i32::MAX as u32), value_name = "N")]
     pub value: u32,
     /// Server: seconds between polls of the value (fractions allowed)
     #[arg(long, default_value = "1", value_name = "SECS")]
@@ -551,10 +551,10 @@ pub struct CleanArgs {
 #[command(after_help = help::after_help("limits"))]
 pub struct LimitsArgs {
     /// Queue capacity to check (default: msg_default, at most msg_max, as mq_open without attributes)
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    #[arg(long, value_parser = ranged::<u32>(1, u32::MAX), value_name = "N")]
     pub max_msgs: Option<u32>,
     /// Message size to check (default: msgsize_default, at most msgsize_max)
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "BYTES")]
+    #[arg(long, value_parser = ranged::<u32>(1, u32::MAX), value_name = "BYTES")]
     pub msg_size: Option<u32>,
 }
 
@@ -656,10 +656,10 @@ pub enum DemoCommand {
 #[derive(Debug, Args)]
 pub struct CounterArgs {
     /// Number of processes
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "P")]
+    #[arg(long, default_value_t = 4, value_parser = ranged::<u32>(1, 64), value_name = "P")]
     pub procs: u32,
     /// Increments per process
-    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000), value_name = "N")]
+    #[arg(long, default_value_t = 1_000_000, value_parser = ranged::<u64>(1, 100_000_000), value_name = "N")]
     pub iters: u64,
 }
 
@@ -668,13 +668,13 @@ pub struct CounterArgs {
 #[command(after_help = help::after_help("demo ring"))]
 pub struct RingArgs {
     /// Producer processes (more than one claim slots with compare-and-swap)
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "P")]
+    #[arg(long, default_value_t = 2, value_parser = ranged::<u32>(1, 64), value_name = "P")]
     pub producers: u32,
     /// Items per producer
-    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000), value_name = "N")]
+    #[arg(long, default_value_t = 100_000, value_parser = ranged::<u64>(1, 10_000_000), value_name = "N")]
     pub items: u64,
     /// Slots in the ring
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536), value_name = "S")]
+    #[arg(long, default_value_t = 64, value_parser = ranged::<u32>(1, 65_536), value_name = "S")]
     pub slots: u32,
 }
 
@@ -683,10 +683,10 @@ pub struct RingArgs {
 #[command(after_help = help::after_help("demo scoreboard"))]
 pub struct ScoreboardArgs {
     /// Worker processes
-    #[arg(short = 'w', long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "W")]
+    #[arg(short = 'w', long, default_value_t = 4, value_parser = ranged::<u32>(1, 64), value_name = "W")]
     pub workers: u32,
     /// Items each worker processes (each takes about (worker+1) x 0.5 ms)
-    #[arg(long, default_value_t = 800, value_parser = clap::value_parser!(u64).range(1..=1_000_000), value_name = "N")]
+    #[arg(long, default_value_t = 800, value_parser = ranged::<u64>(1, 1_000_000), value_name = "N")]
     pub items: u64,
 }
 
@@ -695,7 +695,7 @@ pub struct ScoreboardArgs {
 #[command(after_help = help::after_help("demo sorted"))]
 pub struct SortedArgs {
     /// Numbers the client appends
-    #[arg(short = 'c', long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
+    #[arg(short = 'c', long, default_value_t = 12, value_parser = ranged::<u32>(1, 4096), value_name = "N")]
     pub count: u32,
     /// Seconds between the client's appends (fractions and 0 allowed)
     #[arg(long, default_value = "0.1", value_name = "SECS")]
@@ -730,17 +730,17 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub mech: Vec<BenchMech>,
     /// Message size in bytes (16 to 1048576)
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(16..=1_048_576), value_name = "BYTES")]
+    #[arg(long, default_value_t = 64, value_parser = ranged::<u32>(16, 1_048_576), value_name = "BYTES")]
     pub size: u32,
     /// Measured round trips (messages with --pattern stream) per mechanism
     #[arg(short = 'c', long, value_name = "N", conflicts_with = "duration",
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = ranged::<u64>(1, u64::MAX))]
     pub count: Option<u64>,
     /// Measure each mechanism for SECS seconds (default 0.3)
     #[arg(long, value_name = "SECS")]
     pub duration: Option<Seconds>,
     /// Unmeasured round trips before measuring
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    #[arg(long, default_value_t = 1000, value_parser = ranged::<u64>(0, u64::MAX), value_name = "N")]
     pub warmup: u64,
     /// Where the two processes run: as the scheduler decides (none), on one
     /// CPU (same), on two CPUs (split)

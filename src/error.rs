@@ -128,7 +128,7 @@ impl std::error::Error for Hinted {}
 /// An OS error with a hint that only the caller can give (which limit, which file).
 pub fn hinted(errno: Errno, hint: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Hinted {
-        cause: errno.desc().to_string(),
+        cause: errno_text(errno),
         hint: hint.into(),
     })
 }
@@ -155,12 +155,87 @@ pub fn undo_create(
     }
     let note = match remove() {
         Ok(()) => format!("nothing was created: the new {what} was removed again"),
-        Err(e) => format!("the {what} this call created could not be removed: {e:#}"),
+        Err(e) => format!(
+            "the {what} this call created could not be removed: {}",
+            Chain(&e)
+        ),
     };
     if let Some(hinted) = err.downcast_mut::<Hinted>() {
         hinted.cause = format!("{}; {note}", hinted.cause);
     }
     err
+}
+
+/// An errno as every message writes it: the C library's text, then the
+/// constant's name as the man pages use it, `Permission denied (EACCES)`.
+pub fn errno_text(errno: Errno) -> String {
+    os_error_text(errno as i32)
+}
+
+fn os_error_text(code: i32) -> String {
+    // std's Display is strerror's text (what ls or cat print) and
+    // ` (os error N)`; nix's desc() has its own table, in which EAGAIN is
+    // "Try again", so it serves only if std's form ever changes.
+    let errno = Errno::from_raw(code);
+    let std_text = io::Error::from_raw_os_error(code).to_string();
+    let text = std_text
+        .strip_suffix(&format!(" (os error {code})"))
+        .unwrap_or(errno.desc());
+    match errno {
+        Errno::UnknownErrno => format!("{text} (errno {code})"),
+        errno => format!("{text} ({errno:?})"),
+    }
+}
+
+/// An error and its causes, `: ` between them, as `{err:#}` prints it, but
+/// with every OS error written by [`errno_text`]: io::Error's own form is
+/// `Permission denied (os error 13)` and nix's `EACCES: Permission denied`.
+pub struct Chain<'a>(pub &'a anyhow::Error);
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, cause) in self.0.chain().enumerate() {
+            if i > 0 {
+                f.write_str(": ")?;
+            }
+            match os_code(cause) {
+                Some(code) => f.write_str(&os_error_text(code))?,
+                None => write!(f, "{cause}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The errno a cause is, if it is one: an Errno, or an io::Error made from
+/// an OS error or wrapping an Errno.
+fn os_code(cause: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    if let Some(errno) = cause.downcast_ref::<Errno>() {
+        return Some(*errno as i32);
+    }
+    let io = cause.downcast_ref::<io::Error>()?;
+    io.raw_os_error().or_else(|| {
+        io.get_ref()
+            .and_then(|inner| inner.downcast_ref::<Errno>())
+            .map(|errno| *errno as i32)
+    })
+}
+
+/// A server's object was removed while it served: the one wording every
+/// server uses, `<what> <name> was removed under the server (<call>)`, e.g.
+/// `queue /q was removed under the server (mq_unlink)` or `segment
+/// 0x000000c8 (id 65711) was removed under the server (IPC_RMID)`. `name` is
+/// the object as the server's start line names it (a System V object by key
+/// and id), `call` the removal that does it.
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the servers switch to it when their loops are rewritten"
+    )
+)]
+pub fn removed_under_server(what: &str, name: impl fmt::Display, call: &str) -> anyhow::Error {
+    anyhow::anyhow!("{what} {name} was removed under the server ({call})")
 }
 
 /// The errno behind an error, wherever it sits in the chain.
@@ -186,12 +261,12 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     if let Some(stdout) = StdoutError::find(err) {
         // Whatever was being printed, the output is what failed; a hint
         // about the operation's own limits would mislead.
-        print_error(format_args!("error: {}", Escaped(stdout)));
+        print_error(format_args!("error: {}", Escaped(stdout_text(stdout))));
         return ExitCode::from(1);
     }
     // The one place every error line passes: names and paths in it are
     // escaped, so an ESC or a newline in them cannot reach the terminal.
-    print_error(format_args!("error: {}", Escaped(format_args!("{err:#}"))));
+    print_error(format_args!("error: {}", Escaped(Chain(err))));
     if let Some(hint) = hint_for(err) {
         print_error(format_args!("hint: {}", Escaped(hint)));
     }
@@ -199,6 +274,17 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
         ExitCode::from(2)
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// A failed write to standard output, its errno written as everywhere else.
+/// The words before the cause are StdoutError's own.
+fn stdout_text(err: &StdoutError) -> String {
+    let whole = err.to_string();
+    let cause = err.0.to_string();
+    match (whole.strip_suffix(&cause), os_code(&err.0)) {
+        (Some(head), Some(code)) => format!("{head}{}", os_error_text(code)),
+        _ => whole,
     }
 }
 
@@ -230,5 +316,84 @@ fn hint_for(err: &anyhow::Error) -> Option<String> {
             Some("a system-wide limit is reached; `examples-ipc ls` shows what exists".into())
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    #[test]
+    fn errno_is_strerror_text_and_name() {
+        assert_eq!(errno_text(Errno::EACCES), "Permission denied (EACCES)");
+        assert_eq!(
+            errno_text(Errno::ENOENT),
+            "No such file or directory (ENOENT)"
+        );
+        // strerror's text, not nix's "Try again".
+        assert_eq!(
+            errno_text(Errno::EAGAIN),
+            "Resource temporarily unavailable (EAGAIN)"
+        );
+        assert_eq!(os_error_text(4095), "Unknown error 4095 (errno 4095)");
+    }
+
+    #[test]
+    fn the_chain_writes_every_os_error_the_same_way() {
+        let nix: anyhow::Error = Err::<(), _>(Errno::EACCES)
+            .context("cannot open segment /x")
+            .unwrap_err();
+        let std: anyhow::Error = Err::<(), _>(io::Error::from_raw_os_error(libc::EACCES))
+            .context("cannot open queue /x")
+            .unwrap_err();
+        let wrapped = anyhow::Error::new(io::Error::other(Errno::ENOSPC)).context("cannot write");
+        assert_eq!(
+            Chain(&nix).to_string(),
+            "cannot open segment /x: Permission denied (EACCES)"
+        );
+        assert_eq!(
+            Chain(&std).to_string(),
+            "cannot open queue /x: Permission denied (EACCES)"
+        );
+        assert_eq!(
+            Chain(&wrapped).to_string(),
+            "cannot write: No space left on device (ENOSPC)"
+        );
+        // Anything else reads as `{err:#}` does.
+        let plain = anyhow::anyhow!("no such queue").context("cannot remove queue /x");
+        assert_eq!(Chain(&plain).to_string(), format!("{plain:#}"));
+        let hinted = hinted(Errno::EINVAL, "a hint").context("cannot create queue /q");
+        assert_eq!(
+            Chain(&hinted).to_string(),
+            "cannot create queue /q: Invalid argument (EINVAL)"
+        );
+    }
+
+    #[test]
+    fn a_failed_write_to_stdout_names_its_errno() {
+        let err = io::Error::new(
+            io::ErrorKind::StorageFull,
+            StdoutError(io::Error::from_raw_os_error(libc::ENOSPC)),
+        );
+        let err = anyhow::Error::new(err);
+        let found = StdoutError::find(&err).expect("found");
+        assert_eq!(
+            stdout_text(found),
+            "cannot write to standard output: No space left on device (ENOSPC)"
+        );
+    }
+
+    #[test]
+    fn every_server_words_a_removal_alike() {
+        let name: crate::target::PosixName = "/q".parse().expect("a valid name");
+        assert_eq!(
+            removed_under_server("queue", &name, "mq_unlink").to_string(),
+            "queue /q was removed under the server (mq_unlink)"
+        );
+        assert_eq!(
+            removed_under_server("segment", "0x000000c8 (id 65711)", "IPC_RMID").to_string(),
+            "segment 0x000000c8 (id 65711) was removed under the server (IPC_RMID)"
+        );
     }
 }

@@ -529,6 +529,14 @@ fn write_text(w: &mut impl Write, line: &mut String, text: impl Display) -> io::
     w.write_all(b"\n")
 }
 
+/// A count and its noun, singular for exactly one: `1 object`, `2 objects`,
+/// `0 objects`. Both forms are given, as English plurals are irregular
+/// (`process`, `processes`).
+pub fn plural<N: Display + PartialEq + From<u8>>(n: N, one: &str, many: &str) -> String {
+    let noun = if n == N::from(1) { one } else { many };
+    format!("{n} {noun}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -690,5 +698,13 @@ mod tests {
         assert!(StdoutError::find(&anyhow::anyhow!("other")).is_none());
         let pipe = StdoutError::wrap(io::Error::from_raw_os_error(libc::EPIPE));
         assert_eq!(pipe.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn plural_is_singular_for_exactly_one() {
+        assert_eq!(plural(1usize, "object", "objects"), "1 object");
+        assert_eq!(plural(0usize, "object", "objects"), "0 objects");
+        assert_eq!(plural(2u64, "process", "processes"), "2 processes");
+        assert_eq!(plural(-1i64, "byte", "bytes"), "-1 bytes");
     }
 }

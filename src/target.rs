@@ -3,6 +3,7 @@
 //! anything touches the kernel.
 
 use std::fmt;
+use std::num::IntErrorKind;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -197,6 +198,58 @@ impl FromStr for Seconds {
     }
 }
 
+/// An unsigned integer type a [`ranged`] option holds.
+pub trait Whole: Copy + Into<u64> + TryFrom<u64> + Send + Sync + 'static {
+    const MAX: Self;
+}
+
+impl Whole for u32 {
+    const MAX: Self = u32::MAX;
+}
+
+impl Whole for u64 {
+    const MAX: Self = u64::MAX;
+}
+
+/// The value parser of a whole-number option from `min` to `max`. clap's own
+/// `value_parser!(u32).range(..)` would say `40000 is not in 0..32768`, Rust
+/// syntax; this says `must be between 0 and 32767`, and clap still wraps it
+/// as `invalid value '40000' for '--priority <P>': ...` with exit 2. A
+/// range open at the top (`max` is the type's largest value) is `at least`.
+pub fn ranged<T: Whole>(min: T, max: T) -> impl Fn(&str) -> Result<T, String> + Clone {
+    let (lo, hi) = (min.into(), max.into());
+    move |s: &str| {
+        let open_top = hi == T::MAX.into();
+        // What a value on either side of the range must be. A range open at
+        // the top names only the side that was crossed.
+        let must = |too_large: bool| match (open_top, too_large) {
+            (false, _) => format!("must be between {lo} and {hi}"),
+            (true, false) => format!("must be at least {lo}"),
+            (true, true) => format!("must be at most {hi}"),
+        };
+        // i128 holds every u64 and its negatives: an integer too long for it
+        // is out of range as well, anything else is not a number.
+        let value = match s.parse::<i128>() {
+            Ok(v) => v,
+            Err(e) if *e.kind() == IntErrorKind::PosOverflow => return Err(must(true)),
+            Err(e) if *e.kind() == IntErrorKind::NegOverflow => return Err(must(false)),
+            Err(_) if !open_top => {
+                return Err(format!("must be a whole number between {lo} and {hi}"));
+            }
+            Err(_) if lo > 0 => return Err(format!("must be a whole number, at least {lo}")),
+            Err(_) => return Err("must be a whole number".into()),
+        };
+        if value < i128::from(lo) {
+            return Err(must(false));
+        }
+        u64::try_from(value)
+            .ok()
+            .filter(|v| *v <= hi)
+            .and_then(|v| T::try_from(v).ok())
+            .ok_or_else(|| must(true))
+    }
+}
+
 /// Permission bits in octal, at most 0777.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileMode(pub u32);
@@ -295,5 +348,52 @@ mod tests {
         assert_eq!("0644".parse::<FileMode>().unwrap().0, 0o644);
         assert!("0800".parse::<FileMode>().is_err());
         assert!("01777".parse::<FileMode>().is_err());
+    }
+
+    #[test]
+    fn ranged_values_say_what_they_must_be() {
+        let priority = ranged::<u32>(0, 32767);
+        assert_eq!(priority("0"), Ok(0));
+        assert_eq!(priority("32767"), Ok(32767));
+        assert_eq!(
+            priority("32768").unwrap_err(),
+            "must be between 0 and 32767"
+        );
+        assert_eq!(priority("-1").unwrap_err(), "must be between 0 and 32767");
+        let huge = "9".repeat(60);
+        assert_eq!(priority(&huge).unwrap_err(), "must be between 0 and 32767");
+        for junk in ["", "x", "1.5", "0x10", " 5"] {
+            assert_eq!(
+                priority(junk).unwrap_err(),
+                "must be a whole number between 0 and 32767",
+                "{junk:?}"
+            );
+        }
+        let at_least = ranged::<u32>(1, u32::MAX);
+        assert_eq!(at_least("0").unwrap_err(), "must be at least 1");
+        assert_eq!(at_least("4294967295"), Ok(u32::MAX));
+        assert_eq!(
+            at_least("4294967296").unwrap_err(),
+            "must be at most 4294967295"
+        );
+        assert_eq!(
+            at_least("x").unwrap_err(),
+            "must be a whole number, at least 1"
+        );
+        let any = ranged::<u64>(0, u64::MAX);
+        assert_eq!(any("18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(
+            any("18446744073709551616").unwrap_err(),
+            "must be at most 18446744073709551615"
+        );
+        assert_eq!(any("x").unwrap_err(), "must be a whole number");
+        // No Rust range syntax, whatever the input.
+        for input in ["-5", "0", "99999999999", "x"] {
+            for parse in [&priority, &at_least] {
+                if let Err(e) = parse(input) {
+                    assert!(!e.contains(".."), "{input}: {e}");
+                }
+            }
+        }
     }
 }

@@ -200,6 +200,22 @@ fn client_without_fifo_or_reader_fails() {
 }
 
 #[test]
+fn server_in_a_missing_directory_names_enoent() {
+    let mut cleanup = Cleanup::new();
+    // A directory that does not exist: nothing can be made in it.
+    let dir = unique_path("fifo-nodir", &mut cleanup);
+    let path = dir.join("x.fifo");
+    let p = path.to_str().unwrap();
+    let err = assert_fails(&run(&["fifo", "-s", "--path", p, "-c", "1"]), 1, "");
+    assert_eq!(
+        err.lines().next(),
+        Some(format!("error: cannot create FIFO {p}: No such file or directory (ENOENT)").as_str()),
+        "{err}"
+    );
+    assert!(!dir.exists());
+}
+
+#[test]
 fn server_times_out_without_lines() {
     let mut cleanup = Cleanup::new();
     let path = unique_path("fifo-idle", &mut cleanup);

@@ -403,6 +403,35 @@ fn stale_objects_are_listed_by_dry_run_and_removed_by_clean() {
     assert!(sysv_obj(key).is_none());
 }
 
+/// Counts of one take the singular: the summary, clean's lines, DETAIL.
+#[test]
+fn one_object_and_one_message_are_singular() {
+    let shm = unique_name("one");
+    let key = unique_key();
+    let mut guard = Cleanup::new();
+    guard.add(Obj::PosixShm(shm.clone())).add(Obj::SysvMsq(key));
+    // Made by a client that exited: orphaned.
+    assert_ok(&run(&["posix", "shm", "-n", &shm, "-m", "x"]));
+    let out = assert_ok(&run(&["ls", "--name", &shm]));
+    assert_eq!(out.lines().nth(2), Some("1 object, 1 orphaned"), "{out}");
+
+    // Narrowed to this test's own segment: other tests run at the same time.
+    let dry = assert_ok(&run(&["clean", "--stale", "--dry-run", "--name", &shm]));
+    assert_eq!(
+        dry,
+        format!(
+            "would remove posix-shm {shm}\nwould remove 1 orphaned object; 0 in use or unknown kept\n"
+        )
+    );
+    assert!(posix_exists(&Obj::PosixShm(shm.clone())));
+
+    let id = sysv::msq(key);
+    sysv::send(id, b"one");
+    let out = assert_ok(&run(&["ls", "--key", &key_hex(key), "-o", "detail"]));
+    let detail = out.lines().nth(1).unwrap_or_default();
+    assert!(detail.starts_with("1 msg, qbytes "), "{out}");
+}
+
 fn run_ipcmk(args: &[&str]) -> std::process::Output {
     std::process::Command::new("ipcmk")
         .args(args)
@@ -662,7 +691,7 @@ fn name_is_exact_and_repeatable_and_prefix_selects_by_prefix() {
         done.contains(&format!("removed posix-shm {more}\n")),
         "{done}"
     );
-    assert!(done.contains("removed 1 orphaned objects"), "{done}");
+    assert!(done.contains("removed 1 orphaned object;"), "{done}");
     assert!(!posix_exists(&Obj::PosixShm(more.clone())));
     assert!(sysv_obj(key).is_some());
 }
@@ -1293,7 +1322,7 @@ fn names_and_commands_are_escaped_in_text_and_exact_in_json() {
     );
     // The newlines split nothing: the line after the row is the summary.
     assert!(
-        out.lines().nth(2).unwrap().starts_with("1 objects"),
+        out.lines().nth(2).unwrap().starts_with("1 object,"),
         "{out}"
     );
 

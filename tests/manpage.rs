@@ -220,5 +220,7 @@ fn man_dir_that_cannot_be_written_fails_with_its_path() {
     let o = run(&["man", "--dir", file.to_str().unwrap()]);
     let err = assert_fails(&o, 1, "cannot create directory");
     assert!(err.contains("a-file"), "{err}");
+    // The errno as everywhere: strerror's text and the name, not `(os error 17)`.
+    assert!(err.trim_end().ends_with(": File exists (EEXIST)"), "{err}");
     assert!(o.stdout.is_empty());
 }

@@ -1184,6 +1184,48 @@ fn another_users_object_gives_eacces_with_a_hint() {
     assert_eq!(&std::fs::read(shm_file(&m)).unwrap()[..7], b"root's\0");
 }
 
+/// Errno is written one way, `<strerror text> (<NAME>)`, whether it came
+/// through std (io::Error: `(os error 13)`) or nix (`EACCES: ...`).
+#[test]
+fn errno_is_written_as_its_text_and_name() {
+    let (q, m) = (unique_name("errno-q"), unique_name("errno-shm"));
+    let key = unique_key();
+    let _guard = Cleanup(vec![
+        Obj::PosixMsq(q.clone()),
+        Obj::PosixShm(m.clone()),
+        Obj::SysvMsq(key),
+    ]);
+    let hex = key_hex(key);
+    assert_ok(&run(&["posix", "msq", "-n", &q, "-c", "0"]));
+    assert_ok(&run(&["posix", "shm", "-n", &m, "-m", "root's"]));
+    assert_ok(&run(&["sysv", "msq", "-k", &hex, "-c", "0"]));
+    let Some(o) = run_as_nobody(&["posix", "msq", "-n", &q, "-c", "1"]) else {
+        eprintln!("skipped: needs root and setpriv");
+        return;
+    };
+    for (o, first) in [
+        (
+            o,
+            format!("error: cannot open queue {q}: Permission denied (EACCES)"),
+        ),
+        (
+            run_as_nobody(&["posix", "shm", "-n", &m, "-m", "nobody's"]).unwrap(),
+            format!("error: cannot open segment {m}: Permission denied (EACCES)"),
+        ),
+        (
+            run_as_nobody(&["sysv", "msq", "-k", &hex, "-m", "nobody's"]).unwrap(),
+            format!("error: cannot read attributes of queue {hex}: Permission denied (EACCES)"),
+        ),
+    ] {
+        let err = assert_fails(&o, 1, "");
+        assert_eq!(err.lines().next(), Some(first.as_str()), "{err}");
+        assert!(
+            err.lines().nth(1).is_some_and(|l| l.starts_with("hint: ")),
+            "{err}"
+        );
+    }
+}
+
 /// A name with an ESC sequence and a newline: printed escaped in every text
 /// line (stdout and stderr), exact in JSON.
 #[test]

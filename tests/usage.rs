@@ -62,6 +62,67 @@ fn bad_numbers_are_refused() {
     refused(&["posix", "sem", "-s", "--value", "2147483648"], "--value");
 }
 
+/// A number out of range says what it must be in words, never in Rust's
+/// range syntax (`40000 is not in 0..32768`), in clap's own error shape.
+#[test]
+fn numbers_out_of_range_say_what_they_must_be() {
+    for (args, line) in [
+        (
+            &["posix", "msq", "-p", "40000"][..],
+            "invalid value '40000' for '--priority <P>': must be between 0 and 32767",
+        ),
+        (
+            &["posix", "msq", "-p", "x"],
+            "invalid value 'x' for '--priority <P>': must be a whole number between 0 and 32767",
+        ),
+        (
+            &["posix", "msq", "-s", "--max-msgs", "0"],
+            "invalid value '0' for '--max-msgs <N>': must be at least 1",
+        ),
+        (
+            &["limits", "--msg-size", "4294967296"],
+            "invalid value '4294967296' for '--msg-size <BYTES>': must be at most 4294967295",
+        ),
+        (
+            &["posix", "shm", "-s", "--size", "many"],
+            "invalid value 'many' for '--size <BYTES>': must be a whole number, at least 1",
+        ),
+        (
+            &["sysv", "sem", "-s", "--value", "2147483648"],
+            "invalid value '2147483648' for '--value <N>': must be between 0 and 2147483647",
+        ),
+        (
+            &["bench", "--size", "15"],
+            "invalid value '15' for '--size <BYTES>': must be between 16 and 1048576",
+        ),
+        (
+            &["bench", "-c", "0"],
+            "invalid value '0' for '--count <N>': must be at least 1",
+        ),
+        (
+            &["demo", "race", "--procs", "65"],
+            "invalid value '65' for '--procs <P>': must be between 1 and 64",
+        ),
+        (
+            &["demo", "ring", "--slots", "65537"],
+            "invalid value '65537' for '--slots <S>': must be between 1 and 65536",
+        ),
+        (
+            &["demo", "sorted", "-c", "0"],
+            "invalid value '0' for '--count <N>': must be between 1 and 4096",
+        ),
+        (
+            &["posix", "msq", "-s", "-c", "some"],
+            "invalid value 'some' for '--count <N>': must be a whole number",
+        ),
+    ] {
+        let o = run(args);
+        let err = assert_fails(&o, 2, &format!("error: {line}\n"));
+        assert!(!err.contains(".."), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+}
+
 #[test]
 fn modes_are_exclusive_and_options_checked() {
     refused(&["posix", "msq", "-s", "--clean"], "cannot be used with");

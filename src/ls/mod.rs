@@ -22,7 +22,7 @@ use clap::ValueEnum as _;
 
 use crate::cli::{IpcType, LsArgs, LsColumn, SelectArgs};
 use crate::error::usage;
-use crate::output::{Escaped, Fields, Out, escape};
+use crate::output::{Escaped, Fields, Out, escape, plural};
 use crate::sys::{group_name, user_name};
 
 pub use posix::MqSource;
@@ -753,8 +753,11 @@ fn detail(obj: &Object, bytes: bool) -> String {
             None => String::new(),
         },
         Kind::SysvMsq => format!(
-            "{} msgs, qbytes {}",
-            num(f.get("qnum")),
+            "{}, qbytes {}",
+            match f.get("qnum").and_then(Value::as_u64) {
+                Some(n) => plural(n, "msg", "msgs"),
+                None => format!("{} msgs", num(f.get("qnum"))),
+            },
             size(f.get("qbytes"))
         ),
         Kind::SysvShm => format!("nattch {}", num(f.get("nattch"))),
@@ -916,7 +919,10 @@ fn table(scan: &Scan, layout: &Layout, names: &mut Names) -> String {
 fn footer(scan: &Scan) -> String {
     let orphaned = scan.objects.iter().filter(|o| o.orphaned).count();
     let unknown = scan.objects.iter().filter(|o| o.unknown).count();
-    let mut s = format!("{} objects, {orphaned} orphaned", scan.objects.len());
+    let mut s = format!(
+        "{}, {orphaned} orphaned",
+        plural(scan.objects.len(), "object", "objects")
+    );
     if unknown > 0 {
         let _ = write!(s, ", {unknown} unknown");
     }
@@ -933,8 +939,8 @@ fn notes(scan: &Scan) -> Vec<String> {
     let mut notes = Vec::new();
     if scan.hidden_matter {
         notes.push(format!(
-            "{} processes not readable by this user: their use of objects is unknown (run as root to see every user)",
-            scan.hidden_procs.len()
+            "{} not readable by this user: their use of objects is unknown (run as root to see every user)",
+            plural(scan.hidden_procs.len(), "process", "processes")
         ));
     } else if !scan.hidden_procs.is_empty() {
         let list: Vec<String> = scan
@@ -958,8 +964,8 @@ fn notes(scan: &Scan) -> Vec<String> {
     }
     if scan.unreadable > 0 {
         notes.push(format!(
-            "{} objects not readable by this user",
-            scan.unreadable
+            "{} not readable by this user",
+            plural(scan.unreadable, "object", "objects")
         ));
     }
     for note in &scan.notes {
