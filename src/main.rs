@@ -22,6 +22,7 @@ mod ls;
 mod manpage;
 
 use std::ffi::OsString;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use cli::{Cli, Command};
@@ -32,6 +33,15 @@ fn main() -> ExitCode {
     // complete, and only the candidates may reach stdout.
     manpage::complete_if_asked();
     let args: Vec<OsString> = std::env::args_os().collect();
+    if let [_, flag] = args.as_slice()
+        && (flag == "--version" || flag == "-V")
+    {
+        // clap's answer without clap: building its tree was the largest part
+        // of what `--version` cost beyond a hello-world (docs/bench.md,
+        // Startup). As clap does, a failed write is not reported.
+        let _ = std::io::stdout().write_all(VERSION.as_bytes());
+        return ExitCode::SUCCESS;
+    }
     let cli = match cli::parse(&args) {
         Ok(cli) => cli,
         Err(err) => {
@@ -46,6 +56,9 @@ fn main() -> ExitCode {
         Err(err) => error::report(&err),
     }
 }
+
+/// What clap prints for `examples-ipc --version` (a test holds them equal).
+const VERSION: &str = concat!("examples-ipc ", env!("CARGO_PKG_VERSION"), "\n");
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if cli.json {
@@ -79,4 +92,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let code = code?;
     flushed?;
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn version_is_what_clap_prints() {
+        let cmd = super::Cli::command();
+        assert_eq!(super::VERSION, cmd.render_version());
+        assert_eq!(super::VERSION, cmd.render_long_version());
+    }
 }

@@ -168,6 +168,29 @@ fn help_and_version_exit_0_and_json_is_global() {
     assert_fails(&o, 1, "no such queue");
 }
 
+#[test]
+fn version_is_the_name_and_version_exactly() {
+    let want = format!("examples-ipc {}\n", env!("CARGO_PKG_VERSION"));
+    // Alone, the flag is answered without clap; with another argument, by
+    // clap: the same bytes either way.
+    for args in [
+        &["--version"][..],
+        &["-V"],
+        &["--json", "--version"],
+        &["-V", "--json"],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&o.stdout), want, "{args:?}");
+        assert!(o.stderr.is_empty(), "{args:?}");
+    }
+    let o = run(&["posix", "--version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("examples-ipc-posix {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 /// `ARGS` with stdout on `stdout`: exit 1, one line saying the write to
 /// standard output failed, no hint about the operation's own limits.
 #[track_caller]
