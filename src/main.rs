@@ -38,9 +38,13 @@ fn main() -> ExitCode {
     {
         // clap's answer without clap: building its tree was the largest part
         // of what `--version` cost beyond a hello-world (docs/bench.md,
-        // Startup). As clap does, a failed write is not reported.
-        let _ = std::io::stdout().write_all(VERSION.as_bytes());
-        return ExitCode::SUCCESS;
+        // Startup). A failed write is reported as for every other command.
+        let mut out = Out::new(false);
+        let written = out.writer().write_all(VERSION.as_bytes());
+        return match written.and_then(|()| out.flush()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => error::report(&e.into()),
+        };
     }
     let cli = match cli::parse(&args) {
         Ok(cli) => cli,

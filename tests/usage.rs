@@ -565,3 +565,17 @@ fn short_flags_that_meant_something_else_are_gone() {
     ]));
     assert!(o.contains(r#""count":2"#), "{o}");
 }
+
+#[test]
+fn version_on_a_full_stdout_is_reported() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let o = crate::common::bin()
+        .arg("--version")
+        .stdout(full)
+        .output()
+        .expect("run");
+    crate::common::assert_fails(&o, 1, "error: cannot write to standard output:");
+}
