@@ -12,6 +12,7 @@ use crate::cli::LimitsArgs;
 use crate::ls::{self, human};
 use crate::output::Out;
 use crate::posix::msq::{AttrLimits, HARD_MSGMAX, HARD_MSGSIZEMAX, queue_cost};
+use crate::procfs;
 use crate::sys::read_proc_u64;
 
 fn mq(f: &str) -> Option<u64> {
@@ -22,26 +23,12 @@ fn kernel(f: &str) -> Option<u64> {
     read_proc_u64(&format!("/proc/sys/kernel/{f}"))
 }
 
-/// A /proc/sysvipc table: its number of data lines, and the values of one
+/// A /proc/sysvipc table: its number of objects, and the values of one
 /// column (lines where it does not parse left out).
 fn sysvipc(file: &str, column: &str) -> Option<(u64, Vec<u64>)> {
-    let text = std::fs::read_to_string(format!("/proc/sysvipc/{file}")).ok()?;
-    let mut lines = text.lines();
-    let col = lines
-        .next()
-        .and_then(|h| h.split_ascii_whitespace().position(|c| c == column));
-    let mut count = 0;
-    let mut values = Vec::new();
-    for l in lines {
-        count += 1;
-        if let Some(v) = col
-            .and_then(|i| l.split_ascii_whitespace().nth(i))
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            values.push(v);
-        }
-    }
-    Some((count, values))
+    let text = procfs::read_sysvipc(file).ok()?;
+    let table = procfs::Table::parse(&text);
+    Some((table.len(), table.column_u64(column)))
 }
 
 /// The pages System V segments of these sizes take, as the kernel counts

@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cli::{TourArgs, TourStep};
+use crate::ipc::sysv::free_key;
+use crate::ipc::sysv_msq::SysvQueue;
+use crate::ipc::sysv_sem::SemSet;
+use crate::ipc::sysv_shm::SysvSegment;
 use crate::output::Out;
-use crate::sysv::common::{Kind, free_key};
+use crate::target::SysvKey;
 
 /// How long any one expected line may take: generous for a loaded machine,
 /// and every server in the tour also has its own --timeout.
@@ -130,9 +134,10 @@ fn steps(tag: &str) -> Vec<Step> {
     let shm = format!("/eipc-tour-{tag}-shm");
     let sem = format!("/eipc-tour-{tag}-sem");
     let seed = tag.parse::<u32>().unwrap_or_else(|_| std::process::id());
-    let sysv_msq = free_key(Kind::Msq, seed).to_string();
-    let sysv_shm = free_key(Kind::Shm, seed).to_string();
-    let sysv_sem = free_key(Kind::Sem, seed).to_string();
+    // Keys no object uses now, so the tour's servers create their objects.
+    let sysv_msq = SysvKey(free_key::<SysvQueue>(seed)).to_string();
+    let sysv_shm = SysvKey(free_key::<SysvSegment>(seed)).to_string();
+    let sysv_sem = SysvKey(free_key::<SemSet>(seed)).to_string();
     let fifo_path = std::env::temp_dir().join(format!("eipc-tour-{tag}.fifo"));
     let fifo = fifo_path.to_string_lossy();
     let posix_msq = ["posix", "msq", "-n", &msq];

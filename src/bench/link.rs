@@ -4,17 +4,21 @@
 //! only objects that have names (a FIFO, POSIX queues, named semaphores) are
 //! unlinked right after they were opened, before fork, so nothing is left
 //! behind whatever happens afterwards. The System V queue has no name
-//! (IPC_PRIVATE) but lives until IPC_RMID, so it sits in an owning guard.
+//! (IPC_PRIVATE) but lives until IPC_RMID, so it sits in an `Owned` guard.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use posixmq::PosixMq;
+
+use crate::ipc::mapping::Mapping;
+use crate::ipc::sysv_msq::{MsgBuf, SysvQueue};
+use crate::ipc::{Owned, Remove};
 
 /// Transport of one message of a fixed size in one direction pair.
 pub trait Link {
@@ -282,203 +286,79 @@ pub fn posix_queues(abort: &Abort, tag: &str, size: usize) -> Result<(MqLink, Mq
 
 // ------------------------------------------------------- System V queue
 
-/// A private System V queue, removed (IPC_RMID) when this owning guard is
-/// dropped in the process that made it.
-pub struct SysvQueue {
-    id: i32,
-    owner: u32,
-}
-
-impl SysvQueue {
-    /// `msgget(IPC_PRIVATE, IPC_CREAT | 0600)`.
-    pub fn new() -> Result<Arc<SysvQueue>> {
-        // SAFETY: msgget takes no pointers.
-        let id = unsafe { libc::msgget(libc::IPC_PRIVATE, libc::IPC_CREAT | 0o600) };
-        let id = Errno::result(id).context("cannot create a System V message queue")?;
-        Ok(Arc::new(SysvQueue {
-            id,
-            owner: std::process::id(),
-        }))
-    }
-
-    /// `msgctl(IPC_RMID)`: wakes every blocked msgsnd/msgrcv with EIDRM.
-    pub fn remove(&self) {
-        // SAFETY: IPC_RMID ignores the buffer argument, null is allowed.
-        unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
-    }
-
-    /// `msgsnd`; `buf` starts with the mtype (a c_long).
-    fn send(&self, buf: &[u8]) -> io::Result<()> {
-        let text = buf.len() - size_of::<libc::c_long>();
-        // SAFETY: buf holds an mtype followed by `text` bytes, as msgsnd(2) requires.
-        let r = unsafe { libc::msgsnd(self.id, buf.as_ptr().cast(), text, 0) };
-        Errno::result(r).map(drop).map_err(io::Error::from)
-    }
-
-    /// `msgrcv` of type `mtype` into `buf` (mtype then text).
-    fn recv(&self, buf: &mut [u8], mtype: libc::c_long) -> io::Result<usize> {
-        let text = buf.len() - size_of::<libc::c_long>();
-        // SAFETY: buf has room for an mtype and `text` bytes.
-        let r = unsafe { libc::msgrcv(self.id, buf.as_mut_ptr().cast(), text, mtype, 0) };
-        Errno::result(r)
-            .map(|n| n as usize)
-            .map_err(io::Error::from)
-    }
-}
-
-impl Drop for SysvQueue {
-    fn drop(&mut self) {
-        // Only the creating process removes: the child never runs Drop (it
-        // leaves with _exit), and this check keeps it so.
-        if std::process::id() == self.owner {
-            self.remove();
-        }
-    }
-}
-
 pub struct SysvLink {
-    q: Arc<SysvQueue>,
-    my_type: libc::c_long,
-    peer_type: libc::c_long,
-    buf: Vec<u8>,
+    q: SysvQueue,
+    my_type: i64,
+    peer_type: i64,
+    buf: MsgBuf,
     abort: Abort,
 }
 
-const MTYPE: usize = size_of::<libc::c_long>();
-
 impl Link for SysvLink {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        self.buf[..MTYPE].copy_from_slice(&self.peer_type.to_ne_bytes());
-        self.buf[MTYPE..].copy_from_slice(msg);
+        self.buf.fill(self.peer_type, msg);
         loop {
-            match self.q.send(&self.buf) {
-                Err(e)
-                    if e.kind() == io::ErrorKind::Interrupted
-                        && !self.abort.load(Ordering::Relaxed) => {}
-                other => return other,
+            match self.q.send(&self.buf, msg.len(), false) {
+                Err(Errno::EINTR) if !self.abort.load(Ordering::Relaxed) => {}
+                other => return other.map_err(io::Error::from),
             }
         }
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
         loop {
-            match self.q.recv(&mut self.buf, self.my_type) {
-                Ok(n) if n == buf.len() => {
-                    buf.copy_from_slice(&self.buf[MTYPE..]);
+            match self.q.recv(&mut self.buf, self.my_type, true) {
+                Ok((_, n)) if n == buf.len() => {
+                    buf.copy_from_slice(self.buf.text(n));
                     return Ok(());
                 }
-                Ok(n) => {
+                Ok((_, n)) => {
                     return Err(io::Error::other(format!(
                         "message of {n} bytes, expected {}",
                         buf.len()
                     )));
                 }
-                Err(e)
-                    if e.kind() == io::ErrorKind::Interrupted
-                        && !self.abort.load(Ordering::Relaxed) => {}
-                Err(e) => return Err(e),
+                Err(Errno::EINTR) if !self.abort.load(Ordering::Relaxed) => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }
 }
 
-/// One private queue; type 1 carries parent -> child, type 2 child -> parent.
+/// One private queue (IPC_PRIVATE: no key, so nothing else finds it); type
+/// 1 carries parent -> child, type 2 child -> parent. The guard removes the
+/// queue (IPC_RMID) when the caller drops it, in the process that made it.
 pub fn sysv_queue(
     abort: &Abort,
     size: usize,
-) -> Result<(SysvLink, SysvLink, Wake, Arc<SysvQueue>)> {
-    let q = SysvQueue::new()?;
+) -> Result<(SysvLink, SysvLink, Wake, Owned<SysvQueue>)> {
+    let q = SysvQueue::private(0o600).context("cannot create a System V message queue")?;
+    let q = Owned::new(q);
     let link = |me, peer| SysvLink {
-        q: q.clone(),
+        q: *q,
         my_type: me,
         peer_type: peer,
-        buf: vec![0u8; MTYPE + size],
+        buf: MsgBuf::with_capacity(size),
         abort: abort.clone(),
     };
     let (parent, child) = (link(2, 1), link(1, 2));
-    let wq = q.clone();
-    Ok((parent, child, Wake(Box::new(move || wq.remove())), q))
+    let wq = *q;
+    // IPC_RMID wakes every blocked msgsnd and msgrcv with EIDRM.
+    let wake = Wake(Box::new(move || {
+        let _ = wq.remove();
+    }));
+    Ok((parent, child, wake, q))
 }
 
 // ------------------------------------------------------- shared memory
 
 /// An anonymous shared mapping made before fork: both processes see the
 /// same pages and nothing appears in /dev/shm.
-pub struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: the mapping is plain memory; all shared access goes through atomics
-// or is ordered by them (a slot is written only before its sequence number is
-// published and read only after it was seen).
-unsafe impl Send for Mapping {}
-// SAFETY: as above.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    /// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_ANONYMOUS)`.
-    pub fn new(len: usize) -> Result<Arc<Mapping>> {
-        // SAFETY: a fresh anonymous mapping aliases nothing.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error()).context("cannot map shared memory");
-        }
-        let ptr = NonNull::new(p.cast()).context("mmap returned null")?;
-        Ok(Arc::new(Mapping { ptr, len }))
-    }
-
-    /// The 32-bit atomic at byte `off` (4-aligned, inside the mapping).
-    pub fn atomic(&self, off: usize) -> &AtomicU32 {
-        assert!(off % 4 == 0 && off + 4 <= self.len);
-        // SAFETY: in bounds and aligned (checked above); the page is zeroed,
-        // a valid AtomicU32, and lives as long as &self.
-        unsafe { &*self.ptr.as_ptr().add(off).cast::<AtomicU32>() }
-    }
-
-    /// The 64-bit atomic at byte `off` (8-aligned, inside the mapping).
-    pub fn atomic_usize(&self, off: usize) -> &AtomicUsize {
-        assert!(off % 8 == 0 && off + 8 <= self.len);
-        // SAFETY: as for `atomic`.
-        unsafe { &*self.ptr.as_ptr().add(off).cast::<AtomicUsize>() }
-    }
-
-    /// Copy `src` into the mapping at `off`.
-    pub fn write(&self, off: usize, src: &[u8]) {
-        assert!(off + src.len() <= self.len);
-        // SAFETY: in bounds; the protocol gives this side sole access to the
-        // slot until it publishes the sequence number.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(off), src.len())
-        }
-    }
-
-    /// Copy from the mapping at `off` into `dst`.
-    pub fn read(&self, off: usize, dst: &mut [u8]) {
-        assert!(off + dst.len() <= self.len);
-        // SAFETY: in bounds; the writer published this slot (Acquire) and
-        // does not touch it again before this side releases it.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
-        }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: ptr/len are exactly what mmap returned; no reference into
-        // the mapping outlives self (they all borrow it).
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
+pub fn shared_memory(len: usize) -> Result<Arc<Mapping>> {
+    let map = Mapping::anonymous(len)
+        .map_err(io::Error::from)
+        .context("cannot map shared memory")?;
+    Ok(Arc::new(map))
 }
 
 /// A named POSIX semaphore, unlinked right after sem_open; Drop only closes.
@@ -647,7 +527,7 @@ const SPINS_BEFORE_YIELD: u32 = 1 << 16;
 
 impl ShmLink {
     fn wait_room(&mut self) -> io::Result<()> {
-        let tail = self.map.atomic(self.tx.tail());
+        let tail = self.map.atomic_u32(self.tx.tail());
         let mut spins = 0u32;
         while self.sent.wrapping_sub(self.peer_tail) as usize >= self.tx.slots {
             self.peer_tail = tail.load(Ordering::Acquire);
@@ -682,7 +562,7 @@ impl Link for ShmLink {
         }
         self.map.write(self.tx.slot(self.sent), msg);
         self.sent = self.sent.wrapping_add(1);
-        let head = self.map.atomic(self.tx.head());
+        let head = self.map.atomic_u32(self.tx.head());
         head.store(self.sent, Ordering::Release);
         match &self.notify {
             Notify::Spin => Ok(()),
@@ -696,7 +576,7 @@ impl Link for ShmLink {
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        let head = self.map.atomic(self.rx.head());
+        let head = self.map.atomic_u32(self.rx.head());
         let want = self.got;
         match &self.notify {
             Notify::Spin => {
@@ -751,7 +631,7 @@ impl Link for ShmLink {
         self.map.read(self.rx.slot(want), buf);
         self.got = want.wrapping_add(1);
         if self.flow {
-            let tail = self.map.atomic(self.rx.tail());
+            let tail = self.map.atomic_u32(self.rx.tail());
             tail.store(self.got, Ordering::Release);
             if matches!(self.notify, Notify::Futex) {
                 // The writer may sleep on a full ring.
@@ -789,14 +669,14 @@ pub fn shm(
         slots,
         size,
     };
-    let map = Mapping::new(down.bytes() + up.bytes())?;
+    let map = shared_memory(down.bytes() + up.bytes())?;
     let (pn, cn, wake): (Notify, Notify, Wake) = match kind {
         ShmKind::Spin => (Notify::Spin, Notify::Spin, Wake(Box::new(|| {}))),
         ShmKind::Futex => {
             let m = map.clone();
             let wake = Wake(Box::new(move || {
-                futex_wake(m.atomic(up.head()));
-                futex_wake(m.atomic(down.tail()));
+                futex_wake(m.atomic_u32(up.head()));
+                futex_wake(m.atomic_u32(down.tail()));
             }));
             (Notify::Futex, Notify::Futex, wake)
         }

@@ -27,9 +27,10 @@ use serde_json::{Value, json};
 
 use crate::cli::{BenchArgs, BenchMech, BenchPattern, BenchPin};
 use crate::error::usage;
+use crate::ipc::mapping::Mapping;
 use crate::output::Out;
 use crate::signal::{Cancel, Wake as Woke};
-use link::{Abort, Link, Mapping, ShmKind, Wake};
+use link::{Abort, Link, ShmKind, Wake};
 
 const ALL: [BenchMech; 9] = [
     BenchMech::Pipe,
@@ -279,19 +280,19 @@ impl Control {
     const ERR_MAX: usize = 1024;
 
     fn new() -> Result<Control> {
-        Ok(Control(Mapping::new(4096)?))
+        Ok(Control(link::shared_memory(4096)?))
     }
 
     fn set_error(&self, msg: &str) {
         let bytes = &msg.as_bytes()[..msg.len().min(Self::ERR_MAX)];
         self.0.write(Self::ERR, bytes);
         self.0
-            .atomic(Self::ERR_LEN)
+            .atomic_u32(Self::ERR_LEN)
             .store(bytes.len() as u32, Ordering::Release);
     }
 
     fn error(&self) -> Option<String> {
-        let len = self.0.atomic(Self::ERR_LEN).load(Ordering::Acquire) as usize;
+        let len = self.0.atomic_u32(Self::ERR_LEN).load(Ordering::Acquire) as usize;
         if len == 0 {
             return None;
         }
@@ -513,7 +514,7 @@ fn drive<L: Link>(
                 mech: name,
                 pin: cfg.pin,
                 parent_cpu: measured.cpu,
-                child_cpu: c.atomic(Control::CPU).load(Ordering::Acquire) as i32,
+                child_cpu: c.atomic_u32(Control::CPU).load(Ordering::Acquire) as i32,
                 count: measured.count,
                 secs: measured.secs,
                 lat: measured.lat,
@@ -857,7 +858,7 @@ fn report_child(control: &Control, cpu0: u64) {
     c.atomic_usize(Control::USER_NS)
         .store(used as usize, Ordering::Release);
     c.atomic_usize(Control::SYS_NS).store(0, Ordering::Release);
-    c.atomic(Control::CPU)
+    c.atomic_u32(Control::CPU)
         .store(current_cpu() as u32, Ordering::Release);
 }
 

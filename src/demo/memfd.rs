@@ -31,9 +31,9 @@ use serde_json::json;
 use crate::cli::MemfdArgs;
 use crate::error::{fail_with_hint, hinted, usage};
 use crate::output::{Out, escape_bytes};
-use crate::posix::shm::client_text;
 use crate::serve::{Flow, Server, Waited};
 use crate::sys::secs;
+use crate::text_input::client_text;
 
 /// An anonymous memory file, closed in `Drop`. Closing the last descriptor
 /// (and unmapping the last mapping) frees it: there is nothing to unlink.
