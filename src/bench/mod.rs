@@ -575,7 +575,17 @@ fn watchdog(
     shared.reason.store(reason as u32, Ordering::SeqCst);
     shared.abort.store(true, Ordering::SeqCst);
     let _ = kill(pid, Signal::SIGKILL);
-    (wake.0)();
+    // One wake-up is not enough: a parent that saw the abort flag unset just
+    // before it was set goes to sleep right after it (a futex wait on a word
+    // the dead child will never change), and would sleep forever. So wake it
+    // until its loop has ended.
+    loop {
+        (wake.0)();
+        if shared.done.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// What the parent measured.
