@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cli::{TourArgs, TourStep};
+use crate::ipc::process::{ChildGuard, exit_status};
 use crate::ipc::sysv::free_key;
 use crate::ipc::sysv_msq::SysvQueue;
 use crate::ipc::sysv_sem::SemSet;
@@ -275,43 +276,34 @@ fn shown(args: &[String]) -> String {
     format!("examples-ipc {}", quoted.join(" "))
 }
 
-/// Kills and reaps the server child when a step ends early.
-struct ServerChild(Child);
-
-impl Drop for ServerChild {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
 fn run_step(exe: &std::path::Path, step: &Step, out: &mut Out) -> Result<()> {
     if step.server.is_empty() {
         return run_clients(exe, step, None, out);
     }
     writeln!(out.writer(), "$ {} &", shown(&step.server))?;
     out.flush()?;
-    let child = Command::new(exe)
+    let mut child = Command::new(exe)
         .args(&step.server)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot start the server")?;
-    let mut server = ServerChild(child);
-    let lines = forward_lines(&mut server.0)?;
+    // Kills and reaps the server when the step ends early.
+    let mut server = ChildGuard::spawned(&child);
+    let lines = forward_lines(&mut child)?;
     expect_lines(&lines, 1 + step.initial_lines, out)?;
     run_clients(exe, step, Some(&lines), out)?;
-    let status = server.0.wait().context("cannot wait for the server")?;
+    let status = server.reap().context("cannot wait for the server")?;
     // Whatever the server printed last (its stderr on failure).
     while let Ok(line) = lines.try_recv() {
         writeln!(out.writer(), "  {line}")?;
     }
     out.flush()?;
-    if !status.success() {
-        bail!("the server exited with {status}");
+    match exit_status(status) {
+        Some(status) if status.success() => {}
+        Some(status) => bail!("the server exited with {status}"),
+        None => bail!("the server ended: {status:?}"),
     }
     Ok(())
 }

@@ -7,15 +7,17 @@
 //! (IPC_PRIVATE) but lives until IPC_RMID, so it sits in an `Owned` guard.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use posixmq::PosixMq;
 
+use crate::ipc::futex;
 use crate::ipc::mapping::Mapping;
 use crate::ipc::sysv_msq::{MsgBuf, SysvQueue};
 use crate::ipc::{Owned, Remove};
@@ -53,22 +55,14 @@ pub struct FdLink {
 }
 
 impl FdLink {
+    #[inline]
     fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: `rx` is an open descriptor owned by self; `buf` is valid
-        // for `buf.len()` writable bytes.
-        let n = unsafe { libc::read(self.rx.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        Errno::result(n)
-            .map(|n| n as usize)
-            .map_err(io::Error::from)
+        nix::unistd::read(&self.rx, buf).map_err(io::Error::from)
     }
 
+    #[inline]
     fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
-        // SAFETY: `tx` is an open descriptor owned by self; `buf` is valid
-        // for `buf.len()` readable bytes.
-        let n = unsafe { libc::write(self.tx.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
-        Errno::result(n)
-            .map(|n| n as usize)
-            .map_err(io::Error::from)
+        nix::unistd::write(&self.tx, buf).map_err(io::Error::from)
     }
 }
 
@@ -426,51 +420,24 @@ pub enum Notify {
         tx: Arc<NamedSem>,
     },
     /// read / write of an eventfd counter per direction.
-    EventFd { rx: Arc<OwnedFd>, tx: Arc<OwnedFd> },
+    EventFd { rx: Arc<EventFd>, tx: Arc<EventFd> },
 }
 
-fn futex(word: &AtomicU32, op: libc::c_int, val: u32) -> libc::c_long {
-    // SAFETY: `word` is a valid aligned u32 in a shared mapping (no
-    // FUTEX_PRIVATE_FLAG: the two processes share it); no timeout.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            op,
-            val,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0u32,
-        )
-    }
+fn eventfd_write(fd: &EventFd) -> io::Result<()> {
+    fd.write(1).map(drop).map_err(io::Error::from)
 }
 
-pub fn futex_wake(word: &AtomicU32) {
-    futex(word, libc::FUTEX_WAKE, i32::MAX as u32);
-}
-
-fn eventfd_write(fd: &OwnedFd) -> io::Result<()> {
-    let one = 1u64.to_ne_bytes();
-    // SAFETY: 8 readable bytes, as eventfd(2) requires.
-    let n = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), 8) };
-    Errno::result(n).map(drop).map_err(io::Error::from)
-}
-
-fn eventfd_read(fd: &OwnedFd) -> io::Result<()> {
-    let mut v = [0u8; 8];
-    // SAFETY: 8 writable bytes, as eventfd(2) requires.
-    let n = unsafe { libc::read(fd.as_raw_fd(), v.as_mut_ptr().cast(), 8) };
-    Errno::result(n).map(drop).map_err(io::Error::from)
+fn eventfd_read(fd: &EventFd) -> io::Result<()> {
+    fd.read().map(drop).map_err(io::Error::from)
 }
 
 /// EFD_SEMAPHORE: each read takes one unit, so one read per message holds
 /// when several messages are queued (stream).
-pub fn eventfd() -> Result<Arc<OwnedFd>> {
-    // SAFETY: no pointers.
-    let fd: RawFd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_SEMAPHORE) };
-    let fd = Errno::result(fd).context("cannot create an eventfd")?;
-    // SAFETY: a fresh descriptor that nothing else owns.
-    Ok(Arc::new(unsafe { OwnedFd::from_raw_fd(fd) }))
+pub fn eventfd() -> Result<Arc<EventFd>> {
+    let fd = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_SEMAPHORE)
+        .map_err(io::Error::from)
+        .context("cannot create an eventfd")?;
+    Ok(Arc::new(fd))
 }
 
 /// Layout of one direction in the mapping: the writer's sequence word
@@ -538,13 +505,12 @@ impl ShmLink {
                 match self.notify {
                     Notify::Futex => {
                         let seen = self.peer_tail;
-                        futex(tail, libc::FUTEX_WAIT, seen);
+                        futex::wait(tail, seen);
                     }
                     _ => {
                         spins += 1;
                         if spins % SPINS_BEFORE_YIELD == 0 {
-                            // SAFETY: no arguments.
-                            unsafe { libc::sched_yield() };
+                            let _ = nix::sched::sched_yield();
                         }
                         std::hint::spin_loop();
                     }
@@ -567,7 +533,7 @@ impl Link for ShmLink {
         match &self.notify {
             Notify::Spin => Ok(()),
             Notify::Futex => {
-                futex_wake(head);
+                futex::wake(head);
                 Ok(())
             }
             Notify::Sem { tx, .. } => tx.post(),
@@ -588,8 +554,7 @@ impl Link for ShmLink {
                             return Err(aborted());
                         }
                         if spins % SPINS_BEFORE_YIELD == 0 {
-                            // SAFETY: no arguments.
-                            unsafe { libc::sched_yield() };
+                            let _ = nix::sched::sched_yield();
                         }
                     }
                     std::hint::spin_loop();
@@ -600,7 +565,7 @@ impl Link for ShmLink {
                     if self.abort.load(Ordering::Relaxed) {
                         return Err(aborted());
                     }
-                    futex(head, libc::FUTEX_WAIT, want);
+                    futex::wait(head, want);
                 }
             }
             Notify::Sem { rx, .. } => loop {
@@ -635,7 +600,7 @@ impl Link for ShmLink {
             tail.store(self.got, Ordering::Release);
             if matches!(self.notify, Notify::Futex) {
                 // The writer may sleep on a full ring.
-                futex_wake(tail);
+                futex::wake(tail);
             }
         }
         Ok(())
@@ -675,8 +640,8 @@ pub fn shm(
         ShmKind::Futex => {
             let m = map.clone();
             let wake = Wake(Box::new(move || {
-                futex_wake(m.atomic_u32(up.head()));
-                futex_wake(m.atomic_u32(down.tail()));
+                futex::wake(m.atomic_u32(up.head()));
+                futex::wake(m.atomic_u32(down.tail()));
             }));
             (Notify::Futex, Notify::Futex, wake)
         }

@@ -19,10 +19,11 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, munmap};
-use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
+use nix::sys::signal::Signal;
+use nix::sys::wait::WaitStatus;
+use nix::unistd::getpid;
 
+use crate::ipc::process::{self, ChildGuard, Pid};
 use crate::signal::{Cancel, Wake};
 
 /// "EIPCDEMO" in the first eight bytes of every layout, so a dump of the
@@ -300,7 +301,7 @@ impl Drop for UnlinkSemOnDrop {
 /// read end reports EOF once all have exited: the parent polls it together
 /// with the signal pipe. `Drop` kills and reaps whatever still runs.
 pub struct Children {
-    pids: Vec<Option<Pid>>,
+    guards: Vec<ChildGuard>,
     done: OwnedFd,
 }
 
@@ -318,51 +319,33 @@ pub fn spawn(n: usize, mut body: impl FnMut(usize) -> i32) -> Result<Children> {
     let (done_r, done_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("cannot create a pipe")?;
     let parent = getpid();
     let mut children = Children {
-        pids: Vec::with_capacity(n),
+        guards: Vec::with_capacity(n),
         done: done_r,
     };
+    let mut done_w = Some(done_w);
     for i in 0..n {
-        // SAFETY: the program is single-threaded here (signal-hook starts no
-        // thread for flags and pipes), so the child may run ordinary Rust code.
-        match unsafe { fork() }.context("cannot fork")? {
-            ForkResult::Parent { child } => children.pids.push(Some(child)),
-            ForkResult::Child => {
-                let code = child_setup(parent)
-                    .map(|()| {
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(i)))
-                            .unwrap_or(101)
-                    })
-                    .unwrap_or(1);
-                drop(done_w);
-                // SAFETY: _exit ends the child without running the parent's
-                // atexit handlers or flushing its copied stdout buffer.
-                unsafe { libc::_exit(code) };
-            }
-        }
+        let pid = process::fork(|| {
+            // Die with the parent, and let Ctrl-C end a child at once (the
+            // parent does the reporting and the cleanup).
+            let code = process::child_setup(parent)
+                .map(|()| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(i)))
+                        .unwrap_or(101)
+                })
+                .unwrap_or(1);
+            drop(done_w.take());
+            code
+        })
+        .context("cannot fork")?;
+        children.guards.push(ChildGuard::new(pid));
     }
     drop(done_w);
     Ok(children)
 }
 
-/// Die with the parent, and let Ctrl-C end a child at once (the parent does
-/// the reporting and the cleanup).
-fn child_setup(parent: Pid) -> Result<(), Errno> {
-    // SAFETY: prctl(PR_SET_PDEATHSIG) takes one signal number.
-    Errno::result(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) })?;
-    // The parent may have died before the prctl: then nobody would kill us.
-    if getppid() != parent {
-        return Err(Errno::ESRCH);
-    }
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: restoring the default disposition installs no handler.
-        unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) }?;
-    }
-    Ok(())
-}
-
 impl Children {
     pub fn pid(&self, i: usize) -> Option<Pid> {
-        self.pids.get(i).copied().flatten()
+        self.guards.get(i).map(ChildGuard::pid)
     }
 
     /// Wait until every child has exited or a signal arrives, calling
@@ -409,43 +392,29 @@ impl Children {
     /// parent's own handler has run.
     fn reap(&mut self, block: bool) -> Result<bool> {
         let mut interrupted = false;
-        let flags = if block {
-            None
-        } else {
-            Some(WaitPidFlag::WNOHANG)
-        };
-        for (i, slot) in self.pids.iter_mut().enumerate() {
-            let Some(pid) = *slot else { continue };
-            let status =
-                waitpid(pid, flags).with_context(|| format!("cannot wait for child {pid}"))?;
+        for (i, guard) in self.guards.iter_mut().enumerate() {
+            if guard.is_reaped() {
+                continue;
+            }
+            let pid = guard.pid();
+            let status = guard
+                .wait(block)
+                .with_context(|| format!("cannot wait for child {pid}"))?;
             match status {
-                WaitStatus::StillAlive => continue,
-                WaitStatus::Exited(_, 0) => *slot = None,
-                WaitStatus::Exited(_, code) => {
-                    *slot = None;
+                None | Some(WaitStatus::Exited(_, 0)) => {}
+                Some(WaitStatus::Exited(_, code)) => {
                     bail!("child {i} (pid {pid}) failed with exit status {code}");
                 }
-                WaitStatus::Signaled(_, Signal::SIGINT | Signal::SIGTERM, _) => {
-                    *slot = None;
+                Some(WaitStatus::Signaled(_, Signal::SIGINT | Signal::SIGTERM, _)) => {
                     interrupted = true;
                 }
-                WaitStatus::Signaled(_, sig, _) => {
-                    *slot = None;
+                Some(WaitStatus::Signaled(_, sig, _)) => {
                     bail!("child {i} (pid {pid}) was killed by {sig}");
                 }
-                _ => {}
+                Some(_) => {}
             }
         }
         Ok(interrupted)
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for pid in self.pids.iter().flatten() {
-            let _ = kill(*pid, Signal::SIGKILL);
-            let _ = waitpid(*pid, None);
-        }
     }
 }
 

@@ -18,8 +18,11 @@
 //!   wrapped crate speaks it (posixmq, `File`); the commands turn them into
 //!   the user's words and hints.
 
+pub mod cpu;
+pub mod futex;
 pub mod mapping;
 pub mod owned;
+pub mod process;
 pub mod sysv;
 pub mod sysv_msq;
 pub mod sysv_sem;

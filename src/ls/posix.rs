@@ -12,8 +12,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use nix::errno::Errno;
 use serde_json::{Value, json};
+
+use crate::ipc::process;
 
 use super::{Kind, Object, Scan};
 use crate::posix::semfile::{self, Invalid, SEM_T_SIZE, SemWord};
@@ -360,20 +361,24 @@ impl ChildListing {
 
     fn fork(dir: &Path) -> Result<(nix::unistd::Pid, std::os::fd::OwnedFd)> {
         let (read_end, write_end) = nix::unistd::pipe().context("cannot create a pipe")?;
-        let Some(pid) = Child::fork().context("cannot fork")? else {
-            drop(read_end);
+        let mut read_end = Some(read_end);
+        // `ls` is single-threaded when it forks: no thread is ever started
+        // before the listing.
+        let pid = process::fork(|| {
+            drop(read_end.take());
             let (text, code) = match child_list(dir) {
                 Ok(text) => (text, 0),
                 Err(e) => (json!({"error": format!("{e:#}")}).to_string(), 4),
             };
             let mut file = File::from(write_end);
-            let code = if io::Write::write_all(&mut file, text.as_bytes()).is_ok() {
+            if io::Write::write_all(&mut file, text.as_bytes()).is_ok() {
                 code
             } else {
                 3
-            };
-            Child::exit(code);
-        };
+            }
+        })
+        .context("cannot fork")?;
+        let read_end = read_end.context("the pipe's read end is gone")?;
         Ok((pid, read_end))
     }
 
@@ -420,27 +425,4 @@ fn child_list(dir: &Path) -> Result<String> {
     let entries = read_mqueue_dir(dir)?;
     let list: Vec<Value> = entries.iter().map(MqEntry::to_json).collect();
     Ok(Value::Array(list).to_string())
-}
-
-/// The only `unsafe` of `ls`: fork.
-struct Child;
-
-impl Child {
-    /// `fork()`: Some(pid) in the parent, None in the child.
-    fn fork() -> Result<Option<nix::unistd::Pid>, Errno> {
-        // SAFETY: `ls` is single-threaded when it forks (no thread is ever
-        // started before the listing), so the child may run ordinary code; it
-        // ends with _exit and never returns into the parent's control flow.
-        match unsafe { nix::unistd::fork() }? {
-            nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
-            nix::unistd::ForkResult::Child => Ok(None),
-        }
-    }
-
-    /// `_exit(code)` in the child: no atexit handlers, no flush of the
-    /// parent's buffered output a second time.
-    fn exit(code: i32) -> ! {
-        // SAFETY: _exit only ends this (child) process.
-        unsafe { libc::_exit(code) }
-    }
 }
