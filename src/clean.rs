@@ -13,6 +13,9 @@ use serde_json::json;
 
 use crate::cli::CleanArgs;
 use crate::ipc::Remove;
+use crate::ipc::posix_mq::PosixQueue;
+use crate::ipc::posix_sem::NamedSem;
+use crate::ipc::posix_shm::PosixShm;
 use crate::ipc::sysv::SysvObject;
 use crate::ipc::sysv_msq::SysvQueue;
 use crate::ipc::sysv_sem::SemSet;
@@ -125,12 +128,9 @@ fn remove(obj: &Object) -> Result<(), Errno> {
     let io_errno = |e: io::Error| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
     let id = || obj.id.ok_or(Errno::EINVAL);
     match obj.kind {
-        Kind::PosixShm => nix::sys::mman::shm_unlink(name),
-        Kind::PosixMsq => posixmq::remove_queue(name).map_err(io_errno),
-        // glibc's sem_unlink is exactly this unlink.
-        Kind::PosixSem => {
-            std::fs::remove_file(format!("/dev/shm/sem.{}", &name[1..])).map_err(io_errno)
-        }
+        Kind::PosixShm => PosixShm::remove_name(name),
+        Kind::PosixMsq => PosixQueue::remove_name(name).map_err(io_errno),
+        Kind::PosixSem => NamedSem::remove_name(name),
         Kind::SysvMsq => SysvQueue::with_id(id()?).remove(),
         Kind::SysvShm => SysvSegment::with_id(id()?).remove(),
         Kind::SysvSem => SemSet::with_id(id()?).remove(),

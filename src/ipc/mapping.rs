@@ -140,7 +140,7 @@ impl View {
         let end = n
             .checked_mul(size_of::<T>())
             .and_then(|b| b.checked_add(offset));
-        if !end.is_some_and(|end| end <= self.len) {
+        if end.is_none_or(|end| end > self.len) {
             return Err(LayoutError::TooSmall);
         }
         if (self.ptr.as_ptr() as usize + offset) % align_of::<T>() != 0 {

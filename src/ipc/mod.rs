@@ -19,10 +19,17 @@
 //!   the user's words and hints.
 
 pub mod cpu;
+pub mod fifo;
 pub mod futex;
 pub mod mapping;
+pub mod memfd;
 pub mod owned;
+pub mod posix_mq;
+pub mod posix_sem;
+pub mod posix_shm;
 pub mod process;
+pub mod semfile;
+mod sigbus;
 pub mod sysv;
 pub mod sysv_msq;
 pub mod sysv_sem;

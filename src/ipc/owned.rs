@@ -100,8 +100,7 @@ mod tests {
         let n = Cell::new(0);
         drop(Owned::new(Counted(&n)));
         assert_eq!(n.get(), 1);
-        let kept = Owned::new(Counted(&n)).release();
-        drop(kept);
+        let _kept = Owned::new(Counted(&n)).release();
         assert_eq!(n.get(), 1);
         let mut once = Owned::new(Counted(&n));
         assert!(once.remove_now().is_ok());

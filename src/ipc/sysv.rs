@@ -133,6 +133,7 @@ impl BlockedIn {
     }
 
     /// The number of the call's first member (msgrcv, semop), for tests.
+    #[cfg(test)]
     pub fn nr(self) -> i64 {
         match self {
             BlockedIn::Msq => libc::SYS_msgrcv,

@@ -3,7 +3,7 @@
 //!
 //! Nothing here maps a file or takes a semaphore: a semaphore's value is read
 //! with `pread` from the file and checked as `posix sem` checks it
-//! (`posix::semfile`), so an empty, truncated or garbage `sem.*` file is
+//! (`ipc::semfile`), so an empty, truncated or garbage `sem.*` file is
 //! reported, never a SIGBUS, and `ls` never shows up as a user itself.
 
 use std::fs::{self, File};
@@ -14,10 +14,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
-use crate::ipc::process;
-
 use super::{Kind, Object, Scan};
-use crate::posix::semfile::{self, Invalid, SEM_T_SIZE, SemWord};
+use crate::ipc::posix_mq::{Access, PosixQueue, QueueOptions};
+use crate::ipc::semfile::{Invalid, SEM_T_SIZE, SemFile, SemWord};
+use crate::ipc::{Creation, process};
 
 pub const SHM_DIR: &str = "/dev/shm";
 
@@ -101,7 +101,8 @@ pub fn scan_shm_dir(scan: &mut Scan, want_shm: bool, want_sem: bool) {
 /// The value and waiters of a glibc semaphore file, read (not mapped) and
 /// checked as the semaphore commands check it before they map it.
 fn read_sem_value(path: &Path) -> io::Result<Result<SemWord, Invalid>> {
-    semfile::check(&semfile::open(path, false)?)
+    let path = path.to_str().ok_or(io::ErrorKind::InvalidInput)?;
+    SemFile::open(path, false)?.check()
 }
 
 /// A POSIX queue as the mqueue filesystem shows it.
@@ -318,17 +319,17 @@ fn read_mqueue_dir(dir: &Path) -> Result<Vec<MqEntry>> {
 /// message, so this changes nothing. None when neither end may be opened.
 fn mq_attributes(name: &str) -> Option<(i64, i64, i64)> {
     let path = format!("/{name}");
-    let mq = posixmq::OpenOptions::readonly()
-        .existing()
-        .nonblocking()
-        .open(path.as_str())
-        .or_else(|_| {
-            posixmq::OpenOptions::writeonly()
-                .existing()
-                .nonblocking()
-                .open(path.as_str())
-        })
-        .ok()?;
+    let open = |access| {
+        let options = QueueOptions {
+            access,
+            nonblocking: true,
+            mode: 0,
+            capacity: 0,
+            msg_size: 0,
+        };
+        PosixQueue::open(&path, Creation::OpenOnly, &options).map(|o| o.handle)
+    };
+    let mq = open(Access::Read).or_else(|_| open(Access::Write)).ok()?;
     let a = mq.attributes().ok()?;
     Some((
         a.capacity as i64,

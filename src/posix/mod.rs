@@ -2,9 +2,7 @@
 
 pub mod msq;
 pub mod sem;
-pub mod semfile;
 pub mod shm;
-mod sigbus;
 
 use std::process::ExitCode;
 
