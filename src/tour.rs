@@ -187,25 +187,7 @@ fn steps(tag: &str) -> Vec<Step> {
             "System V semaphore",
             &["sysv", "sem", "-k", &sysv_sem],
         ),
-        Step {
-            id: TourStep::Fifo,
-            title: "Named pipe (FIFO): two writers in turn, the server outlives both".into(),
-            server: args(&["fifo", "-s", "-p", &fifo, "--count", "3", "--timeout", "15"]),
-            initial_lines: 0,
-            clients: vec![
-                client(
-                    args(&["fifo", "-p", &fifo, "-c", "2", "--interval", "0"]),
-                    0,
-                    2,
-                ),
-                client(
-                    args(&["fifo", "-p", &fifo, "-m", "a second writer", "-c", "1"]),
-                    0,
-                    1,
-                ),
-            ],
-            clean: args(&["fifo", "--clean", "-p", &fifo]),
-        },
+        fifo_step(&fifo),
         Step {
             id: TourStep::Pipe,
             title: "Anonymous pipes: a parent and its child, one pipe each way".into(),
@@ -215,6 +197,29 @@ fn steps(tag: &str) -> Vec<Step> {
             clean: Vec::new(),
         },
     ]
+}
+
+/// A FIFO at `fifo`: two writers in turn, the server outlives both.
+fn fifo_step(fifo: &str) -> Step {
+    Step {
+        id: TourStep::Fifo,
+        title: "Named pipe (FIFO): two writers in turn, the server outlives both".into(),
+        server: args(&["fifo", "-s", "-p", fifo, "--count", "3", "--timeout", "15"]),
+        initial_lines: 0,
+        clients: vec![
+            client(
+                args(&["fifo", "-p", fifo, "-c", "2", "--interval", "0"]),
+                0,
+                2,
+            ),
+            client(
+                args(&["fifo", "-p", fifo, "-m", "a second writer", "-c", "1"]),
+                0,
+                1,
+            ),
+        ],
+        clean: args(&["fifo", "--clean", "-p", fifo]),
+    }
 }
 
 pub fn run(args: &TourArgs, out: &mut Out) -> Result<ExitCode> {

@@ -8,19 +8,20 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use posixmq::PosixMq;
 
+use crate::ipc::fifo::{self, End, Fifo};
 use crate::ipc::futex;
 use crate::ipc::mapping::Mapping;
+use crate::ipc::posix_mq::{Access, PosixQueue, QueueOptions};
+use crate::ipc::posix_sem::NamedSem;
 use crate::ipc::sysv_msq::{MsgBuf, SysvQueue};
-use crate::ipc::{Owned, Remove};
+use crate::ipc::{Creation, Owned, Remove};
 
 /// Transport of one message of a fixed size in one direction pair.
 pub trait Link {
@@ -141,8 +142,6 @@ pub fn unix_pair(abort: &Abort) -> Result<(FdLink, FdLink)> {
 /// here (read end non-blocking first, so the write open does not wait for a
 /// reader), then the FIFOs and the directory are removed at once.
 pub fn fifos(abort: &Abort, tag: &str) -> Result<(FdLink, FdLink)> {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
-    use nix::sys::stat::Mode;
     let dir = std::env::temp_dir().join(format!("examples-ipc-bench-{}-{tag}", std::process::id()));
     std::fs::create_dir(&dir)
         .with_context(|| format!("cannot create directory {}", dir.display()))?;
@@ -150,19 +149,18 @@ pub fn fifos(abort: &Abort, tag: &str) -> Result<(FdLink, FdLink)> {
         let mut ends = Vec::new();
         for name in ["down", "up"] {
             let path = dir.join(name);
-            nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o600))
+            fifo::create(&path, 0o600)
                 .with_context(|| format!("cannot create FIFO {}", path.display()))?;
-            let rx = open(
-                &path,
-                OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .with_context(|| format!("cannot open FIFO {}", path.display()))?;
-            let tx = open(&path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+            // The read end first: a write end opens only with a reader there.
+            let rx = Fifo::open(&path, End::Read)
                 .with_context(|| format!("cannot open FIFO {}", path.display()))?;
-            // Blocking reads from here on, as any FIFO reader does.
-            fcntl(&rx, FcntlArg::F_SETFL(OFlag::empty())).context("cannot make a FIFO blocking")?;
-            ends.push((rx, tx));
+            let tx = Fifo::open(&path, End::Write)
+                .with_context(|| format!("cannot open FIFO {}", path.display()))?;
+            // Blocking reads and writes from here on, as on any pipe.
+            rx.set_blocking()
+                .and_then(|()| tx.set_blocking())
+                .context("cannot make a FIFO blocking")?;
+            ends.push((rx.into_fd(), tx.into_fd()));
         }
         let (up_rx, up_tx) = ends.pop().context("no FIFO")?;
         let (down_rx, down_tx) = ends.pop().context("no FIFO")?;
@@ -190,8 +188,8 @@ pub fn fifos(abort: &Abort, tag: &str) -> Result<(FdLink, FdLink)> {
 // ---------------------------------------------------------- POSIX queues
 
 pub struct MqLink {
-    rx: Arc<PosixMq>,
-    tx: Arc<PosixMq>,
+    rx: Arc<PosixQueue>,
+    tx: Arc<PosixQueue>,
     abort: Abort,
     prio: u32,
 }
@@ -236,16 +234,20 @@ impl Link for MqLink {
 /// Two queues of `size`-byte messages with unique names, unlinked as soon as
 /// they are open (the descriptors survive fork).
 pub fn posix_queues(abort: &Abort, tag: &str, size: usize) -> Result<(MqLink, MqLink, Wake)> {
-    let open = |dir: &str| -> Result<Arc<PosixMq>> {
+    let options = QueueOptions {
+        access: Access::ReadWrite,
+        nonblocking: false,
+        mode: 0o600,
+        capacity: 10,
+        msg_size: size,
+    };
+    let open = |dir: &str| -> Result<Arc<PosixQueue>> {
         let name = format!("/examples-ipc-bench-{}-{tag}-{dir}", std::process::id());
-        let mq = posixmq::OpenOptions::readwrite()
-            .create_new()
-            .mode(0o600)
-            .capacity(10)
-            .max_msg_len(size)
-            .open(name.as_str())
+        let mq = PosixQueue::open(&name, Creation::CreateNew, &options)
+            .map(|opened| opened.handle)
+            .map_err(|e| e.into_inner(|| io::ErrorKind::NotFound.into()))
             .with_context(|| format!("cannot create queue {name} for {size}-byte messages"));
-        let _ = posixmq::remove_queue(name.as_str());
+        let _ = PosixQueue::remove_name(&name);
         Ok(Arc::new(mq?))
     };
     let down = open("down")?;
@@ -355,57 +357,15 @@ pub fn shared_memory(len: usize) -> Result<Arc<Mapping>> {
     Ok(Arc::new(map))
 }
 
-/// A named POSIX semaphore, unlinked right after sem_open; Drop only closes.
-pub struct NamedSem(NonNull<libc::sem_t>);
-
-// SAFETY: sem_post/sem_wait are thread-safe on a sem_t.
-unsafe impl Send for NamedSem {}
-// SAFETY: as above.
-unsafe impl Sync for NamedSem {}
-
-impl NamedSem {
-    /// `sem_open(name, O_CREAT|O_EXCL, 0600, 0)` then `sem_unlink(name)`.
-    pub fn new(name: &str) -> Result<NamedSem> {
-        let c = std::ffi::CString::new(name).context("semaphore name")?;
-        // SAFETY: c is a valid C string; O_CREAT takes mode and value varargs.
-        let p = unsafe {
-            libc::sem_open(
-                c.as_ptr(),
-                libc::O_CREAT | libc::O_EXCL,
-                0o600 as libc::c_uint,
-                0 as libc::c_uint,
-            )
-        };
-        let err = io::Error::last_os_error();
-        // SAFETY: c is a valid C string.
-        unsafe { libc::sem_unlink(c.as_ptr()) };
-        if p == libc::SEM_FAILED {
-            return Err(err).with_context(|| format!("cannot create semaphore {name}"));
-        }
-        let p = NonNull::new(p).context("sem_open returned null")?;
-        Ok(NamedSem(p))
-    }
-
-    pub fn post(&self) -> io::Result<()> {
-        // SAFETY: the semaphore is open for the life of self.
-        Errno::result(unsafe { libc::sem_post(self.0.as_ptr()) })
-            .map(drop)
-            .map_err(io::Error::from)
-    }
-
-    pub fn wait(&self) -> io::Result<()> {
-        // SAFETY: as in post.
-        Errno::result(unsafe { libc::sem_wait(self.0.as_ptr()) })
-            .map(drop)
-            .map_err(io::Error::from)
-    }
-}
-
-impl Drop for NamedSem {
-    fn drop(&mut self) {
-        // SAFETY: opened by sem_open, closed once.
-        unsafe { libc::sem_close(self.0.as_ptr()) };
-    }
+/// A named POSIX semaphore, unlinked right after sem_open (processes
+/// forked afterwards inherit it); Drop only closes.
+fn named_sem(name: &str) -> Result<Arc<NamedSem>> {
+    let made = NamedSem::create(name, 0o600, 0);
+    let _ = NamedSem::remove_name(name);
+    let sem = made
+        .map_err(io::Error::from)
+        .with_context(|| format!("cannot create semaphore {name}"))?;
+    Ok(Arc::new(sem))
 }
 
 /// How a reader learns that a slot was published.
@@ -536,7 +496,7 @@ impl Link for ShmLink {
                 futex::wake(head);
                 Ok(())
             }
-            Notify::Sem { tx, .. } => tx.post(),
+            Notify::Sem { tx, .. } => tx.post().map_err(io::Error::from),
             Notify::EventFd { tx, .. } => eventfd_write(tx),
         }
     }
@@ -570,10 +530,8 @@ impl Link for ShmLink {
             }
             Notify::Sem { rx, .. } => loop {
                 match rx.wait() {
-                    Err(e)
-                        if e.kind() == io::ErrorKind::Interrupted
-                            && !self.abort.load(Ordering::Relaxed) => {}
-                    other => break other?,
+                    Err(Errno::EINTR) if !self.abort.load(Ordering::Relaxed) => {}
+                    other => break other.map_err(io::Error::from)?,
                 }
             },
             Notify::EventFd { rx, .. } => loop {
@@ -647,12 +605,8 @@ pub fn shm(
         }
         ShmKind::Sem => {
             let pid = std::process::id();
-            let d = Arc::new(NamedSem::new(&format!(
-                "/examples-ipc-bench-{pid}-{tag}-down"
-            ))?);
-            let u = Arc::new(NamedSem::new(&format!(
-                "/examples-ipc-bench-{pid}-{tag}-up"
-            ))?);
+            let d = named_sem(&format!("/examples-ipc-bench-{pid}-{tag}-down"))?;
+            let u = named_sem(&format!("/examples-ipc-bench-{pid}-{tag}-up"))?;
             let wu = u.clone();
             let wake = Wake(Box::new(move || {
                 let _ = wu.post();

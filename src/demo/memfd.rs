@@ -256,8 +256,52 @@ fn server(args: &MemfdArgs, out: &mut Out) -> Result<ExitCode> {
 
 fn client(args: &MemfdArgs, out: &mut Out) -> Result<ExitCode> {
     let name = &args.name;
-    let path = publication(name);
     let what = format!("memfd exchange {name}");
+    let (memfd, proc_path) = find(name, &what)?;
+    let size = memfd.size().context("cannot stat the memfd")?;
+    let seals = memfd.seals().context("cannot read the seals")?;
+    let text = client_text(args.shm.message.as_deref(), size, &what)?;
+    let len = usize::try_from(size).context("segment too large to map")?;
+    let map = map(&memfd, len)?;
+    // client_text checked that the text and its NUL fit.
+    map.write_text(&text)
+        .with_context(|| format!("cannot write to {what}"))?;
+    let shown = escape_bytes(&text);
+    out.event(
+        "wrote",
+        format_args!(
+            "wrote {} bytes through {} ({size} bytes, seals: {})",
+            text.len(),
+            proc_path.display(),
+            seal_names(seals)
+        ),
+        |f| {
+            f.insert("text".into(), shown.clone().into());
+            f.insert("path".into(), proc_path.display().to_string().into());
+            f.insert("size".into(), size.into());
+            f.insert("seals".into(), seal_names(seals).into());
+        },
+    )?;
+    if args.shrink {
+        match memfd.truncate(0) {
+            Err(Errno::EPERM) => out.event(
+                "shrink",
+                "ftruncate to 0 bytes refused with EPERM: F_SEAL_SHRINK protects the server's mapping",
+                |f| {
+                    f.insert("refused".into(), true.into());
+                },
+            )?,
+            Ok(()) => bail!("ftruncate to 0 bytes succeeded: the segment was not sealed"),
+            Err(e) => return Err(e).context("cannot try to shrink the memfd"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The server's segment: its publication read, and the same memory opened
+/// through /proc/PID/fd/N; also that path, for messages.
+fn find(name: &str, what: &str) -> Result<(Memfd, PathBuf)> {
+    let path = publication(name);
     let gone = |why: String| {
         fail_with_hint(
             why,
@@ -298,44 +342,7 @@ fn client(args: &MemfdArgs, out: &mut Out) -> Result<ExitCode> {
     if !at.alive() {
         bail!("cannot open {what}: {} is not a memfd", proc_path.display());
     }
-    let size = memfd.size().context("cannot stat the memfd")?;
-    let seals = memfd.seals().context("cannot read the seals")?;
-    let text = client_text(args.shm.message.as_deref(), size, &what)?;
-    let len = usize::try_from(size).context("segment too large to map")?;
-    let map = map(&memfd, len)?;
-    // client_text checked that the text and its NUL fit.
-    map.write_text(&text)
-        .with_context(|| format!("cannot write to {what}"))?;
-    let shown = escape_bytes(&text);
-    out.event(
-        "wrote",
-        format_args!(
-            "wrote {} bytes through {} ({size} bytes, seals: {})",
-            text.len(),
-            proc_path.display(),
-            seal_names(seals)
-        ),
-        |f| {
-            f.insert("text".into(), shown.clone().into());
-            f.insert("path".into(), proc_path.display().to_string().into());
-            f.insert("size".into(), size.into());
-            f.insert("seals".into(), seal_names(seals).into());
-        },
-    )?;
-    if args.shrink {
-        match memfd.truncate(0) {
-            Err(Errno::EPERM) => out.event(
-                "shrink",
-                "ftruncate to 0 bytes refused with EPERM: F_SEAL_SHRINK protects the server's mapping",
-                |f| {
-                    f.insert("refused".into(), true.into());
-                },
-            )?,
-            Ok(()) => bail!("ftruncate to 0 bytes succeeded: the segment was not sealed"),
-            Err(e) => return Err(e).context("cannot try to shrink the memfd"),
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok((memfd, proc_path))
 }
 
 fn seal_names(seals: SealFlag) -> String {
