@@ -16,7 +16,6 @@ use crate::ipc::Remove;
 use crate::ipc::posix_mq::PosixQueue;
 use crate::ipc::posix_sem::NamedSem;
 use crate::ipc::posix_shm::PosixShm;
-use crate::ipc::sysv::SysvObject;
 use crate::ipc::sysv_msq::SysvQueue;
 use crate::ipc::sysv_sem::SemSet;
 use crate::ipc::sysv_shm::SysvSegment;

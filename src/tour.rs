@@ -13,9 +13,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use crate::cli::{TourArgs, TourStep};
 use crate::ipc::process::{ChildGuard, exit_status};
 use crate::ipc::sysv::free_key;
-use crate::ipc::sysv_msq::SysvQueue;
-use crate::ipc::sysv_sem::SemSet;
-use crate::ipc::sysv_shm::SysvSegment;
+use crate::ipc::sysv_msq::Msq;
+use crate::ipc::sysv_sem::Sem;
+use crate::ipc::sysv_shm::Shm;
 use crate::output::Out;
 use crate::target::SysvKey;
 
@@ -136,9 +136,9 @@ fn steps(tag: &str) -> Vec<Step> {
     let sem = format!("/eipc-tour-{tag}-sem");
     let seed = tag.parse::<u32>().unwrap_or_else(|_| std::process::id());
     // Keys no object uses now, so the tour's servers create their objects.
-    let sysv_msq = SysvKey(free_key::<SysvQueue>(seed)).to_string();
-    let sysv_shm = SysvKey(free_key::<SysvSegment>(seed)).to_string();
-    let sysv_sem = SysvKey(free_key::<SemSet>(seed)).to_string();
+    let sysv_msq = SysvKey(free_key::<Msq>(seed)).to_string();
+    let sysv_shm = SysvKey(free_key::<Shm>(seed)).to_string();
+    let sysv_sem = SysvKey(free_key::<Sem>(seed)).to_string();
     let fifo_path = std::env::temp_dir().join(format!("eipc-tour-{tag}.fifo"));
     let fifo = fifo_path.to_string_lossy();
     let posix_msq = ["posix", "msq", "-n", &msq];

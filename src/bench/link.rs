@@ -56,6 +56,14 @@ pub struct FdLink {
 }
 
 impl FdLink {
+    fn new(rx: OwnedFd, tx: OwnedFd, abort: &Abort) -> FdLink {
+        FdLink {
+            rx,
+            tx,
+            abort: abort.clone(),
+        }
+    }
+
     #[inline]
     fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
         nix::unistd::read(&self.rx, buf).map_err(io::Error::from)
@@ -102,20 +110,16 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 
 /// Two pipes: parent -> child and child -> parent.
 pub fn pipes(abort: &Abort) -> Result<(FdLink, FdLink)> {
-    let (down_rx, down_tx) = pipe()?;
-    let (up_rx, up_tx) = pipe()?;
-    Ok((
-        FdLink {
-            rx: up_rx,
-            tx: down_tx,
-            abort: abort.clone(),
-        },
-        FdLink {
-            rx: down_rx,
-            tx: up_tx,
-            abort: abort.clone(),
-        },
-    ))
+    Ok(fd_links(abort, pipe()?, pipe()?))
+}
+
+/// The parent's and the child's link over two one-way channels, each a
+/// (read end, write end) pair: `down` carries parent -> child, `up` back.
+fn fd_links(abort: &Abort, down: (OwnedFd, OwnedFd), up: (OwnedFd, OwnedFd)) -> (FdLink, FdLink) {
+    (
+        FdLink::new(up.0, down.1, abort),
+        FdLink::new(down.0, up.1, abort),
+    )
 }
 
 /// A stream socket pair (one socket each).
@@ -124,18 +128,7 @@ pub fn unix_pair(abort: &Abort) -> Result<(FdLink, FdLink)> {
     let (a, b) = (OwnedFd::from(a), OwnedFd::from(b));
     let a2 = a.try_clone().context("cannot duplicate a socket")?;
     let b2 = b.try_clone().context("cannot duplicate a socket")?;
-    Ok((
-        FdLink {
-            rx: a,
-            tx: a2,
-            abort: abort.clone(),
-        },
-        FdLink {
-            rx: b,
-            tx: b2,
-            abort: abort.clone(),
-        },
-    ))
+    Ok((FdLink::new(a, a2, abort), FdLink::new(b, b2, abort)))
 }
 
 /// Two FIFOs in a private temporary directory. Both ends of each are opened
@@ -171,18 +164,7 @@ pub fn fifos(abort: &Abort, tag: &str) -> Result<(FdLink, FdLink)> {
     let _ = std::fs::remove_file(dir.join("up"));
     let _ = std::fs::remove_dir(&dir);
     let (up_rx, down_tx, down_rx, up_tx) = made?;
-    Ok((
-        FdLink {
-            rx: up_rx,
-            tx: down_tx,
-            abort: abort.clone(),
-        },
-        FdLink {
-            rx: down_rx,
-            tx: up_tx,
-            abort: abort.clone(),
-        },
-    ))
+    Ok(fd_links(abort, (down_rx, down_tx), (up_rx, up_tx)))
 }
 
 // ---------------------------------------------------------- POSIX queues

@@ -3,8 +3,8 @@
 //! range offers, `View`: typed access to `Shared` layouts, atomics, copies,
 //! and the NUL-terminated text the shm commands exchange.
 //!
-//! A System V attachment (`sysv_shm::Attachment`) is a `View` too; only its
-//! release differs (shmdt).
+//! A System V segment's attachment (`SysvSegment::attach`) is a `Mapping`
+//! too; only its release differs (shmdt).
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -267,11 +267,19 @@ impl View {
     }
 }
 
-/// `mmap(MAP_SHARED)`, unmapped in `Drop`. Made before `fork`, an anonymous
-/// mapping is the same memory in every child and has no name, so a crash
-/// or Ctrl-C cannot leave it behind.
+/// Shared memory mapped into this process, released in `Drop`: unmapped
+/// (`munmap`), or detached (`shmdt`) for a System V segment's attachment.
+/// Made before `fork`, an anonymous mapping is the same memory in every
+/// child and has no name, so a crash or Ctrl-C cannot leave it behind.
 pub struct Mapping {
     view: View,
+    release: Release,
+}
+
+/// How a mapping goes away.
+pub(crate) enum Release {
+    Munmap,
+    Shmdt,
 }
 
 impl Mapping {
@@ -285,21 +293,7 @@ impl Mapping {
     /// # References
     /// [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html)
     pub fn anonymous(len: usize) -> Result<Mapping, Errno> {
-        let length = NonZeroUsize::new(len).ok_or(Errno::EINVAL)?;
-        // SAFETY: a new mapping at an address the kernel picks aliases no
-        // Rust memory; Mapping unmaps it exactly once, in Drop.
-        let ptr = unsafe {
-            mmap_anonymous(
-                None,
-                length,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-            )
-        }?;
-        // SAFETY: mmap made len readable and writable bytes at ptr, which
-        // live until Drop.
-        let view = unsafe { View::new(ptr.cast(), len, true) };
-        Ok(Mapping { view })
+        Mapping::map(len, None)
     }
 
     /// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0)`: the first
@@ -315,22 +309,37 @@ impl Mapping {
     /// # References
     /// [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html)
     pub fn of_file(fd: BorrowedFd<'_>, len: usize) -> Result<Mapping, Errno> {
+        Mapping::map(len, Some(fd))
+    }
+
+    fn map(len: usize, fd: Option<BorrowedFd<'_>>) -> Result<Mapping, Errno> {
         let length = NonZeroUsize::new(len).ok_or(Errno::EINVAL)?;
-        // SAFETY: as in `anonymous`; the kernel keeps the file referenced
-        // for as long as the mapping exists, so closing `fd` is harmless.
+        let prot = ProtFlags::PROT_READ | ProtFlags::PROT_WRITE;
+        // SAFETY: a new mapping at an address the kernel picks aliases no
+        // Rust memory; Mapping unmaps it exactly once, in Drop. The kernel
+        // keeps a mapped file referenced, so closing `fd` later is harmless.
         let ptr = unsafe {
-            mmap(
-                None,
-                length,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-                fd,
-                0,
-            )
+            match fd {
+                Some(fd) => mmap(None, length, prot, MapFlags::MAP_SHARED, fd, 0),
+                None => mmap_anonymous(None, length, prot, MapFlags::MAP_SHARED),
+            }
         }?;
-        // SAFETY: as in `anonymous`.
+        // SAFETY: mmap made len readable and writable bytes at ptr, which
+        // live until Drop.
         let view = unsafe { View::new(ptr.cast(), len, true) };
-        Ok(Mapping { view })
+        Ok(Mapping {
+            view,
+            release: Release::Munmap,
+        })
+    }
+
+    /// Take over `view`, released the way `release` says.
+    ///
+    /// # Safety
+    /// `view` must be exactly one live mapping this process made (mmap or
+    /// shmat, matching `release`), released nowhere else.
+    pub(crate) unsafe fn from_view(view: View, release: Release) -> Mapping {
+        Mapping { view, release }
     }
 }
 
@@ -344,9 +353,19 @@ impl Deref for Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: ptr/len are exactly what mmap returned, unmapped once; no
-        // borrow of the view outlives self.
-        let _ = unsafe { munmap(self.view.ptr.cast(), self.view.len) };
+        let ptr = self.view.ptr.cast();
+        match self.release {
+            Release::Munmap => {
+                // SAFETY: ptr/len are exactly what mmap returned, unmapped
+                // once; no borrow of the view outlives self.
+                let _ = unsafe { munmap(ptr, self.view.len) };
+            }
+            Release::Shmdt => {
+                // SAFETY: the address one successful shmat returned,
+                // detached once; no borrow of the view outlives self.
+                let _ = unsafe { libc::shmdt(ptr.as_ptr()) };
+            }
+        }
     }
 }
 

@@ -78,6 +78,9 @@ impl Memfd {
     ///
     /// # Errors
     /// EINVAL for a file that does not support seals.
+    ///
+    /// # References
+    /// [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html)
     pub fn seals(&self) -> Result<SealFlag, Errno> {
         let bits = fcntl(self.fd.as_fd(), FcntlArg::F_GET_SEALS)?;
         Ok(SealFlag::from_bits_truncate(bits))
@@ -87,6 +90,9 @@ impl Memfd {
     ///
     /// # Errors
     /// The `fstat` errno.
+    ///
+    /// # References
+    /// [fstat(2)](https://man7.org/linux/man-pages/man2/fstat.2.html)
     pub fn size(&self) -> Result<u64, Errno> {
         Ok(fstat(self.fd.as_fd())?.st_size as u64)
     }
@@ -108,6 +114,9 @@ impl Memfd {
     ///
     /// # Errors
     /// As for [`Mapping::of_file`].
+    ///
+    /// # References
+    /// [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html)
     pub fn map(&self, len: usize) -> Result<Mapping, Errno> {
         Mapping::of_file(self.fd.as_fd(), len)
     }

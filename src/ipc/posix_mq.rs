@@ -92,6 +92,27 @@ impl PosixQueue {
         )
     }
 
+    /// [`PosixQueue::open`] of an existing queue, non-blocking, as it is.
+    ///
+    /// # Errors
+    /// NotFound (ENOENT); PermissionDenied (EACCES) for an end the mode
+    /// does not allow.
+    ///
+    /// # References
+    /// [mq_open(3)](https://man7.org/linux/man-pages/man3/mq_open.3.html)
+    pub fn open_existing(name: &str, access: Access) -> io::Result<PosixQueue> {
+        let options = QueueOptions {
+            access,
+            nonblocking: true,
+            mode: 0,
+            capacity: 0,
+            msg_size: 0,
+        };
+        PosixQueue::open(name, Creation::OpenOnly, &options)
+            .map(|opened| opened.handle)
+            .map_err(|e| e.into_inner(|| io::ErrorKind::NotFound.into()))
+    }
+
     /// `mq_unlink(name)`: the name goes; open descriptors keep the queue
     /// until closed.
     ///
@@ -165,6 +186,9 @@ impl PosixQueue {
     ///
     /// # Errors
     /// The `fstat` errno.
+    ///
+    /// # References
+    /// [fstat(2)](https://man7.org/linux/man-pages/man2/fstat.2.html)
     pub fn stat(&self) -> Result<FileStat, Errno> {
         fstat(self.fd())
     }
@@ -173,7 +197,10 @@ impl PosixQueue {
 impl Remove for PosixQueue {
     type Error = io::Error;
 
-    /// `mq_unlink` of this queue's name.
+    /// `mq_unlink` of this queue's name ([`PosixQueue::remove_name`]).
+    ///
+    /// # Errors
+    /// NotFound when it is gone; PermissionDenied.
     fn remove(&self) -> io::Result<()> {
         PosixQueue::remove_name(&self.name)
     }

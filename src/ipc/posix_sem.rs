@@ -201,7 +201,10 @@ impl Drop for NamedSem {
 impl Remove for NamedSem {
     type Error = Errno;
 
-    /// `sem_unlink` of this semaphore's name.
+    /// `sem_unlink` of this semaphore's name ([`NamedSem::remove_name`]).
+    ///
+    /// # Errors
+    /// ENOENT when it is gone; EACCES.
     fn remove(&self) -> Result<(), Errno> {
         NamedSem::remove_name(&self.name)
     }
@@ -283,6 +286,9 @@ impl CheckedSem {
     ///
     /// # Errors
     /// As for [`SemFile::check`].
+    ///
+    /// # References
+    /// [pread(2)](https://man7.org/linux/man-pages/man2/pread.2.html)
     pub fn check(&self) -> io::Result<Result<SemWord, Invalid>> {
         self.file.check()
     }

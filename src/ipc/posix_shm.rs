@@ -125,6 +125,9 @@ impl PosixShm {
     ///
     /// # Errors
     /// The `fstat` errno (EIO).
+    ///
+    /// # References
+    /// [fstat(2)](https://man7.org/linux/man-pages/man2/fstat.2.html)
     pub fn stat(&self) -> Result<FileStat, Errno> {
         fstat(self.fd.as_fd())
     }
@@ -161,6 +164,9 @@ impl PosixShm {
     ///
     /// # Errors
     /// As for [`PosixShm::read_at`].
+    ///
+    /// # References
+    /// [pread(2)](https://man7.org/linux/man-pages/man2/pread.2.html)
     pub fn read_text(&self, text: &mut Vec<u8>, limit: usize) -> Result<(), Errno> {
         const CHUNK: usize = 4096;
         text.clear();
@@ -187,6 +193,9 @@ impl PosixShm {
     ///
     /// # Errors
     /// As for [`PosixShm::read_at`].
+    ///
+    /// # References
+    /// [pread(2)](https://man7.org/linux/man-pages/man2/pread.2.html)
     pub fn text_len(&self, limit: usize) -> Result<usize, Errno> {
         let mut chunk = [0u8; 4096];
         let mut at = 0;
@@ -205,7 +214,11 @@ impl PosixShm {
     }
 
     /// Whether /dev/shm/NAME is still this segment (`own` is its `fstat`):
-    /// not unlinked, nor replaced by another one of the same name.
+    /// not unlinked, nor replaced by another one of the same name. `stat`
+    /// of /dev/shm/NAME; a failed one means "not linked".
+    ///
+    /// # References
+    /// [stat(2)](https://man7.org/linux/man-pages/man2/stat.2.html)
     pub fn still_linked(&self, own: &FileStat) -> bool {
         match stat(path_of(&self.name).as_str()) {
             Ok(now) => now.st_ino == own.st_ino && now.st_dev == own.st_dev,
@@ -219,6 +232,12 @@ impl Remove for PosixShm {
 
     /// `shm_unlink` of this segment's name, but only while the name still
     /// leads to this segment: one that replaced it is not ours to remove.
+    ///
+    /// # Errors
+    /// The `fstat` or `shm_unlink` errno (EACCES).
+    ///
+    /// # References
+    /// [shm_unlink(3)](https://man7.org/linux/man-pages/man3/shm_unlink.3.html)
     fn remove(&self) -> Result<(), Errno> {
         let own = self.stat()?;
         if self.still_linked(&own) {

@@ -186,10 +186,13 @@ impl ChildGuard {
         }
     }
 
-    /// Block until the child ends; its status.
+    /// Block until the child ends (`waitpid`); its status.
     ///
     /// # Errors
     /// As for [`ChildGuard::wait`].
+    ///
+    /// # References
+    /// [waitpid(2)](https://man7.org/linux/man-pages/man2/waitpid.2.html)
     pub fn reap(&mut self) -> Result<WaitStatus, Errno> {
         loop {
             if let Some(status) = self.wait(true)? {

@@ -113,6 +113,9 @@ impl SemFile {
     ///
     /// # Errors
     /// The `fstat` errno (EIO).
+    ///
+    /// # References
+    /// [fstat(2)](https://man7.org/linux/man-pages/man2/fstat.2.html)
     pub fn metadata(&self) -> io::Result<Metadata> {
         self.file.metadata()
     }
@@ -152,6 +155,9 @@ impl SemFile {
     ///
     /// # Errors
     /// The `fstat` errno of our own file.
+    ///
+    /// # References
+    /// [lstat(2)](https://man7.org/linux/man-pages/man2/lstat.2.html)
     pub fn still_linked(&self) -> io::Result<bool> {
         let own = self.file.metadata()?;
         Ok(std::fs::symlink_metadata(&self.path)

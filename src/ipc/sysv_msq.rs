@@ -2,14 +2,15 @@
 
 use nix::errno::Errno;
 
-use super::sysv::{Perm, SysvObject, get_by};
-use super::{Creation, Id, Key, OpenError, Opened, Remove, cvt};
+use super::sysv::{Perm, Sysv, SysvKind, Zeroed, get_by};
+use super::{Creation, Id, Key, OpenError, Opened, cvt};
+
+/// The System V message queue kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Msq;
 
 /// A System V message queue, by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SysvQueue {
-    id: Id,
-}
+pub type SysvQueue = Sysv<Msq>;
 
 /// A queue's `msqid_ds`, as plain values.
 #[derive(Debug, Clone, Copy)]
@@ -95,9 +96,7 @@ impl SysvQueue {
         mode: u32,
     ) -> Result<Opened<SysvQueue>, OpenError<Errno>> {
         get_by(creation, mode, |flags| {
-            // SAFETY: msgget takes plain integers and touches no memory of ours.
-            let id = cvt(unsafe { libc::msgget(key, flags) })?;
-            Ok(SysvQueue { id })
+            msgget(key, flags).map(Sysv::with_id)
         })
     }
 
@@ -111,9 +110,7 @@ impl SysvQueue {
     /// [msgget(2)](https://man7.org/linux/man-pages/man2/msgget.2.html)
     pub fn private(mode: u32) -> Result<SysvQueue, Errno> {
         let flags = libc::IPC_CREAT | (mode & 0o777) as libc::c_int;
-        // SAFETY: msgget takes plain integers and touches no memory of ours.
-        let id = cvt(unsafe { libc::msgget(libc::IPC_PRIVATE, flags) })?;
-        Ok(SysvQueue { id })
+        msgget(libc::IPC_PRIVATE, flags).map(Sysv::with_id)
     }
 
     /// `msgsnd` of the first `len` bytes of `buf`'s text, with its mtype.
@@ -132,7 +129,7 @@ impl SysvQueue {
         let flags = if nowait { libc::IPC_NOWAIT } else { 0 };
         // SAFETY: buf.words starts with the long mtype followed by at least
         // `len` bytes of mtext, exactly what msgsnd reads.
-        cvt(unsafe { libc::msgsnd(self.id, buf.words.as_ptr().cast(), len, flags) })?;
+        cvt(unsafe { libc::msgsnd(self.id(), buf.words.as_ptr().cast(), len, flags) })?;
         Ok(())
     }
 
@@ -154,7 +151,7 @@ impl SysvQueue {
         // the kernel writes at most that much.
         let n = cvt(unsafe {
             libc::msgrcv(
-                self.id,
+                self.id(),
                 buf.words.as_mut_ptr().cast(),
                 buf.cap,
                 mtype as libc::c_long,
@@ -167,57 +164,31 @@ impl SysvQueue {
     }
 }
 
-impl Remove for SysvQueue {
-    type Error = Errno;
-
-    /// `msgctl(IPC_RMID)`: wakes every blocked msgsnd and msgrcv with EIDRM.
-    ///
-    /// # Errors
-    /// EINVAL or EIDRM when there is no such queue; EPERM when this user
-    /// is neither its owner nor its creator.
-    ///
-    /// # References
-    /// [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html)
-    fn remove(&self) -> Result<(), Errno> {
-        // SAFETY: IPC_RMID reads no buffer; null is allowed.
-        cvt(unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })?;
-        Ok(())
-    }
+/// `msgget(key, flags)`
+fn msgget(key: Key, flags: libc::c_int) -> Result<Id, Errno> {
+    // SAFETY: msgget takes plain integers and touches no memory of ours.
+    cvt(unsafe { libc::msgget(key, flags) })
 }
 
-impl SysvObject for SysvQueue {
+impl SysvKind for Msq {
     type Stat = QueueStat;
     const WHAT: &'static str = "queue";
     const MECHANISM: &'static str = "sysv-msq";
 
-    /// `msgget(key, 0)`.
-    fn open_existing(key: Key) -> Result<Self, Errno> {
-        Ok(SysvQueue::open(key, Creation::OpenOnly, 0)?.handle)
+    fn get_existing(key: Key) -> Result<Id, Errno> {
+        msgget(key, 0)
     }
 
-    fn with_id(id: Id) -> Self {
-        SysvQueue { id }
-    }
-
-    fn id(&self) -> Id {
-        self.id
-    }
-
-    /// `msgctl(IPC_STAT)`
-    ///
-    /// # References
-    /// [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html)
-    fn stat(&self) -> Result<QueueStat, Errno> {
-        // SAFETY: msqid_ds is plain old data (integers only): all zero is valid.
-        let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
+    fn stat(id: Id) -> Result<QueueStat, Errno> {
+        let mut ds = libc::msqid_ds::zeroed();
         // SAFETY: ds is a valid, writable msqid_ds for the kernel to fill.
-        cvt(unsafe { libc::msgctl(self.id, libc::IPC_STAT, &mut ds) })?;
+        cvt(unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) })?;
         #[allow(
             clippy::useless_conversion,
             reason = "c_ulong is u32 on 32-bit targets"
         )]
         Ok(QueueStat {
-            perm: Perm::from_raw(&ds.msg_perm, self.id),
+            perm: Perm::from_raw(&ds.msg_perm, id),
             qnum: u64::from(ds.msg_qnum),
             qbytes: u64::from(ds.msg_qbytes),
             cbytes: u64::from(ds.__msg_cbytes),
@@ -227,5 +198,15 @@ impl SysvObject for SysvQueue {
             rtime: ds.msg_rtime,
             ctime: ds.msg_ctime,
         })
+    }
+
+    fn remove(id: Id) -> Result<(), Errno> {
+        // SAFETY: IPC_RMID reads no buffer; null is allowed.
+        cvt(unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) })?;
+        Ok(())
+    }
+
+    fn perm(stat: &QueueStat) -> &Perm {
+        &stat.perm
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use super::sysv::{Perm, SysvObject, get_by};
-use super::{Creation, Id, Key, OpenError, Opened, Remove, cvt};
+use super::sysv::{Perm, Sysv, SysvKind, Zeroed, get_by};
+use super::{Creation, Id, Key, OpenError, Opened, cvt};
 
 /// SEMVMX on Linux: the largest value a System V semaphore holds.
 pub const SEMVMX: u32 = 32767;
@@ -34,11 +34,12 @@ union Semun {
     array: *mut libc::c_ushort,
 }
 
+/// The System V semaphore kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Sem;
+
 /// A System V semaphore set, by id; the tool's own sets have one semaphore.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SemSet {
-    id: Id,
-}
+pub type SemSet = Sysv<Sem>;
 
 /// A set's `semid_ds`, as plain values.
 #[derive(Debug, Clone, Copy)]
@@ -103,11 +104,10 @@ impl SemSet {
         creation: Creation,
         mode: u32,
     ) -> Result<Opened<SemSet>, OpenError<Errno>> {
+        // An existing set is opened at any size (0).
         get_by(creation, mode, |flags| {
             let nsems = if flags == 0 { 0 } else { 1 };
-            // SAFETY: semget takes plain integers and touches no memory of ours.
-            let id = cvt(unsafe { libc::semget(key, nsems, flags) })?;
-            Ok(SemSet { id })
+            semget(key, nsems, flags).map(Sysv::with_id)
         })
     }
 
@@ -120,7 +120,7 @@ impl SemSet {
     /// [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
     pub fn value(&self) -> Result<i32, Errno> {
         // SAFETY: GETVAL reads no fourth argument.
-        cvt(unsafe { libc::semctl(self.id, 0, libc::GETVAL) })
+        cvt(unsafe { libc::semctl(self.id(), 0, libc::GETVAL) })
     }
 
     /// `semctl(GETALL)`: every value of the set, `nsems` long, where
@@ -134,7 +134,7 @@ impl SemSet {
         // SAFETY: GETALL writes sem_nsems unsigned shorts through the union's
         // array; `values` has at least that many (nsems comes from IPC_STAT
         // of this id, and a set never changes its size).
-        cvt(unsafe { libc::semctl(self.id, 0, libc::GETALL, arg) })?;
+        cvt(unsafe { libc::semctl(self.id(), 0, libc::GETALL, arg) })?;
         values.truncate(nsems);
         Ok(values)
     }
@@ -144,7 +144,7 @@ impl SemSet {
     fn per_semaphore(&self, num: u32, cmd: libc::c_int) -> Result<i32, Errno> {
         let num = libc::c_int::try_from(num).map_err(|_| Errno::EINVAL)?;
         // SAFETY: GETNCNT, GETZCNT and GETPID read no fourth argument.
-        cvt(unsafe { libc::semctl(self.id, num, cmd) })
+        cvt(unsafe { libc::semctl(self.id(), num, cmd) })
     }
 
     /// Every semaphore of the set as `ipcs -s -i` shows it: IPC_STAT for
@@ -186,7 +186,7 @@ impl SemSet {
             val: libc::c_int::try_from(value).map_err(|_| Errno::ERANGE)?,
         };
         // SAFETY: SETVAL reads the union's val.
-        cvt(unsafe { libc::semctl(self.id, 0, libc::SETVAL, arg) })?;
+        cvt(unsafe { libc::semctl(self.id(), 0, libc::SETVAL, arg) })?;
         Ok(())
     }
 
@@ -217,10 +217,10 @@ impl SemSet {
                 };
                 // SAFETY: sops holds sops.len() sembufs and ts is a valid
                 // relative timeout; both outlive the call.
-                unsafe { semtimedop(self.id, sops.as_mut_ptr(), sops.len(), &ts) }
+                unsafe { semtimedop(self.id(), sops.as_mut_ptr(), sops.len(), &ts) }
             }
             // SAFETY: sops holds sops.len() sembufs that outlive the call.
-            None => unsafe { libc::semop(self.id, sops.as_mut_ptr(), sops.len()) },
+            None => unsafe { libc::semop(self.id(), sops.as_mut_ptr(), sops.len()) },
         };
         cvt(ret)?;
         Ok(())
@@ -236,6 +236,10 @@ impl SemSet {
     /// # Errors
     /// As for [`SemSet::set_value`] and [`SemSet::op`]; the caller removes
     /// a set it could not initialise.
+    ///
+    /// # References
+    /// [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html),
+    /// [semop(2)](https://man7.org/linux/man-pages/man2/semop.2.html)
     pub fn init(&self, value: u32) -> Result<(), Errno> {
         // -1 then +1 needs a unit, +1 then -1 needs room below SEMVMX; one
         // of the two always works, even if a process that does not wait
@@ -259,6 +263,10 @@ impl SemSet {
     ///
     /// # Errors
     /// The IPC_STAT errno: EACCES, or EINVAL/EIDRM when the set is gone.
+    ///
+    /// # References
+    /// [semget(2)](https://man7.org/linux/man-pages/man2/semget.2.html) (the
+    /// initialisation race, under NOTES)
     pub fn wait_ready(&self, max: Duration) -> Result<(), Errno> {
         let start = Instant::now();
         loop {
@@ -278,61 +286,46 @@ impl SemSet {
     }
 }
 
-impl Remove for SemSet {
-    type Error = Errno;
-
-    /// `semctl(IPC_RMID)`: wakes every waiter with EIDRM.
-    ///
-    /// # Errors
-    /// EINVAL or EIDRM when there is no such set; EPERM when this user is
-    /// neither its owner nor its creator.
-    ///
-    /// # References
-    /// [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
-    fn remove(&self) -> Result<(), Errno> {
-        // SAFETY: IPC_RMID reads no fourth argument.
-        cvt(unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) })?;
-        Ok(())
-    }
+/// `semget(key, nsems, flags)`
+fn semget(key: Key, nsems: libc::c_int, flags: libc::c_int) -> Result<Id, Errno> {
+    // SAFETY: semget takes plain integers and touches no memory of ours.
+    cvt(unsafe { libc::semget(key, nsems, flags) })
 }
 
-impl SysvObject for SemSet {
+impl SysvKind for Sem {
     type Stat = SemStat;
     const WHAT: &'static str = "semaphore";
     const MECHANISM: &'static str = "sysv-sem";
 
-    /// `semget(key, 0, 0)`: an existing set of any size.
-    fn open_existing(key: Key) -> Result<Self, Errno> {
-        Ok(SemSet::open(key, Creation::OpenOnly, 0)?.handle)
+    fn get_existing(key: Key) -> Result<Id, Errno> {
+        semget(key, 0, 0)
     }
 
-    fn with_id(id: Id) -> Self {
-        SemSet { id }
-    }
-
-    fn id(&self) -> Id {
-        self.id
-    }
-
-    /// `semctl(IPC_STAT)`
-    ///
-    /// # References
-    /// [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
-    fn stat(&self) -> Result<SemStat, Errno> {
-        // SAFETY: semid_ds is plain old data (integers only): all zero is valid.
-        let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
+    fn stat(id: Id) -> Result<SemStat, Errno> {
+        let mut ds = libc::semid_ds::zeroed();
         let arg = Semun { buf: &mut ds };
         // SAFETY: IPC_STAT reads the union's buf, a valid writable semid_ds.
-        cvt(unsafe { libc::semctl(self.id, 0, libc::IPC_STAT, arg) })?;
+        cvt(unsafe { libc::semctl(id, 0, libc::IPC_STAT, arg) })?;
         #[allow(
             clippy::useless_conversion,
             reason = "c_ulong is u32 on 32-bit targets"
         )]
         Ok(SemStat {
-            perm: Perm::from_raw(&ds.sem_perm, self.id),
+            perm: Perm::from_raw(&ds.sem_perm, id),
             nsems: u64::from(ds.sem_nsems),
             otime: ds.sem_otime,
             ctime: ds.sem_ctime,
         })
+    }
+
+    /// Wakes every waiter with EIDRM.
+    fn remove(id: Id) -> Result<(), Errno> {
+        // SAFETY: IPC_RMID reads no fourth argument.
+        cvt(unsafe { libc::semctl(id, 0, libc::IPC_RMID) })?;
+        Ok(())
+    }
+
+    fn perm(stat: &SemStat) -> &Perm {
+        &stat.perm
     }
 }

@@ -4,24 +4,23 @@
 //! can never fault with SIGBUS; removal (IPC_RMID) is what a reader must
 //! notice, and `SegmentStat::removed` tells.
 
-use std::ops::Deref;
-
 use nix::errno::Errno;
 
-use super::mapping::View;
-use super::sysv::{IPC_PRIVATE, Perm, SysvObject, get_by};
-use super::{Creation, Id, Key, OpenError, Opened, Remove, cvt, cvt_ptr};
+use super::mapping::{Mapping, Release, View};
+use super::sysv::{IPC_PRIVATE, Perm, Sysv, SysvKind, Zeroed, get_by};
+use super::{Creation, Id, Key, OpenError, Opened, cvt, cvt_ptr};
 
 /// `SHM_DEST` in `shm_perm.mode`: IPC_RMID was called while attached; the
 /// segment goes away at the last detach. Not exported by the libc crate.
 const SHM_DEST: u16 = 0o1000;
 
+/// The System V shared memory kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Shm;
+
 /// A System V shared memory segment, by id. An id is not a process
 /// resource: the attachment is what `Drop` must release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SysvSegment {
-    id: Id,
-}
+pub type SysvSegment = Sysv<Shm>;
 
 /// A segment's `shmid_ds`, as plain values.
 #[derive(Debug, Clone, Copy)]
@@ -69,16 +68,16 @@ impl SysvSegment {
         size: usize,
         mode: u32,
     ) -> Result<Opened<SysvSegment>, OpenError<Errno>> {
+        // An existing segment is opened at any size (0).
         get_by(creation, mode, |flags| {
             let size = if flags == 0 { 0 } else { size };
-            // SAFETY: shmget takes plain integers and touches no memory of ours.
-            let id = cvt(unsafe { libc::shmget(key, size, flags) })?;
-            Ok(SysvSegment { id })
+            shmget(key, size, flags).map(Sysv::with_id)
         })
     }
 
     /// `shmat(id, NULL, readonly ? SHM_RDONLY : 0)` of the whole segment
-    /// (its size from IPC_STAT), detached when the attachment drops.
+    /// (its size from IPC_STAT), detached (`shmdt`) when the mapping drops,
+    /// never removed.
     ///
     /// # Errors
     /// EACCES without the permission asked for; EINVAL or EIDRM when the
@@ -86,94 +85,46 @@ impl SysvSegment {
     ///
     /// # References
     /// [shmat(2)](https://man7.org/linux/man-pages/man2/shmat.2.html)
-    pub fn attach(&self, readonly: bool) -> Result<Attachment, Errno> {
+    pub fn attach(&self, readonly: bool) -> Result<Mapping, Errno> {
         let len = self.stat()?.size;
         let flags = if readonly { libc::SHM_RDONLY } else { 0 };
         // SAFETY: a null address lets the kernel pick a free range, so the
         // new mapping cannot alias Rust memory. (void *) -1 means failure.
-        let ptr = unsafe { libc::shmat(self.id, std::ptr::null(), flags) };
+        let ptr = unsafe { libc::shmat(self.id(), std::ptr::null(), flags) };
         let ptr = cvt_ptr(ptr, usize::MAX as *mut libc::c_void)?;
         // SAFETY: shmat mapped the whole segment, `len` bytes (a segment
         // never changes size, and IPC_RMID keeps it until the last detach),
-        // writable unless SHM_RDONLY; it stays until Drop detaches it.
-        let view = unsafe { View::new(ptr.cast(), len, !readonly) };
-        Ok(Attachment { view })
+        // writable unless SHM_RDONLY; it stays until the Mapping detaches it,
+        // once, with shmdt.
+        Ok(unsafe { Mapping::from_view(View::new(ptr.cast(), len, !readonly), Release::Shmdt) })
     }
 }
 
-/// An attachment of a whole segment, detached (`shmdt`) in `Drop`, never
-/// removed.
-pub struct Attachment {
-    view: View,
+/// `shmget(key, size, flags)`
+fn shmget(key: Key, size: usize, flags: libc::c_int) -> Result<Id, Errno> {
+    // SAFETY: shmget takes plain integers and touches no memory of ours.
+    cvt(unsafe { libc::shmget(key, size, flags) })
 }
 
-impl Deref for Attachment {
-    type Target = View;
-
-    fn deref(&self) -> &View {
-        &self.view
-    }
-}
-
-impl Drop for Attachment {
-    fn drop(&mut self) {
-        // SAFETY: the address one successful shmat returned, detached
-        // exactly once, here; no borrow of the view outlives self.
-        unsafe { libc::shmdt(self.view.as_ptr().as_ptr().cast()) };
-    }
-}
-
-impl Remove for SysvSegment {
-    type Error = Errno;
-
-    /// `shmctl(IPC_RMID)`: the segment goes when the last process detaches.
-    ///
-    /// # Errors
-    /// EINVAL or EIDRM when there is no such segment; EPERM when this user
-    /// is neither its owner nor its creator.
-    ///
-    /// # References
-    /// [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
-    fn remove(&self) -> Result<(), Errno> {
-        // SAFETY: IPC_RMID reads no buffer; null is allowed.
-        cvt(unsafe { libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })?;
-        Ok(())
-    }
-}
-
-impl SysvObject for SysvSegment {
+impl SysvKind for Shm {
     type Stat = SegmentStat;
     const WHAT: &'static str = "segment";
     const MECHANISM: &'static str = "sysv-shm";
 
-    /// `shmget(key, 0, 0)`: an existing segment of any size.
-    fn open_existing(key: Key) -> Result<Self, Errno> {
-        Ok(SysvSegment::open(key, Creation::OpenOnly, 0, 0)?.handle)
+    fn get_existing(key: Key) -> Result<Id, Errno> {
+        shmget(key, 0, 0)
     }
 
-    fn with_id(id: Id) -> Self {
-        SysvSegment { id }
-    }
-
-    fn id(&self) -> Id {
-        self.id
-    }
-
-    /// `shmctl(IPC_STAT)`
-    ///
-    /// # References
-    /// [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
-    fn stat(&self) -> Result<SegmentStat, Errno> {
-        // SAFETY: shmid_ds is plain old data (integers only): all zero is valid.
-        let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    fn stat(id: Id) -> Result<SegmentStat, Errno> {
+        let mut ds = libc::shmid_ds::zeroed();
         // SAFETY: ds is a valid, writable shmid_ds for the kernel to fill.
-        cvt(unsafe { libc::shmctl(self.id, libc::IPC_STAT, &mut ds) })?;
+        cvt(unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) })?;
         #[allow(
             clippy::useless_conversion,
             reason = "shmatt_t is u32 on 32-bit targets"
         )]
         Ok(SegmentStat {
-            perm: Perm::from_raw(&ds.shm_perm, self.id),
+            perm: Perm::from_raw(&ds.shm_perm, id),
             size: ds.shm_segsz,
             nattch: u64::from(ds.shm_nattch),
             cpid: ds.shm_cpid,
@@ -183,5 +134,16 @@ impl SysvObject for SysvSegment {
             ctime: ds.shm_ctime,
             dest: ds.shm_perm.mode & SHM_DEST != 0,
         })
+    }
+
+    /// The segment goes when the last process detaches.
+    fn remove(id: Id) -> Result<(), Errno> {
+        // SAFETY: IPC_RMID reads no buffer; null is allowed.
+        cvt(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) })?;
+        Ok(())
+    }
+
+    fn perm(stat: &SegmentStat) -> &Perm {
+        &stat.perm
     }
 }

@@ -15,9 +15,9 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use super::{Kind, Object, Scan};
-use crate::ipc::posix_mq::{Access, PosixQueue, QueueOptions};
+use crate::ipc::posix_mq::{Access, PosixQueue};
+use crate::ipc::process;
 use crate::ipc::semfile::{Invalid, SEM_T_SIZE, SemFile, SemWord};
-use crate::ipc::{Creation, process};
 
 pub const SHM_DIR: &str = "/dev/shm";
 
@@ -319,17 +319,9 @@ fn read_mqueue_dir(dir: &Path) -> Result<Vec<MqEntry>> {
 /// message, so this changes nothing. None when neither end may be opened.
 fn mq_attributes(name: &str) -> Option<(i64, i64, i64)> {
     let path = format!("/{name}");
-    let open = |access| {
-        let options = QueueOptions {
-            access,
-            nonblocking: true,
-            mode: 0,
-            capacity: 0,
-            msg_size: 0,
-        };
-        PosixQueue::open(&path, Creation::OpenOnly, &options).map(|o| o.handle)
-    };
-    let mq = open(Access::Read).or_else(|_| open(Access::Write)).ok()?;
+    let mq = PosixQueue::open_existing(&path, Access::Read)
+        .or_else(|_| PosixQueue::open_existing(&path, Access::Write))
+        .ok()?;
     let a = mq.attributes().ok()?;
     Some((
         a.capacity as i64,

@@ -9,7 +9,6 @@ use nix::errno::Errno;
 use serde_json::{Value, json};
 
 use super::{Kind, Object, Scan, time};
-use crate::ipc::sysv::SysvObject;
 use crate::ipc::sysv_msq::SysvQueue;
 use crate::ipc::sysv_sem::{SemSet, Semaphore};
 use crate::procfs::{Row, Table, read_sysvipc, sysvipc_path};

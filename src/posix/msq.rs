@@ -62,16 +62,7 @@ fn open_or_create(name: &PosixName, access: Access, create: &Create) -> Result<(
 
 /// An existing queue, either end, non-blocking.
 fn open_existing(name: &PosixName, access: Access) -> io::Result<PosixQueue> {
-    let options = QueueOptions {
-        access,
-        nonblocking: true,
-        mode: 0,
-        capacity: 0,
-        msg_size: 0,
-    };
-    PosixQueue::open(name.as_str(), Creation::OpenOnly, &options)
-        .map(|opened| opened.handle)
-        .map_err(|e| e.into_inner(|| io::ErrorKind::NotFound.into()))
+    PosixQueue::open_existing(name.as_str(), access)
 }
 
 /// The kernel's ceilings, which no sysctl raises (ipc/mqueue.c).
@@ -420,15 +411,7 @@ fn send(mq: &PosixQueue, priority: u32, msg: &[u8], nonblock: bool, out: &mut Ou
 }
 
 fn clean(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
-    match PosixQueue::remove_name(name.as_str()) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            bail!("cannot remove queue {name}: no such queue")
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot remove queue {name}")),
-    }
-    out.removed("posix-msq", "queue", name)?;
-    Ok(ExitCode::SUCCESS)
+    super::clean(name, "queue", "posix-msq", out, PosixQueue::remove_name)
 }
 
 fn stat(name: &PosixName, out: &mut Out) -> Result<ExitCode> {

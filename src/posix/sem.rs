@@ -291,19 +291,23 @@ fn client(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
         return Err(usage("--timeout goes with --wait for a semaphore client"));
     }
     let sem = Sem::open(name)?;
-    if args.sem.release {
-        sem.give()
-            .with_context(|| format!("cannot give a unit back to {name}"))?;
+    // The line after a unit was taken or given back, with the value now.
+    let done = |out: &mut Out, kind: &str, did: &str| -> Result<ExitCode> {
         let value = sem.value()?;
         out.event(
-            "released",
-            format_args!("gave one unit back to {name}; semaphore: {value}"),
+            kind,
+            format_args!("{did} {name}; semaphore: {value}"),
             |f| {
                 f.insert("name".into(), name.as_str().into());
                 f.insert("value".into(), value.into());
             },
         )?;
-        return Ok(ExitCode::SUCCESS);
+        Ok(ExitCode::SUCCESS)
+    };
+    if args.sem.release {
+        sem.give()
+            .with_context(|| format!("cannot give a unit back to {name}"))?;
+        return done(out, "released", "gave one unit back to");
     }
     let took = if args.sem.wait {
         out.flush()?;
@@ -328,27 +332,12 @@ fn client(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
         return Err(fail_with_hint(cause, hint))
             .with_context(|| format!("cannot take a unit of {name}"));
     }
-    let value = sem.value()?;
-    out.event(
-        "taken",
-        format_args!("took one unit of {name}; semaphore: {value}"),
-        |f| {
-            f.insert("name".into(), name.as_str().into());
-            f.insert("value".into(), value.into());
-        },
-    )?;
-    Ok(ExitCode::SUCCESS)
+    done(out, "taken", "took one unit of")
 }
 
 fn clean(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
     sem_name(name)?;
-    match NamedSem::remove_name(name.as_str()) {
-        Ok(()) => {}
-        Err(Errno::ENOENT) => bail!("cannot remove semaphore {name}: no such semaphore"),
-        Err(e) => return Err(e).with_context(|| format!("cannot remove semaphore {name}")),
-    }
-    out.removed("posix-sem", "semaphore", name)?;
-    Ok(ExitCode::SUCCESS)
+    super::clean(name, "semaphore", "posix-sem", out, NamedSem::remove_name)
 }
 
 /// Read-only and never mapped: the value comes from `pread`, the owner

@@ -246,13 +246,7 @@ fn client(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
 }
 
 fn clean(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
-    match PosixShm::remove_name(name.as_str()) {
-        Ok(()) => {}
-        Err(Errno::ENOENT) => bail!("cannot remove segment {name}: no such segment"),
-        Err(e) => return Err(e).with_context(|| format!("cannot remove segment {name}")),
-    }
-    out.removed("posix-shm", "segment", name)?;
-    Ok(ExitCode::SUCCESS)
+    super::clean(name, "segment", "posix-shm", out, PosixShm::remove_name)
 }
 
 fn stat_cmd(name: &PosixName, out: &mut Out) -> Result<ExitCode> {

@@ -1,5 +1,5 @@
 //! What the three System V commands share: how an object is addressed (key
-//! or id), `--clean` and the `--stat` lookup over any `SysvObject`, the
+//! or id), `--clean` and `--stat` over any kind (`ipc::sysv::Sysv<K>`), the
 //! `ipc_perm` part of `--stat`, times as `ipcs` and JSON show them, and the
 //! errno conventions of msgget/shmget/semget. The handles live in `ipc`.
 
@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 use crate::cli::{Mode, SysvKeyArgs};
 use crate::error::usage;
 use crate::ipc::Id;
-use crate::ipc::sysv::{Perm, SysvObject, key_hex};
+use crate::ipc::Remove;
+use crate::ipc::sysv::{Perm, Sysv, SysvKind, key_hex};
 use crate::output::Out;
 use crate::sys::{group_name, user_name};
 use crate::target::{IpcId, SysvKey};
@@ -81,27 +82,42 @@ fn record_removed(
 }
 
 /// The object at `at` with its IPC_STAT, or the contract's "no such ...".
-pub fn find<T: SysvObject>(at: Addr) -> Result<(T, T::Stat)> {
+pub fn find<K: SysvKind>(at: Addr) -> Result<(Sysv<K>, K::Stat)> {
     let obj = match at {
-        Addr::Key(key) => T::open_existing(key.raw()),
-        Addr::Id(id) => Ok(T::with_id(id.0)),
+        Addr::Key(key) => Sysv::<K>::open_existing(key.raw()),
+        Addr::Id(id) => Ok(Sysv::<K>::with_id(id.0)),
     };
     obj.and_then(|o| o.stat().map(|ds| (o, ds)))
-        .map_err(|e| no_such(e, T::WHAT, at))
+        .map_err(|e| no_such(e, K::WHAT, at))
 }
 
 /// `--clean`: IPC_RMID of the object at `at`, and its `removed` line.
-pub fn clean<T: SysvObject>(at: Addr, out: &mut Out) -> Result<ExitCode> {
-    let context = || format!("cannot remove {} ({at})", T::WHAT);
+pub fn clean<K: SysvKind>(at: Addr, out: &mut Out) -> Result<ExitCode> {
+    let context = || format!("cannot remove {} ({at})", K::WHAT);
     let obj = match at {
-        Addr::Key(key) => T::open_existing(key.raw()).map_err(|e| no_such(e, T::WHAT, at)),
-        Addr::Id(id) => Ok(T::with_id(id.0)),
+        Addr::Key(key) => Sysv::<K>::open_existing(key.raw()).map_err(|e| no_such(e, K::WHAT, at)),
+        Addr::Id(id) => Ok(Sysv::<K>::with_id(id.0)),
     }
     .with_context(context)?;
     obj.remove()
-        .map_err(|e| no_such(e, T::WHAT, at))
+        .map_err(|e| no_such(e, K::WHAT, at))
         .with_context(context)?;
-    record_removed(out, T::WHAT, T::MECHANISM, at, obj.id())?;
+    record_removed(out, K::WHAT, K::MECHANISM, at, obj.id())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--stat`: the object at `at`, its `ipc_perm` lines, then the lines
+/// `fill` adds for the kind, as text or one JSON object.
+pub fn stat<K: SysvKind>(
+    at: Addr,
+    out: &mut Out,
+    fill: impl FnOnce(Sysv<K>, &K::Stat, &mut StatLines) -> Result<()>,
+) -> Result<ExitCode> {
+    let (obj, ds) = find::<K>(at).with_context(|| format!("cannot stat {} ({at})", K::WHAT))?;
+    let mut s = StatLines::new(K::MECHANISM, &K::MECHANISM.replace('-', " "), K::perm(&ds));
+    fill(obj, &ds, &mut s)?;
+    let (text, json) = s.into_parts();
+    out.record(text, || json)?;
     Ok(ExitCode::SUCCESS)
 }
 

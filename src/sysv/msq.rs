@@ -15,13 +15,12 @@ use nix::time::ClockId;
 
 use crate::cli::{Mode, SysvMsqArgs};
 use crate::error::{fail_with_hint, hinted, undo_create, usage};
-use crate::ipc::sysv::SysvObject;
-use crate::ipc::sysv_msq::{MsgBuf, SysvQueue};
+use crate::ipc::sysv_msq::{MsgBuf, Msq, SysvQueue};
 use crate::ipc::{Creation, Remove};
 use crate::output::{Out, Payload};
 use crate::serve::{Flow, Messages, Server, Waited};
 use crate::sys::read_proc_u64;
-use crate::sysv::common::{Addr, StatLines, addr, clean, find, limit_hint};
+use crate::sysv::common::{Addr, addr, clean, limit_hint, stat};
 use crate::target::{FileMode, SysvKey};
 
 /// A one-shot SIGALRM that bounds how long a blocking msgrcv can miss a
@@ -74,7 +73,7 @@ pub fn run(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
     match mode {
         Mode::Server => server(args, out),
         Mode::Client => client(args, out),
-        Mode::Clean => clean::<SysvQueue>(at, out),
+        Mode::Clean => clean::<Msq>(at, out),
         Mode::Stat => stat_cmd(at, out),
     }
 }
@@ -273,17 +272,15 @@ fn send(q: &SysvQueue, buf: &MsgBuf, len: usize, nonblock: bool, out: &mut Out) 
 }
 
 fn stat_cmd(at: Addr, out: &mut Out) -> Result<ExitCode> {
-    let (_, ds) = find::<SysvQueue>(at).with_context(|| format!("cannot stat queue ({at})"))?;
-    let mut s = StatLines::new("sysv-msq", "sysv msq", &ds.perm);
-    s.number("qnum", ds.qnum);
-    s.number("qbytes", ds.qbytes);
-    s.number("cbytes", ds.cbytes);
-    s.number("lspid", ds.lspid);
-    s.number("lrpid", ds.lrpid);
-    s.time("stime", ds.stime);
-    s.time("rtime", ds.rtime);
-    s.time("ctime", ds.ctime);
-    let (text, json) = s.into_parts();
-    out.record(text, || json)?;
-    Ok(ExitCode::SUCCESS)
+    stat::<Msq>(at, out, |_, ds, s| {
+        s.number("qnum", ds.qnum);
+        s.number("qbytes", ds.qbytes);
+        s.number("cbytes", ds.cbytes);
+        s.number("lspid", ds.lspid);
+        s.number("lrpid", ds.lrpid);
+        s.time("stime", ds.stime);
+        s.time("rtime", ds.rtime);
+        s.time("ctime", ds.ctime);
+        Ok(())
+    })
 }

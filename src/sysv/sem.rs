@@ -9,13 +9,12 @@ use nix::errno::Errno;
 
 use crate::cli::{Mode, SysvSemArgs};
 use crate::error::{fail_with_hint, hinted, usage};
-use crate::ipc::sysv::SysvObject;
-use crate::ipc::sysv_sem::{SEMVMX, SemSet, op_flags as flags};
+use crate::ipc::sysv_sem::{SEMVMX, Sem, SemSet, op_flags as flags};
 use crate::ipc::{Creation, OpenError, Owned};
 use crate::output::Out;
 use crate::serve::{Flow, Server};
 use crate::sys::secs;
-use crate::sysv::common::{Addr, StatLines, addr, clean, find, limit_hint};
+use crate::sysv::common::{Addr, addr, clean, limit_hint, stat};
 use crate::target::{FileMode, SysvKey};
 
 /// The outcome of taking a unit.
@@ -88,7 +87,7 @@ pub fn run(args: &SysvSemArgs, out: &mut Out) -> Result<ExitCode> {
     match mode {
         Mode::Server => server(args, out),
         Mode::Client => client(args, out),
-        Mode::Clean => clean::<SemSet>(at, out),
+        Mode::Clean => clean::<Sem>(at, out),
         Mode::Stat => stat_cmd(at, out),
     }
 }
@@ -150,17 +149,12 @@ fn client(args: &SysvSemArgs, out: &mut Out) -> Result<ExitCode> {
     } else {
         ""
     };
-    if args.sem.release {
-        set.op(&[(0, 1, flags(false, args.undo))], None)
-            .map_err(|e| match e {
-                Errno::ERANGE => anyhow!("the value is at SEMVMX ({SEMVMX})"),
-                e => removed(key, e),
-            })
-            .with_context(|| format!("cannot give a unit back to {key}"))?;
+    // The line after a unit was taken or given back, with the value now.
+    let done = |out: &mut Out, kind: &str, did: &str| -> Result<ExitCode> {
         let value = set.value().map_err(|e| removed(key, e))?;
         out.event(
-            "released",
-            format_args!("gave one unit back to {key}; semaphore: {value}{undo_note}"),
+            kind,
+            format_args!("{did} {key}; semaphore: {value}{undo_note}"),
             |f| {
                 f.insert("key".into(), key.to_string().into());
                 f.insert("id".into(), set.id().into());
@@ -168,7 +162,16 @@ fn client(args: &SysvSemArgs, out: &mut Out) -> Result<ExitCode> {
                 f.insert("undo".into(), args.undo.into());
             },
         )?;
-        return Ok(ExitCode::SUCCESS);
+        Ok(ExitCode::SUCCESS)
+    };
+    if args.sem.release {
+        set.op(&[(0, 1, flags(false, args.undo))], None)
+            .map_err(|e| match e {
+                Errno::ERANGE => anyhow!("the value is at SEMVMX ({SEMVMX})"),
+                e => removed(key, e),
+            })
+            .with_context(|| format!("cannot give a unit back to {key}"))?;
+        return done(out, "released", "gave one unit back to");
     }
     let took = if args.sem.wait {
         out.flush()?;
@@ -197,18 +200,7 @@ fn client(args: &SysvSemArgs, out: &mut Out) -> Result<ExitCode> {
         return Err(fail_with_hint(cause, hint))
             .with_context(|| format!("cannot take a unit of {key}"));
     }
-    let value = set.value().map_err(|e| removed(key, e))?;
-    out.event(
-        "taken",
-        format_args!("took one unit of {key}; semaphore: {value}{undo_note}"),
-        |f| {
-            f.insert("key".into(), key.to_string().into());
-            f.insert("id".into(), set.id().into());
-            f.insert("value".into(), value.into());
-            f.insert("undo".into(), args.undo.into());
-        },
-    )?;
-    Ok(ExitCode::SUCCESS)
+    done(out, "taken", "took one unit of")
 }
 
 /// Block in semop (or semtimedop until the deadline). The client installs no
@@ -228,32 +220,30 @@ fn take_waiting(set: &SemSet, undo: bool, timeout: Option<Duration>) -> Result<T
 }
 
 fn stat_cmd(at: Addr, out: &mut Out) -> Result<ExitCode> {
-    let (set, ds) = find::<SemSet>(at).with_context(|| format!("cannot stat semaphore ({at})"))?;
-    let sems = set
-        .semaphores()
-        .with_context(|| format!("cannot read the values of semaphore ({at})"))?;
-    let values: Vec<u16> = sems.iter().map(|s| s.value).collect();
-    let mut s = StatLines::new("sysv-sem", "sysv sem", &ds.perm);
-    s.number("nsems", sems.len() as u64);
-    let shown: Vec<String> = values.iter().map(u16::to_string).collect();
-    s.line("values", shown.join(" "), values.into());
-    s.time("otime", ds.otime);
-    s.time("ctime", ds.ctime);
-    s.table(
-        "sems",
-        &["semnum", "value", "ncount", "zcount", "pid"],
-        sems.iter().map(|m| {
-            [
-                m.semnum.into(),
-                m.value.into(),
-                m.ncount.into(),
-                m.zcount.into(),
-                m.pid.into(),
-            ]
-        }),
-        sems.iter().map(|m| m.to_json()).collect::<Vec<_>>().into(),
-    );
-    let (text, json) = s.into_parts();
-    out.record(text, || json)?;
-    Ok(ExitCode::SUCCESS)
+    stat::<Sem>(at, out, |set, ds, s| {
+        let sems = set
+            .semaphores()
+            .with_context(|| format!("cannot read the values of semaphore ({at})"))?;
+        let values: Vec<u16> = sems.iter().map(|s| s.value).collect();
+        s.number("nsems", sems.len() as u64);
+        let shown: Vec<String> = values.iter().map(u16::to_string).collect();
+        s.line("values", shown.join(" "), values.into());
+        s.time("otime", ds.otime);
+        s.time("ctime", ds.ctime);
+        s.table(
+            "sems",
+            &["semnum", "value", "ncount", "zcount", "pid"],
+            sems.iter().map(|m| {
+                [
+                    m.semnum.into(),
+                    m.value.into(),
+                    m.ncount.into(),
+                    m.zcount.into(),
+                    m.pid.into(),
+                ]
+            }),
+            sems.iter().map(|m| m.to_json()).collect::<Vec<_>>().into(),
+        );
+        Ok(())
+    })
 }

@@ -13,13 +13,12 @@ use nix::errno::Errno;
 
 use crate::cli::{Mode, SysvShmArgs};
 use crate::error::{hinted, undo_create};
-use crate::ipc::sysv::SysvObject;
-use crate::ipc::sysv_shm::SysvSegment;
+use crate::ipc::sysv_shm::{Shm, SysvSegment};
 use crate::ipc::{Creation, Remove};
 use crate::output::{Out, Shown, escape_bytes};
 use crate::serve::{Flow, Server};
 use crate::sys::secs;
-use crate::sysv::common::{Addr, StatLines, addr, clean, find, limit_hint};
+use crate::sysv::common::{Addr, addr, clean, limit_hint, stat};
 use crate::text_input::client_text;
 
 pub fn run(args: &SysvShmArgs, out: &mut Out) -> Result<ExitCode> {
@@ -28,7 +27,7 @@ pub fn run(args: &SysvShmArgs, out: &mut Out) -> Result<ExitCode> {
     match mode {
         Mode::Server => server(args, out),
         Mode::Client => client(args, out),
-        Mode::Clean => clean::<SysvSegment>(at, out),
+        Mode::Clean => clean::<Shm>(at, out),
         Mode::Stat => stat_cmd(at, out),
     }
 }
@@ -163,23 +162,21 @@ fn write_client_text(args: &SysvShmArgs, seg: SysvSegment) -> Result<Vec<u8>> {
 }
 
 fn stat_cmd(at: Addr, out: &mut Out) -> Result<ExitCode> {
-    let (_, ds) = find::<SysvSegment>(at).with_context(|| format!("cannot stat segment ({at})"))?;
-    let mut s = StatLines::new("sysv-shm", "sysv shm", &ds.perm);
-    s.number("size", ds.size as u64);
-    s.number("nattch", ds.nattch);
-    s.number("cpid", ds.cpid);
-    s.number("lpid", ds.lpid);
-    s.time("atime", ds.atime);
-    s.time("dtime", ds.dtime);
-    s.time("ctime", ds.ctime);
-    if ds.dest {
-        s.line(
-            "status",
-            "dest (removed, freed at the last detach)",
-            "dest".into(),
-        );
-    }
-    let (text, json) = s.into_parts();
-    out.record(text, || json)?;
-    Ok(ExitCode::SUCCESS)
+    stat::<Shm>(at, out, |_, ds, s| {
+        s.number("size", ds.size as u64);
+        s.number("nattch", ds.nattch);
+        s.number("cpid", ds.cpid);
+        s.number("lpid", ds.lpid);
+        s.time("atime", ds.atime);
+        s.time("dtime", ds.dtime);
+        s.time("ctime", ds.ctime);
+        if ds.dest {
+            s.line(
+                "status",
+                "dest (removed, freed at the last detach)",
+                "dest".into(),
+            );
+        }
+        Ok(())
+    })
 }
