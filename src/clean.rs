@@ -13,6 +13,13 @@ use serde_json::json;
 
 use crate::cli::CleanArgs;
 use crate::error::errno_text;
+use crate::ipc::Remove;
+use crate::ipc::posix_mq::PosixQueue;
+use crate::ipc::posix_sem::NamedSem;
+use crate::ipc::posix_shm::PosixShm;
+use crate::ipc::sysv_msq::SysvQueue;
+use crate::ipc::sysv_sem::SemSet;
+use crate::ipc::sysv_shm::SysvSegment;
 use crate::ls::{Kind, Object, Scan, Select};
 use crate::output::{Out, plural};
 
@@ -124,34 +131,14 @@ pub fn run(args: &CleanArgs, out: &mut Out) -> Result<ExitCode> {
 
 fn remove(obj: &Object) -> Result<(), Errno> {
     let name = obj.name.as_deref().unwrap_or_default();
-    let io_errno = |e: io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    let io_errno = |e: io::Error| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
+    let id = || obj.id.ok_or(Errno::EINVAL);
     match obj.kind {
-        Kind::PosixShm => nix::sys::mman::shm_unlink(name),
-        Kind::PosixMsq => posixmq::remove_queue(name).map_err(io_errno),
-        // glibc's sem_unlink is exactly this unlink.
-        Kind::PosixSem => {
-            std::fs::remove_file(format!("/dev/shm/sem.{}", &name[1..])).map_err(io_errno)
-        }
-        Kind::SysvMsq | Kind::SysvShm | Kind::SysvSem => {
-            SysvRmid::remove(obj.kind, obj.id.ok_or(Errno::EINVAL)?)
-        }
-    }
-}
-
-/// IPC_RMID by id. No handle is held, so there is nothing to drop.
-struct SysvRmid;
-
-impl SysvRmid {
-    fn remove(kind: Kind, id: i32) -> Result<(), Errno> {
-        let ret = match kind {
-            // SAFETY: IPC_RMID reads no buffer; a null msqid_ds is allowed.
-            Kind::SysvMsq => unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) },
-            // SAFETY: IPC_RMID reads no buffer; a null shmid_ds is allowed.
-            Kind::SysvShm => unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) },
-            // SAFETY: IPC_RMID takes no semun argument.
-            Kind::SysvSem => unsafe { libc::semctl(id, 0, libc::IPC_RMID) },
-            _ => return Err(Errno::EINVAL),
-        };
-        Errno::result(ret).map(drop)
+        Kind::PosixShm => PosixShm::remove_name(name),
+        Kind::PosixMsq => PosixQueue::remove_name(name).map_err(io_errno),
+        Kind::PosixSem => NamedSem::remove_name(name),
+        Kind::SysvMsq => SysvQueue::with_id(id()?).remove(),
+        Kind::SysvShm => SysvSegment::with_id(id()?).remove(),
+        Kind::SysvSem => SemSet::with_id(id()?).remove(),
     }
 }

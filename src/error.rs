@@ -344,7 +344,7 @@ mod tests {
         let nix: anyhow::Error = Err::<(), _>(Errno::EACCES)
             .context("cannot open segment /x")
             .unwrap_err();
-        let std: anyhow::Error = Err::<(), _>(io::Error::from_raw_os_error(libc::EACCES))
+        let std: anyhow::Error = Err::<(), _>(io::Error::from_raw_os_error(Errno::EACCES as i32))
             .context("cannot open queue /x")
             .unwrap_err();
         let wrapped = anyhow::Error::new(io::Error::other(Errno::ENOSPC)).context("cannot write");
@@ -374,7 +374,7 @@ mod tests {
     fn a_failed_write_to_stdout_names_its_errno() {
         let err = io::Error::new(
             io::ErrorKind::StorageFull,
-            StdoutError(io::Error::from_raw_os_error(libc::ENOSPC)),
+            StdoutError(io::Error::from_raw_os_error(Errno::ENOSPC as i32)),
         );
         let err = anyhow::Error::new(err);
         let found = StdoutError::find(&err).expect("found");

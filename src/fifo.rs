@@ -14,17 +14,15 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, open, tee};
+use nix::fcntl::{OFlag, SpliceFFlags, tee};
 use nix::poll::PollFlags;
-use nix::sys::stat::{FileStat, Mode as StatMode, SFlag, fstat, lstat};
-use nix::unistd::mkfifo;
 use serde_json::json;
 
 use crate::cli::FifoArgs;
 use crate::error::{fail_with_hint, usage};
+use crate::ipc::fifo::{self, End, Fifo, Found, OpenFifoError};
 use crate::output::{Escaped, Out, Payload};
 use crate::serve::{Flow, Messages, Server, Waited};
-use crate::sys::UmaskGuard;
 
 /// Longest line the server keeps whole; a longer one is printed in pieces.
 const MAX_LINE: usize = 64 * 1024;
@@ -50,39 +48,8 @@ fn default_path() -> PathBuf {
         .join("examples-ipc.fifo")
 }
 
-/// What is at `path`, without following a symlink.
-enum Found {
-    Missing,
-    Fifo,
-    Other(&'static str),
-}
-
 fn look(path: &Path) -> Result<Found> {
-    match lstat(path) {
-        Ok(st) => Ok(if is_fifo(&st) {
-            Found::Fifo
-        } else {
-            Found::Other(file_type(&st))
-        }),
-        Err(Errno::ENOENT) => Ok(Found::Missing),
-        Err(e) => Err(e).with_context(|| format!("cannot look at {}", path.display())),
-    }
-}
-
-fn is_fifo(st: &FileStat) -> bool {
-    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFIFO
-}
-
-fn file_type(st: &FileStat) -> &'static str {
-    match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
-        SFlag::S_IFREG => "a regular file",
-        SFlag::S_IFDIR => "a directory",
-        SFlag::S_IFLNK => "a symbolic link",
-        SFlag::S_IFSOCK => "a socket",
-        SFlag::S_IFCHR => "a character device",
-        SFlag::S_IFBLK => "a block device",
-        _ => "not a FIFO",
-    }
+    fifo::look(path).with_context(|| format!("cannot look at {}", path.display()))
 }
 
 fn not_a_fifo(path: &Path, what: &str) -> anyhow::Error {
@@ -92,33 +59,23 @@ fn not_a_fifo(path: &Path, what: &str) -> anyhow::Error {
     )
 }
 
-/// Open the FIFO at `path` with `flags`, refusing a symlink (O_NOFOLLOW) and
-/// anything that turned out not to be a FIFO after all (checked on the open
-/// descriptor, so a swap between lstat and open cannot fool us).
-fn open_fifo(path: &Path, flags: OFlag) -> Result<OwnedFd, anyhow::Error> {
-    let fd = open(
-        path,
-        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
-        StatMode::empty(),
-    )
-    .map_err(|e| match e {
-        Errno::ELOOP => not_a_fifo(path, "a symbolic link"),
-        Errno::ENXIO => fail_with_hint(
-            "no server is reading it",
-            format!(
-                "start the server first: examples-ipc fifo -s --path {}",
-                path.display()
+/// Open the FIFO at `path` (`Fifo::open`: never through a symlink, and only
+/// what is a FIFO on the open descriptor), with the contract's errors.
+fn open_fifo(path: &Path, end: End) -> Result<Fifo, anyhow::Error> {
+    Fifo::open(path, end)
+        .map_err(|e| match e {
+            OpenFifoError::Os(Errno::ELOOP) => not_a_fifo(path, "a symbolic link"),
+            OpenFifoError::Os(Errno::ENXIO) => fail_with_hint(
+                "no server is reading it",
+                format!(
+                    "start the server first: examples-ipc fifo -s --path {}",
+                    path.display()
+                ),
             ),
-        ),
-        e => e.into(),
-    })
-    .with_context(|| format!("cannot open FIFO {}", path.display()))?;
-    let st = fstat(fd.as_fd()).with_context(|| format!("cannot stat {}", path.display()))?;
-    if !is_fifo(&st) {
-        return Err(not_a_fifo(path, file_type(&st)))
-            .with_context(|| format!("cannot open FIFO {}", path.display()));
-    }
-    Ok(fd)
+            OpenFifoError::Os(e) => e.into(),
+            OpenFifoError::NotAFifo(what) => not_a_fifo(path, what),
+        })
+        .with_context(|| format!("cannot open FIFO {}", path.display()))
 }
 
 fn server(args: &FifoArgs, path: &Path, out: &mut Out) -> Result<ExitCode> {
@@ -129,23 +86,12 @@ fn server(args: &FifoArgs, path: &Path, out: &mut Out) -> Result<ExitCode> {
             return Err(not_a_fifo(path, what))
                 .with_context(|| format!("cannot serve FIFO {}", path.display()));
         }
-        Found::Missing => {
-            let made = {
-                let _umask = UmaskGuard::clear();
-                mkfifo(path, StatMode::from_bits_truncate(args.create.mode.bits()))
-            };
-            match made {
-                Ok(()) => true,
-                // Someone made it between our lstat and mkfifo: open checks what it is.
-                Err(Errno::EEXIST) => false,
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("cannot create FIFO {}", path.display()));
-                }
-            }
-        }
+        // Someone may make it between our lstat and mkfifo (`false`): open
+        // checks what it is.
+        Found::Missing => fifo::create(path, args.create.mode.bits())
+            .with_context(|| format!("cannot create FIFO {}", path.display()))?,
     };
-    let fd = open_fifo(path, OFlag::O_RDWR)?;
+    let fd = open_fifo(path, End::ReadWrite)?;
     let verb = if created { "created" } else { "opened" };
     let flow = server.start(
         format_args!(
@@ -307,13 +253,13 @@ fn client(args: &FifoArgs, path: &Path, out: &mut Out) -> Result<ExitCode> {
     }
     // O_NONBLOCK makes a missing reader an error (ENXIO) instead of a hang;
     // after that the writes block, as a full pipe should make them.
-    let fd = open_fifo(path, OFlag::O_WRONLY)?;
-    fcntl(fd.as_fd(), FcntlArg::F_SETFL(OFlag::empty()))
+    let fifo = open_fifo(path, End::Write)?;
+    fifo.set_blocking()
         .context("cannot make the FIFO blocking")?;
     let messages = Messages::new(args.serve.count, args.message.as_deref());
     let count = messages.count;
     let interval = args.interval.duration();
-    let mut file = std::fs::File::from(fd);
+    let mut file = fifo.into_file();
     let mut line = Vec::new();
     for i in 1..=count {
         messages.write(i, &mut line);
@@ -347,7 +293,7 @@ fn clean(path: &Path, out: &mut Out) -> Result<ExitCode> {
         }
         Found::Fifo => {}
     }
-    std::fs::remove_file(path).with_context(|| format!("cannot remove FIFO {}", path.display()))?;
+    fifo::remove(path).with_context(|| format!("cannot remove FIFO {}", path.display()))?;
     out.record(
         format_args!("removed FIFO {}", Escaped(path.display())),
         || json!({"kind": "removed", "mechanism": "fifo", "path": path.display().to_string()}),

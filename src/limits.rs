@@ -5,13 +5,14 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use nix::sys::resource::{Resource, getrlimit};
+use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
 use serde_json::{Value, json};
 
 use crate::cli::LimitsArgs;
 use crate::ls::{self, human};
 use crate::output::Out;
 use crate::posix::msq::{AttrLimits, HARD_MSGMAX, HARD_MSGSIZEMAX, queue_cost};
+use crate::procfs;
 use crate::sys::read_proc_u64;
 
 fn mq(f: &str) -> Option<u64> {
@@ -22,26 +23,12 @@ fn kernel(f: &str) -> Option<u64> {
     read_proc_u64(&format!("/proc/sys/kernel/{f}"))
 }
 
-/// A /proc/sysvipc table: its number of data lines, and the values of one
+/// A /proc/sysvipc table: its number of objects, and the values of one
 /// column (lines where it does not parse left out).
 fn sysvipc(file: &str, column: &str) -> Option<(u64, Vec<u64>)> {
-    let text = std::fs::read_to_string(format!("/proc/sysvipc/{file}")).ok()?;
-    let mut lines = text.lines();
-    let col = lines
-        .next()
-        .and_then(|h| h.split_ascii_whitespace().position(|c| c == column));
-    let mut count = 0;
-    let mut values = Vec::new();
-    for l in lines {
-        count += 1;
-        if let Some(v) = col
-            .and_then(|i| l.split_ascii_whitespace().nth(i))
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            values.push(v);
-        }
-    }
-    Some((count, values))
+    let text = procfs::read_sysvipc(file).ok()?;
+    let table = procfs::Table::parse(&text);
+    Some((table.len(), table.column_u64(column)))
 }
 
 /// The pages System V segments of these sizes take, as the kernel counts
@@ -119,7 +106,7 @@ impl QueueRoom {
             return Room::Unknown;
         }
         let cost = self.cost();
-        let by_rlimit = if self.rlimit == libc::RLIM_INFINITY {
+        let by_rlimit = if self.rlimit == RLIM_INFINITY {
             Bound::None
         } else if cost > self.rlimit {
             Bound::Known(0)
@@ -210,7 +197,7 @@ impl Room {
 
 /// RLIM_INFINITY as null, a number otherwise.
 fn rlim(v: u64) -> Value {
-    if v == libc::RLIM_INFINITY {
+    if v == RLIM_INFINITY {
         Value::Null
     } else {
         v.into()
@@ -222,239 +209,347 @@ fn show(v: Option<u64>) -> String {
 }
 
 pub fn run(args: &LimitsArgs, out: &mut Out) -> Result<ExitCode> {
-    let attrs = AttrLimits::here();
-    // Without --max-msgs/--msg-size: the queue mq_open makes when given no
-    // attributes.
-    let (default_msgs, default_size) = attrs.defaults(mq("msg_default"), mq("msgsize_default"));
-    let max_msgs = args
-        .max_msgs
-        .or_else(|| u32::try_from(default_msgs).ok())
-        .unwrap_or(10);
-    let msg_size = args
-        .msg_size
-        .or_else(|| u32::try_from(default_size).ok())
-        .unwrap_or(8192);
-    let cost = queue_cost(max_msgs, msg_size);
-    let (soft, hard) =
-        getrlimit(Resource::RLIMIT_MSGQUEUE).unwrap_or((libc::RLIM_INFINITY, libc::RLIM_INFINITY));
-    let euid = nix::unistd::geteuid().as_raw();
-    // Queues are listed through the mqueue filesystem (maybe a private mount).
-    let queues = ls::posix_queues();
-    let (mq_count, mq_used) = match &queues {
-        Ok(list) => (
-            Some(list.len() as u64),
-            Some(
-                list.iter()
-                    .filter(|q| q.uid == euid)
-                    .map(|q| queue_cost(q.maxmsg.unwrap_or(0), q.msgsize.unwrap_or(0)))
-                    .sum::<u64>(),
-            ),
-        ),
-        Err(_) => (None, None),
-    };
-    let room = QueueRoom {
-        attrs,
-        max_msgs,
-        msg_size,
-        queues_max: mq("queues_max"),
-        queues: mq_count,
-        rlimit: soft,
-        used: mq_used,
-    }
-    .room();
-    let (fit, fit_limit) = match &room {
-        Room::Fit { n, limit, .. } => (Some(*n), Some(*limit)),
-        Room::Unbounded | Room::Unknown => (None, None),
-    };
-    let msg_queues = sysvipc("msg", "qnum").map(|(count, _)| count);
-    let shm = sysvipc("shm", "size");
-    let shm_segments = shm.as_ref().map(|(count, _)| *count);
-    let shm_bytes = shm
-        .as_ref()
-        .map(|(_, sizes)| sizes.iter().fold(0, |a: u64, b| a.saturating_add(*b)));
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .map_or(4096, |p| p as u64);
-    let shm_pages = shm.as_ref().map(|(_, sizes)| shm_pages(sizes, page));
-    let sem = sysvipc("sem", "nsems");
-    let (sem_sets, sem_count) = (
-        sem.as_ref().map(|(count, _)| *count),
-        sem.as_ref().map(|(_, n)| n.iter().sum::<u64>()),
-    );
-    let sem_limits: Vec<Option<u64>> = std::fs::read_to_string("/proc/sys/kernel/sem")
-        .map(|s| s.split_ascii_whitespace().map(|v| v.parse().ok()).collect())
-        .unwrap_or_default();
-    let sem_at = |i: usize| sem_limits.get(i).copied().flatten();
-    let vfs = nix::sys::statvfs::statvfs("/dev/shm").ok();
-    let shm_size = vfs.as_ref().map(|v| v.blocks() * v.fragment_size());
-    let shm_free = vfs
-        .as_ref()
-        .map(|v| v.blocks_available() * v.fragment_size());
-    let shm_objects = std::fs::read_dir("/dev/shm").ok().map(|d| d.count() as u64);
-
-    let doc = json!({
-        "posix_mqueue": {
-            "msg_max": mq("msg_max"), "msgsize_max": mq("msgsize_max"),
-            "msg_default": mq("msg_default"), "msgsize_default": mq("msgsize_default"),
-            "queues_max": mq("queues_max"), "queues": mq_count,
-            "cap_sys_resource": attrs.cap_sys_resource,
-        },
-        "rlimit_msgqueue": {
-            "soft": rlim(soft), "hard": rlim(hard), "used": mq_used,
-            "queue": {"max_msgs": max_msgs, "msg_size": msg_size, "cost": cost, "fit": fit, "limit": fit_limit},
-        },
-        "sysv_msg": {"msgmax": kernel("msgmax"), "msgmnb": kernel("msgmnb"), "msgmni": kernel("msgmni"), "queues": msg_queues},
-        "sysv_shm": {
-            "shmmax": kernel("shmmax"), "shmall": kernel("shmall"), "shmmni": kernel("shmmni"),
-            "segments": shm_segments, "bytes": shm_bytes, "pages": shm_pages, "page_size": page,
-        },
-        "sysv_sem": {
-            "semmsl": sem_at(0), "semmns": sem_at(1), "semopm": sem_at(2), "semmni": sem_at(3),
-            "sets": sem_sets, "semaphores": sem_count,
-        },
-        "dev_shm": {"size": shm_size, "free": shm_free, "used": shm_size.zip(shm_free).map(|(s, f)| s - f), "objects": shm_objects},
-    });
-
+    let s = Snapshot::read(args);
     let mut t = String::new();
-    let limit = |v: u64| {
-        if v == libc::RLIM_INFINITY {
-            "unlimited".to_string()
-        } else {
-            format!("{v} bytes")
+    s.text_posix(&mut t);
+    s.text_sysv(&mut t);
+    out.record(t.trim_end(), || s.json())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The POSIX queue sysctls of /proc/sys/fs/mqueue.
+struct MqSysctls {
+    msg_max: Option<u64>,
+    msgsize_max: Option<u64>,
+    msg_default: Option<u64>,
+    msgsize_default: Option<u64>,
+    queues_max: Option<u64>,
+}
+
+/// Everything `limits` shows, read once.
+struct Snapshot {
+    attrs: AttrLimits,
+    sysctls: MqSysctls,
+    /// The queue whose cost and room are shown.
+    max_msgs: u32,
+    msg_size: u32,
+    cost: u64,
+    /// RLIMIT_MSGQUEUE, soft and hard.
+    soft: u64,
+    hard: u64,
+    /// Whether the queues could be listed; how many; what this user's cost.
+    queues_listed: bool,
+    mq_count: Option<u64>,
+    mq_used: Option<u64>,
+    room: Room,
+    msg_queues: Option<u64>,
+    shm_segments: Option<u64>,
+    shm_bytes: Option<u64>,
+    shm_pages: Option<u64>,
+    page: u64,
+    sem_sets: Option<u64>,
+    sem_count: Option<u64>,
+    /// /proc/sys/kernel/sem: semmsl, semmns, semopm, semmni.
+    sem_limits: Vec<Option<u64>>,
+    dev_shm_size: Option<u64>,
+    dev_shm_free: Option<u64>,
+    dev_shm_objects: Option<u64>,
+}
+
+impl Snapshot {
+    fn read(args: &LimitsArgs) -> Snapshot {
+        let attrs = AttrLimits::here();
+        let sysctls = MqSysctls {
+            msg_max: mq("msg_max"),
+            msgsize_max: mq("msgsize_max"),
+            msg_default: mq("msg_default"),
+            msgsize_default: mq("msgsize_default"),
+            queues_max: mq("queues_max"),
+        };
+        // Without --max-msgs/--msg-size: the queue mq_open makes when given
+        // no attributes.
+        let (default_msgs, default_size) =
+            attrs.defaults(sysctls.msg_default, sysctls.msgsize_default);
+        let max_msgs = args
+            .max_msgs
+            .or_else(|| u32::try_from(default_msgs).ok())
+            .unwrap_or(10);
+        let msg_size = args
+            .msg_size
+            .or_else(|| u32::try_from(default_size).ok())
+            .unwrap_or(8192);
+        let (soft, hard) =
+            getrlimit(Resource::RLIMIT_MSGQUEUE).unwrap_or((RLIM_INFINITY, RLIM_INFINITY));
+        let euid = nix::unistd::geteuid().as_raw();
+        // Queues are listed through the mqueue filesystem (maybe a private mount).
+        let queues = ls::posix_queues();
+        let (mq_count, mq_used) = match &queues {
+            Ok(list) => (
+                Some(list.len() as u64),
+                Some(
+                    list.iter()
+                        .filter(|q| q.uid == euid)
+                        .map(|q| queue_cost(q.maxmsg.unwrap_or(0), q.msgsize.unwrap_or(0)))
+                        .sum::<u64>(),
+                ),
+            ),
+            Err(_) => (None, None),
+        };
+        let room = QueueRoom {
+            attrs,
+            max_msgs,
+            msg_size,
+            queues_max: sysctls.queues_max,
+            queues: mq_count,
+            rlimit: soft,
+            used: mq_used,
         }
-    };
-    // One line of the table: name, value right-aligned, what it limits.
-    let row = |t: &mut String, name: &str, value: String, note: &str| {
-        let _ = writeln!(t, "  {name:<16} {value:>20}  {note}");
-    };
-    let _ = writeln!(t, "POSIX message queues (/proc/sys/fs/mqueue)");
-    row(
-        &mut t,
-        "msg_max",
-        show(mq("msg_max")),
-        "largest --max-msgs without CAP_SYS_RESOURCE",
-    );
-    row(
-        &mut t,
-        "msgsize_max",
-        show(mq("msgsize_max")),
-        "largest --msg-size without CAP_SYS_RESOURCE",
-    );
-    row(
-        &mut t,
-        "msg_default",
-        show(mq("msg_default")),
-        "mq_maxmsg when mq_open gets no attributes (at most msg_max)",
-    );
-    row(
-        &mut t,
-        "msgsize_default",
-        show(mq("msgsize_default")),
-        "mq_msgsize when mq_open gets no attributes (at most msgsize_max)",
-    );
-    let queues_note = match &queues {
-        Ok(_) => format!("in use: {}", show(mq_count)),
-        Err(_) => "in use: unknown (mount /dev/mqueue, or run as root)".into(),
-    };
-    row(
-        &mut t,
-        "queues_max",
-        show(mq("queues_max")),
-        &format!("queues; {queues_note}"),
-    );
-    if attrs.cap_sys_resource {
-        let _ = writeln!(
+        .room();
+        let mut s = Snapshot {
+            attrs,
+            sysctls,
+            max_msgs,
+            msg_size,
+            cost: queue_cost(max_msgs, msg_size),
+            soft,
+            hard,
+            queues_listed: queues.is_ok(),
+            mq_count,
+            mq_used,
+            room,
+            msg_queues: None,
+            shm_segments: None,
+            shm_bytes: None,
+            shm_pages: None,
+            page: 4096,
+            sem_sets: None,
+            sem_count: None,
+            sem_limits: Vec::new(),
+            dev_shm_size: None,
+            dev_shm_free: None,
+            dev_shm_objects: None,
+        };
+        s.read_sysv();
+        s.read_dev_shm();
+        s
+    }
+
+    /// What System V objects exist, from /proc/sysvipc, and the sem limits.
+    fn read_sysv(&mut self) {
+        self.msg_queues = sysvipc("msg", "qnum").map(|(count, _)| count);
+        let shm = sysvipc("shm", "size");
+        self.shm_segments = shm.as_ref().map(|(count, _)| *count);
+        self.shm_bytes = shm
+            .as_ref()
+            .map(|(_, sizes)| sizes.iter().fold(0, |a: u64, b| a.saturating_add(*b)));
+        self.page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .map_or(4096, |p| p as u64);
+        self.shm_pages = shm.as_ref().map(|(_, sizes)| shm_pages(sizes, self.page));
+        let sem = sysvipc("sem", "nsems");
+        self.sem_sets = sem.as_ref().map(|(count, _)| *count);
+        self.sem_count = sem.as_ref().map(|(_, n)| n.iter().sum::<u64>());
+        self.sem_limits = std::fs::read_to_string("/proc/sys/kernel/sem")
+            .map(|s| s.split_ascii_whitespace().map(|v| v.parse().ok()).collect())
+            .unwrap_or_default();
+    }
+
+    /// Size, room and objects of /dev/shm.
+    fn read_dev_shm(&mut self) {
+        let vfs = nix::sys::statvfs::statvfs("/dev/shm").ok();
+        self.dev_shm_size = vfs.as_ref().map(|v| v.blocks() * v.fragment_size());
+        self.dev_shm_free = vfs
+            .as_ref()
+            .map(|v| v.blocks_available() * v.fragment_size());
+        self.dev_shm_objects = std::fs::read_dir("/dev/shm").ok().map(|d| d.count() as u64);
+    }
+
+    fn sem_at(&self, i: usize) -> Option<u64> {
+        self.sem_limits.get(i).copied().flatten()
+    }
+
+    fn json(&self) -> Value {
+        let (fit, fit_limit) = match &self.room {
+            Room::Fit { n, limit, .. } => (Some(*n), Some(*limit)),
+            Room::Unbounded | Room::Unknown => (None, None),
+        };
+        let m = &self.sysctls;
+        let (size, free) = (self.dev_shm_size, self.dev_shm_free);
+        json!({
+            "posix_mqueue": {
+                "msg_max": m.msg_max, "msgsize_max": m.msgsize_max,
+                "msg_default": m.msg_default, "msgsize_default": m.msgsize_default,
+                "queues_max": m.queues_max, "queues": self.mq_count,
+                "cap_sys_resource": self.attrs.cap_sys_resource,
+            },
+            "rlimit_msgqueue": {
+                "soft": rlim(self.soft), "hard": rlim(self.hard), "used": self.mq_used,
+                "queue": {"max_msgs": self.max_msgs, "msg_size": self.msg_size, "cost": self.cost, "fit": fit, "limit": fit_limit},
+            },
+            "sysv_msg": {"msgmax": kernel("msgmax"), "msgmnb": kernel("msgmnb"), "msgmni": kernel("msgmni"), "queues": self.msg_queues},
+            "sysv_shm": {
+                "shmmax": kernel("shmmax"), "shmall": kernel("shmall"), "shmmni": kernel("shmmni"),
+                "segments": self.shm_segments, "bytes": self.shm_bytes, "pages": self.shm_pages, "page_size": self.page,
+            },
+            "sysv_sem": {
+                "semmsl": self.sem_at(0), "semmns": self.sem_at(1), "semopm": self.sem_at(2), "semmni": self.sem_at(3),
+                "sets": self.sem_sets, "semaphores": self.sem_count,
+            },
+            "dev_shm": {"size": size, "free": free, "used": size.zip(free).map(|(s, f)| s - f), "objects": self.dev_shm_objects},
+        })
+    }
+
+    /// The POSIX queue limits and RLIMIT_MSGQUEUE, as table lines.
+    fn text_posix(&self, t: &mut String) {
+        let m = &self.sysctls;
+        let _ = writeln!(t, "POSIX message queues (/proc/sys/fs/mqueue)");
+        row(
             t,
-            "  this process has CAP_SYS_RESOURCE: up to {HARD_MSGMAX} messages of {HARD_MSGSIZEMAX} bytes, \
-             and past queues_max"
+            "msg_max",
+            show(m.msg_max),
+            "largest --max-msgs without CAP_SYS_RESOURCE",
         );
-    } else {
+        row(
+            t,
+            "msgsize_max",
+            show(m.msgsize_max),
+            "largest --msg-size without CAP_SYS_RESOURCE",
+        );
+        row(
+            t,
+            "msg_default",
+            show(m.msg_default),
+            "mq_maxmsg when mq_open gets no attributes (at most msg_max)",
+        );
+        row(
+            t,
+            "msgsize_default",
+            show(m.msgsize_default),
+            "mq_msgsize when mq_open gets no attributes (at most msgsize_max)",
+        );
+        let queues_note = if self.queues_listed {
+            format!("in use: {}", show(self.mq_count))
+        } else {
+            "in use: unknown (mount /dev/mqueue, or run as root)".into()
+        };
+        row(
+            t,
+            "queues_max",
+            show(m.queues_max),
+            &format!("queues; {queues_note}"),
+        );
+        if self.attrs.cap_sys_resource {
+            let _ = writeln!(
+                t,
+                "  this process has CAP_SYS_RESOURCE: up to {HARD_MSGMAX} messages of {HARD_MSGSIZEMAX} bytes, \
+                 and past queues_max"
+            );
+        } else {
+            let _ = writeln!(
+                t,
+                "  this process lacks CAP_SYS_RESOURCE: msg_max, msgsize_max and queues_max bind it \
+                 (being root is not enough)"
+            );
+        }
+        let _ = writeln!(t, "RLIMIT_MSGQUEUE (ulimit -q)");
         let _ = writeln!(
             t,
-            "  this process lacks CAP_SYS_RESOURCE: msg_max, msgsize_max and queues_max bind it \
-             (being root is not enough)"
+            "  soft {}, hard {}; this user's queues use {}",
+            limit(self.soft),
+            limit(self.hard),
+            self.mq_used
+                .map_or_else(|| "?".into(), |u| format!("{u} bytes"))
+        );
+        let _ = writeln!(
+            t,
+            "  a queue of {} x {} bytes costs {} bytes; {}",
+            self.max_msgs,
+            self.msg_size,
+            self.cost,
+            self.room.text()
         );
     }
-    let _ = writeln!(t, "RLIMIT_MSGQUEUE (ulimit -q)");
-    let _ = writeln!(
-        t,
-        "  soft {}, hard {}; this user's queues use {}",
-        limit(soft),
-        limit(hard),
-        mq_used.map_or_else(|| "?".into(), |u| format!("{u} bytes"))
-    );
-    let _ = writeln!(
-        t,
-        "  a queue of {max_msgs} x {msg_size} bytes costs {cost} bytes; {}",
-        room.text()
-    );
-    let _ = writeln!(t, "System V message queues (/proc/sys/kernel)");
-    row(&mut t, "msgmax", show(kernel("msgmax")), "largest message");
-    row(
-        &mut t,
-        "msgmnb",
-        show(kernel("msgmnb")),
-        "bytes a new queue holds (qbytes)",
-    );
-    row(
-        &mut t,
-        "msgmni",
-        show(kernel("msgmni")),
-        &format!("queues; in use: {}", show(msg_queues)),
-    );
-    let _ = writeln!(t, "System V shared memory");
-    row(
-        &mut t,
-        "shmmax",
-        show(kernel("shmmax")),
-        "largest segment in bytes",
-    );
-    row(
-        &mut t,
-        "shmall",
-        show(kernel("shmall")),
-        &format!(
-            "pages in all segments; in use: {} ({page}-byte pages)",
-            show(shm_pages)
-        ),
-    );
-    row(
-        &mut t,
-        "shmmni",
-        show(kernel("shmmni")),
-        &format!("segments; in use: {}", show(shm_segments)),
-    );
-    let _ = writeln!(t, "System V semaphores (/proc/sys/kernel/sem)");
-    row(&mut t, "semmsl", show(sem_at(0)), "semaphores per set");
-    row(
-        &mut t,
-        "semmns",
-        show(sem_at(1)),
-        &format!("semaphores in all; in use: {}", show(sem_count)),
-    );
-    row(
-        &mut t,
-        "semopm",
-        show(sem_at(2)),
-        "operations per semop call",
-    );
-    row(
-        &mut t,
-        "semmni",
-        show(sem_at(3)),
-        &format!("sets; in use: {}", show(sem_sets)),
-    );
-    let _ = writeln!(t, "/dev/shm (POSIX shared memory and semaphores)");
-    let _ = writeln!(
-        t,
-        "  size {}, free {}, {} objects",
-        shm_size.map_or_else(|| "?".into(), human),
-        shm_free.map_or_else(|| "?".into(), human),
-        show(shm_objects)
-    );
-    out.record(t.trim_end(), || doc)?;
-    Ok(ExitCode::SUCCESS)
+
+    /// The System V limits and /dev/shm, as table lines.
+    fn text_sysv(&self, t: &mut String) {
+        let _ = writeln!(t, "System V message queues (/proc/sys/kernel)");
+        row(t, "msgmax", show(kernel("msgmax")), "largest message");
+        row(
+            t,
+            "msgmnb",
+            show(kernel("msgmnb")),
+            "bytes a new queue holds (qbytes)",
+        );
+        let in_use = |what: &str, n: Option<u64>| format!("{what}; in use: {}", show(n));
+        row(
+            t,
+            "msgmni",
+            show(kernel("msgmni")),
+            &in_use("queues", self.msg_queues),
+        );
+        let _ = writeln!(t, "System V shared memory");
+        row(
+            t,
+            "shmmax",
+            show(kernel("shmmax")),
+            "largest segment in bytes",
+        );
+        let pages = format!(
+            "pages in all segments; in use: {} ({}-byte pages)",
+            show(self.shm_pages),
+            self.page
+        );
+        row(t, "shmall", show(kernel("shmall")), &pages);
+        row(
+            t,
+            "shmmni",
+            show(kernel("shmmni")),
+            &in_use("segments", self.shm_segments),
+        );
+        let _ = writeln!(t, "System V semaphores (/proc/sys/kernel/sem)");
+        row(t, "semmsl", show(self.sem_at(0)), "semaphores per set");
+        row(
+            t,
+            "semmns",
+            show(self.sem_at(1)),
+            &in_use("semaphores in all", self.sem_count),
+        );
+        row(
+            t,
+            "semopm",
+            show(self.sem_at(2)),
+            "operations per semop call",
+        );
+        row(
+            t,
+            "semmni",
+            show(self.sem_at(3)),
+            &in_use("sets", self.sem_sets),
+        );
+        let _ = writeln!(t, "/dev/shm (POSIX shared memory and semaphores)");
+        let _ = writeln!(
+            t,
+            "  size {}, free {}, {} objects",
+            self.dev_shm_size.map_or_else(|| "?".into(), human),
+            self.dev_shm_free.map_or_else(|| "?".into(), human),
+            show(self.dev_shm_objects)
+        );
+    }
+}
+
+/// One line of the table: name, value right-aligned, what it limits.
+fn row(t: &mut String, name: &str, value: String, note: &str) {
+    let _ = writeln!(t, "  {name:<16} {value:>20}  {note}");
+}
+
+/// An RLIMIT as text: `unlimited` or `N bytes`.
+fn limit(v: u64) -> String {
+    if v == RLIM_INFINITY {
+        "unlimited".to_string()
+    } else {
+        format!("{v} bytes")
+    }
 }
 
 #[cfg(test)]
@@ -515,14 +610,14 @@ mod tests {
 
     #[test]
     fn queues_max_binds_without_the_capability_only() {
-        let r = room(false, 1, libc::RLIM_INFINITY, Some(0), Some(250));
+        let r = room(false, 1, RLIM_INFINITY, Some(0), Some(250));
         assert_eq!(fit(&r), (6, "queues_max"));
         assert_eq!(r.text(), "6 more fit, then queues_max refuses");
-        let r = room(false, 1, libc::RLIM_INFINITY, Some(0), Some(256));
+        let r = room(false, 1, RLIM_INFINITY, Some(0), Some(256));
         assert_eq!(fit(&r), (0, "queues_max"));
         assert!(r.text().contains("CAP_SYS_RESOURCE"), "{}", r.text());
         assert_eq!(
-            room(true, 1, libc::RLIM_INFINITY, Some(0), Some(256)),
+            room(true, 1, RLIM_INFINITY, Some(0), Some(256)),
             Room::Unbounded
         );
     }

@@ -5,14 +5,17 @@ mod cli;
 mod demo;
 mod error;
 mod fifo;
+mod ipc;
 mod output;
 mod pipe;
 mod posix;
+mod procfs;
 mod serve;
 mod signal;
 mod sys;
 mod sysv;
 mod target;
+mod text_input;
 mod tour;
 
 mod clean;

@@ -685,7 +685,7 @@ mod tests {
     #[test]
     fn stdout_errors_are_found_through_context() {
         let err = anyhow::Error::new(StdoutError::wrap(io::Error::from_raw_os_error(
-            libc::ENOSPC,
+            nix::errno::Errno::ENOSPC as i32,
         )))
         .context("cannot write the table");
         let found = StdoutError::find(&err).expect("found");
@@ -696,7 +696,9 @@ mod tests {
             "{found}"
         );
         assert!(StdoutError::find(&anyhow::anyhow!("other")).is_none());
-        let pipe = StdoutError::wrap(io::Error::from_raw_os_error(libc::EPIPE));
+        let pipe = StdoutError::wrap(io::Error::from_raw_os_error(
+            nix::errno::Errno::EPIPE as i32,
+        ));
         assert_eq!(pipe.kind(), io::ErrorKind::BrokenPipe);
     }
 

@@ -1,24 +1,5 @@
 //! Small OS helpers shared by the mechanisms.
 
-use nix::sys::stat::{Mode, umask};
-
-/// Clears the umask while it lives, so that `--mode` is applied exactly as
-/// given: the process umask would otherwise silently remove bits the user
-/// asked for. The tool is single-threaded where it creates objects.
-pub struct UmaskGuard(Mode);
-
-impl UmaskGuard {
-    pub fn clear() -> Self {
-        UmaskGuard(umask(Mode::empty()))
-    }
-}
-
-impl Drop for UmaskGuard {
-    fn drop(&mut self) {
-        umask(self.0);
-    }
-}
-
 /// User name for a uid, or the number when there is none.
 pub fn user_name(uid: u32) -> String {
     nix::unistd::User::from_uid(uid.into())

@@ -101,10 +101,10 @@ impl FromStr for PosixPrefix {
 /// A System V IPC key: any non-zero 32-bit value. `key_t` is a signed int,
 /// but ipcs prints keys as unsigned hex, so both spellings are accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SysvKey(pub libc::key_t);
+pub struct SysvKey(pub crate::ipc::Key);
 
 impl SysvKey {
-    pub fn raw(self) -> libc::key_t {
+    pub fn raw(self) -> crate::ipc::Key {
         self.0
     }
 }
@@ -143,7 +143,7 @@ impl FromStr for SysvKey {
 
 /// A System V object id as ipcs prints it (msqid, shmid, semid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpcId(pub libc::c_int);
+pub struct IpcId(pub crate::ipc::Id);
 
 impl fmt::Display for IpcId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -156,14 +156,14 @@ impl FromStr for IpcId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         s.trim()
-            .parse::<libc::c_int>()
+            .parse::<crate::ipc::Id>()
             .ok()
             .filter(|id| *id >= 0)
             .map(IpcId)
             .ok_or_else(|| {
                 format!(
                     "'{s}' is not an id: give a number from 0 to {}",
-                    libc::c_int::MAX
+                    crate::ipc::Id::MAX
                 )
             })
     }

@@ -13,8 +13,13 @@ use clap::ValueEnum as _;
 use serde_json::json;
 
 use crate::cli::{TourArgs, TourStep};
+use crate::ipc::process::{ChildGuard, exit_status};
+use crate::ipc::sysv::free_key;
+use crate::ipc::sysv_msq::Msq;
+use crate::ipc::sysv_sem::Sem;
+use crate::ipc::sysv_shm::Shm;
 use crate::output::Out;
-use crate::sysv::common::{Kind, free_key};
+use crate::target::SysvKey;
 
 /// How long any one expected line may take: generous for a loaded machine,
 /// and every server in the tour also has its own --timeout.
@@ -132,9 +137,10 @@ fn steps(tag: &str) -> Vec<Step> {
     let shm = format!("/eipc-tour-{tag}-shm");
     let sem = format!("/eipc-tour-{tag}-sem");
     let seed = tag.parse::<u32>().unwrap_or_else(|_| std::process::id());
-    let sysv_msq = free_key(Kind::Msq, seed).to_string();
-    let sysv_shm = free_key(Kind::Shm, seed).to_string();
-    let sysv_sem = free_key(Kind::Sem, seed).to_string();
+    // Keys no object uses now, so the tour's servers create their objects.
+    let sysv_msq = SysvKey(free_key::<Msq>(seed)).to_string();
+    let sysv_shm = SysvKey(free_key::<Shm>(seed)).to_string();
+    let sysv_sem = SysvKey(free_key::<Sem>(seed)).to_string();
     let fifo_path = std::env::temp_dir().join(format!("eipc-tour-{tag}.fifo"));
     let fifo = fifo_path.to_string_lossy();
     let posix_msq = ["posix", "msq", "-n", &msq];
@@ -183,34 +189,7 @@ fn steps(tag: &str) -> Vec<Step> {
             "System V semaphore",
             &["sysv", "sem", "-k", &sysv_sem],
         ),
-        Step {
-            id: TourStep::Fifo,
-            title: "Named pipe (FIFO): two writers in turn, the server outlives both".into(),
-            server: args(&[
-                "fifo",
-                "-s",
-                "--path",
-                &fifo,
-                "--count",
-                "3",
-                "--timeout",
-                "15",
-            ]),
-            initial_lines: 0,
-            clients: vec![
-                client(
-                    args(&["fifo", "--path", &fifo, "-c", "2", "--interval", "0"]),
-                    0,
-                    2,
-                ),
-                client(
-                    args(&["fifo", "--path", &fifo, "-m", "a second writer", "-c", "1"]),
-                    0,
-                    1,
-                ),
-            ],
-            clean: args(&["fifo", "--clean", "--path", &fifo]),
-        },
+        fifo_step(&fifo),
         Step {
             id: TourStep::Pipe,
             title: "Anonymous pipes: a parent and its child, one pipe each way".into(),
@@ -220,6 +199,29 @@ fn steps(tag: &str) -> Vec<Step> {
             clean: Vec::new(),
         },
     ]
+}
+
+/// A FIFO at `fifo`: two writers in turn, the server outlives both.
+fn fifo_step(fifo: &str) -> Step {
+    Step {
+        id: TourStep::Fifo,
+        title: "Named pipe (FIFO): two writers in turn, the server outlives both".into(),
+        server: args(&["fifo", "-s", "--path", fifo, "--count", "3", "--timeout", "15"]),
+        initial_lines: 0,
+        clients: vec![
+            client(
+                args(&["fifo", "--path", fifo, "-c", "2", "--interval", "0"]),
+                0,
+                2,
+            ),
+            client(
+                args(&["fifo", "--path", fifo, "-m", "a second writer", "-c", "1"]),
+                0,
+                1,
+            ),
+        ],
+        clean: args(&["fifo", "--clean", "--path", fifo]),
+    }
 }
 
 pub fn run(args: &TourArgs, out: &mut Out) -> Result<ExitCode> {
@@ -431,18 +433,6 @@ impl<'s> Tour<'s> {
     }
 }
 
-/// Kills and reaps the server child when a step ends early.
-struct ServerChild(Child);
-
-impl Drop for ServerChild {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
 fn run_step(exe: &std::path::Path, tour: &Tour, out: &mut Out) -> Result<()> {
     let step = tour.step;
     if step.server.is_empty() {
@@ -450,25 +440,28 @@ fn run_step(exe: &std::path::Path, tour: &Tour, out: &mut Out) -> Result<()> {
     }
     let server_args = tour.child_args(&step.server);
     tour.command(out, Role::Server, &server_args, true)?;
-    let child = Command::new(exe)
+    let mut child = Command::new(exe)
         .args(&server_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot start the server")?;
-    let mut server = ServerChild(child);
-    let lines = forward_lines(&mut server.0)?;
+    // Kills and reaps the server when the step ends early.
+    let mut server = ChildGuard::spawned(&child);
+    let lines = forward_lines(&mut child)?;
     expect_lines(tour, &lines, 1 + step.initial_lines, out)?;
     run_clients(exe, tour, Some(&lines), out)?;
-    let status = server.0.wait().context("cannot wait for the server")?;
+    let status = server.reap().context("cannot wait for the server")?;
     // Whatever the server printed last (its stderr on failure).
     while let Ok(line) = lines.try_recv() {
         tour.line(out, &line)?;
     }
     out.flush()?;
-    if !status.success() {
-        bail!("the server exited with {status}");
+    match exit_status(status) {
+        Some(status) if status.success() => {}
+        Some(status) => bail!("the server exited with {status}"),
+        None => bail!("the server ended: {status:?}"),
     }
     Ok(())
 }

@@ -4,17 +4,24 @@
 //! only objects that have names (a FIFO, POSIX queues, named semaphores) are
 //! unlinked right after they were opened, before fork, so nothing is left
 //! behind whatever happens afterwards. The System V queue has no name
-//! (IPC_PRIVATE) but lives until IPC_RMID, so it sits in an owning guard.
+//! (IPC_PRIVATE) but lives until IPC_RMID, so it sits in an `Owned` guard.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::ptr::NonNull;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
-use posixmq::PosixMq;
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+use crate::ipc::fifo::{self, End, Fifo};
+use crate::ipc::futex;
+use crate::ipc::mapping::Mapping;
+use crate::ipc::posix_mq::{Access, PosixQueue, QueueOptions};
+use crate::ipc::posix_sem::NamedSem;
+use crate::ipc::sysv_msq::{MsgBuf, SysvQueue};
+use crate::ipc::{Creation, Owned, Remove};
 
 /// Transport of one message of a fixed size in one direction pair.
 pub trait Link {
@@ -49,22 +56,22 @@ pub struct FdLink {
 }
 
 impl FdLink {
-    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: `rx` is an open descriptor owned by self; `buf` is valid
-        // for `buf.len()` writable bytes.
-        let n = unsafe { libc::read(self.rx.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        Errno::result(n)
-            .map(|n| n as usize)
-            .map_err(io::Error::from)
+    fn new(rx: OwnedFd, tx: OwnedFd, abort: &Abort) -> FdLink {
+        FdLink {
+            rx,
+            tx,
+            abort: abort.clone(),
+        }
     }
 
+    #[inline]
+    fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
+        nix::unistd::read(&self.rx, buf).map_err(io::Error::from)
+    }
+
+    #[inline]
     fn write_some(&self, buf: &[u8]) -> io::Result<usize> {
-        // SAFETY: `tx` is an open descriptor owned by self; `buf` is valid
-        // for `buf.len()` readable bytes.
-        let n = unsafe { libc::write(self.tx.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
-        Errno::result(n)
-            .map(|n| n as usize)
-            .map_err(io::Error::from)
+        nix::unistd::write(&self.tx, buf).map_err(io::Error::from)
     }
 }
 
@@ -103,20 +110,16 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 
 /// Two pipes: parent -> child and child -> parent.
 pub fn pipes(abort: &Abort) -> Result<(FdLink, FdLink)> {
-    let (down_rx, down_tx) = pipe()?;
-    let (up_rx, up_tx) = pipe()?;
-    Ok((
-        FdLink {
-            rx: up_rx,
-            tx: down_tx,
-            abort: abort.clone(),
-        },
-        FdLink {
-            rx: down_rx,
-            tx: up_tx,
-            abort: abort.clone(),
-        },
-    ))
+    Ok(fd_links(abort, pipe()?, pipe()?))
+}
+
+/// The parent's and the child's link over two one-way channels, each a
+/// (read end, write end) pair: `down` carries parent -> child, `up` back.
+fn fd_links(abort: &Abort, down: (OwnedFd, OwnedFd), up: (OwnedFd, OwnedFd)) -> (FdLink, FdLink) {
+    (
+        FdLink::new(up.0, down.1, abort),
+        FdLink::new(down.0, up.1, abort),
+    )
 }
 
 /// A stream socket pair (one socket each).
@@ -125,26 +128,13 @@ pub fn unix_pair(abort: &Abort) -> Result<(FdLink, FdLink)> {
     let (a, b) = (OwnedFd::from(a), OwnedFd::from(b));
     let a2 = a.try_clone().context("cannot duplicate a socket")?;
     let b2 = b.try_clone().context("cannot duplicate a socket")?;
-    Ok((
-        FdLink {
-            rx: a,
-            tx: a2,
-            abort: abort.clone(),
-        },
-        FdLink {
-            rx: b,
-            tx: b2,
-            abort: abort.clone(),
-        },
-    ))
+    Ok((FdLink::new(a, a2, abort), FdLink::new(b, b2, abort)))
 }
 
 /// Two FIFOs in a private temporary directory. Both ends of each are opened
 /// here (read end non-blocking first, so the write open does not wait for a
 /// reader), then the FIFOs and the directory are removed at once.
 pub fn fifos(abort: &Abort, tag: &str) -> Result<(FdLink, FdLink)> {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
-    use nix::sys::stat::Mode;
     let dir = std::env::temp_dir().join(format!("examples-ipc-bench-{}-{tag}", std::process::id()));
     std::fs::create_dir(&dir)
         .with_context(|| format!("cannot create directory {}", dir.display()))?;
@@ -152,19 +142,18 @@ pub fn fifos(abort: &Abort, tag: &str) -> Result<(FdLink, FdLink)> {
         let mut ends = Vec::new();
         for name in ["down", "up"] {
             let path = dir.join(name);
-            nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o600))
+            fifo::create(&path, 0o600)
                 .with_context(|| format!("cannot create FIFO {}", path.display()))?;
-            let rx = open(
-                &path,
-                OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .with_context(|| format!("cannot open FIFO {}", path.display()))?;
-            let tx = open(&path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+            // The read end first: a write end opens only with a reader there.
+            let rx = Fifo::open(&path, End::Read)
                 .with_context(|| format!("cannot open FIFO {}", path.display()))?;
-            // Blocking reads from here on, as any FIFO reader does.
-            fcntl(&rx, FcntlArg::F_SETFL(OFlag::empty())).context("cannot make a FIFO blocking")?;
-            ends.push((rx, tx));
+            let tx = Fifo::open(&path, End::Write)
+                .with_context(|| format!("cannot open FIFO {}", path.display()))?;
+            // Blocking reads and writes from here on, as on any pipe.
+            rx.set_blocking()
+                .and_then(|()| tx.set_blocking())
+                .context("cannot make a FIFO blocking")?;
+            ends.push((rx.into_fd(), tx.into_fd()));
         }
         let (up_rx, up_tx) = ends.pop().context("no FIFO")?;
         let (down_rx, down_tx) = ends.pop().context("no FIFO")?;
@@ -175,25 +164,14 @@ pub fn fifos(abort: &Abort, tag: &str) -> Result<(FdLink, FdLink)> {
     let _ = std::fs::remove_file(dir.join("up"));
     let _ = std::fs::remove_dir(&dir);
     let (up_rx, down_tx, down_rx, up_tx) = made?;
-    Ok((
-        FdLink {
-            rx: up_rx,
-            tx: down_tx,
-            abort: abort.clone(),
-        },
-        FdLink {
-            rx: down_rx,
-            tx: up_tx,
-            abort: abort.clone(),
-        },
-    ))
+    Ok(fd_links(abort, (down_rx, down_tx), (up_rx, up_tx)))
 }
 
 // ---------------------------------------------------------- POSIX queues
 
 pub struct MqLink {
-    rx: Arc<PosixMq>,
-    tx: Arc<PosixMq>,
+    rx: Arc<PosixQueue>,
+    tx: Arc<PosixQueue>,
     abort: Abort,
     prio: u32,
 }
@@ -238,16 +216,20 @@ impl Link for MqLink {
 /// Two queues of `size`-byte messages with unique names, unlinked as soon as
 /// they are open (the descriptors survive fork).
 pub fn posix_queues(abort: &Abort, tag: &str, size: usize) -> Result<(MqLink, MqLink, Wake)> {
-    let open = |dir: &str| -> Result<Arc<PosixMq>> {
+    let options = QueueOptions {
+        access: Access::ReadWrite,
+        nonblocking: false,
+        mode: 0o600,
+        capacity: 10,
+        msg_size: size,
+    };
+    let open = |dir: &str| -> Result<Arc<PosixQueue>> {
         let name = format!("/examples-ipc-bench-{}-{tag}-{dir}", std::process::id());
-        let mq = posixmq::OpenOptions::readwrite()
-            .create_new()
-            .mode(0o600)
-            .capacity(10)
-            .max_msg_len(size)
-            .open(name.as_str())
+        let mq = PosixQueue::open(&name, Creation::CreateNew, &options)
+            .map(|opened| opened.handle)
+            .map_err(|e| e.into_inner(|| io::ErrorKind::NotFound.into()))
             .with_context(|| format!("cannot create queue {name} for {size}-byte messages"));
-        let _ = posixmq::remove_queue(name.as_str());
+        let _ = PosixQueue::remove_name(&name);
         Ok(Arc::new(mq?))
     };
     let down = open("down")?;
@@ -282,256 +264,90 @@ pub fn posix_queues(abort: &Abort, tag: &str, size: usize) -> Result<(MqLink, Mq
 
 // ------------------------------------------------------- System V queue
 
-/// A private System V queue, removed (IPC_RMID) when this owning guard is
-/// dropped in the process that made it.
-pub struct SysvQueue {
-    id: i32,
-    owner: u32,
-}
-
-impl SysvQueue {
-    /// `msgget(IPC_PRIVATE, IPC_CREAT | 0600)`.
-    pub fn new() -> Result<Arc<SysvQueue>> {
-        // SAFETY: msgget takes no pointers.
-        let id = unsafe { libc::msgget(libc::IPC_PRIVATE, libc::IPC_CREAT | 0o600) };
-        let id = Errno::result(id).context("cannot create a System V message queue")?;
-        Ok(Arc::new(SysvQueue {
-            id,
-            owner: std::process::id(),
-        }))
-    }
-
-    /// `msgctl(IPC_RMID)`: wakes every blocked msgsnd/msgrcv with EIDRM.
-    pub fn remove(&self) {
-        // SAFETY: IPC_RMID ignores the buffer argument, null is allowed.
-        unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
-    }
-
-    /// `msgsnd`; `buf` starts with the mtype (a c_long).
-    fn send(&self, buf: &[u8]) -> io::Result<()> {
-        let text = buf.len() - size_of::<libc::c_long>();
-        // SAFETY: buf holds an mtype followed by `text` bytes, as msgsnd(2) requires.
-        let r = unsafe { libc::msgsnd(self.id, buf.as_ptr().cast(), text, 0) };
-        Errno::result(r).map(drop).map_err(io::Error::from)
-    }
-
-    /// `msgrcv` of type `mtype` into `buf` (mtype then text).
-    fn recv(&self, buf: &mut [u8], mtype: libc::c_long) -> io::Result<usize> {
-        let text = buf.len() - size_of::<libc::c_long>();
-        // SAFETY: buf has room for an mtype and `text` bytes.
-        let r = unsafe { libc::msgrcv(self.id, buf.as_mut_ptr().cast(), text, mtype, 0) };
-        Errno::result(r)
-            .map(|n| n as usize)
-            .map_err(io::Error::from)
-    }
-}
-
-impl Drop for SysvQueue {
-    fn drop(&mut self) {
-        // Only the creating process removes: the child never runs Drop (it
-        // leaves with _exit), and this check keeps it so.
-        if std::process::id() == self.owner {
-            self.remove();
-        }
-    }
-}
-
 pub struct SysvLink {
-    q: Arc<SysvQueue>,
-    my_type: libc::c_long,
-    peer_type: libc::c_long,
-    buf: Vec<u8>,
+    q: SysvQueue,
+    my_type: i64,
+    peer_type: i64,
+    buf: MsgBuf,
     abort: Abort,
 }
 
-const MTYPE: usize = size_of::<libc::c_long>();
-
 impl Link for SysvLink {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        self.buf[..MTYPE].copy_from_slice(&self.peer_type.to_ne_bytes());
-        self.buf[MTYPE..].copy_from_slice(msg);
+        self.buf.fill(self.peer_type, msg);
         loop {
-            match self.q.send(&self.buf) {
-                Err(e)
-                    if e.kind() == io::ErrorKind::Interrupted
-                        && !self.abort.load(Ordering::Relaxed) => {}
-                other => return other,
+            match self.q.send(&self.buf, msg.len(), false) {
+                Err(Errno::EINTR) if !self.abort.load(Ordering::Relaxed) => {}
+                other => return other.map_err(io::Error::from),
             }
         }
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
         loop {
-            match self.q.recv(&mut self.buf, self.my_type) {
-                Ok(n) if n == buf.len() => {
-                    buf.copy_from_slice(&self.buf[MTYPE..]);
+            match self.q.recv(&mut self.buf, self.my_type, true) {
+                Ok((_, n)) if n == buf.len() => {
+                    buf.copy_from_slice(self.buf.text(n));
                     return Ok(());
                 }
-                Ok(n) => {
+                Ok((_, n)) => {
                     return Err(io::Error::other(format!(
                         "message of {n} bytes, expected {}",
                         buf.len()
                     )));
                 }
-                Err(e)
-                    if e.kind() == io::ErrorKind::Interrupted
-                        && !self.abort.load(Ordering::Relaxed) => {}
-                Err(e) => return Err(e),
+                Err(Errno::EINTR) if !self.abort.load(Ordering::Relaxed) => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }
 }
 
-/// One private queue; type 1 carries parent -> child, type 2 child -> parent.
+/// One private queue (IPC_PRIVATE: no key, so nothing else finds it); type
+/// 1 carries parent -> child, type 2 child -> parent. The guard removes the
+/// queue (IPC_RMID) when the caller drops it, in the process that made it.
 pub fn sysv_queue(
     abort: &Abort,
     size: usize,
-) -> Result<(SysvLink, SysvLink, Wake, Arc<SysvQueue>)> {
-    let q = SysvQueue::new()?;
+) -> Result<(SysvLink, SysvLink, Wake, Owned<SysvQueue>)> {
+    let q = SysvQueue::private(0o600).context("cannot create a System V message queue")?;
+    let q = Owned::new(q);
     let link = |me, peer| SysvLink {
-        q: q.clone(),
+        q: *q,
         my_type: me,
         peer_type: peer,
-        buf: vec![0u8; MTYPE + size],
+        buf: MsgBuf::with_capacity(size),
         abort: abort.clone(),
     };
     let (parent, child) = (link(2, 1), link(1, 2));
-    let wq = q.clone();
-    Ok((parent, child, Wake(Box::new(move || wq.remove())), q))
+    let wq = *q;
+    // IPC_RMID wakes every blocked msgsnd and msgrcv with EIDRM.
+    let wake = Wake(Box::new(move || {
+        let _ = wq.remove();
+    }));
+    Ok((parent, child, wake, q))
 }
 
 // ------------------------------------------------------- shared memory
 
 /// An anonymous shared mapping made before fork: both processes see the
 /// same pages and nothing appears in /dev/shm.
-pub struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
+pub fn shared_memory(len: usize) -> Result<Arc<Mapping>> {
+    let map = Mapping::anonymous(len)
+        .map_err(io::Error::from)
+        .context("cannot map shared memory")?;
+    Ok(Arc::new(map))
 }
 
-// SAFETY: the mapping is plain memory; all shared access goes through atomics
-// or is ordered by them (a slot is written only before its sequence number is
-// published and read only after it was seen).
-unsafe impl Send for Mapping {}
-// SAFETY: as above.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    /// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_ANONYMOUS)`.
-    pub fn new(len: usize) -> Result<Arc<Mapping>> {
-        // SAFETY: a fresh anonymous mapping aliases nothing.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error()).context("cannot map shared memory");
-        }
-        let ptr = NonNull::new(p.cast()).context("mmap returned null")?;
-        Ok(Arc::new(Mapping { ptr, len }))
-    }
-
-    /// The 32-bit atomic at byte `off` (4-aligned, inside the mapping).
-    pub fn atomic(&self, off: usize) -> &AtomicU32 {
-        assert!(off % 4 == 0 && off + 4 <= self.len);
-        // SAFETY: in bounds and aligned (checked above); the page is zeroed,
-        // a valid AtomicU32, and lives as long as &self.
-        unsafe { &*self.ptr.as_ptr().add(off).cast::<AtomicU32>() }
-    }
-
-    /// The 64-bit atomic at byte `off` (8-aligned, inside the mapping).
-    pub fn atomic_usize(&self, off: usize) -> &AtomicUsize {
-        assert!(off % 8 == 0 && off + 8 <= self.len);
-        // SAFETY: as for `atomic`.
-        unsafe { &*self.ptr.as_ptr().add(off).cast::<AtomicUsize>() }
-    }
-
-    /// Copy `src` into the mapping at `off`.
-    pub fn write(&self, off: usize, src: &[u8]) {
-        assert!(off + src.len() <= self.len);
-        // SAFETY: in bounds; the protocol gives this side sole access to the
-        // slot until it publishes the sequence number.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(off), src.len())
-        }
-    }
-
-    /// Copy from the mapping at `off` into `dst`.
-    pub fn read(&self, off: usize, dst: &mut [u8]) {
-        assert!(off + dst.len() <= self.len);
-        // SAFETY: in bounds; the writer published this slot (Acquire) and
-        // does not touch it again before this side releases it.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(off), dst.as_mut_ptr(), dst.len())
-        }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: ptr/len are exactly what mmap returned; no reference into
-        // the mapping outlives self (they all borrow it).
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
-
-/// A named POSIX semaphore, unlinked right after sem_open; Drop only closes.
-pub struct NamedSem(NonNull<libc::sem_t>);
-
-// SAFETY: sem_post/sem_wait are thread-safe on a sem_t.
-unsafe impl Send for NamedSem {}
-// SAFETY: as above.
-unsafe impl Sync for NamedSem {}
-
-impl NamedSem {
-    /// `sem_open(name, O_CREAT|O_EXCL, 0600, 0)` then `sem_unlink(name)`.
-    pub fn new(name: &str) -> Result<NamedSem> {
-        let c = std::ffi::CString::new(name).context("semaphore name")?;
-        // SAFETY: c is a valid C string; O_CREAT takes mode and value varargs.
-        let p = unsafe {
-            libc::sem_open(
-                c.as_ptr(),
-                libc::O_CREAT | libc::O_EXCL,
-                0o600 as libc::c_uint,
-                0 as libc::c_uint,
-            )
-        };
-        let err = io::Error::last_os_error();
-        // SAFETY: c is a valid C string.
-        unsafe { libc::sem_unlink(c.as_ptr()) };
-        if p == libc::SEM_FAILED {
-            return Err(err).with_context(|| format!("cannot create semaphore {name}"));
-        }
-        let p = NonNull::new(p).context("sem_open returned null")?;
-        Ok(NamedSem(p))
-    }
-
-    pub fn post(&self) -> io::Result<()> {
-        // SAFETY: the semaphore is open for the life of self.
-        Errno::result(unsafe { libc::sem_post(self.0.as_ptr()) })
-            .map(drop)
-            .map_err(io::Error::from)
-    }
-
-    pub fn wait(&self) -> io::Result<()> {
-        // SAFETY: as in post.
-        Errno::result(unsafe { libc::sem_wait(self.0.as_ptr()) })
-            .map(drop)
-            .map_err(io::Error::from)
-    }
-}
-
-impl Drop for NamedSem {
-    fn drop(&mut self) {
-        // SAFETY: opened by sem_open, closed once.
-        unsafe { libc::sem_close(self.0.as_ptr()) };
-    }
+/// A named POSIX semaphore, unlinked right after sem_open (processes
+/// forked afterwards inherit it); Drop only closes.
+fn named_sem(name: &str) -> Result<Arc<NamedSem>> {
+    let made = NamedSem::create(name, 0o600, 0);
+    let _ = NamedSem::remove_name(name);
+    let sem = made
+        .map_err(io::Error::from)
+        .with_context(|| format!("cannot create semaphore {name}"))?;
+    Ok(Arc::new(sem))
 }
 
 /// How a reader learns that a slot was published.
@@ -546,51 +362,24 @@ pub enum Notify {
         tx: Arc<NamedSem>,
     },
     /// read / write of an eventfd counter per direction.
-    EventFd { rx: Arc<OwnedFd>, tx: Arc<OwnedFd> },
+    EventFd { rx: Arc<EventFd>, tx: Arc<EventFd> },
 }
 
-fn futex(word: &AtomicU32, op: libc::c_int, val: u32) -> libc::c_long {
-    // SAFETY: `word` is a valid aligned u32 in a shared mapping (no
-    // FUTEX_PRIVATE_FLAG: the two processes share it); no timeout.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            op,
-            val,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0u32,
-        )
-    }
+fn eventfd_write(fd: &EventFd) -> io::Result<()> {
+    fd.write(1).map(drop).map_err(io::Error::from)
 }
 
-pub fn futex_wake(word: &AtomicU32) {
-    futex(word, libc::FUTEX_WAKE, i32::MAX as u32);
-}
-
-fn eventfd_write(fd: &OwnedFd) -> io::Result<()> {
-    let one = 1u64.to_ne_bytes();
-    // SAFETY: 8 readable bytes, as eventfd(2) requires.
-    let n = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), 8) };
-    Errno::result(n).map(drop).map_err(io::Error::from)
-}
-
-fn eventfd_read(fd: &OwnedFd) -> io::Result<()> {
-    let mut v = [0u8; 8];
-    // SAFETY: 8 writable bytes, as eventfd(2) requires.
-    let n = unsafe { libc::read(fd.as_raw_fd(), v.as_mut_ptr().cast(), 8) };
-    Errno::result(n).map(drop).map_err(io::Error::from)
+fn eventfd_read(fd: &EventFd) -> io::Result<()> {
+    fd.read().map(drop).map_err(io::Error::from)
 }
 
 /// EFD_SEMAPHORE: each read takes one unit, so one read per message holds
 /// when several messages are queued (stream).
-pub fn eventfd() -> Result<Arc<OwnedFd>> {
-    // SAFETY: no pointers.
-    let fd: RawFd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_SEMAPHORE) };
-    let fd = Errno::result(fd).context("cannot create an eventfd")?;
-    // SAFETY: a fresh descriptor that nothing else owns.
-    Ok(Arc::new(unsafe { OwnedFd::from_raw_fd(fd) }))
+pub fn eventfd() -> Result<Arc<EventFd>> {
+    let fd = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_SEMAPHORE)
+        .map_err(io::Error::from)
+        .context("cannot create an eventfd")?;
+    Ok(Arc::new(fd))
 }
 
 /// Layout of one direction in the mapping: the writer's sequence word
@@ -647,7 +436,7 @@ const SPINS_BEFORE_YIELD: u32 = 1 << 16;
 
 impl ShmLink {
     fn wait_room(&mut self) -> io::Result<()> {
-        let tail = self.map.atomic(self.tx.tail());
+        let tail = self.map.atomic_u32(self.tx.tail());
         let mut spins = 0u32;
         while self.sent.wrapping_sub(self.peer_tail) as usize >= self.tx.slots {
             self.peer_tail = tail.load(Ordering::Acquire);
@@ -658,13 +447,12 @@ impl ShmLink {
                 match self.notify {
                     Notify::Futex => {
                         let seen = self.peer_tail;
-                        futex(tail, libc::FUTEX_WAIT, seen);
+                        futex::wait(tail, seen);
                     }
                     _ => {
                         spins += 1;
                         if spins % SPINS_BEFORE_YIELD == 0 {
-                            // SAFETY: no arguments.
-                            unsafe { libc::sched_yield() };
+                            let _ = nix::sched::sched_yield();
                         }
                         std::hint::spin_loop();
                     }
@@ -682,21 +470,21 @@ impl Link for ShmLink {
         }
         self.map.write(self.tx.slot(self.sent), msg);
         self.sent = self.sent.wrapping_add(1);
-        let head = self.map.atomic(self.tx.head());
+        let head = self.map.atomic_u32(self.tx.head());
         head.store(self.sent, Ordering::Release);
         match &self.notify {
             Notify::Spin => Ok(()),
             Notify::Futex => {
-                futex_wake(head);
+                futex::wake(head);
                 Ok(())
             }
-            Notify::Sem { tx, .. } => tx.post(),
+            Notify::Sem { tx, .. } => tx.post().map_err(io::Error::from),
             Notify::EventFd { tx, .. } => eventfd_write(tx),
         }
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        let head = self.map.atomic(self.rx.head());
+        let head = self.map.atomic_u32(self.rx.head());
         let want = self.got;
         match &self.notify {
             Notify::Spin => {
@@ -708,8 +496,7 @@ impl Link for ShmLink {
                             return Err(aborted());
                         }
                         if spins % SPINS_BEFORE_YIELD == 0 {
-                            // SAFETY: no arguments.
-                            unsafe { libc::sched_yield() };
+                            let _ = nix::sched::sched_yield();
                         }
                     }
                     std::hint::spin_loop();
@@ -720,15 +507,13 @@ impl Link for ShmLink {
                     if self.abort.load(Ordering::Relaxed) {
                         return Err(aborted());
                     }
-                    futex(head, libc::FUTEX_WAIT, want);
+                    futex::wait(head, want);
                 }
             }
             Notify::Sem { rx, .. } => loop {
                 match rx.wait() {
-                    Err(e)
-                        if e.kind() == io::ErrorKind::Interrupted
-                            && !self.abort.load(Ordering::Relaxed) => {}
-                    other => break other?,
+                    Err(Errno::EINTR) if !self.abort.load(Ordering::Relaxed) => {}
+                    other => break other.map_err(io::Error::from)?,
                 }
             },
             Notify::EventFd { rx, .. } => loop {
@@ -751,11 +536,11 @@ impl Link for ShmLink {
         self.map.read(self.rx.slot(want), buf);
         self.got = want.wrapping_add(1);
         if self.flow {
-            let tail = self.map.atomic(self.rx.tail());
+            let tail = self.map.atomic_u32(self.rx.tail());
             tail.store(self.got, Ordering::Release);
             if matches!(self.notify, Notify::Futex) {
                 // The writer may sleep on a full ring.
-                futex_wake(tail);
+                futex::wake(tail);
             }
         }
         Ok(())
@@ -789,25 +574,21 @@ pub fn shm(
         slots,
         size,
     };
-    let map = Mapping::new(down.bytes() + up.bytes())?;
+    let map = shared_memory(down.bytes() + up.bytes())?;
     let (pn, cn, wake): (Notify, Notify, Wake) = match kind {
         ShmKind::Spin => (Notify::Spin, Notify::Spin, Wake(Box::new(|| {}))),
         ShmKind::Futex => {
             let m = map.clone();
             let wake = Wake(Box::new(move || {
-                futex_wake(m.atomic(up.head()));
-                futex_wake(m.atomic(down.tail()));
+                futex::wake(m.atomic_u32(up.head()));
+                futex::wake(m.atomic_u32(down.tail()));
             }));
             (Notify::Futex, Notify::Futex, wake)
         }
         ShmKind::Sem => {
             let pid = std::process::id();
-            let d = Arc::new(NamedSem::new(&format!(
-                "/examples-ipc-bench-{pid}-{tag}-down"
-            ))?);
-            let u = Arc::new(NamedSem::new(&format!(
-                "/examples-ipc-bench-{pid}-{tag}-up"
-            ))?);
+            let d = named_sem(&format!("/examples-ipc-bench-{pid}-{tag}-down"))?;
+            let u = named_sem(&format!("/examples-ipc-bench-{pid}-{tag}-up"))?;
             let wu = u.clone();
             let wake = Wake(Box::new(move || {
                 let _ = wu.post();

@@ -11,7 +11,7 @@ mod link;
 mod svg;
 
 use std::io::{IsTerminal, Write as _};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -20,16 +20,19 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use hdrhistogram::Histogram;
 use nix::poll::PollFlags;
-use nix::sys::signal::{SigHandler, Signal, kill, signal};
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use nix::unistd::Pid;
 use serde_json::{Value, json};
 
 use crate::cli::{BenchArgs, BenchMech, BenchPattern, BenchPin};
 use crate::error::usage;
+use crate::ipc::cpu::ticks;
+use crate::ipc::mapping::Mapping;
+use crate::ipc::process::{self, ChildGuard};
 use crate::output::Out;
 use crate::signal::{Cancel, Wake as Woke};
-use link::{Abort, Link, Mapping, ShmKind, Wake};
+use link::{Abort, Link, ShmKind, Wake};
 
 const ALL: [BenchMech; 9] = [
     BenchMech::Pipe,
@@ -330,14 +333,14 @@ impl BarTerm {
 
 impl indicatif::TermLike for BarTerm {
     fn width(&self) -> u16 {
-        stderr_size()
+        crate::ipc::terminal::stderr_size()
             .map_or(80, |(_, cols)| cols)
             .saturating_sub(2)
             .max(1)
     }
 
     fn height(&self) -> u16 {
-        stderr_size().map_or(24, |(rows, _)| rows)
+        crate::ipc::terminal::stderr_size().map_or(24, |(rows, _)| rows)
     }
 
     fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
@@ -390,20 +393,6 @@ impl indicatif::TermLike for BarTerm {
     }
 }
 
-/// Rows and columns of the terminal on standard error: `ioctl(2,
-/// TIOCGWINSZ)`. None when it is not a terminal or has no size set (a
-/// fresh pseudo-terminal reports 0 by 0).
-fn stderr_size() -> Option<(u16, u16)> {
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes one winsize into `ws`, which outlives the call.
-    let r = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) };
-    (r == 0 && ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
-}
 
 // ------------------------------------------------------------ a run
 
@@ -420,19 +409,19 @@ impl Control {
     const ERR_MAX: usize = 1024;
 
     fn new() -> Result<Control> {
-        Ok(Control(Mapping::new(4096)?))
+        Ok(Control(link::shared_memory(4096)?))
     }
 
     fn set_error(&self, msg: &str) {
         let bytes = &msg.as_bytes()[..msg.len().min(Self::ERR_MAX)];
         self.0.write(Self::ERR, bytes);
         self.0
-            .atomic(Self::ERR_LEN)
+            .atomic_u32(Self::ERR_LEN)
             .store(bytes.len() as u32, Ordering::Release);
     }
 
     fn error(&self) -> Option<String> {
-        let len = self.0.atomic(Self::ERR_LEN).load(Ordering::Acquire) as usize;
+        let len = self.0.atomic_u32(Self::ERR_LEN).load(Ordering::Acquire) as usize;
         if len == 0 {
             return None;
         }
@@ -513,51 +502,10 @@ fn measure(
     }
 }
 
-/// Kills and reaps the child unless it was reaped already: every parent
-/// error path goes through Drop.
-struct ChildGuard {
-    pid: Pid,
-    reaped: bool,
-}
-
-impl ChildGuard {
-    fn reap(&mut self) -> Result<WaitStatus> {
-        loop {
-            match waitpid(self.pid, None) {
-                Ok(s @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
-                    self.reaped = true;
-                    return Ok(s);
-                }
-                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e).context("cannot wait for the child process"),
-            }
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if !self.reaped {
-            let _ = kill(self.pid, Signal::SIGKILL);
-            let _ = self.reap();
-        }
-    }
-}
-
-/// A descriptor that becomes readable when the child exits.
-fn pidfd_open(pid: Pid) -> Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags, no pointers.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    let fd =
-        nix::errno::Errno::result(fd).context("cannot watch the child process (pidfd_open)")?;
-    // SAFETY: a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
 #[allow(clippy::too_many_arguments)]
 fn drive<L: Link>(
     name: &'static str,
-    mut parent: L,
+    parent: L,
     child: L,
     wake: Wake,
     abort: Abort,
@@ -571,100 +519,132 @@ fn drive<L: Link>(
     }
     let parent_pid = nix::unistd::getpid();
     std::io::stdout().flush().ok();
-    // SAFETY: the process is single-threaded here (the watchdog of the
-    // previous run was joined), and the child only runs `child_main`, which
-    // ends in _exit and never returns into main's code paths.
-    match unsafe { fork() }.context("cannot fork")? {
-        ForkResult::Child => {
-            drop(parent);
-            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                child_main(child, cfg, &control, parent_pid)
-            }))
-            .unwrap_or(4);
-            // SAFETY: _exit skips atexit handlers and Drop, which belong to the parent.
-            unsafe { libc::_exit(code) }
+    let mut parent = Some(parent);
+    // The child runs only `child_main`; its copy of the parent's end is
+    // closed first, and the parent's copy of the child's end goes with the
+    // closure once fork returns.
+    let pid = process::fork(|| {
+        drop(parent.take());
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            child_main(child, cfg, &control, parent_pid)
+        }))
+        .unwrap_or(4)
+    })
+    .context("cannot fork")?;
+    // Every parent error path from here kills and reaps the child.
+    let mut guard = ChildGuard::new(pid);
+    let mut parent = parent.context("the parent's end of the link is gone")?;
+    let pidfd = process::pidfd_open(pid).context("cannot watch the child process (pidfd_open)")?;
+    let shared = Shared {
+        abort,
+        done: AtomicBool::new(false),
+        progress: AtomicU64::new(0),
+        measuring: OnceLock::new(),
+        reason: AtomicU32::new(Reason::None as u32),
+    };
+    let watch = Watch {
+        shared: &shared,
+        pidfd: &pidfd,
+        pid,
+        cancel,
+        wake: &wake,
+        bar,
+    };
+    let (result, died_first) = supervise(&mut parent, cfg, &watch);
+    let status = guard.reap().context("cannot wait for the child process")?;
+    let measured = verdict(result, died_first, status, cancel, &shared, &control)?;
+    let c = &control.0;
+    let child_cpu_ns = c.atomic_usize(Control::USER_NS).load(Ordering::Acquire)
+        + c.atomic_usize(Control::SYS_NS).load(Ordering::Acquire);
+    let ops = measured.count.max(1) as f64;
+    Ok(Row {
+        mech: name,
+        pin: cfg.pin,
+        parent_cpu: measured.cpu,
+        child_cpu: c.atomic_u32(Control::CPU).load(Ordering::Acquire) as i32,
+        count: measured.count,
+        secs: measured.secs,
+        lat: measured.lat,
+        cpu_ns: (measured.cpu_ns + child_cpu_ns as f64) / ops,
+    })
+}
+
+/// What the watchdog watches and whom it wakes.
+struct Watch<'a> {
+    shared: &'a Shared,
+    pidfd: &'a OwnedFd,
+    pid: Pid,
+    cancel: &'a Cancel,
+    wake: &'a Wake,
+    bar: Option<&'a indicatif::ProgressBar>,
+}
+
+/// The parent's side of the run, with the watchdog beside it: what it
+/// measured, and whether the child was seen dead right after a failure.
+fn supervise<L: Link>(parent: &mut L, cfg: &Cfg, w: &Watch<'_>) -> (Result<Measured>, bool) {
+    std::thread::scope(|s| {
+        s.spawn(|| watchdog(w.shared, w.pidfd, w.pid, w.cancel, w.wake, w.bar, cfg));
+        let r = match cfg.pattern {
+            BenchPattern::Pingpong => parent_pingpong(parent, cfg, w.shared),
+            BenchPattern::Stream => parent_stream(parent, cfg, w.shared),
+        };
+        w.shared.done.store(true, Ordering::SeqCst);
+        let mut died_first = false;
+        if r.is_err() {
+            // An end of file or reset may come just before the exit is
+            // visible: give the child's death a moment to show, so the
+            // error names the right culprit.
+            let mut fds = [nix::poll::PollFd::new(w.pidfd.as_fd(), PollFlags::POLLIN)];
+            died_first = matches!(nix::poll::poll(&mut fds, 200u16), Ok(1));
+            // The child may wait on us: end it, which also ends the watchdog.
+            let _ = kill(w.pid, Signal::SIGKILL);
         }
-        ForkResult::Parent { child: pid } => {
-            drop(child);
-            let mut guard = ChildGuard { pid, reaped: false };
-            let pidfd = pidfd_open(pid)?;
-            let shared = Shared {
-                abort,
-                done: AtomicBool::new(false),
-                progress: AtomicU64::new(0),
-                measuring: OnceLock::new(),
-                reason: AtomicU32::new(Reason::None as u32),
-            };
-            let result = std::thread::scope(|s| {
-                s.spawn(|| watchdog(&shared, &pidfd, pid, cancel, &wake, bar, cfg));
-                let r = match cfg.pattern {
-                    BenchPattern::Pingpong => parent_pingpong(&mut parent, cfg, &shared),
-                    BenchPattern::Stream => parent_stream(&mut parent, cfg, &shared),
-                };
-                shared.done.store(true, Ordering::SeqCst);
-                let mut died_first = false;
-                if r.is_err() {
-                    // An end of file or reset may come just before the exit
-                    // is visible: give the child's death a moment to show,
-                    // so the error names the right culprit.
-                    let mut fds = [nix::poll::PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-                    died_first = matches!(nix::poll::poll(&mut fds, 200u16), Ok(1));
-                    // The child may wait on us: end it, which also ends the watchdog.
-                    let _ = kill(pid, Signal::SIGKILL);
-                }
-                (r, died_first)
-            });
-            let (result, died_first) = result;
-            let status = guard.reap()?;
-            let reason = shared.reason.load(Ordering::SeqCst);
-            let child_err = control.error();
-            let why_child = || match (&child_err, status) {
-                (Some(msg), _) => format!("the child process failed: {msg}"),
-                (None, WaitStatus::Signaled(_, sig, _)) => {
-                    format!("the child process was killed by {sig:?}")
-                }
-                (None, WaitStatus::Exited(_, code)) => {
-                    format!("the child process exited with status {code}")
-                }
-                (None, _) => "the child process ended".into(),
-            };
-            if cancel.is_canceled() || reason == Reason::Canceled as u32 {
-                bail!("canceled");
-            }
-            if reason == Reason::Stalled as u32 {
-                bail!(
-                    "no message moved for {} s; the run was stopped",
-                    STALL.as_secs()
-                );
-            }
-            let measured = match result {
-                Ok(m) => m,
-                Err(e)
-                    if died_first || reason == Reason::ChildDied as u32 || child_err.is_some() =>
-                {
-                    return Err(e.context(why_child()));
-                }
-                Err(e) => return Err(e),
-            };
-            if !matches!(status, WaitStatus::Exited(_, 0)) {
-                bail!("{}", why_child());
-            }
-            let c = &control.0;
-            let child_cpu_ns = c.atomic_usize(Control::USER_NS).load(Ordering::Acquire)
-                + c.atomic_usize(Control::SYS_NS).load(Ordering::Acquire);
-            let ops = measured.count.max(1) as f64;
-            Ok(Row {
-                mech: name,
-                pin: cfg.pin,
-                parent_cpu: measured.cpu,
-                child_cpu: c.atomic(Control::CPU).load(Ordering::Acquire) as i32,
-                count: measured.count,
-                secs: measured.secs,
-                lat: measured.lat,
-                cpu_ns: (measured.cpu_ns + child_cpu_ns as f64) / ops,
-            })
+        (r, died_first)
+    })
+}
+
+/// The run's outcome once the child is reaped: the measurement, or the
+/// error that names what ended the run (Ctrl-C, a stall, the child).
+fn verdict(
+    result: Result<Measured>,
+    died_first: bool,
+    status: WaitStatus,
+    cancel: &Cancel,
+    shared: &Shared,
+    control: &Control,
+) -> Result<Measured> {
+    let reason = shared.reason.load(Ordering::SeqCst);
+    let child_err = control.error();
+    let why_child = || match (&child_err, status) {
+        (Some(msg), _) => format!("the child process failed: {msg}"),
+        (None, WaitStatus::Signaled(_, sig, _)) => {
+            format!("the child process was killed by {sig:?}")
         }
+        (None, WaitStatus::Exited(_, code)) => {
+            format!("the child process exited with status {code}")
+        }
+        (None, _) => "the child process ended".into(),
+    };
+    if cancel.is_canceled() || reason == Reason::Canceled as u32 {
+        bail!("canceled");
     }
+    if reason == Reason::Stalled as u32 {
+        bail!(
+            "no message moved for {} s; the run was stopped",
+            STALL.as_secs()
+        );
+    }
+    let measured = match result {
+        Ok(m) => m,
+        Err(e) if died_first || reason == Reason::ChildDied as u32 || child_err.is_some() => {
+            return Err(e.context(why_child()));
+        }
+        Err(e) => return Err(e),
+    };
+    if !matches!(status, WaitStatus::Exited(_, 0)) {
+        bail!("{}", why_child());
+    }
+    Ok(measured)
 }
 
 /// Ends the run when the child dies, on Ctrl-C, or on a stall: sets the
@@ -714,7 +694,17 @@ fn watchdog(
     shared.reason.store(reason as u32, Ordering::SeqCst);
     shared.abort.store(true, Ordering::SeqCst);
     let _ = kill(pid, Signal::SIGKILL);
-    (wake.0)();
+    // One wake-up is not enough: a parent that saw the abort flag unset just
+    // before it was set goes to sleep right after it (a futex wait on a word
+    // the dead child will never change), and would sleep forever. So wake it
+    // until its loop has ended.
+    loop {
+        (wake.0)();
+        if shared.done.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// What the parent measured.
@@ -801,22 +791,6 @@ fn parent_pingpong<L: Link>(link: &mut L, cfg: &Cfg, shared: &Shared) -> Result<
     })
 }
 
-/// A cheap monotonic clock: the TSC on x86-64 (constant rate on every CPU
-/// this runs on; a vDSO clock_gettime costs several times more per round
-/// trip), nanoseconds elsewhere. Only differences are used, scaled by the
-/// run's wall-clock time.
-#[cfg(target_arch = "x86_64")]
-fn ticks() -> u64 {
-    // SAFETY: RDTSC exists on every x86-64 CPU and has no memory effects.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn ticks() -> u64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
-
 /// One verified round trip.
 fn round<L: Link>(
     link: &mut L,
@@ -896,13 +870,7 @@ fn parent_stream<L: Link>(link: &mut L, cfg: &Cfg, shared: &Shared) -> Result<Me
 fn child_main<L: Link>(mut link: L, cfg: &Cfg, control: &Control, parent: Pid) -> i32 {
     // The parent's handlers would write into the parent's signal pipe; the
     // child dies of SIGINT/SIGTERM instead, and with its parent.
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: SIG_DFL installs no handler code.
-        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
-    }
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    if nix::unistd::getppid() != parent {
+    if process::child_setup(parent).is_err() {
         return 5;
     }
     if cfg.pin == BenchPin::Split && set_affinity(cfg.cpus.1).is_err() {
@@ -1001,7 +969,7 @@ fn report_child(control: &Control, cpu0: u64) {
     c.atomic_usize(Control::USER_NS)
         .store(used as usize, Ordering::Release);
     c.atomic_usize(Control::SYS_NS).store(0, Ordering::Release);
-    c.atomic(Control::CPU)
+    c.atomic_u32(Control::CPU)
         .store(current_cpu() as u32, Ordering::Release);
 }
 
@@ -1152,8 +1120,7 @@ fn restore_affinity(cpus: &[usize]) {
 }
 
 fn current_cpu() -> i32 {
-    // SAFETY: no arguments.
-    unsafe { libc::sched_getcpu() }
+    nix::sched::sched_getcpu().map_or(-1, |cpu| cpu as i32)
 }
 
 fn cpu_ns(clock: nix::time::ClockId) -> u64 {

@@ -15,9 +15,10 @@ use serde_json::json;
 
 use super::kind;
 use super::shared::{
-    Ended, Header, NamedSem, Region, Shared, UnlinkSemOnDrop, align64, spawn, spin_until,
+    Ended, Header, align64, named_sem, region, sem_wait, spawn, spin_until, unlink_now,
 };
 use crate::cli::CounterArgs;
+use crate::ipc::posix_sem::NamedSem;
 use crate::output::Out;
 use crate::signal::Cancel;
 
@@ -38,18 +39,16 @@ impl Cure {
     }
 }
 
-/// The shared layout: header, a start flag, and the counter on its own cache line.
-#[repr(C)]
-struct Counter {
-    header: Header,
-    /// Set by the parent once every child is forked, so they all start together.
-    go: AtomicU32,
-    /// Children that have checked the header and wait for `go`.
-    ready: AtomicU32,
+crate::shared_struct! {
+    /// The shared layout: header, a start flag, and the counter on its own cache line.
+    struct Counter {
+        header: Header,
+        /// Set by the parent once every child is forked, so they all start together.
+        go: AtomicU32,
+        /// Children that have checked the header and wait for `go`.
+        ready: AtomicU32,
+    }
 }
-
-// SAFETY: only atomics and a Shared header.
-unsafe impl Shared for Counter {}
 
 /// One run's numbers.
 struct Measured {
@@ -185,6 +184,38 @@ pub fn run_all(args: &CounterArgs, out: &mut Out) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A child's part: `iters` increments of `value`, cured as asked; the exit
+/// status (4 when the semaphore fails).
+fn count(cure: Cure, value: &AtomicU64, sem: Option<&NamedSem>, iters: u64) -> i32 {
+    for _ in 0..iters {
+        match cure {
+            Cure::None => {
+                let v = value.load(Ordering::Relaxed);
+                value.store(v + 1, Ordering::Relaxed);
+                // One read-modify-write per increment, never merged across
+                // iterations by the optimiser (on x86-64 this loop is a
+                // plain `incq`, the unlocked instruction C's counter++ gives).
+                compiler_fence(Ordering::SeqCst);
+            }
+            Cure::Semaphore => {
+                let Some(sem) = sem else { return 4 };
+                if sem_wait(sem).is_err() {
+                    return 4;
+                }
+                let v = value.load(Ordering::Relaxed);
+                value.store(v + 1, Ordering::Relaxed);
+                if sem.post().is_err() {
+                    return 4;
+                }
+            }
+            Cure::Atomic => {
+                value.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    0
+}
+
 /// Fork the processes, let them count, and read the counter; `None` on Ctrl-C.
 fn measure(
     cure: Cure,
@@ -195,18 +226,17 @@ fn measure(
 ) -> Result<Option<Measured>> {
     let counter_at = align64(size_of::<Counter>());
     let size = counter_at + 64;
-    let region = Region::new(size)?;
+    let region = region(size)?;
     let shared: &Counter = region.at(0)?;
     let value: &AtomicU64 = region.at(counter_at)?;
     shared.header.init(kind::COUNTER, size);
 
     // demo mutex: a named semaphore, unique to this run, unlinked as soon as
-    // the children have inherited it; the guard covers an early error.
+    // the children have inherited it; its guard covers an early error.
     let sem_name = sem_name();
-    let _unlink = UnlinkSemOnDrop(sem_name.clone());
     let mut sem = None;
     if cure == Cure::Semaphore {
-        let (s, replaced) = NamedSem::create(&sem_name, 1)?;
+        let (s, replaced) = named_sem(&sem_name, 1)?;
         sem = Some(s);
         if replaced {
             out.record(
@@ -222,37 +252,11 @@ fn measure(
         }
         shared.ready.fetch_add(1, Ordering::AcqRel);
         spin_until(|| shared.go.load(Ordering::Acquire) == 1);
-        for _ in 0..iters {
-            match cure {
-                Cure::None => {
-                    let v = value.load(Ordering::Relaxed);
-                    value.store(v + 1, Ordering::Relaxed);
-                    // One read-modify-write per increment, never merged across
-                    // iterations by the optimiser (on x86-64 this loop is a
-                    // plain `incq`, the unlocked instruction C's counter++ gives).
-                    compiler_fence(Ordering::SeqCst);
-                }
-                Cure::Semaphore => {
-                    let Some(sem) = &sem else { return 4 };
-                    if sem.wait().is_err() {
-                        return 4;
-                    }
-                    let v = value.load(Ordering::Relaxed);
-                    value.store(v + 1, Ordering::Relaxed);
-                    if sem.post().is_err() {
-                        return 4;
-                    }
-                }
-                Cure::Atomic => {
-                    value.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
-        0
+        count(cure, value, sem.as_deref(), iters)
     })?;
     // Every process has the semaphore now: the name can go.
     if let Some(s) = &mut sem {
-        s.unlink_now()?;
+        unlink_now(s)?;
     }
 
     // Start the clock when every child is at the line, then let them go.

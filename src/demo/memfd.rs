@@ -13,145 +13,53 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
-use std::num::NonZeroUsize;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::ptr::NonNull;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl, open};
-use nix::sys::memfd::{MFdFlags, memfd_create};
-use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
-use nix::sys::stat::{Mode as StatMode, fstat};
+use nix::fcntl::{OFlag, SealFlag};
 use serde_json::json;
 
 use crate::cli::MemfdArgs;
 use crate::error::{fail_with_hint, hinted, usage};
+use crate::ipc::mapping::Mapping;
+use crate::ipc::memfd::Memfd;
 use crate::output::{Out, escape_bytes};
-use crate::posix::shm::client_text;
 use crate::serve::{Flow, Server, Waited};
 use crate::sys::secs;
+use crate::text_input::client_text;
 
-/// An anonymous memory file, closed in `Drop`. Closing the last descriptor
-/// (and unmapping the last mapping) frees it: there is nothing to unlink.
-struct Memfd {
-    fd: OwnedFd,
-}
-
-impl Memfd {
-    /// `memfd_create(name, MFD_CLOEXEC|MFD_ALLOW_SEALING)`, sized with
-    /// `posix_fallocate` (a full tmpfs fails here, not with SIGBUS later),
-    /// then sealed with `F_SEAL_SHRINK|F_SEAL_SEAL`.
-    fn create(label: &str, size: u64) -> Result<Memfd> {
-        let fd = memfd_create(label, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
-            .context("cannot create a memfd")?;
-        let len = i64::try_from(size).map_err(|_| anyhow!("--size {size} is too large"))?;
-        nix::fcntl::posix_fallocate(fd.as_fd(), 0, len)
-            .map_err(|e| match e {
-                Errno::ENOSPC => hinted(e, format!("no memory for {size} bytes")),
-                e => e.into(),
-            })
-            .with_context(|| format!("cannot allocate {size} bytes for the memfd"))?;
-        // F_SEAL_SEAL: nobody can add seals after ours (F_SEAL_WRITE would
-        // make the server's own writable mapping impossible to renew).
-        fcntl(
-            fd.as_fd(),
-            FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_SEAL),
-        )
-        .context("cannot seal the memfd")?;
-        Ok(Memfd { fd })
+/// `memfd_create`, sized with `posix_fallocate` (a full tmpfs fails here,
+/// not with SIGBUS later), then sealed with `F_SEAL_SHRINK|F_SEAL_SEAL`.
+fn create(label: &str, size: u64) -> Result<Memfd> {
+    let memfd = Memfd::create(label).context("cannot create a memfd")?;
+    if i64::try_from(size).is_err() {
+        bail!("--size {size} is too large");
     }
-
-    /// `open("/proc/PID/fd/N", O_RDWR)`: the same memory the server holds.
-    fn open_proc(path: &Path) -> Result<Memfd, Errno> {
-        let fd = open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, StatMode::empty())?;
-        Ok(Memfd { fd })
-    }
-
-    fn size(&self) -> Result<u64> {
-        Ok(fstat(self.fd.as_fd())
-            .context("cannot stat the memfd")?
-            .st_size as u64)
-    }
-
-    /// `fcntl(F_GET_SEALS)`
-    fn seals(&self) -> Result<SealFlag> {
-        let bits =
-            fcntl(self.fd.as_fd(), FcntlArg::F_GET_SEALS).context("cannot read the seals")?;
-        Ok(SealFlag::from_bits_truncate(bits))
-    }
-
-    /// `ftruncate(len)`
-    fn truncate(&self, len: u64) -> Result<(), Errno> {
-        nix::unistd::ftruncate(self.fd.as_fd(), len as libc::off_t)
-    }
-
-    /// `mmap(MAP_SHARED)` of the first `len` bytes.
-    fn map(&self, len: usize) -> Result<MemMap> {
-        let length = NonZeroUsize::new(len).ok_or_else(|| anyhow!("the memfd has size 0"))?;
-        // SAFETY: a new shared mapping at an address the kernel picks aliases
-        // no Rust memory; `MemMap` unmaps it exactly once, in Drop.
-        let ptr = unsafe {
-            mmap(
-                None,
-                length,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-                self.fd.as_fd(),
-                0,
-            )
-        }
-        .context("cannot map the memfd")?;
-        Ok(MemMap {
-            ptr: ptr.cast(),
-            len,
+    memfd
+        .allocate(size)
+        .map_err(|e| match e {
+            Errno::ENOSPC => hinted(e, format!("no memory for {size} bytes")),
+            e => e.into(),
         })
-    }
+        .with_context(|| format!("cannot allocate {size} bytes for the memfd"))?;
+    // F_SEAL_SEAL: nobody can add seals after ours (F_SEAL_WRITE would
+    // make the server's own writable mapping impossible to renew).
+    memfd
+        .seal(SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_SEAL)
+        .context("cannot seal the memfd")?;
+    Ok(memfd)
 }
 
-/// A shared mapping of a memfd, unmapped in `Drop`.
-struct MemMap {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-impl MemMap {
-    /// The text up to the first NUL (or the whole mapping).
-    fn text(&self) -> Vec<u8> {
-        let mut text = Vec::new();
-        for i in 0..self.len {
-            // SAFETY: i < len bytes of a live mapping that cannot shrink
-            // (F_SEAL_SHRINK); volatile, because another process writes it.
-            let b = unsafe { self.ptr.as_ptr().add(i).read_volatile() };
-            if b == 0 {
-                break;
-            }
-            text.push(b);
-        }
-        text
+/// A shared mapping of the whole memfd.
+fn map(memfd: &Memfd, len: usize) -> Result<Mapping> {
+    if len == 0 {
+        bail!("the memfd has size 0");
     }
-
-    /// Copy `text` and a NUL to offset 0; the caller checked that they fit.
-    fn write_text(&self, text: &[u8]) {
-        debug_assert!(text.len() < self.len);
-        let dst = self.ptr.as_ptr();
-        // SAFETY: text.len() + 1 <= len bytes of a live writable mapping; a
-        // fresh mapping cannot overlap the Rust slice. The NUL goes last.
-        unsafe {
-            std::ptr::copy_nonoverlapping(text.as_ptr(), dst, text.len());
-            dst.add(text.len()).write_volatile(0);
-        }
-    }
-}
-
-impl Drop for MemMap {
-    fn drop(&mut self) {
-        // SAFETY: ptr/len come from one successful mmap and are unmapped once.
-        let _ = unsafe { munmap(self.ptr.cast(), self.len) };
-    }
+    memfd.map(len).context("cannot map the memfd")
 }
 
 pub fn run(args: &MemfdArgs, out: &mut Out) -> Result<ExitCode> {
@@ -215,7 +123,7 @@ fn read_publication(path: &Path) -> io::Result<Option<Where>> {
     // O_NOFOLLOW: a symlink planted at the well-known path is refused.
     let mut f = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(OFlag::O_NOFOLLOW.bits())
         .open(path)?;
     f.read_to_string(&mut text)?;
     let v: serde_json::Value = match serde_json::from_str(&text) {
@@ -245,7 +153,7 @@ fn publish(path: &Path, at: Where, size: u64) -> Result<(Published, Option<u32>)
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
             .open(path);
         match made {
             Ok(mut f) => {
@@ -284,12 +192,12 @@ fn server(args: &MemfdArgs, out: &mut Out) -> Result<ExitCode> {
     let name = &args.name;
     let mut server = Server::new(out, &args.serve)?;
     let size = args.shm.size;
-    let memfd = Memfd::create(&format!("examples-ipc:{name}"), size)?;
+    let memfd = create(&format!("examples-ipc:{name}"), size)?;
     let len = usize::try_from(size).context("segment too large to map")?;
-    let map = memfd.map(len)?;
+    let map = map(&memfd, len)?;
     let at = Where {
         pid: std::process::id(),
-        fd: memfd.fd.as_raw_fd(),
+        fd: memfd.as_raw_fd(),
     };
     let path = publication(name);
     let (_published, replaced) = publish(&path, at, size)?;
@@ -323,7 +231,8 @@ fn server(args: &MemfdArgs, out: &mut Out) -> Result<ExitCode> {
     }
     let mut last: Option<Vec<u8>> = None;
     loop {
-        let text = map.text();
+        let mut text = Vec::new();
+        map.read_text(&mut text);
         if !args.shm.on_change || last.as_deref() != Some(&text[..]) {
             let shown = if text.is_empty() {
                 "(empty)".to_string()
@@ -347,8 +256,52 @@ fn server(args: &MemfdArgs, out: &mut Out) -> Result<ExitCode> {
 
 fn client(args: &MemfdArgs, out: &mut Out) -> Result<ExitCode> {
     let name = &args.name;
-    let path = publication(name);
     let what = format!("memfd exchange {name}");
+    let (memfd, proc_path) = find(name, &what)?;
+    let size = memfd.size().context("cannot stat the memfd")?;
+    let seals = memfd.seals().context("cannot read the seals")?;
+    let text = client_text(args.shm.message.as_deref(), size, &what)?;
+    let len = usize::try_from(size).context("segment too large to map")?;
+    let map = map(&memfd, len)?;
+    // client_text checked that the text and its NUL fit.
+    map.write_text(&text)
+        .with_context(|| format!("cannot write to {what}"))?;
+    let shown = escape_bytes(&text);
+    out.event(
+        "wrote",
+        format_args!(
+            "wrote {} bytes through {} ({size} bytes, seals: {})",
+            text.len(),
+            proc_path.display(),
+            seal_names(seals)
+        ),
+        |f| {
+            f.insert("text".into(), shown.clone().into());
+            f.insert("path".into(), proc_path.display().to_string().into());
+            f.insert("size".into(), size.into());
+            f.insert("seals".into(), seal_names(seals).into());
+        },
+    )?;
+    if args.shrink {
+        match memfd.truncate(0) {
+            Err(Errno::EPERM) => out.event(
+                "shrink",
+                "ftruncate to 0 bytes refused with EPERM: F_SEAL_SHRINK protects the server's mapping",
+                |f| {
+                    f.insert("refused".into(), true.into());
+                },
+            )?,
+            Ok(()) => bail!("ftruncate to 0 bytes succeeded: the segment was not sealed"),
+            Err(e) => return Err(e).context("cannot try to shrink the memfd"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The server's segment: its publication read, and the same memory opened
+/// through /proc/PID/fd/N; also that path, for messages.
+fn find(name: &str, what: &str) -> Result<(Memfd, PathBuf)> {
+    let path = publication(name);
     let gone = |why: String| {
         fail_with_hint(
             why,
@@ -389,42 +342,7 @@ fn client(args: &MemfdArgs, out: &mut Out) -> Result<ExitCode> {
     if !at.alive() {
         bail!("cannot open {what}: {} is not a memfd", proc_path.display());
     }
-    let size = memfd.size()?;
-    let seals = memfd.seals()?;
-    let text = client_text(args.shm.message.as_deref(), size, &what)?;
-    let len = usize::try_from(size).context("segment too large to map")?;
-    let map = memfd.map(len)?;
-    map.write_text(&text);
-    let shown = escape_bytes(&text);
-    out.event(
-        "wrote",
-        format_args!(
-            "wrote {} bytes through {} ({size} bytes, seals: {})",
-            text.len(),
-            proc_path.display(),
-            seal_names(seals)
-        ),
-        |f| {
-            f.insert("text".into(), shown.clone().into());
-            f.insert("path".into(), proc_path.display().to_string().into());
-            f.insert("size".into(), size.into());
-            f.insert("seals".into(), seal_names(seals).into());
-        },
-    )?;
-    if args.shrink {
-        match memfd.truncate(0) {
-            Err(Errno::EPERM) => out.event(
-                "shrink",
-                "ftruncate to 0 bytes refused with EPERM: F_SEAL_SHRINK protects the server's mapping",
-                |f| {
-                    f.insert("refused".into(), true.into());
-                },
-            )?,
-            Ok(()) => bail!("ftruncate to 0 bytes succeeded: the segment was not sealed"),
-            Err(e) => return Err(e).context("cannot try to shrink the memfd"),
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok((memfd, proc_path))
 }
 
 fn seal_names(seals: SealFlag) -> String {

@@ -13,46 +13,42 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use super::kind;
-use super::shared::{Ended, Header, Region, SemCell, Shared, align64, mix, spawn, spin_until};
+use super::shared::{Ended, Header, SemCell, align64, mix, region, spawn, spin_until};
 use crate::cli::RingArgs;
 use crate::output::Out;
 use crate::signal::Cancel;
 
-#[repr(C)]
-struct Ring {
-    header: Header,
-    slots: AtomicU32,
-    producers: AtomicU32,
-    items: AtomicU64,
-    /// Next position to fill (monotonic; the slot is head % slots).
-    head: AtomicU64,
-    empty: SemCell,
-    full: SemCell,
-    /// Filled in by the consumer when it is done.
-    received: AtomicU64,
-    bad_checksum: AtomicU64,
-    duplicates: AtomicU64,
-    missing: AtomicU64,
-    consumer_ns: AtomicU64,
-    /// Failed compare-and-swaps: how often two producers raced for a slot.
-    cas_retries: AtomicU64,
+crate::shared_struct! {
+    struct Ring {
+        header: Header,
+        slots: AtomicU32,
+        producers: AtomicU32,
+        items: AtomicU64,
+        /// Next position to fill (monotonic; the slot is head % slots).
+        head: AtomicU64,
+        empty: SemCell,
+        full: SemCell,
+        /// Filled in by the consumer when it is done.
+        received: AtomicU64,
+        bad_checksum: AtomicU64,
+        duplicates: AtomicU64,
+        missing: AtomicU64,
+        consumer_ns: AtomicU64,
+        /// Failed compare-and-swaps: how often two producers raced for a slot.
+        cas_retries: AtomicU64,
+    }
 }
 
-// SAFETY: atomics, semaphores in SemCell and a Shared header.
-unsafe impl Shared for Ring {}
-
-#[repr(C)]
-struct Slot {
-    /// Position + 1 once the producer has written the slot (0: never).
-    seq: AtomicU64,
-    producer: AtomicU64,
-    index: AtomicU64,
-    value: AtomicU64,
-    checksum: AtomicU64,
+crate::shared_struct! {
+    struct Slot {
+        /// Position + 1 once the producer has written the slot (0: never).
+        seq: AtomicU64,
+        producer: AtomicU64,
+        index: AtomicU64,
+        value: AtomicU64,
+        checksum: AtomicU64,
+    }
 }
-
-// SAFETY: only atomics.
-unsafe impl Shared for Slot {}
 
 /// The item producer `p` sends as its `k`-th, and its checksum.
 fn item(p: u64, k: u64) -> (u64, u64) {
@@ -69,17 +65,18 @@ pub fn run(args: &RingArgs, out: &mut Out) -> Result<ExitCode> {
     let producers = args.producers as u64;
     let items = args.items;
     let nslots = args.slots as usize;
-    let total = producers * items;
     let slots_at = align64(size_of::<Ring>());
     let size = slots_at + nslots * size_of::<Slot>();
-    let region = Region::new(size)?;
+    let region = region(size)?;
     let ring: &Ring = region.at(0)?;
     let slots: &[Slot] = region.slice(slots_at, nslots)?;
     ring.slots.store(args.slots, Ordering::Relaxed);
     ring.producers.store(args.producers, Ordering::Relaxed);
     ring.items.store(items, Ordering::Relaxed);
-    ring.empty.init(args.slots)?;
-    ring.full.init(0)?;
+    ring.empty
+        .init(args.slots)
+        .context("cannot initialise a semaphore")?;
+    ring.full.init(0).context("cannot initialise a semaphore")?;
     ring.header.init(kind::RING, size);
 
     let claim = if producers > 1 {
@@ -120,6 +117,14 @@ pub fn run(args: &RingArgs, out: &mut Out) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    report(ring, nslots, wall, out)
+}
+
+/// The consumer's account of the run, and the verdict.
+fn report(ring: &Ring, nslots: usize, wall: Duration, out: &mut Out) -> Result<ExitCode> {
+    let producers = u64::from(ring.producers.load(Ordering::Relaxed));
+    let items = ring.items.load(Ordering::Relaxed);
+    let total = producers * items;
     let received = ring.received.load(Ordering::Acquire);
     let bad = ring.bad_checksum.load(Ordering::Relaxed);
     let dups = ring.duplicates.load(Ordering::Relaxed);

@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use super::kind;
-use super::shared::{Ended, Header, Region, Shared, align64, mix, spawn};
+use super::shared::{Ended, Header, align64, mix, region, spawn};
 use crate::cli::ScoreboardArgs;
 use crate::output::Out;
 use crate::signal::Cancel;
@@ -23,33 +23,29 @@ const PERIOD: Duration = Duration::from_millis(250);
 /// Time one item takes worker w: (w + 1) x UNIT, so they finish at different times.
 const UNIT: Duration = Duration::from_micros(500);
 
-#[repr(C)]
-struct Board {
-    header: Header,
-    workers: AtomicU32,
-    _pad: AtomicU32,
-    items: AtomicU64,
+crate::shared_struct! {
+    struct Board {
+        header: Header,
+        workers: AtomicU32,
+        _pad: AtomicU32,
+        items: AtomicU64,
+    }
 }
-
-// SAFETY: only atomics and a Shared header.
-unsafe impl Shared for Board {}
 
 const IDLE: u32 = 0;
 const RUNNING: u32 = 1;
 const DONE: u32 = 2;
 
-#[repr(C)]
-struct WorkerSlot {
-    pid: AtomicU32,
-    state: AtomicU32,
-    done: AtomicU64,
-    /// A running result, so the work is real and checkable.
-    result: AtomicU64,
-    _pad: [AtomicU64; 5],
+crate::shared_struct! {
+    struct WorkerSlot {
+        pid: AtomicU32,
+        state: AtomicU32,
+        done: AtomicU64,
+        /// A running result, so the work is real and checkable.
+        result: AtomicU64,
+        _pad: [AtomicU64; 5],
+    }
 }
-
-// SAFETY: only atomics.
-unsafe impl Shared for WorkerSlot {}
 
 pub fn run(args: &ScoreboardArgs, out: &mut Out) -> Result<ExitCode> {
     let cancel = Cancel::install().context("cannot install signal handlers")?;
@@ -57,7 +53,7 @@ pub fn run(args: &ScoreboardArgs, out: &mut Out) -> Result<ExitCode> {
     let items = args.items;
     let slots_at = align64(size_of::<Board>());
     let size = slots_at + workers * size_of::<WorkerSlot>();
-    let region = Region::new(size)?;
+    let region = region(size)?;
     let board: &Board = region.at(0)?;
     let slots: &[WorkerSlot] = region.slice(slots_at, workers)?;
     board.workers.store(args.workers, Ordering::Relaxed);

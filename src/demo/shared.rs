@@ -1,28 +1,29 @@
-//! What every demo shares: an anonymous shared mapping made before `fork`,
-//! process-shared semaphores inside it, a named semaphore that is unlinked as
-//! soon as every process has it, and the child processes themselves.
+//! What every demo shares: an anonymous shared mapping made before `fork`
+//! with a checked header, a named semaphore that is unlinked as soon as
+//! every process has it, and the child processes themselves. The handles
+//! (mapping, semaphores, fork) live in `ipc`.
 //!
-//! This file holds all the `unsafe` of the demos. Anonymous `MAP_SHARED`
-//! memory has no name, so nothing can be left behind by a crash or Ctrl-C:
-//! the kernel frees it when the last process that maps it exits.
+//! Anonymous `MAP_SHARED` memory has no name, so nothing can be left behind
+//! by a crash or Ctrl-C: the kernel frees it when the last process that maps
+//! it exits.
 
-use std::cell::UnsafeCell;
-use std::ffi::CString;
-use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, OwnedFd};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
-use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, munmap};
-use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
+use nix::sys::signal::Signal;
+use nix::sys::wait::WaitStatus;
+use nix::unistd::getpid;
 
+use crate::ipc::Owned;
+pub use crate::ipc::mapping::Mapping;
+use crate::ipc::posix_sem::NamedSem;
+pub use crate::ipc::posix_sem::SemCell;
+use crate::ipc::process::{self, ChildGuard, Pid};
 use crate::signal::{Cancel, Wake};
 
 /// "EIPCDEMO" in the first eight bytes of every layout, so a dump of the
@@ -31,33 +32,17 @@ pub const MAGIC: u64 = u64::from_be_bytes(*b"EIPCDEMO");
 /// Bumped whenever a layout changes: a process built from other code refuses it.
 pub const VERSION: u32 = 1;
 
-/// Types that may live in shared memory: `#[repr(C)]`, valid when all bytes
-/// are zero (anonymous mappings start zeroed), and changed only through
-/// atomics or `SemCell`, so a `&T` seen by several processes is sound.
-///
-/// # Safety
-/// The implementor guarantees the three properties above.
-pub unsafe trait Shared {}
-
-// SAFETY: atomics are repr(transparent) integers, valid at zero, interior-mutable.
-unsafe impl Shared for AtomicU64 {}
-// SAFETY: as above.
-unsafe impl Shared for AtomicU32 {}
-// SAFETY: as above.
-unsafe impl Shared for std::sync::atomic::AtomicI64 {}
-
-/// The start of every demo layout: magic number, layout version, which demo,
-/// and the size of the whole region, checked by every process that attaches.
-#[repr(C)]
-pub struct Header {
-    magic: AtomicU64,
-    version: AtomicU32,
-    kind: AtomicU32,
-    size: AtomicU64,
+crate::shared_struct! {
+    /// The start of every demo layout: magic number, layout version, which
+    /// demo, and the size of the whole region, checked by every process
+    /// that attaches.
+    pub struct Header {
+        magic: AtomicU64,
+        version: AtomicU32,
+        kind: AtomicU32,
+        size: AtomicU64,
+    }
 }
-
-// SAFETY: only atomics, valid at zero.
-unsafe impl Shared for Header {}
 
 impl Header {
     /// Written by the process that made the region, before any other attaches.
@@ -89,62 +74,10 @@ impl Header {
     }
 }
 
-/// An anonymous `MAP_SHARED` mapping, unmapped in `Drop`. Made before `fork`,
-/// it is the same memory in every child.
-pub struct Region {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-impl Region {
-    /// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_ANONYMOUS, -1, 0)`;
-    /// the pages start zeroed.
-    pub fn new(len: usize) -> Result<Region> {
-        let length = NonZeroUsize::new(len).ok_or_else(|| anyhow!("empty shared region"))?;
-        // SAFETY: a new mapping at an address the kernel picks aliases no Rust
-        // memory; `Region` unmaps it exactly once, in Drop.
-        let ptr = unsafe {
-            mmap_anonymous(
-                None,
-                length,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-            )
-        }
-        .with_context(|| format!("cannot map {len} bytes of shared memory"))?;
-        Ok(Region {
-            ptr: ptr.cast(),
-            len,
-        })
-    }
-
-    /// The `T` at `offset`, bounds and alignment checked.
-    pub fn at<T: Shared>(&self, offset: usize) -> Result<&T> {
-        Ok(&self.slice::<T>(offset, 1)?[0])
-    }
-
-    /// `n` consecutive `T`s at `offset`, bounds and alignment checked.
-    pub fn slice<T: Shared>(&self, offset: usize, n: usize) -> Result<&[T]> {
-        let bytes = n
-            .checked_mul(size_of::<T>())
-            .and_then(|b| b.checked_add(offset));
-        ensure!(
-            bytes.is_some_and(|end| end <= self.len),
-            "layout does not fit the region"
-        );
-        ensure!(offset % align_of::<T>() == 0, "misaligned layout");
-        // SAFETY: in bounds and aligned (checked above); `T: Shared` is valid
-        // for any bytes the demos write and is only changed through atomics,
-        // so shared references are sound; the borrow ends before the unmap.
-        Ok(unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(offset).cast::<T>(), n) })
-    }
-}
-
-impl Drop for Region {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`, unmapped once; no borrow outlives `self`.
-        let _ = unsafe { munmap(self.ptr.cast(), self.len) };
-    }
+/// An anonymous `MAP_SHARED` region of `len` zeroed bytes: made before
+/// `fork`, it is the same memory in every child.
+pub fn region(len: usize) -> Result<Mapping> {
+    Mapping::anonymous(len).with_context(|| format!("cannot map {len} bytes of shared memory"))
 }
 
 /// Round `n` up to a multiple of 64 (a cache line), for the next part of a layout.
@@ -152,146 +85,41 @@ pub fn align64(n: usize) -> usize {
     n.div_ceil(64) * 64
 }
 
-/// An unnamed process-shared semaphore living inside a `Region`.
-#[repr(C)]
-pub struct SemCell(UnsafeCell<libc::sem_t>);
-
-// SAFETY: sem_t is plain bytes until sem_init; it is used only through the
-// sem_* calls, which are made for concurrent use by several processes.
-unsafe impl Shared for SemCell {}
-
-impl SemCell {
-    fn ptr(&self) -> *mut libc::sem_t {
-        self.0.get()
-    }
-
-    /// `sem_init(sem, pshared = 1, value)`: once, before `fork`.
-    pub fn init(&self, value: u32) -> Result<()> {
-        // SAFETY: the sem_t lies in a MAP_SHARED region, as pshared requires,
-        // and no other process uses it yet.
-        Errno::result(unsafe { libc::sem_init(self.ptr(), 1, value) })
-            .context("cannot initialise a semaphore")?;
-        Ok(())
-    }
-
-    /// `sem_wait`, retried on EINTR.
-    pub fn wait(&self) -> Result<(), Errno> {
-        loop {
-            // SAFETY: initialised by `init` before any process waits on it.
-            match Errno::result(unsafe { libc::sem_wait(self.ptr()) }) {
-                Ok(_) => return Ok(()),
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e),
+/// A POSIX named semaphore that exists by name only between its creation
+/// and `remove_now`: processes forked in between inherit it, and the guard
+/// unlinks it however the demo ends. `sem_open(name, O_CREAT|O_EXCL, 0600,
+/// value)`; a semaphore left by an earlier run that crashed between its
+/// create and its unlink (same pid, so same name) is stale: it is unlinked
+/// and replaced. Returns whether that happened.
+pub fn named_sem(name: &str, value: u32) -> Result<(Owned<NamedSem>, bool)> {
+    let mut replaced = false;
+    for _ in 0..2 {
+        match NamedSem::create(name, 0o600, value) {
+            Ok(sem) => return Ok((Owned::new(sem), replaced)),
+            Err(Errno::EEXIST) => {
+                let _ = NamedSem::remove_name(name);
+                replaced = true;
             }
+            Err(e) => return Err(e).with_context(|| format!("cannot create semaphore {name}")),
         }
     }
-
-    /// `sem_post`
-    pub fn post(&self) -> Result<(), Errno> {
-        // SAFETY: initialised by `init`.
-        Errno::result(unsafe { libc::sem_post(self.ptr()) }).map(drop)
-    }
+    bail!("cannot create semaphore {name}: it keeps reappearing")
 }
 
-/// A POSIX named semaphore that exists by name only between `create` and
-/// `unlink_now`: processes forked in between inherit it, and afterwards no
-/// crash or Ctrl-C can leave it in /dev/shm. `sem_close`d in `Drop`.
-pub struct NamedSem {
-    sem: NonNull<libc::sem_t>,
-    name: CString,
-    linked: bool,
+/// Unlink the name of a semaphore every process has now: it lives on in
+/// each of them.
+pub fn unlink_now(sem: &mut Owned<NamedSem>) -> Result<()> {
+    let name = sem.name().to_string();
+    sem.remove_now()
+        .with_context(|| format!("cannot unlink semaphore {name}"))
 }
 
-impl NamedSem {
-    /// `sem_open(name, O_CREAT|O_EXCL, 0600, value)`. A semaphore left by an
-    /// earlier run that crashed between its create and its unlink (same pid,
-    /// so same name) is stale: it is unlinked and replaced. Returns whether
-    /// that happened.
-    pub fn create(name: &str, value: u32) -> Result<(NamedSem, bool)> {
-        let c_name = CString::new(name).map_err(|_| anyhow!("NUL in semaphore name"))?;
-        let mut replaced = false;
-        for _ in 0..2 {
-            // SAFETY: c_name is a valid C string; with O_CREAT sem_open reads a
-            // mode (as c_uint, by default promotion) and an unsigned value.
-            let sem = unsafe {
-                libc::sem_open(
-                    c_name.as_ptr(),
-                    libc::O_CREAT | libc::O_EXCL,
-                    0o600 as libc::c_uint,
-                    value,
-                )
-            };
-            if sem != libc::SEM_FAILED {
-                let sem = NonNull::new(sem).ok_or_else(|| anyhow!("sem_open returned NULL"))?;
-                return Ok((
-                    NamedSem {
-                        sem,
-                        name: c_name,
-                        linked: true,
-                    },
-                    replaced,
-                ));
-            }
-            match Errno::last() {
-                Errno::EEXIST => {
-                    // SAFETY: c_name is a valid C string.
-                    unsafe { libc::sem_unlink(c_name.as_ptr()) };
-                    replaced = true;
-                }
-                e => return Err(e).with_context(|| format!("cannot create semaphore {name}")),
-            }
-        }
-        bail!("cannot create semaphore {name}: it keeps reappearing")
-    }
-
-    /// `sem_unlink`: the name goes, the semaphore lives on in every process
-    /// that has it open.
-    pub fn unlink_now(&mut self) -> Result<()> {
-        if self.linked {
-            // SAFETY: self.name is a valid C string.
-            Errno::result(unsafe { libc::sem_unlink(self.name.as_ptr()) }).with_context(|| {
-                format!("cannot unlink semaphore {}", self.name.to_string_lossy())
-            })?;
-            self.linked = false;
-        }
-        Ok(())
-    }
-
-    /// `sem_wait`, retried on EINTR.
-    pub fn wait(&self) -> Result<(), Errno> {
-        loop {
-            // SAFETY: self.sem is an open semaphore.
-            match Errno::result(unsafe { libc::sem_wait(self.sem.as_ptr()) }) {
-                Ok(_) => return Ok(()),
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// `sem_post`
-    pub fn post(&self) -> Result<(), Errno> {
-        // SAFETY: self.sem is an open semaphore.
-        Errno::result(unsafe { libc::sem_post(self.sem.as_ptr()) }).map(drop)
-    }
-}
-
-impl Drop for NamedSem {
-    fn drop(&mut self) {
-        // SAFETY: from a successful sem_open, closed once. Drop never unlinks
-        // (the owner calls `unlink_now`); see `OwnedName` for the guard.
-        unsafe { libc::sem_close(self.sem.as_ptr()) };
-    }
-}
-
-/// Guard of a name a demo created: unlinks it when the demo ends, however it ends.
-pub struct UnlinkSemOnDrop(pub String);
-
-impl Drop for UnlinkSemOnDrop {
-    fn drop(&mut self) {
-        if let Ok(c) = CString::new(self.0.as_str()) {
-            // SAFETY: c is a valid C string; a missing name (already unlinked) is fine.
-            unsafe { libc::sem_unlink(c.as_ptr()) };
+/// `sem_wait`, retried on EINTR.
+pub fn sem_wait(sem: &NamedSem) -> Result<(), Errno> {
+    loop {
+        match sem.wait() {
+            Err(Errno::EINTR) => continue,
+            done => return done,
         }
     }
 }
@@ -300,7 +128,7 @@ impl Drop for UnlinkSemOnDrop {
 /// read end reports EOF once all have exited: the parent polls it together
 /// with the signal pipe. `Drop` kills and reaps whatever still runs.
 pub struct Children {
-    pids: Vec<Option<Pid>>,
+    guards: Vec<ChildGuard>,
     done: OwnedFd,
 }
 
@@ -318,51 +146,33 @@ pub fn spawn(n: usize, mut body: impl FnMut(usize) -> i32) -> Result<Children> {
     let (done_r, done_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("cannot create a pipe")?;
     let parent = getpid();
     let mut children = Children {
-        pids: Vec::with_capacity(n),
+        guards: Vec::with_capacity(n),
         done: done_r,
     };
+    let mut done_w = Some(done_w);
     for i in 0..n {
-        // SAFETY: the program is single-threaded here (signal-hook starts no
-        // thread for flags and pipes), so the child may run ordinary Rust code.
-        match unsafe { fork() }.context("cannot fork")? {
-            ForkResult::Parent { child } => children.pids.push(Some(child)),
-            ForkResult::Child => {
-                let code = child_setup(parent)
-                    .map(|()| {
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(i)))
-                            .unwrap_or(101)
-                    })
-                    .unwrap_or(1);
-                drop(done_w);
-                // SAFETY: _exit ends the child without running the parent's
-                // atexit handlers or flushing its copied stdout buffer.
-                unsafe { libc::_exit(code) };
-            }
-        }
+        let pid = process::fork(|| {
+            // Die with the parent, and let Ctrl-C end a child at once (the
+            // parent does the reporting and the cleanup).
+            let code = process::child_setup(parent)
+                .map(|()| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(i)))
+                        .unwrap_or(101)
+                })
+                .unwrap_or(1);
+            drop(done_w.take());
+            code
+        })
+        .context("cannot fork")?;
+        children.guards.push(ChildGuard::new(pid));
     }
     drop(done_w);
     Ok(children)
 }
 
-/// Die with the parent, and let Ctrl-C end a child at once (the parent does
-/// the reporting and the cleanup).
-fn child_setup(parent: Pid) -> Result<(), Errno> {
-    // SAFETY: prctl(PR_SET_PDEATHSIG) takes one signal number.
-    Errno::result(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) })?;
-    // The parent may have died before the prctl: then nobody would kill us.
-    if getppid() != parent {
-        return Err(Errno::ESRCH);
-    }
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: restoring the default disposition installs no handler.
-        unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) }?;
-    }
-    Ok(())
-}
-
 impl Children {
     pub fn pid(&self, i: usize) -> Option<Pid> {
-        self.pids.get(i).copied().flatten()
+        self.guards.get(i).map(ChildGuard::pid)
     }
 
     /// Wait until every child has exited or a signal arrives, calling
@@ -409,43 +219,29 @@ impl Children {
     /// parent's own handler has run.
     fn reap(&mut self, block: bool) -> Result<bool> {
         let mut interrupted = false;
-        let flags = if block {
-            None
-        } else {
-            Some(WaitPidFlag::WNOHANG)
-        };
-        for (i, slot) in self.pids.iter_mut().enumerate() {
-            let Some(pid) = *slot else { continue };
-            let status =
-                waitpid(pid, flags).with_context(|| format!("cannot wait for child {pid}"))?;
+        for (i, guard) in self.guards.iter_mut().enumerate() {
+            if guard.is_reaped() {
+                continue;
+            }
+            let pid = guard.pid();
+            let status = guard
+                .wait(block)
+                .with_context(|| format!("cannot wait for child {pid}"))?;
             match status {
-                WaitStatus::StillAlive => continue,
-                WaitStatus::Exited(_, 0) => *slot = None,
-                WaitStatus::Exited(_, code) => {
-                    *slot = None;
+                None | Some(WaitStatus::Exited(_, 0)) => {}
+                Some(WaitStatus::Exited(_, code)) => {
                     bail!("child {i} (pid {pid}) failed with exit status {code}");
                 }
-                WaitStatus::Signaled(_, Signal::SIGINT | Signal::SIGTERM, _) => {
-                    *slot = None;
+                Some(WaitStatus::Signaled(_, Signal::SIGINT | Signal::SIGTERM, _)) => {
                     interrupted = true;
                 }
-                WaitStatus::Signaled(_, sig, _) => {
-                    *slot = None;
+                Some(WaitStatus::Signaled(_, sig, _)) => {
                     bail!("child {i} (pid {pid}) was killed by {sig}");
                 }
-                _ => {}
+                Some(_) => {}
             }
         }
         Ok(interrupted)
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for pid in self.pids.iter().flatten() {
-            let _ = kill(*pid, Signal::SIGKILL);
-            let _ = waitpid(*pid, None);
-        }
     }
 }
 

@@ -13,29 +13,27 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use super::kind;
-use super::shared::{Ended, Header, Region, Shared, align64, mix, process_gone, spawn};
+use super::shared::{Children, Ended, Header, align64, mix, process_gone, region, spawn};
 use crate::cli::SortedArgs;
 use crate::output::Out;
 use crate::signal::Cancel;
 
-#[repr(C)]
-struct Sorted {
-    header: Header,
-    /// The spin lock: 0 free, else the holder's pid, so a waiter can tell
-    /// that the holder died with it (the kernel releases a spin lock never,
-    /// unlike a robust mutex or a SEM_UNDO semaphore).
-    busy: AtomicU32,
-    /// Numbers in `data`.
-    len: AtomicU32,
-    /// Set by the client after its last append.
-    client_done: AtomicU32,
-    _pad: AtomicU32,
-    /// Loop turns spent waiting for the lock, both sides.
-    spins: AtomicU64,
+crate::shared_struct! {
+    struct Sorted {
+        header: Header,
+        /// The spin lock: 0 free, else the holder's pid, so a waiter can tell
+        /// that the holder died with it (the kernel releases a spin lock never,
+        /// unlike a robust mutex or a SEM_UNDO semaphore).
+        busy: AtomicU32,
+        /// Numbers in `data`.
+        len: AtomicU32,
+        /// Set by the client after its last append.
+        client_done: AtomicU32,
+        _pad: AtomicU32,
+        /// Loop turns spent waiting for the lock, both sides.
+        spins: AtomicU64,
+    }
 }
-
-// SAFETY: only atomics and a Shared header.
-unsafe impl Shared for Sorted {}
 
 /// The shared state and its two arrays: the sorted data and the client's
 /// own log of what it appended, to check the data against at the end.
@@ -96,7 +94,7 @@ pub fn run(args: &SortedArgs, out: &mut Out) -> Result<ExitCode> {
     let data_at = align64(size_of::<Sorted>());
     let log_at = data_at + align64(count * size_of::<i64>());
     let size = log_at + count * size_of::<i64>();
-    let region = Region::new(size)?;
+    let region = region(size)?;
     let view = View {
         head: region.at(0)?,
         data: region.slice(data_at, count)?,
@@ -117,88 +115,108 @@ pub fn run(args: &SortedArgs, out: &mut Out) -> Result<ExitCode> {
         if view.head.header.check(kind::SORTED, size).is_err() {
             return 3;
         }
-        let mut x = seed;
-        for i in 0..count {
-            x = mix(x);
-            let v = (x % 1000) as i64;
-            if view.lock(|| false).is_err() {
-                return 4;
-            }
-            let n = view.head.len.load(Ordering::Relaxed) as usize;
-            view.data[n].store(v, Ordering::Relaxed);
-            view.log[i].store(v, Ordering::Relaxed);
-            view.head.len.store(n as u32 + 1, Ordering::Relaxed);
-            view.unlock();
-            if !interval.is_zero() {
-                std::thread::sleep(interval);
-            }
-        }
-        view.head.client_done.store(1, Ordering::Release);
-        0
+        append(&view, seed, count, interval)
     })?;
 
     let start = Instant::now();
+    if serve(&view, &mut children, &cancel, interval, out)? == Ended::Canceled {
+        drop(children);
+        out.canceled()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    check(&view, count, start.elapsed(), out)
+}
+
+/// The client: append `count` random numbers under the lock, one every
+/// `interval`; the exit status.
+fn append(view: &View<'_>, seed: u64, count: usize, interval: Duration) -> i32 {
+    let mut x = seed;
+    for i in 0..count {
+        x = mix(x);
+        let v = (x % 1000) as i64;
+        if view.lock(|| false).is_err() {
+            return 4;
+        }
+        let n = view.head.len.load(Ordering::Relaxed) as usize;
+        view.data[n].store(v, Ordering::Relaxed);
+        view.log[i].store(v, Ordering::Relaxed);
+        view.head.len.store(n as u32 + 1, Ordering::Relaxed);
+        view.unlock();
+        if !interval.is_zero() {
+            std::thread::sleep(interval);
+        }
+    }
+    view.head.client_done.store(1, Ordering::Release);
+    0
+}
+
+/// The server: sort what the client appended, whenever it grew, until the
+/// client is done and the child has exited (or Ctrl-C).
+fn serve(
+    view: &View<'_>,
+    children: &mut Children,
+    cancel: &Cancel,
+    interval: Duration,
+    out: &mut Out,
+) -> Result<Ended> {
     let mut sorted_len = 0usize;
     let poll = (interval / 2).clamp(Duration::from_millis(1), Duration::from_millis(50));
-    let mut ended = None;
     loop {
         let done = view.head.client_done.load(Ordering::Acquire) == 1;
         if let Err(e) = view.lock(|| cancel.is_canceled()) {
             if cancel.is_canceled() {
-                drop(children);
-                out.canceled()?;
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Ended::Canceled);
             }
             return Err(e);
         }
         let n = view.head.len.load(Ordering::Relaxed) as usize;
         if n > sorted_len {
-            let mut numbers = view.snapshot(n);
-            out.event(
-                "sorting",
-                format_args!("Sorting({n}): {}", braces(&numbers)),
-                |f| {
-                    f.insert("n".into(), n.into());
-                    f.insert("array".into(), json!(numbers));
-                },
-            )?;
-            numbers.sort_unstable();
-            for (slot, v) in view.data.iter().zip(&numbers) {
-                slot.store(*v, Ordering::Relaxed);
-            }
-            view.unlock();
-            out.event(
-                "sorted",
-                format_args!("Sorted({n}): {}", braces(&numbers)),
-                |f| {
-                    f.insert("n".into(), n.into());
-                    f.insert("array".into(), json!(numbers));
-                },
-            )?;
-            out.flush()?;
+            sort_locked(view, n, out)?;
             sorted_len = n;
         } else {
             view.unlock();
         }
         // `done` was read before the lock: everything appended is in `n`.
         if done && sorted_len == n {
-            break;
+            children.wait(cancel, Duration::from_millis(100), || Ok(()))?;
+            return Ok(Ended::Done);
         }
-        if let Some(e) = children.wait_once(&cancel, poll)? {
-            if e == Ended::Canceled {
-                drop(children);
-                out.canceled()?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            ended = Some(e);
+        match children.wait_once(cancel, poll)? {
+            Some(Ended::Canceled) => return Ok(Ended::Canceled),
+            // The child exited: the next turn sorts what it left and ends.
+            Some(Ended::Done) | None => {}
         }
     }
-    if ended.is_none() {
-        children.wait(&cancel, Duration::from_millis(100), || Ok(()))?;
-    }
-    let elapsed = start.elapsed();
+}
 
-    // The claim: sorted, and exactly the numbers the client appended.
+/// Sort the first `n` numbers, which the caller holds the lock on, and
+/// release it; print the array before and after.
+fn sort_locked(view: &View<'_>, n: usize, out: &mut Out) -> Result<()> {
+    let mut numbers = view.snapshot(n);
+    let event = |out: &mut Out, kind: &str, label: &str, numbers: &[i64]| {
+        out.event(
+            kind,
+            format_args!("{label}({n}): {}", braces(numbers)),
+            |f| {
+                f.insert("n".into(), n.into());
+                f.insert("array".into(), json!(numbers));
+            },
+        )
+    };
+    let printed = event(out, "sorting", "Sorting", &numbers);
+    numbers.sort_unstable();
+    for (slot, v) in view.data.iter().zip(&numbers) {
+        slot.store(*v, Ordering::Relaxed);
+    }
+    view.unlock();
+    printed?;
+    event(out, "sorted", "Sorted", &numbers)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The claim: sorted, and exactly the numbers the client appended.
+fn check(view: &View<'_>, count: usize, elapsed: Duration, out: &mut Out) -> Result<ExitCode> {
     let n = view.head.len.load(Ordering::Acquire) as usize;
     let final_data = view.snapshot(n);
     let mut appended: Vec<i64> = view.log.iter().map(|v| v.load(Ordering::Relaxed)).collect();

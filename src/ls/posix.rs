@@ -3,7 +3,7 @@
 //!
 //! Nothing here maps a file or takes a semaphore: a semaphore's value is read
 //! with `pread` from the file and checked as `posix sem` checks it
-//! (`posix::semfile`), so an empty, truncated or garbage `sem.*` file is
+//! (`ipc::semfile`), so an empty, truncated or garbage `sem.*` file is
 //! reported, never a SIGBUS, and `ls` never shows up as a user itself.
 
 use std::fs::{self, File};
@@ -12,11 +12,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use nix::errno::Errno;
 use serde_json::{Value, json};
 
 use super::{Kind, Object, Scan};
-use crate::posix::semfile::{self, Invalid, SEM_T_SIZE, SemWord};
+use crate::ipc::posix_mq::{Access, PosixQueue};
+use crate::ipc::process;
+use crate::ipc::semfile::{Invalid, SEM_T_SIZE, SemFile, SemWord};
 
 pub const SHM_DIR: &str = "/dev/shm";
 
@@ -100,7 +101,8 @@ pub fn scan_shm_dir(scan: &mut Scan, want_shm: bool, want_sem: bool) {
 /// The value and waiters of a glibc semaphore file, read (not mapped) and
 /// checked as the semaphore commands check it before they map it.
 fn read_sem_value(path: &Path) -> io::Result<Result<SemWord, Invalid>> {
-    semfile::check(&semfile::open(path, false)?)
+    let path = path.to_str().ok_or(io::ErrorKind::InvalidInput)?;
+    SemFile::open(path, false)?.check()
 }
 
 /// A POSIX queue as the mqueue filesystem shows it.
@@ -317,16 +319,8 @@ fn read_mqueue_dir(dir: &Path) -> Result<Vec<MqEntry>> {
 /// message, so this changes nothing. None when neither end may be opened.
 fn mq_attributes(name: &str) -> Option<(i64, i64, i64)> {
     let path = format!("/{name}");
-    let mq = posixmq::OpenOptions::readonly()
-        .existing()
-        .nonblocking()
-        .open(path.as_str())
-        .or_else(|_| {
-            posixmq::OpenOptions::writeonly()
-                .existing()
-                .nonblocking()
-                .open(path.as_str())
-        })
+    let mq = PosixQueue::open_existing(&path, Access::Read)
+        .or_else(|_| PosixQueue::open_existing(&path, Access::Write))
         .ok()?;
     let a = mq.attributes().ok()?;
     Some((
@@ -360,20 +354,24 @@ impl ChildListing {
 
     fn fork(dir: &Path) -> Result<(nix::unistd::Pid, std::os::fd::OwnedFd)> {
         let (read_end, write_end) = nix::unistd::pipe().context("cannot create a pipe")?;
-        let Some(pid) = Child::fork().context("cannot fork")? else {
-            drop(read_end);
+        let mut read_end = Some(read_end);
+        // `ls` is single-threaded when it forks: no thread is ever started
+        // before the listing.
+        let pid = process::fork(|| {
+            drop(read_end.take());
             let (text, code) = match child_list(dir) {
                 Ok(text) => (text, 0),
                 Err(e) => (json!({"error": format!("{e:#}")}).to_string(), 4),
             };
             let mut file = File::from(write_end);
-            let code = if io::Write::write_all(&mut file, text.as_bytes()).is_ok() {
+            if io::Write::write_all(&mut file, text.as_bytes()).is_ok() {
                 code
             } else {
                 3
-            };
-            Child::exit(code);
-        };
+            }
+        })
+        .context("cannot fork")?;
+        let read_end = read_end.context("the pipe's read end is gone")?;
         Ok((pid, read_end))
     }
 
@@ -420,27 +418,4 @@ fn child_list(dir: &Path) -> Result<String> {
     let entries = read_mqueue_dir(dir)?;
     let list: Vec<Value> = entries.iter().map(MqEntry::to_json).collect();
     Ok(Value::Array(list).to_string())
-}
-
-/// The only `unsafe` of `ls`: fork.
-struct Child;
-
-impl Child {
-    /// `fork()`: Some(pid) in the parent, None in the child.
-    fn fork() -> Result<Option<nix::unistd::Pid>, Errno> {
-        // SAFETY: `ls` is single-threaded when it forks (no thread is ever
-        // started before the listing), so the child may run ordinary code; it
-        // ends with _exit and never returns into the parent's control flow.
-        match unsafe { nix::unistd::fork() }? {
-            nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
-            nix::unistd::ForkResult::Child => Ok(None),
-        }
-    }
-
-    /// `_exit(code)` in the child: no atexit handlers, no flush of the
-    /// parent's buffered output a second time.
-    fn exit(code: i32) -> ! {
-        // SAFETY: _exit only ends this (child) process.
-        unsafe { libc::_exit(code) }
-    }
 }

@@ -6,6 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 
+use crate::ipc::sysv::BlockedIn;
+
 /// How a process uses an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum How {
@@ -283,13 +285,12 @@ fn parse_dev(s: &str) -> Option<u64> {
 /// `NR arg1 ...` of a thread blocked in a System V call on an id.
 fn parse_syscall(text: &str) -> Option<Blocked> {
     let mut it = text.split_ascii_whitespace();
-    let nr: libc::c_long = it.next()?.parse().ok()?;
+    let nr: i64 = it.next()?.parse().ok()?;
     let arg = it.next()?.strip_prefix("0x")?;
     let id = i32::try_from(u64::from_str_radix(arg, 16).ok()?).ok()?;
-    match nr {
-        libc::SYS_msgrcv | libc::SYS_msgsnd => Some(Blocked::Msq(id)),
-        libc::SYS_semop | libc::SYS_semtimedop => Some(Blocked::Sem(id)),
-        _ => None,
+    match BlockedIn::from_nr(nr)? {
+        BlockedIn::Msq => Some(Blocked::Msq(id)),
+        BlockedIn::Sem => Some(Blocked::Sem(id)),
     }
 }
 
@@ -301,12 +302,12 @@ mod tests {
     fn syscalls() {
         let rcv = format!(
             "{} 0x5 0x7ffc 0x2000 0x0 0x0 0x0 0x7ffc 0x7f00\n",
-            libc::SYS_msgrcv
+            BlockedIn::Msq.nr()
         );
         assert_eq!(parse_syscall(&rcv), Some(Blocked::Msq(5)));
         let sem = format!(
             "{} 0x1f 0x7ffc 0x1 0x0 0x0 0x0 0x7ffc 0x7f00\n",
-            libc::SYS_semop
+            BlockedIn::Sem.nr()
         );
         assert_eq!(parse_syscall(&sem), Some(Blocked::Sem(31)));
         assert_eq!(parse_syscall("running\n"), None);

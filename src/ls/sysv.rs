@@ -5,44 +5,24 @@
 //! need read permission; without it they are null and the object is
 //! counted as not readable.
 
-use std::fs;
-
 use nix::errno::Errno;
 use serde_json::{Value, json};
 
 use super::{Kind, Object, Scan, time};
-use crate::sysv::common::SysvObject;
-use crate::sysv::sem::{SemSet, Semaphore};
+use crate::ipc::sysv_msq::SysvQueue;
+use crate::ipc::sysv_sem::{SemSet, Semaphore};
+use crate::procfs::{Row, Table, read_sysvipc, sysvipc_path};
 
-/// The columns of one /proc/sysvipc line by header name.
-struct Row<'a> {
-    header: &'a [&'a str],
-    cols: Vec<&'a str>,
-}
-
-impl Row<'_> {
-    fn get(&self, name: &str) -> Option<i64> {
-        let i = self.header.iter().position(|h| *h == name)?;
-        self.cols.get(i)?.parse().ok()
-    }
-}
-
-fn read_table(path: &str, scan: &mut Scan, mut each: impl FnMut(&Row, &mut Scan)) {
-    let text = match fs::read_to_string(path) {
+fn read_table(file: &str, scan: &mut Scan, mut each: impl FnMut(&Row, &mut Scan)) {
+    let text = match read_sysvipc(file) {
         Ok(t) => t,
         Err(e) => {
-            scan.notes.push(format!("cannot read {path}: {e}"));
+            scan.notes
+                .push(format!("cannot read {}: {e}", sysvipc_path(file)));
             return;
         }
     };
-    let mut lines = text.lines();
-    let Some(header) = lines.next() else { return };
-    let header: Vec<&str> = header.split_ascii_whitespace().collect();
-    for l in lines {
-        let row = Row {
-            header: &header,
-            cols: l.split_ascii_whitespace().collect(),
-        };
+    for row in Table::parse(&text).rows() {
         each(&row, scan);
     }
 }
@@ -53,8 +33,7 @@ fn common(kind: Kind, row: &Row) -> Option<Object> {
     obj.key = Some(row.get("key")? as i32);
     obj.id = Some(i32::try_from(row.get(kind.id_column())?).ok()?);
     // /proc/sysvipc prints perms in octal ("%4o").
-    let i = row.header.iter().position(|h| *h == "perms")?;
-    let perms = u32::from_str_radix(row.cols.get(i)?, 8).ok()?;
+    let perms = u32::from_str_radix(row.text("perms")?, 8).ok()?;
     obj.set_owner(
         u32::try_from(row.get("uid")?).ok()?,
         u32::try_from(row.get("gid")?).ok()?,
@@ -66,13 +45,13 @@ fn common(kind: Kind, row: &Row) -> Option<Object> {
 }
 
 pub fn scan_msg(scan: &mut Scan) {
-    read_table("/proc/sysvipc/msg", scan, |row, scan| {
+    read_table("msg", scan, |row, scan| {
         let Some(mut obj) = common(Kind::SysvMsq, row) else {
             return;
         };
         let id = obj.id.unwrap_or(-1);
-        let qbytes = match SysvIds::msg_qbytes(id) {
-            Ok(q) => json!(q),
+        let qbytes = match SysvQueue::with_id(id).stat() {
+            Ok(stat) => json!(stat.qbytes),
             Err(_) => {
                 scan.unreadable += 1;
                 obj.note = Some("not readable by this user: qbytes unknown".into());
@@ -95,7 +74,7 @@ pub fn scan_msg(scan: &mut Scan) {
 }
 
 pub fn scan_shm(scan: &mut Scan) {
-    read_table("/proc/sysvipc/shm", scan, |row, scan| {
+    read_table("shm", scan, |row, scan| {
         let Some(mut obj) = common(Kind::SysvShm, row) else {
             return;
         };
@@ -117,7 +96,7 @@ pub fn scan_shm(scan: &mut Scan) {
 }
 
 pub fn scan_sem(scan: &mut Scan) {
-    read_table("/proc/sysvipc/sem", scan, |row, scan| {
+    read_table("sem", scan, |row, scan| {
         let Some(mut obj) = common(Kind::SysvSem, row) else {
             return;
         };
@@ -165,18 +144,4 @@ pub fn scan_sem(scan: &mut Scan) {
         f.insert("sems".into(), sems);
         scan.objects.push(obj);
     });
-}
-
-/// msgctl by id: no handle to close, so the call lives here.
-struct SysvIds;
-
-impl SysvIds {
-    /// `msgctl(id, IPC_STAT)`: the queue's byte limit.
-    fn msg_qbytes(id: i32) -> Result<u64, Errno> {
-        // SAFETY: msqid_ds is plain old data; all-zero is a valid value.
-        let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
-        // SAFETY: ds is a valid, writable msqid_ds for IPC_STAT to fill.
-        Errno::result(unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) })?;
-        Ok(ds.msg_qbytes as u64)
-    }
 }

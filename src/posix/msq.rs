@@ -1,26 +1,24 @@
-//! POSIX message queue: `mq_open`, `mq_send`, `mq_receive`, `mq_unlink`.
+//! `posix msq`: server, client, `--clean` and `--stat` of a POSIX message
+//! queue, over the `ipc::posix_mq` handle.
 //!
-//! posixmq already is the safe handle (it closes in `Drop` and never
-//! unlinks), so this file holds no `unsafe`. Queues are opened non-blocking:
-//! every wait is a poll on the queue descriptor together with the signal
-//! pipe, because posixmq's blocking calls retry EINTR and would never return
-//! on Ctrl-C.
+//! Queues are opened non-blocking: every wait is a poll on the queue
+//! descriptor together with the signal pipe, because posixmq's blocking
+//! calls retry EINTR and would never return on Ctrl-C.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::stat::fstat;
-use posixmq::{OpenOptions, PosixMq};
 
 use crate::cli::{Mode, PosixMsqArgs};
 use crate::error::{fail_with_hint, hinted, undo_create};
+use crate::ipc::posix_mq::{Access, Attributes, PosixQueue, QueueOptions};
+use crate::ipc::{Creation, OpenError};
 use crate::output::{Fields, Out, Payload};
 use crate::serve::{Flow, Messages, Server, Waited};
-use crate::sys::{UmaskGuard, insert_ownership, read_proc_u64};
+use crate::sys::{insert_ownership, read_proc_u64};
 use crate::target::{FileMode, PosixName};
 
 pub fn run(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
@@ -33,13 +31,6 @@ pub fn run(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
     }
 }
 
-/// Which end of the queue a command uses.
-#[derive(Clone, Copy)]
-enum Access {
-    Read,
-    Write,
-}
-
 /// Attributes for a queue this call creates.
 struct Create {
     mode: FileMode,
@@ -49,48 +40,29 @@ struct Create {
 
 /// Open `name`, creating it with `create` when missing. Returns the queue and
 /// whether this call created it. An existing queue is used as it is.
-fn open_or_create(name: &PosixName, access: Access, create: &Create) -> Result<(PosixMq, bool)> {
-    let options = |o: &mut OpenOptions| {
-        o.nonblocking();
+fn open_or_create(name: &PosixName, access: Access, create: &Create) -> Result<(PosixQueue, bool)> {
+    let options = QueueOptions {
+        access,
+        nonblocking: true,
+        mode: create.mode.bits(),
+        capacity: create.max_msgs as usize,
+        msg_size: create.msg_size as usize,
     };
-    // Two rounds: the queue may be unlinked between our EEXIST and our open.
-    for _ in 0..2 {
-        let mut new = match access {
-            Access::Read => OpenOptions::readonly(),
-            Access::Write => OpenOptions::writeonly(),
-        };
-        options(&mut new);
-        new.create_new()
-            .mode(create.mode.bits())
-            .capacity(create.max_msgs as usize)
-            .max_msg_len(create.msg_size as usize);
-        let made = {
-            let _umask = UmaskGuard::clear();
-            new.open(name.as_str())
-        };
-        match made {
-            Ok(mq) => return Ok((mq, true)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                return Err(create_error(e, create))
-                    .with_context(|| format!("cannot create queue {name}"));
-            }
+    match PosixQueue::open(name.as_str(), Creation::OpenOrCreate, &options) {
+        Ok(opened) => Ok((opened.handle, opened.created)),
+        Err(OpenError::Create(e)) => {
+            Err(create_error(e, create)).with_context(|| format!("cannot create queue {name}"))
         }
-        match open_existing(name, access) {
-            Ok(mq) => return Ok((mq, false)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).with_context(|| format!("cannot open queue {name}")),
+        Err(OpenError::Open(e)) => Err(e).with_context(|| format!("cannot open queue {name}")),
+        Err(OpenError::Vanished) => {
+            bail!("cannot open queue {name}: it was removed and recreated while opening it")
         }
     }
-    bail!("cannot open queue {name}: it was removed and recreated while opening it")
 }
 
-fn open_existing(name: &PosixName, access: Access) -> io::Result<PosixMq> {
-    let mut o = match access {
-        Access::Read => OpenOptions::readonly(),
-        Access::Write => OpenOptions::writeonly(),
-    };
-    o.existing().nonblocking().open(name.as_str())
+/// An existing queue, either end, non-blocking.
+fn open_existing(name: &PosixName, access: Access) -> io::Result<PosixQueue> {
+    PosixQueue::open_existing(name.as_str(), access)
 }
 
 /// The kernel's ceilings, which no sysctl raises (ipc/mqueue.c).
@@ -273,7 +245,7 @@ pub fn queue_cost(max_msgs: u32, msg_size: u32) -> u64 {
 }
 
 /// Open or create the queue of `args` for a server or client, with its attributes.
-fn open_for(args: &PosixMsqArgs, access: Access) -> Result<(PosixMq, bool, posixmq::Attributes)> {
+fn open_for(args: &PosixMsqArgs, access: Access) -> Result<(PosixQueue, bool, Attributes)> {
     let name = &args.target.name;
     let create = Create {
         mode: args.create.mode,
@@ -285,13 +257,6 @@ fn open_for(args: &PosixMsqArgs, access: Access) -> Result<(PosixMq, bool, posix
         .attributes()
         .with_context(|| format!("cannot read attributes of queue {name}"))?;
     Ok((mq, created, attrs))
-}
-
-/// posixmq predates `AsFd`: borrow the descriptor it owns.
-fn fd(mq: &PosixMq) -> BorrowedFd<'_> {
-    // SAFETY: on Linux an mqd_t is a file descriptor, owned by `mq`, which
-    // outlives the borrow.
-    unsafe { BorrowedFd::borrow_raw(mq.as_raw_fd()) }
 }
 
 fn server(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
@@ -345,7 +310,7 @@ fn server(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 yielded = false;
-                match server.wait(Some((fd(&mq), PollFlags::POLLIN)), None)? {
+                match server.wait(Some((mq.fd(), PollFlags::POLLIN)), None)? {
                     Waited::Ready | Waited::Tick => {}
                     Waited::Canceled => return server.canceled(),
                 }
@@ -386,7 +351,7 @@ fn client(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
         )
         .context(format!("cannot send to queue {name}"));
         return Err(undo_create(refused, created, "queue", || {
-            posixmq::remove_queue(name.as_str())
+            PosixQueue::remove_name(name.as_str())
                 .with_context(|| format!("cannot remove queue {name}"))
         }));
     }
@@ -415,7 +380,7 @@ fn client(args: &PosixMsqArgs, out: &mut Out) -> Result<ExitCode> {
 }
 
 /// Send one message; on a full queue wait for room unless `nonblock`.
-fn send(mq: &PosixMq, priority: u32, msg: &[u8], nonblock: bool, out: &mut Out) -> Result<()> {
+fn send(mq: &PosixQueue, priority: u32, msg: &[u8], nonblock: bool, out: &mut Out) -> Result<()> {
     // As the server: yield once before sleeping on a full queue, so a
     // receiver on the same CPU drains it without a poll wake-up.
     let mut yielded = nonblock;
@@ -434,7 +399,7 @@ fn send(mq: &PosixMq, priority: u32, msg: &[u8], nonblock: bool, out: &mut Out) 
                     ));
                 }
                 out.flush()?;
-                let mut fds = [PollFd::new(fd(mq), PollFlags::POLLOUT)];
+                let mut fds = [PollFd::new(mq.fd(), PollFlags::POLLOUT)];
                 match poll(&mut fds, PollTimeout::NONE) {
                     Ok(_) | Err(Errno::EINTR) => {}
                     Err(e) => return Err(e.into()),
@@ -446,15 +411,7 @@ fn send(mq: &PosixMq, priority: u32, msg: &[u8], nonblock: bool, out: &mut Out) 
 }
 
 fn clean(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
-    match posixmq::remove_queue(name.as_str()) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            bail!("cannot remove queue {name}: no such queue")
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot remove queue {name}")),
-    }
-    out.removed("posix-msq", "queue", name)?;
-    Ok(ExitCode::SUCCESS)
+    super::clean(name, "queue", "posix-msq", out, PosixQueue::remove_name)
 }
 
 fn stat(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
@@ -472,7 +429,9 @@ fn stat(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
     let attrs = mq
         .attributes()
         .with_context(|| format!("cannot read attributes of queue {name}"))?;
-    let st = fstat(fd(&mq)).with_context(|| format!("cannot stat queue {name}"))?;
+    let st = mq
+        .stat()
+        .with_context(|| format!("cannot stat queue {name}"))?;
     let mut f = Fields::new();
     f.insert("mechanism".into(), "posix-msq".into());
     f.insert("name".into(), name.as_str().into());

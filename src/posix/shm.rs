@@ -1,5 +1,5 @@
-//! POSIX shared memory: `shm_open`, `posix_fallocate`, `pread`/`pwrite`,
-//! `shm_unlink`.
+//! `posix shm`: server, client, `--clean` and `--stat` of a POSIX shared
+//! memory segment, over the `ipc::posix_shm` handle.
 //!
 //! Layout is raw: the text at offset 0, NUL-terminated, so `cat /dev/shm/NAME`
 //! and programs in any language read it. This tool reads and writes the
@@ -7,278 +7,156 @@
 //! a full /dev/shm, or shrunk by another process, then gives an error
 //! (ENOSPC, a short read) where a mapping would die of SIGBUS.
 
-use std::io::{self, BufRead, IsTerminal, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, posix_fallocate};
-use nix::sys::mman::{shm_open, shm_unlink};
-use nix::sys::stat::{FileStat, Mode as StatMode, fstat, stat};
+use nix::sys::stat::FileStat;
 
 use crate::cli::{Mode, PosixShmArgs};
-use crate::error::{fail_with_hint, hinted, undo_create};
+use crate::error::{hinted, undo_create};
+use crate::ipc::posix_shm::PosixShm;
+use crate::ipc::{Creation, OpenError, Owned, Remove};
 use crate::output::{Fields, Out, Shown, escape_bytes};
 use crate::serve::{Flow, Server};
-use crate::sys::{UmaskGuard, insert_ownership, secs};
+use crate::sys::{insert_ownership, secs};
 use crate::target::{FileMode, PosixName};
+use crate::text_input::client_text;
 
-/// An open segment: the descriptor, closed in `Drop`. Never unlinks.
-pub struct Segment {
-    fd: OwnedFd,
-    name: PosixName,
+/// Open the segment, creating it with `size` bytes when missing; an
+/// existing segment keeps its size. Returns whether this call created it.
+///
+/// Allocating the pages (rather than `ftruncate`) makes a full /dev/shm
+/// fail here with ENOSPC instead of with SIGBUS at the first write; a
+/// segment that cannot be allocated is unlinked again, never left half-made.
+fn open_or_create(name: &PosixName, size: u64, mode: FileMode) -> Result<(PosixShm, bool)> {
+    let opened = match PosixShm::open(name.as_str(), Creation::OpenOrCreate, mode.bits()) {
+        Ok(opened) => opened,
+        Err(OpenError::Create(e)) => {
+            return Err(e).with_context(|| format!("cannot create segment {name}"));
+        }
+        Err(OpenError::Open(e)) => {
+            return Err(e).with_context(|| format!("cannot open segment {name}"));
+        }
+        Err(OpenError::Vanished) => {
+            bail!("cannot open segment {name}: it was removed while opening it")
+        }
+    };
+    let seg = opened.handle;
+    if opened.created {
+        let seg = Owned::new(seg);
+        allocate(&seg, name, size)?;
+        return Ok((seg.release(), true));
+    }
+    // A segment someone created but never sized has nothing to lose: give
+    // it our size rather than fail on it.
+    if seg_size(&seg, name)? == 0 {
+        allocate(&seg, name, size)?;
+    }
+    Ok((seg, false))
 }
 
-impl Segment {
-    /// `shm_open(O_CREAT|O_EXCL)` then `posix_fallocate(size)`; on `EEXIST`
-    /// opens the existing segment and keeps its size. Returns whether this
-    /// call created it.
-    ///
-    /// Allocating the pages (rather than `ftruncate`) makes a full /dev/shm
-    /// fail here with ENOSPC instead of with SIGBUS at the first write; a
-    /// segment that cannot be allocated is unlinked again, never left half-made.
-    pub fn open_or_create(name: &PosixName, size: u64, mode: FileMode) -> Result<(Segment, bool)> {
-        for _ in 0..2 {
-            let made = {
-                let _umask = UmaskGuard::clear();
-                shm_open(
-                    name.as_str(),
-                    OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
-                    StatMode::from_bits_truncate(mode.bits()),
-                )
-            };
-            match made {
-                Ok(fd) => {
-                    let seg = Segment {
-                        fd,
-                        name: name.clone(),
-                    };
-                    if let Err(e) = seg.allocate(size) {
-                        let _ = shm_unlink(name.as_str());
-                        return Err(e);
-                    }
-                    return Ok((seg, true));
-                }
-                Err(Errno::EEXIST) => {}
-                Err(e) => return Err(e).with_context(|| format!("cannot create segment {name}")),
-            }
-            match Segment::open(name) {
-                Ok(seg) => {
-                    // A segment someone created but never sized has nothing
-                    // to lose: give it our size rather than fail on it.
-                    if seg.size()? == 0 {
-                        seg.allocate(size)?;
-                    }
-                    return Ok((seg, false));
-                }
-                Err(e) if e.downcast_ref::<Errno>() == Some(&Errno::ENOENT) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        bail!("cannot open segment {name}: it was removed while opening it")
+/// `posix_fallocate` of `size` bytes, with the hint a full /dev/shm needs.
+fn allocate(seg: &PosixShm, name: &PosixName, size: u64) -> Result<()> {
+    if i64::try_from(size).is_err() {
+        bail!("--size {size} is too large");
     }
-
-    /// `shm_open(O_RDWR)` of an existing segment.
-    pub fn open(name: &PosixName) -> Result<Segment> {
-        let fd = shm_open(name.as_str(), OFlag::O_RDWR, StatMode::empty())
-            .with_context(|| format!("cannot open segment {name}"))?;
-        Ok(Segment {
-            fd,
-            name: name.clone(),
+    seg.allocate(size)
+        .map_err(|errno| match errno {
+            Errno::ENOSPC => hinted(
+                errno,
+                format!("/dev/shm has no room for {size} bytes; `df -h /dev/shm` shows its size"),
+            ),
+            Errno::EFBIG => hinted(errno, format!("{size} bytes is above the file size limit")),
+            e => e.into(),
         })
-    }
+        .with_context(|| format!("cannot allocate {size} bytes for segment {name}"))
+}
 
-    fn allocate(&self, size: u64) -> Result<()> {
-        let len = i64::try_from(size).map_err(|_| anyhow!("--size {size} is too large"))?;
-        posix_fallocate(self.fd.as_fd(), 0, len)
-            .map_err(|errno| match errno {
-                Errno::ENOSPC => hinted(
-                    errno,
-                    format!(
-                        "/dev/shm has no room for {size} bytes; `df -h /dev/shm` shows its size"
-                    ),
-                ),
-                Errno::EFBIG => hinted(errno, format!("{size} bytes is above the file size limit")),
-                e => e.into(),
-            })
-            .with_context(|| format!("cannot allocate {size} bytes for segment {}", self.name))
-    }
+fn seg_stat(seg: &PosixShm, name: &PosixName) -> Result<FileStat> {
+    seg.stat()
+        .with_context(|| format!("cannot stat segment {name}"))
+}
 
-    pub fn stat(&self) -> Result<FileStat> {
-        fstat(self.fd.as_fd()).with_context(|| format!("cannot stat segment {}", self.name))
-    }
+fn seg_size(seg: &PosixShm, name: &PosixName) -> Result<u64> {
+    Ok(seg_stat(seg, name)?.st_size as u64)
+}
 
-    pub fn size(&self) -> Result<u64> {
-        Ok(self.stat()?.st_size as u64)
+/// Write `text` and its NUL at offset 0, then zero what is left of a longer
+/// old text after it, so the segment reads as exactly `text` (also for
+/// `cat`). The caller checked that `text.len() < size`.
+///
+/// `fallocate(FALLOC_FL_KEEP_SIZE)` of that range comes first. A segment
+/// sized with `ftruncate` (as many programs do) is sparse: writing through a
+/// mapping on a full /dev/shm dies of SIGBUS, and `pwrite` may stop
+/// half-way. The allocation fails with ENOSPC before any byte changes (tmpfs
+/// gives back what it allocated), and the `pwrite`s after it cannot run out
+/// of room. Text and NUL go first, in one call; the old tail is cleared
+/// after them, beyond the NUL where a reader of the text stops.
+///
+/// # Errors
+/// ENOSPC when /dev/shm has no room for the pages (nothing was written); an
+/// error, never a fault, when the segment shrank under us.
+fn write_text(seg: &PosixShm, name: &PosixName, text: &[u8], size: u64) -> Result<()> {
+    let limit = usize::try_from(size).context("segment too large to write")?;
+    debug_assert!(text.len() < limit);
+    let old_len = seg
+        .text_len(limit)
+        .with_context(|| format!("cannot read segment {name}"))?;
+    let end = old_len.max(text.len() + 1);
+    allocate_range(seg, name, end)?;
+    if seg_size(seg, name)? < end as u64 {
+        bail!("cannot write to segment {name}: it shrank while being written");
     }
+    let mut head = Vec::with_capacity(text.len() + 1);
+    head.extend_from_slice(text);
+    head.push(0);
+    pwrite_all(seg, name, &head, 0)?;
+    const ZEROS: [u8; 4096] = [0; 4096];
+    let mut at = head.len();
+    while at < end {
+        let n = ZEROS.len().min(end - at);
+        pwrite_all(seg, name, &ZEROS[..n], at)?;
+        at += n;
+    }
+    Ok(())
+}
 
-    /// The text at offset 0 up to the first NUL (or the end), read with
-    /// `pread` in pages so a large segment costs only its text. Unlike a read
-    /// through a mapping, this cannot die of SIGBUS when another process
-    /// shrinks the segment between our size check and the copy.
-    pub fn read_text(&self, text: &mut Vec<u8>, limit: usize) -> Result<()> {
-        const CHUNK: usize = 4096;
-        text.clear();
-        while text.len() < limit {
-            let start = text.len();
-            let want = CHUNK.min(limit - start);
-            text.resize(start + want, 0);
-            let n = nix::sys::uio::pread(self.fd.as_fd(), &mut text[start..], start as i64)
-                .with_context(|| format!("cannot read segment {}", self.name))?;
-            text.truncate(start + n);
-            if let Some(nul) = text[start..].iter().position(|&b| b == 0) {
-                text.truncate(start + nul);
-                return Ok(());
+/// Back bytes `0..len` with pages (`PosixShm::allocate_range`). A file
+/// system without fallocate (EOPNOTSUPP; tmpfs has it) is no error:
+/// `pwrite` then reports a full one.
+fn allocate_range(seg: &PosixShm, name: &PosixName, len: usize) -> Result<()> {
+    match seg.allocate_range(len as u64) {
+        Ok(()) | Err(Errno::EOPNOTSUPP) => Ok(()),
+        Err(Errno::ENOSPC) => Err(hinted(
+            Errno::ENOSPC,
+            format!(
+                "the segment is sparse (sized with ftruncate, not allocated) and /dev/shm has no \
+                 room for the pages of the {len} bytes this write covers; nothing was written. \
+                 `df -h /dev/shm` shows its size"
+            ),
+        )),
+        Err(e) => Err(e.into()),
+    }
+    .with_context(|| format!("cannot write to segment {name}"))
+}
+
+/// `pwrite` all of `buf` at `offset`, resuming after a short write or EINTR.
+fn pwrite_all(seg: &PosixShm, name: &PosixName, mut buf: &[u8], mut offset: usize) -> Result<()> {
+    while !buf.is_empty() {
+        match seg.write_at(buf, offset as u64) {
+            Ok(0) => bail!("cannot write to segment {name}: pwrite wrote nothing"),
+            Ok(n) => {
+                buf = &buf[n..];
+                offset += n;
             }
-            if n < want {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether /dev/shm/NAME is still this segment (not unlinked or replaced).
-    pub fn still_linked(&self, own: &FileStat) -> bool {
-        match stat(format!("/dev/shm/{}", self.name.file_name()).as_str()) {
-            Ok(now) => now.st_ino == own.st_ino && now.st_dev == own.st_dev,
-            Err(_) => false,
-        }
-    }
-
-    /// Write `text` and its NUL at offset 0, then zero what is left of a
-    /// longer old text after it, so the segment reads as exactly `text` (also
-    /// for `cat`). The caller checked that `text.len() < size`.
-    ///
-    /// `fallocate(FALLOC_FL_KEEP_SIZE)` of that range comes first. A segment
-    /// sized with `ftruncate` (as many programs do) is sparse: writing through
-    /// a mapping on a full /dev/shm dies of SIGBUS, and `pwrite` may stop
-    /// half-way. The allocation fails with ENOSPC before any byte changes (tmpfs
-    /// gives back what it allocated), and the `pwrite`s after it cannot run out
-    /// of room. Text and NUL go first, in one call; the old tail is cleared
-    /// after them, beyond the NUL where a reader of the text stops.
-    ///
-    /// # Errors
-    /// ENOSPC when /dev/shm has no room for the pages (nothing was written);
-    /// an error, never a fault, when the segment shrank under us.
-    ///
-    /// # References
-    /// [fallocate(2)](https://man7.org/linux/man-pages/man2/fallocate.2.html),
-    /// [pwrite(2)](https://man7.org/linux/man-pages/man2/pwrite.2.html)
-    pub fn write_text(&self, text: &[u8], size: u64) -> Result<()> {
-        let limit = usize::try_from(size).context("segment too large to write")?;
-        debug_assert!(text.len() < limit);
-        let old_len = self.text_len(limit)?;
-        let end = old_len.max(text.len() + 1);
-        self.allocate_range(end)?;
-        if self.size()? < end as u64 {
-            bail!(
-                "cannot write to segment {}: it shrank while being written",
-                self.name
-            );
-        }
-        let mut head = Vec::with_capacity(text.len() + 1);
-        head.extend_from_slice(text);
-        head.push(0);
-        self.pwrite_all(&head, 0)?;
-        const ZEROS: [u8; 4096] = [0; 4096];
-        let mut at = head.len();
-        while at < end {
-            let n = ZEROS.len().min(end - at);
-            self.pwrite_all(&ZEROS[..n], at)?;
-            at += n;
-        }
-        Ok(())
-    }
-
-    /// Length of the text at offset 0: the offset of the first NUL, or
-    /// `limit` when there is none. Reads page by page with `pread`, keeping
-    /// nothing; holes of a sparse segment read as zeros and allocate nothing.
-    fn text_len(&self, limit: usize) -> Result<usize> {
-        let mut chunk = [0u8; 4096];
-        let mut at = 0;
-        while at < limit {
-            let want = chunk.len().min(limit - at);
-            let n = nix::sys::uio::pread(self.fd.as_fd(), &mut chunk[..want], at as i64)
-                .with_context(|| format!("cannot read segment {}", self.name))?;
-            if let Some(nul) = chunk[..n].iter().position(|&b| b == 0) {
-                return Ok(at + nul);
-            }
-            if n == 0 {
-                break;
-            }
-            at += n;
-        }
-        Ok(at)
-    }
-
-    /// `fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, len)`: back bytes `0..len` with
-    /// pages without changing the size or any content.
-    ///
-    /// # Errors
-    /// ENOSPC with a hint when /dev/shm is full. A file system without
-    /// fallocate (EOPNOTSUPP; tmpfs has it) is no error: `pwrite` then reports
-    /// a full one.
-    fn allocate_range(&self, len: usize) -> Result<()> {
-        let len = i64::try_from(len).context("segment too large to write")?;
-        let done = loop {
-            match nix::fcntl::fallocate(
-                self.fd.as_fd(),
-                nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
-                0,
-                len,
-            ) {
-                Err(Errno::EINTR) => {}
-                done => break done,
-            }
-        };
-        match done {
-            Ok(()) | Err(Errno::EOPNOTSUPP) => Ok(()),
-            Err(Errno::ENOSPC) => Err(hinted(
-                Errno::ENOSPC,
-                format!(
-                    "the segment is sparse (sized with ftruncate, not allocated) and /dev/shm has no \
-                     room for the pages of the {len} bytes this write covers; nothing was written. \
-                     `df -h /dev/shm` shows its size"
-                ),
-            )),
-            Err(e) => Err(e.into()),
-        }
-        .with_context(|| format!("cannot write to segment {}", self.name))
-    }
-
-    /// `pwrite` all of `buf` at `offset`, resuming after a short write or EINTR.
-    fn pwrite_all(&self, mut buf: &[u8], mut offset: usize) -> Result<()> {
-        while !buf.is_empty() {
-            match nix::sys::uio::pwrite(self.fd.as_fd(), buf, offset as i64) {
-                Ok(0) => bail!(
-                    "cannot write to segment {}: pwrite wrote nothing",
-                    self.name
-                ),
-                Ok(n) => {
-                    buf = &buf[n..];
-                    offset += n;
-                }
-                Err(Errno::EINTR) => {}
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("cannot write to segment {}", self.name));
-                }
+            Err(Errno::EINTR) => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot write to segment {name}"));
             }
         }
-        Ok(())
     }
-
-    /// `shm_unlink` of this segment's name, but only while the name still
-    /// leads to this segment: one that replaced it is not ours to remove.
-    pub fn unlink_own(&self) -> Result<()> {
-        let own = self.stat()?;
-        if self.still_linked(&own) {
-            shm_unlink(self.name.as_str())
-                .with_context(|| format!("cannot remove segment {}", self.name))?;
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 pub fn run(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
@@ -293,8 +171,8 @@ pub fn run(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
 fn server(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
     let name = &args.target.name;
     let mut server = Server::new(out, &args.serve)?;
-    let (seg, created) = Segment::open_or_create(name, args.shm.size, args.create.mode)?;
-    let own = seg.stat()?;
+    let (seg, created) = open_or_create(name, args.shm.size, args.create.mode)?;
+    let own = seg_stat(&seg, name)?;
     let size = own.st_size as u64;
     let interval = args.shm.interval.duration();
     let verb = if created { "created" } else { "opened" };
@@ -320,7 +198,7 @@ fn server(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
     }
     let limit = usize::try_from(size).context("segment too large to watch")?;
     server.watch_text(interval, args.shm.on_change, || {
-        let now = seg.stat()?;
+        let now = seg_stat(&seg, name)?;
         if (now.st_size as u64) < size {
             bail!(
                 "segment {name} shrank from {size} to {} bytes under the server",
@@ -331,90 +209,30 @@ fn server(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
             bail!("segment {name} was removed (shm_unlink) under the server");
         }
         let mut text = Vec::new();
-        seg.read_text(&mut text, limit)?;
+        seg.read_text(&mut text, limit)
+            .with_context(|| format!("cannot read segment {name}"))?;
         Ok(text)
     })
 }
 
-/// The client's text for a segment of `size` bytes: `-m TEXT`, or one line
-/// of standard input. Text that does not fit with its NUL is refused, and
-/// standard input is read only as far as the segment could hold plus a line
-/// end (`size + 1` bytes): an endless input such as `< /dev/zero` is refused
-/// at once instead of filling memory.
-pub fn client_text(message: Option<&str>, size: u64, what: &str) -> Result<Vec<u8>> {
-    let text = match message {
-        Some(text) => text.as_bytes().to_vec(),
-        None => match stdin_line(size.saturating_add(1))? {
-            Some(line) => line,
-            None => {
-                return Err(does_not_fit(format_args!("at least {size}"), size))
-                    .with_context(|| format!("cannot write to segment {what}"));
-            }
-        },
-    };
-    if text.len() as u64 >= size {
-        return Err(does_not_fit(text.len(), size))
-            .with_context(|| format!("cannot write to segment {what}"));
-    }
-    Ok(text)
-}
-
-/// One line of standard input without its line end, prompting on a
-/// terminal; `None` when `limit` bytes came without a line end.
-fn stdin_line(limit: u64) -> Result<Option<Vec<u8>>> {
-    let stdin = io::stdin();
-    if stdin.is_terminal() {
-        let mut stdout = io::stdout();
-        stdout.write_all(b"Please enter something: ")?;
-        stdout.flush()?;
-    }
-    let mut line = Vec::new();
-    let n = stdin
-        .lock()
-        .take(limit)
-        .read_until(b'\n', &mut line)
-        .context("cannot read standard input")?;
-    if n == 0 {
-        return Err(fail_with_hint(
-            "no text: standard input ended before a line",
-            "give -m TEXT, or one line on standard input",
-        ));
-    }
-    if line.last() == Some(&b'\n') {
-        line.pop();
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-    } else if n as u64 == limit {
-        return Ok(None);
-    }
-    Ok(Some(line))
-}
-
-/// The refusal of a text of `len` bytes (a number, or "at least N").
-fn does_not_fit(len: impl std::fmt::Display, size: u64) -> anyhow::Error {
-    fail_with_hint(
-        format!(
-            "the text does not fit: it is {len} bytes but the segment is {size} bytes ({} usable: one byte is the NUL terminator); nothing was written",
-            size.saturating_sub(1)
-        ),
-        "write less, or remove the segment and create it with a larger --size",
-    )
-}
-
 fn client(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
     let name = &args.target.name;
-    let (seg, created) = Segment::open_or_create(name, args.shm.size, args.create.mode)?;
+    let (seg, created) = open_or_create(name, args.shm.size, args.create.mode)?;
     // A segment this call created and then could not write is removed again:
     // a refused call leaves nothing behind.
-    let text = seg
-        .size()
+    let text = seg_size(&seg, name)
         .and_then(|size| {
             let text = client_text(args.shm.message.as_deref(), size, name.as_str())?;
-            seg.write_text(&text, size)?;
+            write_text(&seg, name, &text, size)?;
             Ok(text)
         })
-        .map_err(|e| undo_create(e, created, "segment", || seg.unlink_own()))?;
+        .map_err(|e| {
+            // Only while the name still leads to this segment.
+            undo_create(e, created, "segment", || {
+                seg.remove()
+                    .with_context(|| format!("cannot remove segment {name}"))
+            })
+        })?;
     out.event(
         "written",
         format_args!("wrote {} bytes to {name}: {}", text.len(), Shown(&text)),
@@ -428,18 +246,12 @@ fn client(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
 }
 
 fn clean(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
-    match shm_unlink(name.as_str()) {
-        Ok(()) => {}
-        Err(Errno::ENOENT) => bail!("cannot remove segment {name}: no such segment"),
-        Err(e) => return Err(e).with_context(|| format!("cannot remove segment {name}")),
-    }
-    out.removed("posix-shm", "segment", name)?;
-    Ok(ExitCode::SUCCESS)
+    super::clean(name, "segment", "posix-shm", out, PosixShm::remove_name)
 }
 
 fn stat_cmd(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
     // stat(2) of /dev/shm/NAME needs no permission on the segment itself.
-    let st = match stat(format!("/dev/shm/{}", name.file_name()).as_str()) {
+    let st = match PosixShm::stat_name(name.as_str()) {
         Ok(st) => st,
         Err(Errno::ENOENT) => bail!("cannot stat segment {name}: no such segment"),
         Err(e) => return Err(e).with_context(|| format!("cannot stat segment {name}")),

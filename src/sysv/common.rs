@@ -1,8 +1,7 @@
-//! What the three System V mechanisms share: how an object is addressed
-//! (key or id), the `ipc_perm` part of `--stat`, times as `ipcs` and JSON
-//! show them, and the errno conventions of msgget/shmget/semget.
-//!
-//! No `unsafe` here: the libc calls live in the handle types of msq, shm and sem.
+//! What the three System V commands share: how an object is addressed (key
+//! or id), `--clean` and `--stat` over any kind (`ipc::sysv::Sysv<K>`), the
+//! `ipc_perm` part of `--stat`, times as `ipcs` and JSON show them, and the
+//! errno conventions of msgget/shmget/semget. The handles live in `ipc`.
 
 use std::process::ExitCode;
 
@@ -13,6 +12,9 @@ use serde_json::{Map, Value};
 
 use crate::cli::{Mode, SysvKeyArgs};
 use crate::error::usage;
+use crate::ipc::Id;
+use crate::ipc::Remove;
+use crate::ipc::sysv::{Perm, Sysv, SysvKind, key_hex};
 use crate::output::Out;
 use crate::sys::{group_name, user_name};
 use crate::target::{IpcId, SysvKey};
@@ -46,11 +48,6 @@ pub fn addr(target: &SysvKeyArgs, mode: Mode) -> Result<Addr> {
     }
 }
 
-/// The key as ipcs prints it, for any raw key_t (also IPC_PRIVATE).
-pub fn key_hex(key: libc::key_t) -> String {
-    format!("0x{:08x}", key as u32)
-}
-
 /// Turn the errno of a lookup (msgget/shmget/semget without IPC_CREAT, or
 /// *ctl on an id) into the contract's "no such ..." error, exit 1.
 fn no_such(errno: Errno, what: &str, addr: Addr) -> anyhow::Error {
@@ -69,7 +66,7 @@ fn record_removed(
     what: &str,
     mechanism: &str,
     at: Addr,
-    id: libc::c_int,
+    id: Id,
 ) -> std::io::Result<()> {
     let text = match at {
         Addr::Key(key) => format!("removed {what} (key {key}, id {id})"),
@@ -84,78 +81,44 @@ fn record_removed(
     })
 }
 
-/// What the three System V handles share, so that addressing by key or id,
-/// `--clean` and the `--stat` lookup are written once, here.
-pub trait SysvObject: Sized {
-    /// The kernel's description: `msqid_ds`, `shmid_ds` or `semid_ds`.
-    type Ds;
-    /// "queue", "segment" or "semaphore", for messages.
-    const WHAT: &'static str;
-    /// `sysv-msq`, `sysv-shm` or `sysv-sem`, for JSON.
-    const MECHANISM: &'static str;
-    /// The existing object of `key` (ENOENT when there is none).
-    fn open(key: SysvKey) -> Result<Self, Errno>;
-    /// A handle on an id as given: only a later call shows whether it exists.
-    fn with_id(id: libc::c_int) -> Self;
-    fn id(&self) -> libc::c_int;
-    /// `IPC_STAT`
-    fn stat(&self) -> Result<Self::Ds, Errno>;
-    /// `IPC_RMID`
-    fn remove(&self) -> Result<(), Errno>;
-}
-
 /// The object at `at` with its IPC_STAT, or the contract's "no such ...".
-pub fn find<T: SysvObject>(at: Addr) -> Result<(T, T::Ds)> {
+pub fn find<K: SysvKind>(at: Addr) -> Result<(Sysv<K>, K::Stat)> {
     let obj = match at {
-        Addr::Key(key) => T::open(key),
-        Addr::Id(id) => Ok(T::with_id(id.0)),
+        Addr::Key(key) => Sysv::<K>::open_existing(key.raw()),
+        Addr::Id(id) => Ok(Sysv::<K>::with_id(id.0)),
     };
     obj.and_then(|o| o.stat().map(|ds| (o, ds)))
-        .map_err(|e| no_such(e, T::WHAT, at))
+        .map_err(|e| no_such(e, K::WHAT, at))
 }
 
 /// `--clean`: IPC_RMID of the object at `at`, and its `removed` line.
-pub fn clean<T: SysvObject>(at: Addr, out: &mut Out) -> Result<ExitCode> {
-    let context = || format!("cannot remove {} ({at})", T::WHAT);
+pub fn clean<K: SysvKind>(at: Addr, out: &mut Out) -> Result<ExitCode> {
+    let context = || format!("cannot remove {} ({at})", K::WHAT);
     let obj = match at {
-        Addr::Key(key) => T::open(key).map_err(|e| no_such(e, T::WHAT, at)),
-        Addr::Id(id) => Ok(T::with_id(id.0)),
+        Addr::Key(key) => Sysv::<K>::open_existing(key.raw()).map_err(|e| no_such(e, K::WHAT, at)),
+        Addr::Id(id) => Ok(Sysv::<K>::with_id(id.0)),
     }
     .with_context(context)?;
     obj.remove()
-        .map_err(|e| no_such(e, T::WHAT, at))
+        .map_err(|e| no_such(e, K::WHAT, at))
         .with_context(context)?;
-    record_removed(out, T::WHAT, T::MECHANISM, at, obj.id())?;
+    record_removed(out, K::WHAT, K::MECHANISM, at, obj.id())?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The `ipc_perm` fields every `--stat` shows, copied out of the kernel's struct.
-pub struct Perm {
-    pub key: libc::key_t,
-    pub id: libc::c_int,
-    pub uid: u32,
-    pub gid: u32,
-    pub cuid: u32,
-    pub cgid: u32,
-    pub mode: u16,
-}
-
-impl Perm {
-    pub fn from_raw(p: &libc::ipc_perm, id: libc::c_int) -> Perm {
-        Perm {
-            key: p.__key,
-            id,
-            uid: p.uid,
-            gid: p.gid,
-            cuid: p.cuid,
-            cgid: p.cgid,
-            mode: p.mode,
-        }
-    }
-
-    pub fn perms(&self) -> String {
-        format!("{:04o}", self.mode & 0o777)
-    }
+/// `--stat`: the object at `at`, its `ipc_perm` lines, then the lines
+/// `fill` adds for the kind, as text or one JSON object.
+pub fn stat<K: SysvKind>(
+    at: Addr,
+    out: &mut Out,
+    fill: impl FnOnce(Sysv<K>, &K::Stat, &mut StatLines) -> Result<()>,
+) -> Result<ExitCode> {
+    let (obj, ds) = find::<K>(at).with_context(|| format!("cannot stat {} ({at})", K::WHAT))?;
+    let mut s = StatLines::new(K::MECHANISM, &K::MECHANISM.replace('-', " "), K::perm(&ds));
+    fill(obj, &ds, &mut s)?;
+    let (text, json) = s.into_parts();
+    out.record(text, || json)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `--stat` output: aligned `field value` lines, or one JSON object with the
@@ -212,7 +175,7 @@ impl StatLines {
     }
 
     /// A kernel time: RFC 3339 in local time, `not set` / null when 0.
-    pub fn time(&mut self, field: &str, t: libc::time_t) {
+    pub fn time(&mut self, field: &str, t: i64) {
         let shown = time_rfc3339(t);
         let text = shown.clone().unwrap_or_else(|| "not set".into());
         self.line(field, text, shown.map_or(Value::Null, Value::from));
@@ -249,7 +212,7 @@ impl StatLines {
 }
 
 /// A kernel timestamp as RFC 3339 with the local offset; None for 0 (never).
-pub fn time_rfc3339(t: libc::time_t) -> Option<String> {
+pub fn time_rfc3339(t: i64) -> Option<String> {
     if t == 0 {
         return None;
     }
@@ -266,68 +229,12 @@ pub fn limit_hint(what: &str, file: &str) -> String {
     format!("the system-wide {what} limit is reached ({path} is {value}); `ipcs` shows what exists")
 }
 
-/// Which System V object a key is looked up for.
-#[derive(Debug, Clone, Copy)]
-pub enum Kind {
-    Msq,
-    Shm,
-    Sem,
-}
-
-/// A key derived from `seed` (the tour uses its pid) that no object of `kind`
-/// uses now: a user's key 200 or another run's objects are never touched. On
-/// a taken key the next candidate is tried. The tour's server then creates
-/// the object; its start line says `created`.
-pub fn free_key(kind: Kind, seed: u32) -> SysvKey {
-    let base = 0x7e00_0000u32 | (seed.wrapping_mul(2_654_435_761) >> 8);
-    for step in 0..4096u32 {
-        let raw = base.wrapping_add(step.wrapping_mul(0x9e37)) as libc::key_t;
-        if raw == libc::IPC_PRIVATE {
-            continue;
-        }
-        let key = SysvKey(raw);
-        let taken = match kind {
-            Kind::Msq => crate::sysv::msq::Queue::open(key).is_ok(),
-            Kind::Shm => crate::sysv::shm::Segment::open(key).is_ok(),
-            Kind::Sem => crate::sysv::sem::SemSet::open(key).is_ok(),
-        };
-        if !taken {
-            return key;
-        }
-    }
-    SysvKey(base as libc::key_t)
-}
-
-/// Create exclusively, or else open what exists: two rounds, because the
-/// object may be removed between our EEXIST and our open. `true` when this
-/// call created it.
-pub fn create_or_open<T>(
-    create: impl Fn() -> Result<T, Errno>,
-    open: impl Fn() -> Result<T, Errno>,
-) -> Result<(T, bool), Errno> {
-    for _ in 0..2 {
-        match create() {
-            Ok(t) => return Ok((t, true)),
-            Err(Errno::EEXIST) => {}
-            Err(e) => return Err(e),
-        }
-        match open() {
-            Ok(t) => return Ok((t, false)),
-            Err(Errno::ENOENT) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(Errno::ENOENT)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn keys_and_times() {
-        assert_eq!(key_hex(200), "0x000000c8");
-        assert_eq!(key_hex(-1), "0xffffffff");
+    fn times() {
         assert_eq!(time_rfc3339(0), None);
         assert!(time_rfc3339(1_700_000_000).is_some_and(|s| s.starts_with("2023-11-1")));
     }

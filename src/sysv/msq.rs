@@ -1,8 +1,5 @@
-//! System V message queue: `msgget`, `msgsnd`, `msgrcv`, `msgctl`.
-//!
-//! nix has no System V IPC, and no well-kept crate wraps it safely (see the
-//! issue note), so `Queue` below holds the only `unsafe` of this file. A queue
-//! id is not a process resource (nothing to close), so `Queue` has no `Drop`.
+//! `sysv msq`: server, client, `--clean` and `--stat` of a System V message
+//! queue, over the `ipc::sysv_msq` handle.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,120 +15,13 @@ use nix::time::ClockId;
 
 use crate::cli::{Mode, SysvMsqArgs};
 use crate::error::{fail_with_hint, hinted, undo_create, usage};
+use crate::ipc::sysv_msq::{MsgBuf, Msq, SysvQueue};
+use crate::ipc::{Creation, Remove};
 use crate::output::{Out, Payload};
 use crate::serve::{Flow, Messages, Server, Waited};
 use crate::sys::read_proc_u64;
-use crate::sysv::common::{
-    Addr, Perm, StatLines, SysvObject, addr, clean, create_or_open, find, limit_hint,
-};
+use crate::sysv::common::{Addr, addr, clean, limit_hint, stat};
 use crate::target::{FileMode, SysvKey};
-
-/// A System V message queue, by id.
-#[derive(Debug, Clone, Copy)]
-pub struct Queue {
-    id: libc::c_int,
-}
-
-/// A message buffer laid out as `struct msgbuf { long mtype; char mtext[]; }`.
-/// Backed by `c_long`s so that `mtype` is properly aligned.
-pub struct MsgBuf {
-    words: Vec<libc::c_long>,
-    cap: usize,
-}
-
-const LONG: usize = size_of::<libc::c_long>();
-
-impl MsgBuf {
-    pub fn with_capacity(cap: usize) -> MsgBuf {
-        MsgBuf {
-            words: vec![0; 1 + cap.div_ceil(LONG)],
-            cap,
-        }
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.cap
-    }
-
-    fn mtext_mut(&mut self) -> &mut [u8] {
-        let cap = self.cap;
-        // SAFETY: the words after the first hold at least `cap` bytes; u8
-        // has no alignment or validity requirement, and the slice borrows
-        // `self` mutably, so nothing else aliases it.
-        unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr().add(1).cast::<u8>(), cap) }
-    }
-
-    fn mtext(&self) -> &[u8] {
-        // SAFETY: as in mtext_mut, read-only.
-        unsafe { std::slice::from_raw_parts(self.words.as_ptr().add(1).cast::<u8>(), self.cap) }
-    }
-
-    /// Put `mtype` and `text` in; the caller checked `text.len() <= capacity`.
-    pub fn fill(&mut self, mtype: i64, text: &[u8]) {
-        self.words[0] = mtype as libc::c_long;
-        self.mtext_mut()[..text.len()].copy_from_slice(text);
-    }
-
-    pub fn text(&self, len: usize) -> &[u8] {
-        &self.mtext()[..len.min(self.cap)]
-    }
-}
-
-impl Queue {
-    /// `msgget(key, IPC_CREAT|IPC_EXCL|mode)`: EEXIST when the key is taken.
-    /// System V creation ignores the umask, so `mode` applies as given.
-    ///
-    /// # References
-    /// [msgget(2)](https://man7.org/linux/man-pages/man2/msgget.2.html)
-    pub fn create(key: SysvKey, mode: FileMode) -> Result<Queue, Errno> {
-        let flags = libc::IPC_CREAT | libc::IPC_EXCL | mode.bits() as libc::c_int;
-        // SAFETY: msgget takes plain integers and touches no memory of ours.
-        let id = Errno::result(unsafe { libc::msgget(key.raw(), flags) })?;
-        Ok(Queue { id })
-    }
-
-    /// Open `key`, creating it when missing; returns whether this call created it.
-    pub fn open_or_create(key: SysvKey, mode: FileMode) -> Result<(Queue, bool), Errno> {
-        create_or_open(|| Queue::create(key, mode), || Queue::open(key))
-    }
-
-    /// `msgsnd` of `len` bytes of `buf`. EAGAIN with `nowait` on a full queue.
-    /// Never restarted after a signal handler (signal(7)), hence EINTR is
-    /// the caller's to retry.
-    pub fn send(&self, buf: &MsgBuf, len: usize, nowait: bool) -> Result<(), Errno> {
-        let len = len.min(buf.cap);
-        let flags = if nowait { libc::IPC_NOWAIT } else { 0 };
-        // SAFETY: buf.words starts with the long mtype followed by at least
-        // `len` bytes of mtext, exactly what msgsnd reads.
-        Errno::result(unsafe { libc::msgsnd(self.id, buf.words.as_ptr().cast(), len, flags) })?;
-        Ok(())
-    }
-
-    /// `msgrcv` of a message selected by `mtype` (0 any, > 0 that type, < 0
-    /// the lowest type up to |mtype|): returns its type and length. With
-    /// `wait` false (IPC_NOWAIT) ENOMSG means none is queued; with `wait`
-    /// it blocks, and a signal handler makes it fail with EINTR, as System V
-    /// IPC calls are never restarted (signal(7)). E2BIG: larger than `buf`;
-    /// the message stays queued. EIDRM/EINVAL: the queue was removed.
-    pub fn recv(&self, buf: &mut MsgBuf, mtype: i64, wait: bool) -> Result<(i64, usize), Errno> {
-        let flags = if wait { 0 } else { libc::IPC_NOWAIT };
-        // SAFETY: buf.words holds a long and `cap` bytes, the size passed;
-        // the kernel writes at most that much.
-        let n = unsafe {
-            libc::msgrcv(
-                self.id,
-                buf.words.as_mut_ptr().cast(),
-                buf.cap,
-                mtype as libc::c_long,
-                flags,
-            )
-        };
-        let n = Errno::result(n)?;
-        #[allow(clippy::useless_conversion, reason = "c_long is i32 on 32-bit targets")]
-        let mtype = i64::from(buf.words[0]);
-        Ok((mtype, n as usize))
-    }
-}
 
 /// A one-shot SIGALRM that bounds how long a blocking msgrcv can miss a
 /// cancel signal (see `server`). A POSIX timer (nix, deleted in its `Drop`),
@@ -177,56 +67,21 @@ fn msgmax() -> u64 {
     read_proc_u64("/proc/sys/kernel/msgmax").unwrap_or(8192)
 }
 
-impl SysvObject for Queue {
-    type Ds = libc::msqid_ds;
-    const WHAT: &'static str = "queue";
-    const MECHANISM: &'static str = "sysv-msq";
-
-    /// `msgget(key, 0)`: an existing queue; ENOENT when there is none.
-    fn open(key: SysvKey) -> Result<Self, Errno> {
-        // SAFETY: msgget takes plain integers and touches no memory of ours.
-        let id = Errno::result(unsafe { libc::msgget(key.raw(), 0) })?;
-        Ok(Queue { id })
-    }
-
-    fn with_id(id: libc::c_int) -> Self {
-        Queue { id }
-    }
-
-    fn id(&self) -> libc::c_int {
-        self.id
-    }
-
-    /// `msgctl(IPC_STAT)`
-    fn stat(&self) -> Result<libc::msqid_ds, Errno> {
-        // SAFETY: msqid_ds is plain old data (integers only): all zero is valid.
-        let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
-        // SAFETY: ds is a valid, writable msqid_ds for the kernel to fill.
-        Errno::result(unsafe { libc::msgctl(self.id, libc::IPC_STAT, &mut ds) })?;
-        Ok(ds)
-    }
-
-    /// `msgctl(IPC_RMID)`
-    fn remove(&self) -> Result<(), Errno> {
-        // SAFETY: IPC_RMID reads no buffer; null is allowed.
-        Errno::result(unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })?;
-        Ok(())
-    }
-}
-
 pub fn run(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
     let mode = args.mode.mode();
     let at = addr(&args.target, mode)?;
     match mode {
         Mode::Server => server(args, out),
         Mode::Client => client(args, out),
-        Mode::Clean => clean::<Queue>(at, out),
+        Mode::Clean => clean::<Msq>(at, out),
         Mode::Stat => stat_cmd(at, out),
     }
 }
 
-fn open_or_create(key: SysvKey, mode: FileMode) -> Result<(Queue, bool)> {
-    Queue::open_or_create(key, mode)
+fn open_or_create(key: SysvKey, mode: FileMode) -> Result<(SysvQueue, bool)> {
+    SysvQueue::open(key.raw(), Creation::OpenOrCreate, mode.bits())
+        .map(|o| (o.handle, o.created))
+        .map_err(Errno::from)
         .map_err(|e| match e {
             Errno::ENOSPC => hinted(e, limit_hint("queue count", "msgmni")),
             e => e.into(),
@@ -252,17 +107,17 @@ fn server(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
         format_args!(
             "sysv msq {key} (id {}): {verb} (qbytes {}, msgmax {}, {} queued); waiting for messages of {which}",
             q.id(),
-            ds.msg_qbytes,
+            ds.qbytes,
             msgmax(),
-            ds.msg_qnum
+            ds.qnum
         ),
         |f| {
             f.insert("mechanism".into(), "sysv-msq".into());
             f.insert("key".into(), key.to_string().into());
             f.insert("id".into(), q.id().into());
             f.insert("created".into(), created.into());
-            f.insert("qbytes".into(), ds.msg_qbytes.into());
-            f.insert("qnum".into(), ds.msg_qnum.into());
+            f.insert("qbytes".into(), ds.qbytes.into());
+            f.insert("qnum".into(), ds.qnum.into());
             f.insert("type".into(), selector.into());
         },
     )?;
@@ -347,7 +202,7 @@ fn client(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
     // msg_qbytes could never fit, so msgsnd would block forever: refuse both
     // before anything is sent, so a run never stops half-way.
     let longest = messages.longest();
-    let qbytes = ds.msg_qbytes;
+    let qbytes = ds.qbytes;
     let max = msgmax();
     let limit = qbytes.min(max);
     if count > 0 && longest as u64 > limit {
@@ -391,7 +246,7 @@ fn client(args: &SysvMsqArgs, out: &mut Out) -> Result<ExitCode> {
 
 /// Send one message; on a full queue block in msgsnd unless `nonblock`. The
 /// client installs no signal handler, so Ctrl-C ends a blocked send at once.
-fn send(q: &Queue, buf: &MsgBuf, len: usize, nonblock: bool, out: &mut Out) -> Result<()> {
+fn send(q: &SysvQueue, buf: &MsgBuf, len: usize, nonblock: bool, out: &mut Out) -> Result<()> {
     // Try without blocking first, so output is flushed only before a wait.
     let mut wait = false;
     loop {
@@ -417,18 +272,15 @@ fn send(q: &Queue, buf: &MsgBuf, len: usize, nonblock: bool, out: &mut Out) -> R
 }
 
 fn stat_cmd(at: Addr, out: &mut Out) -> Result<ExitCode> {
-    let (q, ds) = find::<Queue>(at).with_context(|| format!("cannot stat queue ({at})"))?;
-    let perm = Perm::from_raw(&ds.msg_perm, q.id());
-    let mut s = StatLines::new("sysv-msq", "sysv msq", &perm);
-    s.number("qnum", ds.msg_qnum);
-    s.number("qbytes", ds.msg_qbytes);
-    s.number("cbytes", ds.__msg_cbytes);
-    s.number("lspid", ds.msg_lspid);
-    s.number("lrpid", ds.msg_lrpid);
-    s.time("stime", ds.msg_stime);
-    s.time("rtime", ds.msg_rtime);
-    s.time("ctime", ds.msg_ctime);
-    let (text, json) = s.into_parts();
-    out.record(text, || json)?;
-    Ok(ExitCode::SUCCESS)
+    stat::<Msq>(at, out, |_, ds, s| {
+        s.number("qnum", ds.qnum);
+        s.number("qbytes", ds.qbytes);
+        s.number("cbytes", ds.cbytes);
+        s.number("lspid", ds.lspid);
+        s.number("lrpid", ds.lrpid);
+        s.time("stime", ds.stime);
+        s.time("rtime", ds.rtime);
+        s.time("ctime", ds.ctime);
+        Ok(())
+    })
 }

@@ -41,6 +41,9 @@ impl BusGuard {
     /// # Errors
     ///
     /// The `sigaction` errno (none expected for SIGBUS).
+    ///
+    /// # References
+    /// [sigaction(2)](https://man7.org/linux/man-pages/man2/sigaction.2.html)
     pub fn arm(
         start: *const u8,
         len: usize,

@@ -1,5 +1,5 @@
-//! The file behind a glibc named semaphore, `/dev/shm/sem.NAME`, read and
-//! checked with `fstat` and `pread`, never through a mapping.
+//! `SemFile`: the file behind a glibc named semaphore, `/dev/shm/sem.NAME`,
+//! read and checked with `fstat` and `pread`, never through a mapping.
 //!
 //! glibc's `sem_open` maps that file and its `sem_*` calls trust what they
 //! find there: an empty file kills the caller with SIGBUS at the first access,
@@ -13,9 +13,10 @@
 //! `FUTEX_SHARED` (128). Other C libraries, or 32-bit glibc, lay it out otherwise.
 
 use std::fmt;
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// `sizeof(sem_t)`: glibc's semaphore file is one sem_t.
@@ -68,47 +69,106 @@ impl fmt::Display for Invalid {
     }
 }
 
-/// `open(path, O_RDONLY or O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)`:
-/// never creates; O_NOFOLLOW as sem_open itself opens, O_NONBLOCK so a FIFO
-/// planted there cannot hang the open.
-///
-/// # Errors
-///
-/// The `open` errno: ENOENT (no such semaphore), EACCES (mode), ELOOP (a symlink).
-pub fn open(path: &Path, write: bool) -> io::Result<File> {
-    File::options()
-        .read(true)
-        .write(write)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
+/// The file of semaphore `name` (with its leading '/'): glibc keeps it in
+/// /dev/shm under a `sem.` prefix.
+pub fn path_of(name: &str) -> String {
+    format!("/dev/shm/sem.{}", name.strip_prefix('/').unwrap_or(name))
 }
 
-/// Check an open semaphore file: `fstat` (a regular file), then `pread` of
-/// the first sem_t, whose length, private word and value must be what glibc
-/// relies on. Reads, never maps, so a file shrinking meanwhile is a short read.
-///
-/// # Errors
-///
-/// The `fstat` or `pread` errno (EIO, ...); a file that is not a valid
-/// semaphore is `Ok(Err(Invalid))`.
-pub fn check(file: &File) -> io::Result<Result<SemWord, Invalid>> {
-    if !file.metadata()?.file_type().is_file() {
-        return Ok(Err(Invalid::NotAFile));
+/// An open semaphore file, closed in `Drop`; never mapped here.
+#[derive(Debug)]
+pub struct SemFile {
+    file: File,
+    path: String,
+}
+
+impl SemFile {
+    /// `open(path, O_RDONLY or O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)`:
+    /// never creates; O_NOFOLLOW as sem_open itself opens, O_NONBLOCK so a
+    /// FIFO planted there cannot hang the open.
+    ///
+    /// # Errors
+    /// The `open` errno: ENOENT (no such semaphore), EACCES (mode), ELOOP
+    /// (a symlink).
+    ///
+    /// # References
+    /// [open(2)](https://man7.org/linux/man-pages/man2/open.2.html)
+    pub fn open(path: &str, write: bool) -> io::Result<SemFile> {
+        let file = File::options()
+            .read(true)
+            .write(write)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(Path::new(path))?;
+        Ok(SemFile {
+            file,
+            path: path.to_string(),
+        })
     }
-    let mut buf = [0u8; SEM_T_SIZE];
-    let mut len = 0;
-    while len < buf.len() {
-        match file.read_at(&mut buf[len..], len as u64) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// `fstat` of the open file: owner, mode, size.
+    ///
+    /// # Errors
+    /// The `fstat` errno (EIO).
+    ///
+    /// # References
+    /// [fstat(2)](https://man7.org/linux/man-pages/man2/fstat.2.html)
+    pub fn metadata(&self) -> io::Result<Metadata> {
+        self.file.metadata()
+    }
+
+    /// Check the file: `fstat` (a regular file), then `pread` of the first
+    /// sem_t, whose length, private word and value must be what glibc relies
+    /// on. Reads, never maps, so a file shrinking meanwhile is a short read.
+    ///
+    /// # Errors
+    /// The `fstat` or `pread` errno (EIO, ...); a file that is not a valid
+    /// semaphore is `Ok(Err(Invalid))`.
+    ///
+    /// # References
+    /// [pread(2)](https://man7.org/linux/man-pages/man2/pread.2.html)
+    pub fn check(&self) -> io::Result<Result<SemWord, Invalid>> {
+        if !self.file.metadata()?.file_type().is_file() {
+            return Ok(Err(Invalid::NotAFile));
         }
+        let mut buf = [0u8; SEM_T_SIZE];
+        let mut len = 0;
+        while len < buf.len() {
+            match self.file.read_at(&mut buf[len..], len as u64) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if len < SEM_T_SIZE {
+            return Ok(Err(Invalid::Short(len as u64)));
+        }
+        Ok(parse(&buf))
     }
-    if len < SEM_T_SIZE {
-        return Ok(Err(Invalid::Short(len as u64)));
+
+    /// Whether the path still leads to this file (not unlinked or replaced):
+    /// `fstat` of ours against `lstat` of the path.
+    ///
+    /// # Errors
+    /// The `fstat` errno of our own file.
+    ///
+    /// # References
+    /// [lstat(2)](https://man7.org/linux/man-pages/man2/lstat.2.html)
+    pub fn still_linked(&self) -> io::Result<bool> {
+        let own = self.file.metadata()?;
+        Ok(std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|now| now.ino() == own.ino() && now.dev() == own.dev()))
     }
-    Ok(parse(&buf))
+}
+
+impl AsFd for SemFile {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
 }
 
 /// `struct new_sem` from the bytes of a sem_t.

@@ -1,0 +1,248 @@
+//! POSIX shared memory: `shm_open`, `posix_fallocate`, `fallocate`,
+//! `pread`/`pwrite`, `fstat`, `shm_unlink`.
+//!
+//! The handle reads and writes the segment through its descriptor, never
+//! through a mapping: a segment that is sparse on a full /dev/shm, or shrunk
+//! by another process, then gives an error (ENOSPC, a short read) where a
+//! mapping would die of SIGBUS. All of it is nix's safe calls.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{FallocateFlags, OFlag, fallocate, posix_fallocate};
+use nix::sys::mman::{shm_open, shm_unlink};
+use nix::sys::stat::{FileStat, Mode, fstat, stat};
+use nix::sys::uio::{pread, pwrite};
+
+use super::{Creation, OpenError, Opened, Remove, UmaskCleared};
+
+/// An open segment: the descriptor, closed in `Drop`. Never unlinks.
+#[derive(Debug)]
+pub struct PosixShm {
+    fd: OwnedFd,
+    name: String,
+}
+
+/// `/dev/shm/NAME` for a name with its leading '/'.
+fn path_of(name: &str) -> String {
+    format!("/dev/shm/{}", name.strip_prefix('/').unwrap_or(name))
+}
+
+impl PosixShm {
+    /// `shm_open(name, O_RDWR, ...)` by `creation`: with
+    /// `O_CREAT|O_EXCL` and `mode` (the umask cleared) to create an empty
+    /// segment, without to open an existing one. A new segment has size 0:
+    /// see [`PosixShm::allocate`].
+    ///
+    /// # Errors
+    /// EEXIST (`CreateNew`) or ENOENT (`OpenOnly`); EACCES; EINVAL for a
+    /// bad name; EMFILE or ENFILE.
+    ///
+    /// # References
+    /// [shm_open(3)](https://man7.org/linux/man-pages/man3/shm_open.3.html)
+    pub fn open(
+        name: &str,
+        creation: Creation,
+        mode: u32,
+    ) -> Result<Opened<PosixShm>, OpenError<Errno>> {
+        let handle = |fd| PosixShm {
+            fd,
+            name: name.to_string(),
+        };
+        creation.apply(
+            || {
+                let _umask = UmaskCleared::new();
+                shm_open(
+                    name,
+                    OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+                    Mode::from_bits_truncate(mode),
+                )
+                .map(handle)
+            },
+            || shm_open(name, OFlag::O_RDWR, Mode::empty()).map(handle),
+        )
+    }
+
+    /// `shm_unlink(name)`: the name goes; open descriptors and mappings
+    /// keep the memory until they are closed.
+    ///
+    /// # Errors
+    /// ENOENT when there is no such segment; EACCES.
+    ///
+    /// # References
+    /// [shm_unlink(3)](https://man7.org/linux/man-pages/man3/shm_unlink.3.html)
+    pub fn remove_name(name: &str) -> Result<(), Errno> {
+        shm_unlink(name)
+    }
+
+    /// `stat(/dev/shm/NAME)`: owner, mode and size without opening the
+    /// segment, so it needs no permission on the segment itself.
+    ///
+    /// # Errors
+    /// ENOENT when there is no such segment.
+    ///
+    /// # References
+    /// [stat(2)](https://man7.org/linux/man-pages/man2/stat.2.html)
+    pub fn stat_name(name: &str) -> Result<FileStat, Errno> {
+        stat(path_of(name).as_str())
+    }
+
+    /// `posix_fallocate(fd, 0, len)`: give the segment `len` bytes, backed by
+    /// pages now, so that a full /dev/shm fails here instead of with SIGBUS
+    /// or a short write later.
+    ///
+    /// # Errors
+    /// ENOSPC when /dev/shm has no room; EFBIG above the file size limit
+    /// (or `len` above `i64::MAX`).
+    ///
+    /// # References
+    /// [posix_fallocate(3)](https://man7.org/linux/man-pages/man3/posix_fallocate.3.html)
+    pub fn allocate(&self, len: u64) -> Result<(), Errno> {
+        let len = i64::try_from(len).map_err(|_| Errno::EFBIG)?;
+        posix_fallocate(self.fd.as_fd(), 0, len)
+    }
+
+    /// `fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, len)`: back bytes `0..len`
+    /// with pages without changing the size or any content. EINTR is retried.
+    ///
+    /// # Errors
+    /// ENOSPC when /dev/shm has no room (tmpfs gives back what it
+    /// allocated: nothing changed); EOPNOTSUPP on a file system without it.
+    ///
+    /// # References
+    /// [fallocate(2)](https://man7.org/linux/man-pages/man2/fallocate.2.html)
+    pub fn allocate_range(&self, len: u64) -> Result<(), Errno> {
+        let len = i64::try_from(len).map_err(|_| Errno::EFBIG)?;
+        loop {
+            match fallocate(self.fd.as_fd(), FallocateFlags::FALLOC_FL_KEEP_SIZE, 0, len) {
+                Err(Errno::EINTR) => {}
+                done => return done,
+            }
+        }
+    }
+
+    /// `fstat` of the segment.
+    ///
+    /// # Errors
+    /// The `fstat` errno (EIO).
+    ///
+    /// # References
+    /// [fstat(2)](https://man7.org/linux/man-pages/man2/fstat.2.html)
+    pub fn stat(&self) -> Result<FileStat, Errno> {
+        fstat(self.fd.as_fd())
+    }
+
+    /// `pread`: up to `buf.len()` bytes at `offset`; fewer past the end.
+    ///
+    /// # Errors
+    /// EINTR; EIO.
+    ///
+    /// # References
+    /// [pread(2)](https://man7.org/linux/man-pages/man2/pread.2.html)
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+        let offset = i64::try_from(offset).map_err(|_| Errno::EINVAL)?;
+        pread(self.fd.as_fd(), buf, offset)
+    }
+
+    /// `pwrite`: up to `buf.len()` bytes at `offset`.
+    ///
+    /// # Errors
+    /// ENOSPC on a full /dev/shm (pages not allocated before); EINTR;
+    /// EFBIG.
+    ///
+    /// # References
+    /// [pwrite(2)](https://man7.org/linux/man-pages/man2/pwrite.2.html)
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<usize, Errno> {
+        let offset = i64::try_from(offset).map_err(|_| Errno::EINVAL)?;
+        pwrite(self.fd.as_fd(), buf, offset)
+    }
+
+    /// The text at offset 0 up to the first NUL (or `limit` bytes), read
+    /// with `pread` in pages so that a large segment costs only its text.
+    /// Unlike a read through a mapping, this cannot die of SIGBUS when
+    /// another process shrinks the segment meanwhile: the text just ends.
+    ///
+    /// # Errors
+    /// As for [`PosixShm::read_at`].
+    ///
+    /// # References
+    /// [pread(2)](https://man7.org/linux/man-pages/man2/pread.2.html)
+    pub fn read_text(&self, text: &mut Vec<u8>, limit: usize) -> Result<(), Errno> {
+        const CHUNK: usize = 4096;
+        text.clear();
+        while text.len() < limit {
+            let start = text.len();
+            let want = CHUNK.min(limit - start);
+            text.resize(start + want, 0);
+            let n = self.read_at(&mut text[start..], start as u64)?;
+            text.truncate(start + n);
+            if let Some(nul) = text[start..].iter().position(|&b| b == 0) {
+                text.truncate(start + nul);
+                return Ok(());
+            }
+            if n < want {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The length of the text at offset 0: the offset of the first NUL, or
+    /// `limit` when there is none. Reads page by page with `pread`, keeping
+    /// nothing; holes of a sparse segment read as zeros and allocate nothing.
+    ///
+    /// # Errors
+    /// As for [`PosixShm::read_at`].
+    ///
+    /// # References
+    /// [pread(2)](https://man7.org/linux/man-pages/man2/pread.2.html)
+    pub fn text_len(&self, limit: usize) -> Result<usize, Errno> {
+        let mut chunk = [0u8; 4096];
+        let mut at = 0;
+        while at < limit {
+            let want = chunk.len().min(limit - at);
+            let n = self.read_at(&mut chunk[..want], at as u64)?;
+            if let Some(nul) = chunk[..n].iter().position(|&b| b == 0) {
+                return Ok(at + nul);
+            }
+            if n == 0 {
+                break;
+            }
+            at += n;
+        }
+        Ok(at)
+    }
+
+    /// Whether /dev/shm/NAME is still this segment (`own` is its `fstat`):
+    /// not unlinked, nor replaced by another one of the same name. `stat`
+    /// of /dev/shm/NAME; a failed one means "not linked".
+    ///
+    /// # References
+    /// [stat(2)](https://man7.org/linux/man-pages/man2/stat.2.html)
+    pub fn still_linked(&self, own: &FileStat) -> bool {
+        match stat(path_of(&self.name).as_str()) {
+            Ok(now) => now.st_ino == own.st_ino && now.st_dev == own.st_dev,
+            Err(_) => false,
+        }
+    }
+}
+
+impl Remove for PosixShm {
+    type Error = Errno;
+
+    /// `shm_unlink` of this segment's name, but only while the name still
+    /// leads to this segment: one that replaced it is not ours to remove.
+    ///
+    /// # Errors
+    /// The `fstat` or `shm_unlink` errno (EACCES).
+    ///
+    /// # References
+    /// [shm_unlink(3)](https://man7.org/linux/man-pages/man3/shm_unlink.3.html)
+    fn remove(&self) -> Result<(), Errno> {
+        let own = self.stat()?;
+        if self.still_linked(&own) {
+            shm_unlink(self.name.as_str())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,149 @@
+//! System V shared memory: `shmget`, `shmat`, `shmdt`, `shmctl`.
+//!
+//! A segment never changes size, so unlike a POSIX mapping an attachment
+//! can never fault with SIGBUS; removal (IPC_RMID) is what a reader must
+//! notice, and `SegmentStat::removed` tells.
+
+use nix::errno::Errno;
+
+use super::mapping::{Mapping, Release, View};
+use super::sysv::{IPC_PRIVATE, Perm, Sysv, SysvKind, Zeroed, get_by};
+use super::{Creation, Id, Key, OpenError, Opened, cvt, cvt_ptr};
+
+/// `SHM_DEST` in `shm_perm.mode`: IPC_RMID was called while attached; the
+/// segment goes away at the last detach. Not exported by the libc crate.
+const SHM_DEST: u16 = 0o1000;
+
+/// The System V shared memory kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Shm;
+
+/// A System V shared memory segment, by id. An id is not a process
+/// resource: the attachment is what `Drop` must release.
+pub type SysvSegment = Sysv<Shm>;
+
+/// A segment's `shmid_ds`, as plain values.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentStat {
+    pub perm: Perm,
+    /// Bytes (`shm_segsz`).
+    pub size: usize,
+    /// Attachments (`shm_nattch`).
+    pub nattch: u64,
+    /// Creator and last shmat/shmdt.
+    pub cpid: i32,
+    pub lpid: i32,
+    /// Last attach, detach and change; 0 for never.
+    pub atime: i64,
+    pub dtime: i64,
+    pub ctime: i64,
+    /// IPC_RMID was called while attached (`SHM_DEST`): freed at the last
+    /// detach.
+    pub dest: bool,
+}
+
+impl SegmentStat {
+    /// Whether the segment was removed (IPC_RMID) while some process keeps
+    /// it attached: marked SHM_DEST, and its key reset to IPC_PRIVATE.
+    pub fn removed(&self) -> bool {
+        self.dest || self.perm.key == IPC_PRIVATE
+    }
+}
+
+impl SysvSegment {
+    /// `shmget(key, size, flags)` by `creation`: `IPC_CREAT|IPC_EXCL|mode`
+    /// to create (the kernel zero-fills the pages), `0` to open a segment of
+    /// any size (an existing one keeps its size).
+    ///
+    /// # Errors
+    /// EEXIST (`CreateNew`) or ENOENT (`OpenOnly`); EACCES; EINVAL when
+    /// `size` is outside SHMMIN..SHMMAX; ENOSPC when shmmni segments or
+    /// shmall pages are taken.
+    ///
+    /// # References
+    /// [shmget(2)](https://man7.org/linux/man-pages/man2/shmget.2.html)
+    pub fn open(
+        key: Key,
+        creation: Creation,
+        size: usize,
+        mode: u32,
+    ) -> Result<Opened<SysvSegment>, OpenError<Errno>> {
+        // An existing segment is opened at any size (0).
+        get_by(creation, mode, |flags| {
+            let size = if flags == 0 { 0 } else { size };
+            shmget(key, size, flags).map(Sysv::with_id)
+        })
+    }
+
+    /// `shmat(id, NULL, readonly ? SHM_RDONLY : 0)` of the whole segment
+    /// (its size from IPC_STAT), detached (`shmdt`) when the mapping drops,
+    /// never removed.
+    ///
+    /// # Errors
+    /// EACCES without the permission asked for; EINVAL or EIDRM when the
+    /// segment is gone; ENOMEM.
+    ///
+    /// # References
+    /// [shmat(2)](https://man7.org/linux/man-pages/man2/shmat.2.html)
+    pub fn attach(&self, readonly: bool) -> Result<Mapping, Errno> {
+        let len = self.stat()?.size;
+        let flags = if readonly { libc::SHM_RDONLY } else { 0 };
+        // SAFETY: a null address lets the kernel pick a free range, so the
+        // new mapping cannot alias Rust memory. (void *) -1 means failure.
+        let ptr = unsafe { libc::shmat(self.id(), std::ptr::null(), flags) };
+        let ptr = cvt_ptr(ptr, usize::MAX as *mut libc::c_void)?;
+        // SAFETY: shmat mapped the whole segment, `len` bytes (a segment
+        // never changes size, and IPC_RMID keeps it until the last detach),
+        // writable unless SHM_RDONLY; it stays until the Mapping detaches it,
+        // once, with shmdt.
+        Ok(unsafe { Mapping::from_view(View::new(ptr.cast(), len, !readonly), Release::Shmdt) })
+    }
+}
+
+/// `shmget(key, size, flags)`
+fn shmget(key: Key, size: usize, flags: libc::c_int) -> Result<Id, Errno> {
+    // SAFETY: shmget takes plain integers and touches no memory of ours.
+    cvt(unsafe { libc::shmget(key, size, flags) })
+}
+
+impl SysvKind for Shm {
+    type Stat = SegmentStat;
+    const WHAT: &'static str = "segment";
+    const MECHANISM: &'static str = "sysv-shm";
+
+    fn get_existing(key: Key) -> Result<Id, Errno> {
+        shmget(key, 0, 0)
+    }
+
+    fn stat(id: Id) -> Result<SegmentStat, Errno> {
+        let mut ds = libc::shmid_ds::zeroed();
+        // SAFETY: ds is a valid, writable shmid_ds for the kernel to fill.
+        cvt(unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) })?;
+        #[allow(
+            clippy::useless_conversion,
+            reason = "shmatt_t is u32 on 32-bit targets"
+        )]
+        Ok(SegmentStat {
+            perm: Perm::from_raw(&ds.shm_perm, id),
+            size: ds.shm_segsz,
+            nattch: u64::from(ds.shm_nattch),
+            cpid: ds.shm_cpid,
+            lpid: ds.shm_lpid,
+            atime: ds.shm_atime,
+            dtime: ds.shm_dtime,
+            ctime: ds.shm_ctime,
+            dest: ds.shm_perm.mode & SHM_DEST != 0,
+        })
+    }
+
+    /// The segment goes when the last process detaches.
+    fn remove(id: Id) -> Result<(), Errno> {
+        // SAFETY: IPC_RMID reads no buffer; null is allowed.
+        cvt(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) })?;
+        Ok(())
+    }
+
+    fn perm(stat: &SegmentStat) -> &Perm {
+        &stat.perm
+    }
+}
