@@ -206,7 +206,16 @@ fn fifo_step(fifo: &str) -> Step {
     Step {
         id: TourStep::Fifo,
         title: "Named pipe (FIFO): two writers in turn, the server outlives both".into(),
-        server: args(&["fifo", "-s", "--path", fifo, "--count", "3", "--timeout", "15"]),
+        server: args(&[
+            "fifo",
+            "-s",
+            "--path",
+            fifo,
+            "--count",
+            "3",
+            "--timeout",
+            "15",
+        ]),
         initial_lines: 0,
         clients: vec![
             client(

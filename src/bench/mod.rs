@@ -393,7 +393,6 @@ impl indicatif::TermLike for BarTerm {
     }
 }
 
-
 // ------------------------------------------------------------ a run
 
 /// The control page shared with the child: its CPU time over the measured
