@@ -6,6 +6,11 @@ mod demo;
 mod error;
 mod fifo;
 mod ipc;
+#[expect(
+    dead_code,
+    reason = "ObjectRef and Addr are for the resolved specs, which come next"
+)]
+mod object;
 mod output;
 mod pipe;
 mod posix;

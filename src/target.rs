@@ -11,7 +11,7 @@ use std::time::Duration;
 pub const NAME_MAX: usize = 255;
 
 /// A POSIX IPC name: one leading '/', then 1..=NAME_MAX bytes without '/' or NUL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PosixName(String);
 
 impl PosixName {
@@ -100,7 +100,7 @@ impl FromStr for PosixPrefix {
 
 /// A System V IPC key: any non-zero 32-bit value. `key_t` is a signed int,
 /// but ipcs prints keys as unsigned hex, so both spellings are accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SysvKey(pub crate::ipc::Key);
 
 impl SysvKey {
@@ -142,7 +142,7 @@ impl FromStr for SysvKey {
 }
 
 /// A System V object id as ipcs prints it (msqid, shmid, semid).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IpcId(pub crate::ipc::Id);
 
 impl fmt::Display for IpcId {

@@ -22,54 +22,30 @@ use clap::ValueEnum as _;
 
 use crate::cli::{IpcType, LsArgs, LsColumn, SelectArgs};
 use crate::error::usage;
+use crate::object::Mech;
 use crate::output::{Escaped, Fields, Out, escape, plural};
 use crate::sys::{group_name, user_name};
 
 pub use posix::MqSource;
 use procs::{Blocked, How, Procs, Want};
 
-/// The six kinds of object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    PosixMsq,
-    PosixShm,
-    PosixSem,
-    SysvMsq,
-    SysvShm,
-    SysvSem,
+pub use crate::object::Kind;
+
+/// `-t msq|shm|sem` as the command line spells it.
+fn ipc_type(kind: Kind) -> IpcType {
+    match kind.mech() {
+        Mech::Msq => IpcType::Msq,
+        Mech::Shm => IpcType::Shm,
+        Mech::Sem => IpcType::Sem,
+    }
 }
 
-impl Kind {
-    /// The `mechanism` field, as `--stat` prints it.
-    pub fn mechanism(self) -> &'static str {
-        match self {
-            Kind::PosixMsq => "posix-msq",
-            Kind::PosixShm => "posix-shm",
-            Kind::PosixSem => "posix-sem",
-            Kind::SysvMsq => "sysv-msq",
-            Kind::SysvShm => "sysv-shm",
-            Kind::SysvSem => "sysv-sem",
-        }
-    }
-
-    pub fn is_posix(self) -> bool {
-        matches!(self, Kind::PosixMsq | Kind::PosixShm | Kind::PosixSem)
-    }
-
-    pub fn ipc_type(self) -> IpcType {
-        match self {
-            Kind::PosixMsq | Kind::SysvMsq => IpcType::Msq,
-            Kind::PosixShm | Kind::SysvShm => IpcType::Shm,
-            Kind::PosixSem | Kind::SysvSem => IpcType::Sem,
-        }
-    }
-
-    fn id_column(self) -> &'static str {
-        match self {
-            Kind::SysvMsq => "msqid",
-            Kind::SysvShm => "shmid",
-            _ => "semid",
-        }
+/// The id column's name in `ipcs` style.
+pub(super) fn id_column(kind: Kind) -> &'static str {
+    match kind {
+        Kind::SysvMsq => "msqid",
+        Kind::SysvShm => "shmid",
+        _ => "semid",
     }
 }
 
@@ -300,7 +276,7 @@ impl Select {
             self.posix
         } else {
             self.sysv
-        }) && self.ty.is_none_or(|t| t == kind.ipc_type())
+        }) && self.ty.is_none_or(|t| t == ipc_type(kind))
     }
 
     /// A POSIX object's name (as ls shows it) inside the selection: equal

@@ -31,7 +31,7 @@ fn read_table(file: &str, scan: &mut Scan, mut each: impl FnMut(&Row, &mut Scan)
 fn common(kind: Kind, row: &Row) -> Option<Object> {
     let mut obj = Object::new(kind);
     obj.key = Some(row.get("key")? as i32);
-    obj.id = Some(i32::try_from(row.get(kind.id_column())?).ok()?);
+    obj.id = Some(i32::try_from(row.get(super::id_column(kind))?).ok()?);
     // /proc/sysvipc prints perms in octal ("%4o").
     let perms = u32::from_str_radix(row.text("perms")?, 8).ok()?;
     obj.set_owner(
