@@ -948,14 +948,22 @@ fn sem_stat_and_ls_show_every_semaphore_with_its_waiters() {
     assert_eq!(r, 0, "SETALL: {}", std::io::Error::last_os_error());
     // A thread waits for semaphore 1 to reach zero (zcount); removing the
     // set at the end wakes it with EIDRM.
+    // It retries EINTR, and its errno says why it ended.
     let zero_waiter = std::thread::spawn(move || {
-        let mut op = libc::sembuf {
-            sem_num: 1,
-            sem_op: 0,
-            sem_flg: 0,
-        };
-        // SAFETY: one valid sembuf for one operation.
-        unsafe { libc::semop(id, &mut op, 1) }
+        loop {
+            let mut op = libc::sembuf {
+                sem_num: 1,
+                sem_op: 0,
+                sem_flg: 0,
+            };
+            // SAFETY: one valid sembuf for one operation.
+            let r = unsafe { libc::semop(id, &mut op, 1) };
+            let err = std::io::Error::last_os_error();
+            if r == -1 && err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return (r, err.raw_os_error());
+        }
     });
     // A client waits for a unit of semaphore 0, which has none (ncount).
     let client = Server::spawn(&["sysv", "sem", "-k", &k, "--wait", "--timeout", "60"]);
@@ -967,6 +975,11 @@ fn sem_stat_and_ls_show_every_semaphore_with_its_waiters() {
         if stat["sems"][0]["ncount"] == 1 && stat["sems"][1]["zcount"] == 1 {
             break stat;
         }
+        assert!(
+            !zero_waiter.is_finished(),
+            "the zero waiter ended early: {:?}; {stat}",
+            zero_waiter.join()
+        );
         assert!(
             std::time::Instant::now() < end,
             "the waiters never showed: {stat}"
@@ -1020,6 +1033,6 @@ fn sem_stat_and_ls_show_every_semaphore_with_its_waiters() {
 
     // Removing the set wakes both waiters.
     drop(guard);
-    assert_eq!(zero_waiter.join().unwrap(), -1);
+    assert_eq!(zero_waiter.join().unwrap(), (-1, Some(libc::EIDRM)));
     client.fails_with("was removed");
 }
