@@ -83,7 +83,9 @@ fn a_namespace_holds_each_kind_inside_and_nothing_outside() {
             key_hex(key)
         );
     }
-    assert_ok(&ns.run_tool(&["posix", "msq", "--stat", "-n", &o.posix_msq]));
+    // A small queue: RLIMIT_MSGQUEUE counts a user's queues in all namespaces.
+    let stat = assert_ok(&ns.run_tool(&["--json", "posix", "msq", "--stat", "-n", &o.posix_msq]));
+    assert!(stat.contains(r#""maxmsg":1,"#), "{stat}");
 
     // Outside: none of it.
     assert!(!Path::new(&shm_file(&o.posix_shm)).exists());

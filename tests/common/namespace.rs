@@ -81,9 +81,11 @@ set -e
 bin=$0 msq=$1 shm=$2 sem=$3 kmsq=$4 kshm=$5 ksem=$6 users=$7 devshm=$8
 if [ "$devshm" = private ]; then mount -t tmpfs -o size=1m,mode=1777 none /dev/shm; fi
 if [ -d /dev/mqueue ]; then mount -t mqueue none /dev/mqueue; fi
+# RLIMIT_MSGQUEUE counts a user's queues in every namespace: a small one.
+small="--max-msgs 1 --msg-size 64"
 if [ "$users" = none ]; then
     # Made by clients and servers that exit: nobody holds them.
-    "$bin" posix msq -n "$msq" -m made -c 1 >/dev/null
+    "$bin" posix msq -n "$msq" -m made -c 1 $small >/dev/null
     "$bin" posix shm -n "$shm" -m made >/dev/null
     "$bin" posix sem -n "$sem" -s -c 1 >/dev/null
     "$bin" sysv msq -k "$kmsq" -m made -c 1 >/dev/null
@@ -95,7 +97,7 @@ fi
 # Each server creates its object: the semaphore servers are then its
 # last-op process, which is how ls tells a live user of a set.
 {
-    "$bin" --json posix msq -n "$msq" -s --timeout 600 &
+    "$bin" --json posix msq -n "$msq" -s --timeout 600 $small &
     "$bin" --json posix shm -n "$shm" -s --interval 600 -c 2 &
     "$bin" --json posix sem -n "$sem" -s --timeout 600 &
     "$bin" --json sysv msq -k "$kmsq" -s --timeout 600 &
