@@ -127,7 +127,7 @@ fn without_users_the_namespace_holds_its_objects_and_nobody_else() {
     // Only unshare and the sleep that keeps the namespace: nobody who could
     // use an object. (Not checked with `ls`, which today counts a process
     // of another namespace blocked on the same System V id as a user: the
-    // attribution issue 14 asks for is within each namespace.)
+    // listing of every namespace must attribute within each namespace.)
     let comms: Vec<String> = processes_in(ns.ipc_inode())
         .iter()
         .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok())
