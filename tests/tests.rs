@@ -9,6 +9,7 @@ mod demos;
 mod fifo;
 mod ls;
 mod manpage;
+mod namespaces;
 mod posix;
 mod sysv;
 mod usage;

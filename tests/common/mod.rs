@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
+mod namespace;
+pub use namespace::{DevShm, Namespace, Users, ipc_inode_of, ipcs_lists, processes_in};
+
 /// Every wait in a test has this deadline: long enough for a loaded 2-core
 /// machine, short enough that a hang fails instead of stalling CI.
 pub const DEADLINE: Duration = Duration::from_secs(30);
