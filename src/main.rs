@@ -17,6 +17,11 @@ mod posix;
 mod procfs;
 mod serve;
 mod signal;
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "wired into the command line next")
+)]
+mod snapshot;
 mod sys;
 mod sysv;
 mod target;

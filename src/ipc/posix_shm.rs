@@ -167,10 +167,6 @@ impl PosixShm {
     ///
     /// # References
     /// [pread(2)](https://man7.org/linux/man-pages/man2/pread.2.html)
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "wired into the command line next")
-    )]
     pub fn read_full_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
         let mut done = 0;
         while done < buf.len() {
@@ -194,10 +190,6 @@ impl PosixShm {
     ///
     /// # References
     /// [pwrite(2)](https://man7.org/linux/man-pages/man2/pwrite.2.html)
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "wired into the command line next")
-    )]
     pub fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<(), Errno> {
         let mut done = 0;
         while done < buf.len() {

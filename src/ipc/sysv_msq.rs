@@ -167,16 +167,12 @@ impl SysvQueue {
         Ok((mtype, n as usize))
     }
 }
-
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired into the command line next")
-)]
 impl SysvQueue {
     /// `msgrcv(id, buf, cap, index, MSG_COPY | IPC_NOWAIT)`: a copy of the
     /// message at position `index` (0 is the oldest), its type and length.
-    /// The queue is left as it was; `msg_rtime` and `msg_lrpid` change
-    /// nonetheless, as for any msgrcv.
+    /// The queue is left as it was, its `msg_rtime` and `msg_lrpid` too.
+    /// Indexes shift when another process receives meanwhile: compare the
+    /// queue's stat before and after a walk over all of them.
     ///
     /// # Errors
     /// ENOMSG when `index` is past the last message; ENOSYS on a kernel
