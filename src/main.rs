@@ -30,6 +30,11 @@ mod tour;
 
 mod clean;
 mod help;
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "wired into the command line next")
+)]
+mod hexdump;
 mod limits;
 mod ls;
 mod manpage;
