@@ -3,6 +3,11 @@
 mod bench;
 mod cli;
 mod demo;
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "wired into the command line next")
+)]
+mod doctor;
 mod error;
 mod fifo;
 mod ipc;

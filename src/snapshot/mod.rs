@@ -751,4 +751,4 @@ impl<R: BufRead> Reader<R> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
