@@ -32,6 +32,11 @@ mod sysv;
 mod target;
 mod text_input;
 mod tour;
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "wired into the command line next")
+)]
+mod watch;
 
 mod clean;
 mod help;
