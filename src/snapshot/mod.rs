@@ -41,6 +41,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ipc::Key;
 use crate::object::Kind;
+use crate::output::escape_bytes;
 
 /// The `format` of every snapshot's header.
 pub const FORMAT: &str = "examples-ipc-snapshot";
@@ -120,7 +121,8 @@ impl<'de> Deserialize<'de> for Mechanism {
             .and_then(Mechanism::of)
             .ok_or_else(|| {
                 serde::de::Error::custom(format!(
-                    "unknown mechanism '{s}' (posix-msq, sysv-msq, posix-shm or sysv-shm)"
+                    "unknown mechanism '{}' (posix-msq, sysv-msq, posix-shm or sysv-shm)",
+                    crate::output::escape_bytes(s.as_bytes())
                 ))
             })
     }
@@ -272,7 +274,7 @@ impl Header {
         if self.format != FORMAT {
             return Err(format!(
                 "not an examples-ipc snapshot (format '{}')",
-                self.format
+                escape_bytes(self.format.as_bytes())
             ));
         }
         if self.version != VERSION {
@@ -283,8 +285,14 @@ impl Header {
         }
         let m = self.mechanism;
         match (m.is_posix(), &self.name, self.key) {
-            (true, Some(name), None) if name.starts_with('/') && name.len() > 1 => {}
-            (true, Some(name), None) => return Err(format!("bad name '{name}' for {m}")),
+            (true, Some(name), None)
+                if name.len() > 1 && name.starts_with('/') && !name[1..].contains(['/', '\0']) => {}
+            (true, Some(name), None) => {
+                return Err(format!(
+                    "bad name '{}' for {m}",
+                    escape_bytes(name.as_bytes())
+                ));
+            }
             (true, _, _) => return Err(format!("a {m} snapshot needs a name and no key")),
             (false, None, Some(_)) => {}
             (false, _, _) => return Err(format!("a {m} snapshot needs a key and no name")),
@@ -334,7 +342,10 @@ mod key_hex {
         // 0 is IPC_PRIVATE: such an object is saved, and restored only
         // under a key the user names.
         parsed.map(Some).ok_or_else(|| {
-            serde::de::Error::custom(format!("bad key '{text}' (0x and up to 8 hex digits)"))
+            serde::de::Error::custom(format!(
+                "bad key '{}' (0x and up to 8 hex digits)",
+                crate::output::escape_bytes(text.as_bytes())
+            ))
         })
     }
 }
@@ -352,7 +363,8 @@ mod mode_octal {
         match u32::from_str_radix(&text, 8) {
             Ok(m) if m <= 0o7777 && !text.is_empty() => Ok(m),
             _ => Err(serde::de::Error::custom(format!(
-                "bad mode '{text}' (octal, as 0600)"
+                "bad mode '{}' (octal, as 0600)",
+                crate::output::escape_bytes(text.as_bytes())
             ))),
         }
     }
@@ -513,7 +525,10 @@ impl fmt::Display for SnapshotError {
         match self {
             SnapshotError::Io(e) => write!(f, "{e}"),
             SnapshotError::Empty => f.write_str("the file is empty, not a snapshot"),
-            SnapshotError::Line { line, what } => write!(f, "line {line}: {what}"),
+            // `what` may quote the file (serde's messages name its fields).
+            SnapshotError::Line { line, what } => {
+                write!(f, "line {line}: {}", escape_bytes(what.as_bytes()))
+            }
             SnapshotError::Truncated(what) => write!(f, "truncated: {what}"),
         }
     }

@@ -228,8 +228,21 @@ fn bad_files_are_refused_with_their_line() {
         "line 1: a sysv-msq snapshot needs a key and no name"
     );
     assert!(err(&edit(&good, "\"0640\"", "\"0999\"")).contains("bad mode '0999'"));
+    let named = queue_file(Mechanism::PosixMsq, &[]);
+    assert_eq!(
+        err(&edit(&named, "\"/q\"", "\"/a/b\"")),
+        "line 1: bad name '/a/b' for posix-msq"
+    );
+    assert_eq!(
+        err(&edit(&named, "\"/q\"", "\"/\"")),
+        "line 1: bad name '/' for posix-msq"
+    );
     assert!(err(&edit(&good, "\"0x000000c8\"", "\"0x1000000c8\"")).contains("bad key"));
     assert!(err(&edit(&good, "\"gid\"", "\"extra\":1,\"gid\"")).contains("unknown field `extra`"));
+    assert!(
+        err(&edit(&good, "\"gid\"", "\"x\\u001b[2J\":1,\"gid\""))
+            .contains("unknown field `x\\x1b[2J`")
+    );
     // Message lines.
     assert!(
         err(&edit(&good, "\"base64\":\"/w==\"", "\"base64\":\"/w=!\""))
