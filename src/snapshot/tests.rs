@@ -197,7 +197,7 @@ fn edit(file: &[u8], from: &str, to: &str) -> Vec<u8> {
 }
 
 #[test]
-fn bad_files_are_refused_with_their_line() {
+fn bad_headers_are_refused_with_their_line() {
     let good = queue_file(Mechanism::SysvMsq, &[sysv(1, b"a"), sysv(2, b"\xff")]);
     assert_eq!(err(b""), "the file is empty, not a snapshot");
     assert!(err(b"hello\n").starts_with("line 1: not JSON"));
@@ -243,7 +243,11 @@ fn bad_files_are_refused_with_their_line() {
         err(&edit(&good, "\"gid\"", "\"x\\u001b[2J\":1,\"gid\""))
             .contains("unknown field `x\\x1b[2J`")
     );
-    // Message lines.
+}
+
+#[test]
+fn bad_message_lines_are_refused_with_their_line() {
+    let good = queue_file(Mechanism::SysvMsq, &[sysv(1, b"a"), sysv(2, b"\xff")]);
     assert!(
         err(&edit(&good, "\"base64\":\"/w==\"", "\"base64\":\"/w=!\""))
             .starts_with("line 3: bad base64")
@@ -289,7 +293,10 @@ fn bad_files_are_refused_with_their_line() {
         err(&edit(&posix_file, "\"priority\":1", "\"priority\":32768")),
         "line 2: priority 32768 is not below 32768"
     );
-    // Segment lines.
+}
+
+#[test]
+fn bad_segment_lines_are_refused_with_their_line() {
     let seg = segment_file(b"0123456789abcdef", 8);
     assert_eq!(
         err(&edit(&seg, "\"offset\":8", "\"offset\":9")),
