@@ -3,6 +3,11 @@
 mod bench;
 mod cli;
 mod demo;
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "wired into the command line next")
+)]
+mod doctor;
 mod error;
 mod fifo;
 mod ipc;
@@ -17,14 +22,29 @@ mod posix;
 mod procfs;
 mod serve;
 mod signal;
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "wired into the command line next")
+)]
+mod snapshot;
 mod sys;
 mod sysv;
 mod target;
 mod text_input;
 mod tour;
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "wired into the command line next")
+)]
+mod watch;
 
 mod clean;
 mod help;
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "wired into the command line next")
+)]
+mod hexdump;
 mod limits;
 mod ls;
 mod manpage;

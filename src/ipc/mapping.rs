@@ -199,6 +199,34 @@ impl View {
         }
     }
 
+    /// Copy what the range holds at `off..off + dst.len()` into `dst`,
+    /// clamped to the range: the number of bytes copied, 0 at or past its
+    /// end. Never panics. Memory only, no syscall: use it on ranges that
+    /// cannot shrink under us (a System V attachment, a sealed memfd); a
+    /// POSIX segment is read with `pread` instead
+    /// ([`PosixShm::read_full_at`](super::posix_shm::PosixShm::read_full_at)).
+    pub fn read_at(&self, off: usize, dst: &mut [u8]) -> usize {
+        let n = dst.len().min(self.len.saturating_sub(off));
+        if n > 0 {
+            self.read(off, &mut dst[..n]);
+        }
+        n
+    }
+
+    /// Copy `src` into the range at `off`, checked: unlike
+    /// [`View::write`], a range that is read-only or too short is an error,
+    /// not a panic, and nothing is copied.
+    ///
+    /// # Errors
+    /// EINVAL when the range is read-only or `src` does not fit at `off`.
+    pub fn write_at(&self, off: usize, src: &[u8]) -> Result<(), Errno> {
+        if !self.writable || off > self.len || src.len() > self.len - off {
+            return Err(Errno::EINVAL);
+        }
+        self.write(off, src);
+        Ok(())
+    }
+
     /// The text at offset 0, up to the first NUL (or the whole range),
     /// copied into `text`. Copies in chunks and stops at the chunk with the
     /// NUL, so watching a large segment costs the length of its text.
@@ -408,5 +436,18 @@ mod tests {
         assert_eq!(&all[..4], b"hi\0\0");
         assert!(all[3..].iter().all(|&b| b == 0));
         assert_eq!(map.write_text(&[b'x'; 16]), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn checked_copies_clamp_instead_of_panicking() {
+        let map = Mapping::anonymous(8).unwrap();
+        assert_eq!(map.write_at(6, b"abc"), Err(Errno::EINVAL));
+        assert_eq!(map.write_at(9, b""), Err(Errno::EINVAL));
+        map.write_at(5, b"xyz").unwrap();
+        let mut buf = [0u8; 6];
+        assert_eq!(map.read_at(4, &mut buf), 4);
+        assert_eq!(&buf[..4], b"\0xyz");
+        assert_eq!(map.read_at(8, &mut buf), 0);
+        assert_eq!(map.read_at(usize::MAX, &mut buf), 0);
     }
 }

@@ -157,6 +157,52 @@ impl PosixShm {
         pwrite(self.fd.as_fd(), buf, offset)
     }
 
+    /// `pread` until `buf` is full or the segment ends: the number of
+    /// bytes read, fewer than `buf.len()` only at the end. EINTR is
+    /// retried. A segment shrunk by another process meanwhile just ends
+    /// sooner: this never faults, unlike a copy out of a mapping.
+    ///
+    /// # Errors
+    /// As for [`PosixShm::read_at`] (EIO).
+    ///
+    /// # References
+    /// [pread(2)](https://man7.org/linux/man-pages/man2/pread.2.html)
+    pub fn read_full_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+
+    /// `pwrite` until all of `buf` is written at `offset`; EINTR is
+    /// retried. Back the range first ([`PosixShm::allocate`]) so that a full
+    /// /dev/shm is refused before anything is written.
+    ///
+    /// # Errors
+    /// ENOSPC on a full /dev/shm (also for a write that makes no progress);
+    /// EFBIG.
+    ///
+    /// # References
+    /// [pwrite(2)](https://man7.org/linux/man-pages/man2/pwrite.2.html)
+    pub fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<(), Errno> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.write_at(&buf[done..], offset + done as u64) {
+                Ok(0) => return Err(Errno::ENOSPC),
+                Ok(n) => done += n,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// The text at offset 0 up to the first NUL (or `limit` bytes), read
     /// with `pread` in pages so that a large segment costs only its text.
     /// Unlike a read through a mapping, this cannot die of SIGBUS when
@@ -244,5 +290,33 @@ impl Remove for PosixShm {
             shm_unlink(self.name.as_str())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::Owned;
+
+    #[test]
+    fn full_reads_end_early_on_a_shrunk_segment() {
+        let name = format!("/eipc-test-{}-unit-shm-read", std::process::id());
+        let shm = PosixShm::open(&name, Creation::CreateNew, 0o600).unwrap();
+        let shm = Owned::new(shm.handle);
+        shm.allocate(10_000).unwrap();
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+        shm.write_all_at(&data, 0).unwrap();
+        let mut back = vec![0; 12_000];
+        assert_eq!(shm.read_full_at(&mut back, 0), Ok(10_000));
+        assert_eq!(&back[..10_000], &data[..]);
+        // Another process shrinks it: a read just ends there.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path_of(&name))
+            .unwrap()
+            .set_len(100)
+            .unwrap();
+        assert_eq!(shm.read_full_at(&mut back, 0), Ok(100));
+        assert_eq!(shm.read_full_at(&mut back, 5000), Ok(0));
     }
 }

@@ -5,6 +5,10 @@ use nix::errno::Errno;
 use super::sysv::{Perm, Sysv, SysvKind, Zeroed, get_by};
 use super::{Creation, Id, Key, OpenError, Opened, cvt};
 
+/// `MSG_COPY` (linux/msg.h): msgrcv copies the message at an index and
+/// leaves it queued. Not exported by the libc crate.
+const MSG_COPY: libc::c_int = 0o40000;
+
 /// The System V message queue kind.
 #[derive(Debug, Clone, Copy)]
 pub struct Msq;
@@ -163,6 +167,64 @@ impl SysvQueue {
         Ok((mtype, n as usize))
     }
 }
+impl SysvQueue {
+    /// `msgrcv(id, buf, cap, index, MSG_COPY | IPC_NOWAIT)`: a copy of the
+    /// message at position `index` (0 is the oldest), its type and length.
+    /// The queue is left as it was, its `msg_rtime` and `msg_lrpid` too.
+    /// Indexes shift when another process receives meanwhile: compare the
+    /// queue's stat before and after a walk over all of them.
+    ///
+    /// # Errors
+    /// ENOMSG when `index` is past the last message; ENOSYS on a kernel
+    /// built without `CONFIG_CHECKPOINT_RESTORE`, which has no MSG_COPY;
+    /// E2BIG when the message is larger than `buf`; EACCES without read
+    /// permission; EIDRM or EINVAL when the queue was removed.
+    ///
+    /// # References
+    /// [msgrcv(2)](https://man7.org/linux/man-pages/man2/msgrcv.2.html)
+    pub fn peek(&self, index: usize, buf: &mut MsgBuf) -> Result<(i64, usize), Errno> {
+        let index = libc::c_long::try_from(index).map_err(|_| Errno::ENOMSG)?;
+        // SAFETY: buf.words holds a long and `cap` bytes, the size passed;
+        // the kernel writes at most that much.
+        let n = cvt(unsafe {
+            libc::msgrcv(
+                self.id(),
+                buf.words.as_mut_ptr().cast(),
+                buf.cap,
+                index,
+                MSG_COPY | libc::IPC_NOWAIT,
+            )
+        })?;
+        #[allow(clippy::useless_conversion, reason = "c_long is i32 on 32-bit targets")]
+        let mtype = i64::from(buf.words[0]);
+        Ok((mtype, n as usize))
+    }
+
+    /// `msgctl(id, IPC_SET)` of `msg_qbytes`, the queue's byte limit; the
+    /// owner, group and mode are written back as IPC_STAT read them.
+    ///
+    /// # Errors
+    /// EPERM when this user is neither the owner nor the creator, or when
+    /// `qbytes` is above msgmnb without CAP_SYS_RESOURCE; EINVAL or EIDRM
+    /// for a removed queue. Linux takes 0 (no message fits then).
+    ///
+    /// # References
+    /// [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html)
+    pub fn set_qbytes(&self, qbytes: u64) -> Result<(), Errno> {
+        let mut ds = libc::msqid_ds::zeroed();
+        // SAFETY: ds is a valid, writable msqid_ds for the kernel to fill.
+        cvt(unsafe { libc::msgctl(self.id(), libc::IPC_STAT, &mut ds) })?;
+        #[allow(
+            clippy::useless_conversion,
+            reason = "c_ulong is u32 on 32-bit targets"
+        )]
+        let qbytes = qbytes.try_into().map_err(|_| Errno::EINVAL)?;
+        ds.msg_qbytes = qbytes;
+        // SAFETY: ds is a valid msqid_ds; IPC_SET only reads it.
+        cvt(unsafe { libc::msgctl(self.id(), libc::IPC_SET, &mut ds) })?;
+        Ok(())
+    }
+}
 
 /// `msgget(key, flags)`
 fn msgget(key: Key, flags: libc::c_int) -> Result<Id, Errno> {
@@ -208,5 +270,59 @@ impl SysvKind for Msq {
 
     fn perm(stat: &QueueStat) -> &Perm {
         &stat.perm
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::Owned;
+
+    #[test]
+    fn peek_copies_by_index_and_leaves_the_queue_as_it_was() {
+        let q = Owned::new(SysvQueue::private(0o600).unwrap());
+        let mut buf = MsgBuf::with_capacity(64);
+        for (t, text) in [(5, &b"first"[..]), (2, b"\xff\x00bin"), (5, b"")] {
+            buf.fill(t, text);
+            q.send(&buf, text.len(), true).unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut out = MsgBuf::with_capacity(64);
+        for index in 0.. {
+            match q.peek(index, &mut out) {
+                Ok((t, n)) => seen.push((t, out.text(n).to_vec())),
+                Err(Errno::ENOMSG) => break,
+                // A kernel without CONFIG_CHECKPOINT_RESTORE: nothing to check.
+                Err(Errno::ENOSYS) => return,
+                Err(e) => panic!("peek {index}: {e}"),
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                (5, b"first".to_vec()),
+                (2, b"\xff\x00bin".to_vec()),
+                (5, Vec::new())
+            ]
+        );
+        assert_eq!(q.stat().unwrap().qnum, 3);
+        let mut small = MsgBuf::with_capacity(2);
+        assert_eq!(q.peek(0, &mut small), Err(Errno::E2BIG));
+        assert_eq!(q.peek(usize::MAX, &mut out), Err(Errno::ENOMSG));
+        // Still the same first message, taken for real now.
+        assert_eq!(q.recv(&mut out, 0, false), Ok((5, 5)));
+        assert_eq!(q.stat().unwrap().qnum, 2);
+    }
+
+    #[test]
+    fn qbytes_is_set_and_refused_once_removed() {
+        let q = Owned::new(SysvQueue::private(0o640).unwrap());
+        q.set_qbytes(1000).unwrap();
+        let st = q.stat().unwrap();
+        assert_eq!(st.qbytes, 1000);
+        assert_eq!(st.perm.mode & 0o777, 0o640);
+        let gone = *q;
+        drop(q);
+        assert!(gone.set_qbytes(1000).is_err());
     }
 }

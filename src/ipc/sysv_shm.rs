@@ -100,6 +100,44 @@ impl SysvSegment {
     }
 }
 
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "wired into the command line next")
+)]
+impl SysvSegment {
+    /// All of the segment's bytes, copied out of a read-only attachment
+    /// (`shmat(id, NULL, SHM_RDONLY)`, then `shmdt`) and bounded by
+    /// `shm_segsz`: a System V segment never changes size, so the copy
+    /// cannot fault. Attaching sets `shm_atime` and `shm_lpid`, as any
+    /// reader's does.
+    ///
+    /// # Errors
+    /// As for [`SysvSegment::attach`]: EACCES without read permission;
+    /// EINVAL or EIDRM when the segment is gone.
+    ///
+    /// # References
+    /// [shmat(2)](https://man7.org/linux/man-pages/man2/shmat.2.html)
+    pub fn read_all(&self) -> Result<Vec<u8>, Errno> {
+        let map = self.attach(true)?;
+        let mut bytes = vec![0; map.len()];
+        map.read_at(0, &mut bytes);
+        Ok(bytes)
+    }
+
+    /// Write `bytes` at `offset` through a read-write attachment (`shmat`,
+    /// then `shmdt`).
+    ///
+    /// # Errors
+    /// EACCES without write permission; EINVAL when `bytes` does not fit
+    /// at `offset` (nothing is written) or the segment is gone; EIDRM.
+    ///
+    /// # References
+    /// [shmat(2)](https://man7.org/linux/man-pages/man2/shmat.2.html)
+    pub fn write_all_at(&self, bytes: &[u8], offset: usize) -> Result<(), Errno> {
+        self.attach(false)?.write_at(offset, bytes)
+    }
+}
+
 /// `shmget(key, size, flags)`
 fn shmget(key: Key, size: usize, flags: libc::c_int) -> Result<Id, Errno> {
     // SAFETY: shmget takes plain integers and touches no memory of ours.
@@ -145,5 +183,24 @@ impl SysvKind for Shm {
 
     fn perm(stat: &SegmentStat) -> &Perm {
         &stat.perm
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::Owned;
+
+    #[test]
+    fn whole_segment_is_read_and_written_within_its_size() {
+        let seg = SysvSegment::open(IPC_PRIVATE, Creation::CreateNew, 5000, 0o600).unwrap();
+        let seg = Owned::new(seg.handle);
+        seg.write_all_at(b"\x00\xffend", 4995).unwrap();
+        assert_eq!(seg.write_all_at(b"toolong", 4995), Err(Errno::EINVAL));
+        let bytes = seg.read_all().unwrap();
+        assert_eq!(bytes.len(), 5000);
+        assert_eq!(&bytes[4995..], b"\x00\xffend");
+        assert!(bytes[..4995].iter().all(|&b| b == 0));
+        assert_eq!(seg.stat().unwrap().nattch, 0);
     }
 }
