@@ -11,7 +11,6 @@ use anyhow::{Result, anyhow};
 use nix::errno::Errno;
 use serde_json::json;
 
-use crate::cli::CleanArgs;
 use crate::error::errno_text;
 use crate::ipc::Remove;
 use crate::ipc::posix_mq::PosixQueue;
@@ -41,9 +40,15 @@ fn ident(o: &Object) -> Ident {
     }
 }
 
-pub fn run(args: &CleanArgs, out: &mut Out) -> Result<ExitCode> {
-    let select = Select::resolve(&args.select)?;
-    let first = Scan::run(&select);
+/// What `clean --stale` was asked for.
+pub struct CleanOptions {
+    pub select: Select,
+    /// List what would be removed, remove nothing.
+    pub dry_run: bool,
+}
+
+pub fn run(opts: &CleanOptions, out: &mut Out) -> Result<ExitCode> {
+    let first = Scan::run(&opts.select);
     let candidates: Vec<Ident> = first
         .objects
         .iter()
@@ -51,10 +56,10 @@ pub fn run(args: &CleanArgs, out: &mut Out) -> Result<ExitCode> {
         .map(ident)
         .collect();
     // The second look: only what is still orphaned now is touched.
-    let second = if args.dry_run || candidates.is_empty() {
+    let second = if opts.dry_run || candidates.is_empty() {
         first
     } else {
-        Scan::run(&select)
+        Scan::run(&opts.select)
     };
     let mut done = 0usize;
     let mut failed = 0usize;
@@ -78,7 +83,7 @@ pub fn run(args: &CleanArgs, out: &mut Out) -> Result<ExitCode> {
             }
             v
         };
-        if args.dry_run {
+        if opts.dry_run {
             out.record(format_args!("would remove {what}"), || {
                 record("would-remove", None)
             })?;
@@ -106,7 +111,7 @@ pub fn run(args: &CleanArgs, out: &mut Out) -> Result<ExitCode> {
             }
         }
     }
-    let verb = if args.dry_run {
+    let verb = if opts.dry_run {
         "would remove"
     } else {
         "removed"
@@ -117,7 +122,7 @@ pub fn run(args: &CleanArgs, out: &mut Out) -> Result<ExitCode> {
             "{verb} {}; {kept} in use or unknown kept",
             plural(done, "orphaned object", "orphaned objects")
         ),
-        || json!({"kind": "summary", "dry_run": args.dry_run, "removed": done, "kept": kept, "failed": failed}),
+        || json!({"kind": "summary", "dry_run": opts.dry_run, "removed": done, "kept": kept, "failed": failed}),
     )?;
     if failed > 0 {
         out.flush()?;

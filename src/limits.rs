@@ -8,9 +8,8 @@ use anyhow::Result;
 use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
 use serde_json::{Value, json};
 
-use crate::cli::LimitsArgs;
-use crate::ls::{self, human};
-use crate::output::Out;
+use crate::ls;
+use crate::output::{Out, human};
 use crate::posix::msq::{AttrLimits, HARD_MSGMAX, HARD_MSGSIZEMAX, queue_cost};
 use crate::procfs;
 use crate::sys::read_proc_u64;
@@ -208,7 +207,14 @@ fn show(v: Option<u64>) -> String {
     v.map_or_else(|| "?".into(), |v| v.to_string())
 }
 
-pub fn run(args: &LimitsArgs, out: &mut Out) -> Result<ExitCode> {
+/// What `limits` was asked for: the queue whose cost and room are shown
+/// (None: what mq_open gives a queue created without attributes).
+pub struct LimitsOptions {
+    pub max_msgs: Option<u32>,
+    pub msg_size: Option<u32>,
+}
+
+pub fn run(args: &LimitsOptions, out: &mut Out) -> Result<ExitCode> {
     let s = Snapshot::read(args);
     let mut t = String::new();
     s.text_posix(&mut t);
@@ -257,7 +263,7 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn read(args: &LimitsArgs) -> Snapshot {
+    fn read(args: &LimitsOptions) -> Snapshot {
         let attrs = AttrLimits::here();
         let sysctls = MqSysctls {
             msg_max: mq("msg_max"),

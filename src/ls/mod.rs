@@ -7,10 +7,11 @@
 
 mod posix;
 mod procs;
+mod select;
 mod sysv;
+mod table;
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
 
@@ -18,27 +19,16 @@ use anyhow::Result;
 use chrono::{Local, SecondsFormat, TimeZone};
 use serde_json::{Value, json};
 
-use clap::ValueEnum as _;
-
-use crate::cli::{IpcType, LsArgs, LsColumn, SelectArgs};
-use crate::error::usage;
-use crate::object::Mech;
-use crate::output::{Escaped, Fields, Out, escape, plural};
+use crate::output::{Fields, Out, escape};
 use crate::sys::{group_name, user_name};
 
 pub use posix::MqSource;
 use procs::{Blocked, How, Procs, Want};
+pub use select::{Select, Selection};
+pub use table::Column;
+use table::Layout;
 
 pub use crate::object::Kind;
-
-/// `-t msq|shm|sem` as the command line spells it.
-fn ipc_type(kind: Kind) -> IpcType {
-    match kind.mech() {
-        Mech::Msq => IpcType::Msq,
-        Mech::Shm => IpcType::Shm,
-        Mech::Sem => IpcType::Sem,
-    }
-}
 
 /// The id column's name in `ipcs` style.
 pub(super) fn id_column(kind: Kind) -> &'static str {
@@ -217,89 +207,6 @@ impl Names {
             .entry(gid)
             .or_insert_with(|| group_name(gid))
             .clone()
-    }
-}
-
-/// Which objects a command looks at, resolved from `SelectArgs`.
-pub struct Select {
-    posix: bool,
-    sysv: bool,
-    ty: Option<IpcType>,
-    owner: Option<u32>,
-    /// Exact POSIX names, each with its leading '/'.
-    names: Vec<String>,
-    prefix: Option<String>,
-    key: Option<i32>,
-}
-
-impl Select {
-    pub fn resolve(args: &SelectArgs) -> Result<Select> {
-        let owner = match &args.owner {
-            None => None,
-            Some(o) => Some(match o.parse::<u32>() {
-                Ok(uid) => uid,
-                Err(_) => match nix::unistd::User::from_name(o) {
-                    Ok(Some(u)) => u.uid.as_raw(),
-                    _ => return Err(usage(format!("--owner {o}: no such user"))),
-                },
-            }),
-        };
-        let names: Vec<String> = args.name.iter().map(|n| n.as_str().to_string()).collect();
-        let prefix = args.prefix.as_ref().map(|p| p.as_str().to_string());
-        let by_name = !names.is_empty() || prefix.is_some();
-        // --name/--prefix select POSIX objects and --key System V ones; given
-        // alone, each also narrows the family (System V objects have no
-        // names, POSIX ones no keys).
-        let (mut posix, mut sysv) = match (args.posix, args.sysv) {
-            (false, false) => (true, true),
-            (p, s) => (p, s),
-        };
-        if by_name && args.key.is_none() {
-            sysv = false;
-        }
-        if args.key.is_some() && !by_name {
-            posix = false;
-        }
-        Ok(Select {
-            posix,
-            sysv,
-            ty: args.r#type,
-            owner,
-            names,
-            prefix,
-            key: args.key.map(|k| k.raw()),
-        })
-    }
-
-    fn wants(&self, kind: Kind) -> bool {
-        (if kind.is_posix() {
-            self.posix
-        } else {
-            self.sysv
-        }) && self.ty.is_none_or(|t| t == ipc_type(kind))
-    }
-
-    /// A POSIX object's name (as ls shows it) inside the selection: equal
-    /// to one --name or starting with --prefix; any when neither is given.
-    fn name_matches(&self, name: Option<&str>) -> bool {
-        if self.names.is_empty() && self.prefix.is_none() {
-            return true;
-        }
-        name.is_some_and(|name| {
-            self.names.iter().any(|n| n == name)
-                || self.prefix.as_deref().is_some_and(|p| name.starts_with(p))
-        })
-    }
-
-    fn matches(&self, obj: &Object) -> bool {
-        if !self.wants(obj.kind) || self.owner.is_some_and(|uid| uid != obj.uid) {
-            return false;
-        }
-        if obj.kind.is_posix() {
-            self.name_matches(obj.name.as_deref())
-        } else {
-            self.key.is_none_or(|k| obj.key == Some(k))
-        }
     }
 }
 
@@ -550,15 +457,29 @@ pub fn posix_queues() -> Result<Vec<QueueInfo>> {
         .collect())
 }
 
-pub fn run(args: &LsArgs, out: &mut Out) -> Result<ExitCode> {
-    if args.list_columns {
-        list_columns(out)?;
+/// What `ls` was asked for.
+pub struct ListOptions {
+    /// `--list-columns`: name the columns and list nothing.
+    pub list_columns: bool,
+    pub select: Select,
+    /// Only orphaned objects.
+    pub orphaned: bool,
+    /// The table's columns as given (`-o`), empty for the default ones.
+    pub columns: Vec<Column>,
+    pub headings: bool,
+    pub raw: bool,
+    /// Exact sizes instead of human-readable ones.
+    pub bytes: bool,
+}
+
+pub fn run(opts: &ListOptions, out: &mut Out) -> Result<ExitCode> {
+    if opts.list_columns {
+        table::list_columns(out)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let layout = Layout::resolve(args, out.is_json())?;
-    let select = Select::resolve(&args.select)?;
-    let mut scan = Scan::run(&select);
-    if args.orphaned {
+    let layout = Layout::resolve(opts, out.is_json())?;
+    let mut scan = Scan::run(&opts.select);
+    if opts.orphaned {
         scan.objects.retain(|o| o.orphaned);
     }
     let mut names = Names::default();
@@ -567,96 +488,19 @@ pub fn run(args: &LsArgs, out: &mut Out) -> Result<ExitCode> {
         out.record("", || doc)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let table = table(&scan, &layout, &mut names);
+    let table = table::table(&scan, &layout, &mut names);
     out.writer().write_all(table.as_bytes())?;
     if layout.plain() {
-        out.writer().write_all(footer(&scan).as_bytes())?;
+        out.writer().write_all(table::footer(&scan).as_bytes())?;
     } else {
         // Rows only on stdout, for scripts; what the user should still
         // know goes to stderr. The count is `wc -l`.
         out.flush()?;
-        for line in notes(&scan) {
+        for line in table::notes(&scan) {
             eprintln!("note: {line}");
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `--list-columns`: each column's name and one line about it.
-fn list_columns(out: &mut Out) -> Result<()> {
-    let columns: Vec<(String, String)> = LsColumn::value_variants()
-        .iter()
-        .map(|&c| (header(c), about(c)))
-        .collect();
-    if out.is_json() {
-        let doc: Vec<Value> = columns
-            .iter()
-            .map(|(name, about)| json!({"name": name, "description": about}))
-            .collect();
-        out.record("", || Value::from(doc))?;
-    } else {
-        let width = columns.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-        for (name, about) in &columns {
-            out.record(format_args!("{name:width$}  {about}"), || Value::Null)?;
-        }
-    }
-    Ok(())
-}
-
-/// The name of a column, as the header shows it and --output takes it.
-fn header(col: LsColumn) -> String {
-    col.to_possible_value()
-        .map(|v| v.get_name().to_owned())
-        .unwrap_or_default()
-}
-
-fn about(col: LsColumn) -> String {
-    col.to_possible_value()
-        .and_then(|v| v.get_help().map(ToString::to_string))
-        .unwrap_or_default()
-}
-
-/// How the text table is printed, from `LsArgs`.
-struct Layout {
-    columns: Vec<LsColumn>,
-    headings: bool,
-    raw: bool,
-    bytes: bool,
-}
-
-impl Layout {
-    fn resolve(args: &LsArgs, json: bool) -> Result<Layout> {
-        if json {
-            // The JSON document is the same whatever the table looks like:
-            // an option that would be ignored is refused instead.
-            let given = [
-                (!args.output.is_empty(), "--output"),
-                (args.noheadings, "--noheadings"),
-                (args.raw, "--raw"),
-            ];
-            if let Some((_, flag)) = given.iter().find(|(on, _)| *on) {
-                return Err(usage(format!(
-                    "{flag} shapes the text table; the --json document always has every field"
-                )));
-            }
-        }
-        let columns = if args.output.is_empty() {
-            LsColumn::DEFAULT.to_vec()
-        } else {
-            args.output.clone()
-        };
-        Ok(Layout {
-            columns,
-            headings: !args.noheadings,
-            raw: args.raw,
-            bytes: args.bytes,
-        })
-    }
-
-    /// The table for people: header, aligned rows, summary and notes.
-    fn plain(&self) -> bool {
-        self.headings && !self.raw
-    }
 }
 
 fn json_doc(scan: &Scan, names: &mut Names) -> Value {
@@ -675,285 +519,8 @@ fn json_doc(scan: &Scan, names: &mut Names) -> Value {
     })
 }
 
-/// `4.0K`, `12M`: one decimal below 10, as `ls -h` does.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];
-    if bytes < 1024 {
-        return format!("{bytes}B");
-    }
-    let mut v = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if v < 10.0 {
-        format!("{v:.1}{}", UNITS[unit])
-    } else {
-        format!("{v:.0}{}", UNITS[unit])
-    }
-}
-
-fn num(v: Option<&Value>) -> String {
-    match v {
-        Some(Value::Null) | None => "?".into(),
-        Some(v) => v.to_string(),
-    }
-}
-
-/// The DETAIL column: what matters most for each kind.
-fn detail(obj: &Object, bytes: bool) -> String {
-    let f = &obj.fields;
-    let size = |v: Option<&Value>| match v.and_then(Value::as_u64) {
-        Some(b) if bytes => b.to_string(),
-        Some(b) => human(b),
-        None => "?".into(),
-    };
-    let mut s = match obj.kind {
-        Kind::PosixMsq => format!(
-            "{}/{} msgs, msgsize {}",
-            num(f.get("curmsgs")),
-            num(f.get("maxmsg")),
-            num(f.get("msgsize"))
-        ),
-        Kind::PosixShm => String::new(),
-        Kind::PosixSem => match f.get("value").and_then(Value::as_u64) {
-            Some(v) => {
-                let waiters = f.get("waiters").and_then(Value::as_u64).unwrap_or(0);
-                if waiters > 0 {
-                    format!("value {v}, {waiters} waiting")
-                } else {
-                    format!("value {v}")
-                }
-            }
-            None => String::new(),
-        },
-        Kind::SysvMsq => format!(
-            "{}, qbytes {}",
-            match f.get("qnum").and_then(Value::as_u64) {
-                Some(n) => plural(n, "msg", "msgs"),
-                None => format!("{} msgs", num(f.get("qnum"))),
-            },
-            size(f.get("qbytes"))
-        ),
-        Kind::SysvShm => format!("nattch {}", num(f.get("nattch"))),
-        Kind::SysvSem => match f.get("values").and_then(Value::as_array) {
-            Some(values) => {
-                let list: Vec<String> = values.iter().map(Value::to_string).collect();
-                format!("values {}", list.join(","))
-            }
-            None => format!("nsems {}", num(f.get("nsems"))),
-        },
-    };
-    if let Some(note) = &obj.note {
-        if !s.is_empty() {
-            s.push_str("; ");
-        }
-        s.push_str(note);
-    }
-    s
-}
-
-fn users_cell(obj: &Object) -> String {
-    const SHOWN: usize = 3;
-    let mut s: Vec<String> = obj
-        .users
-        .iter()
-        .take(SHOWN)
-        .map(|u| format!("{}/{}({})", u.pid, u.command, u.how))
-        .collect();
-    if obj.users.len() > SHOWN {
-        s.push(format!("+{} more", obj.users.len() - SHOWN));
-    }
-    if s.is_empty() {
-        "-".into()
-    } else {
-        s.join(" ")
-    }
-}
-
-/// One cell, before escaping.
-fn cell(col: LsColumn, o: &Object, bytes: bool, names: &mut Names) -> String {
-    let absent = || "-".to_string();
-    match col {
-        LsColumn::Type => o.kind.mechanism().into(),
-        LsColumn::NameKey => o.name.clone().or_else(|| o.key_hex()).unwrap_or_default(),
-        LsColumn::Name => o.name.clone().unwrap_or_else(absent),
-        LsColumn::Key => o.key_hex().unwrap_or_else(absent),
-        LsColumn::Id => o.id.map_or_else(absent, |i| i.to_string()),
-        LsColumn::Owner => names.user(o.uid),
-        LsColumn::Uid => o.uid.to_string(),
-        LsColumn::Group => names.group(o.gid),
-        LsColumn::Gid => o.gid.to_string(),
-        LsColumn::Perms => format!("{:04o}", o.perms),
-        LsColumn::Size => match o.size {
-            Some(b) if bytes => b.to_string(),
-            Some(b) => human(b),
-            None => absent(),
-        },
-        LsColumn::State => match (o.orphaned, o.unknown) {
-            (true, _) => "orphaned",
-            (false, true) => "unknown",
-            (false, false) => "in use",
-        }
-        .into(),
-        LsColumn::Users => users_cell(o),
-        LsColumn::Detail => detail(o, bytes),
-    }
-}
-
-/// Numbers are right-aligned, text left-aligned.
-fn right_aligned(col: LsColumn) -> bool {
-    matches!(
-        col,
-        LsColumn::Id | LsColumn::Uid | LsColumn::Gid | LsColumn::Size
-    )
-}
-
-/// A value as `--raw` prints it, as `lsipc --raw` does: one field without
-/// blanks, so rows split on single spaces. Spaces, backslashes (so that
-/// `\xNN` reads back one way) and control characters are written `\xNN`,
-/// a byte each; other text, non-ASCII too, is kept. An empty value is an
-/// empty field.
-fn raw_cell(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        if ch == ' ' || ch == '\\' || ch.is_control() {
-            let mut buf = [0u8; 4];
-            for b in ch.encode_utf8(&mut buf).bytes() {
-                let _ = write!(out, "\\x{b:02x}");
-            }
-        } else {
-            out.push(ch);
-        }
-    }
-    out
-}
-
-/// The header and rows: aligned, or `--raw`.
-fn table(scan: &Scan, layout: &Layout, names: &mut Names) -> String {
-    let cols = &layout.columns;
-    let header: Vec<String> = cols.iter().map(|&c| header(c)).collect();
-    let rows: Vec<Vec<String>> = scan
-        .objects
-        .iter()
-        .map(|o| {
-            cols.iter()
-                .map(|&c| {
-                    let cell = cell(c, o, layout.bytes, names);
-                    // Names, commands, notes: every cell is escaped here,
-                    // once, so none can break the table or reach the
-                    // terminal as a control sequence, and the widths count
-                    // what is printed.
-                    if layout.raw {
-                        raw_cell(&cell)
-                    } else {
-                        escape(&cell).into_owned()
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    let mut s = String::new();
-    let shown = layout.headings.then_some(&header).into_iter();
-    if layout.raw {
-        for row in shown.chain(&rows) {
-            s.push_str(&row.join(" "));
-            s.push('\n');
-        }
-        return s;
-    }
-    let mut width: Vec<usize> = vec![0; cols.len()];
-    for row in shown.clone().chain(&rows) {
-        for (w, cell) in width.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in shown.chain(&rows) {
-        let mut l = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            let pad = width[i].saturating_sub(cell.chars().count());
-            if right_aligned(cols[i]) {
-                let _ = write!(l, "{}{cell}", " ".repeat(pad));
-            } else if i + 1 == row.len() {
-                l.push_str(cell);
-            } else {
-                let _ = write!(l, "{cell}{}", " ".repeat(pad));
-            }
-            if i + 1 < row.len() {
-                l.push_str("  ");
-            }
-        }
-        // No trailing blanks.
-        s.push_str(l.trim_end());
-        s.push('\n');
-    }
-    s
-}
-
-/// The summary line and the notes below the table.
-fn footer(scan: &Scan) -> String {
-    let orphaned = scan.objects.iter().filter(|o| o.orphaned).count();
-    let unknown = scan.objects.iter().filter(|o| o.unknown).count();
-    let mut s = format!(
-        "{}, {orphaned} orphaned",
-        plural(scan.objects.len(), "object", "objects")
-    );
-    if unknown > 0 {
-        let _ = write!(s, ", {unknown} unknown");
-    }
-    s.push('\n');
-    for note in notes(scan) {
-        s.push_str(&note);
-        s.push('\n');
-    }
-    s
-}
-
-/// What the user should know about the scan itself, one line each, escaped.
-fn notes(scan: &Scan) -> Vec<String> {
-    let mut notes = Vec::new();
-    if scan.hidden_matter {
-        notes.push(format!(
-            "{} not readable by this user: their use of objects is unknown (run as root to see every user)",
-            plural(scan.hidden_procs.len(), "process", "processes")
-        ));
-    } else if !scan.hidden_procs.is_empty() {
-        let list: Vec<String> = scan
-            .hidden_procs
-            .iter()
-            .map(|(p, c)| format!("{p}/{}", Escaped(c)))
-            .collect();
-        notes.push(format!(
-            "not readable even by root (not counted as users): {}",
-            list.join(" ")
-        ));
-    }
-    if let Some(MqSource::Private) = scan.mq_source {
-        notes.push(
-            "POSIX queues listed through a private mount namespace (/dev/mqueue is not mounted)"
-                .into(),
-        );
-    }
-    if let Some(note) = &scan.mq_note {
-        notes.push(Escaped(note).to_string());
-    }
-    if scan.unreadable > 0 {
-        notes.push(format!(
-            "{} not readable by this user",
-            plural(scan.unreadable, "object", "objects")
-        ));
-    }
-    for note in &scan.notes {
-        notes.push(Escaped(note).to_string());
-    }
-    notes
-}
-
 #[cfg(test)]
 mod tests {
-    use super::human;
-
     #[test]
     fn natural_order() {
         use super::natural;
@@ -964,68 +531,5 @@ mod tests {
         assert_eq!(natural("/a", "/b"), Less);
         assert_eq!(natural("/q", "/q-1"), Less);
         assert_eq!(natural("/q-1", "/q-1"), Equal);
-    }
-
-    #[test]
-    fn names_match_exactly_and_prefixes_by_prefix() {
-        let select = |names: &[&str], prefix: Option<&str>| super::Select {
-            posix: true,
-            sysv: false,
-            ty: None,
-            owner: None,
-            names: names.iter().map(|n| n.to_string()).collect(),
-            prefix: prefix.map(str::to_string),
-            key: None,
-        };
-        let s = select(&["/a"], None);
-        assert!(s.name_matches(Some("/a")));
-        assert!(!s.name_matches(Some("/ab")));
-        assert!(!s.name_matches(Some("/")));
-        assert!(!s.name_matches(None));
-        let s = select(&["/a", "/c"], Some("/b"));
-        for name in ["/a", "/c", "/b", "/bc"] {
-            assert!(s.name_matches(Some(name)), "{name}");
-        }
-        for name in ["/ab", "/cb", "/", ""] {
-            assert!(!s.name_matches(Some(name)), "{name}");
-        }
-        // No --name and no --prefix: names do not narrow.
-        assert!(select(&[], None).name_matches(Some("/anything")));
-    }
-
-    #[test]
-    fn raw_cells_have_no_blanks_and_read_back_one_way() {
-        use super::raw_cell;
-        assert_eq!(raw_cell("in use"), "in\\x20use");
-        assert_eq!(raw_cell("a\\x20b"), "a\\x5cx20b");
-        assert_eq!(raw_cell("tab\there\nnl"), "tab\\x09here\\x0anl");
-        // C1 controls are two bytes in UTF-8; other non-ASCII text is kept.
-        assert_eq!(raw_cell("\u{85}é"), "\\xc2\\x85é");
-        assert_eq!(raw_cell(""), "");
-        assert_eq!(raw_cell("/q-1"), "/q-1");
-    }
-
-    #[test]
-    fn header_names_are_the_clap_names() {
-        use crate::cli::LsColumn;
-        let names: Vec<String> = LsColumn::DEFAULT
-            .iter()
-            .map(|&c| super::header(c))
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "TYPE", "NAME/KEY", "ID", "OWNER", "PERMS", "SIZE", "STATE", "USERS", "DETAIL"
-            ]
-        );
-    }
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human(0), "0B");
-        assert_eq!(human(1023), "1023B");
-        assert_eq!(human(4096), "4.0K");
-        assert_eq!(human(81920), "80K");
-        assert_eq!(human(3 * 1024 * 1024 / 2), "1.5M");
     }
 }
