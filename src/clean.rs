@@ -52,7 +52,7 @@ pub fn run(opts: &CleanOptions, out: &mut Out) -> Result<ExitCode> {
     let candidates: Vec<Ident> = first
         .objects
         .iter()
-        .filter(|o| o.orphaned)
+        .filter(|o| o.orphaned())
         .map(ident)
         .collect();
     // The second look: only what is still orphaned now is touched.
@@ -66,7 +66,7 @@ pub fn run(opts: &CleanOptions, out: &mut Out) -> Result<ExitCode> {
     for obj in second
         .objects
         .iter()
-        .filter(|o| o.orphaned && candidates.contains(&ident(o)))
+        .filter(|o| o.orphaned() && candidates.contains(&ident(o)))
     {
         let what = format!("{} {}", obj.kind.mechanism(), obj.label());
         let record = |kind: &str, extra: Option<String>| {
@@ -116,7 +116,7 @@ pub fn run(opts: &CleanOptions, out: &mut Out) -> Result<ExitCode> {
     } else {
         "removed"
     };
-    let kept = second.objects.iter().filter(|o| !o.orphaned).count();
+    let kept = second.objects.iter().filter(|o| !o.orphaned()).count();
     out.record(
         format_args!(
             "{verb} {}; {kept} in use or unknown kept",

@@ -21,6 +21,7 @@ use std::io::{self, BufWriter, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{Local, TimeZone};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::target::PosixName;
@@ -74,8 +75,13 @@ impl Out {
         }
     }
 
-    /// A line without a timestamp: `text`, or `value` as one JSON document.
-    pub fn record(&mut self, text: impl Display, value: impl FnOnce() -> Value) -> io::Result<()> {
+    /// A line without a timestamp: `text`, or `value` (a typed record or
+    /// a `Value`) as one JSON document.
+    pub fn record<T: Serialize>(
+        &mut self,
+        text: impl Display,
+        value: impl FnOnce() -> T,
+    ) -> io::Result<()> {
         if self.json {
             serde_json::to_writer(&mut self.w, &value())?;
             self.w.write_all(b"\n")

@@ -7,207 +7,33 @@
 
 mod posix;
 mod procs;
+mod record;
 mod select;
 mod sysv;
 mod table;
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use chrono::{Local, SecondsFormat, TimeZone};
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use crate::output::{Fields, Out, escape};
-use crate::sys::{group_name, user_name};
+use crate::output::Out;
 
 pub use posix::MqSource;
 use procs::{Blocked, How, Procs, Want};
+pub use record::{Fields, Names, Object, State, User};
 pub use select::{Select, Selection};
 pub use table::Column;
 use table::Layout;
 
 pub use crate::object::Kind;
 
-/// The id column's name in `ipcs` style.
-pub(super) fn id_column(kind: Kind) -> &'static str {
-    match kind {
-        Kind::SysvMsq => "msqid",
-        Kind::SysvShm => "shmid",
-        _ => "semid",
-    }
-}
-
-/// A live process using an object.
-#[derive(Debug, Clone)]
-pub struct User {
+/// A process, by pid and command.
+#[derive(Debug, Serialize)]
+pub struct Process {
     pub pid: i32,
     pub command: String,
-    pub how: &'static str,
-}
-
-/// One object as found, before and after its users are known.
-#[derive(Debug)]
-pub struct Object {
-    pub kind: Kind,
-    pub name: Option<String>,
-    pub key: Option<i32>,
-    pub id: Option<i32>,
-    pub uid: u32,
-    pub gid: u32,
-    pub perms: u32,
-    pub cuid: Option<u32>,
-    pub cgid: Option<u32>,
-    /// The kind's own fields, in the order `--stat` prints them.
-    pub fields: Fields,
-    /// Bytes for the SIZE column: a segment's size, a queue's bytes queued.
-    pub size: Option<u64>,
-    /// Something the user should know (not readable, not a valid semaphore).
-    pub note: Option<String>,
-    /// File name in the mqueue filesystem.
-    file: Option<String>,
-    /// (device, inode) of a file under /dev/shm.
-    inode: Option<(u64, u64)>,
-    mq_dev: Option<u64>,
-    notify_pid: Option<i64>,
-    nattch: i64,
-    /// System V pids: shm [cpid, lpid], msq [lspid, lrpid], sem sempid each.
-    pids: Vec<i64>,
-    /// System V semaphore waiters (GETNCNT + GETZCNT), u64::MAX if unknown.
-    waiters: u64,
-    pub users: Vec<User>,
-    pub orphaned: bool,
-    /// Neither orphaned nor known to be in use: the object or some processes
-    /// could not be read. Never removed by `clean --stale`.
-    pub unknown: bool,
-}
-
-impl Object {
-    fn new(kind: Kind) -> Object {
-        Object {
-            kind,
-            name: None,
-            key: None,
-            id: None,
-            uid: 0,
-            gid: 0,
-            perms: 0,
-            cuid: None,
-            cgid: None,
-            fields: Fields::new(),
-            size: None,
-            note: None,
-            file: None,
-            inode: None,
-            mq_dev: None,
-            notify_pid: None,
-            nattch: 0,
-            pids: Vec::new(),
-            waiters: 0,
-            users: Vec::new(),
-            orphaned: false,
-            unknown: false,
-        }
-    }
-
-    fn set_owner(&mut self, uid: u32, gid: u32, mode: u32) {
-        self.uid = uid;
-        self.gid = gid;
-        self.perms = mode & 0o777;
-    }
-
-    /// `0x000000c8`, as ipcs prints a key.
-    pub fn key_hex(&self) -> Option<String> {
-        self.key.map(|k| format!("0x{:08x}", k as u32))
-    }
-
-    /// The name or key a user types to address the object, for text: a
-    /// name is escaped (it may hold an ESC or a newline).
-    pub fn label(&self) -> String {
-        self.name
-            .as_deref()
-            .map(|n| escape(n).into_owned())
-            .or_else(|| self.key_hex())
-            .unwrap_or_default()
-    }
-
-    /// One JSON object: the `--stat` fields, then users and orphaned.
-    pub fn to_json(&self, names: &mut Names) -> Value {
-        let mut m = Fields::new();
-        m.insert("mechanism".into(), self.kind.mechanism().into());
-        if let Some(name) = &self.name {
-            m.insert("name".into(), name.clone().into());
-        }
-        if let Some(key) = self.key_hex() {
-            m.insert("key".into(), key.into());
-            m.insert("id".into(), json!(self.id));
-        }
-        m.insert("uid".into(), self.uid.into());
-        m.insert("owner".into(), names.user(self.uid).into());
-        m.insert("gid".into(), self.gid.into());
-        m.insert("group".into(), names.group(self.gid).into());
-        if !self.kind.is_posix() {
-            m.insert("cuid".into(), json!(self.cuid));
-            m.insert("cgid".into(), json!(self.cgid));
-        }
-        m.insert("perms".into(), format!("{:04o}", self.perms).into());
-        for (k, v) in &self.fields {
-            m.insert(k.clone(), v.clone());
-        }
-        let users: Vec<Value> = self
-            .users
-            .iter()
-            .map(|u| json!({"pid": u.pid, "command": u.command, "how": u.how}))
-            .collect();
-        m.insert("users".into(), users.into());
-        let orphaned = if self.unknown {
-            Value::Null
-        } else {
-            self.orphaned.into()
-        };
-        m.insert("orphaned".into(), orphaned);
-        if let Some(note) = &self.note {
-            m.insert("note".into(), note.clone().into());
-        }
-        Value::Object(m)
-    }
-}
-
-/// RFC 3339 in local time, null for the kernel's 0 ("never").
-pub fn time(secs: i64) -> Value {
-    if secs == 0 {
-        return Value::Null;
-    }
-    Local
-        .timestamp_opt(secs, 0)
-        .single()
-        .map_or(Value::Null, |t| {
-            t.to_rfc3339_opts(SecondsFormat::Secs, false).into()
-        })
-}
-
-/// User and group names, looked up once per id.
-#[derive(Default)]
-pub struct Names {
-    users: HashMap<u32, String>,
-    groups: HashMap<u32, String>,
-}
-
-impl Names {
-    pub fn user(&mut self, uid: u32) -> String {
-        self.users
-            .entry(uid)
-            .or_insert_with(|| user_name(uid))
-            .clone()
-    }
-
-    pub fn group(&mut self, gid: u32) -> String {
-        self.groups
-            .entry(gid)
-            .or_insert_with(|| group_name(gid))
-            .clone()
-    }
 }
 
 /// What one scan found.
@@ -221,9 +47,8 @@ pub struct Scan {
     pub mq_source: Option<MqSource>,
     /// Other trouble worth a line (a /proc file that cannot be read).
     pub notes: Vec<String>,
-    /// Processes whose maps and descriptors this user may not read, with
-    /// their commands.
-    pub hidden_procs: Vec<(i32, String)>,
+    /// Processes whose maps and descriptors this user may not read.
+    pub hidden_procs: Vec<Process>,
     /// Whether hidden processes leave verdicts unknown (see `attribute`).
     hidden_matter: bool,
 }
@@ -236,30 +61,17 @@ impl Scan {
         // process is single-threaded, and let it run during the other scans.
         let mq = select.wants(Kind::PosixMsq).then(posix::start_mqueues);
         let mq_child = mq.as_ref().and_then(posix::MqPending::child_pid);
-        let (shm, sem) = (select.wants(Kind::PosixShm), select.wants(Kind::PosixSem));
-        if shm || sem {
-            posix::scan_shm_dir(&mut scan, shm, sem);
-        }
-        if select.wants(Kind::SysvMsq) {
-            sysv::scan_msg(&mut scan);
-        }
-        if select.wants(Kind::SysvShm) {
-            sysv::scan_shm(&mut scan);
-        }
-        if select.wants(Kind::SysvSem) {
-            sysv::scan_sem(&mut scan);
-        }
-        scan.objects.retain(|o| select.matches(o));
+        scan.find(select);
         let mut want = Want {
             fds: mq.is_some(),
             ..Want::default()
         };
         for o in &scan.objects {
-            match o.kind {
-                Kind::PosixShm | Kind::PosixSem => (want.maps, want.fds) = (true, true),
-                Kind::PosixMsq => want.fds = true,
-                Kind::SysvShm => want.maps |= o.nattch > 0,
-                Kind::SysvMsq | Kind::SysvSem => want.syscalls = true,
+            match &o.fields {
+                Fields::PosixShm(_) | Fields::PosixSem(_) => (want.maps, want.fds) = (true, true),
+                Fields::PosixMsq(_) => want.fds = true,
+                Fields::SysvShm(s) => want.maps |= s.nattch.unwrap_or(0) > 0,
+                Fields::SysvMsq(_) | Fields::SysvSem(_) => want.syscalls = true,
             }
         }
         let skip = [Some(std::process::id() as i32), mq_child];
@@ -268,20 +80,11 @@ impl Scan {
             posix::finish_mqueues(mq, &mut scan);
             scan.objects.retain(|o| select.matches(o));
         }
-        // Root reads every process but one more privileged than itself (a
-        // container's init holding capabilities root lacks here): those are
-        // named in a note, and the verdicts rest on what root sees. For any
-        // other user, other users' processes are hidden and may use anything.
-        let hidden_matter = !procs.hidden.is_empty() && !nix::unistd::geteuid().is_root();
+        scan.attribute(&procs);
+        let mut names = Names::default();
         for obj in &mut scan.objects {
-            attribute(obj, &procs, hidden_matter);
+            names.name(obj);
         }
-        scan.hidden_matter = hidden_matter;
-        scan.hidden_procs = procs
-            .hidden
-            .iter()
-            .map(|&p| (p, procs.command(p)))
-            .collect();
         // Kind, then name in natural order (q-2 before q-10), then key and id.
         scan.objects.sort_by(|a, b| {
             (a.kind as u8)
@@ -295,6 +98,45 @@ impl Scan {
                 .then_with(|| (a.key.map(|k| k as u32), a.id).cmp(&(b.key.map(|k| k as u32), b.id)))
         });
         scan
+    }
+
+    /// The selected objects in /dev/shm and /proc/sysvipc (queues come later).
+    fn find(&mut self, select: &Select) {
+        let (shm, sem) = (select.wants(Kind::PosixShm), select.wants(Kind::PosixSem));
+        if shm || sem {
+            posix::scan_shm_dir(self, shm, sem);
+        }
+        if select.wants(Kind::SysvMsq) {
+            sysv::scan_msg(self);
+        }
+        if select.wants(Kind::SysvShm) {
+            sysv::scan_shm(self);
+        }
+        if select.wants(Kind::SysvSem) {
+            sysv::scan_sem(self);
+        }
+        self.objects.retain(|o| select.matches(o));
+    }
+
+    /// Every object's users and verdict.
+    fn attribute(&mut self, procs: &Procs) {
+        // Root reads every process but one more privileged than itself (a
+        // container's init holding capabilities root lacks here): those are
+        // named in a note, and the verdicts rest on what root sees. For any
+        // other user, other users' processes are hidden and may use anything.
+        let hidden_matter = !procs.hidden.is_empty() && !nix::unistd::geteuid().is_root();
+        for obj in &mut self.objects {
+            attribute(obj, procs, hidden_matter);
+        }
+        self.hidden_matter = hidden_matter;
+        self.hidden_procs = procs
+            .hidden
+            .iter()
+            .map(|&pid| Process {
+                pid,
+                command: procs.command(pid),
+            })
+            .collect();
     }
 }
 
@@ -311,17 +153,11 @@ fn natural(a: &str, b: &str) -> std::cmp::Ordering {
                 let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
                 let (na, nb) = (&a[..da], &b[..db]);
                 // Leading zeros aside, a longer run is a larger number.
-                let trim = |n: &[u8]| {
-                    n.iter()
-                        .position(|&c| c != b'0')
-                        .map_or(&n[n.len()..], |i| &n[i..])
-                        .to_vec()
-                };
-                let (ta, tb) = (trim(na), trim(nb));
+                let (ta, tb) = (trim_zeros(na), trim_zeros(nb));
                 let ord = ta
                     .len()
                     .cmp(&tb.len())
-                    .then_with(|| ta.cmp(&tb))
+                    .then_with(|| ta.cmp(tb))
                     .then_with(|| na.cmp(nb));
                 if ord.is_ne() {
                     return ord;
@@ -338,6 +174,12 @@ fn natural(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
+/// A run of digits without its leading zeros.
+fn trim_zeros(digits: &[u8]) -> &[u8] {
+    let zeros = digits.iter().take_while(|&&c| c == b'0').count();
+    &digits[zeros..]
+}
+
 /// Users and the orphaned verdict of one object.
 ///
 /// - POSIX: users are the processes that map it or hold a descriptor (and a
@@ -352,70 +194,17 @@ fn natural(a: &str, b: &str) -> std::cmp::Ordering {
 ///
 /// A pid reused by an unrelated process only makes the verdict more careful.
 fn attribute(obj: &mut Object, procs: &Procs, hidden_matter: bool) {
-    let mut users: Vec<(i32, How)> = Vec::new();
-    let add = |pid: i64, how: How, users: &mut Vec<(i32, How)>| {
-        if let Ok(pid) = i32::try_from(pid)
-            && procs.alive(pid.into())
-            && !users.iter().any(|(p, _)| *p == pid)
-        {
-            users.push((pid, how));
-        }
-    };
-    let mut in_use = false;
-    match obj.kind {
-        Kind::PosixShm | Kind::PosixSem => {
-            if let Some(inode) = obj.inode {
-                for (pid, how) in procs.shm_users(inode) {
-                    add(pid.into(), how, &mut users);
-                }
-            }
-        }
-        Kind::PosixMsq => {
-            let file = obj.file.as_deref().unwrap_or_default();
-            for pid in procs.mq_users(file, obj.mq_dev) {
-                add(pid.into(), How::Open, &mut users);
-            }
-            if let Some(pid) = obj.notify_pid {
-                add(pid, How::Notify, &mut users);
-            }
-        }
-        Kind::SysvShm => {
-            let id = obj.id.unwrap_or(-1);
-            for &pid in procs.sysv_attached(id) {
-                add(pid.into(), How::Attached, &mut users);
-            }
-            if let Some(&cpid) = obj.pids.first() {
-                add(cpid, How::Creator, &mut users);
-            }
-            in_use = obj.nattch > 0;
-        }
-        Kind::SysvMsq => {
-            let id = obj.id.unwrap_or(-1);
-            for &pid in procs.blocked(Blocked::Msq(id)) {
-                add(pid.into(), How::Blocked, &mut users);
-            }
-            for &pid in &obj.pids {
-                add(pid, How::LastOp, &mut users);
-            }
-        }
-        Kind::SysvSem => {
-            let id = obj.id.unwrap_or(-1);
-            for &pid in procs.blocked(Blocked::Sem(id)) {
-                add(pid.into(), How::Blocked, &mut users);
-            }
-            for &pid in &obj.pids {
-                add(pid, How::LastOp, &mut users);
-            }
-            in_use = obj.waiters > 0;
-        }
-    }
+    let (users, in_use) = users(obj, procs);
     // What could not be seen may be in use: a System V segment is judged by
     // nattch and its creator, both always visible; everything else needs
     // every process's maps, descriptors or syscalls.
     let unreadable = obj.note.is_some() && !matches!(obj.kind, Kind::PosixSem | Kind::SysvShm);
     let hidden = hidden_matter && obj.kind != Kind::SysvShm;
-    obj.orphaned = users.is_empty() && !in_use && !unreadable && !hidden;
-    obj.unknown = users.is_empty() && !in_use && (unreadable || hidden);
+    obj.state = match (users.is_empty() && !in_use, unreadable || hidden) {
+        (false, _) => State::InUse,
+        (true, false) => State::Orphaned,
+        (true, true) => State::Unknown,
+    };
     obj.users = users
         .into_iter()
         .map(|(pid, how)| User {
@@ -424,6 +213,63 @@ fn attribute(obj: &mut Object, procs: &Procs, hidden_matter: bool) {
             how: how.as_str(),
         })
         .collect();
+}
+
+/// The live processes that use `obj`, each once with the first way found,
+/// and whether the kernel counts it in use regardless (nattch, waiters).
+fn users(obj: &Object, procs: &Procs) -> (Vec<(i32, How)>, bool) {
+    let mut users: Vec<(i32, How)> = Vec::new();
+    let mut add = |pid: i64, how: How| {
+        if let Ok(pid) = i32::try_from(pid)
+            && procs.alive(pid.into())
+            && !users.iter().any(|(p, _)| *p == pid)
+        {
+            users.push((pid, how));
+        }
+    };
+    let id = obj.id.unwrap_or(-1);
+    let mut in_use = false;
+    match &obj.fields {
+        Fields::PosixShm(record::PosixShm { inode, .. })
+        | Fields::PosixSem(record::PosixSem { inode, .. }) => {
+            for (pid, how) in procs.shm_users(*inode) {
+                add(pid.into(), how);
+            }
+        }
+        Fields::PosixMsq(q) => {
+            for pid in procs.mq_users(&q.file, Some(q.dev)) {
+                add(pid.into(), How::Open);
+            }
+            if let Some(pid) = q.notify_pid {
+                add(pid, How::Notify);
+            }
+        }
+        Fields::SysvShm(s) => {
+            for &pid in procs.sysv_attached(id) {
+                add(pid.into(), How::Attached);
+            }
+            add(s.cpid.unwrap_or(0), How::Creator);
+            in_use = s.nattch.unwrap_or(0) > 0;
+        }
+        Fields::SysvMsq(q) => {
+            for &pid in procs.blocked(Blocked::Msq(id)) {
+                add(pid.into(), How::Blocked);
+            }
+            for pid in [q.lspid, q.lrpid] {
+                add(pid.unwrap_or(0), How::LastOp);
+            }
+        }
+        Fields::SysvSem(s) => {
+            for &pid in procs.blocked(Blocked::Sem(id)) {
+                add(pid.into(), How::Blocked);
+            }
+            for &pid in s.pids.iter().flatten() {
+                add(pid.into(), How::LastOp);
+            }
+            in_use = s.waiters.unwrap_or(0) > 0;
+        }
+    }
+    (users, in_use)
 }
 
 /// A POSIX queue's owner and attributes, for `limits`.
@@ -440,19 +286,17 @@ pub fn posix_queues() -> Result<Vec<QueueInfo>> {
     if let Some(note) = scan.mq_note {
         anyhow::bail!("{note}");
     }
-    let field = |o: &Object, k: &str| {
-        o.fields
-            .get(k)
-            .and_then(Value::as_u64)
-            .and_then(|v| u32::try_from(v).ok())
-    };
+    let u32_of = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
     Ok(scan
         .objects
         .iter()
-        .map(|o| QueueInfo {
-            uid: o.uid,
-            maxmsg: field(o, "maxmsg"),
-            msgsize: field(o, "msgsize"),
+        .filter_map(|o| match &o.fields {
+            Fields::PosixMsq(q) => Some(QueueInfo {
+                uid: o.uid,
+                maxmsg: u32_of(q.maxmsg),
+                msgsize: u32_of(q.msgsize),
+            }),
+            _ => None,
         })
         .collect())
 }
@@ -480,15 +324,16 @@ pub fn run(opts: &ListOptions, out: &mut Out) -> Result<ExitCode> {
     let layout = Layout::resolve(opts, out.is_json())?;
     let mut scan = Scan::run(&opts.select);
     if opts.orphaned {
-        scan.objects.retain(|o| o.orphaned);
+        scan.objects.retain(Object::orphaned);
     }
-    let mut names = Names::default();
     if out.is_json() {
-        let doc = json_doc(&scan, &mut names);
-        out.record("", || doc)?;
+        // Straight to the output, object by object: no tree of values.
+        let w = out.writer();
+        serde_json::to_writer(&mut *w, &Document::new(&scan))?;
+        w.write_all(b"\n")?;
         return Ok(ExitCode::SUCCESS);
     }
-    let table = table::table(&scan, &layout, &mut names);
+    let table = table::table(&scan, &layout);
     out.writer().write_all(table.as_bytes())?;
     if layout.plain() {
         out.writer().write_all(table::footer(&scan).as_bytes())?;
@@ -503,20 +348,44 @@ pub fn run(opts: &ListOptions, out: &mut Out) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn json_doc(scan: &Scan, names: &mut Names) -> Value {
-    let objects: Vec<Value> = scan.objects.iter().map(|o| o.to_json(names)).collect();
-    let (listed, source) = match &scan.mq_source {
-        Some(MqSource::Mounted(dir)) => (true, Value::from(dir.clone())),
-        Some(MqSource::Private) => (true, Value::from("private-mount-namespace")),
-        None => (false, Value::Null),
-    };
-    json!({
-        "objects": objects,
-        "unreadable": scan.unreadable,
-        "hidden_processes": scan.hidden_procs.iter().map(|(p, c)| json!({"pid": p, "command": c})).collect::<Vec<_>>(),
-        "mqueue": {"listed": listed, "source": source, "note": scan.mq_note},
-        "notes": scan.notes,
-    })
+/// The `ls --json` document.
+#[derive(Serialize)]
+struct Document<'a> {
+    objects: &'a [Object],
+    /// Objects this user may not read.
+    unreadable: usize,
+    hidden_processes: &'a [Process],
+    mqueue: Mqueue<'a>,
+    notes: &'a [String],
+}
+
+/// Whether and where the POSIX queues were listed.
+#[derive(Serialize)]
+struct Mqueue<'a> {
+    listed: bool,
+    /// The mount point, or `private-mount-namespace`.
+    source: Option<&'a str>,
+    note: Option<&'a str>,
+}
+
+impl Document<'_> {
+    fn new(scan: &Scan) -> Document<'_> {
+        let source = scan.mq_source.as_ref().map(|s| match s {
+            MqSource::Mounted(dir) => dir.as_str(),
+            MqSource::Private => "private-mount-namespace",
+        });
+        Document {
+            objects: &scan.objects,
+            unreadable: scan.unreadable,
+            hidden_processes: &scan.hidden_procs,
+            mqueue: Mqueue {
+                listed: source.is_some(),
+                source,
+                note: scan.mq_note.as_deref(),
+            },
+            notes: &scan.notes,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
-use super::{Kind, Object, Scan};
+use super::record::{PosixMsq, PosixSem, PosixShm, Time};
+use super::{Fields, Object, Scan};
 use crate::ipc::posix_mq::{Access, PosixQueue};
 use crate::ipc::process;
 use crate::ipc::semfile::{Invalid, SEM_T_SIZE, SemFile, SemWord};
@@ -53,49 +54,55 @@ pub fn scan_shm_dir(scan: &mut Scan, want_shm: bool, want_sem: bool) {
         if !meta.file_type().is_file() {
             continue;
         }
+        let (inode, mtime) = ((meta.dev(), meta.ino()), Time(meta.mtime()));
         let mut obj = if is_sem {
-            let mut obj = Object::new(Kind::PosixSem);
-            obj.name = Some(format!("/{}", &file[4..]));
-            let (value, waiters, note) = match read_sem_value(&entry.path()) {
-                Ok(Ok(word)) => (json!(word.value), json!(word.waiters), None),
-                Ok(Err(Invalid::Short(len))) => (
-                    Value::Null,
-                    Value::Null,
-                    Some(format!(
-                        "{len} bytes, shorter than a sem_t ({SEM_T_SIZE}): not a valid semaphore"
-                    )),
-                ),
-                Ok(Err(why)) => (
-                    Value::Null,
-                    Value::Null,
-                    Some(format!("not a valid semaphore: {why}")),
-                ),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(_) => {
-                    scan.unreadable += 1;
-                    (
-                        Value::Null,
-                        Value::Null,
-                        Some("not readable by this user".into()),
-                    )
-                }
+            let Some(mut obj) = read_sem(&entry.path(), mtime, inode, &mut scan.unreadable) else {
+                continue;
             };
-            obj.fields.insert("value".into(), value);
-            obj.fields.insert("waiters".into(), waiters);
-            obj.note = note;
+            obj.name = Some(format!("/{}", &file[4..]));
             obj
         } else {
-            let mut obj = Object::new(Kind::PosixShm);
+            let mut obj = Object::new(Fields::PosixShm(PosixShm {
+                size: meta.size(),
+                mtime,
+                inode,
+            }));
             obj.name = Some(format!("/{file}"));
-            obj.fields.insert("size".into(), meta.size().into());
-            obj.size = Some(meta.size());
             obj
         };
         obj.set_owner(meta.uid(), meta.gid(), meta.mode());
-        obj.fields.insert("mtime".into(), super::time(meta.mtime()));
-        obj.inode = Some((meta.dev(), meta.ino()));
         scan.objects.push(obj);
     }
+}
+
+/// A `sem.NAME` file as a semaphore: its value, or a note saying why there
+/// is none (one not readable is counted in `unreadable`). None when the
+/// file is gone.
+fn read_sem(path: &Path, mtime: Time, inode: (u64, u64), unreadable: &mut usize) -> Option<Object> {
+    let (value, waiters, note) = match read_sem_value(path) {
+        Ok(Ok(word)) => (Some(word.value), Some(word.waiters), None),
+        Ok(Err(Invalid::Short(len))) => (
+            None,
+            None,
+            Some(format!(
+                "{len} bytes, shorter than a sem_t ({SEM_T_SIZE}): not a valid semaphore"
+            )),
+        ),
+        Ok(Err(why)) => (None, None, Some(format!("not a valid semaphore: {why}"))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(_) => {
+            *unreadable += 1;
+            (None, None, Some("not readable by this user".into()))
+        }
+    };
+    let mut obj = Object::new(Fields::PosixSem(PosixSem {
+        value,
+        waiters,
+        mtime,
+        inode,
+    }));
+    obj.note = note;
+    Some(obj)
 }
 
 /// The value and waiters of a glibc semaphore file, read (not mapped) and
@@ -217,26 +224,26 @@ pub fn finish_mqueues(pending: MqPending, scan: &mut Scan) {
     };
     scan.mq_source = Some(source);
     for e in entries {
-        let mut obj = Object::new(Kind::PosixMsq);
+        let (maxmsg, msgsize, curmsgs) = match e.attr {
+            Some((m, s, c)) => (Some(m), Some(s), Some(c)),
+            None => (None, None, None),
+        };
+        let mut obj = Object::new(Fields::PosixMsq(PosixMsq {
+            maxmsg,
+            msgsize,
+            curmsgs,
+            bytes: e.qsize,
+            mtime: Time(e.mtime),
+            dev: e.dev,
+            notify_pid: e.notify_pid.filter(|p| *p > 0),
+            file: e.name.clone(),
+        }));
         obj.name = Some(format!("/{}", e.name));
         obj.set_owner(e.uid, e.gid, e.mode);
-        let (maxmsg, msgsize, curmsgs) = match e.attr {
-            Some((m, s, c)) => (json!(m), json!(s), json!(c)),
-            None => (Value::Null, Value::Null, Value::Null),
-        };
         if !e.readable {
             scan.unreadable += 1;
             obj.note = Some("not readable by this user: maxmsg and msgsize unknown".into());
         }
-        obj.fields.insert("maxmsg".into(), maxmsg);
-        obj.fields.insert("msgsize".into(), msgsize);
-        obj.fields.insert("curmsgs".into(), curmsgs);
-        obj.fields.insert("bytes".into(), json!(e.qsize));
-        obj.fields.insert("mtime".into(), super::time(e.mtime));
-        obj.size = e.qsize;
-        obj.mq_dev = Some(e.dev);
-        obj.notify_pid = e.notify_pid.filter(|p| *p > 0);
-        obj.file = Some(e.name);
         scan.objects.push(obj);
     }
 }

@@ -1,13 +1,14 @@
 //! The `ls` table: columns, cells, alignment, `--raw`, the summary and
 //! the notes below it.
 
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
 
 use anyhow::Result;
 use clap::ValueEnum;
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use super::{Kind, ListOptions, MqSource, Names, Object, Scan};
+use super::record::{PosixSem, SysvSem};
+use super::{Fields, ListOptions, MqSource, Object, Scan, State};
 use crate::error::usage;
 use crate::output::{Escaped, Out, escape, human, plural};
 
@@ -74,22 +75,28 @@ impl Column {
     ];
 }
 
+/// One line of `--list-columns`.
+#[derive(Serialize)]
+struct ColumnInfo {
+    name: String,
+    description: String,
+}
+
 /// `--list-columns`: each column's name and one line about it.
 pub(super) fn list_columns(out: &mut Out) -> Result<()> {
-    let columns: Vec<(String, String)> = Column::value_variants()
+    let columns: Vec<ColumnInfo> = Column::value_variants()
         .iter()
-        .map(|&c| (header(c), about(c)))
+        .map(|&c| ColumnInfo {
+            name: header(c),
+            description: about(c),
+        })
         .collect();
     if out.is_json() {
-        let doc: Vec<Value> = columns
-            .iter()
-            .map(|(name, about)| json!({"name": name, "description": about}))
-            .collect();
-        out.record("", || Value::from(doc))?;
+        out.record("", || &columns)?;
     } else {
-        let width = columns.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-        for (name, about) in &columns {
-            out.record(format_args!("{name:width$}  {about}"), || Value::Null)?;
+        let width = columns.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        for ColumnInfo { name, description } in &columns {
+            out.record(format_args!("{name:width$}  {description}"), || ())?;
         }
     }
     Ok(())
@@ -151,56 +158,47 @@ impl Layout {
     }
 }
 
-fn num(v: Option<&Value>) -> String {
-    match v {
-        Some(Value::Null) | None => "?".into(),
-        Some(v) => v.to_string(),
-    }
+/// A number, `?` when unknown.
+fn num(v: Option<impl Display>) -> String {
+    v.map_or_else(|| "?".into(), |v| v.to_string())
 }
 
-/// The DETAIL column: what matters most for each kind.
+/// The DETAIL column: what matters most for each kind, then the note.
 fn detail(obj: &Object, bytes: bool) -> String {
-    let f = &obj.fields;
-    let size = |v: Option<&Value>| match v.and_then(Value::as_u64) {
-        Some(b) if bytes => b.to_string(),
-        Some(b) => human(b),
-        None => "?".into(),
-    };
-    let mut s = match obj.kind {
-        Kind::PosixMsq => format!(
+    let mut s = match &obj.fields {
+        Fields::PosixMsq(q) => format!(
             "{}/{} msgs, msgsize {}",
-            num(f.get("curmsgs")),
-            num(f.get("maxmsg")),
-            num(f.get("msgsize"))
+            num(q.curmsgs),
+            num(q.maxmsg),
+            num(q.msgsize)
         ),
-        Kind::PosixShm => String::new(),
-        Kind::PosixSem => match f.get("value").and_then(Value::as_u64) {
-            Some(v) => {
-                let waiters = f.get("waiters").and_then(Value::as_u64).unwrap_or(0);
-                if waiters > 0 {
-                    format!("value {v}, {waiters} waiting")
-                } else {
-                    format!("value {v}")
-                }
-            }
-            None => String::new(),
+        Fields::PosixShm(_) => String::new(),
+        Fields::PosixSem(PosixSem {
+            value: Some(v),
+            waiters,
+            ..
+        }) => match waiters.unwrap_or(0) {
+            0 => format!("value {v}"),
+            w => format!("value {v}, {w} waiting"),
         },
-        Kind::SysvMsq => format!(
+        Fields::PosixSem(_) => String::new(),
+        Fields::SysvMsq(q) => format!(
             "{}, qbytes {}",
-            match f.get("qnum").and_then(Value::as_u64) {
+            match q.qnum.and_then(|n| u64::try_from(n).ok()) {
                 Some(n) => plural(n, "msg", "msgs"),
-                None => format!("{} msgs", num(f.get("qnum"))),
+                None => format!("{} msgs", num(q.qnum)),
             },
-            size(f.get("qbytes"))
+            q.qbytes.map_or_else(|| "?".into(), |b| size(b, bytes))
         ),
-        Kind::SysvShm => format!("nattch {}", num(f.get("nattch"))),
-        Kind::SysvSem => match f.get("values").and_then(Value::as_array) {
-            Some(values) => {
-                let list: Vec<String> = values.iter().map(Value::to_string).collect();
-                format!("values {}", list.join(","))
-            }
-            None => format!("nsems {}", num(f.get("nsems"))),
-        },
+        Fields::SysvShm(s) => format!("nattch {}", num(s.nattch)),
+        Fields::SysvSem(SysvSem {
+            values: Some(values),
+            ..
+        }) => {
+            let list: Vec<String> = values.iter().map(u16::to_string).collect();
+            format!("values {}", list.join(","))
+        }
+        Fields::SysvSem(s) => format!("nsems {}", s.nsems),
     };
     if let Some(note) = &obj.note {
         if !s.is_empty() {
@@ -209,6 +207,11 @@ fn detail(obj: &Object, bytes: bool) -> String {
         s.push_str(note);
     }
     s
+}
+
+/// Bytes: exact with `--bytes`, else human-readable.
+fn size(b: u64, bytes: bool) -> String {
+    if bytes { b.to_string() } else { human(b) }
 }
 
 fn users_cell(obj: &Object) -> String {
@@ -230,7 +233,7 @@ fn users_cell(obj: &Object) -> String {
 }
 
 /// One cell, before escaping.
-fn cell(col: Column, o: &Object, bytes: bool, names: &mut Names) -> String {
+fn cell(col: Column, o: &Object, bytes: bool) -> String {
     let absent = || "-".to_string();
     match col {
         Column::Type => o.kind.mechanism().into(),
@@ -238,22 +241,13 @@ fn cell(col: Column, o: &Object, bytes: bool, names: &mut Names) -> String {
         Column::Name => o.name.clone().unwrap_or_else(absent),
         Column::Key => o.key_hex().unwrap_or_else(absent),
         Column::Id => o.id.map_or_else(absent, |i| i.to_string()),
-        Column::Owner => names.user(o.uid),
+        Column::Owner => o.owner.clone(),
         Column::Uid => o.uid.to_string(),
-        Column::Group => names.group(o.gid),
+        Column::Group => o.group.clone(),
         Column::Gid => o.gid.to_string(),
         Column::Perms => format!("{:04o}", o.perms),
-        Column::Size => match o.size {
-            Some(b) if bytes => b.to_string(),
-            Some(b) => human(b),
-            None => absent(),
-        },
-        Column::State => match (o.orphaned, o.unknown) {
-            (true, _) => "orphaned",
-            (false, true) => "unknown",
-            (false, false) => "in use",
-        }
-        .into(),
+        Column::Size => o.size().map_or_else(absent, |b| size(b, bytes)),
+        Column::State => o.state.text().into(),
         Column::Users => users_cell(o),
         Column::Detail => detail(o, bytes),
     }
@@ -285,7 +279,7 @@ fn raw_cell(s: &str) -> String {
 }
 
 /// The header and rows: aligned, or `--raw`.
-pub(super) fn table(scan: &Scan, layout: &Layout, names: &mut Names) -> String {
+pub(super) fn table(scan: &Scan, layout: &Layout) -> String {
     let cols = &layout.columns;
     let header: Vec<String> = cols.iter().map(|&c| header(c)).collect();
     let rows: Vec<Vec<String>> = scan
@@ -294,7 +288,7 @@ pub(super) fn table(scan: &Scan, layout: &Layout, names: &mut Names) -> String {
         .map(|o| {
             cols.iter()
                 .map(|&c| {
-                    let cell = cell(c, o, layout.bytes, names);
+                    let cell = cell(c, o, layout.bytes);
                     // Names, commands, notes: every cell is escaped here,
                     // once, so none can break the table or reach the
                     // terminal as a control sequence, and the widths count
@@ -347,8 +341,8 @@ pub(super) fn table(scan: &Scan, layout: &Layout, names: &mut Names) -> String {
 
 /// The summary line and the notes below the table.
 pub(super) fn footer(scan: &Scan) -> String {
-    let orphaned = scan.objects.iter().filter(|o| o.orphaned).count();
-    let unknown = scan.objects.iter().filter(|o| o.unknown).count();
+    let count = |state| scan.objects.iter().filter(|o| o.state == state).count();
+    let (orphaned, unknown) = (count(State::Orphaned), count(State::Unknown));
     let mut s = format!(
         "{}, {orphaned} orphaned",
         plural(scan.objects.len(), "object", "objects")
@@ -376,7 +370,7 @@ pub(super) fn notes(scan: &Scan) -> Vec<String> {
         let list: Vec<String> = scan
             .hidden_procs
             .iter()
-            .map(|(p, c)| format!("{p}/{}", Escaped(c)))
+            .map(|p| format!("{}/{}", p.pid, Escaped(&p.command)))
             .collect();
         notes.push(format!(
             "not readable even by root (not counted as users): {}",
