@@ -8,7 +8,7 @@ use anyhow::Result;
 use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
 use serde_json::{Value, json};
 
-use crate::ls;
+use crate::mqfs::{self, MqEntry};
 use crate::output::{Out, human};
 use crate::posix::msq::{AttrLimits, HARD_MSGMAX, HARD_MSGSIZEMAX, queue_cost};
 use crate::procfs;
@@ -20,6 +20,14 @@ fn mq(f: &str) -> Option<u64> {
 
 fn kernel(f: &str) -> Option<u64> {
     read_proc_u64(&format!("/proc/sys/kernel/{f}"))
+}
+
+/// What a queue costs against its creator's RLIMIT_MSGQUEUE (0 for the
+/// attributes this user may not read).
+fn cost(q: &MqEntry) -> u64 {
+    let u32_of = |v: i64| u32::try_from(v).unwrap_or(0);
+    q.attr
+        .map_or(0, |a| queue_cost(u32_of(a.maxmsg), u32_of(a.msgsize)))
 }
 
 /// A /proc/sysvipc table: its number of objects, and the values of one
@@ -288,14 +296,15 @@ impl Snapshot {
             getrlimit(Resource::RLIMIT_MSGQUEUE).unwrap_or((RLIM_INFINITY, RLIM_INFINITY));
         let euid = nix::unistd::geteuid().as_raw();
         // Queues are listed through the mqueue filesystem (maybe a private mount).
-        let queues = ls::posix_queues();
+        let queues = mqfs::list();
         let (mq_count, mq_used) = match &queues {
             Ok(list) => (
-                Some(list.len() as u64),
+                Some(list.queues.len() as u64),
                 Some(
-                    list.iter()
+                    list.queues
+                        .iter()
                         .filter(|q| q.uid == euid)
-                        .map(|q| queue_cost(q.maxmsg.unwrap_or(0), q.msgsize.unwrap_or(0)))
+                        .map(cost)
                         .sum::<u64>(),
                 ),
             ),

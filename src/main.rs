@@ -6,6 +6,7 @@ mod demo;
 mod error;
 mod fifo;
 mod ipc;
+mod mqfs;
 #[expect(
     dead_code,
     reason = "ObjectRef and Addr are for the resolved specs, which come next"

@@ -18,9 +18,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::mqfs::{self, MqSource};
 use crate::output::Out;
 
-pub use posix::MqSource;
 use procs::{Blocked, How, Procs, Want};
 pub use record::{Fields, Names, Object, State, User};
 pub use select::{Select, Selection};
@@ -59,8 +59,8 @@ impl Scan {
         let mut scan = Scan::default();
         // The queue listing may fork a child: start it first, while this
         // process is single-threaded, and let it run during the other scans.
-        let mq = select.wants(Kind::PosixMsq).then(posix::start_mqueues);
-        let mq_child = mq.as_ref().and_then(posix::MqPending::child_pid);
+        let mq = select.wants(Kind::PosixMsq).then(mqfs::start);
+        let mq_child = mq.as_ref().and_then(mqfs::Pending::child_pid);
         scan.find(select);
         let mut want = Want {
             fds: mq.is_some(),
@@ -77,7 +77,7 @@ impl Scan {
         let skip = [Some(std::process::id() as i32), mq_child];
         let procs = Procs::scan(&skip, want);
         if let Some(mq) = mq {
-            posix::finish_mqueues(mq, &mut scan);
+            posix::add_queues(mqfs::finish(mq), &mut scan);
             scan.objects.retain(|o| select.matches(o));
         }
         scan.attribute(&procs);
@@ -270,35 +270,6 @@ fn users(obj: &Object, procs: &Procs) -> (Vec<(i32, How)>, bool) {
         }
     }
     (users, in_use)
-}
-
-/// A POSIX queue's owner and attributes, for `limits`.
-pub struct QueueInfo {
-    pub uid: u32,
-    pub maxmsg: Option<u32>,
-    pub msgsize: Option<u32>,
-}
-
-/// Every POSIX queue, or why they cannot be listed.
-pub fn posix_queues() -> Result<Vec<QueueInfo>> {
-    let mut scan = Scan::default();
-    posix::finish_mqueues(posix::start_mqueues(), &mut scan);
-    if let Some(note) = scan.mq_note {
-        anyhow::bail!("{note}");
-    }
-    let u32_of = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
-    Ok(scan
-        .objects
-        .iter()
-        .filter_map(|o| match &o.fields {
-            Fields::PosixMsq(q) => Some(QueueInfo {
-                uid: o.uid,
-                maxmsg: u32_of(q.maxmsg),
-                msgsize: u32_of(q.msgsize),
-            }),
-            _ => None,
-        })
-        .collect())
 }
 
 /// What `ls` was asked for.
