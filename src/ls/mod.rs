@@ -22,7 +22,7 @@ use crate::mqfs::{self, MqSource};
 use crate::output::Out;
 
 use procs::{Blocked, How, Procs, Want};
-pub use record::{Fields, Names, Object, State, User};
+pub use record::{Fields, Names, Object, State, User, key_hex};
 pub use select::{Select, Selection};
 pub use table::Column;
 use table::Layout;

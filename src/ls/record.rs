@@ -9,8 +9,10 @@ use serde::{Serialize, Serializer};
 
 use super::Kind;
 use crate::ipc::sysv_sem::Semaphore;
+use crate::object::ObjectRef;
 use crate::output::escape;
 use crate::sys::{group_name, user_name};
+use crate::target::IpcId;
 
 /// A live process using an object.
 #[derive(Debug, Clone, Serialize)]
@@ -107,7 +109,9 @@ pub struct Object {
     pub note: Option<String>,
 }
 
-fn key_hex<S: Serializer>(key: &Option<i32>, s: S) -> Result<S::Ok, S::Error> {
+/// A System V key as ipcs prints it, `"0x000000c8"` (serde's
+/// `serialize_with`).
+pub fn key_hex<S: Serializer>(key: &Option<i32>, s: S) -> Result<S::Ok, S::Error> {
     match key {
         Some(k) => s.collect_str(&format_args!("0x{:08x}", *k as u32)),
         None => s.serialize_none(),
@@ -142,6 +146,15 @@ impl Object {
         self.uid = uid;
         self.gid = gid;
         self.perms = mode & 0o777;
+    }
+
+    /// How to find the object again: a POSIX name, a System V id.
+    pub fn object_ref(&self) -> Option<ObjectRef> {
+        match (&self.name, self.id) {
+            (Some(name), _) => Some(ObjectRef::posix(self.kind, name.parse().ok()?)),
+            (None, Some(id)) => Some(ObjectRef::sysv_id(self.kind, IpcId(id))),
+            (None, None) => None,
+        }
     }
 
     pub fn orphaned(&self) -> bool {
