@@ -212,26 +212,20 @@ fn mq_attributes(name: &str) -> Option<MqAttr> {
 }
 
 /// A child that unshares its mount namespace, makes every mount private
-/// (so nothing propagates back), mounts an mqueue filesystem on a fresh
-/// temporary directory, and writes what it finds to a pipe as JSON
-/// ([`MqEntry`]s, or the error). The
-/// mount dies with the child's namespace; the parent removes the empty
-/// directory. Nothing on the machine changes.
+/// (so nothing propagates back), mounts an mqueue filesystem over the
+/// temporary directory (in its own namespace only, so no directory is made
+/// or removed: that cost more than 1 ms on ext4), and writes what it finds
+/// to a pipe as JSON ([`MqEntry`]s, or the error). The mount dies with the
+/// child's namespace. Nothing on the machine changes.
 pub struct ChildListing {
     pid: nix::unistd::Pid,
     read: std::os::fd::OwnedFd,
-    dir: std::path::PathBuf,
 }
 
 impl ChildListing {
     fn start() -> Result<ChildListing> {
-        let dir = nix::unistd::mkdtemp(&std::env::temp_dir().join("examples-ipc-mq.XXXXXX"))
-            .context("cannot create a temporary mount point")?;
-        let started = Self::fork(&dir);
-        if started.is_err() {
-            let _ = fs::remove_dir(&dir);
-        }
-        started.map(|(pid, read)| ChildListing { pid, read, dir })
+        let (pid, read) = Self::fork(&std::env::temp_dir())?;
+        Ok(ChildListing { pid, read })
     }
 
     fn fork(dir: &Path) -> Result<(nix::unistd::Pid, std::os::fd::OwnedFd)> {
@@ -257,7 +251,6 @@ impl ChildListing {
         let mut text = String::new();
         let read = File::from(self.read).read_to_string(&mut text);
         let status = nix::sys::wait::waitpid(self.pid, None);
-        let _ = fs::remove_dir(&self.dir);
         read.context("cannot read the listing from the child")?;
         status.context("cannot wait for the child")?;
         let reply: ChildReply =
@@ -269,7 +262,7 @@ impl ChildListing {
 /// What the child writes to the pipe: the queues, or why not.
 type ChildReply = Result<Vec<MqEntry>, String>;
 
-/// In the child: private namespace, mount, list.
+/// In the child: private namespace, mount over `dir`, list.
 fn child_list(dir: &Path) -> Result<Vec<MqEntry>> {
     use nix::mount::{MsFlags, mount};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).context("unshare(CLONE_NEWNS)")?;
