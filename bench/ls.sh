@@ -11,7 +11,8 @@
 # one) for a before/after from the same run. Each round runs every command
 # in turn, N times each with `hyperfine -N` (the round's figure is their
 # median), so a busy minute hits them all alike; lsipc's figure is the sum
-# of its modes (-q, -m, -s, and the POSIX ones where this lsipc has them).
+# of its modes (-q, -m, -s, and the POSIX ones where this lsipc has them;
+# `ls --sysv` lists what the first three do).
 # Printed: the median over the rounds, its ratio to the first BINARY's text
 # `ls` of the same round (median of the ratios), and the median peak RSS of
 # 9 runs (`/usr/bin/time -f %M`).
@@ -46,6 +47,8 @@ trap 'exit 1' INT TERM
         i=$((i + 1))
         echo "ls#$i $b ls"
         echo "json#$i $b --json ls"
+        # What lsipc without POSIX modes (before util-linux 2.41) lists.
+        echo "sysv#$i $b ls --sysv"
     done
     modes="lsipc -q;lsipc -m;lsipc -s"
     for m in --posix-mqueues --posix-shmems --posix-semaphores; do

@@ -6,8 +6,10 @@
  *   ipc_objects remove TAG N <IDS   unlink the names, IPC_RMID the ids read
  *
  * System V objects are removed by the ids this program created, never by
- * key: a key skipped because it was taken belongs to someone else.
- * Exit 1 if any object could not be made or removed. */
+ * key: a key skipped because it was taken belongs to someone else. Making
+ * stops at the first object that cannot be made (queues_max allows 256
+ * POSIX queues by default); removing passes over names that do not exist.
+ * Exit 1 if an object could not be made or removed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <mqueue.h>
@@ -69,12 +71,16 @@ int main(int argc, char **argv) {
         if (kind < 3) {
             char name[256];
             snprintf(name, sizeof name, "/%s-%s-%d", argv[2], kinds[kind], i);
-            if (posix(create, kind, name) < 0) { perror(name); bad = 1; }
+            if (posix(create, kind, name) < 0 && (create || errno != ENOENT)) {
+                perror(name);
+                bad = 1;
+            }
         } else if (create) {
             int id = sysv_create(kind);
             if (id < 0) { perror("System V object"); bad = 1; }
             else printf("%d %d\n", kind, id);
         }
+        if (create && bad) break;
     }
     int kind, id;
     while (!create && scanf("%d %d", &kind, &id) == 2) {
