@@ -469,68 +469,9 @@ pub struct LsArgs {
     pub list_columns: bool,
 }
 
-/// A column of the `ls` table. The doc line of each is what --list-columns
-/// prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LsColumn {
-    /// Kind of object: posix-msq, posix-shm, posix-sem, sysv-msq, sysv-shm, sysv-sem
-    #[value(name = "TYPE")]
-    Type,
-    /// POSIX name or System V key, as the object is addressed
-    #[value(name = "NAME/KEY")]
-    NameKey,
-    /// POSIX name (- for System V objects)
-    #[value(name = "NAME")]
-    Name,
-    /// System V key as ipcs prints it (- for POSIX objects)
-    #[value(name = "KEY")]
-    Key,
-    /// System V identifier (- for POSIX objects)
-    #[value(name = "ID")]
-    Id,
-    /// Owner's user name (the uid when it has none)
-    #[value(name = "OWNER")]
-    Owner,
-    /// Owner's user id
-    #[value(name = "UID")]
-    Uid,
-    /// Group name (the gid when it has none)
-    #[value(name = "GROUP")]
-    Group,
-    /// Group id
-    #[value(name = "GID")]
-    Gid,
-    /// Permission bits, octal
-    #[value(name = "PERMS")]
-    Perms,
-    /// Segment size, or bytes queued in a message queue (human-readable unless --bytes)
-    #[value(name = "SIZE")]
-    Size,
-    /// in use, orphaned, or unknown (some processes or the object not readable)
-    #[value(name = "STATE")]
-    State,
-    /// Live processes using the object: pid/command(how), at most three
-    #[value(name = "USERS")]
-    Users,
-    /// What matters most for the kind: messages, semaphore values, nattch, notes
-    #[value(name = "DETAIL")]
-    Detail,
-}
-
-impl LsColumn {
-    /// The table's columns when --output is not given.
-    pub const DEFAULT: [LsColumn; 9] = [
-        LsColumn::Type,
-        LsColumn::NameKey,
-        LsColumn::Id,
-        LsColumn::Owner,
-        LsColumn::Perms,
-        LsColumn::Size,
-        LsColumn::State,
-        LsColumn::Users,
-        LsColumn::Detail,
-    ];
-}
+/// A column of the `ls` table: defined with the table, whose header
+/// spells the names `-o` takes.
+pub use crate::ls::Column as LsColumn;
 
 // `clean`
 #[derive(Debug, Args)]

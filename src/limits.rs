@@ -1,16 +1,15 @@
 //! `limits`: the kernel limits that decide whether an object can be made,
 //! each with its current usage where the kernel shows it.
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
-use serde_json::{Value, json};
+use serde::{Serialize, Serializer};
 
-use crate::cli::LimitsArgs;
-use crate::ls::{self, human};
-use crate::output::Out;
+use crate::mqfs::{self, MqEntry};
+use crate::output::{Out, human};
 use crate::posix::msq::{AttrLimits, HARD_MSGMAX, HARD_MSGSIZEMAX, queue_cost};
 use crate::procfs;
 use crate::sys::read_proc_u64;
@@ -21,6 +20,14 @@ fn mq(f: &str) -> Option<u64> {
 
 fn kernel(f: &str) -> Option<u64> {
     read_proc_u64(&format!("/proc/sys/kernel/{f}"))
+}
+
+/// What a queue costs against its creator's RLIMIT_MSGQUEUE (0 for the
+/// attributes this user may not read).
+fn cost(q: &MqEntry) -> u64 {
+    let u32_of = |v: i64| u32::try_from(v).unwrap_or(0);
+    q.attr
+        .map_or(0, |a| queue_cost(u32_of(a.maxmsg), u32_of(a.msgsize)))
 }
 
 /// A /proc/sysvipc table: its number of objects, and the values of one
@@ -170,6 +177,23 @@ impl QueueRoom {
     }
 }
 
+/// `fit` (how many more; null when unknown or unbounded) and `limit`
+/// (the limit that stops the count).
+impl Serialize for Room {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Fit {
+            fit: Option<u64>,
+            limit: Option<&'static str>,
+        }
+        let (fit, limit) = match self {
+            Room::Fit { n, limit, .. } => (Some(*n), Some(*limit)),
+            Room::Unbounded | Room::Unknown => (None, None),
+        };
+        Fit { fit, limit }.serialize(s)
+    }
+}
+
 impl Room {
     /// How the limits line says it: `9 more fit, then RLIMIT_MSGQUEUE
     /// refuses`, `none fit: ...`.
@@ -195,12 +219,12 @@ impl Room {
     }
 }
 
-/// RLIM_INFINITY as null, a number otherwise.
-fn rlim(v: u64) -> Value {
-    if v == RLIM_INFINITY {
-        Value::Null
+/// RLIM_INFINITY as null, a number otherwise (serde's `serialize_with`).
+fn rlim<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    if *v == RLIM_INFINITY {
+        s.serialize_none()
     } else {
-        v.into()
+        s.serialize_u64(*v)
     }
 }
 
@@ -208,339 +232,389 @@ fn show(v: Option<u64>) -> String {
     v.map_or_else(|| "?".into(), |v| v.to_string())
 }
 
-pub fn run(args: &LimitsArgs, out: &mut Out) -> Result<ExitCode> {
-    let s = Snapshot::read(args);
-    let mut t = String::new();
-    s.text_posix(&mut t);
-    s.text_sysv(&mut t);
-    out.record(t.trim_end(), || s.json())?;
+/// What `limits` was asked for: the queue whose cost and room are shown
+/// (None: what mq_open gives a queue created without attributes).
+pub struct LimitsOptions {
+    pub max_msgs: Option<u32>,
+    pub msg_size: Option<u32>,
+}
+
+pub fn run(opts: &LimitsOptions, out: &mut Out) -> Result<ExitCode> {
+    let limits = Limits::read(opts);
+    out.record(&limits, || &limits)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The POSIX queue sysctls of /proc/sys/fs/mqueue.
-struct MqSysctls {
+/// Everything `limits` shows, read once: the JSON document, and the table
+/// its `Display` prints.
+#[derive(Serialize)]
+struct Limits {
+    posix_mqueue: PosixMqueue,
+    rlimit_msgqueue: RlimitMsgqueue,
+    sysv_msg: SysvMsg,
+    sysv_shm: SysvShm,
+    sysv_sem: SysvSem,
+    dev_shm: DevShm,
+}
+
+/// The POSIX queue sysctls of /proc/sys/fs/mqueue, and the queues there are.
+#[derive(Serialize)]
+struct PosixMqueue {
     msg_max: Option<u64>,
     msgsize_max: Option<u64>,
     msg_default: Option<u64>,
     msgsize_default: Option<u64>,
     queues_max: Option<u64>,
+    /// None when the queues cannot be listed.
+    queues: Option<u64>,
+    cap_sys_resource: bool,
 }
 
-/// Everything `limits` shows, read once.
-struct Snapshot {
-    attrs: AttrLimits,
-    sysctls: MqSysctls,
-    /// The queue whose cost and room are shown.
+/// RLIMIT_MSGQUEUE, what this user's queues are charged, and the room for
+/// one more queue.
+#[derive(Serialize)]
+struct RlimitMsgqueue {
+    #[serde(serialize_with = "rlim")]
+    soft: u64,
+    #[serde(serialize_with = "rlim")]
+    hard: u64,
+    used: Option<u64>,
+    queue: Queue,
+}
+
+/// The queue whose cost and room are shown.
+#[derive(Serialize)]
+struct Queue {
     max_msgs: u32,
     msg_size: u32,
     cost: u64,
-    /// RLIMIT_MSGQUEUE, soft and hard.
-    soft: u64,
-    hard: u64,
-    /// Whether the queues could be listed; how many; what this user's cost.
-    queues_listed: bool,
-    mq_count: Option<u64>,
-    mq_used: Option<u64>,
+    #[serde(flatten)]
     room: Room,
-    msg_queues: Option<u64>,
-    shm_segments: Option<u64>,
-    shm_bytes: Option<u64>,
-    shm_pages: Option<u64>,
-    page: u64,
-    sem_sets: Option<u64>,
-    sem_count: Option<u64>,
-    /// /proc/sys/kernel/sem: semmsl, semmns, semopm, semmni.
-    sem_limits: Vec<Option<u64>>,
-    dev_shm_size: Option<u64>,
-    dev_shm_free: Option<u64>,
-    dev_shm_objects: Option<u64>,
 }
 
-impl Snapshot {
-    fn read(args: &LimitsArgs) -> Snapshot {
+#[derive(Serialize)]
+struct SysvMsg {
+    msgmax: Option<u64>,
+    msgmnb: Option<u64>,
+    msgmni: Option<u64>,
+    queues: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct SysvShm {
+    shmmax: Option<u64>,
+    shmall: Option<u64>,
+    shmmni: Option<u64>,
+    segments: Option<u64>,
+    bytes: Option<u64>,
+    /// Pages as the kernel counts them against shmall.
+    pages: Option<u64>,
+    page_size: u64,
+}
+
+/// /proc/sys/kernel/sem and the sets there are.
+#[derive(Serialize)]
+struct SysvSem {
+    semmsl: Option<u64>,
+    semmns: Option<u64>,
+    semopm: Option<u64>,
+    semmni: Option<u64>,
+    sets: Option<u64>,
+    semaphores: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct DevShm {
+    size: Option<u64>,
+    free: Option<u64>,
+    used: Option<u64>,
+    objects: Option<u64>,
+}
+
+impl Limits {
+    fn read(opts: &LimitsOptions) -> Limits {
         let attrs = AttrLimits::here();
-        let sysctls = MqSysctls {
+        // Queues are listed through the mqueue filesystem (maybe a private mount).
+        let euid = nix::unistd::geteuid().as_raw();
+        let (queues, used) = match mqfs::list() {
+            Ok(list) => (
+                Some(list.queues.len() as u64),
+                Some(list.queues.iter().filter(|q| q.uid == euid).map(cost).sum()),
+            ),
+            Err(_) => (None, None),
+        };
+        let posix_mqueue = PosixMqueue {
             msg_max: mq("msg_max"),
             msgsize_max: mq("msgsize_max"),
             msg_default: mq("msg_default"),
             msgsize_default: mq("msgsize_default"),
             queues_max: mq("queues_max"),
+            queues,
+            cap_sys_resource: attrs.cap_sys_resource,
         };
+        Limits {
+            rlimit_msgqueue: RlimitMsgqueue::read(opts, attrs, &posix_mqueue, used),
+            posix_mqueue,
+            sysv_msg: SysvMsg::read(),
+            sysv_shm: SysvShm::read(),
+            sysv_sem: SysvSem::read(),
+            dev_shm: DevShm::read(),
+        }
+    }
+}
+
+impl RlimitMsgqueue {
+    /// RLIMIT_MSGQUEUE, and the room for the queue of `opts` given what
+    /// this user's queues use.
+    fn read(
+        opts: &LimitsOptions,
+        attrs: AttrLimits,
+        m: &PosixMqueue,
+        used: Option<u64>,
+    ) -> RlimitMsgqueue {
         // Without --max-msgs/--msg-size: the queue mq_open makes when given
         // no attributes.
-        let (default_msgs, default_size) =
-            attrs.defaults(sysctls.msg_default, sysctls.msgsize_default);
-        let max_msgs = args
+        let (default_msgs, default_size) = attrs.defaults(m.msg_default, m.msgsize_default);
+        let max_msgs = opts
             .max_msgs
             .or_else(|| u32::try_from(default_msgs).ok())
             .unwrap_or(10);
-        let msg_size = args
+        let msg_size = opts
             .msg_size
             .or_else(|| u32::try_from(default_size).ok())
             .unwrap_or(8192);
         let (soft, hard) =
             getrlimit(Resource::RLIMIT_MSGQUEUE).unwrap_or((RLIM_INFINITY, RLIM_INFINITY));
-        let euid = nix::unistd::geteuid().as_raw();
-        // Queues are listed through the mqueue filesystem (maybe a private mount).
-        let queues = ls::posix_queues();
-        let (mq_count, mq_used) = match &queues {
-            Ok(list) => (
-                Some(list.len() as u64),
-                Some(
-                    list.iter()
-                        .filter(|q| q.uid == euid)
-                        .map(|q| queue_cost(q.maxmsg.unwrap_or(0), q.msgsize.unwrap_or(0)))
-                        .sum::<u64>(),
-                ),
-            ),
-            Err(_) => (None, None),
-        };
         let room = QueueRoom {
             attrs,
             max_msgs,
             msg_size,
-            queues_max: sysctls.queues_max,
-            queues: mq_count,
+            queues_max: m.queues_max,
+            queues: m.queues,
             rlimit: soft,
-            used: mq_used,
+            used,
         }
         .room();
-        let mut s = Snapshot {
-            attrs,
-            sysctls,
-            max_msgs,
-            msg_size,
-            cost: queue_cost(max_msgs, msg_size),
+        RlimitMsgqueue {
             soft,
             hard,
-            queues_listed: queues.is_ok(),
-            mq_count,
-            mq_used,
-            room,
-            msg_queues: None,
-            shm_segments: None,
-            shm_bytes: None,
-            shm_pages: None,
-            page: 4096,
-            sem_sets: None,
-            sem_count: None,
-            sem_limits: Vec::new(),
-            dev_shm_size: None,
-            dev_shm_free: None,
-            dev_shm_objects: None,
-        };
-        s.read_sysv();
-        s.read_dev_shm();
-        s
-    }
-
-    /// What System V objects exist, from /proc/sysvipc, and the sem limits.
-    fn read_sysv(&mut self) {
-        self.msg_queues = sysvipc("msg", "qnum").map(|(count, _)| count);
-        let shm = sysvipc("shm", "size");
-        self.shm_segments = shm.as_ref().map(|(count, _)| *count);
-        self.shm_bytes = shm
-            .as_ref()
-            .map(|(_, sizes)| sizes.iter().fold(0, |a: u64, b| a.saturating_add(*b)));
-        self.page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-            .ok()
-            .flatten()
-            .map_or(4096, |p| p as u64);
-        self.shm_pages = shm.as_ref().map(|(_, sizes)| shm_pages(sizes, self.page));
-        let sem = sysvipc("sem", "nsems");
-        self.sem_sets = sem.as_ref().map(|(count, _)| *count);
-        self.sem_count = sem.as_ref().map(|(_, n)| n.iter().sum::<u64>());
-        self.sem_limits = std::fs::read_to_string("/proc/sys/kernel/sem")
-            .map(|s| s.split_ascii_whitespace().map(|v| v.parse().ok()).collect())
-            .unwrap_or_default();
-    }
-
-    /// Size, room and objects of /dev/shm.
-    fn read_dev_shm(&mut self) {
-        let vfs = nix::sys::statvfs::statvfs("/dev/shm").ok();
-        self.dev_shm_size = vfs.as_ref().map(|v| v.blocks() * v.fragment_size());
-        self.dev_shm_free = vfs
-            .as_ref()
-            .map(|v| v.blocks_available() * v.fragment_size());
-        self.dev_shm_objects = std::fs::read_dir("/dev/shm").ok().map(|d| d.count() as u64);
-    }
-
-    fn sem_at(&self, i: usize) -> Option<u64> {
-        self.sem_limits.get(i).copied().flatten()
-    }
-
-    fn json(&self) -> Value {
-        let (fit, fit_limit) = match &self.room {
-            Room::Fit { n, limit, .. } => (Some(*n), Some(*limit)),
-            Room::Unbounded | Room::Unknown => (None, None),
-        };
-        let m = &self.sysctls;
-        let (size, free) = (self.dev_shm_size, self.dev_shm_free);
-        json!({
-            "posix_mqueue": {
-                "msg_max": m.msg_max, "msgsize_max": m.msgsize_max,
-                "msg_default": m.msg_default, "msgsize_default": m.msgsize_default,
-                "queues_max": m.queues_max, "queues": self.mq_count,
-                "cap_sys_resource": self.attrs.cap_sys_resource,
+            used,
+            queue: Queue {
+                max_msgs,
+                msg_size,
+                cost: queue_cost(max_msgs, msg_size),
+                room,
             },
-            "rlimit_msgqueue": {
-                "soft": rlim(self.soft), "hard": rlim(self.hard), "used": self.mq_used,
-                "queue": {"max_msgs": self.max_msgs, "msg_size": self.msg_size, "cost": self.cost, "fit": fit, "limit": fit_limit},
-            },
-            "sysv_msg": {"msgmax": kernel("msgmax"), "msgmnb": kernel("msgmnb"), "msgmni": kernel("msgmni"), "queues": self.msg_queues},
-            "sysv_shm": {
-                "shmmax": kernel("shmmax"), "shmall": kernel("shmall"), "shmmni": kernel("shmmni"),
-                "segments": self.shm_segments, "bytes": self.shm_bytes, "pages": self.shm_pages, "page_size": self.page,
-            },
-            "sysv_sem": {
-                "semmsl": self.sem_at(0), "semmns": self.sem_at(1), "semopm": self.sem_at(2), "semmni": self.sem_at(3),
-                "sets": self.sem_sets, "semaphores": self.sem_count,
-            },
-            "dev_shm": {"size": size, "free": free, "used": size.zip(free).map(|(s, f)| s - f), "objects": self.dev_shm_objects},
-        })
-    }
-
-    /// The POSIX queue limits and RLIMIT_MSGQUEUE, as table lines.
-    fn text_posix(&self, t: &mut String) {
-        let m = &self.sysctls;
-        let _ = writeln!(t, "POSIX message queues (/proc/sys/fs/mqueue)");
-        row(
-            t,
-            "msg_max",
-            show(m.msg_max),
-            "largest --max-msgs without CAP_SYS_RESOURCE",
-        );
-        row(
-            t,
-            "msgsize_max",
-            show(m.msgsize_max),
-            "largest --msg-size without CAP_SYS_RESOURCE",
-        );
-        row(
-            t,
-            "msg_default",
-            show(m.msg_default),
-            "mq_maxmsg when mq_open gets no attributes (at most msg_max)",
-        );
-        row(
-            t,
-            "msgsize_default",
-            show(m.msgsize_default),
-            "mq_msgsize when mq_open gets no attributes (at most msgsize_max)",
-        );
-        let queues_note = if self.queues_listed {
-            format!("in use: {}", show(self.mq_count))
-        } else {
-            "in use: unknown (mount /dev/mqueue, or run as root)".into()
-        };
-        row(
-            t,
-            "queues_max",
-            show(m.queues_max),
-            &format!("queues; {queues_note}"),
-        );
-        if self.attrs.cap_sys_resource {
-            let _ = writeln!(
-                t,
-                "  this process has CAP_SYS_RESOURCE: up to {HARD_MSGMAX} messages of {HARD_MSGSIZEMAX} bytes, \
-                 and past queues_max"
-            );
-        } else {
-            let _ = writeln!(
-                t,
-                "  this process lacks CAP_SYS_RESOURCE: msg_max, msgsize_max and queues_max bind it \
-                 (being root is not enough)"
-            );
         }
-        let _ = writeln!(t, "RLIMIT_MSGQUEUE (ulimit -q)");
-        let _ = writeln!(
-            t,
-            "  soft {}, hard {}; this user's queues use {}",
-            limit(self.soft),
-            limit(self.hard),
-            self.mq_used
-                .map_or_else(|| "?".into(), |u| format!("{u} bytes"))
-        );
-        let _ = writeln!(
-            t,
-            "  a queue of {} x {} bytes costs {} bytes; {}",
-            self.max_msgs,
-            self.msg_size,
-            self.cost,
-            self.room.text()
-        );
-    }
-
-    /// The System V limits and /dev/shm, as table lines.
-    fn text_sysv(&self, t: &mut String) {
-        let _ = writeln!(t, "System V message queues (/proc/sys/kernel)");
-        row(t, "msgmax", show(kernel("msgmax")), "largest message");
-        row(
-            t,
-            "msgmnb",
-            show(kernel("msgmnb")),
-            "bytes a new queue holds (qbytes)",
-        );
-        let in_use = |what: &str, n: Option<u64>| format!("{what}; in use: {}", show(n));
-        row(
-            t,
-            "msgmni",
-            show(kernel("msgmni")),
-            &in_use("queues", self.msg_queues),
-        );
-        let _ = writeln!(t, "System V shared memory");
-        row(
-            t,
-            "shmmax",
-            show(kernel("shmmax")),
-            "largest segment in bytes",
-        );
-        let pages = format!(
-            "pages in all segments; in use: {} ({}-byte pages)",
-            show(self.shm_pages),
-            self.page
-        );
-        row(t, "shmall", show(kernel("shmall")), &pages);
-        row(
-            t,
-            "shmmni",
-            show(kernel("shmmni")),
-            &in_use("segments", self.shm_segments),
-        );
-        let _ = writeln!(t, "System V semaphores (/proc/sys/kernel/sem)");
-        row(t, "semmsl", show(self.sem_at(0)), "semaphores per set");
-        row(
-            t,
-            "semmns",
-            show(self.sem_at(1)),
-            &in_use("semaphores in all", self.sem_count),
-        );
-        row(
-            t,
-            "semopm",
-            show(self.sem_at(2)),
-            "operations per semop call",
-        );
-        row(
-            t,
-            "semmni",
-            show(self.sem_at(3)),
-            &in_use("sets", self.sem_sets),
-        );
-        let _ = writeln!(t, "/dev/shm (POSIX shared memory and semaphores)");
-        let _ = writeln!(
-            t,
-            "  size {}, free {}, {} objects",
-            self.dev_shm_size.map_or_else(|| "?".into(), human),
-            self.dev_shm_free.map_or_else(|| "?".into(), human),
-            show(self.dev_shm_objects)
-        );
     }
 }
 
+impl SysvMsg {
+    fn read() -> SysvMsg {
+        SysvMsg {
+            msgmax: kernel("msgmax"),
+            msgmnb: kernel("msgmnb"),
+            msgmni: kernel("msgmni"),
+            queues: sysvipc("msg", "qnum").map(|(count, _)| count),
+        }
+    }
+}
+
+impl SysvShm {
+    fn read() -> SysvShm {
+        let shm = sysvipc("shm", "size");
+        let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .map_or(4096, |p| p as u64);
+        SysvShm {
+            shmmax: kernel("shmmax"),
+            shmall: kernel("shmall"),
+            shmmni: kernel("shmmni"),
+            segments: shm.as_ref().map(|(count, _)| *count),
+            bytes: shm
+                .as_ref()
+                .map(|(_, sizes)| sizes.iter().fold(0, |a: u64, b| a.saturating_add(*b))),
+            pages: shm.as_ref().map(|(_, sizes)| shm_pages(sizes, page_size)),
+            page_size,
+        }
+    }
+}
+
+impl SysvSem {
+    fn read() -> SysvSem {
+        // semmsl, semmns, semopm, semmni.
+        let limits: Vec<Option<u64>> = std::fs::read_to_string("/proc/sys/kernel/sem")
+            .map(|s| s.split_ascii_whitespace().map(|v| v.parse().ok()).collect())
+            .unwrap_or_default();
+        let at = |i: usize| limits.get(i).copied().flatten();
+        let sem = sysvipc("sem", "nsems");
+        SysvSem {
+            semmsl: at(0),
+            semmns: at(1),
+            semopm: at(2),
+            semmni: at(3),
+            sets: sem.as_ref().map(|(count, _)| *count),
+            semaphores: sem.as_ref().map(|(_, n)| n.iter().sum::<u64>()),
+        }
+    }
+}
+
+impl DevShm {
+    /// Size, room and objects of /dev/shm.
+    fn read() -> DevShm {
+        let vfs = nix::sys::statvfs::statvfs("/dev/shm").ok();
+        let size = vfs.as_ref().map(|v| v.blocks() * v.fragment_size());
+        let free = vfs
+            .as_ref()
+            .map(|v| v.blocks_available() * v.fragment_size());
+        DevShm {
+            size,
+            free,
+            used: size.zip(free).map(|(s, f)| s.saturating_sub(f)),
+            objects: std::fs::read_dir("/dev/shm").ok().map(|d| d.count() as u64),
+        }
+    }
+}
+
+/// The table: one line per limit with its value and what it bounds.
+impl fmt::Display for Limits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.posix_mqueue.fmt(f)?;
+        self.rlimit_msgqueue.fmt(f)?;
+        self.sysv_msg.fmt(f)?;
+        self.sysv_shm.fmt(f)?;
+        self.sysv_sem.fmt(f)?;
+        // The last line ends the record: Out adds its line break.
+        let d = &self.dev_shm;
+        writeln!(f, "/dev/shm (POSIX shared memory and semaphores)")?;
+        write!(
+            f,
+            "  size {}, free {}, {} objects",
+            d.size.map_or_else(|| "?".into(), human),
+            d.free.map_or_else(|| "?".into(), human),
+            show(d.objects)
+        )
+    }
+}
+
+impl fmt::Display for PosixMqueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "POSIX message queues (/proc/sys/fs/mqueue)")?;
+        let max = "without CAP_SYS_RESOURCE";
+        row(
+            f,
+            "msg_max",
+            self.msg_max,
+            &format!("largest --max-msgs {max}"),
+        )?;
+        row(
+            f,
+            "msgsize_max",
+            self.msgsize_max,
+            &format!("largest --msg-size {max}"),
+        )?;
+        let default =
+            |field, cap| format!("{field} when mq_open gets no attributes (at most {cap})");
+        row(
+            f,
+            "msg_default",
+            self.msg_default,
+            &default("mq_maxmsg", "msg_max"),
+        )?;
+        let note = default("mq_msgsize", "msgsize_max");
+        row(f, "msgsize_default", self.msgsize_default, &note)?;
+        let in_use = match self.queues {
+            Some(n) => format!("in use: {n}"),
+            None => "in use: unknown (mount /dev/mqueue, or run as root)".into(),
+        };
+        row(
+            f,
+            "queues_max",
+            self.queues_max,
+            &format!("queues; {in_use}"),
+        )?;
+        if self.cap_sys_resource {
+            writeln!(
+                f,
+                "  this process has CAP_SYS_RESOURCE: up to {HARD_MSGMAX} messages of {HARD_MSGSIZEMAX} bytes, \
+                 and past queues_max"
+            )
+        } else {
+            writeln!(
+                f,
+                "  this process lacks CAP_SYS_RESOURCE: msg_max, msgsize_max and queues_max bind it \
+                 (being root is not enough)"
+            )
+        }
+    }
+}
+
+impl fmt::Display for RlimitMsgqueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "RLIMIT_MSGQUEUE (ulimit -q)")?;
+        writeln!(
+            f,
+            "  soft {}, hard {}; this user's queues use {}",
+            limit(self.soft),
+            limit(self.hard),
+            self.used
+                .map_or_else(|| "?".into(), |u| format!("{u} bytes"))
+        )?;
+        let q = &self.queue;
+        writeln!(
+            f,
+            "  a queue of {} x {} bytes costs {} bytes; {}",
+            q.max_msgs,
+            q.msg_size,
+            q.cost,
+            q.room.text()
+        )
+    }
+}
+
+impl fmt::Display for SysvMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "System V message queues (/proc/sys/kernel)")?;
+        row(f, "msgmax", self.msgmax, "largest message")?;
+        row(f, "msgmnb", self.msgmnb, "bytes a new queue holds (qbytes)")?;
+        row(f, "msgmni", self.msgmni, &in_use("queues", self.queues))
+    }
+}
+
+impl fmt::Display for SysvShm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "System V shared memory")?;
+        row(f, "shmmax", self.shmmax, "largest segment in bytes")?;
+        let pages = format!(
+            "pages in all segments; in use: {} ({}-byte pages)",
+            show(self.pages),
+            self.page_size
+        );
+        row(f, "shmall", self.shmall, &pages)?;
+        row(f, "shmmni", self.shmmni, &in_use("segments", self.segments))
+    }
+}
+
+impl fmt::Display for SysvSem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "System V semaphores (/proc/sys/kernel/sem)")?;
+        row(f, "semmsl", self.semmsl, "semaphores per set")?;
+        let all = in_use("semaphores in all", self.semaphores);
+        row(f, "semmns", self.semmns, &all)?;
+        row(f, "semopm", self.semopm, "operations per semop call")?;
+        row(f, "semmni", self.semmni, &in_use("sets", self.sets))
+    }
+}
+
+/// `queues; in use: 3`
+fn in_use(what: &str, n: Option<u64>) -> String {
+    format!("{what}; in use: {}", show(n))
+}
+
 /// One line of the table: name, value right-aligned, what it limits.
-fn row(t: &mut String, name: &str, value: String, note: &str) {
-    let _ = writeln!(t, "  {name:<16} {value:>20}  {note}");
+fn row(f: &mut fmt::Formatter<'_>, name: &str, value: Option<u64>, note: &str) -> fmt::Result {
+    writeln!(f, "  {name:<16} {:>20}  {note}", show(value))
 }
 
 /// An RLIMIT as text: `unlimited` or `N bytes`.

@@ -11,9 +11,10 @@ mod doctor;
 mod error;
 mod fifo;
 mod ipc;
+mod mqfs;
 #[expect(
     dead_code,
-    reason = "ObjectRef and Addr are for the resolved specs, which come next"
+    reason = "clean uses ObjectRef; Addr::Key, ObjectRef::sysv_key, Kind::new and Kind::what are for the command specs"
 )]
 mod object;
 mod output;
@@ -112,9 +113,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sysv(cmd) => sysv::run(cmd, &mut out),
         Command::Tour(args) => tour::run(&args, &mut out),
         Command::Bench(args) => bench::run(&args, &mut out),
-        Command::Ls(args) => ls::run(&args, &mut out),
-        Command::Clean(args) => clean::run(&args, &mut out),
-        Command::Limits(args) => limits::run(&args, &mut out),
+        Command::Ls(args) => ls::run(&list_options(args)?, &mut out),
+        Command::Clean(args) => clean::run(&clean_options(args)?, &mut out),
+        Command::Limits(args) => limits::run(&limits_options(&args), &mut out),
         Command::Completions(args) => manpage::completions(args.shell, &mut out),
         Command::Man(args) => manpage::man(&args, &mut out),
         Command::Demo(cmd) => demo::run(cmd, &mut out),
@@ -126,6 +127,50 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let code = code?;
     flushed?;
     Ok(code)
+}
+
+/// The objects `ls` and `clean --stale` look at.
+fn select(args: cli::SelectArgs) -> anyhow::Result<ls::Select> {
+    let mech = args.r#type.map(|t| match t {
+        cli::IpcType::Msq => object::Mech::Msq,
+        cli::IpcType::Shm => object::Mech::Shm,
+        cli::IpcType::Sem => object::Mech::Sem,
+    });
+    ls::Select::resolve(ls::Selection {
+        posix: args.posix,
+        sysv: args.sysv,
+        mech,
+        owner: args.owner,
+        names: args.name,
+        prefix: args.prefix,
+        key: args.key,
+    })
+}
+
+fn list_options(args: cli::LsArgs) -> anyhow::Result<ls::ListOptions> {
+    Ok(ls::ListOptions {
+        list_columns: args.list_columns,
+        select: select(args.select)?,
+        orphaned: args.orphaned,
+        columns: args.output,
+        headings: !args.noheadings,
+        raw: args.raw,
+        bytes: args.bytes,
+    })
+}
+
+fn clean_options(args: cli::CleanArgs) -> anyhow::Result<clean::CleanOptions> {
+    Ok(clean::CleanOptions {
+        select: select(args.select)?,
+        dry_run: args.dry_run,
+    })
+}
+
+fn limits_options(args: &cli::LimitsArgs) -> limits::LimitsOptions {
+    limits::LimitsOptions {
+        max_msgs: args.max_msgs,
+        msg_size: args.msg_size,
+    }
 }
 
 #[cfg(test)]

@@ -105,6 +105,13 @@ impl fmt::Display for Kind {
     }
 }
 
+/// As its mechanism name: `"posix-msq"`.
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.mechanism())
+    }
+}
+
 impl FromStr for Kind {
     type Err = String;
 

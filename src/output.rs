@@ -21,6 +21,7 @@ use std::io::{self, BufWriter, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{Local, TimeZone};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::target::PosixName;
@@ -74,8 +75,13 @@ impl Out {
         }
     }
 
-    /// A line without a timestamp: `text`, or `value` as one JSON document.
-    pub fn record(&mut self, text: impl Display, value: impl FnOnce() -> Value) -> io::Result<()> {
+    /// A line without a timestamp: `text`, or `value` (a typed record or
+    /// a `Value`) as one JSON document.
+    pub fn record<T: Serialize>(
+        &mut self,
+        text: impl Display,
+        value: impl FnOnce() -> T,
+    ) -> io::Result<()> {
         if self.json {
             serde_json::to_writer(&mut self.w, &value())?;
             self.w.write_all(b"\n")
@@ -537,6 +543,25 @@ pub fn plural<N: Display + PartialEq + From<u8>>(n: N, one: &str, many: &str) ->
     format!("{n} {noun}")
 }
 
+/// `4.0K`, `12M`: one decimal below 10, as `ls -h` does.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if v < 10.0 {
+        format!("{v:.1}{}", UNITS[unit])
+    } else {
+        format!("{v:.0}{}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -700,6 +725,15 @@ mod tests {
             nix::errno::Errno::EPIPE as i32,
         ));
         assert_eq!(pipe.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(0), "0B");
+        assert_eq!(human(1023), "1023B");
+        assert_eq!(human(4096), "4.0K");
+        assert_eq!(human(81920), "80K");
+        assert_eq!(human(3 * 1024 * 1024 / 2), "1.5M");
     }
 
     #[test]

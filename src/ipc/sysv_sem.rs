@@ -53,7 +53,7 @@ pub struct SemStat {
 }
 
 /// One semaphore of a set: what `ipcs -s -i` prints for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Semaphore {
     pub semnum: u32,
     pub value: u16,
@@ -68,10 +68,8 @@ pub struct Semaphore {
 impl Semaphore {
     /// `{"semnum":0,"value":1,"ncount":0,"zcount":0,"pid":123}`
     pub fn to_json(self) -> serde_json::Value {
-        serde_json::json!({
-            "semnum": self.semnum, "value": self.value,
-            "ncount": self.ncount, "zcount": self.zcount, "pid": self.pid,
-        })
+        // Five integers: serializing them cannot fail.
+        serde_json::to_value(self).unwrap_or_default()
     }
 }
 

@@ -6,11 +6,11 @@
 //! counted as not readable.
 
 use nix::errno::Errno;
-use serde_json::{Value, json};
 
-use super::{Kind, Object, Scan, time};
+use super::record::{Creator, SysvMsq, SysvSem, SysvShm, Time};
+use super::{Fields, Kind, Object, Scan};
 use crate::ipc::sysv_msq::SysvQueue;
-use crate::ipc::sysv_sem::{SemSet, Semaphore};
+use crate::ipc::sysv_sem::SemSet;
 use crate::procfs::{Row, Table, read_sysvipc, sysvipc_path};
 
 fn read_table(file: &str, scan: &mut Scan, mut each: impl FnMut(&Row, &mut Scan)) {
@@ -27,11 +27,25 @@ fn read_table(file: &str, scan: &mut Scan, mut each: impl FnMut(&Row, &mut Scan)
     }
 }
 
+/// A time column: seconds since the epoch, 0 for never (or missing).
+fn time(row: &Row, column: &str) -> Time {
+    Time(row.get(column).unwrap_or(0))
+}
+
+/// The id column's name in `ipcs` style.
+fn id_column(kind: Kind) -> &'static str {
+    match kind {
+        Kind::SysvMsq => "msqid",
+        Kind::SysvShm => "shmid",
+        _ => "semid",
+    }
+}
+
 /// Key, id, owners and perms: the fields every System V object shares.
-fn common(kind: Kind, row: &Row) -> Option<Object> {
-    let mut obj = Object::new(kind);
+fn common(row: &Row, fields: Fields) -> Option<Object> {
+    let mut obj = Object::new(fields);
     obj.key = Some(row.get("key")? as i32);
-    obj.id = Some(i32::try_from(row.get(super::id_column(kind))?).ok()?);
+    obj.id = Some(i32::try_from(row.get(id_column(obj.kind))?).ok()?);
     // /proc/sysvipc prints perms in octal ("%4o").
     let perms = u32::from_str_radix(row.text("perms")?, 8).ok()?;
     obj.set_owner(
@@ -39,109 +53,98 @@ fn common(kind: Kind, row: &Row) -> Option<Object> {
         u32::try_from(row.get("gid")?).ok()?,
         perms,
     );
-    obj.cuid = u32::try_from(row.get("cuid")?).ok();
-    obj.cgid = u32::try_from(row.get("cgid")?).ok();
+    obj.creator = Some(Creator {
+        cuid: u32::try_from(row.get("cuid")?).ok(),
+        cgid: u32::try_from(row.get("cgid")?).ok(),
+    });
     Some(obj)
 }
 
 pub fn scan_msg(scan: &mut Scan) {
     read_table("msg", scan, |row, scan| {
-        let Some(mut obj) = common(Kind::SysvMsq, row) else {
+        let fields = SysvMsq {
+            qnum: row.get("qnum"),
+            qbytes: None,
+            cbytes: row.get("cbytes"),
+            lspid: row.get("lspid"),
+            lrpid: row.get("lrpid"),
+            stime: time(row, "stime"),
+            rtime: time(row, "rtime"),
+            ctime: time(row, "ctime"),
+        };
+        let Some(mut obj) = common(row, Fields::SysvMsq(fields)) else {
             return;
         };
-        let id = obj.id.unwrap_or(-1);
-        let qbytes = match SysvQueue::with_id(id).stat() {
-            Ok(stat) => json!(stat.qbytes),
-            Err(_) => {
+        let qbytes = SysvQueue::with_id(obj.id.unwrap_or(-1)).stat();
+        match (&mut obj.fields, qbytes) {
+            (Fields::SysvMsq(q), Ok(stat)) => q.qbytes = Some(stat.qbytes),
+            _ => {
                 scan.unreadable += 1;
                 obj.note = Some("not readable by this user: qbytes unknown".into());
-                Value::Null
             }
-        };
-        let f = &mut obj.fields;
-        f.insert("qnum".into(), json!(row.get("qnum")));
-        f.insert("qbytes".into(), qbytes);
-        f.insert("cbytes".into(), json!(row.get("cbytes")));
-        f.insert("lspid".into(), json!(row.get("lspid")));
-        f.insert("lrpid".into(), json!(row.get("lrpid")));
-        f.insert("stime".into(), time(row.get("stime").unwrap_or(0)));
-        f.insert("rtime".into(), time(row.get("rtime").unwrap_or(0)));
-        f.insert("ctime".into(), time(row.get("ctime").unwrap_or(0)));
-        obj.size = row.get("cbytes").and_then(|b| u64::try_from(b).ok());
-        obj.pids = vec![row.get("lspid").unwrap_or(0), row.get("lrpid").unwrap_or(0)];
+        }
         scan.objects.push(obj);
     });
 }
 
 pub fn scan_shm(scan: &mut Scan) {
     read_table("shm", scan, |row, scan| {
-        let Some(mut obj) = common(Kind::SysvShm, row) else {
-            return;
+        let fields = SysvShm {
+            size: row.get("size"),
+            nattch: row.get("nattch"),
+            cpid: row.get("cpid"),
+            lpid: row.get("lpid"),
+            atime: time(row, "atime"),
+            dtime: time(row, "dtime"),
+            ctime: time(row, "ctime"),
+            rss: row.get("rss"),
+            swap: row.get("swap"),
         };
-        let f = &mut obj.fields;
-        f.insert("size".into(), json!(row.get("size")));
-        f.insert("nattch".into(), json!(row.get("nattch")));
-        f.insert("cpid".into(), json!(row.get("cpid")));
-        f.insert("lpid".into(), json!(row.get("lpid")));
-        f.insert("atime".into(), time(row.get("atime").unwrap_or(0)));
-        f.insert("dtime".into(), time(row.get("dtime").unwrap_or(0)));
-        f.insert("ctime".into(), time(row.get("ctime").unwrap_or(0)));
-        f.insert("rss".into(), json!(row.get("rss")));
-        f.insert("swap".into(), json!(row.get("swap")));
-        obj.size = row.get("size").and_then(|b| u64::try_from(b).ok());
-        obj.nattch = row.get("nattch").unwrap_or(0);
-        obj.pids = vec![row.get("cpid").unwrap_or(0), row.get("lpid").unwrap_or(0)];
-        scan.objects.push(obj);
+        if let Some(obj) = common(row, Fields::SysvShm(fields)) {
+            scan.objects.push(obj);
+        }
     });
 }
 
 pub fn scan_sem(scan: &mut Scan) {
     read_table("sem", scan, |row, scan| {
-        let Some(mut obj) = common(Kind::SysvSem, row) else {
+        let fields = SysvSem {
+            nsems: row.get("nsems").unwrap_or(0),
+            values: None,
+            pids: None,
+            waiters: None,
+            otime: time(row, "otime"),
+            ctime: time(row, "ctime"),
+            sems: None,
+        };
+        let Some(mut obj) = common(row, Fields::SysvSem(fields)) else {
             return;
         };
-        let id = obj.id.unwrap_or(-1);
-        let nsems = row.get("nsems").unwrap_or(0);
-        let sems = SemSet::with_id(id).semaphores();
-        let f = &mut obj.fields;
-        f.insert("nsems".into(), json!(nsems));
-        let sems = match sems {
-            Ok(sems) => {
+        let sems = SemSet::with_id(obj.id.unwrap_or(-1)).semaphores();
+        match (&mut obj.fields, sems) {
+            (Fields::SysvSem(set), Ok(sems)) => {
                 let waiters = sems
                     .iter()
                     .map(|s| {
                         u64::try_from(s.ncount).unwrap_or(0) + u64::try_from(s.zcount).unwrap_or(0)
                     })
                     .sum();
-                let values: Vec<u16> = sems.iter().map(|s| s.value).collect();
-                let pids: Vec<i32> = sems.iter().map(|s| s.pid).collect();
-                f.insert("values".into(), json!(values));
-                f.insert("pids".into(), json!(pids));
-                f.insert("waiters".into(), json!(waiters));
-                obj.pids = pids.iter().map(|p| i64::from(*p)).collect();
-                obj.waiters = waiters;
-                Value::from(sems.into_iter().map(Semaphore::to_json).collect::<Vec<_>>())
+                set.values = Some(sems.iter().map(|s| s.value).collect());
+                set.pids = Some(sems.iter().map(|s| s.pid).collect());
+                set.waiters = Some(waiters);
+                set.sems = Some(sems);
             }
-            Err(e) => {
-                // One set that is gone or closed to this user leaves its
-                // values null; the listing goes on. The note makes the
-                // verdict unknown: never called orphaned.
-                obj.note = Some(match e {
-                    Errno::EINVAL | Errno::EIDRM => "removed while being listed".into(),
-                    _ => {
-                        scan.unreadable += 1;
-                        "not readable by this user: values unknown".into()
-                    }
-                });
-                for k in ["values", "pids", "waiters"] {
-                    f.insert(k.into(), Value::Null);
-                }
-                Value::Null
+            // One set that is gone or closed to this user leaves its
+            // values null; the listing goes on. The note makes the
+            // verdict unknown: never called orphaned.
+            (_, Err(Errno::EINVAL | Errno::EIDRM)) => {
+                obj.note = Some("removed while being listed".into());
             }
-        };
-        f.insert("otime".into(), time(row.get("otime").unwrap_or(0)));
-        f.insert("ctime".into(), time(row.get("ctime").unwrap_or(0)));
-        f.insert("sems".into(), sems);
+            _ => {
+                scan.unreadable += 1;
+                obj.note = Some("not readable by this user: values unknown".into());
+            }
+        }
         scan.objects.push(obj);
     });
 }
