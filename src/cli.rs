@@ -80,6 +80,8 @@ pub enum Command {
     Clean(CleanArgs),
     /// Show the kernel limits that decide what can be created, with usage
     Limits(LimitsArgs),
+    /// Find the known IPC pitfalls here: stuck queues, deadlocked semaphores, orphans, small /dev/shm
+    Doctor(DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish)
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command with --dir
@@ -483,6 +485,15 @@ pub struct CleanArgs {
     /// List what would be removed, remove nothing
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub select: SelectArgs,
+}
+
+// `doctor`
+#[derive(Debug, Args)]
+#[command(after_help = help::after_help("doctor"))]
+pub struct DoctorArgs {
+    /// The objects the per-object checks look at (default: all)
     #[command(flatten)]
     pub select: SelectArgs,
 }

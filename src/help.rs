@@ -592,6 +592,22 @@ const GUIDES: &[(&str, Guide)] = &[
         },
     ),
     (
+        "doctor",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "What is wrong here, with the command that fixes each finding:",
+                    &["examples-ipc doctor"],
+                ),
+                (
+                    "For a script: exit 0 when healthy, 1 with findings",
+                    &["examples-ipc --json doctor"],
+                ),
+            ],
+        },
+    ),
+    (
         "completions",
         Guide {
             modes: &[],

@@ -3,10 +3,6 @@
 mod bench;
 mod cli;
 mod demo;
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired into the command line next")
-)]
 mod doctor;
 mod error;
 mod fifo;
@@ -116,6 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ls(args) => ls::run(&list_options(args)?, &mut out),
         Command::Clean(args) => clean::run(&clean_options(args)?, &mut out),
         Command::Limits(args) => limits::run(&limits_options(&args), &mut out),
+        Command::Doctor(args) => doctor::run(&select(args.select)?, &mut out),
         Command::Completions(args) => manpage::completions(args.shell, &mut out),
         Command::Man(args) => manpage::man(&args, &mut out),
         Command::Demo(cmd) => demo::run(cmd, &mut out),

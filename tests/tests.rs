@@ -6,6 +6,7 @@ mod common;
 mod bench;
 mod completion;
 mod demos;
+mod doctor;
 mod fifo;
 mod ls;
 mod manpage;

@@ -1,0 +1,254 @@
+//! `doctor`: each finding from a situation the test builds in a private IPC
+//! and mount namespace (its own /dev/shm and mqueue mount, msg_max raised),
+//! and none on the same namespace left healthy.
+
+use serde_json::Value;
+
+use crate::common::unique_name;
+
+/// A directory the test made, removed with what is in it in Drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `SITUATION`, then `doctor` twice (JSON, then text), in a new IPC and
+/// mount namespace set up to be healthy: /dev/shm a 128 MiB tmpfs of its
+/// own, mqueue mounted (on a directory of the test: /dev is the host's),
+/// msg_max above the default. Returns doctor's JSON document, its text and
+/// both exit codes. Everything the situation made ends with the namespace.
+fn doctor_in(dev_shm_size: &str, situation: &str) -> (Value, String, i32, i32) {
+    let dir = TempDir(std::env::temp_dir().join(&unique_name("doctor")[1..]));
+    std::fs::create_dir_all(dir.0.join("mq")).expect("a temporary directory");
+    let script = format!(
+        r#"mount -t tmpfs -o size={dev_shm_size} none /dev/shm || exit 100
+           mount -t mqueue none "$1/mq" || exit 100
+           echo 256 > /proc/sys/fs/mqueue/msg_max || exit 100
+           {situation}
+           "$0" --json doctor; echo "rc=$?"
+           "$0" doctor; echo "rc=$?""#
+    );
+    let o = std::process::Command::new("unshare")
+        .args(["--ipc", "--fork", "--mount", "--propagation", "private"])
+        .args(["sh", "-c", &script])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .arg(&dir.0)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("unshare (util-linux) is needed");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut lines = out.lines();
+    let doc: Value = serde_json::from_str(lines.next().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {out}"));
+    let rc = |line: Option<&str>| -> i32 {
+        line.and_then(|l| l.strip_prefix("rc="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no exit code: {out}"))
+    };
+    let json_rc = rc(lines.next());
+    let rest: Vec<&str> = lines.collect();
+    let (last, text) = rest.split_last().expect("doctor's text");
+    (doc, text.join("\n"), json_rc, rc(Some(last)))
+}
+
+fn ids(doc: &Value) -> Vec<&str> {
+    doc["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| f["id"].as_str().unwrap_or_default())
+        .collect()
+}
+
+fn finding<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    doc["findings"]
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["id"] == id))
+        .unwrap_or_else(|| panic!("no {id} in {doc}"))
+}
+
+#[test]
+fn doctor_finds_nothing_on_a_healthy_setup() {
+    let (doc, text, json_rc, text_rc) = doctor_in("128m", "");
+    assert_eq!(doc["healthy"], true, "{doc}");
+    assert_eq!(ids(&doc), Vec::<&str>::new(), "{doc}");
+    assert_eq!(text, "no problems found");
+    assert_eq!((json_rc, text_rc), (0, 0));
+}
+
+#[test]
+fn doctor_finds_a_small_dev_shm() {
+    let (doc, text, json_rc, text_rc) = doctor_in("64k", "");
+    assert_eq!(ids(&doc), ["dev-shm-small"], "{doc}");
+    assert_eq!(finding(&doc, "dev-shm-small")["numbers"]["size"], 65536);
+    assert!(text.starts_with("1 problem found\n"), "{text}");
+    assert!(text.contains("warning: dev-shm-small: "), "{text}");
+    assert_eq!((json_rc, text_rc), (1, 1));
+}
+
+#[test]
+fn doctor_finds_orphans_with_their_count_and_bytes() {
+    let (doc, text, json_rc, _) = doctor_in(
+        "128m",
+        r#"ipcmk -M 100 >/dev/null && ipcmk -Q >/dev/null || exit 100"#,
+    );
+    assert_eq!(ids(&doc), ["orphans"], "{doc}");
+    let f = finding(&doc, "orphans");
+    assert_eq!(f["numbers"]["count"], 2, "{f}");
+    assert_eq!(f["numbers"]["bytes"], 100, "{f}");
+    assert!(text.contains("2 orphaned objects (100 bytes)"), "{text}");
+    assert!(
+        text.contains("fix: examples-ipc clean --stale --dry-run"),
+        "{text}"
+    );
+    assert_eq!(json_rc, 1);
+}
+
+/// A System V segment attached by a process, then marked for removal.
+const REMOVED_ATTACHED: &str = r#"
+import ctypes, signal, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+shmid = libc.shmget(0, 4096, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600
+assert shmid >= 0 and libc.shmat(shmid, None, 0) not in (None, 2**64 - 1)
+assert libc.shmctl(shmid, 0, None) == 0  # IPC_RMID
+print(shmid, flush=True)
+signal.pause()
+"#;
+
+#[test]
+fn doctor_finds_a_removed_segment_still_attached() {
+    let (doc, text, json_rc, _) = doctor_in(
+        "128m",
+        &format!(
+            r#"mkfifo "$1/ready" || exit 100
+               python3 -c '{REMOVED_ATTACHED}' > "$1/ready" & holder=$!
+               read shmid < "$1/ready" || exit 100
+               trap 'kill $holder' EXIT"#
+        ),
+    );
+    assert_eq!(ids(&doc), ["segment-removed-attached"], "{doc}");
+    let f = finding(&doc, "segment-removed-attached");
+    assert_eq!(f["numbers"]["nattch"], 1, "{f}");
+    assert_eq!(f["numbers"]["bytes"], 4096, "{f}");
+    assert_eq!(f["processes"][0]["command"], "python3", "{f}");
+    assert!(
+        text.contains("is marked for removal but 1 processes"),
+        "{text}"
+    );
+    assert_eq!(json_rc, 1);
+}
+
+/// A System V semaphore at 0 whose last user exited, and a process
+/// waiting on it: prints the semid once the waiter is counted (GETNCNT).
+const SEM_DEADLOCK: &str = r#"
+import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+class Sembuf(ctypes.Structure):
+    _fields_ = [("num", ctypes.c_ushort), ("op", ctypes.c_short), ("flg", ctypes.c_short)]
+def op(semid, n):
+    b = Sembuf(0, n, 0)
+    assert libc.semop(semid, ctypes.byref(b), 1) == 0
+semid = libc.semget(0, 1, 0o1600)
+assert semid >= 0
+last = os.fork()
+if last == 0:
+    op(semid, 1); op(semid, -1); os._exit(0)
+os.waitpid(last, 0)
+waiter = os.fork()
+if waiter == 0:
+    op(semid, -1); os._exit(0)
+while libc.semctl(semid, 0, 14) != 1:  # GETNCNT
+    os.sched_yield()
+def stop(*_):
+    os.kill(waiter, signal.SIGKILL); os._exit(0)
+signal.signal(signal.SIGTERM, stop)
+print(semid, flush=True)
+signal.pause()
+"#;
+
+#[test]
+fn doctor_finds_a_semaphore_deadlock() {
+    let (doc, text, json_rc, _) = doctor_in(
+        "128m",
+        &format!(
+            r#"mkfifo "$1/ready" || exit 100
+               python3 -c '{SEM_DEADLOCK}' > "$1/ready" & holder=$!
+               read semid < "$1/ready" || exit 100
+               trap 'kill $holder' EXIT"#
+        ),
+    );
+    assert_eq!(ids(&doc), ["semaphore-deadlock"], "{doc}");
+    let f = finding(&doc, "semaphore-deadlock");
+    assert_eq!(f["numbers"]["value"], 0, "{f}");
+    assert_eq!(f["numbers"]["waiters"], 1, "{f}");
+    assert!(f["numbers"]["last_pid"].as_u64().is_some(), "{f}");
+    assert_eq!(f["processes"][0]["command"], "python3", "{f}");
+    assert!(text.contains("error: semaphore-deadlock: "), "{text}");
+    assert!(text.contains("--release"), "{text}");
+    assert_eq!(json_rc, 1);
+}
+
+/// A System V queue filled to msg_qbytes by a process that exited, and a
+/// sender blocked on it: prints the msqid once the sender is blocked in
+/// msgsnd on it (/proc/PID/syscall names the call's first argument).
+const QUEUE_STUCK: &str = r#"
+import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+msqid = libc.msgget(0, 0o1600)
+assert msqid >= 0
+class Msg(ctypes.Structure):
+    _fields_ = [("mtype", ctypes.c_long), ("text", ctypes.c_char * 8192)]
+m = Msg(1, b"x" * 8192)
+def send():
+    assert libc.msgsnd(msqid, ctypes.byref(m), 8192, 0) == 0
+filler = os.fork()
+if filler == 0:
+    send(); send(); os._exit(0)
+os.waitpid(filler, 0)
+sender = os.fork()
+if sender == 0:
+    send(); os._exit(0)
+def blocked():
+    try:
+        fields = open(f"/proc/{sender}/syscall").read().split()
+    except OSError:
+        return False
+    return len(fields) > 1 and fields[1].startswith("0x") and int(fields[1], 16) == msqid
+while not blocked():
+    os.sched_yield()
+def stop(*_):
+    os.kill(sender, signal.SIGKILL); os._exit(0)
+signal.signal(signal.SIGTERM, stop)
+print(msqid, flush=True)
+signal.pause()
+"#;
+
+#[test]
+fn doctor_finds_a_queue_stuck_with_a_blocked_sender() {
+    let (doc, text, json_rc, _) = doctor_in(
+        "128m",
+        &format!(
+            r#"mkfifo "$1/ready" || exit 100
+               python3 -c '{QUEUE_STUCK}' > "$1/ready" & holder=$!
+               read msqid < "$1/ready" || exit 100
+               trap 'kill $holder' EXIT"#
+        ),
+    );
+    assert_eq!(ids(&doc), ["queue-stuck"], "{doc}");
+    let f = finding(&doc, "queue-stuck");
+    assert_eq!(f["numbers"]["messages"], 2, "{f}");
+    assert_eq!(f["numbers"]["bytes"], 16384, "{f}");
+    assert_eq!(f["numbers"]["blocked_senders"], 1, "{f}");
+    assert_eq!(f["processes"][0]["command"], "python3", "{f}");
+    assert!(text.contains("error: queue-stuck: "), "{text}");
+    assert_eq!(json_rc, 1);
+}
