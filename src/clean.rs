@@ -29,6 +29,8 @@ pub struct CleanOptions {
     pub select: Select,
     /// List what would be removed, remove nothing.
     pub dry_run: bool,
+    /// `--save DIR`: save each queue and segment there before removing it.
+    pub save: Option<std::path::PathBuf>,
 }
 
 /// What identifies an object between two scans: its kind and name or id,
@@ -69,7 +71,27 @@ pub fn run(opts: &CleanOptions, out: &mut Out) -> Result<ExitCode> {
     };
     for obj in &second.objects {
         if let Some(ident) = ident(obj).filter(|i| obj.orphaned() && candidates.contains(i)) {
-            let outcome = clean(obj, &ident.obj, opts.dry_run, out)?;
+            let outcome = match opts.save.as_deref().filter(|_| !opts.dry_run) {
+                Some(dir) => match save::save(obj, &ident.obj, dir) {
+                    Ok(saved) => {
+                        if let Some(saved) = &saved {
+                            out.record(saved, || saved)?;
+                        }
+                        clean(obj, &ident.obj, false, out)?
+                    }
+                    Err(e) => {
+                        // Kept: its content would be lost with it.
+                        out.flush()?;
+                        eprintln!(
+                            "error: cannot save {} {}, kept: {e:#}",
+                            obj.kind,
+                            obj.label()
+                        );
+                        Outcome::Failed
+                    }
+                },
+                None => clean(obj, &ident.obj, opts.dry_run, out)?,
+            };
             match outcome {
                 Outcome::WouldRemove | Outcome::Removed => summary.removed += 1,
                 Outcome::Failed => summary.failed += 1,
@@ -122,6 +144,8 @@ fn clean(obj: &Object, target: &ObjectRef, dry_run: bool, out: &mut Out) -> Resu
 }
 
 /// `mq_unlink`, `shm_unlink`, `sem_unlink` by name; `IPC_RMID` by id.
+mod save;
+
 fn remove(target: &ObjectRef) -> Result<(), Errno> {
     let io_errno = |e: io::Error| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
     match (&target.addr, target.kind) {

@@ -485,6 +485,10 @@ pub struct CleanArgs {
     /// List what would be removed, remove nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Save each queue and segment to its own file in DIR before removing
+    /// it (one JSON Lines snapshot each; a failed save keeps the object)
+    #[arg(long, value_name = "DIR", conflicts_with = "dry_run")]
+    pub save: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub select: SelectArgs,
 }

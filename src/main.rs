@@ -21,7 +21,10 @@ mod serve;
 mod signal;
 #[cfg_attr(
     not(test),
-    expect(dead_code, reason = "wired into the command line next")
+    expect(
+        dead_code,
+        reason = "clean --save uses part of it; the modes of each mechanism next"
+    )
 )]
 mod snapshot;
 mod sys;
@@ -160,6 +163,7 @@ fn clean_options(args: cli::CleanArgs) -> anyhow::Result<clean::CleanOptions> {
     Ok(clean::CleanOptions {
         select: select(args.select)?,
         dry_run: args.dry_run,
+        save: args.save,
     })
 }
 

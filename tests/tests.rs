@@ -5,8 +5,8 @@ mod common;
 
 mod bench;
 mod completion;
+mod debugging;
 mod demos;
-mod doctor;
 mod fifo;
 mod ls;
 mod manpage;

@@ -1,6 +1,7 @@
-//! `doctor`: each finding from a situation the test builds in a private IPC
-//! and mount namespace (its own /dev/shm and mqueue mount, msg_max raised),
-//! and none on the same namespace left healthy.
+//! The debugging commands, each in a private IPC and mount namespace (its
+//! own /dev/shm and mqueue mount): `doctor`, every finding from a situation
+//! the test builds and none on the same namespace left healthy; `clean
+//! --stale --save`.
 
 use serde_json::Value;
 
@@ -251,4 +252,114 @@ fn doctor_finds_a_queue_stuck_with_a_blocked_sender() {
     assert_eq!(f["processes"][0]["command"], "python3", "{f}");
     assert!(text.contains("error: queue-stuck: "), "{text}");
     assert_eq!(json_rc, 1);
+}
+
+/// `sh -c SCRIPT BIN DIR` in a new IPC and mount namespace with a /dev/shm
+/// of its own and mqueue mounted on DIR/mq: `clean --stale` there sees
+/// only what the script made. Returns stdout; the script must succeed.
+fn in_namespace(dir: &std::path::Path, script: &str) -> String {
+    let script = format!(
+        r#"mount -t tmpfs -o size=16m none /dev/shm || exit 100
+           mount -t mqueue none "$1/mq" || exit 100
+           {script}"#
+    );
+    let o = std::process::Command::new("unshare")
+        .args(["--ipc", "--fork", "--mount", "--propagation", "private"])
+        .args(["sh", "-c", &script])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("unshare (util-linux) is needed");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// One orphaned queue and segment of each family, with content.
+const FOUR_OBJECTS: &str = r#"
+    "$0" posix msq -n /cq -m 'one' >/dev/null && "$0" posix msq -n /cq -m 'two' >/dev/null &&
+    "$0" posix shm -n /cs -m 'posix bytes' >/dev/null &&
+    "$0" sysv msq -k 0x5a5a0001 -m 'sysv one' >/dev/null &&
+    "$0" sysv shm -k 0x5a5a0002 -m 'sysv bytes' >/dev/null || exit 100
+"#;
+
+#[test]
+fn clean_stale_save_leaves_a_file_for_each_removed_object() {
+    let dir = TempDir(std::env::temp_dir().join(&unique_name("clean-save")[1..]));
+    std::fs::create_dir_all(dir.0.join("mq")).unwrap();
+    std::fs::create_dir_all(dir.0.join("saved")).unwrap();
+    let out = in_namespace(
+        &dir.0,
+        &format!(
+            r#"{FOUR_OBJECTS}
+               "$0" --json clean --stale --save "$1/saved" || exit 101
+               "$0" --json ls"#
+        ),
+    );
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let saved: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "saved").collect();
+    assert_eq!(saved.len(), 4, "{out}");
+    let removed = lines.iter().filter(|l| l["kind"] == "removed").count();
+    assert_eq!(removed, 4, "{out}");
+    let mut files: Vec<String> = std::fs::read_dir(dir.0.join("saved"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4, "{files:?}");
+    assert!(
+        files.contains(&"posix-msq-cq.jsonl".to_string()),
+        "{files:?}"
+    );
+    assert!(
+        files.contains(&"posix-shm-cs.jsonl".to_string()),
+        "{files:?}"
+    );
+    let read = |prefix: &str| {
+        let f = files.iter().find(|f| f.starts_with(prefix)).unwrap();
+        std::fs::read_to_string(dir.0.join("saved").join(f)).unwrap()
+    };
+    let q = read("posix-msq-");
+    assert!(
+        q.contains(r#""text":"one""#) && q.contains(r#""text":"two""#),
+        "{q}"
+    );
+    assert!(read("sysv-msq-0x5a5a0001-").contains(r#""text":"sysv one""#));
+    assert!(read("posix-shm-").lines().count() >= 2);
+    assert!(read("sysv-shm-0x5a5a0002-").lines().count() >= 2);
+    // Nothing is left: the last line is ls's document, with no object.
+    let ls = lines.last().unwrap();
+    assert_eq!(ls["objects"].as_array().map(Vec::len), Some(0), "{ls}");
+}
+
+#[test]
+fn clean_stale_save_into_an_unwritable_dir_keeps_everything() {
+    let dir = TempDir(std::env::temp_dir().join(&unique_name("clean-nosave")[1..]));
+    std::fs::create_dir_all(dir.0.join("mq")).unwrap();
+    let out = in_namespace(
+        &dir.0,
+        &format!(
+            r#"{FOUR_OBJECTS}
+               "$0" clean --stale --save "$1/missing" 2>&1; echo "rc=$?"
+               "$0" posix msq -n /cq --server --count 2 --timeout 5"#
+        ),
+    );
+    assert!(out.contains("rc=1"), "{out}");
+    assert!(out.contains("cannot save posix-msq /cq, kept"), "{out}");
+    assert!(
+        out.contains("cannot save sysv-shm 0x5a5a0002, kept"),
+        "{out}"
+    );
+    assert!(!out.contains("removed posix"), "{out}");
+    // Both messages are still there, in order.
+    let one = out.find("one").unwrap();
+    assert!(out[one..].contains("two"), "{out}");
 }
