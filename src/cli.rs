@@ -82,6 +82,8 @@ pub enum Command {
     Limits(LimitsArgs),
     /// Find the known IPC pitfalls here: stuck queues, deadlocked semaphores, orphans, small /dev/shm
     Doctor(DoctorArgs),
+    /// Watch the selected objects change: a live table, or JSON lines
+    Watch(WatchArgs),
     /// Print a shell completion script (bash, zsh, fish)
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command with --dir
@@ -500,6 +502,20 @@ pub struct DoctorArgs {
     /// The objects the per-object checks look at (default: all)
     #[command(flatten)]
     pub select: SelectArgs,
+}
+
+// `watch`
+#[derive(Debug, Args)]
+#[command(after_help = help::after_help("watch"))]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Seconds between samples (fractions allowed)
+    #[arg(long, default_value = "1", value_name = "SECS")]
+    pub interval: Seconds,
+    /// Stop after N samples (default: until Ctrl-C)
+    #[arg(short, long, value_parser = ranged::<u64>(1, u64::MAX), value_name = "N")]
+    pub count: Option<u64>,
 }
 
 // `limits`

@@ -608,6 +608,22 @@ const GUIDES: &[(&str, Guide)] = &[
         },
     ),
     (
+        "watch",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "Every object, redrawn each second until Ctrl-C:",
+                    &["examples-ipc watch"],
+                ),
+                (
+                    "One queue, ten samples half a second apart, as JSON lines:",
+                    &["examples-ipc --json watch -t msq --name /jobs --interval 0.5 --count 10"],
+                ),
+            ],
+        },
+    ),
+    (
         "completions",
         Guide {
             modes: &[],

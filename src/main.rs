@@ -32,10 +32,6 @@ mod sysv;
 mod target;
 mod text_input;
 mod tour;
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired into the command line next")
-)]
 mod watch;
 
 mod clean;
@@ -116,6 +112,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Clean(args) => clean::run(&clean_options(args)?, &mut out),
         Command::Limits(args) => limits::run(&limits_options(&args), &mut out),
         Command::Doctor(args) => doctor::run(&select(args.select)?, &mut out),
+        Command::Watch(args) => watch::run(
+            &watch::WatchOptions {
+                select: select(args.select)?,
+                interval: args.interval.duration(),
+                count: args.count,
+            },
+            &mut out,
+        ),
         Command::Completions(args) => manpage::completions(args.shell, &mut out),
         Command::Man(args) => manpage::man(&args, &mut out),
         Command::Demo(cmd) => demo::run(cmd, &mut out),

@@ -363,3 +363,69 @@ fn clean_stale_save_into_an_unwritable_dir_keeps_everything() {
     let one = out.find("one").unwrap();
     assert!(out[one..].contains("two"), "{out}");
 }
+
+/// The queue's row of a `watch --json` line, if the line carries it.
+fn queue_change<'a>(line: &'a Value, key: &str) -> Option<&'a Value> {
+    line["changes"].as_array()?.iter().find(|c| c["key"] == key)
+}
+
+#[test]
+fn watch_json_count_3_sees_a_queue_filling() {
+    use crate::common::{Cleanup, Obj, Server, assert_ok, key_hex, run, unique_key};
+    let key = unique_key();
+    let k = key_hex(key);
+    let mut guard = Cleanup::new();
+    guard.add(Obj::SysvMsq(key));
+    assert_ok(&run(&["sysv", "msq", "-k", &k, "-c", "0"]));
+    // A message after each of the first two samples: the interval leaves
+    // the send (one short command) ample time before the next sample.
+    let mut watch = Server::spawn(&[
+        "--json",
+        "watch",
+        "-k",
+        &k,
+        "--interval",
+        "3",
+        "--count",
+        "3",
+    ]);
+    let mut lines = Vec::new();
+    for i in 0..3 {
+        let line = watch.next_out();
+        lines.push(serde_json::from_str::<Value>(&line).unwrap_or_else(|e| panic!("{e}: {line}")));
+        if i < 2 {
+            assert_ok(&run(&["sysv", "msq", "-k", &k, "-m", "filling", "-c", "1"]));
+        }
+    }
+    let (status, _, err) = watch.finish();
+    assert!(status.success(), "{err:?}");
+    let first = queue_change(&lines[0], &k).expect("the queue in the first sample");
+    assert_eq!(first["event"], "present", "{first}");
+    assert_eq!(first["messages"], 0, "{first}");
+    let second = queue_change(&lines[1], &k).expect("the queue changed");
+    assert_eq!(second["event"], "changed", "{second}");
+    assert_eq!(second["messages"], 1, "{second}");
+    let third = queue_change(&lines[2], &k).expect("the queue changed again");
+    assert_eq!(third["messages"], 2, "{third}");
+    assert_eq!(third["high_water_messages"], 2, "{third}");
+    for (n, line) in lines.iter().enumerate() {
+        assert_eq!(line["sample"], n as u64 + 1, "{line}");
+        assert_eq!(line["kind"], "sample", "{line}");
+    }
+}
+
+#[test]
+fn watch_writes_json_lines_when_stdout_is_not_a_terminal() {
+    use crate::common::{Cleanup, Obj, assert_ok, key_hex, run, unique_key};
+    let key = unique_key();
+    let k = key_hex(key);
+    let mut guard = Cleanup::new();
+    guard.add(Obj::SysvMsq(key));
+    assert_ok(&run(&["sysv", "msq", "-k", &k, "-m", "x", "-c", "1"]));
+    let out = assert_ok(&run(&["watch", "-k", &k, "--count", "1"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    let doc: Value = serde_json::from_str(lines[0]).unwrap();
+    let q = queue_change(&doc, &k).expect("the queue");
+    assert_eq!(q["messages"], 1, "{q}");
+}
