@@ -492,3 +492,32 @@ fn doctor_finds_an_invalid_semaphore_file_and_a_full_dev_shm() {
     assert!(text.contains("error: semaphore-file-invalid: "), "{text}");
     assert_eq!(json_rc, 1);
 }
+
+#[test]
+fn doctor_finds_queues_near_rlimit_msgqueue() {
+    let cost = {
+        let o = crate::common::run(&["--json", "limits", "--max-msgs", "4", "--msg-size", "100"]);
+        let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+        doc["rlimit_msgqueue"]["queue"]["cost"].as_u64().unwrap()
+    };
+    // A user no other process is, so the limit charges only this queue,
+    // which takes over 80 % of it.
+    let uid = (3_000_000 + std::process::id() % 1_000_000).to_string();
+    let limit = cost + cost / 10;
+    let (doc, text, json_rc, _) = doctor_in(
+        "128m",
+        &format!(
+            r#"exec prlimit --msgqueue={limit}:{limit} -- setpriv --reuid={uid} --regid={uid} --clear-groups sh -c '
+                 "$0" posix msq -n /nearly --max-msgs 4 --msg-size 100 -m x >/dev/null || exit 100
+                 "$0" --json doctor; echo "rc=$?"
+                 "$0" doctor; echo "rc=$?"' "$0"
+               "#
+        ),
+    );
+    assert_eq!(ids(&doc), ["msgqueue-rlimit"], "{doc}");
+    let f = finding(&doc, "msgqueue-rlimit");
+    assert_eq!(f["numbers"]["used"], cost, "{f}");
+    assert_eq!(f["numbers"]["limit"], limit, "{f}");
+    assert!(text.contains("warning: msgqueue-rlimit: "), "{text}");
+    assert_eq!(json_rc, 1);
+}
