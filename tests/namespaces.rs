@@ -191,3 +191,24 @@ fn after_drop_no_process_and_no_namespace_is_left() {
         assert!(!out.status.success(), "{users:?}: nsenter still entered");
     }
 }
+
+#[test]
+fn ls_inside_a_namespace_counts_no_process_of_another_as_a_user() {
+    // Both namespaces are new, so their System V objects have the same ids:
+    // the servers of `live` are blocked on (or last operated on) ids that
+    // in `idle` name objects nobody uses.
+    let live = Namespace::with(Users::Live, DevShm::Private);
+    let idle = Namespace::with(Users::None, DevShm::Private);
+    let rows = ls_inside(&idle);
+    let o = &idle.objects;
+    for obj in [
+        Obj::SysvMsq(o.sysv_msq),
+        Obj::SysvShm(o.sysv_shm),
+        Obj::SysvSem(o.sysv_sem),
+    ] {
+        let r = row(&rows, &obj).unwrap_or_else(|| panic!("{obj:?} not listed: {rows:?}"));
+        assert_eq!(r["orphaned"], true, "{obj:?}: {r}");
+        assert_eq!(r["users"], serde_json::json!([]), "{obj:?}: {r}");
+    }
+    drop(live);
+}

@@ -219,9 +219,14 @@ fn attribute(obj: &mut Object, procs: &Procs, hidden_matter: bool) {
 /// and whether the kernel counts it in use regardless (nattch, waiters).
 fn users(obj: &Object, procs: &Procs) -> (Vec<(i32, How)>, bool) {
     let mut users: Vec<(i32, How)> = Vec::new();
+    // A System V id names an object only within one IPC namespace: a
+    // process of another namespace blocked on, attached to or last to
+    // operate on the same id uses another object.
+    let sysv = matches!(obj.kind, Kind::SysvMsq | Kind::SysvShm | Kind::SysvSem);
     let mut add = |pid: i64, how: How| {
         if let Ok(pid) = i32::try_from(pid)
             && procs.alive(pid.into())
+            && (!sysv || procs.in_own_ipc_ns(pid))
             && !users.iter().any(|(p, _)| *p == pid)
         {
             users.push((pid, how));
