@@ -437,6 +437,12 @@ pub struct LsArgs {
     /// Only orphaned objects (what `clean --stale` would remove)
     #[arg(long)]
     pub orphaned: bool,
+    /// Every IPC namespace on the host (containers), with a NAMESPACE column
+    ///
+    /// Needs root (CAP_SYS_ADMIN and CAP_SYS_PTRACE) to enter other
+    /// namespaces; those it cannot read are named, the rest listed.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
     /// Columns to print, comma-separated (see --list-columns)
     ///
     /// Names as in the header, in any case; columns appear in the order
@@ -465,7 +471,7 @@ pub struct LsArgs {
     #[arg(long)]
     pub raw: bool,
     /// List the columns --output accepts, one line each, and exit
-    #[arg(long, conflicts_with_all = ["SelectArgs", "bytes", "orphaned", "output", "noheadings", "raw"])]
+    #[arg(long, conflicts_with_all = ["SelectArgs", "bytes", "orphaned", "output", "noheadings", "raw", "all_namespaces"])]
     pub list_columns: bool,
 }
 

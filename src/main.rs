@@ -156,6 +156,7 @@ fn list_options(args: cli::LsArgs) -> anyhow::Result<ls::ListOptions> {
         headings: !args.noheadings,
         raw: args.raw,
         bytes: args.bytes,
+        all_namespaces: args.all_namespaces,
     })
 }
 

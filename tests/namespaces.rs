@@ -212,3 +212,91 @@ fn ls_inside_a_namespace_counts_no_process_of_another_as_a_user() {
     }
     drop(live);
 }
+
+/// `examples-ipc --json ls -A`: every namespace's objects.
+fn ls_all() -> Vec<Value> {
+    let out = run(&["--json", "ls", "-A"]);
+    let doc: Value = serde_json::from_str(&assert_ok(&out)).expect("ls -A --json is JSON");
+    doc["objects"].as_array().expect("objects").clone()
+}
+
+fn user_pids(r: &Value) -> Vec<i32> {
+    r["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter_map(|u| u["pid"].as_i64())
+        .map(|p| p as i32)
+        .collect()
+}
+
+#[test]
+fn ls_all_namespaces_shows_each_object_once_in_its_namespace_with_its_users() {
+    let (a, b) = (Namespace::start(), Namespace::start());
+    let idle = Namespace::with(Users::None, DevShm::Private);
+    // One object of the current namespace, unchanged by -A.
+    let here = unique_key();
+    let mut guard = Cleanup::new();
+    guard.add(Obj::SysvShm(here));
+    assert_ok(&run(&["sysv", "shm", "-k", &here.to_string(), "-m", "x"]));
+    let rows = ls_all();
+    for ns in [&a, &b, &idle] {
+        let servers = ns.servers();
+        for obj in ns.objects.all() {
+            let found: Vec<&Value> = rows
+                .iter()
+                .filter(|r| row(std::slice::from_ref(r), &obj).is_some())
+                .collect();
+            assert_eq!(found.len(), 1, "{obj:?} listed {} times", found.len());
+            let r = found[0];
+            assert_eq!(r["namespace"]["inode"], ns.ipc_inode(), "{obj:?}: {r}");
+            assert_eq!(r["namespace"]["current"], false, "{obj:?}: {r}");
+            let users = user_pids(r);
+            if ns.users == Users::Live {
+                assert_eq!(r["orphaned"], false, "{obj:?}: {r}");
+                assert!(
+                    users.iter().any(|u| servers.contains(u)),
+                    "{obj:?}: users {users:?}, servers {servers:?}"
+                );
+            } else {
+                assert_eq!(r["orphaned"], true, "{obj:?}: {r}");
+            }
+            // Nobody of another namespace.
+            for u in users {
+                assert_eq!(ipc_inode_of(u), Some(ns.ipc_inode()), "{obj:?}: user {u}");
+            }
+        }
+    }
+    let r = row(&rows, &Obj::SysvShm(here)).expect("the current namespace's segment");
+    assert_eq!(r["namespace"]["inode"], own_ipc_inode(), "{r}");
+    assert_eq!(r["namespace"]["current"], true, "{r}");
+    let plain = assert_ok(&run(&["--json", "ls", "--sysv", "-t", "shm"]));
+    assert!(plain.contains(&key_hex(here)), "{plain}");
+    assert!(!plain.contains("\"namespace\""), "{plain}");
+}
+
+#[test]
+fn a_namespace_whose_processes_exit_leaves_the_listing() {
+    let ns = Namespace::start();
+    let inode = ns.ipc_inode();
+    let listed = |rows: &[Value]| rows.iter().any(|r| r["namespace"]["inode"] == inode);
+    assert!(listed(&ls_all()), "namespace {inode} not listed");
+    drop(ns);
+    assert!(!listed(&ls_all()), "namespace {inode} still listed");
+}
+
+#[test]
+fn ls_all_namespaces_text_has_a_namespace_column() {
+    let ns = Namespace::start();
+    let out = assert_ok(&run(&["ls", "-A", "--prefix", &ns.objects.posix_shm]));
+    let header = out.lines().next().unwrap_or_default();
+    assert!(header.starts_with("NAMESPACE "), "{out}");
+    let inode = format!("{}/", ns.ipc_inode());
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&inode) && l.contains(&ns.objects.posix_shm)),
+        "{out}"
+    );
+    let cols = assert_ok(&run(&["ls", "--list-columns"]));
+    assert!(cols.lines().any(|l| l.starts_with("NAMESPACE ")), "{cols}");
+}

@@ -5,6 +5,7 @@
 //! walks /proc once (maps, fds, blocked syscalls) and attributes users to
 //! objects from that single pass.
 
+mod all;
 mod posix;
 mod procs;
 mod record;
@@ -80,15 +81,42 @@ impl Scan {
             posix::add_queues(mqfs::finish(mq), &mut scan);
             scan.objects.retain(|o| select.matches(o));
         }
-        scan.attribute(&procs);
+        scan.finish(&procs);
+        scan
+    }
+
+    /// The selected objects in /dev/shm and /proc/sysvipc (queues come later).
+    fn find(&mut self, select: &Select) {
+        let (shm, sem) = (select.wants(Kind::PosixShm), select.wants(Kind::PosixSem));
+        if shm || sem {
+            posix::scan_shm_dir(self, None, shm, sem);
+        }
+        if select.wants(Kind::SysvMsq) {
+            sysv::scan_msg(&sysv::Here, self);
+        }
+        if select.wants(Kind::SysvShm) {
+            sysv::scan_shm(&sysv::Here, self);
+        }
+        if select.wants(Kind::SysvSem) {
+            sysv::scan_sem(&sysv::Here, self);
+        }
+        self.objects.retain(|o| select.matches(o));
+    }
+
+    /// Users, verdicts, owner names, and the listing order: namespace
+    /// (the current one first), kind, then name in natural order (q-2
+    /// before q-10), then key and id.
+    fn finish(&mut self, procs: &Procs) {
+        self.attribute(procs);
         let mut names = Names::default();
-        for obj in &mut scan.objects {
+        for obj in &mut self.objects {
             names.name(obj);
         }
-        // Kind, then name in natural order (q-2 before q-10), then key and id.
-        scan.objects.sort_by(|a, b| {
-            (a.kind as u8)
-                .cmp(&(b.kind as u8))
+        let ns = |o: &Object| o.namespace.as_ref().map(|n| (!n.current, n.inode));
+        self.objects.sort_by(|a, b| {
+            ns(a)
+                .cmp(&ns(b))
+                .then_with(|| (a.kind as u8).cmp(&(b.kind as u8)))
                 .then_with(|| {
                     natural(
                         a.name.as_deref().unwrap_or(""),
@@ -97,25 +125,6 @@ impl Scan {
                 })
                 .then_with(|| (a.key.map(|k| k as u32), a.id).cmp(&(b.key.map(|k| k as u32), b.id)))
         });
-        scan
-    }
-
-    /// The selected objects in /dev/shm and /proc/sysvipc (queues come later).
-    fn find(&mut self, select: &Select) {
-        let (shm, sem) = (select.wants(Kind::PosixShm), select.wants(Kind::PosixSem));
-        if shm || sem {
-            posix::scan_shm_dir(self, shm, sem);
-        }
-        if select.wants(Kind::SysvMsq) {
-            sysv::scan_msg(self);
-        }
-        if select.wants(Kind::SysvShm) {
-            sysv::scan_shm(self);
-        }
-        if select.wants(Kind::SysvSem) {
-            sysv::scan_sem(self);
-        }
-        self.objects.retain(|o| select.matches(o));
     }
 
     /// Every object's users and verdict.
@@ -223,10 +232,11 @@ fn users(obj: &Object, procs: &Procs) -> (Vec<(i32, How)>, bool) {
     // process of another namespace blocked on, attached to or last to
     // operate on the same id uses another object.
     let sysv = matches!(obj.kind, Kind::SysvMsq | Kind::SysvShm | Kind::SysvSem);
+    let ns = obj.namespace.as_ref().map(|n| n.inode);
     let mut add = |pid: i64, how: How| {
         if let Ok(pid) = i32::try_from(pid)
             && procs.alive(pid.into())
-            && (!sysv || procs.in_own_ipc_ns(pid))
+            && (!sysv || procs.in_ipc_ns(pid, ns))
             && !users.iter().any(|(p, _)| *p == pid)
         {
             users.push((pid, how));
@@ -290,6 +300,8 @@ pub struct ListOptions {
     pub raw: bool,
     /// Exact sizes instead of human-readable ones.
     pub bytes: bool,
+    /// `-A`: every IPC namespace on the host.
+    pub all_namespaces: bool,
 }
 
 pub fn run(opts: &ListOptions, out: &mut Out) -> Result<ExitCode> {
@@ -298,7 +310,11 @@ pub fn run(opts: &ListOptions, out: &mut Out) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let layout = Layout::resolve(opts, out.is_json())?;
-    let mut scan = Scan::run(&opts.select);
+    let mut scan = if opts.all_namespaces {
+        Scan::run_all(&opts.select)
+    } else {
+        Scan::run(&opts.select)
+    };
     if opts.orphaned {
         scan.objects.retain(Object::orphaned);
     }

@@ -236,12 +236,13 @@ impl Procs {
         }
     }
 
-    /// Whether `pid` runs in this process's IPC namespace, so that it can
-    /// use the System V objects listed here. A process whose namespace could
-    /// not be read counts as in it: a verdict may err only towards in use.
-    pub fn in_own_ipc_ns(&self, pid: i32) -> bool {
-        match (self.own_ipc_ns, self.ipc_ns.get(&pid)) {
-            (Some(own), Some(ns)) => own == *ns,
+    /// Whether `pid` runs in the IPC namespace `ns` (None: this process's),
+    /// so that it can use the System V objects listed there. A process whose
+    /// namespace could not be read counts as in it: a verdict may err only
+    /// towards in use.
+    pub fn in_ipc_ns(&self, pid: i32, ns: Option<u64>) -> bool {
+        match (ns.or(self.own_ipc_ns), self.ipc_ns.get(&pid)) {
+            (Some(want), Some(ns)) => want == *ns,
             _ => true,
         }
     }
