@@ -443,6 +443,11 @@ pub struct LsArgs {
     /// namespaces; those it cannot read are named, the rest listed.
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
+    /// Only one IPC namespace: its inode, or the pid of a process in it
+    ///
+    /// As NAMESPACE shows them (INODE/PID). Rows carry the NAMESPACE column.
+    #[arg(long, value_name = "INODE|PID", conflicts_with = "all_namespaces")]
+    pub namespace: Option<u64>,
     /// Columns to print, comma-separated (see --list-columns)
     ///
     /// Names as in the header, in any case; columns appear in the order
@@ -471,7 +476,7 @@ pub struct LsArgs {
     #[arg(long)]
     pub raw: bool,
     /// List the columns --output accepts, one line each, and exit
-    #[arg(long, conflicts_with_all = ["SelectArgs", "bytes", "orphaned", "output", "noheadings", "raw", "all_namespaces"])]
+    #[arg(long, conflicts_with_all = ["SelectArgs", "bytes", "orphaned", "output", "noheadings", "raw", "all_namespaces", "namespace"])]
     pub list_columns: bool,
 }
 

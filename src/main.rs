@@ -49,7 +49,6 @@ mod hexdump;
 mod limits;
 mod ls;
 mod manpage;
-#[cfg_attr(not(test), expect(dead_code, reason = "wired into ls -A next"))]
 mod namespaces;
 
 use std::ffi::OsString;
@@ -157,6 +156,7 @@ fn list_options(args: cli::LsArgs) -> anyhow::Result<ls::ListOptions> {
         raw: args.raw,
         bytes: args.bytes,
         all_namespaces: args.all_namespaces,
+        namespace: args.namespace,
     })
 }
 

@@ -300,3 +300,37 @@ fn ls_all_namespaces_text_has_a_namespace_column() {
     let cols = assert_ok(&run(&["ls", "--list-columns"]));
     assert!(cols.lines().any(|l| l.starts_with("NAMESPACE ")), "{cols}");
 }
+
+#[test]
+fn ls_namespace_by_inode_or_pid_lists_that_namespace_only() {
+    let (a, b) = (Namespace::start(), Namespace::start());
+    for sel in [a.ipc_inode().to_string(), a.pid().to_string()] {
+        let out = run(&["--json", "ls", "--namespace", &sel]);
+        let doc: Value = serde_json::from_str(&assert_ok(&out)).expect("JSON");
+        let rows = doc["objects"].as_array().expect("objects");
+        assert!(
+            rows.iter()
+                .all(|r| r["namespace"]["inode"] == a.ipc_inode()),
+            "--namespace {sel}: {rows:?}"
+        );
+        for obj in a.objects.all() {
+            assert!(
+                row(rows, &obj).is_some(),
+                "--namespace {sel}: {obj:?} missing"
+            );
+        }
+        for obj in b.objects.all() {
+            assert!(
+                row(rows, &obj).is_none(),
+                "--namespace {sel}: {obj:?} listed"
+            );
+        }
+    }
+    // An inode nobody is in (any more): an error, nothing listed.
+    let gone = Namespace::with(Users::None, DevShm::Private);
+    let inode = gone.ipc_inode().to_string();
+    drop(gone);
+    let out = run(&["ls", "--namespace", &inode]);
+    assert_fails(&out, 1, "no IPC namespace has this inode or holds this pid");
+    assert!(out.stdout.is_empty());
+}

@@ -154,6 +154,32 @@ fn start(ns: &IpcNamespace, select: &Select) -> Result<NsChild, String> {
     ))
 }
 
+/// The namespace `--namespace` names: an IPC namespace inode, or a pid in
+/// one.
+///
+/// # Errors
+/// None is found: no process is in it (any more), or it is not readable.
+pub fn resolve_namespace(inode_or_pid: u64) -> anyhow::Result<u64> {
+    let found = namespaces::discover();
+    if found.get(inode_or_pid).is_some() {
+        return Ok(inode_or_pid);
+    }
+    let by_pid = i32::try_from(inode_or_pid)
+        .ok()
+        .and_then(|pid| found.by_pid().get(&pid).copied());
+    by_pid.ok_or_else(|| {
+        crate::error::Hinted {
+            cause: format!(
+                "--namespace {inode_or_pid}: no IPC namespace has this inode or holds this pid"
+            ),
+            hint:
+                "see the NAMESPACE column of `ls -A` (inode/pid); other users' processes need root"
+                    .into(),
+        }
+        .into()
+    })
+}
+
 /// `ipc:[INODE] (pid P)`, to name a namespace in a note.
 fn name(ns: &IpcNamespace) -> String {
     format!(
@@ -166,8 +192,12 @@ fn name(ns: &IpcNamespace) -> String {
 impl Scan {
     /// Every namespace's selected objects, then their users in one pass
     /// over /proc, each user counted only in its own namespace.
-    pub fn run_all(select: &Select) -> Scan {
-        let found = namespaces::discover();
+    pub fn run_all(select: &Select, only: Option<u64>) -> Scan {
+        let mut found = namespaces::discover();
+        if let Some(inode) = only {
+            // One namespace: it lists its own /dev/shm, shared or not.
+            found.list.retain(|ns| ns.inode == inode);
+        }
         let mut scan = Scan::default();
         // Fork first, while this process is single-threaded.
         let mut children = Vec::new();
@@ -185,13 +215,14 @@ impl Scan {
                     .push(format!("could not read namespace {}: {why}", name(ns))),
             }
         }
-        let mq = select.wants(Kind::PosixMsq).then(mqfs::start);
+        let current = found.list.iter().find(|ns| ns.current).map(tag);
+        let here = current.is_some();
+        let mq = (here && select.wants(Kind::PosixMsq)).then(mqfs::start);
         let mut skip: Vec<Option<i32>> = vec![Some(std::process::id() as i32)];
         skip.push(mq.as_ref().and_then(mqfs::Pending::child_pid));
         skip.extend(children.iter().map(|(_, c)| Some(c.pid().as_raw())));
-        let current = found.list.iter().find(|ns| ns.current).map(tag);
-        scan.find(select);
         if let Some(t) = &current {
+            scan.find(select);
             tag_from(&mut scan, 0, t);
         }
         scan.other_dev_shm(&found, select);

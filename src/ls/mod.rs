@@ -302,6 +302,8 @@ pub struct ListOptions {
     pub bytes: bool,
     /// `-A`: every IPC namespace on the host.
     pub all_namespaces: bool,
+    /// `--namespace`: only this one, an inode or a pid in it.
+    pub namespace: Option<u64>,
 }
 
 pub fn run(opts: &ListOptions, out: &mut Out) -> Result<ExitCode> {
@@ -310,8 +312,10 @@ pub fn run(opts: &ListOptions, out: &mut Out) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let layout = Layout::resolve(opts, out.is_json())?;
-    let mut scan = if opts.all_namespaces {
-        Scan::run_all(&opts.select)
+    let mut scan = if let Some(n) = opts.namespace {
+        Scan::run_all(&opts.select, Some(all::resolve_namespace(n)?))
+    } else if opts.all_namespaces {
+        Scan::run_all(&opts.select, None)
     } else {
         Scan::run(&opts.select)
     };

@@ -142,15 +142,16 @@ impl Layout {
                 )));
             }
         }
-        let columns = if opts.columns.is_empty() && opts.all_namespaces {
-            std::iter::once(Column::Namespace)
-                .chain(Column::DEFAULT)
-                .collect()
-        } else if opts.columns.is_empty() {
-            Column::DEFAULT.to_vec()
-        } else {
-            opts.columns.clone()
-        };
+        let columns =
+            if opts.columns.is_empty() && (opts.all_namespaces || opts.namespace.is_some()) {
+                std::iter::once(Column::Namespace)
+                    .chain(Column::DEFAULT)
+                    .collect()
+            } else if opts.columns.is_empty() {
+                Column::DEFAULT.to_vec()
+            } else {
+                opts.columns.clone()
+            };
         Ok(Layout {
             columns,
             headings: opts.headings,
