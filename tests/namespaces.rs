@@ -334,3 +334,78 @@ fn ls_namespace_by_inode_or_pid_lists_that_namespace_only() {
     assert_fails(&out, 1, "no IPC namespace has this inode or holds this pid");
     assert!(out.stdout.is_empty());
 }
+
+/// A process of nobody's alone in a new IPC namespace (`unshare --ipc`,
+/// then setpriv, then sleep: one pid), killed and reaped in `Drop`.
+struct NobodysNamespace(std::process::Child);
+
+impl NobodysNamespace {
+    fn start() -> NobodysNamespace {
+        let child = std::process::Command::new("unshare")
+            .args(["--ipc", "setpriv", "--reuid=65534", "--regid=65534"])
+            .args(["--clear-groups", "sleep", "600"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("unshare and setpriv (util-linux) run");
+        let ns = NobodysNamespace(child);
+        let pid = ns.0.id() as i32;
+        // Ready once the pid runs sleep (after both execs) in its namespace.
+        let until = std::time::Instant::now() + DEADLINE;
+        while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .ok()
+            .as_deref()
+            != Some("sleep\n")
+        {
+            assert!(std::time::Instant::now() < until, "sleep never started");
+            std::thread::yield_now();
+        }
+        assert_ne!(ipc_inode_of(pid), Some(own_ipc_inode()));
+        ns
+    }
+}
+
+impl Drop for NobodysNamespace {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn unprivileged_ls_all_names_what_it_could_not_read_and_lists_the_rest() {
+    let ns = NobodysNamespace::start();
+    let pid = ns.0.id() as i32;
+    let inode = ipc_inode_of(pid).expect("its namespace");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .args(["--json", "ls", "-A"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("setpriv runs");
+    let doc: Value = serde_json::from_str(&assert_ok(&out)).expect("ls -A --json is JSON");
+    let notes: Vec<&str> = doc["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let want = format!(
+        "could not read namespace ipc:[{inode}] (pid {pid}): setns(CLONE_NEWIPC): Operation not permitted (EPERM)"
+    );
+    assert!(notes.contains(&want.as_str()), "{notes:?}");
+    // Root's processes are another user's: their namespaces are unknown.
+    assert!(
+        notes.iter().any(
+            |n| n.starts_with("could not read the IPC namespace of ") && n.contains("(EACCES)")
+        ),
+        "{notes:?}"
+    );
+    // The rest is listed: the current namespace's objects carry it.
+    let rows = doc["objects"].as_array().expect("objects");
+    assert!(
+        rows.iter().all(|r| r["namespace"]["current"] == true),
+        "{rows:?}"
+    );
+    drop(ns);
+}

@@ -137,7 +137,7 @@ fn start(ns: &IpcNamespace, select: &Select) -> Result<NsChild, String> {
                 return NsChild::start(&handle, move || {
                     Ok(serde_json::to_vec(&Answer::read(&want))?)
                 })
-                .map_err(|e| e.to_string());
+                .map_err(|e| crate::error::Chain(&e.into()).to_string());
             }
             Err(e @ (Errno::ESRCH | Errno::ENOENT)) => last = e,
             Err(e) => {
@@ -274,7 +274,7 @@ impl Scan {
         for (ns, child) in children {
             let answer = child
                 .finish(deadline)
-                .map_err(|e| e.to_string())
+                .map_err(|e| crate::error::Chain(&e.into()).to_string())
                 .and_then(|bytes| {
                     serde_json::from_slice::<Answer>(&bytes).map_err(|e| e.to_string())
                 });
