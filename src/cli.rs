@@ -494,6 +494,12 @@ pub struct CleanArgs {
     /// List what would be removed, remove nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Act in this IPC namespace (its inode, or a pid in it) instead of the current one
+    ///
+    /// Objects are removed from within it (a child that joins it and its
+    /// mount namespace), after both scans agree; each line names it.
+    #[arg(long, value_name = "INODE|PID")]
+    pub namespace: Option<u64>,
     #[command(flatten)]
     pub select: SelectArgs,
 }

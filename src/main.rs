@@ -164,6 +164,7 @@ fn clean_options(args: cli::CleanArgs) -> anyhow::Result<clean::CleanOptions> {
     Ok(clean::CleanOptions {
         select: select(args.select)?,
         dry_run: args.dry_run,
+        namespace: args.namespace,
     })
 }
 

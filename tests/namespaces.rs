@@ -409,3 +409,83 @@ fn unprivileged_ls_all_names_what_it_could_not_read_and_lists_the_rest() {
     );
     drop(ns);
 }
+
+/// `clean --stale` of exactly the six objects of `o` (by name and key),
+/// in `--namespace ns` when given: the text of every run.
+fn clean_six(o: &NsObjects, ns: Option<&str>) -> String {
+    let mut text = String::new();
+    let (k1, k2, k3) = (
+        o.sysv_msq.to_string(),
+        o.sysv_shm.to_string(),
+        o.sysv_sem.to_string(),
+    );
+    let posix = vec![
+        "--name",
+        o.posix_msq.as_str(),
+        "--name",
+        o.posix_shm.as_str(),
+        "--name",
+        o.posix_sem.as_str(),
+    ];
+    for select in [posix, vec!["-k", &k1], vec!["-k", &k2], vec!["-k", &k3]] {
+        let mut args = vec!["clean", "--stale"];
+        if let Some(ns) = ns {
+            args.extend(["--namespace", ns]);
+        }
+        args.extend(select);
+        text.push_str(&assert_ok(&run(&args)));
+    }
+    text
+}
+
+fn listed_in(ns: &Namespace) -> Vec<Value> {
+    let out = run(&["--json", "ls", "--namespace", &ns.ipc_inode().to_string()]);
+    let doc: Value = serde_json::from_str(&assert_ok(&out)).expect("JSON");
+    doc["objects"].as_array().expect("objects").clone()
+}
+
+#[test]
+fn clean_stale_acts_in_another_namespace_only_when_named() {
+    let idle = Namespace::with(Users::None, DevShm::Private);
+    let live = Namespace::start();
+    // Without --namespace: the current namespace only, where none of them is.
+    let text = clean_six(&idle.objects, None);
+    assert!(
+        !text.contains("removed posix") && !text.contains("removed sysv"),
+        "{text}"
+    );
+    let rows = listed_in(&idle);
+    for obj in idle.objects.all() {
+        assert!(row(&rows, &obj).is_some(), "{obj:?} gone: {text}");
+    }
+    // A namespace's objects in use stay, even when named.
+    let text = clean_six(&live.objects, Some(&live.pid().to_string()));
+    assert!(
+        !text.contains("removed posix") && !text.contains("removed sysv"),
+        "{text}"
+    );
+    let rows = listed_in(&live);
+    for obj in live.objects.all() {
+        assert!(row(&rows, &obj).is_some(), "{obj:?} gone: {text}");
+    }
+    // Named: its orphans are removed from within it, and the lines say where.
+    let inode = idle.ipc_inode();
+    let text = clean_six(&idle.objects, Some(&inode.to_string()));
+    let removed = text.lines().filter(|l| l.starts_with("removed ")).count();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("removed ") && l.ends_with(&format!(" in ipc:[{inode}]")))
+            .count(),
+        6,
+        "{text}"
+    );
+    assert_eq!(removed, 6 + 4, "six lines and four summaries: {text}");
+    let rows = listed_in(&idle);
+    for obj in idle.objects.all() {
+        assert!(row(&rows, &obj).is_none(), "{obj:?} left: {rows:?}");
+    }
+    let rows = listed_in(&live);
+    for obj in live.objects.all() {
+        assert!(row(&rows, &obj).is_some(), "{obj:?} gone");
+    }
+}

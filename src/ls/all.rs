@@ -126,19 +126,12 @@ fn tag_from(scan: &mut Scan, from: usize, ns: &NsTag) {
     }
 }
 
-/// Open `ns` through its pids in turn (one may exit meanwhile) and start
-/// the child that reads it.
-fn start(ns: &IpcNamespace, select: &Select) -> Result<NsChild, String> {
+/// Open `ns` through its pids in turn (one may exit meanwhile).
+fn open(ns: &IpcNamespace, with_mount: bool) -> Result<Namespace, String> {
     let mut last = Errno::ESRCH;
     for &pid in &ns.pids {
-        match Namespace::open(Pid::from_raw(pid), Some(ns.inode), false) {
-            Ok(handle) => {
-                let want = select.clone();
-                return NsChild::start(&handle, move || {
-                    Ok(serde_json::to_vec(&Answer::read(&want))?)
-                })
-                .map_err(|e| crate::error::Chain(&e.into()).to_string());
-            }
+        match Namespace::open(Pid::from_raw(pid), Some(ns.inode), with_mount) {
+            Ok(handle) => return Ok(handle),
             Err(e @ (Errno::ESRCH | Errno::ENOENT)) => last = e,
             Err(e) => {
                 return Err(format!(
@@ -152,6 +145,35 @@ fn start(ns: &IpcNamespace, select: &Select) -> Result<NsChild, String> {
         "its processes are gone ({})",
         crate::error::errno_text(last)
     ))
+}
+
+/// Start the child that reads `ns`.
+fn start(ns: &IpcNamespace, select: &Select) -> Result<NsChild, String> {
+    let handle = open(ns, false)?;
+    let want = select.clone();
+    NsChild::start(&handle, move || {
+        Ok(serde_json::to_vec(&Answer::read(&want))?)
+    })
+    .map_err(|e| crate::error::Chain(&e.into()).to_string())
+}
+
+/// Run `f` in a child that joined the IPC namespace `inode` and its mount
+/// namespace (`clean --namespace`: `shm_unlink` and `sem_unlink` act on its
+/// /dev/shm), and return its answer.
+///
+/// # Errors
+/// Why the namespace could not be entered or the child gave no answer.
+pub fn in_namespace(
+    inode: u64,
+    f: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+) -> Result<Vec<u8>, String> {
+    let found = namespaces::discover();
+    let ns = found
+        .get(inode)
+        .ok_or_else(|| format!("no process is in ipc:[{inode}] any more"))?;
+    let handle = open(ns, true)?;
+    crate::ipc::namespace::in_namespace(&handle, f)
+        .map_err(|e| crate::error::Chain(&e.into()).to_string())
 }
 
 /// The namespace `--namespace` names: an IPC namespace inode, or a pid in

@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::mqfs::{self, MqSource};
 use crate::output::Out;
 
+pub use all::{in_namespace, resolve_namespace};
 use procs::{Blocked, How, Procs, Want};
 pub use record::{Fields, Names, Object, State, User, key_hex};
 pub use select::{Select, Selection};
