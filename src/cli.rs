@@ -514,6 +514,12 @@ pub struct LimitsArgs {
     /// Message size to check (default: msgsize_default, at most msgsize_max)
     #[arg(long, value_parser = ranged::<u32>(1, u32::MAX), value_name = "BYTES")]
     pub msg_size: Option<u32>,
+    /// The limits of every IPC namespace on the host, one block each
+    ///
+    /// msg*, shm*, sem and the mqueue sysctls are per IPC namespace, /dev/shm
+    /// per mount namespace: each is read from within (needs root).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
 }
 
 // `completions`

@@ -172,6 +172,7 @@ fn limits_options(args: &cli::LimitsArgs) -> limits::LimitsOptions {
     limits::LimitsOptions {
         max_msgs: args.max_msgs,
         msg_size: args.msg_size,
+        all_namespaces: args.all_namespaces,
     }
 }
 

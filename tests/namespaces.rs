@@ -489,3 +489,35 @@ fn clean_stale_acts_in_another_namespace_only_when_named() {
         assert!(row(&rows, &obj).is_some(), "{obj:?} gone");
     }
 }
+
+#[test]
+fn limits_all_namespaces_reads_each_namespaces_own_sysctls() {
+    let ns = Namespace::with(Users::None, DevShm::Private);
+    // msgmni is per IPC namespace: this one changes only there.
+    assert_ok(&ns.nsenter("sh", &["-c", "echo 123 > /proc/sys/kernel/msgmni"]));
+    let out = assert_ok(&run(&["--json", "limits", "-A"]));
+    let records: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let of = |inode: u64| {
+        records
+            .iter()
+            .find(|r| r["namespace"] == inode)
+            .unwrap_or_else(|| panic!("no record of {inode}: {out}"))
+    };
+    let theirs = &of(ns.ipc_inode())["limits"];
+    assert_eq!(theirs["sysv_msg"]["msgmni"], 123, "{theirs}");
+    assert_eq!(theirs["sysv_msg"]["queues"], 1, "{theirs}");
+    assert_eq!(theirs["sysv_shm"]["segments"], 1, "{theirs}");
+    assert_eq!(theirs["posix_mqueue"]["queues"], 1, "{theirs}");
+    assert_eq!(theirs["dev_shm"]["objects"], 2, "{theirs}");
+    let ours = &of(own_ipc_inode());
+    assert_eq!(ours["current"], true);
+    assert_ne!(ours["limits"]["sysv_msg"]["msgmni"], 123, "{ours}");
+    let text = assert_ok(&run(&["limits", "-A"]));
+    assert!(
+        text.contains(&format!("IPC namespace ipc:[{}] (pid ", ns.ipc_inode())),
+        "{text}"
+    );
+}
