@@ -521,3 +521,70 @@ fn limits_all_namespaces_reads_each_namespaces_own_sysctls() {
         "{text}"
     );
 }
+
+#[test]
+fn a_dev_shm_shared_with_the_current_namespace_is_listed_once_under_it() {
+    let ns = Namespace::with(Users::Live, DevShm::Shared);
+    let rows = ls_all();
+    let o = &ns.objects;
+    for obj in [
+        Obj::PosixShm(o.posix_shm.clone()),
+        Obj::PosixSem(o.posix_sem.clone()),
+    ] {
+        let found: Vec<&Value> = rows
+            .iter()
+            .filter(|r| row(std::slice::from_ref(r), &obj).is_some())
+            .collect();
+        assert_eq!(found.len(), 1, "{obj:?}: {found:?}");
+        assert_eq!(found[0]["namespace"]["current"], true, "{obj:?}");
+        // Its users are in the other IPC namespace, and still count.
+        assert_eq!(found[0]["orphaned"], false, "{obj:?}: {}", found[0]);
+    }
+    for obj in [
+        Obj::PosixMsq(o.posix_msq.clone()),
+        Obj::SysvMsq(o.sysv_msq),
+        Obj::SysvShm(o.sysv_shm),
+        Obj::SysvSem(o.sysv_sem),
+    ] {
+        let r = row(&rows, &obj).unwrap_or_else(|| panic!("{obj:?} not listed"));
+        assert_eq!(r["namespace"]["inode"], ns.ipc_inode(), "{obj:?}");
+    }
+}
+
+#[test]
+fn ls_all_namespaces_combines_with_the_selection_and_orphaned() {
+    let (live, idle) = (
+        Namespace::start(),
+        Namespace::with(Users::None, DevShm::Private),
+    );
+    let out = assert_ok(&run(&[
+        "--json",
+        "ls",
+        "-A",
+        "--sysv",
+        "-t",
+        "msq",
+        "--orphaned",
+    ]));
+    let doc: Value = serde_json::from_str(&out).expect("JSON");
+    let rows = doc["objects"].as_array().expect("objects");
+    assert!(
+        rows.iter()
+            .all(|r| r["mechanism"] == "sysv-msq" && r["orphaned"] == true),
+        "{out}"
+    );
+    assert!(
+        row(rows, &Obj::SysvMsq(idle.objects.sysv_msq)).is_some(),
+        "{out}"
+    );
+    assert!(
+        row(rows, &Obj::SysvMsq(live.objects.sysv_msq)).is_none(),
+        "{out}"
+    );
+    let name = idle.objects.posix_shm.clone();
+    let out = assert_ok(&run(&["--json", "ls", "-A", "--name", &name]));
+    let doc: Value = serde_json::from_str(&out).expect("JSON");
+    let rows = doc["objects"].as_array().expect("objects");
+    assert_eq!(rows.len(), 1, "{out}");
+    assert_eq!(rows[0]["namespace"]["inode"], idle.ipc_inode(), "{out}");
+}
