@@ -29,8 +29,19 @@ pub struct CleanOptions {
     pub select: Select,
     /// List what would be removed, remove nothing.
     pub dry_run: bool,
+    /// `--namespace`: an IPC namespace's inode or a pid in it. Without it,
+    /// only the current namespace is ever touched.
+    pub namespace: Option<u64>,
     /// `--save DIR`: save each queue and segment there before removing it.
     pub save: Option<std::path::PathBuf>,
+}
+
+/// The namespace `clean` acts in: None for the current one.
+fn scan(select: &Select, ns: Option<u64>) -> Scan {
+    match ns {
+        Some(inode) => Scan::run_all(select, Some(inode)),
+        None => Scan::run(select),
+    }
 }
 
 /// What identifies an object between two scans: its kind and name or id,
@@ -49,7 +60,13 @@ fn ident(o: &Object) -> Option<Ident> {
 }
 
 pub fn run(opts: &CleanOptions, out: &mut Out) -> Result<ExitCode> {
-    let first = Scan::run(&opts.select);
+    let ns = match opts.namespace {
+        Some(n) => Some(crate::ls::resolve_namespace(n)?),
+        None => None,
+    };
+    // The current namespace, named, is the current namespace: no child.
+    let ns = ns.filter(|&inode| Some(inode) != own_ipc_ns());
+    let first = scan(&opts.select, ns);
     let candidates: Vec<Ident> = first
         .objects
         .iter()
@@ -60,7 +77,7 @@ pub fn run(opts: &CleanOptions, out: &mut Out) -> Result<ExitCode> {
     let second = if opts.dry_run || candidates.is_empty() {
         first
     } else {
-        Scan::run(&opts.select)
+        scan(&opts.select, ns)
     };
     let mut summary = Summary {
         kind: "summary",
@@ -68,16 +85,26 @@ pub fn run(opts: &CleanOptions, out: &mut Out) -> Result<ExitCode> {
         removed: 0,
         kept: second.objects.iter().filter(|o| !o.orphaned()).count(),
         failed: 0,
+        namespace: ns,
     };
-    for obj in &second.objects {
-        if let Some(ident) = ident(obj).filter(|i| obj.orphaned() && candidates.contains(i)) {
-            let outcome = match opts.save.as_deref().filter(|_| !opts.dry_run) {
-                Some(dir) => match save::save(obj, &ident.obj, dir) {
+    let agreed: Vec<(&Object, ObjectRef)> = second
+        .objects
+        .iter()
+        .filter_map(|obj| {
+            let ident = ident(obj).filter(|i| obj.orphaned() && candidates.contains(i))?;
+            Some((obj, ident.obj))
+        })
+        .collect();
+    let agreed = match opts.save.as_deref().filter(|_| !opts.dry_run) {
+        Some(dir) => {
+            let mut saved_ok = Vec::with_capacity(agreed.len());
+            for (obj, target) in agreed {
+                match save::save(obj, &target, dir) {
                     Ok(saved) => {
                         if let Some(saved) = &saved {
                             out.record(saved, || saved)?;
                         }
-                        clean(obj, &ident.obj, false, out)?
+                        saved_ok.push((obj, target));
                     }
                     Err(e) => {
                         // Kept: its content would be lost with it.
@@ -87,11 +114,18 @@ pub fn run(opts: &CleanOptions, out: &mut Out) -> Result<ExitCode> {
                             obj.kind,
                             obj.label()
                         );
-                        Outcome::Failed
+                        summary.failed += 1;
                     }
-                },
-                None => clean(obj, &ident.obj, opts.dry_run, out)?,
-            };
+                }
+            }
+            saved_ok
+        }
+        None => agreed,
+    };
+    let results = removals(&agreed, ns, opts.dry_run);
+    for ((obj, _), result) in agreed.iter().zip(results) {
+        {
+            let outcome = clean(obj, result, ns, out)?;
             match outcome {
                 Outcome::WouldRemove | Outcome::Removed => summary.removed += 1,
                 Outcome::Failed => summary.failed += 1,
@@ -110,18 +144,82 @@ pub fn run(opts: &CleanOptions, out: &mut Out) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Remove one object found orphaned twice (or say it would be), and print
-/// its line; a failure also gets an `error:` line on stderr.
-fn clean(obj: &Object, target: &ObjectRef, dry_run: bool, out: &mut Out) -> Result<Outcome> {
-    let (outcome, error) = if dry_run {
-        (Outcome::WouldRemove, None)
-    } else {
-        match remove(target) {
-            Ok(()) => (Outcome::Removed, None),
-            // Someone else removed it meanwhile: nothing left to do.
-            Err(Errno::ENOENT | Errno::EINVAL | Errno::EIDRM) => (Outcome::Gone, None),
-            Err(e) => (Outcome::Failed, Some(errno_text(e))),
-        }
+mod save;
+
+/// This process's IPC namespace.
+fn own_ipc_ns() -> Option<u64> {
+    use crate::ipc::namespace::{NsKind, inode};
+    inode(nix::unistd::getpid(), NsKind::Ipc).ok()
+}
+
+/// What removing each object came to: None for a dry run. In another
+/// namespace, one child that joined it (and its mount namespace, for
+/// /dev/shm) removes them all and answers each errno (0 for removed).
+fn removals(
+    agreed: &[(&Object, ObjectRef)],
+    ns: Option<u64>,
+    dry_run: bool,
+) -> Vec<Option<Result<(), String>>> {
+    if dry_run {
+        return agreed.iter().map(|_| None).collect();
+    }
+    let text = |r: Result<(), Errno>| match r {
+        // Someone else removed it meanwhile: nothing left to do.
+        Err(Errno::ENOENT | Errno::EINVAL | Errno::EIDRM) => Some(Err(String::new())),
+        Err(e) => Some(Err(errno_text(e))),
+        Ok(()) => Some(Ok(())),
+    };
+    let Some(inode) = ns else {
+        return agreed.iter().map(|(_, t)| text(remove(t))).collect();
+    };
+    if agreed.is_empty() {
+        return Vec::new();
+    }
+    let targets: Vec<ObjectRef> = agreed.iter().map(|(_, t)| t.clone()).collect();
+    let answer = crate::ls::in_namespace(inode, move || {
+        let codes: Vec<i32> = targets
+            .iter()
+            .map(|t| remove(t).err().map_or(0, |e| e as i32))
+            .collect();
+        Ok(serde_json::to_vec(&codes)?)
+    })
+    .and_then(|bytes| serde_json::from_slice::<Vec<i32>>(&bytes).map_err(|e| e.to_string()));
+    match answer {
+        Ok(codes) if codes.len() == agreed.len() => codes
+            .into_iter()
+            .map(|c| {
+                text(if c == 0 {
+                    Ok(())
+                } else {
+                    Err(Errno::from_raw(c))
+                })
+            })
+            .collect(),
+        Ok(_) => agreed
+            .iter()
+            .map(|_| Some(Err("the child's answer does not match".into())))
+            .collect(),
+        Err(why) => agreed
+            .iter()
+            .map(|_| Some(Err(format!("cannot enter ipc:[{inode}]: {why}"))))
+            .collect(),
+    }
+}
+
+/// Print the line of one object found orphaned twice: removed, gone, or
+/// failed (`result`), or would be removed (None); a failure also gets an
+/// `error:` line on stderr.
+fn clean(
+    obj: &Object,
+    result: Option<Result<(), String>>,
+    namespace: Option<u64>,
+    out: &mut Out,
+) -> Result<Outcome> {
+    let (outcome, error) = match result {
+        None => (Outcome::WouldRemove, None),
+        Some(Ok(())) => (Outcome::Removed, None),
+        Some(Err(e)) if e.is_empty() => (Outcome::Gone, None),
+        Some(Err(e)) => (Outcome::Failed, Some(e)),
     };
     let line = Line {
         kind: outcome,
@@ -130,6 +228,7 @@ fn clean(obj: &Object, target: &ObjectRef, dry_run: bool, out: &mut Out) -> Resu
         key: obj.key,
         id: obj.key.and(obj.id),
         error,
+        namespace,
         label: obj.label(),
     };
     if let Some(e) = &line.error {
@@ -144,8 +243,6 @@ fn clean(obj: &Object, target: &ObjectRef, dry_run: bool, out: &mut Out) -> Resu
 }
 
 /// `mq_unlink`, `shm_unlink`, `sem_unlink` by name; `IPC_RMID` by id.
-mod save;
-
 fn remove(target: &ObjectRef) -> Result<(), Errno> {
     let io_errno = |e: io::Error| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
     match (&target.addr, target.kind) {
@@ -185,6 +282,9 @@ struct Line<'a> {
     id: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// The IPC namespace acted in, when not the current one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<u64>,
     /// The escaped name or the key, for text.
     #[serde(skip)]
     label: String,
@@ -192,7 +292,11 @@ struct Line<'a> {
 
 impl fmt::Display for Line<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = format_args!("{} {}", self.mechanism, self.label);
+        let ns = self
+            .namespace
+            .map(|n| format!(" in ipc:[{n}]"))
+            .unwrap_or_default();
+        let what = format_args!("{} {}{ns}", self.mechanism, self.label);
         match self.kind {
             Outcome::WouldRemove => write!(f, "would remove {what}"),
             Outcome::Removed => write!(f, "removed {what}"),
@@ -210,6 +314,9 @@ struct Summary {
     removed: usize,
     kept: usize,
     failed: usize,
+    /// The IPC namespace acted in, when not the current one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<u64>,
 }
 
 impl fmt::Display for Summary {
@@ -224,7 +331,11 @@ impl fmt::Display for Summary {
             "{verb} {}; {} in use or unknown kept",
             plural(self.removed, "orphaned object", "orphaned objects"),
             self.kept
-        )
+        )?;
+        match self.namespace {
+            Some(n) => write!(f, " (in IPC namespace ipc:[{n}])"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -240,6 +351,7 @@ mod tests {
             key: (!posix).then_some(200),
             id: (!posix).then_some(7),
             error: error.map(str::to_string),
+            namespace: None,
             label: if posix { "/a\\x0ab" } else { "0x000000c8" }.into(),
         }
     }
@@ -279,6 +391,7 @@ mod tests {
             removed: 1,
             kept: 2,
             failed: 0,
+            namespace: None,
         };
         assert_eq!(
             s.to_string(),

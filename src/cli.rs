@@ -441,6 +441,17 @@ pub struct LsArgs {
     /// Only orphaned objects (what `clean --stale` would remove)
     #[arg(long)]
     pub orphaned: bool,
+    /// Every IPC namespace on the host (containers), with a NAMESPACE column
+    ///
+    /// Needs root (CAP_SYS_ADMIN and CAP_SYS_PTRACE) to enter other
+    /// namespaces; those it cannot read are named, the rest listed.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Only one IPC namespace: its inode, or the pid of a process in it
+    ///
+    /// As NAMESPACE shows them (INODE/PID). Rows carry the NAMESPACE column.
+    #[arg(long, value_name = "INODE|PID", conflicts_with = "all_namespaces")]
+    pub namespace: Option<u64>,
     /// Columns to print, comma-separated (see --list-columns)
     ///
     /// Names as in the header, in any case; columns appear in the order
@@ -469,7 +480,7 @@ pub struct LsArgs {
     #[arg(long)]
     pub raw: bool,
     /// List the columns --output accepts, one line each, and exit
-    #[arg(long, conflicts_with_all = ["SelectArgs", "bytes", "orphaned", "output", "noheadings", "raw"])]
+    #[arg(long, conflicts_with_all = ["SelectArgs", "bytes", "orphaned", "output", "noheadings", "raw", "all_namespaces", "namespace"])]
     pub list_columns: bool,
 }
 
@@ -487,9 +498,15 @@ pub struct CleanArgs {
     /// List what would be removed, remove nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Act in this IPC namespace (its inode, or a pid in it) instead of the current one
+    ///
+    /// Objects are removed from within it (a child that joins it and its
+    /// mount namespace), after both scans agree; each line names it.
+    #[arg(long, value_name = "INODE|PID")]
+    pub namespace: Option<u64>,
     /// Save each queue and segment to its own file in DIR before removing
     /// it (one JSON Lines snapshot each; a failed save keeps the object)
-    #[arg(long, value_name = "DIR", conflicts_with = "dry_run")]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["dry_run", "namespace"])]
     pub save: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub select: SelectArgs,
@@ -528,6 +545,12 @@ pub struct LimitsArgs {
     /// Message size to check (default: msgsize_default, at most msgsize_max)
     #[arg(long, value_parser = ranged::<u32>(1, u32::MAX), value_name = "BYTES")]
     pub msg_size: Option<u32>,
+    /// The limits of every IPC namespace on the host, one block each
+    ///
+    /// msg*, shm*, sem and the mqueue sysctls are per IPC namespace, /dev/shm
+    /// per mount namespace: each is read from within (needs root).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
 }
 
 // `completions`

@@ -237,11 +237,94 @@ fn show(v: Option<u64>) -> String {
 pub struct LimitsOptions {
     pub max_msgs: Option<u32>,
     pub msg_size: Option<u32>,
+    /// `-A`: the limits of every IPC namespace on the host.
+    pub all_namespaces: bool,
 }
 
 pub fn run(opts: &LimitsOptions, out: &mut Out) -> Result<ExitCode> {
+    if opts.all_namespaces {
+        return run_all(opts, out);
+    }
     let limits = Limits::read(opts);
     out.record(&limits, || &limits)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One namespace's limits as its child read them: the table and the JSON.
+#[derive(Serialize, serde::Deserialize)]
+struct Read {
+    text: String,
+    json: serde_json::Value,
+}
+
+impl Read {
+    fn here(opts: &LimitsOptions) -> Result<Read> {
+        let limits = Limits::read(opts);
+        Ok(Read {
+            text: limits.to_string(),
+            json: serde_json::to_value(&limits)?,
+        })
+    }
+}
+
+/// One namespace's record of `limits -A`.
+#[derive(Serialize)]
+struct NsRecord<'a> {
+    namespace: u64,
+    pid: i32,
+    container: Option<String>,
+    current: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+/// The sysctls of /proc/sys/kernel (msg*, shm*, sem) and /proc/sys/fs/mqueue
+/// are those of the reader's IPC namespace, /dev/shm that of its mount
+/// namespace: a child joins both for each namespace but the current one.
+fn run_all(opts: &LimitsOptions, out: &mut Out) -> Result<ExitCode> {
+    let found = crate::namespaces::discover();
+    for ns in &found.list {
+        let read = if ns.current {
+            Read::here(opts).map_err(|e| format!("{e:#}"))
+        } else {
+            crate::ls::in_namespace(ns.inode, || Ok(serde_json::to_vec(&Read::here(opts)?)?))
+                .and_then(|b| serde_json::from_slice::<Read>(&b).map_err(|e| e.to_string()))
+        };
+        let pid = ns.representative().unwrap_or(0);
+        let container = ns.container.as_ref().map(ToString::to_string);
+        let head = format!(
+            "IPC namespace ipc:[{}] (pid {pid}{}{})",
+            ns.inode,
+            container
+                .as_deref()
+                .map(|c| format!(", {c}"))
+                .unwrap_or_default(),
+            if ns.current { ", current" } else { "" }
+        );
+        let record = NsRecord {
+            namespace: ns.inode,
+            pid,
+            container: container.clone(),
+            current: ns.current,
+            limits: read.as_ref().ok().map(|r| &r.json),
+            error: read.as_ref().err().map(String::as_str),
+        };
+        let text = match &read {
+            Ok(r) => format!("{head}\n{}", r.text.trim_end()),
+            Err(why) => format!("{head}\ncould not read: {why}"),
+        };
+        out.record(text, || &record)?;
+    }
+    if let Some(first) = found.unreadable.first() {
+        out.flush()?;
+        eprintln!(
+            "note: could not read the IPC namespace of {} processes ({}): run as root to see every namespace",
+            found.unreadable.len(),
+            crate::error::errno_text(first.errno)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -44,7 +44,6 @@ mod hexdump;
 mod limits;
 mod ls;
 mod manpage;
-#[cfg_attr(not(test), expect(dead_code, reason = "wired into ls -A next"))]
 mod namespaces;
 
 use std::ffi::OsString;
@@ -160,6 +159,8 @@ fn list_options(args: cli::LsArgs) -> anyhow::Result<ls::ListOptions> {
         headings: !args.noheadings,
         raw: args.raw,
         bytes: args.bytes,
+        all_namespaces: args.all_namespaces,
+        namespace: args.namespace,
     })
 }
 
@@ -167,6 +168,7 @@ fn clean_options(args: cli::CleanArgs) -> anyhow::Result<clean::CleanOptions> {
     Ok(clean::CleanOptions {
         select: select(args.select)?,
         dry_run: args.dry_run,
+        namespace: args.namespace,
         save: args.save,
     })
 }
@@ -175,6 +177,7 @@ fn limits_options(args: &cli::LimitsArgs) -> limits::LimitsOptions {
     limits::LimitsOptions {
         max_msgs: args.max_msgs,
         msg_size: args.msg_size,
+        all_namespaces: args.all_namespaces,
     }
 }
 

@@ -262,8 +262,9 @@ impl ChildListing {
 /// What the child writes to the pipe: the queues, or why not.
 type ChildReply = Result<Vec<MqEntry>, String>;
 
-/// In the child: private namespace, mount over `dir`, list.
-fn child_list(dir: &Path) -> Result<Vec<MqEntry>> {
+/// In the child: private namespace, mount over `dir`, list. Also what a
+/// child that joined another IPC namespace runs to list its queues.
+pub fn child_list(dir: &Path) -> Result<Vec<MqEntry>> {
     use nix::mount::{MsFlags, mount};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).context("unshare(CLONE_NEWNS)")?;
     mount(

@@ -1350,9 +1350,22 @@ fn names_and_commands_are_escaped_in_text_and_exact_in_json() {
 // ---------- ls output controls: -o, --noheadings, --raw, --list-columns ----------
 
 /// Every column name, as `ls --list-columns` prints them.
-const COLUMNS: [&str; 14] = [
-    "TYPE", "NAME/KEY", "NAME", "KEY", "ID", "OWNER", "UID", "GROUP", "GID", "PERMS", "SIZE",
-    "STATE", "USERS", "DETAIL",
+const COLUMNS: [&str; 15] = [
+    "TYPE",
+    "NAME/KEY",
+    "NAME",
+    "KEY",
+    "ID",
+    "OWNER",
+    "UID",
+    "GROUP",
+    "GID",
+    "PERMS",
+    "SIZE",
+    "STATE",
+    "USERS",
+    "DETAIL",
+    "NAMESPACE",
 ];
 
 /// Split an aligned line on runs of two or more blanks (single blanks stay

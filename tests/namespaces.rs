@@ -191,3 +191,400 @@ fn after_drop_no_process_and_no_namespace_is_left() {
         assert!(!out.status.success(), "{users:?}: nsenter still entered");
     }
 }
+
+#[test]
+fn ls_inside_a_namespace_counts_no_process_of_another_as_a_user() {
+    // Both namespaces are new, so their System V objects have the same ids:
+    // the servers of `live` are blocked on (or last operated on) ids that
+    // in `idle` name objects nobody uses.
+    let live = Namespace::with(Users::Live, DevShm::Private);
+    let idle = Namespace::with(Users::None, DevShm::Private);
+    let rows = ls_inside(&idle);
+    let o = &idle.objects;
+    for obj in [
+        Obj::SysvMsq(o.sysv_msq),
+        Obj::SysvShm(o.sysv_shm),
+        Obj::SysvSem(o.sysv_sem),
+    ] {
+        let r = row(&rows, &obj).unwrap_or_else(|| panic!("{obj:?} not listed: {rows:?}"));
+        assert_eq!(r["orphaned"], true, "{obj:?}: {r}");
+        assert_eq!(r["users"], serde_json::json!([]), "{obj:?}: {r}");
+    }
+    drop(live);
+}
+
+/// `examples-ipc --json ls -A`: every namespace's objects.
+fn ls_all() -> Vec<Value> {
+    let out = run(&["--json", "ls", "-A"]);
+    let doc: Value = serde_json::from_str(&assert_ok(&out)).expect("ls -A --json is JSON");
+    doc["objects"].as_array().expect("objects").clone()
+}
+
+fn user_pids(r: &Value) -> Vec<i32> {
+    r["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter_map(|u| u["pid"].as_i64())
+        .map(|p| p as i32)
+        .collect()
+}
+
+#[test]
+fn ls_all_namespaces_shows_each_object_once_in_its_namespace_with_its_users() {
+    let (a, b) = (Namespace::start(), Namespace::start());
+    let idle = Namespace::with(Users::None, DevShm::Private);
+    // One object of the current namespace, unchanged by -A.
+    let here = unique_key();
+    let mut guard = Cleanup::new();
+    guard.add(Obj::SysvShm(here));
+    assert_ok(&run(&["sysv", "shm", "-k", &here.to_string(), "-m", "x"]));
+    let rows = ls_all();
+    for ns in [&a, &b, &idle] {
+        let servers = ns.servers();
+        for obj in ns.objects.all() {
+            let found: Vec<&Value> = rows
+                .iter()
+                .filter(|r| row(std::slice::from_ref(r), &obj).is_some())
+                .collect();
+            assert_eq!(found.len(), 1, "{obj:?} listed {} times", found.len());
+            let r = found[0];
+            assert_eq!(r["namespace"]["inode"], ns.ipc_inode(), "{obj:?}: {r}");
+            assert_eq!(r["namespace"]["current"], false, "{obj:?}: {r}");
+            let users = user_pids(r);
+            if ns.users == Users::Live {
+                assert_eq!(r["orphaned"], false, "{obj:?}: {r}");
+                assert!(
+                    users.iter().any(|u| servers.contains(u)),
+                    "{obj:?}: users {users:?}, servers {servers:?}"
+                );
+            } else {
+                assert_eq!(r["orphaned"], true, "{obj:?}: {r}");
+            }
+            // Nobody of another namespace.
+            for u in users {
+                assert_eq!(ipc_inode_of(u), Some(ns.ipc_inode()), "{obj:?}: user {u}");
+            }
+        }
+    }
+    let r = row(&rows, &Obj::SysvShm(here)).expect("the current namespace's segment");
+    assert_eq!(r["namespace"]["inode"], own_ipc_inode(), "{r}");
+    assert_eq!(r["namespace"]["current"], true, "{r}");
+    let plain = assert_ok(&run(&["--json", "ls", "--sysv", "-t", "shm"]));
+    assert!(plain.contains(&key_hex(here)), "{plain}");
+    assert!(!plain.contains("\"namespace\""), "{plain}");
+}
+
+#[test]
+fn a_namespace_whose_processes_exit_leaves_the_listing() {
+    let ns = Namespace::start();
+    let inode = ns.ipc_inode();
+    let listed = |rows: &[Value]| rows.iter().any(|r| r["namespace"]["inode"] == inode);
+    assert!(listed(&ls_all()), "namespace {inode} not listed");
+    drop(ns);
+    assert!(!listed(&ls_all()), "namespace {inode} still listed");
+}
+
+#[test]
+fn ls_all_namespaces_text_has_a_namespace_column() {
+    let ns = Namespace::start();
+    let out = assert_ok(&run(&["ls", "-A", "--prefix", &ns.objects.posix_shm]));
+    let header = out.lines().next().unwrap_or_default();
+    assert!(header.starts_with("NAMESPACE "), "{out}");
+    let inode = format!("{}/", ns.ipc_inode());
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&inode) && l.contains(&ns.objects.posix_shm)),
+        "{out}"
+    );
+    let cols = assert_ok(&run(&["ls", "--list-columns"]));
+    assert!(cols.lines().any(|l| l.starts_with("NAMESPACE ")), "{cols}");
+}
+
+#[test]
+fn ls_namespace_by_inode_or_pid_lists_that_namespace_only() {
+    let (a, b) = (Namespace::start(), Namespace::start());
+    for sel in [a.ipc_inode().to_string(), a.pid().to_string()] {
+        let out = run(&["--json", "ls", "--namespace", &sel]);
+        let doc: Value = serde_json::from_str(&assert_ok(&out)).expect("JSON");
+        let rows = doc["objects"].as_array().expect("objects");
+        assert!(
+            rows.iter()
+                .all(|r| r["namespace"]["inode"] == a.ipc_inode()),
+            "--namespace {sel}: {rows:?}"
+        );
+        for obj in a.objects.all() {
+            assert!(
+                row(rows, &obj).is_some(),
+                "--namespace {sel}: {obj:?} missing"
+            );
+        }
+        for obj in b.objects.all() {
+            assert!(
+                row(rows, &obj).is_none(),
+                "--namespace {sel}: {obj:?} listed"
+            );
+        }
+    }
+    // An inode nobody is in (any more): an error, nothing listed.
+    let gone = Namespace::with(Users::None, DevShm::Private);
+    let inode = gone.ipc_inode().to_string();
+    drop(gone);
+    let out = run(&["ls", "--namespace", &inode]);
+    assert_fails(&out, 1, "no IPC namespace has this inode or holds this pid");
+    assert!(out.stdout.is_empty());
+}
+
+/// A process of nobody's alone in a new IPC namespace (`unshare --ipc`,
+/// then setpriv, then sleep: one pid), killed and reaped in `Drop`.
+struct NobodysNamespace(std::process::Child);
+
+impl NobodysNamespace {
+    fn start() -> NobodysNamespace {
+        let child = std::process::Command::new("unshare")
+            .args(["--ipc", "setpriv", "--reuid=65534", "--regid=65534"])
+            .args(["--clear-groups", "sleep", "600"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("unshare and setpriv (util-linux) run");
+        let ns = NobodysNamespace(child);
+        let pid = ns.0.id() as i32;
+        // Ready once the pid runs sleep (after both execs) in its namespace.
+        let until = std::time::Instant::now() + DEADLINE;
+        while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .ok()
+            .as_deref()
+            != Some("sleep\n")
+        {
+            assert!(std::time::Instant::now() < until, "sleep never started");
+            std::thread::yield_now();
+        }
+        assert_ne!(ipc_inode_of(pid), Some(own_ipc_inode()));
+        ns
+    }
+}
+
+impl Drop for NobodysNamespace {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn unprivileged_ls_all_names_what_it_could_not_read_and_lists_the_rest() {
+    let ns = NobodysNamespace::start();
+    let pid = ns.0.id() as i32;
+    let inode = ipc_inode_of(pid).expect("its namespace");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .args(["--json", "ls", "-A"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("setpriv runs");
+    let doc: Value = serde_json::from_str(&assert_ok(&out)).expect("ls -A --json is JSON");
+    let notes: Vec<&str> = doc["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let want = format!(
+        "could not read namespace ipc:[{inode}] (pid {pid}): setns(CLONE_NEWIPC): Operation not permitted (EPERM)"
+    );
+    assert!(notes.contains(&want.as_str()), "{notes:?}");
+    // Root's processes are another user's: their namespaces are unknown.
+    assert!(
+        notes.iter().any(
+            |n| n.starts_with("could not read the IPC namespace of ") && n.contains("(EACCES)")
+        ),
+        "{notes:?}"
+    );
+    // The rest is listed: the current namespace's objects carry it.
+    let rows = doc["objects"].as_array().expect("objects");
+    assert!(
+        rows.iter().all(|r| r["namespace"]["current"] == true),
+        "{rows:?}"
+    );
+    drop(ns);
+}
+
+/// `clean --stale` of exactly the six objects of `o` (by name and key),
+/// in `--namespace ns` when given: the text of every run.
+fn clean_six(o: &NsObjects, ns: Option<&str>) -> String {
+    let mut text = String::new();
+    let (k1, k2, k3) = (
+        o.sysv_msq.to_string(),
+        o.sysv_shm.to_string(),
+        o.sysv_sem.to_string(),
+    );
+    let posix = vec![
+        "--name",
+        o.posix_msq.as_str(),
+        "--name",
+        o.posix_shm.as_str(),
+        "--name",
+        o.posix_sem.as_str(),
+    ];
+    for select in [posix, vec!["-k", &k1], vec!["-k", &k2], vec!["-k", &k3]] {
+        let mut args = vec!["clean", "--stale"];
+        if let Some(ns) = ns {
+            args.extend(["--namespace", ns]);
+        }
+        args.extend(select);
+        text.push_str(&assert_ok(&run(&args)));
+    }
+    text
+}
+
+fn listed_in(ns: &Namespace) -> Vec<Value> {
+    let out = run(&["--json", "ls", "--namespace", &ns.ipc_inode().to_string()]);
+    let doc: Value = serde_json::from_str(&assert_ok(&out)).expect("JSON");
+    doc["objects"].as_array().expect("objects").clone()
+}
+
+#[test]
+fn clean_stale_acts_in_another_namespace_only_when_named() {
+    let idle = Namespace::with(Users::None, DevShm::Private);
+    let live = Namespace::start();
+    // Without --namespace: the current namespace only, where none of them is.
+    let text = clean_six(&idle.objects, None);
+    assert!(
+        !text.contains("removed posix") && !text.contains("removed sysv"),
+        "{text}"
+    );
+    let rows = listed_in(&idle);
+    for obj in idle.objects.all() {
+        assert!(row(&rows, &obj).is_some(), "{obj:?} gone: {text}");
+    }
+    // A namespace's objects in use stay, even when named.
+    let text = clean_six(&live.objects, Some(&live.pid().to_string()));
+    assert!(
+        !text.contains("removed posix") && !text.contains("removed sysv"),
+        "{text}"
+    );
+    let rows = listed_in(&live);
+    for obj in live.objects.all() {
+        assert!(row(&rows, &obj).is_some(), "{obj:?} gone: {text}");
+    }
+    // Named: its orphans are removed from within it, and the lines say where.
+    let inode = idle.ipc_inode();
+    let text = clean_six(&idle.objects, Some(&inode.to_string()));
+    let removed = text.lines().filter(|l| l.starts_with("removed ")).count();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("removed ") && l.ends_with(&format!(" in ipc:[{inode}]")))
+            .count(),
+        6,
+        "{text}"
+    );
+    assert_eq!(removed, 6 + 4, "six lines and four summaries: {text}");
+    let rows = listed_in(&idle);
+    for obj in idle.objects.all() {
+        assert!(row(&rows, &obj).is_none(), "{obj:?} left: {rows:?}");
+    }
+    let rows = listed_in(&live);
+    for obj in live.objects.all() {
+        assert!(row(&rows, &obj).is_some(), "{obj:?} gone");
+    }
+}
+
+#[test]
+fn limits_all_namespaces_reads_each_namespaces_own_sysctls() {
+    let ns = Namespace::with(Users::None, DevShm::Private);
+    // msgmni is per IPC namespace: this one changes only there.
+    assert_ok(&ns.nsenter("sh", &["-c", "echo 123 > /proc/sys/kernel/msgmni"]));
+    let out = assert_ok(&run(&["--json", "limits", "-A"]));
+    let records: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let of = |inode: u64| {
+        records
+            .iter()
+            .find(|r| r["namespace"] == inode)
+            .unwrap_or_else(|| panic!("no record of {inode}: {out}"))
+    };
+    let theirs = &of(ns.ipc_inode())["limits"];
+    assert_eq!(theirs["sysv_msg"]["msgmni"], 123, "{theirs}");
+    assert_eq!(theirs["sysv_msg"]["queues"], 1, "{theirs}");
+    assert_eq!(theirs["sysv_shm"]["segments"], 1, "{theirs}");
+    assert_eq!(theirs["posix_mqueue"]["queues"], 1, "{theirs}");
+    assert_eq!(theirs["dev_shm"]["objects"], 2, "{theirs}");
+    let ours = &of(own_ipc_inode());
+    assert_eq!(ours["current"], true);
+    assert_ne!(ours["limits"]["sysv_msg"]["msgmni"], 123, "{ours}");
+    let text = assert_ok(&run(&["limits", "-A"]));
+    assert!(
+        text.contains(&format!("IPC namespace ipc:[{}] (pid ", ns.ipc_inode())),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_dev_shm_shared_with_the_current_namespace_is_listed_once_under_it() {
+    let ns = Namespace::with(Users::Live, DevShm::Shared);
+    let rows = ls_all();
+    let o = &ns.objects;
+    for obj in [
+        Obj::PosixShm(o.posix_shm.clone()),
+        Obj::PosixSem(o.posix_sem.clone()),
+    ] {
+        let found: Vec<&Value> = rows
+            .iter()
+            .filter(|r| row(std::slice::from_ref(r), &obj).is_some())
+            .collect();
+        assert_eq!(found.len(), 1, "{obj:?}: {found:?}");
+        assert_eq!(found[0]["namespace"]["current"], true, "{obj:?}");
+        // Its users are in the other IPC namespace, and still count.
+        assert_eq!(found[0]["orphaned"], false, "{obj:?}: {}", found[0]);
+    }
+    for obj in [
+        Obj::PosixMsq(o.posix_msq.clone()),
+        Obj::SysvMsq(o.sysv_msq),
+        Obj::SysvShm(o.sysv_shm),
+        Obj::SysvSem(o.sysv_sem),
+    ] {
+        let r = row(&rows, &obj).unwrap_or_else(|| panic!("{obj:?} not listed"));
+        assert_eq!(r["namespace"]["inode"], ns.ipc_inode(), "{obj:?}");
+    }
+}
+
+#[test]
+fn ls_all_namespaces_combines_with_the_selection_and_orphaned() {
+    let (live, idle) = (
+        Namespace::start(),
+        Namespace::with(Users::None, DevShm::Private),
+    );
+    let out = assert_ok(&run(&[
+        "--json",
+        "ls",
+        "-A",
+        "--sysv",
+        "-t",
+        "msq",
+        "--orphaned",
+    ]));
+    let doc: Value = serde_json::from_str(&out).expect("JSON");
+    let rows = doc["objects"].as_array().expect("objects");
+    assert!(
+        rows.iter()
+            .all(|r| r["mechanism"] == "sysv-msq" && r["orphaned"] == true),
+        "{out}"
+    );
+    assert!(
+        row(rows, &Obj::SysvMsq(idle.objects.sysv_msq)).is_some(),
+        "{out}"
+    );
+    assert!(
+        row(rows, &Obj::SysvMsq(live.objects.sysv_msq)).is_none(),
+        "{out}"
+    );
+    let name = idle.objects.posix_shm.clone();
+    let out = assert_ok(&run(&["--json", "ls", "-A", "--name", &name]));
+    let doc: Value = serde_json::from_str(&out).expect("JSON");
+    let rows = doc["objects"].as_array().expect("objects");
+    assert_eq!(rows.len(), 1, "{out}");
+    assert_eq!(rows[0]["namespace"]["inode"], idle.ipc_inode(), "{out}");
+}

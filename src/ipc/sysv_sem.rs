@@ -53,7 +53,7 @@ pub struct SemStat {
 }
 
 /// One semaphore of a set: what `ipcs -s -i` prints for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Semaphore {
     pub semnum: u32,
     pub value: u16,

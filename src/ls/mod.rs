@@ -5,6 +5,7 @@
 //! walks /proc once (maps, fds, blocked syscalls) and attributes users to
 //! objects from that single pass.
 
+mod all;
 mod posix;
 mod procs;
 mod record;
@@ -21,6 +22,7 @@ use serde::Serialize;
 use crate::mqfs::{self, MqSource};
 use crate::output::Out;
 
+pub use all::{in_namespace, resolve_namespace};
 use procs::{Blocked, How, Procs, Want};
 pub use record::{Fields, Names, Object, State, User, key_hex};
 pub use select::{Select, Selection};
@@ -80,15 +82,42 @@ impl Scan {
             posix::add_queues(mqfs::finish(mq), &mut scan);
             scan.objects.retain(|o| select.matches(o));
         }
-        scan.attribute(&procs);
+        scan.finish(&procs);
+        scan
+    }
+
+    /// The selected objects in /dev/shm and /proc/sysvipc (queues come later).
+    fn find(&mut self, select: &Select) {
+        let (shm, sem) = (select.wants(Kind::PosixShm), select.wants(Kind::PosixSem));
+        if shm || sem {
+            posix::scan_shm_dir(self, None, shm, sem);
+        }
+        if select.wants(Kind::SysvMsq) {
+            sysv::scan_msg(&sysv::Here, self);
+        }
+        if select.wants(Kind::SysvShm) {
+            sysv::scan_shm(&sysv::Here, self);
+        }
+        if select.wants(Kind::SysvSem) {
+            sysv::scan_sem(&sysv::Here, self);
+        }
+        self.objects.retain(|o| select.matches(o));
+    }
+
+    /// Users, verdicts, owner names, and the listing order: namespace
+    /// (the current one first), kind, then name in natural order (q-2
+    /// before q-10), then key and id.
+    fn finish(&mut self, procs: &Procs) {
+        self.attribute(procs);
         let mut names = Names::default();
-        for obj in &mut scan.objects {
+        for obj in &mut self.objects {
             names.name(obj);
         }
-        // Kind, then name in natural order (q-2 before q-10), then key and id.
-        scan.objects.sort_by(|a, b| {
-            (a.kind as u8)
-                .cmp(&(b.kind as u8))
+        let ns = |o: &Object| o.namespace.as_ref().map(|n| (!n.current, n.inode));
+        self.objects.sort_by(|a, b| {
+            ns(a)
+                .cmp(&ns(b))
+                .then_with(|| (a.kind as u8).cmp(&(b.kind as u8)))
                 .then_with(|| {
                     natural(
                         a.name.as_deref().unwrap_or(""),
@@ -97,25 +126,6 @@ impl Scan {
                 })
                 .then_with(|| (a.key.map(|k| k as u32), a.id).cmp(&(b.key.map(|k| k as u32), b.id)))
         });
-        scan
-    }
-
-    /// The selected objects in /dev/shm and /proc/sysvipc (queues come later).
-    fn find(&mut self, select: &Select) {
-        let (shm, sem) = (select.wants(Kind::PosixShm), select.wants(Kind::PosixSem));
-        if shm || sem {
-            posix::scan_shm_dir(self, shm, sem);
-        }
-        if select.wants(Kind::SysvMsq) {
-            sysv::scan_msg(self);
-        }
-        if select.wants(Kind::SysvShm) {
-            sysv::scan_shm(self);
-        }
-        if select.wants(Kind::SysvSem) {
-            sysv::scan_sem(self);
-        }
-        self.objects.retain(|o| select.matches(o));
     }
 
     /// Every object's users and verdict.
@@ -219,9 +229,15 @@ fn attribute(obj: &mut Object, procs: &Procs, hidden_matter: bool) {
 /// and whether the kernel counts it in use regardless (nattch, waiters).
 fn users(obj: &Object, procs: &Procs) -> (Vec<(i32, How)>, bool) {
     let mut users: Vec<(i32, How)> = Vec::new();
+    // A System V id names an object only within one IPC namespace: a
+    // process of another namespace blocked on, attached to or last to
+    // operate on the same id uses another object.
+    let sysv = matches!(obj.kind, Kind::SysvMsq | Kind::SysvShm | Kind::SysvSem);
+    let ns = obj.namespace.as_ref().map(|n| n.inode);
     let mut add = |pid: i64, how: How| {
         if let Ok(pid) = i32::try_from(pid)
             && procs.alive(pid.into())
+            && (!sysv || procs.in_ipc_ns(pid, ns))
             && !users.iter().any(|(p, _)| *p == pid)
         {
             users.push((pid, how));
@@ -285,6 +301,10 @@ pub struct ListOptions {
     pub raw: bool,
     /// Exact sizes instead of human-readable ones.
     pub bytes: bool,
+    /// `-A`: every IPC namespace on the host.
+    pub all_namespaces: bool,
+    /// `--namespace`: only this one, an inode or a pid in it.
+    pub namespace: Option<u64>,
 }
 
 pub fn run(opts: &ListOptions, out: &mut Out) -> Result<ExitCode> {
@@ -293,7 +313,13 @@ pub fn run(opts: &ListOptions, out: &mut Out) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let layout = Layout::resolve(opts, out.is_json())?;
-    let mut scan = Scan::run(&opts.select);
+    let mut scan = if let Some(n) = opts.namespace {
+        Scan::run_all(&opts.select, Some(all::resolve_namespace(n)?))
+    } else if opts.all_namespaces {
+        Scan::run_all(&opts.select, None)
+    } else {
+        Scan::run(&opts.select)
+    };
     if opts.orphaned {
         scan.objects.retain(Object::orphaned);
     }

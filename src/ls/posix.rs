@@ -18,12 +18,15 @@ use crate::mqfs;
 
 pub const SHM_DIR: &str = "/dev/shm";
 
-/// Segments and semaphores in /dev/shm.
-pub fn scan_shm_dir(scan: &mut Scan, want_shm: bool, want_sem: bool) {
-    let dir = match fs::read_dir(SHM_DIR) {
+/// Segments and semaphores in /dev/shm, or in `at` (another mount
+/// namespace's, through /proc/PID/root/dev/shm).
+pub fn scan_shm_dir(scan: &mut Scan, at: Option<&Path>, want_shm: bool, want_sem: bool) {
+    let path = at.unwrap_or(Path::new(SHM_DIR));
+    let dir = match fs::read_dir(path) {
         Ok(dir) => dir,
         Err(e) => {
-            scan.notes.push(format!("cannot read {SHM_DIR}: {e}"));
+            scan.notes
+                .push(format!("cannot read {}: {e}", path.display()));
             return;
         }
     };

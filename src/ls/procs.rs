@@ -81,6 +81,10 @@ pub struct Procs {
     blocked: HashMap<Blocked, Vec<i32>>,
     /// Processes whose maps this user may not read.
     pub hidden: Vec<i32>,
+    /// This process's IPC namespace, and every other process's, read when
+    /// System V users are wanted: System V ids repeat across namespaces.
+    own_ipc_ns: Option<u64>,
+    ipc_ns: HashMap<i32, u64>,
 }
 
 impl Procs {
@@ -88,6 +92,10 @@ impl Procs {
     /// or cannot be read are passed over: a scan never fails.
     pub fn scan(skip: &[Option<i32>], want: Want) -> Procs {
         let mut procs = Procs::default();
+        let by_ns = want.maps || want.syscalls;
+        if by_ns {
+            procs.own_ipc_ns = ipc_ns_of(std::process::id() as i32);
+        }
         let Ok(dir) = fs::read_dir("/proc") else {
             return procs;
         };
@@ -102,6 +110,9 @@ impl Procs {
             procs.live.insert(pid);
             if skip.contains(&Some(pid)) {
                 continue;
+            }
+            if by_ns && let Some(ns) = ipc_ns_of(pid) {
+                procs.ipc_ns.insert(pid, ns);
             }
             if want.maps {
                 procs.read_maps(pid);
@@ -225,6 +236,17 @@ impl Procs {
         }
     }
 
+    /// Whether `pid` runs in the IPC namespace `ns` (None: this process's),
+    /// so that it can use the System V objects listed there. A process whose
+    /// namespace could not be read counts as in it: a verdict may err only
+    /// towards in use.
+    pub fn in_ipc_ns(&self, pid: i32, ns: Option<u64>) -> bool {
+        match (ns.or(self.own_ipc_ns), self.ipc_ns.get(&pid)) {
+            (Some(want), Some(ns)) => want == *ns,
+            _ => true,
+        }
+    }
+
     pub fn alive(&self, pid: i64) -> bool {
         i32::try_from(pid).is_ok_and(|p| p > 0 && self.live.contains(&p))
     }
@@ -275,6 +297,12 @@ impl Procs {
 }
 
 /// The `MM:mm` device column of /proc/PID/maps (hex major:minor) as a dev_t.
+/// The IPC namespace inode of `pid`, None when it is gone or not readable.
+fn ipc_ns_of(pid: i32) -> Option<u64> {
+    use crate::ipc::namespace::{NsKind, inode};
+    inode(crate::ipc::process::Pid::from_raw(pid), NsKind::Ipc).ok()
+}
+
 fn parse_dev(s: &str) -> Option<u64> {
     let (major, minor) = s.split_once(':')?;
     let major = u64::from_str_radix(major, 16).ok()?;

@@ -78,11 +78,37 @@ pub struct Creator {
     pub cgid: Option<u32>,
 }
 
+/// The IPC namespace an object lives in (`ls --all-namespaces`).
+#[derive(Debug, Clone, Serialize)]
+pub struct NsTag {
+    /// As in `ipc:[INODE]` and `lsns`.
+    pub inode: u64,
+    /// A process inside it, through which it was read.
+    pub pid: i32,
+    /// The container its cgroup path names: `docker 3f2a9c1b7d4e`.
+    pub container: Option<String>,
+    /// Whether it is the namespace `ls` runs in.
+    pub current: bool,
+}
+
+impl NsTag {
+    /// The NAMESPACE cell: `4026532262/1234`, then the container.
+    pub fn text(&self) -> String {
+        match &self.container {
+            Some(c) => format!("{}/{} {c}", self.inode, self.pid),
+            None => format!("{}/{}", self.inode, self.pid),
+        }
+    }
+}
+
 /// One object as found, before and after its users are known.
 #[derive(Debug, Serialize)]
 pub struct Object {
     #[serde(rename = "mechanism")]
     pub kind: Kind,
+    /// Only with --all-namespaces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<NsTag>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "key_hex")]
@@ -126,6 +152,7 @@ impl Object {
     pub(super) fn new(fields: Fields) -> Object {
         Object {
             kind: fields.kind(),
+            namespace: None,
             name: None,
             key: None,
             id: None,

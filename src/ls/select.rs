@@ -21,7 +21,7 @@ pub struct Selection {
 }
 
 /// Which objects a command looks at, resolved from a [`Selection`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Select {
     posix: bool,
     sysv: bool,

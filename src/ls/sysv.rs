@@ -10,11 +10,43 @@ use nix::errno::Errno;
 use super::record::{Creator, SysvMsq, SysvSem, SysvShm, Time};
 use super::{Fields, Kind, Object, Scan};
 use crate::ipc::sysv_msq::SysvQueue;
-use crate::ipc::sysv_sem::SemSet;
+use crate::ipc::sysv_sem::{SemSet, Semaphore};
 use crate::procfs::{Row, Table, read_sysvipc, sysvipc_path};
 
-fn read_table(file: &str, scan: &mut Scan, mut each: impl FnMut(&Row, &mut Scan)) {
-    let text = match read_sysvipc(file) {
+/// Where the System V tables, and the fields /proc does not show, come
+/// from: this process's namespace ([`Here`]), or the answer of a child that
+/// read another namespace.
+pub trait SysvSource {
+    /// The text of /proc/sysvipc/FILE.
+    fn table(&self, file: &str) -> Result<String, String>;
+    /// A queue's qbytes (msgctl IPC_STAT).
+    fn qbytes(&self, msqid: i32) -> Result<u64, Errno>;
+    /// Each semaphore of a set (semctl GETALL and the rest).
+    fn semaphores(&self, semid: i32) -> Result<Vec<Semaphore>, Errno>;
+}
+
+/// The namespace this process runs in.
+pub struct Here;
+
+impl SysvSource for Here {
+    fn table(&self, file: &str) -> Result<String, String> {
+        read_sysvipc(file).map_err(|e| e.to_string())
+    }
+    fn qbytes(&self, msqid: i32) -> Result<u64, Errno> {
+        SysvQueue::with_id(msqid).stat().map(|s| s.qbytes)
+    }
+    fn semaphores(&self, semid: i32) -> Result<Vec<Semaphore>, Errno> {
+        SemSet::with_id(semid).semaphores()
+    }
+}
+
+fn read_table(
+    src: &dyn SysvSource,
+    file: &str,
+    scan: &mut Scan,
+    mut each: impl FnMut(&Row, &mut Scan),
+) {
+    let text = match src.table(file) {
         Ok(t) => t,
         Err(e) => {
             scan.notes
@@ -60,8 +92,8 @@ fn common(row: &Row, fields: Fields) -> Option<Object> {
     Some(obj)
 }
 
-pub fn scan_msg(scan: &mut Scan) {
-    read_table("msg", scan, |row, scan| {
+pub fn scan_msg(src: &dyn SysvSource, scan: &mut Scan) {
+    read_table(src, "msg", scan, |row, scan| {
         let fields = SysvMsq {
             qnum: row.get("qnum"),
             qbytes: None,
@@ -75,9 +107,9 @@ pub fn scan_msg(scan: &mut Scan) {
         let Some(mut obj) = common(row, Fields::SysvMsq(fields)) else {
             return;
         };
-        let qbytes = SysvQueue::with_id(obj.id.unwrap_or(-1)).stat();
+        let qbytes = src.qbytes(obj.id.unwrap_or(-1));
         match (&mut obj.fields, qbytes) {
-            (Fields::SysvMsq(q), Ok(stat)) => q.qbytes = Some(stat.qbytes),
+            (Fields::SysvMsq(q), Ok(qbytes)) => q.qbytes = Some(qbytes),
             _ => {
                 scan.unreadable += 1;
                 obj.note = Some("not readable by this user: qbytes unknown".into());
@@ -87,8 +119,8 @@ pub fn scan_msg(scan: &mut Scan) {
     });
 }
 
-pub fn scan_shm(scan: &mut Scan) {
-    read_table("shm", scan, |row, scan| {
+pub fn scan_shm(src: &dyn SysvSource, scan: &mut Scan) {
+    read_table(src, "shm", scan, |row, scan| {
         let fields = SysvShm {
             size: row.get("size"),
             nattch: row.get("nattch"),
@@ -111,8 +143,8 @@ pub fn scan_shm(scan: &mut Scan) {
     });
 }
 
-pub fn scan_sem(scan: &mut Scan) {
-    read_table("sem", scan, |row, scan| {
+pub fn scan_sem(src: &dyn SysvSource, scan: &mut Scan) {
+    read_table(src, "sem", scan, |row, scan| {
         let fields = SysvSem {
             nsems: row.get("nsems").unwrap_or(0),
             values: None,
@@ -125,7 +157,7 @@ pub fn scan_sem(scan: &mut Scan) {
         let Some(mut obj) = common(row, Fields::SysvSem(fields)) else {
             return;
         };
-        let sems = SemSet::with_id(obj.id.unwrap_or(-1)).semaphores();
+        let sems = src.semaphores(obj.id.unwrap_or(-1));
         match (&mut obj.fields, sems) {
             (Fields::SysvSem(set), Ok(sems)) => {
                 let waiters = sems

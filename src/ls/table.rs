@@ -58,6 +58,9 @@ pub enum Column {
     /// What matters most for the kind: messages, semaphore values, nattch, notes
     #[value(name = "DETAIL")]
     Detail,
+    /// IPC namespace (with -A): inode/pid inside, and the container its cgroup names
+    #[value(name = "NAMESPACE")]
+    Namespace,
 }
 
 impl Column {
@@ -139,11 +142,16 @@ impl Layout {
                 )));
             }
         }
-        let columns = if opts.columns.is_empty() {
-            Column::DEFAULT.to_vec()
-        } else {
-            opts.columns.clone()
-        };
+        let columns =
+            if opts.columns.is_empty() && (opts.all_namespaces || opts.namespace.is_some()) {
+                std::iter::once(Column::Namespace)
+                    .chain(Column::DEFAULT)
+                    .collect()
+            } else if opts.columns.is_empty() {
+                Column::DEFAULT.to_vec()
+            } else {
+                opts.columns.clone()
+            };
         Ok(Layout {
             columns,
             headings: opts.headings,
@@ -250,6 +258,7 @@ fn cell(col: Column, o: &Object, bytes: bool) -> String {
         Column::State => o.state.text().into(),
         Column::Users => users_cell(o),
         Column::Detail => detail(o, bytes),
+        Column::Namespace => o.namespace.as_ref().map_or_else(absent, |n| n.text()),
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 mod namespace;
-pub use namespace::{DevShm, Namespace, Users, ipc_inode_of, ipcs_lists, processes_in};
+pub use namespace::{DevShm, Namespace, NsObjects, Users, ipc_inode_of, ipcs_lists, processes_in};
 
 /// Every wait in a test has this deadline: long enough for a loaded 2-core
 /// machine, short enough that a hang fails instead of stalling CI.
