@@ -32,6 +32,8 @@ pub struct CleanOptions {
     /// `--namespace`: an IPC namespace's inode or a pid in it. Without it,
     /// only the current namespace is ever touched.
     pub namespace: Option<u64>,
+    /// `--save DIR`: save each queue and segment there before removing it.
+    pub save: Option<std::path::PathBuf>,
 }
 
 /// The namespace `clean` acts in: None for the current one.
@@ -93,6 +95,33 @@ pub fn run(opts: &CleanOptions, out: &mut Out) -> Result<ExitCode> {
             Some((obj, ident.obj))
         })
         .collect();
+    let agreed = match opts.save.as_deref().filter(|_| !opts.dry_run) {
+        Some(dir) => {
+            let mut saved_ok = Vec::with_capacity(agreed.len());
+            for (obj, target) in agreed {
+                match save::save(obj, &target, dir) {
+                    Ok(saved) => {
+                        if let Some(saved) = &saved {
+                            out.record(saved, || saved)?;
+                        }
+                        saved_ok.push((obj, target));
+                    }
+                    Err(e) => {
+                        // Kept: its content would be lost with it.
+                        out.flush()?;
+                        eprintln!(
+                            "error: cannot save {} {}, kept: {e:#}",
+                            obj.kind,
+                            obj.label()
+                        );
+                        summary.failed += 1;
+                    }
+                }
+            }
+            saved_ok
+        }
+        None => agreed,
+    };
     let results = removals(&agreed, ns, opts.dry_run);
     for ((obj, _), result) in agreed.iter().zip(results) {
         {
@@ -114,6 +143,8 @@ pub fn run(opts: &CleanOptions, out: &mut Out) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+mod save;
 
 /// This process's IPC namespace.
 fn own_ipc_ns() -> Option<u64> {

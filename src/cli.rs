@@ -80,6 +80,10 @@ pub enum Command {
     Clean(CleanArgs),
     /// Show the kernel limits that decide what can be created, with usage
     Limits(LimitsArgs),
+    /// Find the known IPC pitfalls here: stuck queues, deadlocked semaphores, orphans, small /dev/shm
+    Doctor(DoctorArgs),
+    /// Watch the selected objects change: a live table, or JSON lines
+    Watch(WatchArgs),
     /// Print a shell completion script (bash, zsh, fish)
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command with --dir
@@ -500,8 +504,35 @@ pub struct CleanArgs {
     /// mount namespace), after both scans agree; each line names it.
     #[arg(long, value_name = "INODE|PID")]
     pub namespace: Option<u64>,
+    /// Save each queue and segment to its own file in DIR before removing
+    /// it (one JSON Lines snapshot each; a failed save keeps the object)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["dry_run", "namespace"])]
+    pub save: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub select: SelectArgs,
+}
+
+// `doctor`
+#[derive(Debug, Args)]
+#[command(after_help = help::after_help("doctor"))]
+pub struct DoctorArgs {
+    /// The objects the per-object checks look at (default: all)
+    #[command(flatten)]
+    pub select: SelectArgs,
+}
+
+// `watch`
+#[derive(Debug, Args)]
+#[command(after_help = help::after_help("watch"))]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Seconds between samples (fractions allowed)
+    #[arg(long, default_value = "1", value_name = "SECS")]
+    pub interval: Seconds,
+    /// Stop after N samples (default: until Ctrl-C)
+    #[arg(short, long, value_parser = ranged::<u64>(1, u64::MAX), value_name = "N")]
+    pub count: Option<u64>,
 }
 
 // `limits`

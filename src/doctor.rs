@@ -666,3 +666,158 @@ pub fn invalid_sem_files(dir: &Path) -> Vec<InvalidSemFile> {
 
 #[cfg(test)]
 mod tests;
+
+/// The per-object facts from `ls`'s scan: its typed rows and the users it
+/// attributed (who is blocked, attached, or last operated on each object).
+///
+/// What the scan cannot tell is left out rather than guessed: a POSIX
+/// queue's blocked senders are not seen (mq_timedsend blocks on a
+/// descriptor, not an id), and a System V process blocked on a queue that
+/// holds messages is taken for a sender (msgrcv of any type would not
+/// block there).
+pub fn object_facts(scan: &crate::ls::Scan, uid: u32) -> ObjectFacts {
+    use crate::ls::Fields;
+    let mut facts = ObjectFacts::default();
+    let mut used = Some(0u64);
+    if scan.mq_note.is_some() {
+        used = None;
+    }
+    for obj in &scan.objects {
+        let fact = ObjectFact {
+            mechanism: obj.kind,
+            name: obj.name.clone(),
+            key: obj.key_hex(),
+            id: obj.id,
+            bytes: obj.size().unwrap_or(0),
+        };
+        let users = |how: &str| -> Vec<Process> {
+            obj.users
+                .iter()
+                .filter(|u| u.how == how)
+                .map(|u| Process {
+                    pid: u.pid,
+                    command: u.command.clone(),
+                })
+                .collect()
+        };
+        let alive = |pid: i64| obj.users.iter().any(|u| i64::from(u.pid) == pid);
+        if obj.orphaned() {
+            facts.orphans.push(fact.clone());
+        }
+        match &obj.fields {
+            Fields::PosixMsq(q) => {
+                if obj.uid == uid
+                    && let (Some(used), Some(m), Some(s)) = (used.as_mut(), q.maxmsg, q.msgsize)
+                {
+                    let cost = crate::posix::msq::queue_cost(
+                        u32::try_from(m).unwrap_or(u32::MAX),
+                        u32::try_from(s).unwrap_or(u32::MAX),
+                    );
+                    *used = used.saturating_add(cost);
+                }
+                facts.queues.push(QueueFact {
+                    object: fact,
+                    messages: q.curmsgs.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                    max_messages: q.maxmsg.and_then(|n| u64::try_from(n).ok()),
+                    max_bytes: None,
+                    blocked_senders: Vec::new(),
+                    live_readers: users("open"),
+                });
+            }
+            Fields::SysvMsq(q) => {
+                let messages = q.qnum.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                let blocked = users("blocked");
+                let (senders, mut readers) = if messages > 0 {
+                    (blocked, Vec::new())
+                } else {
+                    (Vec::new(), blocked)
+                };
+                if let Some(pid) = q.lrpid.filter(|&p| p > 0 && alive(p)) {
+                    readers.extend(
+                        obj.users
+                            .iter()
+                            .filter(|u| i64::from(u.pid) == pid)
+                            .map(|u| Process {
+                                pid: u.pid,
+                                command: u.command.clone(),
+                            }),
+                    );
+                }
+                facts.queues.push(QueueFact {
+                    object: fact,
+                    messages,
+                    max_messages: None,
+                    max_bytes: q.qbytes,
+                    blocked_senders: senders,
+                    live_readers: readers,
+                });
+            }
+            Fields::SysvShm(s) => facts.segments.push(SegmentFact {
+                object: fact,
+                removed: s.removed,
+                nattch: s.nattch.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                attached: users("attached"),
+            }),
+            Fields::SysvSem(s) => {
+                for sem in s.sems.iter().flatten() {
+                    let last_pid = (sem.pid > 0).then_some(sem.pid);
+                    facts.semaphores.push(SemFact {
+                        object: fact.clone(),
+                        semnum: sem.semnum,
+                        value: u64::from(sem.value),
+                        waiters: u64::try_from(sem.ncount).unwrap_or(0),
+                        last_pid,
+                        holder_alive: last_pid.map(|p| alive(p.into())),
+                        waiting: users("blocked"),
+                    });
+                }
+            }
+            Fields::PosixSem(s) => {
+                if let (Some(value), Some(waiters)) = (s.value, s.waiters) {
+                    // The waiters map it too: someone else must have it
+                    // mapped or open to post it.
+                    let holders = obj.users.len() as u64;
+                    facts.semaphores.push(SemFact {
+                        object: fact,
+                        semnum: 0,
+                        value: u64::from(value),
+                        waiters: u64::from(waiters),
+                        last_pid: None,
+                        holder_alive: Some(holders > u64::from(waiters)),
+                        waiting: Vec::new(),
+                    });
+                }
+            }
+            Fields::PosixShm(_) => {}
+        }
+    }
+    facts.msgqueue_used = used;
+    facts
+}
+
+/// What `doctor --json` prints: every finding, most severe first.
+#[derive(Serialize)]
+struct Report<'a> {
+    healthy: bool,
+    findings: &'a [Finding],
+}
+
+/// `doctor`: scan the selected objects, check them and the machine, print
+/// the findings; exit 0 when healthy, 1 when something was found.
+pub fn run(
+    select: &crate::ls::Select,
+    out: &mut crate::output::Out,
+) -> anyhow::Result<std::process::ExitCode> {
+    let scan = crate::ls::Scan::run(select);
+    let facts = Facts {
+        machine: gather_machine(),
+        objects: object_facts(&scan, nix::unistd::geteuid().as_raw()),
+    };
+    let findings = check(&facts);
+    let text = render(&findings);
+    out.record(text.trim_end_matches('\n'), || Report {
+        healthy: findings.is_empty(),
+        findings: &findings,
+    })?;
+    Ok(std::process::ExitCode::from(exit_code(&findings)))
+}

@@ -592,6 +592,38 @@ const GUIDES: &[(&str, Guide)] = &[
         },
     ),
     (
+        "doctor",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "What is wrong here, with the command that fixes each finding:",
+                    &["examples-ipc doctor"],
+                ),
+                (
+                    "For a script: exit 0 when healthy, 1 with findings",
+                    &["examples-ipc --json doctor"],
+                ),
+            ],
+        },
+    ),
+    (
+        "watch",
+        Guide {
+            modes: &[],
+            examples: &[
+                (
+                    "Every object, redrawn each second until Ctrl-C:",
+                    &["examples-ipc watch"],
+                ),
+                (
+                    "One queue, ten samples half a second apart, as JSON lines:",
+                    &["examples-ipc --json watch -t msq --name /jobs --interval 0.5 --count 10"],
+                ),
+            ],
+        },
+    ),
+    (
         "completions",
         Guide {
             modes: &[],

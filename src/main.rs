@@ -3,10 +3,6 @@
 mod bench;
 mod cli;
 mod demo;
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired into the command line next")
-)]
 mod doctor;
 mod error;
 mod fifo;
@@ -25,7 +21,10 @@ mod serve;
 mod signal;
 #[cfg_attr(
     not(test),
-    expect(dead_code, reason = "wired into the command line next")
+    expect(
+        dead_code,
+        reason = "clean --save uses part of it; the modes of each mechanism next"
+    )
 )]
 mod snapshot;
 mod sys;
@@ -33,10 +32,6 @@ mod sysv;
 mod target;
 mod text_input;
 mod tour;
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired into the command line next")
-)]
 mod watch;
 
 mod clean;
@@ -115,6 +110,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ls(args) => ls::run(&list_options(args)?, &mut out),
         Command::Clean(args) => clean::run(&clean_options(args)?, &mut out),
         Command::Limits(args) => limits::run(&limits_options(&args), &mut out),
+        Command::Doctor(args) => doctor::run(&select(args.select)?, &mut out),
+        Command::Watch(args) => watch::run(
+            &watch::WatchOptions {
+                select: select(args.select)?,
+                interval: args.interval.duration(),
+                count: args.count,
+            },
+            &mut out,
+        ),
         Command::Completions(args) => manpage::completions(args.shell, &mut out),
         Command::Man(args) => manpage::man(&args, &mut out),
         Command::Demo(cmd) => demo::run(cmd, &mut out),
@@ -165,6 +169,7 @@ fn clean_options(args: cli::CleanArgs) -> anyhow::Result<clean::CleanOptions> {
         select: select(args.select)?,
         dry_run: args.dry_run,
         namespace: args.namespace,
+        save: args.save,
     })
 }
 

@@ -513,7 +513,9 @@ fn files_of(path: &str) -> Vec<(&'static str, &'static str)> {
         "sysv msq" => vec![SYSV_MSG, SYSV_LIMITS],
         "sysv shm" => vec![SYSV_SHM, SYSV_LIMITS],
         "sysv sem" => vec![SYSV_SEM, SYSV_LIMITS],
-        "ls" | "clean" => vec![MQUEUE, SHM, SYSV_MSG, SYSV_SHM, SYSV_SEM, PROCS],
+        "ls" | "clean" | "doctor" | "watch" => {
+            vec![MQUEUE, SHM, SYSV_MSG, SYSV_SHM, SYSV_SEM, PROCS]
+        }
         "limits" => vec![
             MQ_LIMITS,
             SYSV_LIMITS,
@@ -568,7 +570,7 @@ fn system_pages(path: &str) -> Vec<&'static str> {
         p if p.starts_with("posix sem") => &["sem_overview(7)"],
         "posix" => &["shm_overview(7)", "sem_overview(7)"],
         p if p.starts_with("sysv") => &["sysvipc(7)"],
-        "ls" | "clean" | "limits" | "bench" | "tour" => {
+        "ls" | "clean" | "limits" | "doctor" | "watch" | "bench" | "tour" => {
             &["shm_overview(7)", "sem_overview(7)", "sysvipc(7)"]
         }
         "fifo" => &["fifo(7)", "mkfifo(3)"],

@@ -452,5 +452,8 @@ pub fn summary(sample: &Sample) -> String {
     }
 }
 
+mod run;
+pub use run::{WatchOptions, run};
+
 #[cfg(test)]
 mod tests;

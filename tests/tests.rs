@@ -5,6 +5,7 @@ mod common;
 
 mod bench;
 mod completion;
+mod debugging;
 mod demos;
 mod fifo;
 mod ls;

@@ -307,6 +307,9 @@ pub struct SysvShm {
     pub ctime: Time,
     pub rss: Option<i64>,
     pub swap: Option<i64>,
+    /// IPC_RMID was called (SHM_DEST in the mode): freed at the last detach.
+    #[serde(skip)]
+    pub removed: bool,
 }
 
 /// A System V semaphore set: /proc/sysvipc/sem and, per semaphore, GETALL,

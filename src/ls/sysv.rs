@@ -131,6 +131,11 @@ pub fn scan_shm(src: &dyn SysvSource, scan: &mut Scan) {
             ctime: time(row, "ctime"),
             rss: row.get("rss"),
             swap: row.get("swap"),
+            // SHM_DEST, which /proc/sysvipc/shm prints with the mode.
+            removed: row
+                .text("perms")
+                .and_then(|p| u32::from_str_radix(p, 8).ok())
+                .is_some_and(|mode| mode & 0o1000 != 0),
         };
         if let Some(obj) = common(row, Fields::SysvShm(fields)) {
             scan.objects.push(obj);

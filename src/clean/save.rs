@@ -1,0 +1,144 @@
+//! `clean --stale --save DIR`: each queue and segment saved to its own
+//! snapshot file before it is removed. Semaphores hold no data to save.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, anyhow};
+use serde::Serialize;
+
+use crate::ipc::Creation;
+use crate::ipc::posix_mq::{Access, PosixQueue};
+use crate::ipc::posix_shm::PosixShm;
+use crate::ipc::sysv_msq::SysvQueue;
+use crate::ipc::sysv_shm::SysvSegment;
+use crate::ls::{Object, key_hex};
+use crate::object::{Addr, Kind, ObjectRef};
+use crate::output::escape_bytes;
+use crate::snapshot::file::AtomicFile;
+use crate::snapshot::{Tag, queue, segment};
+
+/// One object saved: what, where, and how much.
+#[derive(Serialize)]
+pub struct Saved {
+    kind: &'static str,
+    mechanism: Kind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "key_hex")]
+    key: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<i32>,
+    file: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<u64>,
+    bytes: u64,
+    #[serde(skip)]
+    label: String,
+}
+
+impl fmt::Display for Saved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "saved {} {} to {}",
+            self.mechanism,
+            self.label,
+            escape_bytes(self.file.as_os_str().as_encoded_bytes())
+        )?;
+        match self.messages {
+            Some(n) => write!(f, " ({n} messages, {} bytes)", self.bytes),
+            None => write!(f, " ({} bytes)", self.bytes),
+        }
+    }
+}
+
+/// The file `obj` is saved to in `dir`: the mechanism and the name (without
+/// its '/'), or the key and id (IPC_PRIVATE objects share key 0).
+pub fn file_name(obj: &Object) -> String {
+    match (&obj.name, obj.key_hex(), obj.id) {
+        (Some(name), _, _) => format!("{}-{}.jsonl", obj.kind, name.trim_start_matches('/')),
+        (None, Some(key), Some(id)) => format!("{}-{key}-{id}.jsonl", obj.kind),
+        _ => format!("{}.jsonl", obj.kind),
+    }
+}
+
+/// Save `obj` (found at `target`) into `dir`: `Ok(None)` for a semaphore,
+/// which holds nothing to save.
+///
+/// # Errors
+/// The open, read or write error: the object must then be kept. An existing
+/// file is not replaced (an earlier save of another object may be in it).
+pub fn save(obj: &Object, target: &ObjectRef, dir: &Path) -> Result<Option<Saved>> {
+    if matches!(obj.kind, Kind::PosixSem | Kind::SysvSem) {
+        return Ok(None);
+    }
+    let file = dir.join(file_name(obj));
+    if file.symlink_metadata().is_ok() {
+        return Err(anyhow!(
+            "{} exists",
+            escape_bytes(file.as_os_str().as_encoded_bytes())
+        ));
+    }
+    let out = AtomicFile::create(&file).with_context(|| {
+        format!(
+            "cannot create a file in {}",
+            escape_bytes(dir.as_os_str().as_encoded_bytes())
+        )
+    })?;
+    let (messages, bytes) = match (&target.addr, target.kind) {
+        (Addr::Name(name), Kind::PosixMsq) => {
+            let q = PosixQueue::open_existing(name.as_str(), Access::ReadWrite)?;
+            let (header, n) = queue::posix_header(name.as_str(), &q)?;
+            let mut source = queue::PosixSource::new(&q)?;
+            let saved = queue::save_queue(&mut source, header, out, n).map_err(stranded)?;
+            (Some(saved.messages), saved.bytes)
+        }
+        (Addr::Id(id), Kind::SysvMsq) => {
+            let q = SysvQueue::with_id(id.0);
+            let (header, n) = queue::sysv_header(q)?;
+            let mut source = queue::SysvSource::new(q);
+            let saved = queue::save_queue(&mut source, header, out, n).map_err(stranded)?;
+            (Some(saved.messages), saved.bytes)
+        }
+        (Addr::Name(name), Kind::PosixShm) => {
+            let shm = PosixShm::open(name.as_str(), Creation::OpenOnly, 0)
+                .map_err(nix::errno::Errno::from)?
+                .handle;
+            let header = segment::posix_header(name.as_str(), &shm)?;
+            let mut source = segment::PosixSegment::new(&shm)?;
+            (None, segment::save(&mut source, header, out)?.bytes)
+        }
+        (Addr::Id(id), Kind::SysvShm) => {
+            let seg = SysvSegment::with_id(id.0);
+            let header = segment::sysv_header(seg)?;
+            let mut source = segment::SysvAttachment::new(seg, false)?;
+            (None, segment::save(&mut source, header, out)?.bytes)
+        }
+        _ => return Err(anyhow!("cannot save {}", obj.kind)),
+    };
+    Ok(Some(Saved {
+        kind: "saved",
+        mechanism: obj.kind,
+        name: obj.name.clone(),
+        key: obj.key,
+        id: obj.key.and(obj.id),
+        file,
+        messages,
+        bytes,
+        label: obj.label(),
+    }))
+}
+
+/// A failed queue save: the messages that could not go back are printed
+/// (escaped) on stderr, the only place left for them.
+fn stranded(e: queue::SaveError) -> anyhow::Error {
+    for msg in &e.stranded {
+        let tag = match msg.tag {
+            Tag::Priority(p) => format!("priority {p}"),
+            Tag::Type(t) => format!("type {t}"),
+        };
+        eprintln!("lost message ({tag}): {}", escape_bytes(&msg.bytes));
+    }
+    anyhow!("{e}")
+}
