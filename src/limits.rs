@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use crate::cli::LimitsArgs;
 use crate::ls::{self, human};
+use crate::mq_attrs::{AttrLimits, HARD_MSGMAX, HARD_MSGSIZEMAX, queue_cost};
 use crate::output::Out;
-use crate::posix::msq::{AttrLimits, HARD_MSGMAX, HARD_MSGSIZEMAX, queue_cost};
 use crate::procfs;
 use crate::sys::read_proc_u64;
 

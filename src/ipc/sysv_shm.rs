@@ -7,6 +7,8 @@
 use nix::errno::Errno;
 
 use super::mapping::{Mapping, Release, View};
+use crate::object::Kind;
+
 use super::sysv::{IPC_PRIVATE, Perm, Sysv, SysvKind, Zeroed, get_by};
 use super::{Creation, Id, Key, OpenError, Opened, cvt, cvt_ptr};
 
@@ -108,8 +110,7 @@ fn shmget(key: Key, size: usize, flags: libc::c_int) -> Result<Id, Errno> {
 
 impl SysvKind for Shm {
     type Stat = SegmentStat;
-    const WHAT: &'static str = "segment";
-    const MECHANISM: &'static str = "sysv-shm";
+    const KIND: Kind = Kind::SysvShm;
 
     fn get_existing(key: Key) -> Result<Id, Errno> {
         shmget(key, 0, 0)

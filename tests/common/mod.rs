@@ -242,6 +242,31 @@ impl Server {
         }
     }
 
+    /// The next stderr line, within DEADLINE (stdout lines are kept aside).
+    pub fn next_err(&mut self) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            match self
+                .lines
+                .recv_timeout(end.saturating_duration_since(Instant::now()))
+            {
+                Ok(Line::Err(l)) => {
+                    self.seen_err.push(l.clone());
+                    return l;
+                }
+                Ok(Line::Out(l)) => self.seen_out.push(l),
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no stderr line within {DEADLINE:?}; so far: {:?} / {:?}",
+                    self.seen_out, self.seen_err
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "output ended; so far: {:?} / {:?}",
+                    self.seen_out, self.seen_err
+                ),
+            }
+        }
+    }
+
     /// Read stdout lines until one contains `needle`; returns it.
     pub fn wait_for(&mut self, needle: &str) -> String {
         loop {
