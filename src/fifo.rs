@@ -11,20 +11,18 @@ use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, SpliceFFlags, tee};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::Serialize;
 
 use crate::error::{fail_with_hint, removed_under_server};
 use crate::ipc::fifo::{self, End, Fifo, Found, OpenFifoError};
 use crate::output::{Escaped, Out, Payload};
-use crate::record::{PayloadField, Record, verb};
+use crate::record::{PayloadField, verb};
 use crate::serve::recv::{Source, receive_all};
-use crate::serve::send::{Sink, Wait, send_all};
+use crate::serve::send::{Sink, Wait, room, send_all};
 use crate::serve::{Flow, Server};
 use crate::spec::{Fifo as FifoSpec, FifoRole, Send, Serve};
 use crate::target::FileMode;
@@ -180,11 +178,11 @@ impl Source for Lines<'_> {
             };
             if let Some(nl) = self.pending.iter().position(|&b| b == b'\n') {
                 self.printed = nl + 1;
-                return Ok(Some(Line::new(&self.pending[..nl])));
+                return Ok(Some(Line::taken(&self.pending[..nl])));
             }
             if self.pending.len() >= MAX_LINE {
                 self.printed = self.pending.len();
-                return Ok(Some(Line::new(&self.pending)));
+                return Ok(Some(Line::taken(&self.pending)));
             }
         }
     }
@@ -282,17 +280,14 @@ struct Writer<'p> {
 
 impl Sink for Writer<'_> {
     type Sent<'a>
-        = Sent<'a>
+        = Line<'a>
     where
         Self: 'a;
 
     /// One `write` per line, atomic up to PIPE_BUF; a longer line may go
     /// out in parts, each waiting for room as a blocking write would.
     fn send(&mut self, line: &[u8], wait: Wait) -> Result<bool> {
-        let deadline = match wait {
-            Wait::For(d) => Some(Instant::now() + d),
-            Wait::No | Wait::Forever => None,
-        };
+        let deadline = wait.deadline();
         loop {
             match nix::unistd::write(self.fifo.as_fd(), &line[self.written..]) {
                 Ok(n) => {
@@ -308,21 +303,8 @@ impl Sink for Writer<'_> {
                 Err(Errno::EPIPE) => return Err(anyhow!("the server went away")),
                 Err(e) => return Err(e.into()),
             }
-            let timeout = match (wait, deadline) {
-                (Wait::No, _) => return Ok(false),
-                (_, Some(end)) => {
-                    let left = end.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(false);
-                    }
-                    PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
-                }
-                (_, None) => PollTimeout::NONE,
-            };
-            let mut fds = [PollFd::new(self.fifo.as_fd(), PollFlags::POLLOUT)];
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
+            if !room(self.fifo.as_fd(), wait, deadline)? {
+                return Ok(false);
             }
         }
     }
@@ -339,8 +321,9 @@ impl Sink for Writer<'_> {
         format!("cannot write to FIFO {}", self.path.display())
     }
 
-    fn sent<'a>(&'a self, line: &'a [u8]) -> Sent<'a> {
-        Sent {
+    fn sent<'a>(&'a self, line: &'a [u8]) -> Line<'a> {
+        Line {
+            sent: true,
             size: line.len(),
             payload: PayloadField(Payload(line)),
         }
@@ -396,24 +379,24 @@ impl fmt::Display for Start<'_> {
     }
 }
 
-impl Record for Start<'_> {
-    fn kind(&self) -> &'static str {
-        "start"
-    }
-}
+crate::record_kind!(Start<'_>, "start");
 
-/// A line the server took, without its line end (and a `\r` before it).
+/// A line the server took (without its line end, and a `\r` before it),
+/// or one the client wrote: `sent {"count":1}`.
 #[derive(Serialize)]
 struct Line<'a> {
+    #[serde(skip)]
+    sent: bool,
     size: usize,
     #[serde(flatten)]
     payload: PayloadField<'a>,
 }
 
 impl<'a> Line<'a> {
-    fn new(line: &'a [u8]) -> Self {
+    fn taken(line: &'a [u8]) -> Self {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         Line {
+            sent: false,
             size: line.len(),
             payload: PayloadField(Payload(line)),
         }
@@ -422,33 +405,14 @@ impl<'a> Line<'a> {
 
 impl fmt::Display for Line<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.payload.0.fmt(f)
+        let sent = if self.sent { "sent " } else { "" };
+        write!(f, "{sent}{}", self.payload.0)
     }
 }
 
-impl Record for Line<'_> {
+impl crate::record::Record for Line<'_> {
     fn kind(&self) -> &'static str {
-        "message"
-    }
-}
-
-/// A line the client wrote: `sent {"count":1}`.
-#[derive(Serialize)]
-struct Sent<'a> {
-    size: usize,
-    #[serde(flatten)]
-    payload: PayloadField<'a>,
-}
-
-impl fmt::Display for Sent<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sent {}", self.payload.0)
-    }
-}
-
-impl Record for Sent<'_> {
-    fn kind(&self) -> &'static str {
-        "sent"
+        crate::record::message_kind(self.sent)
     }
 }
 
@@ -466,8 +430,4 @@ impl fmt::Display for Removed<'_> {
     }
 }
 
-impl Record for Removed<'_> {
-    fn kind(&self) -> &'static str {
-        "removed"
-    }
-}
+crate::record_kind!(Removed<'_>, "removed");

@@ -215,80 +215,83 @@ impl Mode {
     }
 }
 
-/// The options of a command that apply to some of its modes only, with
-/// those modes. Everything else (the name, the key) applies to every mode.
-type Applies = &'static [(Flag, &'static [Mode])];
+/// The options of a command that apply to some of its modes only: the
+/// server's, the client's, and both's (whoever may create the object, or
+/// both ends of a queue). Everything else (the name, the key) applies to
+/// every mode, and none of these to `--clean` or `--stat`.
+struct Applies {
+    server: &'static [Flag],
+    client: &'static [Flag],
+    both: &'static [Flag],
+}
 
-const SERVER: &[Mode] = &[Server];
-const CLIENT: &[Mode] = &[Client];
-/// Both ends of an object that either may create.
-const BOTH: &[Mode] = &[Server, Client];
+impl Applies {
+    /// Each option with the modes it applies to.
+    fn modes(&self) -> impl Iterator<Item = (Flag, &'static [Mode])> {
+        let with =
+            |flags: &'static [Flag], modes: &'static [Mode]| flags.iter().map(move |f| (*f, modes));
+        with(self.server, &[Server])
+            .chain(with(self.client, &[Client]))
+            .chain(with(self.both, &[Server, Client]))
+    }
+}
 
-const POSIX_MSQ: Applies = &[
-    (flag::MODE, BOTH),
-    (flag::MAX_MSGS, BOTH),
-    (flag::MSG_SIZE, BOTH),
-    (flag::COUNT, BOTH),
-    (flag::TIMEOUT, SERVER),
-    (flag::MESSAGE, CLIENT),
-    (flag::INTERVAL, CLIENT),
-    (flag::NONBLOCK, CLIENT),
-    (flag::PRIORITY, CLIENT),
-];
+const POSIX_MSQ: Applies = Applies {
+    server: &[flag::TIMEOUT],
+    client: &[
+        flag::MESSAGE,
+        flag::INTERVAL,
+        flag::NONBLOCK,
+        flag::PRIORITY,
+    ],
+    both: &[flag::MODE, flag::MAX_MSGS, flag::MSG_SIZE, flag::COUNT],
+};
 
-const SYSV_MSQ: Applies = &[
-    (flag::MODE, BOTH),
-    (flag::COUNT, BOTH),
-    (flag::TIMEOUT, SERVER),
-    (flag::TYPE, BOTH),
-    (flag::MESSAGE, CLIENT),
-    (flag::INTERVAL, CLIENT),
-    (flag::NONBLOCK, CLIENT),
-];
+const SYSV_MSQ: Applies = Applies {
+    server: &[flag::TIMEOUT],
+    client: &[flag::MESSAGE, flag::INTERVAL, flag::NONBLOCK],
+    both: &[flag::MODE, flag::COUNT, flag::TYPE],
+};
 
 /// Both families: the client writes once, so counts and waits are the
 /// server's.
-const SHM: Applies = &[
-    (flag::MODE, BOTH),
-    (flag::SIZE, BOTH),
-    (flag::COUNT, SERVER),
-    (flag::TIMEOUT, SERVER),
-    (flag::INTERVAL, SERVER),
-    (flag::ON_CHANGE, SERVER),
-    (flag::MESSAGE, CLIENT),
-];
+const SHM: Applies = Applies {
+    server: &[flag::COUNT, flag::TIMEOUT, flag::INTERVAL, flag::ON_CHANGE],
+    client: &[flag::MESSAGE],
+    both: &[flag::MODE, flag::SIZE],
+};
 
-/// Both families: a client never creates, and takes or gives one unit.
-/// `--timeout` of a client goes with `--wait` (see `sem_client`).
-const SEM: Applies = &[
-    (flag::MODE, SERVER),
-    (flag::VALUE, SERVER),
-    (flag::INTERVAL, SERVER),
-    (flag::COUNT, SERVER),
-    (flag::TIMEOUT, BOTH),
-    (flag::RELEASE, CLIENT),
-    (flag::WAIT, CLIENT),
-];
+/// Both families: a client never creates, and takes or gives one unit; its
+/// `--timeout` goes with `--wait` (see `sem_role`).
+const SEM: Applies = Applies {
+    server: &[flag::MODE, flag::VALUE, flag::INTERVAL, flag::COUNT],
+    client: &[flag::RELEASE, flag::WAIT],
+    both: &[flag::TIMEOUT],
+};
 
-const SYSV_SEM: Applies = &[(flag::UNDO, CLIENT)];
+const SYSV_SEM: Applies = Applies {
+    server: &[],
+    client: &[flag::UNDO],
+    both: &[],
+};
 
-const FIFO: Applies = &[
-    (flag::MODE, SERVER),
-    (flag::COUNT, BOTH),
-    (flag::TIMEOUT, SERVER),
-    (flag::MESSAGE, CLIENT),
-    (flag::INTERVAL, CLIENT),
-];
+const FIFO: Applies = Applies {
+    server: &[flag::MODE, flag::TIMEOUT],
+    client: &[flag::MESSAGE, flag::INTERVAL],
+    both: &[flag::COUNT],
+};
 
-const MEMFD: Applies = &[
-    (flag::SIZE, SERVER),
-    (flag::COUNT, SERVER),
-    (flag::TIMEOUT, SERVER),
-    (flag::INTERVAL, SERVER),
-    (flag::ON_CHANGE, SERVER),
-    (flag::MESSAGE, CLIENT),
-    (flag::SHRINK, CLIENT),
-];
+const MEMFD: Applies = Applies {
+    server: &[
+        flag::SIZE,
+        flag::COUNT,
+        flag::TIMEOUT,
+        flag::INTERVAL,
+        flag::ON_CHANGE,
+    ],
+    client: &[flag::MESSAGE, flag::SHRINK],
+    both: &[],
+};
 
 /// Whether the user gave `flag` (its default does not count).
 fn given(matches: &ArgMatches, flag: Flag) -> bool {
@@ -297,9 +300,9 @@ fn given(matches: &ArgMatches, flag: Flag) -> bool {
 
 /// Refuse (exit 2) an option the user gave that does not apply to `mode`
 /// of `command`, naming the mode and what the option belongs to.
-fn refuse(matches: &ArgMatches, command: &str, mode: Mode, applies: Applies) -> Result<()> {
-    for (flag, modes) in applies {
-        if modes.contains(&mode) || !given(matches, *flag) {
+fn refuse(matches: &ArgMatches, command: &str, mode: Mode, applies: &Applies) -> Result<()> {
+    for (flag, modes) in applies.modes() {
+        if modes.contains(&mode) || !given(matches, flag) {
             continue;
         }
         let owners: Vec<&str> = modes.iter().map(|m| m.owner()).collect();
@@ -380,7 +383,7 @@ fn send(count: Option<u64>, text: Option<String>, interval: Seconds, nonblock: b
 
 fn posix_msq(args: PosixMsqArgs, given: &ArgMatches) -> Result<Task> {
     let mode = Mode::of(&args.mode);
-    refuse(given, "posix msq", mode, POSIX_MSQ)?;
+    refuse(given, "posix msq", mode, &POSIX_MSQ)?;
     let name = args.target.name;
     if let Some(task) = object_mode(mode, || ObjectRef::posix(Kind::PosixMsq, name.clone())) {
         return Ok(task);
@@ -413,7 +416,7 @@ fn posix_msq(args: PosixMsqArgs, given: &ArgMatches) -> Result<Task> {
 fn sysv_msq(args: SysvMsqArgs, given: &ArgMatches) -> Result<Task> {
     let mode = Mode::of(&args.mode);
     let object = sysv_target(Kind::SysvMsq, &args.target, mode)?;
-    refuse(given, "sysv msq", mode, SYSV_MSQ)?;
+    refuse(given, "sysv msq", mode, &SYSV_MSQ)?;
     if let Some(task) = object {
         return Ok(task);
     }
@@ -463,7 +466,7 @@ fn shm_role(mode: Mode, serve_args: &ServeArgs, shm: ShmArgs) -> ShmRole {
 
 fn posix_shm(args: PosixShmArgs, given: &ArgMatches) -> Result<Task> {
     let mode = Mode::of(&args.mode);
-    refuse(given, "posix shm", mode, SHM)?;
+    refuse(given, "posix shm", mode, &SHM)?;
     let name = args.target.name;
     if let Some(task) = object_mode(mode, || ObjectRef::posix(Kind::PosixShm, name.clone())) {
         return Ok(task);
@@ -483,7 +486,7 @@ fn posix_shm(args: PosixShmArgs, given: &ArgMatches) -> Result<Task> {
 fn sysv_shm(args: SysvShmArgs, given: &ArgMatches) -> Result<Task> {
     let mode = Mode::of(&args.mode);
     let object = sysv_target(Kind::SysvShm, &args.target, mode)?;
-    refuse(given, "sysv shm", mode, SHM)?;
+    refuse(given, "sysv shm", mode, &SHM)?;
     if let Some(task) = object {
         return Ok(task);
     }
@@ -533,7 +536,7 @@ fn sem_role(
 
 fn posix_sem(args: PosixSemArgs, given: &ArgMatches) -> Result<Task> {
     let mode = Mode::of(&args.mode);
-    refuse(given, "posix sem", mode, SEM)?;
+    refuse(given, "posix sem", mode, &SEM)?;
     let name = args.target.name;
     if let Some(task) = object_mode(mode, || ObjectRef::posix(Kind::PosixSem, name.clone())) {
         return Ok(task);
@@ -552,8 +555,8 @@ fn posix_sem(args: PosixSemArgs, given: &ArgMatches) -> Result<Task> {
 fn sysv_sem(args: SysvSemArgs, given: &ArgMatches) -> Result<Task> {
     let mode = Mode::of(&args.mode);
     let object = sysv_target(Kind::SysvSem, &args.target, mode)?;
-    refuse(given, "sysv sem", mode, SEM)?;
-    refuse(given, "sysv sem", mode, SYSV_SEM)?;
+    refuse(given, "sysv sem", mode, &SEM)?;
+    refuse(given, "sysv sem", mode, &SYSV_SEM)?;
     if let Some(task) = object {
         return Ok(task);
     }
@@ -588,7 +591,7 @@ fn fifo(args: &FifoArgs, given: &ArgMatches) -> Result<Task> {
     } else {
         Mode::Client
     };
-    refuse(given, "fifo", mode, FIFO)?;
+    refuse(given, "fifo", mode, &FIFO)?;
     let role = match mode {
         Mode::Server => FifoRole::Server {
             mode: args.create.mode,
@@ -651,7 +654,7 @@ fn memfd(args: MemfdArgs, given: &ArgMatches) -> Result<Memfd> {
     } else {
         Mode::Client
     };
-    refuse(given, "demo memfd", mode, MEMFD)?;
+    refuse(given, "demo memfd", mode, &MEMFD)?;
     examples_ipc::demo::check_exchange_name(&args.name)?;
     let role = match mode {
         Mode::Server => MemfdRole::Server {
@@ -837,9 +840,9 @@ mod tests {
             }
             c.clone()
         };
-        let check = |path: &[&str], applies: Applies| {
+        let check = |path: &[&str], applies: &Applies| {
             let c = find(path);
-            for (flag, _) in applies {
+            for (flag, _) in applies.modes() {
                 let arg = c
                     .get_arguments()
                     .find(|a| a.get_id().as_str() == flag.id())
@@ -848,17 +851,17 @@ mod tests {
                 assert_eq!(arg.get_short(), flag.short, "{path:?} {flag}");
             }
         };
-        check(&["posix", "msq"], POSIX_MSQ);
-        check(&["sysv", "msq"], SYSV_MSQ);
+        check(&["posix", "msq"], &POSIX_MSQ);
+        check(&["sysv", "msq"], &SYSV_MSQ);
         for path in [["posix", "shm"], ["sysv", "shm"]] {
-            check(&path, SHM);
+            check(&path, &SHM);
         }
         for path in [["posix", "sem"], ["sysv", "sem"]] {
-            check(&path, SEM);
+            check(&path, &SEM);
         }
-        check(&["sysv", "sem"], SYSV_SEM);
-        check(&["fifo"], FIFO);
-        check(&["demo", "memfd"], MEMFD);
+        check(&["sysv", "sem"], &SYSV_SEM);
+        check(&["fifo"], &FIFO);
+        check(&["demo", "memfd"], &MEMFD);
     }
 
     #[test]

@@ -323,25 +323,31 @@ impl<'a> Payload<'a> {
 impl Display for Payload<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes = self.trimmed();
-        if let Some(s) = flat_compact_json(bytes) {
-            return f.write_str(s);
+        match flat_compact_json(bytes) {
+            Some(s) => f.write_str(s),
+            None => write_payload(f, bytes),
         }
-        if is_json(bytes) {
-            let compact = !bytes
-                .iter()
-                .any(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
-            if compact {
-                // Validated JSON is ASCII-safe UTF-8 here; print it as sent.
-                if let Ok(s) = std::str::from_utf8(bytes) {
-                    return f.write_str(s);
-                }
-            }
-            if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
-                return write!(f, "{value}");
-            }
-        }
-        write_escaped(f, bytes)
     }
+}
+
+/// The general path of [`Payload`]: JSON compact (as sent when it is
+/// compact already), anything else escaped.
+fn write_payload(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    if is_json(bytes) {
+        let compact = !bytes
+            .iter()
+            .any(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+        if compact {
+            // Validated JSON is ASCII-safe UTF-8 here; print it as sent.
+            if let Ok(s) = std::str::from_utf8(bytes) {
+                return f.write_str(s);
+            }
+        }
+        if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
+            return write!(f, "{value}");
+        }
+    }
+    write_escaped(f, bytes)
 }
 
 /// `bytes` when they are a flat JSON object in its plainest compact form,
@@ -557,21 +563,7 @@ mod tests {
         struct General<'a>(&'a [u8]);
         impl Display for General<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let bytes = self.0;
-                if is_json(bytes) {
-                    let compact = !bytes
-                        .iter()
-                        .any(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
-                    if compact {
-                        if let Ok(s) = std::str::from_utf8(bytes) {
-                            return f.write_str(s);
-                        }
-                    }
-                    if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
-                        return write!(f, "{value}");
-                    }
-                }
-                write_escaped(f, bytes)
+                write_payload(f, self.0)
             }
         }
         General(bytes).to_string()

@@ -17,7 +17,6 @@ use serde::Serialize;
 
 use crate::children::{Children, Ended, spawn};
 use crate::output::{Out, escape_bytes, plural};
-use crate::record::Record;
 use crate::signal::Cancel;
 use crate::spec::Pipe;
 
@@ -173,11 +172,7 @@ impl fmt::Display for Start {
     }
 }
 
-impl Record for Start {
-    fn kind(&self) -> &'static str {
-        "start"
-    }
-}
+crate::record_kind!(Start, "start");
 
 /// `sent "hello" (5 bytes) -> child replied "HELLO" in 42 us`
 #[derive(Serialize)]
@@ -202,11 +197,7 @@ impl fmt::Display for Roundtrip {
     }
 }
 
-impl Record for Roundtrip {
-    fn kind(&self) -> &'static str {
-        "roundtrip"
-    }
-}
+crate::record_kind!(Roundtrip, "roundtrip");
 
 /// The last line: the child read EOF and exited.
 #[derive(Serialize)]
@@ -220,8 +211,4 @@ impl fmt::Display for Done {
     }
 }
 
-impl Record for Done {
-    fn kind(&self) -> &'static str {
-        "done"
-    }
-}
+crate::record_kind!(Done, "done");

@@ -477,17 +477,6 @@ impl Argv {
     }
 }
 
-/// `posix msq`, `sysv sem`, ... : the words that name a kind's command.
-fn command_words(kind: Kind) -> [&'static str; 2] {
-    let family = if kind.is_posix() { "posix" } else { "sysv" };
-    let mech = match kind.mech() {
-        crate::object::Mech::Msq => "msq",
-        crate::object::Mech::Shm => "shm",
-        crate::object::Mech::Sem => "sem",
-    };
-    [family, mech]
-}
-
 impl Task {
     /// The command line (after the program name) that runs this task: what
     /// the tour starts, and what parses back into this very task.
@@ -524,7 +513,7 @@ impl Task {
 
 /// `posix msq -n NAME --clean`, `sysv shm -i ID --stat`.
 fn object_mode(a: &mut Argv, obj: &ObjectRef, mode: flag::Flag) {
-    for w in command_words(obj.kind) {
+    for w in obj.kind.words() {
         a.word(w);
     }
     match &obj.addr {
@@ -590,7 +579,7 @@ impl SysvMsq {
 
 impl<T> Shm<T> {
     fn write(&self, a: &mut Argv, kind: Kind, target: impl FnOnce(&mut Argv, &T)) {
-        for w in command_words(kind) {
+        for w in kind.words() {
             a.word(w);
         }
         target(a, &self.target);
@@ -616,7 +605,7 @@ impl<T> Shm<T> {
 
 impl<T> Sem<T> {
     fn write(&self, a: &mut Argv, kind: Kind, target: impl FnOnce(&mut Argv, &T)) {
-        for w in command_words(kind) {
+        for w in kind.words() {
             a.word(w);
         }
         target(a, &self.target);

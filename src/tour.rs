@@ -27,7 +27,6 @@ use crate::ipc::sysv_sem::Sem;
 use crate::ipc::sysv_shm::Shm;
 use crate::object::{Kind, ObjectRef};
 use crate::output::Out;
-use crate::record::Record;
 use crate::spec::{
     self, Create, Fifo, FifoRole, Pipe, PosixMsq, PosixMsqRole, QueueAttrs, SegmentAttrs,
     SemAction, SemAttrs, SemClient, SemRole, Send, Serve, ShmRole, SysvMsq, SysvMsqRole, Task,
@@ -695,11 +694,7 @@ impl fmt::Display for StepStart<'_> {
     }
 }
 
-impl Record for StepStart<'_> {
-    fn kind(&self) -> &'static str {
-        "step"
-    }
-}
+crate::record_kind!(StepStart<'_>, "step");
 
 /// `$ examples-ipc posix msq -n /x -s -c 3 --timeout 15 &`
 #[derive(Serialize)]
@@ -727,11 +722,7 @@ impl fmt::Display for Started<'_> {
     }
 }
 
-impl Record for Started<'_> {
-    fn kind(&self) -> &'static str {
-        "command"
-    }
-}
+crate::record_kind!(Started<'_>, "command");
 
 /// What a child printed: its JSON object, or a line of text.
 #[derive(Serialize)]
@@ -766,11 +757,7 @@ impl fmt::Display for Output<'_> {
     }
 }
 
-impl Record for Output<'_> {
-    fn kind(&self) -> &'static str {
-        "output"
-    }
-}
+crate::record_kind!(Output<'_>, "output");
 
 /// `  client exit status 1 (as expected)`
 #[derive(Serialize)]
@@ -791,11 +778,7 @@ impl fmt::Display for Exit {
     }
 }
 
-impl Record for Exit {
-    fn kind(&self) -> &'static str {
-        "exit"
-    }
-}
+crate::record_kind!(Exit, "exit");
 
 /// `  step failed: ...`
 #[derive(Serialize)]
@@ -815,11 +798,7 @@ impl fmt::Display for StepResult {
     }
 }
 
-impl Record for StepResult {
-    fn kind(&self) -> &'static str {
-        "result"
-    }
-}
+crate::record_kind!(StepResult, "result");
 
 /// The tour's last line.
 #[derive(Serialize)]
@@ -835,11 +814,7 @@ impl fmt::Display for Done<'_> {
     }
 }
 
-impl Record for Done<'_> {
-    fn kind(&self) -> &'static str {
-        "done"
-    }
-}
+crate::record_kind!(Done<'_>, "done");
 
 #[cfg(test)]
 mod tests {

@@ -28,7 +28,7 @@ use crate::error::{fail_with_hint, hinted, usage};
 use crate::ipc::mapping::Mapping;
 use crate::ipc::memfd::Memfd;
 use crate::output::{Escaped, Out, plural};
-use crate::record::{Printing, Record, TextField};
+use crate::record::{Printing, TextField};
 use crate::serve::{Flow, Server};
 use crate::spec::{Memfd as MemfdSpec, MemfdRole, Serve, Watch};
 use crate::text_input::client_text;
@@ -346,11 +346,7 @@ impl fmt::Display for Start<'_> {
     }
 }
 
-impl Record for Start<'_> {
-    fn kind(&self) -> &'static str {
-        "start"
-    }
-}
+crate::record_kind!(Start<'_>, "start");
 
 /// `wrote 2 bytes through /proc/123/fd/3 (4096 bytes, seals: seal, shrink)`
 #[derive(Serialize)]
@@ -375,11 +371,7 @@ impl fmt::Display for Wrote<'_> {
     }
 }
 
-impl Record for Wrote<'_> {
-    fn kind(&self) -> &'static str {
-        "wrote"
-    }
-}
+crate::record_kind!(Wrote<'_>, "wrote");
 
 /// The client's try to shrink the sealed segment, refused.
 #[derive(Serialize)]
@@ -395,8 +387,4 @@ impl fmt::Display for Shrink {
     }
 }
 
-impl Record for Shrink {
-    fn kind(&self) -> &'static str {
-        "shrink"
-    }
-}
+crate::record_kind!(Shrink, "shrink");

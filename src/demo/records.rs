@@ -7,17 +7,6 @@ use serde::Serialize;
 
 use crate::record::Record;
 
-/// Implement [`Record`] with a fixed kind.
-macro_rules! record_kind {
-    ($ty:ty, $kind:literal) => {
-        impl Record for $ty {
-            fn kind(&self) -> &'static str {
-                $kind
-            }
-        }
-    };
-}
-
 // ---- race, mutex, atomic, cures ----
 
 /// How the counter demos increment: the text after a start line.
@@ -66,7 +55,7 @@ impl fmt::Display for CounterStart<'_> {
     }
 }
 
-record_kind!(CounterStart<'_>, "start");
+crate::record_kind!(CounterStart<'_>, "start");
 
 /// The count after a counter demo: a block with the verdict, or a row of
 /// the `cures` table.
@@ -109,7 +98,7 @@ impl fmt::Display for CounterResult {
     }
 }
 
-record_kind!(CounterResult, "result");
+crate::record_kind!(CounterResult, "result");
 
 /// A semaphore an earlier run left behind, replaced.
 #[derive(Serialize)]
@@ -127,7 +116,7 @@ impl fmt::Display for Stale<'_> {
     }
 }
 
-record_kind!(Stale<'_>, "stale");
+crate::record_kind!(Stale<'_>, "stale");
 
 // ---- ring ----
 
@@ -165,7 +154,7 @@ impl fmt::Display for RingStart {
     }
 }
 
-record_kind!(RingStart, "start");
+crate::record_kind!(RingStart, "start");
 
 /// The consumer's account of a ring run.
 #[derive(Serialize)]
@@ -219,7 +208,7 @@ impl fmt::Display for RingResult {
     }
 }
 
-record_kind!(RingResult, "result");
+crate::record_kind!(RingResult, "result");
 
 // ---- scoreboard ----
 
@@ -249,7 +238,7 @@ impl fmt::Display for ScoreboardStart {
     }
 }
 
-record_kind!(ScoreboardStart, "start");
+crate::record_kind!(ScoreboardStart, "start");
 
 /// One worker's row of the table.
 #[derive(Serialize)]
@@ -293,7 +282,7 @@ impl fmt::Display for Table {
     }
 }
 
-record_kind!(Table, "scoreboard");
+crate::record_kind!(Table, "scoreboard");
 
 /// `all 4 workers done: 3200 items in 812.345 ms`
 #[derive(Serialize)]
@@ -314,7 +303,7 @@ impl fmt::Display for ScoreboardResult {
     }
 }
 
-record_kind!(ScoreboardResult, "result");
+crate::record_kind!(ScoreboardResult, "result");
 
 // ---- sorted ----
 
@@ -335,7 +324,7 @@ impl fmt::Display for SortedStart {
     }
 }
 
-record_kind!(SortedStart, "start");
+crate::record_kind!(SortedStart, "start");
 
 /// The array before (`Sorting(3): {5, 1, 9}`) or after a sort.
 #[derive(Serialize)]
@@ -417,7 +406,7 @@ impl fmt::Display for SortedResult {
     }
 }
 
-record_kind!(SortedResult, "result");
+crate::record_kind!(SortedResult, "result");
 
 #[cfg(test)]
 mod tests {

@@ -9,11 +9,9 @@ use std::fmt;
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::Serialize;
 
 use crate::error::{fail_with_hint, hinted, removed_under_server, undo_create};
@@ -22,11 +20,11 @@ use crate::ipc::posix_mq::{Access, Attributes, PosixQueue, QueueOptions};
 use crate::mq_attrs::{AttrLimits, HARD_MSGMAX, HARD_MSGSIZEMAX, OverLimit, queue_cost};
 use crate::object::Kind;
 use crate::output::{Out, Payload};
-use crate::record::stat::{Ownership, POSIX_COLUMN, Stat, StatText};
-use crate::record::{PayloadField, Record, posix_name, verb};
+use crate::record::stat::{Ownership, PosixStat, StatBody, StatText};
+use crate::record::{At, Opened, PayloadField};
 use crate::serve::Server;
 use crate::serve::recv::{Source, receive_all};
-use crate::serve::send::{Sink, Wait, send_all};
+use crate::serve::send::{Sink, Wait, room, send_all};
 use crate::spec::{Create, PosixMsq, PosixMsqRole, QueueAttrs};
 use crate::sys::read_proc_u64;
 use crate::target::PosixName;
@@ -37,9 +35,11 @@ pub fn run(spec: &PosixMsq, out: &mut Out) -> Result<ExitCode> {
             let mut server = Server::new(out, serve)?;
             let (mq, created, attrs) = open_for(&spec.name, &spec.create, Access::Read)?;
             let start = Start {
-                mechanism: Kind::PosixMsq,
-                name: &spec.name,
-                created,
+                opened: Opened {
+                    mechanism: Kind::PosixMsq,
+                    at: At::Name { name: &spec.name },
+                    created,
+                },
                 maxmsg: attrs.capacity,
                 msgsize: attrs.max_msg_len,
                 curmsgs: attrs.current_messages,
@@ -189,6 +189,7 @@ impl Source for Queue<'_> {
     fn take(&mut self, _block: bool) -> Result<Option<Message<'_>>> {
         match self.mq.recv(&mut self.buf) {
             Ok((priority, len)) => Ok(Some(Message {
+                sent: false,
                 priority,
                 size: len,
                 payload: PayloadField(Payload(&self.buf[..len])),
@@ -221,36 +222,20 @@ struct Priority<'n>(Queue<'n>, u32);
 
 impl Sink for Priority<'_> {
     type Sent<'a>
-        = Sent<'a>
+        = Message<'a>
     where
         Self: 'a;
 
     fn send(&mut self, msg: &[u8], wait: Wait) -> Result<bool> {
-        let deadline = match wait {
-            Wait::For(d) => Some(Instant::now() + d),
-            Wait::No | Wait::Forever => None,
-        };
+        let deadline = wait.deadline();
         loop {
             match self.0.mq.send(self.1, msg) {
                 Ok(()) => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e.into()),
             }
-            let timeout = match (wait, deadline) {
-                (Wait::No, _) => return Ok(false),
-                (_, Some(end)) => {
-                    let left = end.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(false);
-                    }
-                    PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
-                }
-                (_, None) => PollTimeout::NONE,
-            };
-            let mut fds = [PollFd::new(self.0.mq.fd(), PollFlags::POLLOUT)];
-            match poll(&mut fds, timeout) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
+            if !room(self.0.mq.fd(), wait, deadline)? {
+                return Ok(false);
             }
         }
     }
@@ -269,8 +254,9 @@ impl Sink for Priority<'_> {
         format!("cannot send to queue {}", self.0.name)
     }
 
-    fn sent<'a>(&'a self, msg: &'a [u8]) -> Sent<'a> {
-        Sent {
+    fn sent<'a>(&'a self, msg: &'a [u8]) -> Message<'a> {
+        Message {
+            sent: true,
             priority: self.1,
             size: msg.len(),
             payload: PayloadField(Payload(msg)),
@@ -297,12 +283,14 @@ pub fn stat(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
     let st = mq
         .stat()
         .with_context(|| format!("cannot stat queue {name}"))?;
-    out.stat(&QueueStat {
+    out.stat(&PosixStat {
         mechanism: Kind::PosixMsq,
         name,
-        maxmsg: attrs.capacity,
-        msgsize: attrs.max_msg_len,
-        curmsgs: attrs.current_messages,
+        body: QueueStat {
+            maxmsg: attrs.capacity,
+            msgsize: attrs.max_msg_len,
+            curmsgs: attrs.current_messages,
+        },
         ownership: Ownership::new(st.st_uid, st.st_gid, st.st_mode),
     })?;
     Ok(ExitCode::SUCCESS)
@@ -313,10 +301,8 @@ pub fn stat(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
 /// `posix msq /q: created (max-msgs 10, msg-size 8192, 0 queued); waiting for messages`
 #[derive(Serialize)]
 struct Start<'a> {
-    mechanism: Kind,
-    #[serde(serialize_with = "posix_name")]
-    name: &'a PosixName,
-    created: bool,
+    #[serde(flatten)]
+    opened: Opened<'a>,
     maxmsg: usize,
     msgsize: usize,
     curmsgs: usize,
@@ -326,25 +312,20 @@ impl fmt::Display for Start<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "posix msq {}: {} (max-msgs {}, msg-size {}, {} queued); waiting for messages",
-            self.name,
-            verb(self.created),
-            self.maxmsg,
-            self.msgsize,
-            self.curmsgs
+            "{} (max-msgs {}, msg-size {}, {} queued); waiting for messages",
+            self.opened, self.maxmsg, self.msgsize, self.curmsgs
         )
     }
 }
 
-impl Record for Start<'_> {
-    fn kind(&self) -> &'static str {
-        "start"
-    }
-}
+crate::record_kind!(Start<'_>, "start");
 
-/// A message the server took: `priority 5: {"count":1}`.
+/// A message the server took (`priority 5: {"count":1}`) or the client
+/// sent (`sent priority 5: hello`).
 #[derive(Serialize)]
 struct Message<'a> {
+    #[serde(skip)]
+    sent: bool,
     priority: u32,
     size: usize,
     #[serde(flatten)]
@@ -353,39 +334,19 @@ struct Message<'a> {
 
 impl fmt::Display for Message<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", PriorityPrefix(self.priority), self.payload.0)
-    }
-}
-
-impl Record for Message<'_> {
-    fn kind(&self) -> &'static str {
-        "message"
-    }
-}
-
-/// A message the client sent: `sent priority 5: hello`.
-#[derive(Serialize)]
-struct Sent<'a> {
-    priority: u32,
-    size: usize,
-    #[serde(flatten)]
-    payload: PayloadField<'a>,
-}
-
-impl fmt::Display for Sent<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sent = if self.sent { "sent " } else { "" };
         write!(
             f,
-            "sent {}{}",
+            "{sent}{}{}",
             PriorityPrefix(self.priority),
             self.payload.0
         )
     }
 }
 
-impl Record for Sent<'_> {
+impl crate::record::Record for Message<'_> {
     fn kind(&self) -> &'static str {
-        "sent"
+        crate::record::message_kind(self.sent)
     }
 }
 
@@ -401,28 +362,18 @@ impl fmt::Display for PriorityPrefix {
     }
 }
 
-/// `--stat` of a queue.
+/// What `--stat` shows of a queue besides its name and owner.
 #[derive(Serialize)]
-struct QueueStat<'a> {
-    mechanism: Kind,
-    #[serde(serialize_with = "posix_name")]
-    name: &'a PosixName,
+struct QueueStat {
     maxmsg: usize,
     msgsize: usize,
     curmsgs: usize,
-    #[serde(flatten)]
-    ownership: Ownership,
 }
 
-impl Stat for QueueStat<'_> {
-    const COLUMN: usize = POSIX_COLUMN;
-
+impl StatBody for QueueStat {
     fn text(&self, t: &mut StatText) {
-        t.line("mechanism", self.mechanism);
-        t.line("name", self.name);
         t.line("maxmsg", self.maxmsg);
         t.line("msgsize", self.msgsize);
         t.line("curmsgs", self.curmsgs);
-        self.ownership.text(t);
     }
 }

@@ -24,8 +24,8 @@ use crate::ipc::semfile::{self, Invalid, SEM_T_SIZE, SemFile, SemWord};
 use crate::ipc::{OpenError, Race};
 use crate::object::Kind;
 use crate::output::Out;
-use crate::record::stat::{Ownership, POSIX_COLUMN, Stat, StatText};
-use crate::record::{Did, Record, Watching, WithValue, posix_name, verb};
+use crate::record::stat::{Ownership, PosixStat, StatBody, StatText};
+use crate::record::{At, Did, Opened, Record, SemStart, posix_name};
 use crate::serve::{Flow, Server};
 use crate::spec::{Create, Sem as SemSpec, SemAction, SemAttrs, SemClient, SemRole, Serve};
 use crate::target::{NAME_MAX, PosixName};
@@ -261,10 +261,12 @@ fn server(
 ) -> Result<ExitCode> {
     let mut server = Server::new(out, serve)?;
     let (sem, created) = Sem::open_or_create(name, create)?;
-    let start = Start {
-        mechanism: Kind::PosixSem,
-        name,
-        created,
+    let start = SemStart {
+        opened: Opened {
+            mechanism: Kind::PosixSem,
+            at: At::Name { name },
+            created,
+        },
         value: created.then_some(create.attrs.value),
         interval,
     };
@@ -325,49 +327,16 @@ pub fn stat(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
     let st = file
         .metadata()
         .with_context(|| format!("cannot stat semaphore {name}"))?;
-    out.stat(&SemStat {
+    out.stat(&PosixStat {
         mechanism: Kind::PosixSem,
         name,
-        value: word.value,
+        body: SemStat { value: word.value },
         ownership: Ownership::new(st.uid(), st.gid(), st.mode()),
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
 // ---- Records ----
-
-#[derive(Serialize)]
-struct Start<'a> {
-    mechanism: Kind,
-    #[serde(serialize_with = "posix_name")]
-    name: &'a PosixName,
-    created: bool,
-    #[serde(skip)]
-    value: Option<u32>,
-    #[serde(skip)]
-    interval: Duration,
-}
-
-impl fmt::Display for Start<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "posix sem {}: {}{}; {}",
-            self.name,
-            verb(self.created),
-            WithValue(self.value),
-            Watching {
-                interval: self.interval
-            }
-        )
-    }
-}
-
-impl Record for Start<'_> {
-    fn kind(&self) -> &'static str {
-        "start"
-    }
-}
 
 /// `took one unit of /s; semaphore: 1`
 #[derive(Serialize)]
@@ -391,24 +360,14 @@ impl Record for Done<'_> {
     }
 }
 
-/// `--stat` of a semaphore.
+/// What `--stat` shows of a semaphore besides its name and owner.
 #[derive(Serialize)]
-struct SemStat<'a> {
-    mechanism: Kind,
-    #[serde(serialize_with = "posix_name")]
-    name: &'a PosixName,
+struct SemStat {
     value: u32,
-    #[serde(flatten)]
-    ownership: Ownership,
 }
 
-impl Stat for SemStat<'_> {
-    const COLUMN: usize = POSIX_COLUMN;
-
+impl StatBody for SemStat {
     fn text(&self, t: &mut StatText) {
-        t.line("mechanism", self.mechanism);
-        t.line("name", self.name);
         t.line("value", self.value);
-        self.ownership.text(t);
     }
 }

@@ -20,8 +20,8 @@ use crate::ipc::posix_shm::PosixShm;
 use crate::ipc::{OpenError, Owned, Remove};
 use crate::object::Kind;
 use crate::output::{Out, Shown, plural};
-use crate::record::stat::{Ownership, POSIX_COLUMN, Stat, StatText};
-use crate::record::{Printing, Record, TextField, posix_name, verb};
+use crate::record::stat::{Ownership, PosixStat, StatBody, StatText};
+use crate::record::{At, Opened, ShmStart, TextField, posix_name};
 use crate::serve::{Flow, Server};
 use crate::spec::{Create, SegmentAttrs, Serve, Shm, ShmRole, Watch};
 use crate::target::PosixName;
@@ -182,10 +182,12 @@ fn server(
     let (seg, created) = open_or_create(name, create)?;
     let own = seg_stat(&seg, name)?;
     let size = own.st_size as u64;
-    let start = Start {
-        mechanism: Kind::PosixShm,
-        name,
-        created,
+    let start = ShmStart {
+        opened: Opened {
+            mechanism: Kind::PosixShm,
+            at: At::Name { name },
+            created,
+        },
         size,
         watch: *watch,
     };
@@ -249,47 +251,16 @@ pub fn stat(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
         Err(Errno::ENOENT) => bail!("cannot stat segment {name}: no such segment"),
         Err(e) => return Err(e).with_context(|| format!("cannot stat segment {name}")),
     };
-    out.stat(&SegmentStat {
+    out.stat(&PosixStat {
         mechanism: Kind::PosixShm,
         name,
-        size: st.st_size,
+        body: SegmentStat { size: st.st_size },
         ownership: Ownership::new(st.st_uid, st.st_gid, st.st_mode),
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
 // ---- Records ----
-
-/// `posix shm /s: created, 4096 bytes; printing the text every 3 s`
-#[derive(Serialize)]
-struct Start<'a> {
-    mechanism: Kind,
-    #[serde(serialize_with = "posix_name")]
-    name: &'a PosixName,
-    created: bool,
-    size: u64,
-    #[serde(skip)]
-    watch: Watch,
-}
-
-impl fmt::Display for Start<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "posix shm {}: {}, {}; {}",
-            self.name,
-            verb(self.created),
-            plural(self.size, "byte", "bytes"),
-            Printing(self.watch)
-        )
-    }
-}
-
-impl Record for Start<'_> {
-    fn kind(&self) -> &'static str {
-        "start"
-    }
-}
 
 /// `wrote 2 bytes to /s: hi`
 #[derive(Serialize)]
@@ -312,30 +283,16 @@ impl fmt::Display for Written<'_> {
     }
 }
 
-impl Record for Written<'_> {
-    fn kind(&self) -> &'static str {
-        "written"
-    }
-}
+crate::record_kind!(Written<'_>, "written");
 
-/// `--stat` of a segment.
+/// What `--stat` shows of a segment besides its name and owner.
 #[derive(Serialize)]
-struct SegmentStat<'a> {
-    mechanism: Kind,
-    #[serde(serialize_with = "posix_name")]
-    name: &'a PosixName,
+struct SegmentStat {
     size: i64,
-    #[serde(flatten)]
-    ownership: Ownership,
 }
 
-impl Stat for SegmentStat<'_> {
-    const COLUMN: usize = POSIX_COLUMN;
-
+impl StatBody for SegmentStat {
     fn text(&self, t: &mut StatText) {
-        t.line("mechanism", self.mechanism);
-        t.line("name", self.name);
         t.line("size", self.size);
-        self.ownership.text(t);
     }
 }

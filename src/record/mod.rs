@@ -25,17 +25,37 @@ use serde::ser::{SerializeMap, Serializer};
 
 use std::time::Duration;
 
+use crate::ipc::Id;
 use crate::object::Kind;
 use crate::output::{Payload, Shown, escape_bytes};
 use crate::spec::Watch;
 use crate::sys::secs;
-use crate::target::PosixName;
+use crate::target::{PosixName, SysvKey};
 
 /// A line of output: its JSON `kind`, its fields (`Serialize`, flattened
 /// after `kind`) and its text (`Display`).
 pub trait Record: Serialize + fmt::Display {
     /// The `kind` of its JSON object: `message`, `start`, `removed`...
     fn kind(&self) -> &'static str;
+}
+
+/// The kind of a message's line: `sent` by a client, `message` when a
+/// server took it.
+pub fn message_kind(sent: bool) -> &'static str {
+    if sent { "sent" } else { "message" }
+}
+
+/// `impl Record` for a type whose lines are all of one kind:
+/// `record_kind!(Start<'_>, "start");`.
+#[macro_export]
+macro_rules! record_kind {
+    ($ty:ty, $kind:literal) => {
+        impl $crate::record::Record for $ty {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+        }
+    };
 }
 
 /// A payload's JSON field, `"payload": <JSON>` when it parses as JSON, else
@@ -67,7 +87,7 @@ pub fn posix_name<S: Serializer>(name: &PosixName, s: S) -> Result<S::Ok, S::Err
 }
 
 /// A System V key in JSON: as ipcs prints it, `0x000000c8`.
-pub fn sysv_key<S: Serializer>(key: &crate::target::SysvKey, s: S) -> Result<S::Ok, S::Error> {
+pub fn sysv_key<S: Serializer>(key: &SysvKey, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(key)
 }
 
@@ -75,6 +95,98 @@ pub fn sysv_key<S: Serializer>(key: &crate::target::SysvKey, s: S) -> Result<S::
 pub fn path<S: Serializer>(path: &std::path::Path, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&path.display())
 }
+
+/// The object of a start line: a POSIX name (JSON `"name"`), or a System
+/// V key with its id (`"key"`, `"id"`).
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum At<'a> {
+    Name {
+        #[serde(serialize_with = "posix_name")]
+        name: &'a PosixName,
+    },
+    Key {
+        #[serde(serialize_with = "sysv_key")]
+        key: SysvKey,
+        id: Id,
+    },
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            At::Name { name } => name.fmt(f),
+            At::Key { key, id } => write!(f, "{key} (id {id})"),
+        }
+    }
+}
+
+/// How every server's start line begins: `posix msq /q: created`, or
+/// `sysv shm 0x000000c8 (id 3): opened`; in JSON the mechanism, the object
+/// and `created`.
+#[derive(Serialize)]
+pub struct Opened<'a> {
+    pub mechanism: Kind,
+    #[serde(flatten)]
+    pub at: At<'a>,
+    pub created: bool,
+}
+
+impl fmt::Display for Opened<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [family, mech] = self.mechanism.words();
+        write!(f, "{family} {mech} {}: {}", self.at, verb(self.created))
+    }
+}
+
+/// A shm server's start line, either family: `posix shm /s: created,
+/// 4096 bytes; printing the text every 3 s`.
+#[derive(Serialize)]
+pub struct ShmStart<'a> {
+    #[serde(flatten)]
+    pub opened: Opened<'a>,
+    pub size: u64,
+    #[serde(skip)]
+    pub watch: Watch,
+}
+
+impl fmt::Display for ShmStart<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let size = crate::output::plural(self.size, "byte", "bytes");
+        write!(f, "{}, {size}; {}", self.opened, Printing(self.watch))
+    }
+}
+
+crate::record_kind!(ShmStart<'_>, "start");
+
+/// A sem server's start line, either family: `sysv sem 0x000000c8 (id 3):
+/// created with value 2; printing the value when it changes (polling every
+/// 1 s)`.
+#[derive(Serialize)]
+pub struct SemStart<'a> {
+    #[serde(flatten)]
+    pub opened: Opened<'a>,
+    /// The value a new semaphore got; None for one that existed.
+    #[serde(skip)]
+    pub value: Option<u32>,
+    #[serde(skip)]
+    pub interval: Duration,
+}
+
+impl fmt::Display for SemStart<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let interval = self.interval;
+        write!(
+            f,
+            "{}{}; {}",
+            self.opened,
+            WithValue(self.value),
+            Watching { interval }
+        )
+    }
+}
+
+crate::record_kind!(SemStart<'_>, "start");
 
 /// `created` or `opened`, as a start line says what happened.
 pub fn verb(created: bool) -> &'static str {
@@ -95,11 +207,7 @@ impl fmt::Display for RemovedName<'_> {
     }
 }
 
-impl Record for RemovedName<'_> {
-    fn kind(&self) -> &'static str {
-        "removed"
-    }
-}
+crate::record_kind!(RemovedName<'_>, "removed");
 
 /// `--clean` of a System V object: `removed queue (key 0x000000c8, id 3)`,
 /// or `removed queue (id 3)` when it was addressed by id.
@@ -129,11 +237,7 @@ impl fmt::Display for RemovedId {
     }
 }
 
-impl Record for RemovedId {
-    fn kind(&self) -> &'static str {
-        "removed"
-    }
-}
+crate::record_kind!(RemovedId, "removed");
 
 /// `canceled.`: the last line of a server stopped by a signal.
 #[derive(Serialize)]
@@ -145,11 +249,7 @@ impl fmt::Display for Canceled {
     }
 }
 
-impl Record for Canceled {
-    fn kind(&self) -> &'static str {
-        "canceled"
-    }
-}
+crate::record_kind!(Canceled, "canceled");
 
 /// A shm server's print of the segment's text: the text, or `(empty)`.
 #[derive(Serialize)]
@@ -163,11 +263,7 @@ impl fmt::Display for Memory<'_> {
     }
 }
 
-impl Record for Memory<'_> {
-    fn kind(&self) -> &'static str {
-        "memory"
-    }
-}
+crate::record_kind!(Memory<'_>, "memory");
 
 /// A sem server's print of the value: `semaphore: 2`.
 #[derive(Serialize)]
@@ -181,11 +277,7 @@ impl fmt::Display for Value {
     }
 }
 
-impl Record for Value {
-    fn kind(&self) -> &'static str {
-        "semaphore"
-    }
-}
+crate::record_kind!(Value, "semaphore");
 
 /// `Serialize` of a Kind: its mechanism name, `posix-msq`.
 impl Serialize for Kind {

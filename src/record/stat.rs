@@ -1,8 +1,9 @@
-//! `--stat`: one renderer for the six kinds. Each kind's stat is a struct
-//! (in its command's file) with `Serialize` for the one JSON object and
-//! [`Stat::text`] for the aligned `field value` lines; the parts they share
-//! are here: the owner of a POSIX object, the `ipc_perm` head of a System V
-//! one, kernel times.
+//! `--stat`: one renderer for the six kinds. A stat is a [`PosixStat`]
+//! (mechanism, name, the kind's fields, owner) or a [`SysvStat`] (the
+//! `ipc_perm` head, the kind's fields); each kind writes only its own
+//! fields, a [`StatBody`] in its command's file, with `Serialize` for the
+//! one JSON object and [`StatBody::text`] for the aligned `field value`
+//! lines.
 
 use std::fmt::{self, Display, Write as _};
 
@@ -14,6 +15,7 @@ use crate::ipc::sysv::{Perm, key_hex};
 use crate::object::Kind;
 use crate::output::Escaped;
 use crate::sys::{group_name, user_name};
+use crate::target::PosixName;
 
 /// An object's attributes as `--stat` prints them.
 pub trait Stat: Serialize {
@@ -26,11 +28,53 @@ pub trait Stat: Serialize {
     fn text(&self, t: &mut StatText);
 }
 
-/// The column of every POSIX stat: `mechanism` and two spaces.
-pub const POSIX_COLUMN: usize = 11;
+/// The fields of one kind's stat, between the head and (POSIX) the owner.
+pub trait StatBody: Serialize {
+    /// Its text lines, in order.
+    fn text(&self, t: &mut StatText);
+}
 
-/// The column of every System V stat.
-pub const SYSV_COLUMN: usize = 9;
+/// A POSIX object's stat: mechanism and name, the kind's fields, owner.
+#[derive(Serialize)]
+pub struct PosixStat<'a, B> {
+    pub mechanism: Kind,
+    #[serde(serialize_with = "crate::record::posix_name")]
+    pub name: &'a PosixName,
+    #[serde(flatten)]
+    pub body: B,
+    #[serde(flatten)]
+    pub ownership: Ownership,
+}
+
+impl<B: StatBody> Stat for PosixStat<'_, B> {
+    /// `mechanism` and two spaces.
+    const COLUMN: usize = 11;
+
+    fn text(&self, t: &mut StatText) {
+        t.line("mechanism", self.mechanism);
+        t.line("name", self.name);
+        self.body.text(t);
+        self.ownership.text(t);
+    }
+}
+
+/// A System V object's stat: the `ipc_perm` head, then the kind's fields.
+#[derive(Serialize)]
+pub struct SysvStat<B> {
+    #[serde(flatten)]
+    pub head: SysvHead,
+    #[serde(flatten)]
+    pub body: B,
+}
+
+impl<B: StatBody> Stat for SysvStat<B> {
+    const COLUMN: usize = 9;
+
+    fn text(&self, t: &mut StatText) {
+        self.head.text(t);
+        self.body.text(t);
+    }
+}
 
 /// The text of a stat being written: `label value` lines aligned at a
 /// column, and tables after them.
@@ -201,7 +245,7 @@ mod tests {
     }
 
     impl Stat for Two {
-        const COLUMN: usize = POSIX_COLUMN;
+        const COLUMN: usize = 11;
         fn text(&self, t: &mut StatText) {
             t.line("name", self.name);
             t.line("n", self.n);

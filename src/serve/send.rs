@@ -5,10 +5,13 @@
 //! hung.
 
 use std::io::Write as _;
+use std::os::fd::BorrowedFd;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::error::fail_with_hint;
 use crate::output::{Escaped, Out};
@@ -27,6 +30,41 @@ pub enum Wait {
     For(Duration),
     /// Until there is room (or a signal ends the process).
     Forever,
+}
+
+impl Wait {
+    /// When a wait with a limit ends, started now.
+    pub fn deadline(self) -> Option<Instant> {
+        match self {
+            Wait::For(d) => Some(Instant::now() + d),
+            Wait::No | Wait::Forever => None,
+        }
+    }
+}
+
+/// Wait for room on `fd` (POLLOUT) as `wait` allows, its limit ending at
+/// `deadline`: `false` when no wait is allowed or the time is up, `true`
+/// when the descriptor may take more (or a signal woke us: try again).
+///
+/// # Errors
+/// poll(2)'s, but EINTR.
+pub fn room(fd: BorrowedFd<'_>, wait: Wait, deadline: Option<Instant>) -> Result<bool> {
+    let timeout = match (wait, deadline) {
+        (Wait::No, _) => return Ok(false),
+        (_, Some(end)) => {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
+        }
+        (_, None) => PollTimeout::NONE,
+    };
+    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+    match poll(&mut fds, timeout) {
+        Ok(_) | Err(Errno::EINTR) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Something a client sends messages into.

@@ -19,6 +19,7 @@ use crate::ipc::sysv_shm::Shm;
 use crate::object::{Addr, Kind, ObjectRef};
 use crate::output::Out;
 use crate::record::RemovedId;
+use crate::record::stat::{StatBody, SysvHead, SysvStat};
 
 /// Turn the errno of a lookup (msgget/shmget/semget without IPC_CREAT, or
 /// *ctl on an id) into the contract's "no such ..." error, exit 1.
@@ -42,11 +43,28 @@ fn handle<K: SysvKind>(addr: &Addr) -> Result<Sysv<K>> {
     }
 }
 
-/// The object at `addr` with its IPC_STAT, or the contract's "no such ...".
+/// The object at `addr` with its IPC_STAT, for `--stat`, or the
+/// contract's "no such ...".
 pub fn find<K: SysvKind>(addr: &Addr) -> Result<(Sysv<K>, K::Stat)> {
-    let obj = handle::<K>(addr)?;
-    let ds = obj.stat().map_err(|e| no_such(e, K::KIND.what(), addr))?;
-    Ok((obj, ds))
+    let what = K::KIND.what();
+    let found = handle::<K>(addr).and_then(|obj| {
+        let ds = obj.stat().map_err(|e| no_such(e, what, addr))?;
+        Ok((obj, ds))
+    });
+    found.with_context(|| format!("cannot stat {what} ({addr})"))
+}
+
+/// `--stat` of a System V object: the `ipc_perm` head of `ds`, then `body`.
+pub fn print_stat<K: SysvKind>(
+    out: &mut Out,
+    ds: &K::Stat,
+    body: impl StatBody,
+) -> Result<ExitCode> {
+    out.stat(&SysvStat {
+        head: SysvHead::new(K::KIND, K::perm(ds)),
+        body,
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `--clean` of a System V object: IPC_RMID, and its `removed` line.

@@ -18,11 +18,11 @@ use serde::Serialize;
 
 use crate::error::{fail_with_hint, hinted, removed_under_server, undo_create};
 use crate::ipc::Remove;
-use crate::ipc::sysv_msq::{MsgBuf, SysvQueue};
+use crate::ipc::sysv_msq::{MsgBuf, Msq, SysvQueue};
 use crate::object::{Addr, Kind};
 use crate::output::{Out, Payload};
-use crate::record::stat::{SYSV_COLUMN, Stat, StatText, SysvHead, time_rfc3339};
-use crate::record::{PayloadField, Record, sysv_key, verb};
+use crate::record::stat::{StatBody, StatText, time_rfc3339};
+use crate::record::{At, Opened, PayloadField};
 use crate::serve::recv::{Source, receive_all};
 use crate::serve::send::{Messages, Sink, Wait, send_all};
 use crate::serve::{Flow, Server};
@@ -94,10 +94,11 @@ pub fn run(spec: &SysvMsq, out: &mut Out) -> Result<ExitCode> {
                 .stat()
                 .with_context(|| format!("cannot read attributes of queue {key}"))?;
             let start = Start {
-                mechanism: Kind::SysvMsq,
-                key,
-                id: q.id(),
-                created,
+                opened: Opened {
+                    mechanism: Kind::SysvMsq,
+                    at: At::Key { key, id: q.id() },
+                    created,
+                },
                 qbytes: ds.qbytes,
                 qnum: ds.qnum,
                 selector: *selector,
@@ -213,6 +214,7 @@ impl Source for Queue {
             }
             return match got {
                 Ok((mtype, len)) => Ok(Some(Message {
+                    sent: false,
                     mtype,
                     size: len,
                     payload: PayloadField(Payload(self.buf.text(len))),
@@ -242,7 +244,7 @@ impl Source for Queue {
 
 impl Sink for Queue {
     type Sent<'a>
-        = Sent<'a>
+        = Message<'a>
     where
         Self: 'a;
 
@@ -250,10 +252,7 @@ impl Sink for Queue {
     /// the alarm, which ends it with EINTR. The client installs no handler
     /// for SIGINT, so Ctrl-C ends a blocked send at once.
     fn send(&mut self, msg: &[u8], wait: Wait) -> Result<bool> {
-        let deadline = match wait {
-            Wait::For(d) => Some(Instant::now() + d),
-            Wait::No | Wait::Forever => None,
-        };
+        let deadline = wait.deadline();
         self.buf.fill(self.mtype, msg);
         loop {
             let left = deadline.map(|end| end.saturating_duration_since(Instant::now()));
@@ -294,8 +293,9 @@ impl Sink for Queue {
         format!("cannot send to queue {}", self.key)
     }
 
-    fn sent<'a>(&'a self, msg: &'a [u8]) -> Sent<'a> {
-        Sent {
+    fn sent<'a>(&'a self, msg: &'a [u8]) -> Message<'a> {
+        Message {
+            sent: true,
             mtype: self.mtype,
             size: msg.len(),
             payload: PayloadField(Payload(msg)),
@@ -305,10 +305,8 @@ impl Sink for Queue {
 
 /// `--stat`: what `ipcs -q -i` shows.
 pub fn stat(addr: &Addr, out: &mut Out) -> Result<ExitCode> {
-    let (_, ds) = super::find::<crate::ipc::sysv_msq::Msq>(addr)
-        .with_context(|| format!("cannot stat queue ({addr})"))?;
-    out.stat(&QueueStat {
-        head: SysvHead::new(Kind::SysvMsq, &ds.perm),
+    let (_, ds) = super::find::<Msq>(addr)?;
+    let body = QueueStat {
         qnum: ds.qnum,
         qbytes: ds.qbytes,
         cbytes: ds.cbytes,
@@ -317,8 +315,8 @@ pub fn stat(addr: &Addr, out: &mut Out) -> Result<ExitCode> {
         stime: time_rfc3339(ds.stime),
         rtime: time_rfc3339(ds.rtime),
         ctime: time_rfc3339(ds.ctime),
-    })?;
-    Ok(ExitCode::SUCCESS)
+    };
+    super::print_stat::<Msq>(out, &ds, body)
 }
 
 // ---- Records ----
@@ -326,26 +324,21 @@ pub fn stat(addr: &Addr, out: &mut Out) -> Result<ExitCode> {
 /// `sysv msq 0x000000c8 (id 3): created (qbytes 16384, msgmax 8192, 0
 /// queued); waiting for messages of any type`
 #[derive(Serialize)]
-struct Start {
-    mechanism: Kind,
-    #[serde(serialize_with = "sysv_key")]
-    key: SysvKey,
-    id: crate::ipc::Id,
-    created: bool,
+struct Start<'a> {
+    #[serde(flatten)]
+    opened: Opened<'a>,
     qbytes: u64,
     qnum: u64,
     #[serde(rename = "type")]
     selector: i64,
 }
 
-impl fmt::Display for Start {
+impl fmt::Display for Start<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "sysv msq {} (id {}): {} (qbytes {}, msgmax {}, {} queued); waiting for messages of ",
-            self.key,
-            self.id,
-            verb(self.created),
+            "{} (qbytes {}, msgmax {}, {} queued); waiting for messages of ",
+            self.opened,
             self.qbytes,
             msgmax(),
             self.qnum
@@ -358,15 +351,14 @@ impl fmt::Display for Start {
     }
 }
 
-impl Record for Start {
-    fn kind(&self) -> &'static str {
-        "start"
-    }
-}
+crate::record_kind!(Start<'_>, "start");
 
-/// A message the server took: `type 1: {"count":1}`.
+/// A message the server took (`type 1: {"count":1}`) or the client sent
+/// (`sent type 1: {"count":1}`).
 #[derive(Serialize)]
 struct Message<'a> {
+    #[serde(skip)]
+    sent: bool,
     #[serde(rename = "type")]
     mtype: i64,
     size: usize,
@@ -376,43 +368,21 @@ struct Message<'a> {
 
 impl fmt::Display for Message<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "type {}: {}", self.mtype, self.payload.0)
+        let sent = if self.sent { "sent " } else { "" };
+        write!(f, "{sent}type {}: {}", self.mtype, self.payload.0)
     }
 }
 
-impl Record for Message<'_> {
+impl crate::record::Record for Message<'_> {
     fn kind(&self) -> &'static str {
-        "message"
+        crate::record::message_kind(self.sent)
     }
 }
 
-/// A message the client sent: `sent type 1: {"count":1}`.
-#[derive(Serialize)]
-struct Sent<'a> {
-    #[serde(rename = "type")]
-    mtype: i64,
-    size: usize,
-    #[serde(flatten)]
-    payload: PayloadField<'a>,
-}
-
-impl fmt::Display for Sent<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sent type {}: {}", self.mtype, self.payload.0)
-    }
-}
-
-impl Record for Sent<'_> {
-    fn kind(&self) -> &'static str {
-        "sent"
-    }
-}
-
-/// `--stat` of a queue: the `ipc_perm` head, then the msqid_ds fields.
+/// What `--stat` shows of a queue after the `ipc_perm` head: the
+/// msqid_ds fields.
 #[derive(Serialize)]
 struct QueueStat {
-    #[serde(flatten)]
-    head: SysvHead,
     qnum: u64,
     qbytes: u64,
     cbytes: u64,
@@ -423,11 +393,8 @@ struct QueueStat {
     ctime: Option<String>,
 }
 
-impl Stat for QueueStat {
-    const COLUMN: usize = SYSV_COLUMN;
-
+impl StatBody for QueueStat {
     fn text(&self, t: &mut StatText) {
-        self.head.text(t);
         t.line("qnum", self.qnum);
         t.line("qbytes", self.qbytes);
         t.line("cbytes", self.cbytes);

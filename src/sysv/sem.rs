@@ -15,8 +15,8 @@ use crate::ipc::sysv_sem::{Sem, SemSet, Semaphore, op_flags as flags};
 use crate::ipc::{OpenError, Owned};
 use crate::object::{Addr, Kind};
 use crate::output::Out;
-use crate::record::stat::{SYSV_COLUMN, Stat, StatText, SysvHead, time_rfc3339};
-use crate::record::{Did, Record, Watching, WithValue, sysv_key, verb};
+use crate::record::stat::{StatBody, StatText, time_rfc3339};
+use crate::record::{At, Did, Opened, Record, SemStart, sysv_key};
 use crate::serve::{Flow, Server};
 use crate::spec::{Create, Sem as SemSpec, SemAction, SemAttrs, SemClient, SemRole, Serve};
 use crate::target::SysvKey;
@@ -116,11 +116,12 @@ fn server(
 ) -> Result<ExitCode> {
     let mut server = Server::new(out, serve)?;
     let (set, created) = open_or_create(key, create)?;
-    let start = Start {
-        mechanism: Kind::SysvSem,
-        key,
-        id: set.id(),
-        created,
+    let start = SemStart {
+        opened: Opened {
+            mechanism: Kind::SysvSem,
+            at: At::Key { key, id: set.id() },
+            created,
+        },
         value: created.then_some(create.attrs.value),
         interval,
     };
@@ -200,60 +201,21 @@ fn take_waiting(set: &SemSet, undo: bool, timeout: Option<Duration>) -> Result<T
 
 /// `--stat`: what `ipcs -s -i` shows, each semaphore's line included.
 pub fn stat(addr: &Addr, out: &mut Out) -> Result<ExitCode> {
-    let (set, ds) =
-        super::find::<Sem>(addr).with_context(|| format!("cannot stat semaphore ({addr})"))?;
+    let (set, ds) = super::find::<Sem>(addr)?;
     let sems = set
         .semaphores()
         .with_context(|| format!("cannot read the values of semaphore ({addr})"))?;
-    out.stat(&SetStat {
-        head: SysvHead::new(Kind::SysvSem, &ds.perm),
+    let body = SetStat {
         nsems: sems.len() as u64,
         values: sems.iter().map(|s| s.value).collect(),
         otime: time_rfc3339(ds.otime),
         ctime: time_rfc3339(ds.ctime),
         sems,
-    })?;
-    Ok(ExitCode::SUCCESS)
+    };
+    super::print_stat::<Sem>(out, &ds, body)
 }
 
 // ---- Records ----
-
-/// `sysv sem 0x000000c8 (id 3): created with value 2; printing the value
-/// when it changes (polling every 1 s)`
-#[derive(Serialize)]
-struct Start {
-    mechanism: Kind,
-    #[serde(serialize_with = "sysv_key")]
-    key: SysvKey,
-    id: crate::ipc::Id,
-    created: bool,
-    #[serde(skip)]
-    value: Option<u32>,
-    #[serde(skip)]
-    interval: Duration,
-}
-
-impl fmt::Display for Start {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "sysv sem {} (id {}): {}{}; {}",
-            self.key,
-            self.id,
-            verb(self.created),
-            WithValue(self.value),
-            Watching {
-                interval: self.interval
-            }
-        )
-    }
-}
-
-impl Record for Start {
-    fn kind(&self) -> &'static str {
-        "start"
-    }
-}
 
 /// `took one unit of 0x000000c8; semaphore: 1 (SEM_UNDO: ...)`
 #[derive(Serialize)]
@@ -283,12 +245,10 @@ impl Record for Done {
     }
 }
 
-/// `--stat` of a set: the `ipc_perm` head, the values, and a line per
-/// semaphore as `ipcs -s -i` prints them.
+/// What `--stat` shows of a set after the `ipc_perm` head: the values,
+/// and a line per semaphore as `ipcs -s -i` prints them.
 #[derive(Serialize)]
 struct SetStat {
-    #[serde(flatten)]
-    head: SysvHead,
     nsems: u64,
     values: Vec<u16>,
     otime: Option<String>,
@@ -296,11 +256,8 @@ struct SetStat {
     sems: Vec<Semaphore>,
 }
 
-impl Stat for SetStat {
-    const COLUMN: usize = SYSV_COLUMN;
-
+impl StatBody for SetStat {
     fn text(&self, t: &mut StatText) {
-        self.head.text(t);
         t.line("nsems", self.nsems);
         t.line("values", Values(&self.values));
         t.time("otime", self.otime.as_deref());

@@ -18,8 +18,8 @@ use crate::ipc::Remove;
 use crate::ipc::sysv_shm::{Shm as ShmKind, SysvSegment};
 use crate::object::{Addr, Kind};
 use crate::output::{Out, Shown, plural};
-use crate::record::stat::{SYSV_COLUMN, Stat, StatText, SysvHead, time_rfc3339};
-use crate::record::{Printing, Record, TextField, sysv_key, verb};
+use crate::record::stat::{StatBody, StatText, time_rfc3339};
+use crate::record::{At, Opened, ShmStart, TextField, sysv_key};
 use crate::serve::{Flow, Server};
 use crate::spec::{Create, SegmentAttrs, Serve, Shm, ShmRole, Watch};
 use crate::target::SysvKey;
@@ -69,12 +69,13 @@ fn server(
     let map = seg
         .attach(true)
         .with_context(|| format!("cannot attach segment {key}"))?;
-    let start = Start {
-        mechanism: Kind::SysvShm,
-        key,
-        id: seg.id(),
-        created,
-        size: map.len(),
+    let start = ShmStart {
+        opened: Opened {
+            mechanism: Kind::SysvShm,
+            at: At::Key { key, id: seg.id() },
+            created,
+        },
+        size: map.len() as u64,
         watch: *watch,
     };
     if server.start(&start)? == Flow::Done {
@@ -144,10 +145,8 @@ fn write_client_text(key: SysvKey, message: Option<&str>, seg: SysvSegment) -> R
 
 /// `--stat`: what `ipcs -m -i` shows.
 pub fn stat(addr: &Addr, out: &mut Out) -> Result<ExitCode> {
-    let (_, ds) =
-        super::find::<ShmKind>(addr).with_context(|| format!("cannot stat segment ({addr})"))?;
-    out.stat(&SegmentStat {
-        head: SysvHead::new(Kind::SysvShm, &ds.perm),
+    let (_, ds) = super::find::<ShmKind>(addr)?;
+    let body = SegmentStat {
         size: ds.size as u64,
         nattch: ds.nattch,
         cpid: ds.cpid,
@@ -156,44 +155,11 @@ pub fn stat(addr: &Addr, out: &mut Out) -> Result<ExitCode> {
         dtime: time_rfc3339(ds.dtime),
         ctime: time_rfc3339(ds.ctime),
         status: ds.dest.then_some("dest"),
-    })?;
-    Ok(ExitCode::SUCCESS)
+    };
+    super::print_stat::<ShmKind>(out, &ds, body)
 }
 
 // ---- Records ----
-
-/// `sysv shm 0x000000c8 (id 3): created, 4096 bytes; printing the text every 3 s`
-#[derive(Serialize)]
-struct Start {
-    mechanism: Kind,
-    #[serde(serialize_with = "sysv_key")]
-    key: SysvKey,
-    id: crate::ipc::Id,
-    created: bool,
-    size: usize,
-    #[serde(skip)]
-    watch: Watch,
-}
-
-impl fmt::Display for Start {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "sysv shm {} (id {}): {}, {}; {}",
-            self.key,
-            self.id,
-            verb(self.created),
-            plural(self.size, "byte", "bytes"),
-            Printing(self.watch)
-        )
-    }
-}
-
-impl Record for Start {
-    fn kind(&self) -> &'static str {
-        "start"
-    }
-}
 
 /// `wrote 2 bytes to 0x000000c8: hi`
 #[derive(Serialize)]
@@ -217,17 +183,12 @@ impl fmt::Display for Written<'_> {
     }
 }
 
-impl Record for Written<'_> {
-    fn kind(&self) -> &'static str {
-        "written"
-    }
-}
+crate::record_kind!(Written<'_>, "written");
 
-/// `--stat` of a segment: the `ipc_perm` head, then the shmid_ds fields.
+/// What `--stat` shows of a segment after the `ipc_perm` head: the
+/// shmid_ds fields.
 #[derive(Serialize)]
 struct SegmentStat {
-    #[serde(flatten)]
-    head: SysvHead,
     size: u64,
     nattch: u64,
     cpid: i32,
@@ -240,11 +201,8 @@ struct SegmentStat {
     status: Option<&'static str>,
 }
 
-impl Stat for SegmentStat {
-    const COLUMN: usize = SYSV_COLUMN;
-
+impl StatBody for SegmentStat {
     fn text(&self, t: &mut StatText) {
-        self.head.text(t);
         t.line("size", self.size);
         t.line("nattch", self.nattch);
         t.line("cpid", self.cpid);
