@@ -1,12 +1,16 @@
 //! Every clap type of the command line. No logic and no I/O live here: values
-//! are parsed into the newtypes of `target` and resolved by the mechanisms.
-//! `parse` only adds the test hooks to the parser.
+//! are parsed into the newtypes of `target`, and `main` resolves them into
+//! the specs the commands take. The flags a spec carries are spelled in
+//! `spec::flag` and their defaults in `spec::default`, so `tour`, which
+//! writes command lines from specs, cannot drift from this parser. `parse`
+//! only adds the test hooks to the parser.
 
-use clap::{Arg, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use crate::help;
-use crate::manpage::{Existing, existing, existing_arg};
-use crate::target::{FileMode, IpcId, PosixName, PosixPrefix, Seconds, SysvKey, ranged};
+use examples_ipc::help;
+use examples_ipc::manpage::{Existing, existing, existing_arg};
+use examples_ipc::spec::{default, flag};
+use examples_ipc::target::{FileMode, IpcId, PosixName, PosixPrefix, Seconds, SysvKey, ranged};
 
 /// Explore, test and debug Linux inter-process communication.
 ///
@@ -25,12 +29,15 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Parse the command line: the clap tree plus the test hooks.
+/// Parse the command line: the clap tree plus the test hooks. Also returns
+/// the matches, which say which options the user gave (`value_source`):
+/// an option that does not apply to the mode is refused, while its default
+/// is not.
 ///
 /// The hooks are added to the parser only, never to `Cli::command()`, from
 /// which completions and the man page are generated: clap_complete offers
 /// hidden options too, and a test hook has no business in a user's shell.
-pub fn parse(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
+pub fn parse(args: &[std::ffi::OsString]) -> Result<(Cli, ArgMatches), clap::Error> {
     const CORRUPT_AFTER: &str = "corrupt-after";
     let mut cmd = Cli::command().mut_subcommand("bench", |bench| {
         bench.arg(
@@ -42,7 +49,8 @@ pub fn parse(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
         )
     });
     let mut matches = cmd.try_get_matches_from_mut(args)?;
-    // Read before the derive code takes the subcommand's matches apart.
+    // Kept before the derive code takes the subcommand's matches apart.
+    let given = matches.clone();
     let corrupt_after = matches
         .subcommand_matches("bench")
         .and_then(|m| m.get_one::<u64>(CORRUPT_AFTER))
@@ -51,7 +59,7 @@ pub fn parse(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
     if let Command::Bench(args) = &mut cli.command {
         args.corrupt_after = corrupt_after;
     }
-    Ok(cli)
+    Ok((cli, given))
 }
 
 // Each command's `after_help` (help::after_help) sits on its own args
@@ -125,37 +133,14 @@ pub enum SysvCommand {
 #[group(multiple = false)]
 pub struct ModeArgs {
     /// Create the object if missing and serve (receive / watch)
-    #[arg(short, long)]
+    #[arg(short = flag::SERVER.short, long = flag::SERVER.long)]
     pub server: bool,
     /// Remove the object
-    #[arg(long)]
+    #[arg(long = flag::CLEAN.long)]
     pub clean: bool,
     /// Print the object's attributes and exit
-    #[arg(long)]
+    #[arg(long = flag::STAT.long)]
     pub stat: bool,
-}
-
-/// What one invocation does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Server,
-    Client,
-    Clean,
-    Stat,
-}
-
-impl ModeArgs {
-    pub fn mode(&self) -> Mode {
-        if self.server {
-            Mode::Server
-        } else if self.clean {
-            Mode::Clean
-        } else if self.stat {
-            Mode::Stat
-        } else {
-            Mode::Client
-        }
-    }
 }
 
 // `--count` and `--timeout`, whose meaning follows the mode and the
@@ -164,10 +149,10 @@ impl ModeArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Server: exit 0 after N event lines
-    #[arg(short = 'c', long, value_name = "N", value_parser = ranged::<u64>(0, u64::MAX))]
+    #[arg(short = flag::COUNT.short, long = flag::COUNT.long, value_name = "N", value_parser = ranged::<u64>(0, u64::MAX))]
     pub count: Option<u64>,
     /// Server: exit 1 when no event comes for SECS seconds (fractions allowed)
-    #[arg(long, value_name = "SECS")]
+    #[arg(long = flag::TIMEOUT.long, value_name = "SECS")]
     pub timeout: Option<Seconds>,
 }
 
@@ -175,7 +160,7 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct PosixNameArgs {
     /// Object name; a leading '/' is added when missing
-    #[arg(short, long, default_value = "/test")]
+    #[arg(short = flag::NAME.short, long = flag::NAME.long, default_value = default::NAME)]
     pub name: PosixName,
 }
 
@@ -183,7 +168,7 @@ pub struct PosixNameArgs {
 #[derive(Debug, Args)]
 pub struct CreateModeArgs {
     /// Permission bits for an object this call creates (octal)
-    #[arg(long, default_value = "0600", value_name = "OCTAL")]
+    #[arg(long = flag::MODE.long, default_value_t = default::MODE, value_name = "OCTAL")]
     pub mode: FileMode,
 }
 
@@ -191,10 +176,10 @@ pub struct CreateModeArgs {
 #[derive(Debug, Args)]
 pub struct SysvKeyArgs {
     /// IPC key: decimal (may be negative) or 0x hex as ipcs prints it
-    #[arg(short, long, default_value = "200", allow_hyphen_values = true)]
+    #[arg(short = flag::KEY.short, long = flag::KEY.long, default_value = default::KEY, allow_hyphen_values = true)]
     pub key: SysvKey,
     /// Address the object by id instead of key (--clean and --stat only)
-    #[arg(short, long, value_name = "ID")]
+    #[arg(short = flag::ID.short, long = flag::ID.long, value_name = "ID")]
     pub id: Option<IpcId>,
 }
 
@@ -214,13 +199,13 @@ pub struct PosixMsqArgs {
     #[command(flatten)]
     pub send: SendArgs,
     /// Queue capacity in messages, when this call creates the queue
-    #[arg(long, default_value_t = 10, value_parser = ranged::<u32>(1, u32::MAX), value_name = "N")]
+    #[arg(long = flag::MAX_MSGS.long, default_value_t = default::MAX_MSGS, value_parser = ranged::<u32>(1, u32::MAX), value_name = "N")]
     pub max_msgs: u32,
     /// Largest message in bytes, when this call creates the queue
-    #[arg(long, default_value_t = 8192, value_parser = ranged::<u32>(1, u32::MAX), value_name = "BYTES")]
+    #[arg(long = flag::MSG_SIZE.long, default_value_t = default::MSG_SIZE, value_parser = ranged::<u32>(1, u32::MAX), value_name = "BYTES")]
     pub msg_size: u32,
     /// Priority of sent messages (0 to 32767)
-    #[arg(short, long, default_value_t = 0, value_parser = ranged::<u32>(0, 32767), value_name = "P")]
+    #[arg(short = flag::PRIORITY.short, long = flag::PRIORITY.long, default_value_t = default::PRIORITY, value_parser = ranged::<u32>(0, 32767), value_name = "P")]
     pub priority: u32,
 }
 
@@ -228,13 +213,13 @@ pub struct PosixMsqArgs {
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// Send TEXT instead of {"count":i}: once, or -c N times
-    #[arg(short, long, value_name = "TEXT")]
+    #[arg(short = flag::MESSAGE.short, long = flag::MESSAGE.long, value_name = "TEXT")]
     pub message: Option<String>,
     /// Seconds between messages (fractions and 0 allowed)
-    #[arg(long, default_value = "1", value_name = "SECS")]
+    #[arg(long = flag::INTERVAL.long, default_value_t = Seconds(default::SEND_INTERVAL), value_name = "SECS")]
     pub interval: Seconds,
     /// Fail with "queue is full" instead of waiting
-    #[arg(long)]
+    #[arg(long = flag::NONBLOCK.long)]
     pub nonblock: bool,
 }
 
@@ -255,7 +240,7 @@ pub struct SysvMsqArgs {
     pub send: SendArgs,
     /// Message type: the server's msgrcv selector (default 0 = any), the
     /// client's mtype (default 1)
-    #[arg(short, long, allow_hyphen_values = true, value_name = "T")]
+    #[arg(short = flag::TYPE.short, long = flag::TYPE.long, allow_hyphen_values = true, value_name = "T")]
     pub r#type: Option<i64>,
 }
 
@@ -263,16 +248,16 @@ pub struct SysvMsqArgs {
 #[derive(Debug, Args)]
 pub struct ShmArgs {
     /// Segment size in bytes, when this call creates it
-    #[arg(long, default_value_t = 4096, value_parser = ranged::<u64>(1, u64::MAX), value_name = "BYTES")]
+    #[arg(long = flag::SIZE.long, default_value_t = default::SEGMENT_SIZE, value_parser = ranged::<u64>(1, u64::MAX), value_name = "BYTES")]
     pub size: u64,
     /// Server: seconds between prints (fractions allowed)
-    #[arg(long, default_value = "3", value_name = "SECS")]
+    #[arg(long = flag::INTERVAL.long, default_value_t = Seconds(default::SHM_INTERVAL), value_name = "SECS")]
     pub interval: Seconds,
     /// Server: print only when the text changed
-    #[arg(long)]
+    #[arg(long = flag::ON_CHANGE.long)]
     pub on_change: bool,
     /// Client: write TEXT (otherwise one line from standard input)
-    #[arg(short, long, value_name = "TEXT")]
+    #[arg(short = flag::MESSAGE.short, long = flag::MESSAGE.long, value_name = "TEXT")]
     pub message: Option<String>,
 }
 
@@ -314,16 +299,16 @@ pub struct SysvShmArgs {
 #[derive(Debug, Args)]
 pub struct SemArgs {
     /// Server: initial value, when this call creates the semaphore
-    #[arg(long, default_value_t = 2, value_parser = ranged::<u32>(0, i32::MAX as u32), value_name = "N")]
+    #[arg(long = flag::VALUE.long, default_value_t = default::SEM_VALUE, value_parser = ranged::<u32>(0, i32::MAX as u32), value_name = "N")]
     pub value: u32,
     /// Server: seconds between polls of the value (fractions allowed)
-    #[arg(long, default_value = "1", value_name = "SECS")]
+    #[arg(long = flag::INTERVAL.long, default_value_t = Seconds(default::SEM_INTERVAL), value_name = "SECS")]
     pub interval: Seconds,
     /// Client: give one unit back instead of taking one
-    #[arg(short, long)]
+    #[arg(short = flag::RELEASE.short, long = flag::RELEASE.long)]
     pub release: bool,
     /// Client: wait for a unit instead of failing at 0 (see --timeout)
-    #[arg(long, conflicts_with = "release")]
+    #[arg(long = flag::WAIT.long, conflicts_with = "release")]
     pub wait: bool,
 }
 
@@ -360,7 +345,7 @@ pub struct SysvSemArgs {
     #[command(flatten)]
     pub sem: SemArgs,
     /// Client: SEM_UNDO, the kernel reverts the operation when this process exits
-    #[arg(long)]
+    #[arg(long = flag::UNDO.long)]
     pub undo: bool,
 }
 
@@ -587,17 +572,17 @@ pub struct FifoArgs {
     /// Path of the FIFO; the server creates it (mode --mode) when missing.
     /// Default: examples-ipc.fifo in $XDG_RUNTIME_DIR (private to the user),
     /// else in the temp dir
-    #[arg(long, value_name = "PATH")]
+    #[arg(long = flag::PATH.long, value_name = "PATH")]
     pub path: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub create: CreateModeArgs,
     #[command(flatten)]
     pub serve: ServeArgs,
     /// Client: write TEXT as one line instead of {"count":i}: once, or -c N times
-    #[arg(short, long, value_name = "TEXT")]
+    #[arg(short = flag::MESSAGE.short, long = flag::MESSAGE.long, value_name = "TEXT")]
     pub message: Option<String>,
     /// Client: seconds between lines (fractions and 0 allowed)
-    #[arg(long, default_value = "1", value_name = "SECS")]
+    #[arg(long = flag::INTERVAL.long, default_value_t = Seconds(default::SEND_INTERVAL), value_name = "SECS")]
     pub interval: Seconds,
 }
 
@@ -606,10 +591,10 @@ pub struct FifoArgs {
 #[group(multiple = false)]
 pub struct FifoModeArgs {
     /// Create the FIFO if missing and print every line written to it
-    #[arg(short, long)]
+    #[arg(short = flag::SERVER.short, long = flag::SERVER.long)]
     pub server: bool,
     /// Remove the FIFO (only a FIFO: anything else at PATH is left alone)
-    #[arg(long)]
+    #[arg(long = flag::CLEAN.long)]
     pub clean: bool,
 }
 
@@ -618,7 +603,7 @@ pub struct FifoModeArgs {
 #[command(after_help = help::after_help("pipe"))]
 pub struct PipeArgs {
     /// A message for the child (repeatable); default: three sample lines
-    #[arg(short, long = "message", value_name = "TEXT")]
+    #[arg(short = flag::MESSAGE.short, long = flag::MESSAGE.long, value_name = "TEXT")]
     pub messages: Vec<String>,
 }
 
@@ -702,7 +687,7 @@ pub struct SortedArgs {
 #[command(after_help = help::after_help("demo memfd"), mut_args(help::memfd_options))]
 pub struct MemfdArgs {
     /// Create the segment, publish where to find it, and watch its text
-    #[arg(short, long)]
+    #[arg(short = flag::SERVER.short, long = flag::SERVER.long)]
     pub server: bool,
     /// Name of the exchange (letters, digits, '.', '_', '-'): the server
     /// publishes its pid and descriptor under it
@@ -713,7 +698,7 @@ pub struct MemfdArgs {
     #[command(flatten)]
     pub shm: ShmArgs,
     /// Client: also try to shrink the segment to 0 bytes; the seal must refuse
-    #[arg(long)]
+    #[arg(long = flag::SHRINK.long)]
     pub shrink: bool,
 }
 

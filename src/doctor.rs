@@ -709,7 +709,7 @@ pub fn object_facts(scan: &crate::ls::Scan, uid: u32) -> ObjectFacts {
                 if obj.uid == uid
                     && let (Some(used), Some(m), Some(s)) = (used.as_mut(), q.maxmsg, q.msgsize)
                 {
-                    let cost = crate::posix::msq::queue_cost(
+                    let cost = crate::mq_attrs::queue_cost(
                         u32::try_from(m).unwrap_or(u32::MAX),
                         u32::try_from(s).unwrap_or(u32::MAX),
                     );

@@ -227,15 +227,26 @@ fn os_code(cause: &(dyn std::error::Error + 'static)) -> Option<i32> {
 /// 0x000000c8 (id 65711) was removed under the server (IPC_RMID)`. `name` is
 /// the object as the server's start line names it (a System V object by key
 /// and id), `call` the removal that does it.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the servers switch to it when their loops are rewritten"
-    )
-)]
 pub fn removed_under_server(what: &str, name: impl fmt::Display, call: &str) -> anyhow::Error {
     anyhow::anyhow!("{what} {name} was removed under the server ({call})")
+}
+
+/// Why a semaphore client of either family took no unit: the value is 0,
+/// or `--timeout` passed while it waited.
+pub fn sem_busy(action: crate::spec::SemAction) -> anyhow::Error {
+    match action {
+        crate::spec::SemAction::TakeWaiting { timeout: Some(t) } => fail_with_hint(
+            format!(
+                "semaphore is busy: no unit within {} s (--timeout)",
+                crate::sys::secs(t)
+            ),
+            "a unit comes back when a holder releases it (-r)",
+        ),
+        _ => fail_with_hint(
+            "semaphore is busy (value 0)",
+            "wait for a unit with --wait, or give one back with -r",
+        ),
+    }
 }
 
 /// The errno behind an error, wherever it sits in the chain.

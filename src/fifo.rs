@@ -7,40 +7,41 @@
 //! is one `write`, atomic up to PIPE_BUF (4096 bytes on Linux), so lines from
 //! concurrent writers never interleave.
 
-use std::io::{self, Write};
+use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, SpliceFFlags, tee};
-use nix::poll::PollFlags;
-use serde_json::json;
+use serde::Serialize;
 
-use crate::cli::FifoArgs;
-use crate::error::{fail_with_hint, usage};
+use crate::error::{fail_with_hint, removed_under_server};
 use crate::ipc::fifo::{self, End, Fifo, Found, OpenFifoError};
 use crate::output::{Escaped, Out, Payload};
-use crate::serve::{Flow, Messages, Server, Waited};
+use crate::record::{PayloadField, verb};
+use crate::serve::recv::{Source, receive_all};
+use crate::serve::send::{Sink, Wait, room, send_all};
+use crate::serve::{Flow, Server};
+use crate::spec::{Fifo as FifoSpec, FifoRole, Send, Serve};
+use crate::target::FileMode;
 
 /// Longest line the server keeps whole; a longer one is printed in pieces.
 const MAX_LINE: usize = 64 * 1024;
 
-pub fn run(args: &FifoArgs, out: &mut Out) -> Result<ExitCode> {
-    let path = args.path.clone().unwrap_or_else(default_path);
-    if args.mode.server {
-        server(args, &path, out)
-    } else if args.mode.clean {
-        clean(&path, out)
-    } else {
-        client(args, &path, out)
+pub fn run(spec: &FifoSpec, out: &mut Out) -> Result<ExitCode> {
+    let path = &spec.path;
+    match &spec.role {
+        FifoRole::Server { mode, serve } => server(path, *mode, serve, out),
+        FifoRole::Client(send) => client(path, send, out),
+        FifoRole::Clean => clean(path, out),
     }
 }
 
 /// $XDG_RUNTIME_DIR is the user's own (mode 0700), where nobody else can
 /// plant a FIFO for us; the shared temp dir is the fallback.
-fn default_path() -> PathBuf {
+pub fn default_path() -> PathBuf {
     std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .filter(|d| d.is_absolute() && d.is_dir())
@@ -78,8 +79,8 @@ fn open_fifo(path: &Path, end: End) -> Result<Fifo, anyhow::Error> {
         .with_context(|| format!("cannot open FIFO {}", path.display()))
 }
 
-fn server(args: &FifoArgs, path: &Path, out: &mut Out) -> Result<ExitCode> {
-    let mut server = Server::new(out, &args.serve)?;
+fn server(path: &Path, mode: FileMode, serve: &Serve, out: &mut Out) -> Result<ExitCode> {
+    let mut server = Server::new(out, serve)?;
     let created = match look(path)? {
         Found::Fifo => false,
         Found::Other(what) => {
@@ -88,73 +89,118 @@ fn server(args: &FifoArgs, path: &Path, out: &mut Out) -> Result<ExitCode> {
         }
         // Someone may make it between our lstat and mkfifo (`false`): open
         // checks what it is.
-        Found::Missing => fifo::create(path, args.create.mode.bits())
+        Found::Missing => fifo::create(path, mode.bits())
             .with_context(|| format!("cannot create FIFO {}", path.display()))?,
     };
-    let fd = open_fifo(path, End::ReadWrite)?;
-    let verb = if created { "created" } else { "opened" };
-    let flow = server.start(
-        format_args!(
-            "fifo {}: {verb}; waiting for lines",
-            Escaped(path.display())
-        ),
-        |f| {
-            f.insert("mechanism".into(), "fifo".into());
-            f.insert("path".into(), path.display().to_string().into());
-            f.insert("created".into(), created.into());
-        },
-    )?;
-    if flow == Flow::Done {
+    let fifo = open_fifo(path, End::ReadWrite)?;
+    if server.start(&Start::new(path, created))? == Flow::Done {
         return Ok(ExitCode::SUCCESS);
     }
-    let peek = Peek::new()?;
-    let mut peeked = vec![0u8; PEEK_MAX];
-    let mut taken = vec![0u8; PEEK_MAX];
-    let mut pending: Vec<u8> = Vec::new();
-    loop {
-        let avail = match peek.copy(fd.as_fd(), &mut peeked) {
-            Ok(0) => bail!(
-                "FIFO {} reported end of file while the server holds it open",
-                path.display()
-            ),
-            Ok(n) => n,
-            Err(Errno::EAGAIN) => {
-                match server.wait(Some((fd.as_fd(), PollFlags::POLLIN)), None)? {
-                    Waited::Ready | Waited::Tick => {}
-                    Waited::Canceled => return server.canceled(),
+    let mut source = Lines {
+        fifo,
+        path,
+        peek: Peek::new()?,
+        peeked: vec![0u8; PEEK_MAX],
+        at: 0,
+        avail: 0,
+        taken: vec![0u8; PEEK_MAX],
+        pending: Vec::new(),
+        printed: 0,
+    };
+    receive_all(&mut server, &mut source)
+}
+
+/// The server's FIFO, taken one line at a time: what was peeked at (`at`
+/// of `avail` bytes taken so far), and the line being put together.
+struct Lines<'p> {
+    fifo: Fifo,
+    path: &'p Path,
+    peek: Peek,
+    peeked: Vec<u8>,
+    at: usize,
+    avail: usize,
+    taken: Vec<u8>,
+    pending: Vec<u8>,
+    /// Bytes of `pending` printed by the last `take`, dropped by the next.
+    printed: usize,
+}
+
+impl Lines<'_> {
+    fn read_error(&self, e: Errno) -> anyhow::Error {
+        anyhow::Error::new(e).context(format!("cannot read FIFO {}", self.path.display()))
+    }
+}
+
+impl Source for Lines<'_> {
+    type Event<'a>
+        = Line<'a>
+    where
+        Self: 'a;
+
+    /// Take the queued bytes one line at a time: each `read` takes up to
+    /// and including the next line end seen by the peek; an unfinished line
+    /// waits in `pending` for its end.
+    fn take(&mut self, _block: bool) -> Result<Option<Line<'_>>> {
+        self.pending.drain(..self.printed);
+        self.printed = 0;
+        loop {
+            if self.at >= self.avail {
+                match self.peek.copy(self.fifo.as_fd(), &mut self.peeked) {
+                    Ok(0) => bail!(
+                        "FIFO {} reported end of file while the server holds it open",
+                        self.path.display()
+                    ),
+                    Ok(n) => (self.at, self.avail) = (0, n),
+                    Err(Errno::EAGAIN) => return Ok(None),
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(self.read_error(e)),
                 }
-                continue;
             }
-            Err(Errno::EINTR) => continue,
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot read FIFO {}", path.display()));
-            }
-        };
-        // Take the queued bytes one line at a time, each printed before the
-        // next is taken; an unfinished line is taken whole and waits in
-        // `pending` for its end.
-        let mut at = 0;
-        while at < avail {
-            let want = peeked[at..avail]
+            let ahead = &self.peeked[self.at..self.avail];
+            let want = ahead
                 .iter()
                 .position(|&b| b == b'\n')
-                .map_or(avail - at, |nl| nl + 1);
-            let got = match nix::unistd::read(fd.as_fd(), &mut taken[..want]) {
+                .map_or(ahead.len(), |nl| nl + 1);
+            let got = match nix::unistd::read(self.fifo.as_fd(), &mut self.taken[..want]) {
                 Ok(n) => n,
                 // Another reader took them first: peek again.
-                Err(Errno::EAGAIN | Errno::EINTR) => break,
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot read FIFO {}", path.display()));
+                Err(Errno::EAGAIN | Errno::EINTR) => {
+                    self.at = self.avail;
+                    continue;
                 }
+                Err(e) => return Err(self.read_error(e)),
             };
-            pending.extend_from_slice(&taken[..got]);
-            if print_lines(&mut server, &mut pending)? == Flow::Done {
-                return Ok(ExitCode::SUCCESS);
+            self.pending.extend_from_slice(&self.taken[..got]);
+            self.at = if got < want {
+                self.avail
+            } else {
+                self.at + want
+            };
+            if let Some(nl) = self.pending.iter().position(|&b| b == b'\n') {
+                self.printed = nl + 1;
+                return Ok(Some(Line::taken(&self.pending[..nl])));
             }
-            if got < want {
-                break;
+            if self.pending.len() >= MAX_LINE {
+                self.printed = self.pending.len();
+                return Ok(Some(Line::taken(&self.pending)));
             }
-            at += want;
+        }
+    }
+
+    fn ready(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.fifo.as_fd())
+    }
+
+    /// Clients open the FIFO by its path: once the path is gone, none can.
+    fn check(&self) -> Result<()> {
+        match self.fifo.linked() {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(removed_under_server(
+                "FIFO",
+                Escaped(self.path.display()),
+                "unlink",
+            )),
+            Err(e) => Err(e).with_context(|| format!("cannot stat FIFO {}", self.path.display())),
         }
     }
 }
@@ -203,44 +249,7 @@ impl Peek {
     }
 }
 
-/// Print and remove each complete line of `pending`, and what is left when
-/// it grew to MAX_LINE without one.
-fn print_lines(server: &mut Server<'_>, pending: &mut Vec<u8>) -> Result<Flow> {
-    let mut start = 0;
-    let mut flow = Flow::Continue;
-    while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
-        let line = &pending[start..start + nl];
-        start += nl + 1;
-        flow = print_line(server, line)?;
-        if flow == Flow::Done {
-            break;
-        }
-    }
-    pending.drain(..start);
-    if flow == Flow::Continue && pending.len() >= MAX_LINE {
-        let line = std::mem::take(pending);
-        flow = print_line(server, &line)?;
-    }
-    Ok(flow)
-}
-
-fn print_line(server: &mut Server<'_>, line: &[u8]) -> Result<Flow> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let payload = Payload(line);
-    server.event("message", payload, |f| {
-        f.insert("size".into(), line.len().into());
-        payload.insert_into(f);
-    })
-}
-
-fn client(args: &FifoArgs, path: &Path, out: &mut Out) -> Result<ExitCode> {
-    if let Some(text) = &args.message {
-        if text.contains('\n') {
-            return Err(usage(
-                "a FIFO message is one line: --message cannot contain a newline",
-            ));
-        }
-    }
+fn client(path: &Path, send: &Send, out: &mut Out) -> Result<ExitCode> {
     if let Found::Missing = look(path)? {
         return Err(fail_with_hint(
             "no such FIFO",
@@ -252,36 +261,73 @@ fn client(args: &FifoArgs, path: &Path, out: &mut Out) -> Result<ExitCode> {
         .with_context(|| format!("cannot open FIFO {}", path.display()));
     }
     // O_NONBLOCK makes a missing reader an error (ENXIO) instead of a hang;
-    // after that the writes block, as a full pipe should make them.
+    // a full pipe is then waited for with poll.
     let fifo = open_fifo(path, End::Write)?;
-    fifo.set_blocking()
-        .context("cannot make the FIFO blocking")?;
-    let messages = Messages::new(args.serve.count, args.message.as_deref());
-    let count = messages.count;
-    let interval = args.interval.duration();
-    let mut file = fifo.into_file();
-    let mut line = Vec::new();
-    for i in 1..=count {
-        messages.write(i, &mut line);
-        line.push(b'\n');
-        // One write per line: atomic up to PIPE_BUF.
-        file.write_all(&line)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::BrokenPipe => anyhow::anyhow!("the server went away"),
-                _ => e.into(),
-            })
-            .with_context(|| format!("cannot write to FIFO {}", path.display()))?;
-        let payload = Payload(&line[..line.len() - 1]);
-        out.event("sent", format_args!("sent {payload}"), |f| {
-            f.insert("size".into(), (line.len() - 1).into());
-            payload.insert_into(f);
-        })?;
-        if i < count && !interval.is_zero() {
-            out.flush()?;
-            std::thread::sleep(interval);
+    let mut sink = Writer {
+        fifo,
+        path,
+        written: 0,
+    };
+    send_all(out, &mut sink, send, b"\n")
+}
+
+/// A client's FIFO, and how much of the line being written went out.
+struct Writer<'p> {
+    fifo: Fifo,
+    path: &'p Path,
+    written: usize,
+}
+
+impl Sink for Writer<'_> {
+    type Sent<'a>
+        = Line<'a>
+    where
+        Self: 'a;
+
+    /// One `write` per line, atomic up to PIPE_BUF; a longer line may go
+    /// out in parts, each waiting for room as a blocking write would.
+    fn send(&mut self, line: &[u8], wait: Wait) -> Result<bool> {
+        let deadline = wait.deadline();
+        loop {
+            match nix::unistd::write(self.fifo.as_fd(), &line[self.written..]) {
+                Ok(n) => {
+                    self.written += n;
+                    if self.written == line.len() {
+                        self.written = 0;
+                        return Ok(true);
+                    }
+                    continue;
+                }
+                Err(Errno::EAGAIN) => {}
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EPIPE) => return Err(anyhow!("the server went away")),
+                Err(e) => return Err(e.into()),
+            }
+            if !room(self.fifo.as_fd(), wait, deadline)? {
+                return Ok(false);
+            }
         }
     }
-    Ok(ExitCode::SUCCESS)
+
+    fn full(&self) -> String {
+        let path = self.path.display();
+        match self.fifo.capacity() {
+            Ok(n) => format!("FIFO {path} is full ({n} bytes)"),
+            Err(_) => format!("FIFO {path} is full"),
+        }
+    }
+
+    fn failed(&self) -> String {
+        format!("cannot write to FIFO {}", self.path.display())
+    }
+
+    fn sent<'a>(&'a self, line: &'a [u8]) -> Line<'a> {
+        Line {
+            sent: true,
+            size: line.len(),
+            payload: PayloadField(Payload(line)),
+        }
+    }
 }
 
 fn clean(path: &Path, out: &mut Out) -> Result<ExitCode> {
@@ -294,9 +340,94 @@ fn clean(path: &Path, out: &mut Out) -> Result<ExitCode> {
         Found::Fifo => {}
     }
     fifo::remove(path).with_context(|| format!("cannot remove FIFO {}", path.display()))?;
-    out.record(
-        format_args!("removed FIFO {}", Escaped(path.display())),
-        || json!({"kind": "removed", "mechanism": "fifo", "path": path.display().to_string()}),
-    )?;
+    out.line(&Removed {
+        mechanism: "fifo",
+        path,
+    })?;
     Ok(ExitCode::SUCCESS)
 }
+
+// ---- Records ----
+
+/// `fifo /run/user/0/examples-ipc.fifo: created; waiting for lines`
+#[derive(Serialize)]
+struct Start<'a> {
+    mechanism: &'static str,
+    #[serde(serialize_with = "crate::record::path")]
+    path: &'a Path,
+    created: bool,
+}
+
+impl<'a> Start<'a> {
+    fn new(path: &'a Path, created: bool) -> Self {
+        Start {
+            mechanism: "fifo",
+            path,
+            created,
+        }
+    }
+}
+
+impl fmt::Display for Start<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "fifo {}: {}; waiting for lines",
+            Escaped(self.path.display()),
+            verb(self.created)
+        )
+    }
+}
+
+crate::record_kind!(Start<'_>, "start");
+
+/// A line the server took (without its line end, and a `\r` before it),
+/// or one the client wrote: `sent {"count":1}`.
+#[derive(Serialize)]
+struct Line<'a> {
+    #[serde(skip)]
+    sent: bool,
+    size: usize,
+    #[serde(flatten)]
+    payload: PayloadField<'a>,
+}
+
+impl<'a> Line<'a> {
+    fn taken(line: &'a [u8]) -> Self {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        Line {
+            sent: false,
+            size: line.len(),
+            payload: PayloadField(Payload(line)),
+        }
+    }
+}
+
+impl fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sent = if self.sent { "sent " } else { "" };
+        write!(f, "{sent}{}", self.payload.0)
+    }
+}
+
+impl crate::record::Record for Line<'_> {
+    fn kind(&self) -> &'static str {
+        crate::record::message_kind(self.sent)
+    }
+}
+
+/// `removed FIFO /path`
+#[derive(Serialize)]
+struct Removed<'a> {
+    mechanism: &'static str,
+    #[serde(serialize_with = "crate::record::path")]
+    path: &'a Path,
+}
+
+impl fmt::Display for Removed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "removed FIFO {}", Escaped(self.path.display()))
+    }
+}
+
+crate::record_kind!(Removed<'_>, "removed");

@@ -30,7 +30,6 @@ pub fn guide(path: &str) -> Option<&'static Guide> {
 }
 
 /// Every guide with its command path.
-#[cfg(test)]
 pub fn guides() -> impl Iterator<Item = (&'static str, &'static Guide)> {
     GUIDES.iter().map(|(p, g)| (*p, g))
 }
@@ -863,110 +862,11 @@ const GUIDES: &[(&str, Guide)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Cli;
-    use clap::{CommandFactory, Parser};
-
-    /// Every command path of the tree, `help` left out.
-    fn paths(cmd: &clap::Command, prefix: &str, acc: &mut Vec<String>) {
-        acc.push(prefix.to_string());
-        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
-            let path = if prefix.is_empty() {
-                sub.get_name().to_string()
-            } else {
-                format!("{prefix} {}", sub.get_name())
-            };
-            paths(sub, &path, acc);
-        }
-    }
-
-    /// The words of `examples-ipc ...` inside a shell line: from the program
-    /// name to a redirection or the end of a process substitution.
-    fn words(line: &str) -> Vec<String> {
-        let start = line
-            .find("examples-ipc")
-            .expect("an example runs examples-ipc");
-        let mut words = Vec::new();
-        let mut word = String::new();
-        let mut quoted = false;
-        for c in line[start..].chars() {
-            match c {
-                '"' => quoted = !quoted,
-                ' ' if !quoted => {
-                    if !word.is_empty() {
-                        words.push(std::mem::take(&mut word));
-                    }
-                }
-                ')' | '>' | '|' if !quoted => break,
-                c => word.push(c),
-            }
-        }
-        if !word.is_empty() {
-            words.push(word);
-        }
-        words
-    }
-
-    #[test]
-    fn every_command_has_a_guide_and_every_guide_a_command() {
-        let mut cmd = Cli::command();
-        cmd.build();
-        let mut all = Vec::new();
-        paths(&cmd, "", &mut all);
-        for path in &all {
-            let g = guide(path).unwrap_or_else(|| panic!("no guide for {path:?}"));
-            assert!(
-                (2..=3).contains(&g.examples.len()) || path.is_empty(),
-                "{path:?}: 2 or 3 examples"
-            );
-        }
-        for (path, _) in guides() {
-            assert!(
-                all.iter().any(|p| p == path),
-                "guide for no command: {path:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn every_example_parses() {
-        for (path, g) in guides() {
-            for (_, lines) in g.examples {
-                for line in *lines {
-                    let words = words(line);
-                    assert!(
-                        words.join(" ").contains(path),
-                        "{path:?}: the example runs another command: {line}"
-                    );
-                    if let Err(e) = Cli::try_parse_from(&words) {
-                        panic!("{line}: {e}");
-                    }
-                }
-            }
-        }
-    }
 
     #[test]
     fn headers_are_styled_as_anstyle_writes_bold_underline() {
         let h = clap::builder::styling::Style::new().bold().underline();
         assert_eq!(HEADER_ON, h.render().to_string());
         assert_eq!(HEADER_OFF, h.render_reset().to_string());
-    }
-
-    #[test]
-    fn mechanisms_name_their_modes_and_the_client() {
-        for path in [
-            "posix msq",
-            "posix shm",
-            "posix sem",
-            "sysv msq",
-            "sysv shm",
-            "sysv sem",
-            "fifo",
-            "demo memfd",
-        ] {
-            let modes = guide(path).unwrap().modes;
-            assert!(modes.iter().any(|(f, _)| *f == CLIENT), "{path}");
-            assert!(modes.iter().any(|(f, _)| f.contains("--server")), "{path}");
-        }
     }
 }

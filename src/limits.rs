@@ -8,9 +8,9 @@ use anyhow::Result;
 use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
 use serde::{Serialize, Serializer};
 
+use crate::mq_attrs::{AttrLimits, HARD_MSGMAX, HARD_MSGSIZEMAX, queue_cost};
 use crate::mqfs::{self, MqEntry};
 use crate::output::{Out, human};
-use crate::posix::msq::{AttrLimits, HARD_MSGMAX, HARD_MSGSIZEMAX, queue_cost};
 use crate::procfs;
 use crate::sys::read_proc_u64;
 

@@ -1,24 +1,27 @@
-//! examples-ipc: parse, dispatch, map errors to exit codes.
+//! examples-ipc: parse, resolve, dispatch, exit code.
+//!
+//! clap parses the command line into the types of `cli.rs`; `resolve`
+//! turns them into the specs of the library (`examples_ipc::spec`), refusing
+//! what does not apply to the chosen mode (exit 2); the library runs the
+//! spec; errors become the `error:` line and the exit code. This file and
+//! `cli.rs` are the only ones that know the parser's types.
 
-mod bench;
 mod cli;
-mod demo;
+
+// Still read their options from `cli` types: they move into the library
+// once they take resolved options of their own, as every other command does.
+mod bench;
+mod clean;
 mod doctor;
-mod error;
-mod fifo;
-mod ipc;
-mod mqfs;
-#[expect(
-    dead_code,
-    reason = "clean uses ObjectRef; Addr::Key, ObjectRef::sysv_key, Kind::new and Kind::what are for the command specs"
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "wired into the command line next")
 )]
-mod object;
-mod output;
-mod pipe;
-mod posix;
-mod procfs;
-mod serve;
-mod signal;
+mod hexdump;
+mod limits;
+mod ls;
+mod mqfs;
+mod namespaces;
 #[cfg_attr(
     not(test),
     expect(
@@ -27,36 +30,43 @@ mod signal;
     )
 )]
 mod snapshot;
-mod sys;
-mod sysv;
-mod target;
-mod text_input;
-mod tour;
 mod watch;
 
-mod clean;
-mod help;
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired into the command line next")
-)]
-mod hexdump;
-mod limits;
-mod ls;
-mod manpage;
-mod namespaces;
+// The library's modules, under the paths (`crate::output`, ...) the
+// modules above were written against.
+use examples_ipc::{error, ipc, mq_attrs, object, output, procfs, signal, sys, target};
 
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use cli::{Cli, Command};
+use anyhow::Result;
+use clap::ArgMatches;
+use clap::CommandFactory as _;
+use clap::parser::ValueSource;
+
+use cli::{
+    Cli, Command, DemoCommand, FifoArgs, MemfdArgs, ModeArgs, PosixCommand, PosixMsqArgs,
+    PosixSemArgs, PosixShmArgs, SemArgs, ServeArgs, ShmArgs, SysvCommand, SysvKeyArgs, SysvMsqArgs,
+    SysvSemArgs, SysvShmArgs,
+};
+use error::usage;
+use examples_ipc::ipc::Creation;
+use examples_ipc::manpage;
+use examples_ipc::object::{Kind, ObjectRef};
+use examples_ipc::spec::flag::{self, Flag};
+use examples_ipc::spec::{
+    self, Create, Demo, Fifo, FifoRole, Memfd, MemfdRole, Pipe, PosixMsq, PosixMsqRole, QueueAttrs,
+    SegmentAttrs, Sem, SemAction, SemAttrs, SemClient, SemRole, Send, Serve, Shm, ShmRole, SysvMsq,
+    SysvMsqRole, Task, Tour, TourStep, Watch, default,
+};
+use examples_ipc::target::Seconds;
 use output::Out;
 
 fn main() -> ExitCode {
     // Before anything is printed: a Tab in the shell runs this binary to
     // complete, and only the candidates may reach stdout.
-    manpage::complete_if_asked();
+    manpage::complete_if_asked(Cli::command);
     let args: Vec<OsString> = std::env::args_os().collect();
     if let [_, flag] = args.as_slice()
         && (flag == "--version" || flag == "-V")
@@ -71,8 +81,8 @@ fn main() -> ExitCode {
             Err(e) => error::report(&e.into()),
         };
     }
-    let cli = match cli::parse(&args) {
-        Ok(cli) => cli,
+    let (cli, matches) = match cli::parse(&args) {
+        Ok(parsed) => parsed,
         Err(err) => {
             // clap's own format; --help and --version exit 0, usage errors 2.
             let err = error::with_tip(err, &args);
@@ -80,7 +90,7 @@ fn main() -> ExitCode {
             return ExitCode::from(err.exit_code().clamp(0, 255) as u8);
         }
     };
-    match run(cli) {
+    match run(cli, &matches) {
         Ok(code) => code,
         Err(err) => error::report(&err),
     }
@@ -89,7 +99,7 @@ fn main() -> ExitCode {
 /// What clap prints for `examples-ipc --version` (a test holds them equal).
 const VERSION: &str = concat!("examples-ipc ", env!("CARGO_PKG_VERSION"), "\n");
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, matches: &ArgMatches) -> Result<ExitCode> {
     if cli.json {
         // A shell script and a roff page have no JSON form: refused, not ignored.
         let what = match cli.command {
@@ -98,33 +108,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             _ => None,
         };
         if let Some(what) = what {
-            return Err(error::usage(format!("--json does not apply: {what}")));
+            return Err(usage(format!("--json does not apply: {what}")));
         }
     }
     let mut out = Out::new(cli.json);
-    let code = match cli.command {
-        Command::Posix(cmd) => posix::run(cmd, &mut out),
-        Command::Sysv(cmd) => sysv::run(cmd, &mut out),
-        Command::Tour(args) => tour::run(&args, &mut out),
-        Command::Bench(args) => bench::run(&args, &mut out),
-        Command::Ls(args) => ls::run(&list_options(args)?, &mut out),
-        Command::Clean(args) => clean::run(&clean_options(args)?, &mut out),
-        Command::Limits(args) => limits::run(&limits_options(&args), &mut out),
-        Command::Doctor(args) => doctor::run(&select(args.select)?, &mut out),
-        Command::Watch(args) => watch::run(
-            &watch::WatchOptions {
-                select: select(args.select)?,
-                interval: args.interval.duration(),
-                count: args.count,
-            },
-            &mut out,
-        ),
-        Command::Completions(args) => manpage::completions(args.shell, &mut out),
-        Command::Man(args) => manpage::man(&args, &mut out),
-        Command::Demo(cmd) => demo::run(cmd, &mut out),
-        Command::Fifo(args) => fifo::run(&args, &mut out),
-        Command::Pipe(args) => pipe::run(&args, &mut out),
-    };
+    let code = dispatch(cli.command, leaf(matches), &mut out);
     // Flush what was printed before the error, so stdout and stderr agree.
     let flushed = out.flush();
     let code = code?;
@@ -181,14 +169,891 @@ fn limits_options(args: &cli::LimitsArgs) -> limits::LimitsOptions {
     }
 }
 
+/// The matches of the command that runs (`posix msq`, `demo ring`).
+fn leaf(matches: &ArgMatches) -> &ArgMatches {
+    match matches.subcommand() {
+        Some((_, sub)) => leaf(sub),
+        None => matches,
+    }
+}
+
+fn dispatch(command: Command, given: &ArgMatches, out: &mut Out) -> Result<ExitCode> {
+    match command {
+        Command::Ls(args) => {
+            if out.is_json() && args.bytes {
+                return Err(usage(
+                    "--bytes shapes the text table; the --json document always has exact sizes in bytes",
+                ));
+            }
+            ls::run(&list_options(args)?, out)
+        }
+        Command::Clean(args) => clean::run(&clean_options(args)?, out),
+        Command::Limits(args) => limits::run(&limits_options(&args), out),
+        Command::Doctor(args) => doctor::run(&select(args.select)?, out),
+        Command::Watch(args) => watch::run(
+            &watch::WatchOptions {
+                select: select(args.select)?,
+                interval: args.interval.duration(),
+                count: args.count,
+            },
+            out,
+        ),
+        Command::Bench(args) => bench::run(&args, out),
+        Command::Completions(args) => manpage::completions(shell(args.shell), out),
+        Command::Man(args) => manpage::man(Cli::command(), args.dir.as_deref(), out),
+        Command::Tour(args) => examples_ipc::tour::run(
+            &Tour {
+                only: args.only.iter().map(|s| tour_step(*s)).collect(),
+            },
+            out,
+        ),
+        Command::Demo(cmd) => examples_ipc::demo::run(&demo(cmd, given)?, out),
+        Command::Posix(cmd) => examples_ipc::run(&posix(cmd, given)?, out),
+        Command::Sysv(cmd) => examples_ipc::run(&sysv(cmd, given)?, out),
+        Command::Fifo(args) => examples_ipc::run(&fifo(&args, given)?, out),
+        Command::Pipe(args) => examples_ipc::run(
+            &Task::Pipe(Pipe {
+                messages: args.messages,
+            }),
+            out,
+        ),
+    }
+}
+
+fn shell(shell: cli::Shell) -> manpage::Shell {
+    match shell {
+        cli::Shell::Bash => manpage::Shell::Bash,
+        cli::Shell::Zsh => manpage::Shell::Zsh,
+        cli::Shell::Fish => manpage::Shell::Fish,
+    }
+}
+
+fn tour_step(step: cli::TourStep) -> TourStep {
+    match step {
+        cli::TourStep::PosixMsq => TourStep::Object(Kind::PosixMsq),
+        cli::TourStep::PosixShm => TourStep::Object(Kind::PosixShm),
+        cli::TourStep::PosixSem => TourStep::Object(Kind::PosixSem),
+        cli::TourStep::SysvMsq => TourStep::Object(Kind::SysvMsq),
+        cli::TourStep::SysvShm => TourStep::Object(Kind::SysvShm),
+        cli::TourStep::SysvSem => TourStep::Object(Kind::SysvSem),
+        cli::TourStep::Fifo => TourStep::Fifo,
+        cli::TourStep::Pipe => TourStep::Pipe,
+    }
+}
+
+// ---- Modes, and the options that apply to some of them ----
+
+/// What one invocation of a mechanism does: `-s`, no mode flag, `--clean`
+/// or `--stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Server,
+    Client,
+    Clean,
+    Stat,
+}
+
+use Mode::{Client, Server};
+
+impl Mode {
+    fn of(m: &ModeArgs) -> Mode {
+        if m.server {
+            Mode::Server
+        } else if m.clean {
+            Mode::Clean
+        } else if m.stat {
+            Mode::Stat
+        } else {
+            Mode::Client
+        }
+    }
+
+    /// The mode of `command` in a message: `the posix sem client`,
+    /// `posix shm --clean`.
+    fn of_command(self, command: &str) -> String {
+        match self {
+            Mode::Server => format!("the {command} server"),
+            Mode::Client => format!("the {command} client"),
+            Mode::Clean => format!("{command} --clean"),
+            Mode::Stat => format!("{command} --stat"),
+        }
+    }
+
+    /// What an option belongs to: `the server (-s)`, `the client`.
+    fn owner(self) -> &'static str {
+        match self {
+            Mode::Server => "the server (-s)",
+            Mode::Client => "the client",
+            Mode::Clean => "--clean",
+            Mode::Stat => "--stat",
+        }
+    }
+}
+
+/// The options of a command that apply to some of its modes only: the
+/// server's, the client's, and both's (whoever may create the object, or
+/// both ends of a queue). Everything else (the name, the key) applies to
+/// every mode, and none of these to `--clean` or `--stat`.
+struct Applies {
+    server: &'static [Flag],
+    client: &'static [Flag],
+    both: &'static [Flag],
+}
+
+impl Applies {
+    /// Each option with the modes it applies to.
+    fn modes(&self) -> impl Iterator<Item = (Flag, &'static [Mode])> {
+        let with =
+            |flags: &'static [Flag], modes: &'static [Mode]| flags.iter().map(move |f| (*f, modes));
+        with(self.server, &[Server])
+            .chain(with(self.client, &[Client]))
+            .chain(with(self.both, &[Server, Client]))
+    }
+}
+
+const POSIX_MSQ: Applies = Applies {
+    server: &[flag::TIMEOUT],
+    client: &[
+        flag::MESSAGE,
+        flag::INTERVAL,
+        flag::NONBLOCK,
+        flag::PRIORITY,
+    ],
+    both: &[flag::MODE, flag::MAX_MSGS, flag::MSG_SIZE, flag::COUNT],
+};
+
+const SYSV_MSQ: Applies = Applies {
+    server: &[flag::TIMEOUT],
+    client: &[flag::MESSAGE, flag::INTERVAL, flag::NONBLOCK],
+    both: &[flag::MODE, flag::COUNT, flag::TYPE],
+};
+
+/// Both families: the client writes once, so counts and waits are the
+/// server's.
+const SHM: Applies = Applies {
+    server: &[flag::COUNT, flag::TIMEOUT, flag::INTERVAL, flag::ON_CHANGE],
+    client: &[flag::MESSAGE],
+    both: &[flag::MODE, flag::SIZE],
+};
+
+/// Both families: a client never creates, and takes or gives one unit; its
+/// `--timeout` goes with `--wait` (see `sem_role`).
+const SEM: Applies = Applies {
+    server: &[flag::MODE, flag::VALUE, flag::INTERVAL, flag::COUNT],
+    client: &[flag::RELEASE, flag::WAIT],
+    both: &[flag::TIMEOUT],
+};
+
+const SYSV_SEM: Applies = Applies {
+    server: &[],
+    client: &[flag::UNDO],
+    both: &[],
+};
+
+const FIFO: Applies = Applies {
+    server: &[flag::MODE, flag::TIMEOUT],
+    client: &[flag::MESSAGE, flag::INTERVAL],
+    both: &[flag::COUNT],
+};
+
+const MEMFD: Applies = Applies {
+    server: &[
+        flag::SIZE,
+        flag::COUNT,
+        flag::TIMEOUT,
+        flag::INTERVAL,
+        flag::ON_CHANGE,
+    ],
+    client: &[flag::MESSAGE, flag::SHRINK],
+    both: &[],
+};
+
+/// Whether the user gave `flag` (its default does not count).
+fn given(matches: &ArgMatches, flag: Flag) -> bool {
+    matches.value_source(&flag.id()) == Some(ValueSource::CommandLine)
+}
+
+/// Refuse (exit 2) an option the user gave that does not apply to `mode`
+/// of `command`, naming the mode and what the option belongs to.
+fn refuse(matches: &ArgMatches, command: &str, mode: Mode, applies: &Applies) -> Result<()> {
+    for (flag, modes) in applies.modes() {
+        if modes.contains(&mode) || !given(matches, flag) {
+            continue;
+        }
+        let owners: Vec<&str> = modes.iter().map(|m| m.owner()).collect();
+        return Err(usage(format!(
+            "{flag} does not apply to {}: it is an option of {}",
+            mode.of_command(command),
+            owners.join(" and ")
+        )));
+    }
+    Ok(())
+}
+
+// ---- posix and sysv ----
+
+fn posix(cmd: PosixCommand, given: &ArgMatches) -> Result<Task> {
+    match cmd {
+        PosixCommand::Msq(args) => posix_msq(args, given),
+        PosixCommand::Shm(args) => posix_shm(args, given),
+        PosixCommand::Sem(args) => posix_sem(args, given),
+    }
+}
+
+fn sysv(cmd: SysvCommand, given: &ArgMatches) -> Result<Task> {
+    match cmd {
+        SysvCommand::Msq(args) => sysv_msq(args, given),
+        SysvCommand::Shm(args) => sysv_shm(args, given),
+        SysvCommand::Sem(args) => sysv_sem(args, given),
+    }
+}
+
+/// `--clean` and `--stat` of any kind, or None for a server or client.
+fn object_mode(mode: Mode, obj: impl FnOnce() -> ObjectRef) -> Option<Task> {
+    match mode {
+        Mode::Clean => Some(Task::Clean(obj())),
+        Mode::Stat => Some(Task::Stat(obj())),
+        Mode::Server | Mode::Client => None,
+    }
+}
+
+/// The System V object of `--clean` and `--stat`: by id when given, else
+/// by key. A server or client by id is refused: it could not create the
+/// object, and a key it does not know would make its start line lie.
+fn sysv_target(kind: Kind, target: &SysvKeyArgs, mode: Mode) -> Result<Option<Task>> {
+    match (target.id, mode) {
+        (Some(_), Mode::Server | Mode::Client) => Err(usage(
+            "--id works with --clean and --stat only; a server or client addresses the object by key (-k)",
+        )),
+        (Some(id), _) => Ok(object_mode(mode, || ObjectRef::sysv_id(kind, id))),
+        (None, _) => Ok(object_mode(mode, || ObjectRef::sysv_key(kind, target.key))),
+    }
+}
+
+fn create<A>(mode: examples_ipc::target::FileMode, attrs: A) -> Create<A> {
+    Create {
+        policy: Creation::OpenOrCreate,
+        mode,
+        attrs,
+    }
+}
+
+fn serve(args: &ServeArgs) -> Serve {
+    Serve {
+        count: args.count,
+        timeout: args.timeout.map(Seconds::duration),
+    }
+}
+
+/// A message client's run: `-c N`, else the text once, else ten.
+fn send(count: Option<u64>, text: Option<String>, interval: Seconds, nonblock: bool) -> Send {
+    let count = count.unwrap_or(if text.is_some() { 1 } else { default::MESSAGES });
+    Send {
+        count,
+        text,
+        interval: interval.duration(),
+        nonblock,
+    }
+}
+
+fn posix_msq(args: PosixMsqArgs, given: &ArgMatches) -> Result<Task> {
+    let mode = Mode::of(&args.mode);
+    refuse(given, "posix msq", mode, &POSIX_MSQ)?;
+    let name = args.target.name;
+    if let Some(task) = object_mode(mode, || ObjectRef::posix(Kind::PosixMsq, name.clone())) {
+        return Ok(task);
+    }
+    let role = match mode {
+        Mode::Server => PosixMsqRole::Server(serve(&args.serve)),
+        _ => PosixMsqRole::Client {
+            send: send(
+                args.serve.count,
+                args.send.message,
+                args.send.interval,
+                args.send.nonblock,
+            ),
+            priority: args.priority,
+        },
+    };
+    Ok(Task::PosixMsq(PosixMsq {
+        name,
+        create: create(
+            args.create.mode,
+            QueueAttrs {
+                max_msgs: args.max_msgs,
+                msg_size: args.msg_size,
+            },
+        ),
+        role,
+    }))
+}
+
+fn sysv_msq(args: SysvMsqArgs, given: &ArgMatches) -> Result<Task> {
+    let mode = Mode::of(&args.mode);
+    let object = sysv_target(Kind::SysvMsq, &args.target, mode)?;
+    refuse(given, "sysv msq", mode, &SYSV_MSQ)?;
+    if let Some(task) = object {
+        return Ok(task);
+    }
+    let role = match mode {
+        Mode::Server => SysvMsqRole::Server {
+            serve: serve(&args.serve),
+            selector: args.r#type.unwrap_or(0),
+        },
+        _ => {
+            let mtype = args.r#type.unwrap_or(1);
+            if mtype < 1 {
+                return Err(usage(format!(
+                    "--type {mtype}: a sent message needs a type of at least 1 (0 and negative types only select when receiving)"
+                )));
+            }
+            SysvMsqRole::Client {
+                send: send(
+                    args.serve.count,
+                    args.send.message,
+                    args.send.interval,
+                    args.send.nonblock,
+                ),
+                mtype,
+            }
+        }
+    };
+    Ok(Task::SysvMsq(SysvMsq {
+        key: args.target.key,
+        create: create(args.create.mode, ()),
+        role,
+    }))
+}
+
+/// The role of a shm server or client of either family.
+fn shm_role(mode: Mode, serve_args: &ServeArgs, shm: ShmArgs) -> ShmRole {
+    match mode {
+        Mode::Server => ShmRole::Server {
+            serve: serve(serve_args),
+            watch: Watch {
+                interval: shm.interval.duration(),
+                on_change: shm.on_change,
+            },
+        },
+        _ => ShmRole::Client { text: shm.message },
+    }
+}
+
+fn posix_shm(args: PosixShmArgs, given: &ArgMatches) -> Result<Task> {
+    let mode = Mode::of(&args.mode);
+    refuse(given, "posix shm", mode, &SHM)?;
+    let name = args.target.name;
+    if let Some(task) = object_mode(mode, || ObjectRef::posix(Kind::PosixShm, name.clone())) {
+        return Ok(task);
+    }
+    Ok(Task::PosixShm(Shm {
+        target: name,
+        create: create(
+            args.create.mode,
+            SegmentAttrs {
+                size: args.shm.size,
+            },
+        ),
+        role: shm_role(mode, &args.serve, args.shm),
+    }))
+}
+
+fn sysv_shm(args: SysvShmArgs, given: &ArgMatches) -> Result<Task> {
+    let mode = Mode::of(&args.mode);
+    let object = sysv_target(Kind::SysvShm, &args.target, mode)?;
+    refuse(given, "sysv shm", mode, &SHM)?;
+    if let Some(task) = object {
+        return Ok(task);
+    }
+    Ok(Task::SysvShm(Shm {
+        target: args.target.key,
+        create: create(
+            args.create.mode,
+            SegmentAttrs {
+                size: args.shm.size,
+            },
+        ),
+        role: shm_role(mode, &args.serve, args.shm),
+    }))
+}
+
+/// The role of a sem server or client of either family.
+fn sem_role(
+    command: &str,
+    mode: Mode,
+    create_mode: examples_ipc::target::FileMode,
+    serve_args: &ServeArgs,
+    sem: &SemArgs,
+    undo: bool,
+) -> Result<SemRole> {
+    if mode == Mode::Server {
+        return Ok(SemRole::Server {
+            create: create(create_mode, SemAttrs { value: sem.value }),
+            serve: serve(serve_args),
+            interval: sem.interval.duration(),
+        });
+    }
+    let timeout = serve_args.timeout.map(Seconds::duration);
+    if timeout.is_some() && !sem.wait {
+        return Err(usage(format!(
+            "--timeout goes with --wait for the {command} client"
+        )));
+    }
+    let action = if sem.release {
+        SemAction::Release
+    } else if sem.wait {
+        SemAction::TakeWaiting { timeout }
+    } else {
+        SemAction::Take
+    };
+    Ok(SemRole::Client(SemClient { action, undo }))
+}
+
+fn posix_sem(args: PosixSemArgs, given: &ArgMatches) -> Result<Task> {
+    let mode = Mode::of(&args.mode);
+    refuse(given, "posix sem", mode, &SEM)?;
+    let name = args.target.name;
+    if let Some(task) = object_mode(mode, || ObjectRef::posix(Kind::PosixSem, name.clone())) {
+        return Ok(task);
+    }
+    let role = sem_role(
+        "posix sem",
+        mode,
+        args.create.mode,
+        &args.serve,
+        &args.sem,
+        false,
+    )?;
+    Ok(Task::PosixSem(Sem { target: name, role }))
+}
+
+fn sysv_sem(args: SysvSemArgs, given: &ArgMatches) -> Result<Task> {
+    let mode = Mode::of(&args.mode);
+    let object = sysv_target(Kind::SysvSem, &args.target, mode)?;
+    refuse(given, "sysv sem", mode, &SEM)?;
+    refuse(given, "sysv sem", mode, &SYSV_SEM)?;
+    if let Some(task) = object {
+        return Ok(task);
+    }
+    let semvmx = examples_ipc::ipc::sysv_sem::SEMVMX;
+    if mode == Mode::Server && args.sem.value > semvmx {
+        return Err(usage(format!(
+            "--value {} is above SEMVMX ({semvmx}), the largest System V semaphore value",
+            args.sem.value
+        )));
+    }
+    let role = sem_role(
+        "sysv sem",
+        mode,
+        args.create.mode,
+        &args.serve,
+        &args.sem,
+        args.undo,
+    )?;
+    Ok(Task::SysvSem(Sem {
+        target: args.target.key,
+        role,
+    }))
+}
+
+// ---- fifo and demos ----
+
+fn fifo(args: &FifoArgs, given: &ArgMatches) -> Result<Task> {
+    let mode = if args.mode.server {
+        Mode::Server
+    } else if args.mode.clean {
+        Mode::Clean
+    } else {
+        Mode::Client
+    };
+    refuse(given, "fifo", mode, &FIFO)?;
+    let role = match mode {
+        Mode::Server => FifoRole::Server {
+            mode: args.create.mode,
+            serve: serve(&args.serve),
+        },
+        Mode::Clean | Mode::Stat => FifoRole::Clean,
+        Mode::Client => {
+            if args.message.as_ref().is_some_and(|m| m.contains('\n')) {
+                return Err(usage(
+                    "a FIFO message is one line: --message cannot contain a newline",
+                ));
+            }
+            FifoRole::Client(send(
+                args.serve.count,
+                args.message.clone(),
+                args.interval,
+                false,
+            ))
+        }
+    };
+    Ok(Task::Fifo(Fifo {
+        path: args
+            .path
+            .clone()
+            .unwrap_or_else(examples_ipc::fifo::default_path),
+        role,
+    }))
+}
+
+fn demo(cmd: DemoCommand, given: &ArgMatches) -> Result<Demo> {
+    let counter = |a: cli::CounterArgs| spec::Counter {
+        procs: a.procs,
+        iters: a.iters,
+    };
+    Ok(match cmd {
+        DemoCommand::Race(a) => Demo::Race(counter(a)),
+        DemoCommand::Mutex(a) => Demo::Mutex(counter(a)),
+        DemoCommand::Atomic(a) => Demo::Atomic(counter(a)),
+        DemoCommand::Cures(a) => Demo::Cures(counter(a)),
+        DemoCommand::Ring(a) => Demo::Ring(spec::Ring {
+            producers: a.producers,
+            items: a.items,
+            slots: a.slots,
+        }),
+        DemoCommand::Scoreboard(a) => Demo::Scoreboard(spec::Scoreboard {
+            workers: a.workers,
+            items: a.items,
+        }),
+        DemoCommand::Sorted(a) => Demo::Sorted(spec::Sorted {
+            count: a.count,
+            interval: a.interval.duration(),
+        }),
+        DemoCommand::Memfd(a) => Demo::Memfd(memfd(a, given)?),
+    })
+}
+
+fn memfd(args: MemfdArgs, given: &ArgMatches) -> Result<Memfd> {
+    let mode = if args.server {
+        Mode::Server
+    } else {
+        Mode::Client
+    };
+    refuse(given, "demo memfd", mode, &MEMFD)?;
+    examples_ipc::demo::check_exchange_name(&args.name)?;
+    let role = match mode {
+        Mode::Server => MemfdRole::Server {
+            size: args.shm.size,
+            serve: serve(&args.serve),
+            watch: Watch {
+                interval: args.shm.interval.duration(),
+                on_change: args.shm.on_change,
+            },
+        },
+        _ => MemfdRole::Client {
+            text: args.shm.message,
+            shrink: args.shrink,
+        },
+    };
+    Ok(Memfd {
+        name: args.name,
+        role,
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use super::*;
+    use examples_ipc::help;
+    use examples_ipc::target::{PosixName, SysvKey};
+
+    /// Every command path of the tree, `help` left out.
+    fn paths(cmd: &clap::Command, prefix: &str, acc: &mut Vec<String>) {
+        acc.push(prefix.to_string());
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let path = if prefix.is_empty() {
+                sub.get_name().to_string()
+            } else {
+                format!("{prefix} {}", sub.get_name())
+            };
+            paths(sub, &path, acc);
+        }
+    }
+
+    /// The words of `examples-ipc ...` inside a shell line: from the program
+    /// name to a redirection or the end of a process substitution.
+    fn words(line: &str) -> Vec<String> {
+        let start = line
+            .find("examples-ipc")
+            .expect("an example runs examples-ipc");
+        let mut words = Vec::new();
+        let mut word = String::new();
+        let mut quoted = false;
+        for c in line[start..].chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ' ' if !quoted => {
+                    if !word.is_empty() {
+                        words.push(std::mem::take(&mut word));
+                    }
+                }
+                ')' | '>' | '|' if !quoted => break,
+                c => word.push(c),
+            }
+        }
+        if !word.is_empty() {
+            words.push(word);
+        }
+        words
+    }
+
+    #[test]
+    fn every_command_has_a_guide_and_every_guide_a_command() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut all = Vec::new();
+        paths(&cmd, "", &mut all);
+        for path in &all {
+            let g = help::guide(path).unwrap_or_else(|| panic!("no guide for {path:?}"));
+            assert!(
+                (2..=3).contains(&g.examples.len()) || path.is_empty(),
+                "{path:?}: 2 or 3 examples"
+            );
+        }
+        for (path, _) in help::guides() {
+            assert!(
+                all.iter().any(|p| p == path),
+                "guide for no command: {path:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_example_parses() {
+        for (path, g) in help::guides() {
+            for (_, lines) in g.examples {
+                for line in *lines {
+                    let words = words(line);
+                    assert!(
+                        words.join(" ").contains(path),
+                        "{path:?}: the example runs another command: {line}"
+                    );
+                    // Parsed, and resolved where a spec comes of it: no
+                    // example uses an option its mode refuses.
+                    let words: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+                    match resolve(&words) {
+                        Ok(_) => {}
+                        Err(e) if e.to_string() == "not a task" => {}
+                        Err(e) => panic!("{line}: {e}"),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mechanisms_name_their_modes_and_the_client() {
+        for path in [
+            "posix msq",
+            "posix shm",
+            "posix sem",
+            "sysv msq",
+            "sysv shm",
+            "sysv sem",
+            "fifo",
+            "demo memfd",
+        ] {
+            let modes = help::guide(path).unwrap().modes;
+            assert!(modes.iter().any(|(f, _)| *f == help::CLIENT), "{path}");
+            assert!(modes.iter().any(|(f, _)| f.contains("--server")), "{path}");
+        }
+    }
+
+    #[test]
+    fn one_man_page_per_command_and_no_help_page() {
+        let pages = manpage::pages(Cli::command()).unwrap();
+        let files: Vec<_> = pages.iter().map(|p| p.file.as_str()).collect();
+        for f in [
+            "examples-ipc.1",
+            "examples-ipc-posix.1",
+            "examples-ipc-posix-msq.1",
+            "examples-ipc-sysv-sem.1",
+            "examples-ipc-ls.1",
+            "examples-ipc-demo-memfd.1",
+        ] {
+            assert!(files.contains(&f), "{f}: {files:?}");
+        }
+        assert!(!files.iter().any(|f| f.contains("help")), "{files:?}");
+        assert_eq!(files[0], "examples-ipc.1");
+    }
 
     #[test]
     fn version_is_what_clap_prints() {
-        let cmd = super::Cli::command();
-        assert_eq!(super::VERSION, cmd.render_version());
-        assert_eq!(super::VERSION, cmd.render_long_version());
+        let cmd = Cli::command();
+        assert_eq!(VERSION, cmd.render_version());
+        assert_eq!(VERSION, cmd.render_long_version());
+    }
+
+    /// Parse and resolve a command line (after the program name).
+    fn resolve(words: &[&str]) -> Result<Task> {
+        let argv: Vec<OsString> = std::iter::once("examples-ipc")
+            .chain(words.iter().copied())
+            .map(OsString::from)
+            .collect();
+        let (cli, matches) = cli::parse(&argv).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let given = leaf(&matches);
+        match cli.command {
+            Command::Posix(cmd) => posix(cmd, given),
+            Command::Sysv(cmd) => sysv(cmd, given),
+            Command::Fifo(args) => fifo(&args, given),
+            Command::Pipe(args) => Ok(Task::Pipe(Pipe {
+                messages: args.messages,
+            })),
+            Command::Demo(cmd) => demo(cmd, given).map(|_| Task::Pipe(Pipe { messages: vec![] })),
+            _ => anyhow::bail!("not a task"),
+        }
+    }
+
+    #[test]
+    fn every_table_names_options_of_its_commands() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let find = |path: &[&str]| {
+            let mut c = &cmd;
+            for p in path {
+                c = c.find_subcommand(p).expect("a command");
+            }
+            c.clone()
+        };
+        let check = |path: &[&str], applies: &Applies| {
+            let c = find(path);
+            for (flag, _) in applies.modes() {
+                let arg = c
+                    .get_arguments()
+                    .find(|a| a.get_id().as_str() == flag.id())
+                    .unwrap_or_else(|| panic!("{path:?} has no {flag}"));
+                assert_eq!(arg.get_long(), Some(flag.long), "{path:?} {flag}");
+                assert_eq!(arg.get_short(), flag.short, "{path:?} {flag}");
+            }
+        };
+        check(&["posix", "msq"], &POSIX_MSQ);
+        check(&["sysv", "msq"], &SYSV_MSQ);
+        for path in [["posix", "shm"], ["sysv", "shm"]] {
+            check(&path, &SHM);
+        }
+        for path in [["posix", "sem"], ["sysv", "sem"]] {
+            check(&path, &SEM);
+        }
+        check(&["sysv", "sem"], &SYSV_SEM);
+        check(&["fifo"], &FIFO);
+        check(&["demo", "memfd"], &MEMFD);
+    }
+
+    #[test]
+    fn options_of_another_mode_are_refused_and_defaults_are_not() {
+        let refused = |words: &[&str], fragment: &str| {
+            let err = resolve(words).expect_err("refused").to_string();
+            assert!(err.contains(fragment), "{words:?}: {err}");
+        };
+        refused(
+            &["posix", "sem", "-c", "3"],
+            "--count does not apply to the posix sem client: it is an option of the server (-s)",
+        );
+        refused(&["posix", "shm", "--interval", "1"], "the posix shm client");
+        refused(&["sysv", "shm", "--on-change"], "the sysv shm client");
+        refused(
+            &["posix", "msq", "-s", "--nonblock"],
+            "the posix msq server",
+        );
+        refused(&["posix", "msq", "--timeout", "1"], "the posix msq client");
+        refused(
+            &["posix", "shm", "--clean", "--size", "10"],
+            "posix shm --clean",
+        );
+        refused(
+            &["sysv", "sem", "--stat", "--value", "3"],
+            "sysv sem --stat",
+        );
+        refused(
+            &["posix", "msq", "--stat", "--max-msgs", "3"],
+            "posix msq --stat",
+        );
+        refused(&["fifo", "-s", "-m", "x"], "the fifo server");
+        refused(
+            &["demo", "memfd", "-s", "--shrink"],
+            "the demo memfd server",
+        );
+        assert!(resolve(&["posix", "msq", "-s", "--max-msgs", "3"]).is_ok());
+        assert!(resolve(&["posix", "sem", "-s", "--value", "1", "-c", "2"]).is_ok());
+        assert!(resolve(&["posix", "sem", "--wait", "--timeout", "1"]).is_ok());
+    }
+
+    #[test]
+    fn a_task_written_as_arguments_resolves_to_itself() {
+        let name: PosixName = "/q".parse().unwrap();
+        let key: SysvKey = "0x1234".parse().unwrap();
+        let tasks = [
+            resolve(&[
+                "posix",
+                "msq",
+                "-s",
+                "-n",
+                "/q",
+                "-c",
+                "3",
+                "--msg-size",
+                "64",
+            ]),
+            resolve(&[
+                "posix",
+                "msq",
+                "-n",
+                "/q",
+                "-m",
+                "hi",
+                "-p",
+                "5",
+                "--interval",
+                "0",
+            ]),
+            resolve(&[
+                "sysv",
+                "msq",
+                "-k",
+                "7",
+                "-s",
+                "-t",
+                "-3",
+                "--timeout",
+                "2.5",
+            ]),
+            resolve(&["sysv", "msq", "-k", "7", "--nonblock", "--mode", "0644"]),
+            resolve(&["posix", "shm", "-s", "--interval", "0.5", "--on-change"]),
+            resolve(&[
+                "sysv",
+                "shm",
+                "-k",
+                "7",
+                "-m",
+                "text with spaces",
+                "--size",
+                "99",
+            ]),
+            resolve(&["posix", "sem", "-s", "--value", "0", "--interval", "2"]),
+            resolve(&[
+                "sysv",
+                "sem",
+                "-k",
+                "7",
+                "--wait",
+                "--timeout",
+                "1",
+                "--undo",
+            ]),
+            resolve(&["sysv", "sem", "-k", "7", "-r"]),
+            resolve(&["sysv", "msq", "--clean", "-i", "12"]),
+            resolve(&["fifo", "--path", "/tmp/x", "-s", "-c", "1"]),
+            resolve(&["fifo", "--path", "/tmp/x", "--clean"]),
+            resolve(&["pipe", "-m", "a", "-m", "b"]),
+            Ok(Task::Stat(ObjectRef::posix(Kind::PosixSem, name))),
+            Ok(Task::Clean(ObjectRef::sysv_key(Kind::SysvShm, key))),
+        ];
+        for task in tasks {
+            let task = task.expect("resolves");
+            let args = task.to_args();
+            let words: Vec<&str> = args.iter().map(String::as_str).collect();
+            let again = resolve(&words).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(again, task, "{args:?}");
+        }
     }
 }

@@ -16,13 +16,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::CommandFactory;
 use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 use clap_complete::env::{Bash, EnvCompleter, Fish, Shells};
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, italic, roman};
 
-use crate::cli::{Cli, ManArgs, Shell};
 use crate::help::{self, CLIENT, MODES_INTRO};
 use crate::output::{Escaped, Out};
 
@@ -43,13 +41,21 @@ const SHELLS: Shells<'static> = Shells(&[&Bash, &Zsh, &Fish]);
 /// The script calls `examples-ipc` by name, found in `PATH` as the command
 /// being completed is, so a saved script keeps working when the binary is
 /// reinstalled elsewhere.
-pub fn complete_if_asked() {
-    clap_complete::CompleteEnv::with_factory(Cli::command)
+pub fn complete_if_asked(command: fn() -> clap::Command) {
+    clap_complete::CompleteEnv::with_factory(command)
         .var(COMPLETE_VAR)
         .bin(BIN)
         .completer(BIN)
         .shells(SHELLS)
         .complete();
+}
+
+/// The shells `completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 pub fn completions(shell: Shell, out: &mut Out) -> Result<ExitCode> {
@@ -214,14 +220,16 @@ fn sysv_keys(values: &mut Vec<String>, table: &str) {
 // ---- man ----
 
 /// One man page: its file name and roff text.
-struct Page {
-    file: String,
-    roff: Vec<u8>,
+pub struct Page {
+    pub file: String,
+    pub roff: Vec<u8>,
 }
 
-pub fn man(args: &ManArgs, out: &mut Out) -> Result<ExitCode> {
-    let pages = pages().context("cannot render the man pages")?;
-    let Some(dir) = &args.dir else {
+/// `man`: the top page of `cmd` (the whole command line) on stdout, or one
+/// page per command into `dir`.
+pub fn man(cmd: clap::Command, dir: Option<&Path>, out: &mut Out) -> Result<ExitCode> {
+    let pages = pages(cmd).context("cannot render the man pages")?;
+    let Some(dir) = dir else {
         // The top page comes first.
         out.writer().write_all(&pages[0].roff)?;
         return Ok(ExitCode::SUCCESS);
@@ -242,9 +250,12 @@ pub fn man(args: &ManArgs, out: &mut Out) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every page: the top one first, then one per command, depth first.
-fn pages() -> std::io::Result<Vec<Page>> {
-    let mut cmd = Cli::command();
+/// Every page of `cmd`: the top one first, then one per command, depth
+/// first.
+///
+/// # Errors
+/// A page that could not be rendered.
+pub fn pages(mut cmd: clap::Command) -> std::io::Result<Vec<Page>> {
     cmd.build();
     let mut pages = Vec::new();
     let mut names = Vec::new();
@@ -629,27 +640,4 @@ fn see_also(roff: &mut Roff, cmd: &clap::Command, path: &str, names: &[String]) 
         line.push(roman(format!("({section})")));
     }
     roff.text(line);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_page_per_command_and_no_help_page() {
-        let pages = pages().unwrap();
-        let files: Vec<_> = pages.iter().map(|p| p.file.as_str()).collect();
-        for f in [
-            "examples-ipc.1",
-            "examples-ipc-posix.1",
-            "examples-ipc-posix-msq.1",
-            "examples-ipc-sysv-sem.1",
-            "examples-ipc-ls.1",
-            "examples-ipc-demo-memfd.1",
-        ] {
-            assert!(files.contains(&f), "{f}: {files:?}");
-        }
-        assert!(!files.iter().any(|f| f.contains("help")), "{files:?}");
-        assert_eq!(files[0], "examples-ipc.1");
-    }
 }

@@ -89,6 +89,20 @@ impl Kind {
         self.family() == Family::Posix
     }
 
+    /// The words of its command: `["posix", "msq"]`.
+    pub fn words(self) -> [&'static str; 2] {
+        let family = match self.family() {
+            Family::Posix => "posix",
+            Family::Sysv => "sysv",
+        };
+        let mech = match self.mech() {
+            Mech::Msq => "msq",
+            Mech::Shm => "shm",
+            Mech::Sem => "sem",
+        };
+        [family, mech]
+    }
+
     /// The object in words: "queue", "segment" or "semaphore".
     pub fn what(self) -> &'static str {
         match self.mech() {

@@ -24,7 +24,8 @@ use chrono::{Local, TimeZone};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::target::PosixName;
+use crate::record::stat::Stat;
+use crate::record::{Canceled, Record};
 
 /// JSON fields of one line, in order.
 pub type Fields = Map<String, Value>;
@@ -51,27 +52,44 @@ impl Out {
         self.json
     }
 
-    /// One timestamped line: `HH:MM:SS.ffffff <text>`, or
-    /// `{"time":..., "kind": kind, ...fields}` with --json. `fields` runs only
-    /// in JSON mode and `text` is formatted only in text mode.
-    pub fn event(
-        &mut self,
-        kind: &str,
-        text: impl Display,
-        fields: impl FnOnce(&mut Fields),
-    ) -> io::Result<()> {
+    /// One timestamped record: `HH:MM:SS.ffffff <text>`, or with --json
+    /// `{"time":..., "kind":..., <its fields>}`. Only the form asked for is
+    /// rendered.
+    pub fn event<R: Record>(&mut self, record: &R) -> io::Result<()> {
         let now = now();
         if self.json {
-            let mut map = Fields::new();
-            map.insert("time".into(), self.clock.rfc3339(now).into());
-            map.insert("kind".into(), kind.into());
-            fields(&mut map);
-            serde_json::to_writer(&mut self.w, &map)?;
+            let time = self.clock.rfc3339(now);
+            let line = Stamped {
+                time: Some(&time),
+                kind: record.kind(),
+                fields: record,
+            };
+            serde_json::to_writer(&mut self.w, &line)?;
             self.w.write_all(b"\n")
         } else {
             // The stamp is ASCII digits and colons of our own making.
             let stamp = std::str::from_utf8(self.clock.hms(now)).unwrap_or("??:??:??.??????");
-            write_text(&mut self.w, &mut self.line, format_args!("{stamp} {text}"))
+            write_text(
+                &mut self.w,
+                &mut self.line,
+                format_args!("{stamp} {record}"),
+            )
+        }
+    }
+
+    /// One record without a timestamp: its text, or `{"kind":..., <its
+    /// fields>}`.
+    pub fn line<R: Record>(&mut self, record: &R) -> io::Result<()> {
+        if self.json {
+            let line = Stamped {
+                time: None,
+                kind: record.kind(),
+                fields: record,
+            };
+            serde_json::to_writer(&mut self.w, &line)?;
+            self.w.write_all(b"\n")
+        } else {
+            write_text(&mut self.w, &mut self.line, record)
         }
     }
 
@@ -90,30 +108,15 @@ impl Out {
         }
     }
 
-    /// An object's attributes (`--stat`): aligned `field  value` lines, or
-    /// one JSON object with the same fields.
-    pub fn attributes(&mut self, fields: &Fields) -> io::Result<()> {
+    /// An object's attributes (`--stat`): aligned `field value` lines, or
+    /// one JSON object with the fields.
+    pub fn stat<S: Stat>(&mut self, stat: &S) -> io::Result<()> {
         if self.json {
-            serde_json::to_writer(&mut self.w, fields)?;
-            return self.w.write_all(b"\n");
+            serde_json::to_writer(&mut self.w, stat)?;
+            self.w.write_all(b"\n")
+        } else {
+            write_text(&mut self.w, &mut self.line, crate::record::stat::text(stat))
         }
-        let width = fields.keys().map(String::len).max().unwrap_or(0);
-        for (key, value) in fields {
-            write_text(
-                &mut self.w,
-                &mut self.line,
-                format_args!("{key:width$}  {}", Plain(value)),
-            )?;
-        }
-        Ok(())
-    }
-
-    /// The line of a successful `--clean`: the name escaped in text, exact in JSON.
-    pub fn removed(&mut self, mechanism: &str, what: &str, name: &PosixName) -> io::Result<()> {
-        self.record(
-            format_args!("removed {what} {name}"),
-            || serde_json::json!({"kind": "removed", "mechanism": mechanism, "name": name.as_str()}),
-        )
     }
 
     /// The last line of a server stopped by SIGINT or SIGTERM, on a line
@@ -139,7 +142,7 @@ impl Out {
     /// line already, or whose progress display erased the `^C`.
     pub fn canceled_here(&mut self) -> io::Result<()> {
         if self.json {
-            self.event("canceled", "", |_| {})
+            self.event(&Canceled {})
         } else {
             self.w.write_all(b"canceled.\n")
         }?;
@@ -224,27 +227,15 @@ impl Display for StdoutError {
 
 impl std::error::Error for StdoutError {}
 
-/// A JSON value as a text column: strings bare, null as `-`, arrays space-separated.
-struct Plain<'a>(&'a Value);
-
-impl Display for Plain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            // A field value is one cell: a name's newline is escaped too.
-            Value::String(s) => write!(f, "{}", Escaped(s)),
-            Value::Null => f.write_str("-"),
-            Value::Array(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        f.write_char(' ')?;
-                    }
-                    write!(f, "{}", Plain(item))?;
-                }
-                Ok(())
-            }
-            other => write!(f, "{other}"),
-        }
-    }
+/// A JSON line: the time (events only), the kind, then the record's own
+/// fields.
+#[derive(serde::Serialize)]
+struct Stamped<'a, R> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<&'a str>,
+    kind: &'static str,
+    #[serde(flatten)]
+    fields: &'a R,
 }
 
 /// Seconds and microseconds since the epoch.
@@ -333,36 +324,36 @@ impl<'a> Payload<'a> {
             _ => ("text", Value::String(escape_bytes(bytes))),
         }
     }
-
-    /// Insert the payload into a JSON line.
-    pub fn insert_into(self, map: &mut Fields) {
-        let (key, value) = self.json_field();
-        map.insert(key.into(), value);
-    }
 }
 
 impl Display for Payload<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes = self.trimmed();
-        if let Some(s) = flat_compact_json(bytes) {
-            return f.write_str(s);
+        match flat_compact_json(bytes) {
+            Some(s) => f.write_str(s),
+            None => write_payload(f, bytes),
         }
-        if is_json(bytes) {
-            let compact = !bytes
-                .iter()
-                .any(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
-            if compact {
-                // Validated JSON is ASCII-safe UTF-8 here; print it as sent.
-                if let Ok(s) = std::str::from_utf8(bytes) {
-                    return f.write_str(s);
-                }
-            }
-            if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
-                return write!(f, "{value}");
-            }
-        }
-        write_escaped(f, bytes)
     }
+}
+
+/// The general path of [`Payload`]: JSON compact (as sent when it is
+/// compact already), anything else escaped.
+fn write_payload(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    if is_json(bytes) {
+        let compact = !bytes
+            .iter()
+            .any(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+        if compact {
+            // Validated JSON is ASCII-safe UTF-8 here; print it as sent.
+            if let Ok(s) = std::str::from_utf8(bytes) {
+                return f.write_str(s);
+            }
+        }
+        if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
+            return write!(f, "{value}");
+        }
+    }
+    write_escaped(f, bytes)
 }
 
 /// `bytes` when they are a flat JSON object in its plainest compact form,
@@ -597,21 +588,7 @@ mod tests {
         struct General<'a>(&'a [u8]);
         impl Display for General<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let bytes = self.0;
-                if is_json(bytes) {
-                    let compact = !bytes
-                        .iter()
-                        .any(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
-                    if compact {
-                        if let Ok(s) = std::str::from_utf8(bytes) {
-                            return f.write_str(s);
-                        }
-                    }
-                    if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
-                        return write!(f, "{value}");
-                    }
-                }
-                write_escaped(f, bytes)
+                write_payload(f, self.0)
             }
         }
         General(bytes).to_string()

@@ -9,29 +9,34 @@ use std::io::{self, Read, Write};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use std::fmt;
+
 use anyhow::{Context, Result, bail};
 use nix::fcntl::OFlag;
-use serde_json::json;
+use serde::Serialize;
 
-use crate::cli::PipeArgs;
-use crate::demo::shared::{Ended, spawn};
-use crate::output::{Out, escape_bytes};
+use crate::children::{Children, Ended, spawn};
+use crate::output::{Out, escape_bytes, plural};
 use crate::signal::Cancel;
+use crate::spec::Pipe;
 
 /// Largest message either side accepts: a bad length prefix must not make
 /// the reader allocate gigabytes.
 const MAX_MESSAGE: usize = 1 << 20;
 
-pub fn run(args: &PipeArgs, out: &mut Out) -> Result<ExitCode> {
+/// The sample lines `pipe` sends without `-m`.
+const SAMPLES: [&str; 3] = [
+    "hello",
+    "pipes are byte streams",
+    "so every message carries its length",
+];
+
+pub fn run(args: &Pipe, out: &mut Out) -> Result<ExitCode> {
     let cancel = Cancel::install().context("cannot install signal handlers")?;
-    let messages: Vec<String> = if args.messages.is_empty() {
-        vec![
-            "hello".into(),
-            "pipes are byte streams".into(),
-            "so every message carries its length".into(),
-        ]
+    let messages: Vec<&str> = if args.messages.is_empty() {
+        SAMPLES.to_vec()
     } else {
-        args.messages.clone()
+        args.messages.iter().map(String::as_str).collect()
     };
     if let Some(m) = messages.iter().find(|m| m.len() > MAX_MESSAGE) {
         return Err(crate::error::usage(format!(
@@ -39,36 +44,13 @@ pub fn run(args: &PipeArgs, out: &mut Out) -> Result<ExitCode> {
             m.len()
         )));
     }
-    let (down_r, down_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("cannot create a pipe")?;
-    let (up_r, up_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("cannot create a pipe")?;
     out.flush()?;
-    // The child gets its two ends and closes the parent's copies, or it would
-    // hold the write end it reads from and never see EOF.
-    let mut parent_ends = Some((down_w, up_r));
-    let mut child_ends = Some((down_r, up_w));
-    let mut children = spawn(1, |_| {
-        drop(parent_ends.take());
-        let Some((r, w)) = child_ends.take() else {
-            return 5;
-        };
-        match child(File::from(r), File::from(w)) {
-            Ok(()) => 0,
-            Err(_) => 4,
-        }
+    let (mut children, mut to_child, mut from_child) = start_child()?;
+    out.line(&Start {
+        mechanism: "pipe",
+        parent: std::process::id(),
+        child: children.pid(0).map_or(0, |p| p.as_raw()),
     })?;
-    drop(child_ends.take());
-    let Some((down_w, up_r)) = parent_ends.take() else {
-        bail!("pipe ends went missing")
-    };
-    let (mut to_child, mut from_child) = (File::from(down_w), File::from(up_r));
-    let child_pid = children.pid(0).map_or(0, |p| p.as_raw());
-    out.record(
-        format_args!(
-            "pipe: parent pid {} and child pid {child_pid}, one pipe each way, messages framed as u32 length + bytes",
-            std::process::id()
-        ),
-        || json!({"kind": "start", "mechanism": "pipe", "parent": std::process::id(), "child": child_pid}),
-    )?;
     out.flush()?;
     for m in &messages {
         let start = Instant::now();
@@ -83,23 +65,12 @@ pub fn run(args: &PipeArgs, out: &mut Out) -> Result<ExitCode> {
             Ok(None) => bail!("the child closed its pipe before answering"),
             Err(e) => return Err(e).context("cannot talk to the child"),
         };
-        let took = start.elapsed();
-        let (sent, got) = (escape_bytes(m.as_bytes()), escape_bytes(&reply));
-        out.event(
-            "roundtrip",
-            format_args!(
-                "sent {:?} ({} bytes) -> child replied {:?} in {} us",
-                sent,
-                m.len(),
-                got,
-                took.as_micros()
-            ),
-            |f| {
-                f.insert("sent".into(), sent.clone().into());
-                f.insert("reply".into(), got.clone().into());
-                f.insert("us".into(), (took.as_micros() as u64).into());
-            },
-        )?;
+        out.event(&Roundtrip {
+            sent: escape_bytes(m.as_bytes()),
+            reply: escape_bytes(&reply),
+            us: start.elapsed().as_micros() as u64,
+            bytes: m.len(),
+        })?;
         out.flush()?;
     }
     // EOF tells the child to finish.
@@ -109,14 +80,37 @@ pub fn run(args: &PipeArgs, out: &mut Out) -> Result<ExitCode> {
             drop(children);
             out.canceled()?;
         }
-        Ended::Done => {
-            out.record(
-                format_args!("closed the pipe; the child read EOF and exited 0"),
-                || json!({"kind": "done", "messages": messages.len()}),
-            )?;
-        }
+        Ended::Done => out.line(&Done {
+            messages: messages.len(),
+        })?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fork the child with its two pipe ends; the parent's ends: to the child,
+/// from the child.
+fn start_child() -> Result<(Children, File, File)> {
+    let (down_r, down_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+    let (up_r, up_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+    // The child gets its two ends and closes the parent's copies, or it would
+    // hold the write end it reads from and never see EOF.
+    let mut parent_ends = Some((down_w, up_r));
+    let mut child_ends = Some((down_r, up_w));
+    let children = spawn(1, |_| {
+        drop(parent_ends.take());
+        let Some((r, w)) = child_ends.take() else {
+            return 5;
+        };
+        match child(File::from(r), File::from(w)) {
+            Ok(()) => 0,
+            Err(_) => 4,
+        }
+    })?;
+    drop(child_ends.take());
+    let Some((down_w, up_r)) = parent_ends.take() else {
+        bail!("pipe ends went missing")
+    };
+    Ok((children, File::from(down_w), File::from(up_r)))
 }
 
 /// The child: answer every message in upper case until EOF.
@@ -157,3 +151,64 @@ fn receive(r: &mut File) -> io::Result<Option<Vec<u8>>> {
     r.read_exact(&mut msg)?;
     Ok(Some(msg))
 }
+
+// ---- Records ----
+
+/// `pipe: parent pid 1 and child pid 2, one pipe each way, ...`
+#[derive(Serialize)]
+struct Start {
+    mechanism: &'static str,
+    parent: u32,
+    child: i32,
+}
+
+impl fmt::Display for Start {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pipe: parent pid {} and child pid {}, one pipe each way, messages framed as u32 length + bytes",
+            self.parent, self.child
+        )
+    }
+}
+
+crate::record_kind!(Start, "start");
+
+/// `sent "hello" (5 bytes) -> child replied "HELLO" in 42 us`
+#[derive(Serialize)]
+struct Roundtrip {
+    sent: String,
+    reply: String,
+    us: u64,
+    #[serde(skip)]
+    bytes: usize,
+}
+
+impl fmt::Display for Roundtrip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "sent {:?} ({}) -> child replied {:?} in {} us",
+            self.sent,
+            plural(self.bytes, "byte", "bytes"),
+            self.reply,
+            self.us
+        )
+    }
+}
+
+crate::record_kind!(Roundtrip, "roundtrip");
+
+/// The last line: the child read EOF and exited.
+#[derive(Serialize)]
+struct Done {
+    messages: usize,
+}
+
+impl fmt::Display for Done {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("closed the pipe; the child read EOF and exited 0")
+    }
+}
+
+crate::record_kind!(Done, "done");

@@ -49,6 +49,10 @@ impl<'t> Table<'t> {
         self.lines.len() as u64
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
     pub fn rows(&self) -> impl Iterator<Item = Row<'_>> {
         self.lines.iter().map(|l| Row {
             header: &self.header,

@@ -27,16 +27,6 @@ pub fn read_proc_u64(path: &str) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// Owner, group and permission bits of an object, under the field names
-/// `--stat` and `ls` share.
-pub fn insert_ownership(fields: &mut crate::output::Fields, uid: u32, gid: u32, mode: u32) {
-    fields.insert("uid".into(), uid.into());
-    fields.insert("owner".into(), user_name(uid).into());
-    fields.insert("gid".into(), gid.into());
-    fields.insert("group".into(), group_name(gid).into());
-    fields.insert("perms".into(), format!("{:04o}", mode & 0o777).into());
-}
-
 /// CAP_SYS_RESOURCE, linux/capability.h.
 const CAP_SYS_RESOURCE: u32 = 24;
 

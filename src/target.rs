@@ -179,6 +179,13 @@ impl Seconds {
     }
 }
 
+/// As the user would write it: `1`, `0.25` (the parser's defaults show so).
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.as_secs_f64())
+    }
+}
+
 impl FromStr for Seconds {
     type Err = String;
 

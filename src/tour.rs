@@ -2,303 +2,437 @@
 //! very binary as a server child, runs clients against it, shows both sides'
 //! output as it happens, and removes the object, also when a step fails.
 //! Names and keys are unique to this run, so a user's `/test` is never touched.
+//!
+//! The children's command lines are written from specs ([`Task::to_args`]),
+//! with the flag spellings the parser is built from, and the tour knows how
+//! many lines each server prints from the server's `--count` and what each
+//! client sends.
 
-use std::io::{BufRead, BufReader, Write};
+use std::fmt;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use clap::ValueEnum as _;
-use serde_json::json;
+use serde::Serialize;
 
-use crate::cli::{TourArgs, TourStep};
+use crate::error::Chain;
+use crate::ipc::Creation;
 use crate::ipc::process::{ChildGuard, exit_status};
 use crate::ipc::sysv::free_key;
 use crate::ipc::sysv_msq::Msq;
 use crate::ipc::sysv_sem::Sem;
 use crate::ipc::sysv_shm::Shm;
+use crate::object::{Kind, ObjectRef};
 use crate::output::Out;
-use crate::target::SysvKey;
+use crate::spec::{
+    self, Create, Fifo, FifoRole, Pipe, PosixMsq, PosixMsqRole, QueueAttrs, SegmentAttrs,
+    SemAction, SemAttrs, SemClient, SemRole, Send, Serve, ShmRole, SysvMsq, SysvMsqRole, Task,
+    Tour, TourStep, Watch, default,
+};
+use crate::target::{PosixName, SysvKey};
 
 /// How long any one expected line may take: generous for a loaded machine,
 /// and every server in the tour also has its own --timeout.
 const LINE_DEADLINE: Duration = Duration::from_secs(15);
 
-/// One client run and what the server prints because of it.
-pub struct ClientRun {
-    pub args: Vec<String>,
-    /// Exit status the step expects (a busy semaphore is shown on purpose).
-    pub expect_code: i32,
-    /// Server lines this client causes; the tour waits for them before going on.
-    pub server_lines: usize,
+/// One client run and the exit status the step expects of it (a busy
+/// semaphore is shown on purpose).
+struct ClientRun {
+    task: Task,
+    expect_code: i32,
 }
 
 /// One mechanism end to end.
-pub struct Step {
-    pub id: TourStep,
-    pub title: String,
-    /// Empty for a step without a server (the pipe: parent and child are one command).
-    pub server: Vec<String>,
-    /// Server lines after the start line and before any client runs.
-    pub initial_lines: usize,
-    pub clients: Vec<ClientRun>,
-    /// Empty when the step leaves nothing to remove.
-    pub clean: Vec<String>,
+struct Step {
+    id: TourStep,
+    title: String,
+    /// None for a step without a server (the pipe: parent and child are one command).
+    server: Option<Task>,
+    clients: Vec<ClientRun>,
+    /// None when the step leaves nothing to remove.
+    clean: Option<Task>,
 }
 
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
-/// `target` (e.g. `posix shm -n NAME`) followed by `rest`.
-fn at(target: &[&str], rest: &[&str]) -> Vec<String> {
-    target.iter().chain(rest).map(|s| s.to_string()).collect()
-}
-
-fn client(args: Vec<String>, expect_code: i32, server_lines: usize) -> ClientRun {
-    ClientRun {
-        args,
-        expect_code,
-        server_lines,
+impl Step {
+    /// The server lines after its start line and before any client runs:
+    /// what `--count` leaves when the clients' lines are taken away (the
+    /// first print of a shm or sem server).
+    fn initial_lines(&self) -> u64 {
+        let count = match &self.server {
+            Some(task) => served(task).count.unwrap_or(0),
+            None => 0,
+        };
+        let caused: u64 = self.clients.iter().map(ClientRun::server_lines).sum();
+        count.saturating_sub(caused)
     }
 }
 
-/// A message queue of either family: `clients` send three messages in all.
-fn msq_step(id: TourStep, title: &str, target: &[&str], clients: Vec<ClientRun>) -> Step {
-    Step {
-        id,
-        title: title.into(),
-        server: at(target, &["-s", "--count", "3", "--timeout", "15"]),
-        initial_lines: 0,
-        clients,
-        clean: at(target, &["--clean"]),
+impl ClientRun {
+    /// The server lines this client causes: one per message it sends, one
+    /// for a text it writes or a unit it takes or gives, none when it fails.
+    fn server_lines(&self) -> u64 {
+        if self.expect_code != 0 {
+            return 0;
+        }
+        match &self.task {
+            Task::PosixMsq(PosixMsq {
+                role: PosixMsqRole::Client { send, .. },
+                ..
+            })
+            | Task::SysvMsq(SysvMsq {
+                role: SysvMsqRole::Client { send, .. },
+                ..
+            })
+            | Task::Fifo(Fifo {
+                role: FifoRole::Client(send),
+                ..
+            }) => send.count,
+            _ => 1,
+        }
     }
 }
+
+/// How a server task serves (`--count`, `--timeout`).
+fn served(task: &Task) -> Serve {
+    match task {
+        Task::PosixMsq(PosixMsq {
+            role: PosixMsqRole::Server(serve),
+            ..
+        })
+        | Task::SysvMsq(SysvMsq {
+            role: SysvMsqRole::Server { serve, .. },
+            ..
+        })
+        | Task::Fifo(Fifo {
+            role: FifoRole::Server { serve, .. },
+            ..
+        }) => *serve,
+        Task::PosixShm(spec::Shm {
+            role: ShmRole::Server { serve, .. },
+            ..
+        })
+        | Task::SysvShm(spec::Shm {
+            role: ShmRole::Server { serve, .. },
+            ..
+        })
+        | Task::PosixSem(spec::Sem {
+            role: SemRole::Server { serve, .. },
+            ..
+        })
+        | Task::SysvSem(spec::Sem {
+            role: SemRole::Server { serve, .. },
+            ..
+        }) => *serve,
+        _ => Serve::default(),
+    }
+}
+
+/// Every server of the tour: `count` lines, and its own deadline.
+fn serve(count: u64) -> Serve {
+    Serve {
+        count: Some(count),
+        timeout: Some(LINE_DEADLINE),
+    }
+}
+
+/// A client's messages: `count` of them (the text, or `{"count":i}`), none
+/// waiting for the next.
+fn send(count: u64, text: Option<&str>) -> Send {
+    Send {
+        count,
+        text: text.map(String::from),
+        interval: if count > 1 {
+            Duration::ZERO
+        } else {
+            default::SEND_INTERVAL
+        },
+        nonblock: false,
+    }
+}
+
+fn create<A>(attrs: A) -> Create<A> {
+    Create {
+        policy: Creation::OpenOrCreate,
+        mode: default::MODE,
+        attrs,
+    }
+}
+
+fn client(task: Task, expect_code: i32) -> ClientRun {
+    ClientRun { task, expect_code }
+}
+
+/// The tour's shm watch: every 50 ms, printing only a change.
+const WATCH: Watch = Watch {
+    interval: Duration::from_millis(50),
+    on_change: true,
+};
 
 /// Shared memory of either family: the server prints the empty segment,
 /// then the client's text.
-fn shm_step(id: TourStep, kind: &str, target: &[&str]) -> Step {
+fn shm_step<T: Clone>(kind: Kind, title: &str, target: T, task: fn(spec::Shm<T>) -> Task) -> Step {
+    let shm = |role| spec::Shm {
+        target: target.clone(),
+        create: create(SegmentAttrs {
+            size: default::SEGMENT_SIZE,
+        }),
+        role,
+    };
     Step {
-        id,
-        title: format!("{kind}: the server watches the text the client writes"),
-        server: at(
-            target,
-            &[
-                "-s",
-                "--interval",
-                "0.05",
-                "--on-change",
-                "--count",
-                "2",
-                "--timeout",
-                "15",
-            ],
-        ),
-        initial_lines: 1,
-        clients: vec![client(at(target, &["-m", "hello from the tour"]), 0, 1)],
-        clean: at(target, &["--clean"]),
+        id: TourStep::Object(kind),
+        title: format!("{title}: the server watches the text the client writes"),
+        server: Some(task(shm(ShmRole::Server {
+            serve: serve(2),
+            watch: WATCH,
+        }))),
+        clients: vec![client(
+            task(shm(ShmRole::Client {
+                text: Some("hello from the tour".into()),
+            })),
+            0,
+        )],
+        clean: None,
     }
 }
 
 /// A semaphore of either family with one unit: take it, fail to take
 /// another (exit 1, shown on purpose), give it back.
-fn sem_step(id: TourStep, kind: &str, target: &[&str]) -> Step {
+fn sem_step<T: Clone>(kind: Kind, title: &str, target: T, task: fn(spec::Sem<T>) -> Task) -> Step {
+    let sem = |role| spec::Sem {
+        target: target.clone(),
+        role,
+    };
+    let take = |action| {
+        sem(SemRole::Client(SemClient {
+            action,
+            undo: false,
+        }))
+    };
     Step {
-        id,
-        title: format!("{kind}: take the only unit, fail to take another, give it back"),
-        server: at(
-            target,
-            &[
-                "-s",
-                "--value",
-                "1",
-                "--interval",
-                "0.05",
-                "--count",
-                "3",
-                "--timeout",
-                "15",
-            ],
-        ),
-        initial_lines: 1,
+        id: TourStep::Object(kind),
+        title: format!("{title}: take the only unit, fail to take another, give it back"),
+        server: Some(task(sem(SemRole::Server {
+            create: create(SemAttrs { value: 1 }),
+            serve: serve(3),
+            interval: WATCH.interval,
+        }))),
         clients: vec![
-            client(at(target, &[]), 0, 1),
-            client(at(target, &[]), 1, 0),
-            client(at(target, &["-r"]), 0, 1),
+            client(task(take(SemAction::Take)), 0),
+            client(task(take(SemAction::Take)), 1),
+            client(task(take(SemAction::Release)), 0),
         ],
-        clean: at(target, &["--clean"]),
+        clean: None,
     }
 }
 
-/// Every step, in tour order.
-fn steps(tag: &str) -> Vec<Step> {
-    let msq = format!("/eipc-tour-{tag}-msq");
-    let shm = format!("/eipc-tour-{tag}-shm");
-    let sem = format!("/eipc-tour-{tag}-sem");
-    let seed = tag.parse::<u32>().unwrap_or_else(|_| std::process::id());
-    // Keys no object uses now, so the tour's servers create their objects.
-    let sysv_msq = SysvKey(free_key::<Msq>(seed)).to_string();
-    let sysv_shm = SysvKey(free_key::<Shm>(seed)).to_string();
-    let sysv_sem = SysvKey(free_key::<Sem>(seed)).to_string();
-    let fifo_path = std::env::temp_dir().join(format!("eipc-tour-{tag}.fifo"));
-    let fifo = fifo_path.to_string_lossy();
-    let posix_msq = ["posix", "msq", "-n", &msq];
-    let sysv_msq = ["sysv", "msq", "-k", &sysv_msq];
-    vec![
-        msq_step(
-            TourStep::PosixMsq,
-            "POSIX message queue: the server prints each message the client sends",
-            &posix_msq,
-            vec![client(
-                at(&posix_msq, &["-c", "3", "--interval", "0"]),
-                0,
-                3,
-            )],
-        ),
-        shm_step(
-            TourStep::PosixShm,
-            "POSIX shared memory",
-            &["posix", "shm", "-n", &shm],
-        ),
-        sem_step(
-            TourStep::PosixSem,
-            "POSIX named semaphore",
-            &["posix", "sem", "-n", &sem],
-        ),
-        msq_step(
-            TourStep::SysvMsq,
-            "System V message queue: the server prints each message with its type",
-            &sysv_msq,
-            vec![
-                client(at(&sysv_msq, &["-c", "2", "--interval", "0"]), 0, 2),
-                client(
-                    at(&sysv_msq, &["-m", "hello", "--type", "7", "-c", "1"]),
-                    0,
-                    1,
-                ),
-            ],
-        ),
-        shm_step(
-            TourStep::SysvShm,
-            "System V shared memory",
-            &["sysv", "shm", "-k", &sysv_shm],
-        ),
-        sem_step(
-            TourStep::SysvSem,
-            "System V semaphore",
-            &["sysv", "sem", "-k", &sysv_sem],
-        ),
-        fifo_step(&fifo),
-        Step {
-            id: TourStep::Pipe,
-            title: "Anonymous pipes: a parent and its child, one pipe each way".into(),
-            server: Vec::new(),
-            initial_lines: 0,
-            clients: vec![client(args(&["pipe"]), 0, 0)],
-            clean: Vec::new(),
-        },
-    ]
+/// A POSIX queue: the server prints the three messages one client sends.
+fn posix_msq_step(name: PosixName) -> Step {
+    let msq = |role| {
+        Task::PosixMsq(PosixMsq {
+            name: name.clone(),
+            create: create(QueueAttrs {
+                max_msgs: default::MAX_MSGS,
+                msg_size: default::MSG_SIZE,
+            }),
+            role,
+        })
+    };
+    Step {
+        id: TourStep::Object(Kind::PosixMsq),
+        title: "POSIX message queue: the server prints each message the client sends".into(),
+        server: Some(msq(PosixMsqRole::Server(serve(3)))),
+        clients: vec![client(
+            msq(PosixMsqRole::Client {
+                send: send(3, None),
+                priority: default::PRIORITY,
+            }),
+            0,
+        )],
+        clean: None,
+    }
 }
 
-/// A FIFO at `fifo`: two writers in turn, the server outlives both.
-fn fifo_step(fifo: &str) -> Step {
+/// A System V queue: two clients, the second with a type of its own.
+fn sysv_msq_step(key: SysvKey) -> Step {
+    let msq = |role| {
+        Task::SysvMsq(SysvMsq {
+            key,
+            create: create(()),
+            role,
+        })
+    };
+    Step {
+        id: TourStep::Object(Kind::SysvMsq),
+        title: "System V message queue: the server prints each message with its type".into(),
+        server: Some(msq(SysvMsqRole::Server {
+            serve: serve(3),
+            selector: 0,
+        })),
+        clients: vec![
+            client(
+                msq(SysvMsqRole::Client {
+                    send: send(2, None),
+                    mtype: 1,
+                }),
+                0,
+            ),
+            client(
+                msq(SysvMsqRole::Client {
+                    send: send(1, Some("hello")),
+                    mtype: 7,
+                }),
+                0,
+            ),
+        ],
+        clean: None,
+    }
+}
+
+/// A FIFO at `path`: two writers in turn, the server outlives both.
+fn fifo_step(path: PathBuf) -> Step {
+    let fifo = |role| {
+        Task::Fifo(Fifo {
+            path: path.clone(),
+            role,
+        })
+    };
     Step {
         id: TourStep::Fifo,
         title: "Named pipe (FIFO): two writers in turn, the server outlives both".into(),
-        server: args(&[
-            "fifo",
-            "-s",
-            "--path",
-            fifo,
-            "--count",
-            "3",
-            "--timeout",
-            "15",
-        ]),
-        initial_lines: 0,
+        server: Some(fifo(FifoRole::Server {
+            mode: default::MODE,
+            serve: serve(3),
+        })),
         clients: vec![
-            client(
-                args(&["fifo", "--path", fifo, "-c", "2", "--interval", "0"]),
-                0,
-                2,
-            ),
-            client(
-                args(&["fifo", "--path", fifo, "-m", "a second writer", "-c", "1"]),
-                0,
-                1,
-            ),
+            client(fifo(FifoRole::Client(send(2, None))), 0),
+            client(fifo(FifoRole::Client(send(1, Some("a second writer")))), 0),
         ],
-        clean: args(&["fifo", "--clean", "--path", fifo]),
+        clean: Some(fifo(FifoRole::Clean)),
     }
 }
 
-pub fn run(args: &TourArgs, out: &mut Out) -> Result<ExitCode> {
+/// Every step, in tour order, on names and keys of this run (`tag`).
+fn steps(tag: &str) -> Result<Vec<Step>> {
+    let name = |mech: &str| -> Result<PosixName> {
+        format!("/eipc-tour-{tag}-{mech}")
+            .parse()
+            .map_err(|e: String| anyhow!(e))
+    };
+    let seed = tag.parse::<u32>().unwrap_or_else(|_| std::process::id());
+    // Keys no object uses now, so the tour's servers create their objects.
+    let shm_key = SysvKey(free_key::<Shm>(seed));
+    let sem_key = SysvKey(free_key::<Sem>(seed));
+    let mut steps = vec![
+        posix_msq_step(name("msq")?),
+        shm_step(
+            Kind::PosixShm,
+            "POSIX shared memory",
+            name("shm")?,
+            Task::PosixShm,
+        ),
+        sem_step(
+            Kind::PosixSem,
+            "POSIX named semaphore",
+            name("sem")?,
+            Task::PosixSem,
+        ),
+        sysv_msq_step(SysvKey(free_key::<Msq>(seed))),
+        shm_step(
+            Kind::SysvShm,
+            "System V shared memory",
+            shm_key,
+            Task::SysvShm,
+        ),
+        sem_step(Kind::SysvSem, "System V semaphore", sem_key, Task::SysvSem),
+        fifo_step(std::env::temp_dir().join(format!("eipc-tour-{tag}.fifo"))),
+        Step {
+            id: TourStep::Pipe,
+            title: "Anonymous pipes: a parent and its child, one pipe each way".into(),
+            server: None,
+            clients: vec![client(
+                Task::Pipe(Pipe {
+                    messages: Vec::new(),
+                }),
+                0,
+            )],
+            clean: None,
+        },
+    ];
+    // Each object's `--clean`, written from the server's own target.
+    for step in &mut steps {
+        if step.clean.is_none() {
+            step.clean = step.server.as_ref().and_then(object_of).map(Task::Clean);
+        }
+    }
+    Ok(steps)
+}
+
+/// The object a server task serves, for its `--clean`.
+fn object_of(task: &Task) -> Option<ObjectRef> {
+    Some(match task {
+        Task::PosixMsq(s) => ObjectRef::posix(Kind::PosixMsq, s.name.clone()),
+        Task::PosixShm(s) => ObjectRef::posix(Kind::PosixShm, s.target.clone()),
+        Task::PosixSem(s) => ObjectRef::posix(Kind::PosixSem, s.target.clone()),
+        Task::SysvMsq(s) => ObjectRef::sysv_key(Kind::SysvMsq, s.key),
+        Task::SysvShm(s) => ObjectRef::sysv_key(Kind::SysvShm, s.target),
+        Task::SysvSem(s) => ObjectRef::sysv_key(Kind::SysvSem, s.target),
+        _ => return None,
+    })
+}
+
+pub fn run(tour: &Tour, out: &mut Out) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let tag = std::process::id().to_string();
     let mut failed = Vec::new();
     let mut ran = 0;
-    for step in steps(&tag) {
-        if !args.only.is_empty() && !args.only.contains(&step.id) {
+    for step in steps(&tag)? {
+        if !tour.only.is_empty() && !tour.only.contains(&step.id) {
             continue;
         }
         ran += 1;
-        let tour = Tour::new(&step, out.is_json());
-        tour.step_start(out)?;
-        let result = run_step(&exe, &tour, out);
+        let shown = Shown::new(&step, out.is_json());
+        shown.step_start(out)?;
+        let result = run_step(&exe, &shown, out);
         // Remove the object whatever happened; a missing object is fine here.
-        if !step.clean.is_empty() {
-            let clean = tour.child_args(&step.clean);
-            tour.command(out, Role::Clean, &clean, false)?;
+        if let Some(clean) = &step.clean {
+            let clean = shown.child_args(clean);
+            shown.command(out, Role::Clean, &clean, false)?;
             if let Ok(o) = Command::new(&exe).args(&clean).output() {
                 for text in String::from_utf8_lossy(&o.stdout).lines() {
-                    tour.line(out, &Line::new(Role::Clean, false, text))?;
+                    shown.line(out, &Line::new(Role::Clean, false, text))?;
                 }
             }
         }
-        tour.step_result(out, result.as_ref().err())?;
+        shown.step_result(out, result.as_ref().err())?;
         if result.is_err() {
             failed.push(step.title);
         }
         out.flush()?;
     }
-    if out.is_json() {
-        out.record(
-            "",
-            || json!({"kind": "done", "ok": failed.is_empty(), "steps": ran, "failed": failed}),
-        )?;
-    } else if failed.is_empty() {
-        writeln!(
-            out.writer(),
-            "\nEvery step ran end to end and removed what it made."
-        )?;
+    let done = Done {
+        ok: failed.is_empty(),
+        steps: ran,
+        failed: &failed,
+    };
+    if out.is_json() || failed.is_empty() {
+        out.line(&done)?;
     }
     if !failed.is_empty() {
         bail!(
-            "{} tour step(s) failed: {}",
-            failed.len(),
+            "{} failed: {}",
+            crate::output::plural(failed.len(), "tour step", "tour steps"),
             failed.join("; ")
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn shown(args: &[String]) -> String {
-    let quoted: Vec<String> = args
-        .iter()
-        .map(|a| {
-            if a.contains(' ') || a.is_empty() {
-                format!("'{a}'")
-            } else {
-                a.clone()
-            }
-        })
-        .collect();
-    format!("examples-ipc {}", quoted.join(" "))
-}
-
 /// Which process of a step printed a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 enum Role {
     Server,
     Client,
@@ -336,119 +470,98 @@ impl Line {
 /// How one step is shown: as text for a reader, or with --json as JSON
 /// lines, one record per event of the tour. The children then run with
 /// --json too, and each line they print is passed on as the JSON object it
-/// is:
-///
-/// - `{"kind":"step","step":"posix-msq","title":...}` when a step starts;
-/// - `{"kind":"command","step":...,"role":"server"|"client"|"clean","args":[...],"background":bool}`
-///   for each child started, `args` as given to this program;
-/// - `{"kind":"output","step":...,"role":...,"stream":"stdout","record":{...}}`
-///   for each line a child printed: its own JSON object, or `"text"` for
-///   what is not JSON (standard error is always text);
-/// - `{"kind":"exit","step":...,"role":"client","code":N,"expected":N}` after each client;
-/// - `{"kind":"result","step":...,"ok":bool,"error":...}` when the step ends;
-/// - `{"kind":"done","ok":bool,"steps":N,"failed":[titles]}` at the end.
-struct Tour<'s> {
+/// is (see the records below).
+struct Shown<'s> {
     step: &'s Step,
     json: bool,
 }
 
-impl<'s> Tour<'s> {
+impl<'s> Shown<'s> {
     fn new(step: &'s Step, json: bool) -> Self {
-        Tour { step, json }
+        Shown { step, json }
     }
 
-    fn id(&self) -> String {
-        self.step
-            .id
-            .to_possible_value()
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default()
+    fn id(&self) -> &'static str {
+        self.step.id.name()
     }
 
     /// The arguments a child runs with: `--json` first when the tour prints JSON.
-    fn child_args(&self, args: &[String]) -> Vec<String> {
+    fn child_args(&self, task: &Task) -> Vec<String> {
         let json = self.json.then(|| "--json".to_string());
-        json.into_iter().chain(args.iter().cloned()).collect()
+        json.into_iter().chain(task.to_args()).collect()
     }
 
     fn step_start(&self, out: &mut Out) -> Result<()> {
-        out.record(
-            format_args!("\n== {} ==", self.step.title),
-            || json!({"kind": "step", "step": self.id(), "title": self.step.title}),
-        )?;
+        out.line(&StepStart {
+            step: self.id(),
+            title: &self.step.title,
+        })?;
         Ok(out.flush()?)
     }
 
     fn command(&self, out: &mut Out, role: Role, args: &[String], background: bool) -> Result<()> {
-        let amp = if background { " &" } else { "" };
-        out.record(format_args!("$ {}{amp}", shown(args)), || {
-            json!({"kind": "command", "step": self.id(), "role": role.name(),
-                   "args": args, "background": background})
+        out.line(&Started {
+            step: self.id(),
+            role,
+            args,
+            background,
         })?;
         Ok(out.flush()?)
     }
 
     fn line(&self, out: &mut Out, line: &Line) -> Result<()> {
-        let sep = if line.stderr { '!' } else { '|' };
-        let text = match line.role {
-            Role::Clean => format!("  {}", line.text),
-            role => format!("  {} {sep} {}", role.name(), line.text),
+        // A child's JSON line is passed on as its object; anything else
+        // (standard error is always text) as text.
+        let record = (self.json && !line.stderr)
+            .then(|| serde_json::from_str::<serde_json::Value>(&line.text).ok())
+            .flatten()
+            .filter(serde_json::Value::is_object);
+        let body = match record {
+            Some(record) => Body::Record(record),
+            None => Body::Text(&line.text),
         };
-        out.record(text, || {
-            let mut v = json!({"kind": "output", "step": self.id(), "role": line.role.name(),
-                               "stream": if line.stderr { "stderr" } else { "stdout" }});
-            let parsed = (!line.stderr)
-                .then(|| serde_json::from_str::<serde_json::Value>(&line.text).ok())
-                .flatten()
-                .filter(serde_json::Value::is_object);
-            match parsed {
-                Some(record) => v["record"] = record,
-                None => v["text"] = line.text.clone().into(),
-            }
-            v
+        out.line(&Output {
+            step: self.id(),
+            role: line.role,
+            stream: if line.stderr { "stderr" } else { "stdout" },
+            body,
         })?;
         Ok(())
     }
 
     /// A client's exit status: in text only when it is not 0.
     fn client_exit(&self, out: &mut Out, code: i32, expected: i32) -> Result<()> {
-        if self.json {
-            out.record("", || {
-                json!({"kind": "exit", "step": self.id(), "role": "client",
-                       "code": code, "expected": expected})
+        if self.json || code != 0 {
+            out.line(&Exit {
+                step: self.id(),
+                role: Role::Client,
+                code,
+                expected,
             })?;
-        } else if code != 0 {
-            let note = if code == expected {
-                " (as expected)"
-            } else {
-                ""
-            };
-            writeln!(out.writer(), "  client exit status {code}{note}")?;
         }
         Ok(out.flush()?)
     }
 
+    /// The end of a step: in text only when it failed.
     fn step_result(&self, out: &mut Out, error: Option<&anyhow::Error>) -> Result<()> {
-        if self.json {
-            out.record("", || match error {
-                None => json!({"kind": "result", "step": self.id(), "ok": true}),
-                Some(e) => json!({"kind": "result", "step": self.id(), "ok": false,
-                                  "error": format!("{e:#}")}),
+        if self.json || error.is_some() {
+            out.line(&StepResult {
+                step: self.id(),
+                ok: error.is_none(),
+                error: error.map(|e| Chain(e).to_string()),
             })?;
-        } else if let Some(e) = error {
-            writeln!(out.writer(), "  step failed: {e:#}")?;
         }
         Ok(out.flush()?)
     }
 }
 
-fn run_step(exe: &std::path::Path, tour: &Tour, out: &mut Out) -> Result<()> {
-    let step = tour.step;
-    if step.server.is_empty() {
-        return run_clients(exe, tour, None, out);
-    }
-    let server_args = tour.child_args(&step.server);
-    tour.command(out, Role::Server, &server_args, true)?;
+fn run_step(exe: &Path, shown: &Shown, out: &mut Out) -> Result<()> {
+    let step = shown.step;
+    let Some(server_task) = &step.server else {
+        return run_clients(exe, shown, None, out);
+    };
+    let server_args = shown.child_args(server_task);
+    shown.command(out, Role::Server, &server_args, true)?;
     let mut child = Command::new(exe)
         .args(&server_args)
         .stdin(Stdio::null())
@@ -459,12 +572,12 @@ fn run_step(exe: &std::path::Path, tour: &Tour, out: &mut Out) -> Result<()> {
     // Kills and reaps the server when the step ends early.
     let mut server = ChildGuard::spawned(&child);
     let lines = forward_lines(&mut child)?;
-    expect_lines(tour, &lines, 1 + step.initial_lines, out)?;
-    run_clients(exe, tour, Some(&lines), out)?;
+    expect_lines(shown, &lines, 1 + step.initial_lines(), out)?;
+    run_clients(exe, shown, Some(&lines), out)?;
     let status = server.reap().context("cannot wait for the server")?;
     // Whatever the server printed last (its stderr on failure).
     while let Ok(line) = lines.try_recv() {
-        tour.line(out, &line)?;
+        shown.line(out, &line)?;
     }
     out.flush()?;
     match exit_status(status) {
@@ -477,32 +590,32 @@ fn run_step(exe: &std::path::Path, tour: &Tour, out: &mut Out) -> Result<()> {
 
 /// Run the step's clients in turn; with a server, wait for the lines each causes.
 fn run_clients(
-    exe: &std::path::Path,
-    tour: &Tour,
+    exe: &Path,
+    shown: &Shown,
     lines: Option<&Receiver<Line>>,
     out: &mut Out,
 ) -> Result<()> {
-    for run in &tour.step.clients {
-        let args = tour.child_args(&run.args);
-        tour.command(out, Role::Client, &args, false)?;
+    for run in &shown.step.clients {
+        let args = shown.child_args(&run.task);
+        shown.command(out, Role::Client, &args, false)?;
         let o = Command::new(exe)
             .args(&args)
             .stdin(Stdio::null())
             .output()
             .context("cannot run the client")?;
         for text in String::from_utf8_lossy(&o.stdout).lines() {
-            tour.line(out, &Line::new(Role::Client, false, text))?;
+            shown.line(out, &Line::new(Role::Client, false, text))?;
         }
         for text in String::from_utf8_lossy(&o.stderr).lines() {
-            tour.line(out, &Line::new(Role::Client, true, text))?;
+            shown.line(out, &Line::new(Role::Client, true, text))?;
         }
         let code = o.status.code().unwrap_or(-1);
-        tour.client_exit(out, code, run.expect_code)?;
+        shown.client_exit(out, code, run.expect_code)?;
         if code != run.expect_code {
             bail!("the client exited {code}, expected {}", run.expect_code);
         }
         if let Some(lines) = lines {
-            expect_lines(tour, lines, run.server_lines, out)?;
+            expect_lines(shown, lines, run.server_lines(), out)?;
         }
     }
     Ok(())
@@ -538,13 +651,13 @@ fn forward_lines(child: &mut Child) -> Result<Receiver<Line>> {
 }
 
 /// Print the next `n` server lines, failing if they do not come in time.
-fn expect_lines(tour: &Tour, lines: &Receiver<Line>, n: usize, out: &mut Out) -> Result<()> {
+fn expect_lines(shown: &Shown, lines: &Receiver<Line>, n: u64, out: &mut Out) -> Result<()> {
     let deadline = Instant::now() + LINE_DEADLINE;
     for _ in 0..n {
         let left = deadline.saturating_duration_since(Instant::now());
         match lines.recv_timeout(left) {
             Ok(line) => {
-                tour.line(out, &line)?;
+                shown.line(out, &line)?;
                 out.flush()?;
                 if line.stderr {
                     bail!("the server reported an error");
@@ -558,4 +671,165 @@ fn expect_lines(tour: &Tour, lines: &Receiver<Line>, n: usize, out: &mut Out) ->
         }
     }
     Ok(())
+}
+
+// ---- Records ----
+//
+// With --json: `step` when a step starts; `command` for each child
+// started, `args` as given to this program; `output` for each line a child
+// printed, its own JSON object under `record` or `text` for what is not
+// JSON; `exit` after each client; `result` when the step ends; `done` at
+// the end.
+
+/// `== title ==`
+#[derive(Serialize)]
+struct StepStart<'a> {
+    step: &'static str,
+    title: &'a str,
+}
+
+impl fmt::Display for StepStart<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\n== {} ==", self.title)
+    }
+}
+
+crate::record_kind!(StepStart<'_>, "step");
+
+/// `$ examples-ipc posix msq -n /x -s -c 3 --timeout 15 &`
+#[derive(Serialize)]
+struct Started<'a> {
+    step: &'static str,
+    role: Role,
+    args: &'a [String],
+    background: bool,
+}
+
+impl fmt::Display for Started<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("$ examples-ipc")?;
+        for a in self.args {
+            if a.contains(' ') || a.is_empty() {
+                write!(f, " '{a}'")?;
+            } else {
+                write!(f, " {a}")?;
+            }
+        }
+        if self.background {
+            f.write_str(" &")?;
+        }
+        Ok(())
+    }
+}
+
+crate::record_kind!(Started<'_>, "command");
+
+/// What a child printed: its JSON object, or a line of text.
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Body<'a> {
+    Record(serde_json::Value),
+    Text(&'a str),
+}
+
+/// `  server | line`, `  client ! error line`, or a clean run's line.
+#[derive(Serialize)]
+struct Output<'a> {
+    step: &'static str,
+    role: Role,
+    stream: &'static str,
+    #[serde(flatten)]
+    body: Body<'a>,
+}
+
+impl fmt::Display for Output<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match &self.body {
+            Body::Text(text) => text,
+            // Only with --json, which prints the record instead.
+            Body::Record(_) => "",
+        };
+        let sep = if self.stream == "stderr" { '!' } else { '|' };
+        match self.role {
+            Role::Clean => write!(f, "  {text}"),
+            role => write!(f, "  {} {sep} {text}", role.name()),
+        }
+    }
+}
+
+crate::record_kind!(Output<'_>, "output");
+
+/// `  client exit status 1 (as expected)`
+#[derive(Serialize)]
+struct Exit {
+    step: &'static str,
+    role: Role,
+    code: i32,
+    expected: i32,
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "  client exit status {}", self.code)?;
+        if self.code == self.expected {
+            f.write_str(" (as expected)")?;
+        }
+        Ok(())
+    }
+}
+
+crate::record_kind!(Exit, "exit");
+
+/// `  step failed: ...`
+#[derive(Serialize)]
+struct StepResult {
+    step: &'static str,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl fmt::Display for StepResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.error {
+            Some(e) => write!(f, "  step failed: {e}"),
+            None => f.write_str("  step ran"),
+        }
+    }
+}
+
+crate::record_kind!(StepResult, "result");
+
+/// The tour's last line.
+#[derive(Serialize)]
+struct Done<'a> {
+    ok: bool,
+    steps: usize,
+    failed: &'a [String],
+}
+
+impl fmt::Display for Done<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\nEvery step ran end to end and removed what it made.")
+    }
+}
+
+crate::record_kind!(Done<'_>, "done");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_lines_add_up_to_each_servers_count() {
+        for step in steps("4242").unwrap() {
+            let Some(server) = &step.server else {
+                continue;
+            };
+            let count = served(server).count.unwrap();
+            let caused: u64 = step.clients.iter().map(ClientRun::server_lines).sum();
+            assert_eq!(step.initial_lines() + caused, count, "{}", step.title);
+            assert!(step.clean.is_some(), "{}", step.title);
+        }
+    }
 }

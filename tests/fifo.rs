@@ -259,3 +259,35 @@ fn odd_paths_are_escaped() {
         format!("error: cannot remove FIFO {shown}: no such FIFO\n")
     );
 }
+
+#[test]
+fn a_writer_on_a_full_fifo_says_so() {
+    let mut cleanup = Cleanup::new();
+    let path = unique_path("fifo-full", &mut cleanup);
+    let p = path.to_str().unwrap();
+    examples_ipc::ipc::fifo::create(&path, 0o600).expect("mkfifo");
+    // A reader that never reads: the pipe fills after 64 KiB.
+    let _reader = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("open the FIFO");
+    let line = "x".repeat(4000);
+    let mut client = Server::spawn(&[
+        "fifo",
+        "--path",
+        p,
+        "-m",
+        &line,
+        "-c",
+        "40",
+        "--interval",
+        "0",
+    ]);
+    let note = client.next_err();
+    assert!(
+        note.starts_with(&format!("FIFO {p} is full ("))
+            && note.ends_with(" bytes): waiting for a reader (Ctrl-C to stop)"),
+        "{note}"
+    );
+}

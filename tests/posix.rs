@@ -262,6 +262,37 @@ fn msq_blocked_client_continues_when_a_server_drains() {
     assert!(server.finish().0.success());
 }
 
+#[test]
+fn msq_client_on_a_full_queue_says_so_once() {
+    let name = unique_name("msq-note");
+    let _guard = Cleanup(vec![Obj::PosixMsq(name.clone())]);
+    // Capacity 1 and 3 messages: the client waits at the second and the
+    // third, and says so once, on stderr, after about a second.
+    let mut client = Server::spawn(&[
+        "posix",
+        "msq",
+        "-n",
+        &name,
+        "--max-msgs",
+        "1",
+        "-c",
+        "3",
+        "--interval",
+        "0",
+    ]);
+    assert_eq!(
+        client.next_err(),
+        format!("queue {name} is full (1 of 1): waiting for a reader (Ctrl-C to stop)")
+    );
+    let mut server = Server::start(&["posix", "msq", "-s", "-n", &name, "--count", "3"]);
+    server.wait_for(r#"{"count":3}"#);
+    let (status, out, err) = client.finish();
+    assert!(status.success(), "{out:?} {err:?}");
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert_eq!(err.len(), 1, "once: {err:?}");
+    assert!(server.finish().0.success());
+}
+
 /// Messages waiting in queue `name` (mq_getattr).
 fn queued(name: &str) -> i64 {
     let c = std::ffi::CString::new(name).unwrap();

@@ -388,7 +388,7 @@ fn shm_removed_under_the_server_is_reported() {
     server.next_out();
     server.next_out();
     assert_ok(&run(&["sysv", "shm", "--clean", "-k", &k]));
-    server.fails_with("was removed (IPC_RMID)");
+    server.fails_with("was removed under the server (IPC_RMID)");
     assert!(
         !exists(Kind::Shm, key),
         "the last detach frees the removed segment"
@@ -673,20 +673,15 @@ fn msq_and_sem_servers_report_removal() {
         let key = unique_key();
         let k = key_hex(key);
         let _guard = Cleanup(vec![obj(key)]);
-        let mut server = Server::spawn(&[
-            "sysv",
-            mech,
-            "-s",
-            "-k",
-            &k,
-            "--interval",
-            "0.05",
-            "--timeout",
-            "20",
-        ]);
+        // --interval is the sem server's poll; a msq server takes none.
+        let mut args = vec!["sysv", mech, "-s", "-k", &k, "--timeout", "20"];
+        if mech == "sem" {
+            args.extend(["--interval", "0.05"]);
+        }
+        let mut server = Server::spawn(&args);
         server.next_out();
         assert_ok(&run(&["sysv", mech, "--clean", "-k", &k]));
-        server.fails_with("was removed (IPC_RMID)");
+        server.fails_with("was removed under the server (IPC_RMID)");
     }
 }
 
@@ -1035,4 +1030,35 @@ fn sem_stat_and_ls_show_every_semaphore_with_its_waiters() {
     drop(guard);
     assert_eq!(zero_waiter.join().unwrap(), (-1, Some(libc::EIDRM)));
     client.fails_with("was removed");
+}
+
+#[test]
+fn msq_client_on_a_full_queue_says_so() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
+    // Two messages of 8000 bytes fill the default 16384 bytes.
+    let text = "y".repeat(8000);
+    let mut client = Server::spawn(&[
+        "sysv",
+        "msq",
+        "-k",
+        &k,
+        "-m",
+        &text,
+        "-c",
+        "3",
+        "--interval",
+        "0",
+    ]);
+    assert_eq!(
+        client.next_err(),
+        format!("queue {k} is full (16000 of 16384 bytes): waiting for a reader (Ctrl-C to stop)")
+    );
+    let mut server = Server::start(&["sysv", "msq", "-s", "-k", &k, "--count", "3"]);
+    server.next_out();
+    let (status, out, err) = client.finish();
+    assert!(status.success(), "{out:?} {err:?}");
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert!(server.finish().0.success());
 }

@@ -579,3 +579,256 @@ fn version_on_a_full_stdout_is_reported() {
         .expect("run");
     crate::common::assert_fails(&o, 1, "error: cannot write to standard output:");
 }
+
+/// Whether a System V object of any kind has `key`.
+fn sysv_exists(key: i32) -> bool {
+    let o = run(&["--json", "ls", "--sysv", "-k", &key_hex(key)]);
+    let doc: serde_json::Value = serde_json::from_str(&assert_ok(&o)).expect("ls --json");
+    doc["objects"].as_array().is_some_and(|a| !a.is_empty())
+}
+
+#[test]
+fn options_that_do_not_apply_to_the_mode_are_refused() {
+    let name = unique_name("notapply");
+    let key = unique_key();
+    let k = key_hex(key);
+    let fifo = std::env::temp_dir().join(format!("eipc-test-{}-notapply.fifo", std::process::id()));
+    let fifo = fifo.to_str().expect("a UTF-8 temp dir");
+    let _guard = Cleanup(vec![
+        Obj::PosixMsq(name.clone()),
+        Obj::PosixShm(name.clone()),
+        Obj::PosixSem(name.clone()),
+        Obj::SysvMsq(key),
+        Obj::SysvShm(key),
+        Obj::SysvSem(key),
+        Obj::Path(fifo.into()),
+    ]);
+    // The issue's example, word for word: a sem client takes one unit.
+    refused(
+        &["posix", "sem", "-n", &name, "-c", "3"],
+        "error: --count does not apply to the posix sem client: it is an option of the server (-s)\n",
+    );
+    let n = name.as_str();
+    let cases: &[(&[&str], &str)] = &[
+        // A server's options on a client.
+        (
+            &["posix", "shm", "-n", n, "-m", "x", "--interval", "1"],
+            "the posix shm client",
+        ),
+        (
+            &["posix", "shm", "-n", n, "-m", "x", "--on-change"],
+            "the posix shm client",
+        ),
+        (
+            &["sysv", "shm", "-k", &k, "-m", "x", "-c", "2"],
+            "the sysv shm client",
+        ),
+        (
+            &["posix", "msq", "-n", n, "--timeout", "1"],
+            "the posix msq client",
+        ),
+        (
+            &["sysv", "sem", "-k", &k, "--value", "3"],
+            "the sysv sem client",
+        ),
+        (
+            &["posix", "sem", "-n", n, "--mode", "0644"],
+            "the posix sem client",
+        ),
+        (
+            &["fifo", "--path", fifo, "--timeout", "1"],
+            "the fifo client",
+        ),
+        (
+            &["fifo", "--path", fifo, "--mode", "0644"],
+            "the fifo client",
+        ),
+        (
+            &["demo", "memfd", "-n", "x", "--size", "10"],
+            "the demo memfd client",
+        ),
+        // A client's options on a server.
+        (
+            &["posix", "msq", "-s", "-n", n, "--nonblock"],
+            "the posix msq server",
+        ),
+        (
+            &["posix", "msq", "-s", "-n", n, "-p", "3"],
+            "the posix msq server",
+        ),
+        (
+            &["sysv", "msq", "-s", "-k", &k, "--interval", "0"],
+            "the sysv msq server",
+        ),
+        (
+            &["posix", "sem", "-s", "-n", n, "-r"],
+            "the posix sem server",
+        ),
+        (
+            &["sysv", "sem", "-s", "-k", &k, "--undo"],
+            "the sysv sem server",
+        ),
+        (
+            &["posix", "shm", "-s", "-n", n, "-m", "x"],
+            "the posix shm server",
+        ),
+        (
+            &["fifo", "-s", "--path", fifo, "-m", "x"],
+            "the fifo server",
+        ),
+        (
+            &["demo", "memfd", "-s", "-n", "x", "--shrink"],
+            "the demo memfd server",
+        ),
+        // What makes an object, with --clean and --stat.
+        (
+            &["posix", "shm", "--clean", "-n", n, "--size", "10"],
+            "posix shm --clean",
+        ),
+        (
+            &["posix", "msq", "--stat", "-n", n, "--max-msgs", "3"],
+            "posix msq --stat",
+        ),
+        (
+            &["sysv", "sem", "--stat", "-k", &k, "--value", "3"],
+            "sysv sem --stat",
+        ),
+        (
+            &["sysv", "msq", "--clean", "-k", &k, "--mode", "0644"],
+            "sysv msq --clean",
+        ),
+        (
+            &["sysv", "msq", "--clean", "-k", &k, "-c", "2"],
+            "sysv msq --clean",
+        ),
+        (
+            &["fifo", "--clean", "--path", fifo, "-c", "2"],
+            "fifo --clean",
+        ),
+    ];
+    for (args, mode) in cases {
+        let o = run(args);
+        let err = assert_fails(
+            &o,
+            2,
+            &format!("does not apply to {mode}: it is an option of "),
+        );
+        assert!(o.stdout.is_empty(), "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    // Nothing was made on the way.
+    for obj in [
+        Obj::PosixMsq(name.clone()),
+        Obj::PosixShm(name.clone()),
+        Obj::PosixSem(name.clone()),
+        Obj::Path(fifo.into()),
+    ] {
+        assert!(!posix_exists(&obj), "{obj:?}");
+    }
+    assert!(!sysv_exists(key));
+}
+
+#[test]
+fn an_option_given_in_its_own_mode_or_left_at_its_default_is_taken() {
+    let name = unique_name("applies");
+    let _guard = Cleanup(vec![Obj::PosixMsq(name.clone())]);
+    // Every client option of posix msq at once, with the ones both ends
+    // take: all of them apply.
+    let out = assert_ok(&run(&[
+        "posix",
+        "msq",
+        "-n",
+        &name,
+        "-c",
+        "2",
+        "-m",
+        "x",
+        "--interval",
+        "0",
+        "--nonblock",
+        "-p",
+        "3",
+        "--max-msgs",
+        "4",
+        "--msg-size",
+        "16",
+        "--mode",
+        "0640",
+    ]));
+    assert_eq!(out.lines().count(), 2, "{out}");
+    // The server's own options, and the defaults of the client's (not given).
+    let o = run(&[
+        "posix",
+        "msq",
+        "-s",
+        "-n",
+        &name,
+        "--count",
+        "2",
+        "--timeout",
+        "5",
+    ]);
+    let out = assert_ok(&o);
+    assert_eq!(out.lines().count(), 3, "{out}");
+}
+
+#[test]
+fn ls_bytes_and_json_do_not_go_together() {
+    refused(
+        &["--json", "ls", "--bytes"],
+        "--bytes shapes the text table; the --json document always has exact sizes in bytes",
+    );
+}
+
+#[test]
+fn every_server_words_a_removal_alike() {
+    let name = unique_name("removed");
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![
+        Obj::PosixMsq(name.clone()),
+        Obj::PosixShm(name.clone()),
+        Obj::PosixSem(name.clone()),
+        Obj::SysvMsq(key),
+        Obj::SysvShm(key),
+        Obj::SysvSem(key),
+    ]);
+    for (family, mech, what, call) in [
+        ("posix", "msq", "queue", "mq_unlink"),
+        ("posix", "shm", "segment", "shm_unlink"),
+        ("posix", "sem", "semaphore", "sem_unlink"),
+        ("sysv", "msq", "queue", "IPC_RMID"),
+        ("sysv", "shm", "segment", "IPC_RMID"),
+        ("sysv", "sem", "semaphore", "IPC_RMID"),
+    ] {
+        let at: [&str; 2] = if family == "posix" {
+            ["-n", &name]
+        } else {
+            ["-k", &k]
+        };
+        let mut args = vec![family, mech, "-s", at[0], at[1], "--timeout", "30"];
+        if mech != "msq" {
+            args.extend(["--interval", "0.02"]);
+        }
+        let mut server = Server::spawn(&args);
+        let start = server.next_out();
+        assert_ok(&run(&[family, mech, "--clean", at[0], at[1]]));
+        // The object as the start line names it: `/name`, or `0x... (id N)`.
+        let named = if family == "posix" {
+            name.clone()
+        } else {
+            let id = start
+                .split("(id ")
+                .nth(1)
+                .and_then(|r| r.split(')').next())
+                .expect("a System V start line names the id");
+            format!("{k} (id {id})")
+        };
+        let err = server.fails_with("");
+        assert_eq!(
+            err.last().map(String::as_str),
+            Some(format!("error: {what} {named} was removed under the server ({call})").as_str()),
+            "{family} {mech}"
+        );
+    }
+}

@@ -11,16 +11,15 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, compiler_fence};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::json;
 
 use super::kind;
-use super::shared::{
-    Ended, Header, align64, named_sem, region, sem_wait, spawn, spin_until, unlink_now,
-};
-use crate::cli::CounterArgs;
+use super::records::{CounterResult, CounterStart, How, Stale};
+use super::shared::{Header, align64, named_sem, region, sem_wait, spin_until, unlink_now};
+use crate::children::{Ended, spawn};
 use crate::ipc::posix_sem::NamedSem;
 use crate::output::Out;
 use crate::signal::Cancel;
+use crate::spec::Counter as CounterArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cure {
@@ -66,20 +65,26 @@ impl Measured {
         self.elapsed.as_nanos() as f64 / self.expected as f64
     }
 
-    fn json(&self, cure: Cure, procs: usize, iters: u64) -> serde_json::Value {
-        json!({"kind": "result", "demo": cure.demo(), "procs": procs, "iters": iters,
-               "expected": self.expected, "actual": self.actual, "lost": self.lost(),
-               "ms": super::ms(self.elapsed), "ns_per_increment": self.ns_per_increment()})
-    }
-}
-
-fn how(cure: Cure, sem_name: &str) -> String {
-    match cure {
-        Cure::None => "load + store, no synchronisation".to_string(),
-        Cure::Semaphore => {
-            format!("each increment between sem_wait and sem_post on named semaphore {sem_name}")
+    /// The record of this run; `verdict` for a run of its own, none for
+    /// a row of `cures`.
+    fn record(
+        &self,
+        cure: Cure,
+        procs: usize,
+        iters: u64,
+        verdict: Option<&'static str>,
+    ) -> CounterResult {
+        CounterResult {
+            demo: cure.demo(),
+            procs,
+            iters,
+            expected: self.expected,
+            actual: self.actual,
+            lost: self.lost(),
+            ms: super::ms(self.elapsed),
+            ns_per_increment: self.ns_per_increment(),
+            verdict,
         }
-        Cure::Atomic => "atomic fetch_add".to_string(),
     }
 }
 
@@ -93,27 +98,23 @@ pub fn run(cure: Cure, args: &CounterArgs, out: &mut Out) -> Result<ExitCode> {
     let procs = args.procs as usize;
     let iters = args.iters;
     let name = sem_name();
-    out.record(
-        format_args!(
-            "demo {}: {procs} processes x {iters} increments of one shared counter ({})",
-            cure.demo(),
-            how(cure, &name)
-        ),
-        || {
-            let mut v =
-                json!({"kind": "start", "demo": cure.demo(), "procs": procs, "iters": iters});
-            if cure == Cure::Semaphore {
-                v["name"] = name.clone().into();
-            }
-            v
-        },
-    )?;
+    let how = match cure {
+        Cure::None => How::Race,
+        Cure::Semaphore => How::Mutex(&name),
+        Cure::Atomic => How::Atomic,
+    };
+    out.line(&CounterStart {
+        demo: cure.demo(),
+        procs,
+        iters,
+        name: (cure == Cure::Semaphore).then_some(name.as_str()),
+        how,
+    })?;
     let Some(m) = measure(cure, procs, iters, &cancel, out)? else {
         out.canceled()?;
         return Ok(ExitCode::SUCCESS);
     };
     let lost = m.lost();
-    let pct = lost as f64 * 100.0 / m.expected as f64;
     let verdict = match (cure, lost) {
         (Cure::None, 0) => {
             "exact this time: the processes did not overlap (a busy machine may run them one \
@@ -122,16 +123,7 @@ pub fn run(cure: Cure, args: &CounterArgs, out: &mut Out) -> Result<ExitCode> {
         (_, 0) => "exact",
         _ => "updates lost: two processes loaded the same value and both stored value + 1",
     };
-    out.record(
-        format_args!(
-            "  expected {}\n  actual   {}\n  lost     {lost} ({pct:.1}%)\n  time     {:.3} ms ({:.1} ns per increment)\n  {verdict}",
-            m.expected,
-            m.actual,
-            super::ms(m.elapsed),
-            m.ns_per_increment()
-        ),
-        || m.json(cure, procs, iters),
-    )?;
+    out.line(&m.record(cure, procs, iters, Some(verdict)))?;
     if cure != Cure::None && lost != 0 {
         bail!("{} lost {lost} updates: the cure did not work", cure.demo());
     }
@@ -143,13 +135,13 @@ pub fn run_all(args: &CounterArgs, out: &mut Out) -> Result<ExitCode> {
     let cancel = Cancel::install().context("cannot install signal handlers")?;
     let procs = args.procs as usize;
     let iters = args.iters;
-    out.record(
-        format_args!(
-            "demo cures: {procs} processes x {iters} increments of one shared counter, three ways\n  {:<8} {:>10} {:>10} {:>10} {:>7} {:>12} {:>14}",
-            "way", "expected", "actual", "lost", "lost%", "time", "per increment"
-        ),
-        || json!({"kind": "start", "demo": "cures", "procs": procs, "iters": iters}),
-    )?;
+    out.line(&CounterStart {
+        demo: "cures",
+        procs,
+        iters,
+        name: None,
+        how: How::Cures,
+    })?;
     let mut failed = Vec::new();
     for cure in [Cure::None, Cure::Semaphore, Cure::Atomic] {
         let Some(m) = measure(cure, procs, iters, &cancel, out)? else {
@@ -157,19 +149,7 @@ pub fn run_all(args: &CounterArgs, out: &mut Out) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         };
         let lost = m.lost();
-        out.record(
-            format_args!(
-                "  {:<8} {:>10} {:>10} {:>10} {:>6.1}% {:>9.3} ms {:>11.1} ns",
-                cure.demo(),
-                m.expected,
-                m.actual,
-                lost,
-                lost as f64 * 100.0 / m.expected as f64,
-                super::ms(m.elapsed),
-                m.ns_per_increment()
-            ),
-            || m.json(cure, procs, iters),
-        )?;
+        out.line(&m.record(cure, procs, iters, None))?;
         out.flush()?;
         if cure != Cure::None && lost != 0 {
             failed.push(cure.demo());
@@ -239,10 +219,7 @@ fn measure(
         let (s, replaced) = named_sem(&sem_name, 1)?;
         sem = Some(s);
         if replaced {
-            out.record(
-                format_args!("replaced a stale semaphore {sem_name} from an earlier run"),
-                || json!({"kind": "stale", "name": sem_name}),
-            )?;
+            out.line(&Stale { name: &sem_name })?;
         }
     }
     out.flush()?;

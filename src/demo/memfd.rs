@@ -11,6 +11,7 @@
 //! mapping can never turn into SIGBUS. The `posix shm` server has no such
 //! guarantee and has to read with `pread` instead.
 
+use std::fmt;
 use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -21,15 +22,15 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, SealFlag};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use crate::cli::MemfdArgs;
 use crate::error::{fail_with_hint, hinted, usage};
 use crate::ipc::mapping::Mapping;
 use crate::ipc::memfd::Memfd;
-use crate::output::{Out, escape_bytes};
-use crate::serve::{Flow, Server, Waited};
-use crate::sys::secs;
+use crate::output::{Escaped, Out, plural};
+use crate::record::{Printing, TextField};
+use crate::serve::{Flow, Server};
+use crate::spec::{Memfd as MemfdSpec, MemfdRole, Serve, Watch};
 use crate::text_input::client_text;
 
 /// `memfd_create`, sized with `posix_fallocate` (a full tmpfs fails here,
@@ -62,19 +63,15 @@ fn map(memfd: &Memfd, len: usize) -> Result<Mapping> {
     memfd.map(len).context("cannot map the memfd")
 }
 
-pub fn run(args: &MemfdArgs, out: &mut Out) -> Result<ExitCode> {
-    check_name(&args.name)?;
-    if args.server {
-        if args.shrink {
-            return Err(usage("--shrink is a client option"));
-        }
-        server(args, out)
-    } else {
-        client(args, out)
+pub fn run(spec: &MemfdSpec, out: &mut Out) -> Result<ExitCode> {
+    match &spec.role {
+        MemfdRole::Server { size, serve, watch } => server(&spec.name, *size, serve, watch, out),
+        MemfdRole::Client { text, shrink } => client(&spec.name, text.as_deref(), *shrink, out),
     }
 }
 
-fn check_name(name: &str) -> Result<()> {
+/// Refuse an exchange name that would not make a plain file name (exit 2).
+pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -99,11 +96,14 @@ fn publication(name: &str) -> PathBuf {
     dir.join(format!("examples-ipc-memfd-{name}"))
 }
 
-/// What the file says: which process holds the segment, as which descriptor.
-#[derive(Debug, Clone, Copy)]
+/// What the file says: which process holds the segment, as which
+/// descriptor, and its size: `{"pid":123,"fd":3,"size":4096}`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Where {
     pid: u32,
     fd: i32,
+    #[serde(default)]
+    size: u64,
 }
 
 impl Where {
@@ -126,13 +126,7 @@ fn read_publication(path: &Path) -> io::Result<Option<Where>> {
         .custom_flags(OFlag::O_NOFOLLOW.bits())
         .open(path)?;
     f.read_to_string(&mut text)?;
-    let v: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(_) => return Ok(None),
-    };
-    let pid = v["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
-    let fd = v["fd"].as_i64().and_then(|p| i32::try_from(p).ok());
-    Ok(pid.zip(fd).map(|(pid, fd)| Where { pid, fd }))
+    Ok(serde_json::from_str(&text).ok())
 }
 
 /// The published file, removed when the server ends however it ends.
@@ -146,7 +140,7 @@ impl Drop for Published {
 
 /// Create the publication exclusively with mode 0600. A file whose process
 /// has gone (a crashed server) is stale and replaced; a live one is refused.
-fn publish(path: &Path, at: Where, size: u64) -> Result<(Published, Option<u32>)> {
+fn publish(path: &Path, at: Where) -> Result<(Published, Option<u32>)> {
     let mut replaced = None;
     for _ in 0..2 {
         let made = OpenOptions::new()
@@ -158,7 +152,9 @@ fn publish(path: &Path, at: Where, size: u64) -> Result<(Published, Option<u32>)
         match made {
             Ok(mut f) => {
                 let guard = Published(path.to_path_buf());
-                writeln!(f, "{}", json!({"pid": at.pid, "fd": at.fd, "size": size}))
+                let line = serde_json::to_string(&at)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                writeln!(f, "{line}")
                     .with_context(|| format!("cannot write {}", path.display()))?;
                 return Ok((guard, replaced));
             }
@@ -188,109 +184,59 @@ fn publish(path: &Path, at: Where, size: u64) -> Result<(Published, Option<u32>)
     bail!("{} keeps reappearing", path.display())
 }
 
-fn server(args: &MemfdArgs, out: &mut Out) -> Result<ExitCode> {
-    let name = &args.name;
-    let mut server = Server::new(out, &args.serve)?;
-    let size = args.shm.size;
+fn server(name: &str, size: u64, serve: &Serve, watch: &Watch, out: &mut Out) -> Result<ExitCode> {
+    let mut server = Server::new(out, serve)?;
     let memfd = create(&format!("examples-ipc:{name}"), size)?;
     let len = usize::try_from(size).context("segment too large to map")?;
     let map = map(&memfd, len)?;
     let at = Where {
         pid: std::process::id(),
         fd: memfd.as_raw_fd(),
+        size,
     };
     let path = publication(name);
-    let (_published, replaced) = publish(&path, at, size)?;
-    let interval = args.shm.interval.duration();
-    let stale = match replaced {
-        Some(pid) => format!(" (replaced a stale one from pid {pid})"),
-        None => String::new(),
+    let (_published, replaced) = publish(&path, at)?;
+    let start = Start {
+        mechanism: "memfd",
+        name,
+        size,
+        pid: at.pid,
+        fd: at.fd,
+        path: &path,
+        replaced_pid: replaced,
+        watch: *watch,
     };
-    let flow = server.start(
-        format_args!(
-            "demo memfd {name}: {size} bytes, sealed against shrinking; published pid {} fd {} in {}{stale}; \
-             nothing in /dev/shm; printing the text every {} s{}",
-            at.pid,
-            at.fd,
-            path.display(),
-            secs(interval),
-            if args.shm.on_change { " when it changes" } else { "" }
-        ),
-        |f| {
-            f.insert("mechanism".into(), "memfd".into());
-            f.insert("name".into(), name.as_str().into());
-            f.insert("size".into(), size.into());
-            f.insert("pid".into(), at.pid.into());
-            f.insert("fd".into(), at.fd.into());
-            f.insert("path".into(), path.display().to_string().into());
-            f.insert("replaced_pid".into(), replaced.into());
-        },
-    )?;
-    if flow == Flow::Done {
+    if server.start(&start)? == Flow::Done {
         return Ok(ExitCode::SUCCESS);
     }
-    let mut last: Option<Vec<u8>> = None;
-    loop {
+    // The seal keeps the mapping valid: no read here can fault.
+    server.watch_text(watch.interval, watch.on_change, || {
         let mut text = Vec::new();
         map.read_text(&mut text);
-        if !args.shm.on_change || last.as_deref() != Some(&text[..]) {
-            let shown = if text.is_empty() {
-                "(empty)".to_string()
-            } else {
-                escape_bytes(&text)
-            };
-            let flow = server.event("memory", &shown, |f| {
-                f.insert("text".into(), escape_bytes(&text).into());
-            })?;
-            if flow == Flow::Done {
-                return Ok(ExitCode::SUCCESS);
-            }
-            last = Some(text);
-        }
-        match server.wait(None, Some(interval))? {
-            Waited::Canceled => return server.canceled(),
-            Waited::Ready | Waited::Tick => {}
-        }
-    }
+        Ok(text)
+    })
 }
 
-fn client(args: &MemfdArgs, out: &mut Out) -> Result<ExitCode> {
-    let name = &args.name;
+fn client(name: &str, message: Option<&str>, shrink: bool, out: &mut Out) -> Result<ExitCode> {
     let what = format!("memfd exchange {name}");
     let (memfd, proc_path) = find(name, &what)?;
     let size = memfd.size().context("cannot stat the memfd")?;
     let seals = memfd.seals().context("cannot read the seals")?;
-    let text = client_text(args.shm.message.as_deref(), size, &what)?;
+    let text = client_text(message, size, &what)?;
     let len = usize::try_from(size).context("segment too large to map")?;
     let map = map(&memfd, len)?;
     // client_text checked that the text and its NUL fit.
     map.write_text(&text)
         .with_context(|| format!("cannot write to {what}"))?;
-    let shown = escape_bytes(&text);
-    out.event(
-        "wrote",
-        format_args!(
-            "wrote {} bytes through {} ({size} bytes, seals: {})",
-            text.len(),
-            proc_path.display(),
-            seal_names(seals)
-        ),
-        |f| {
-            f.insert("text".into(), shown.clone().into());
-            f.insert("path".into(), proc_path.display().to_string().into());
-            f.insert("size".into(), size.into());
-            f.insert("seals".into(), seal_names(seals).into());
-        },
-    )?;
-    if args.shrink {
+    out.event(&Wrote {
+        text: TextField(&text),
+        path: &proc_path,
+        size,
+        seals: seal_names(seals),
+    })?;
+    if shrink {
         match memfd.truncate(0) {
-            Err(Errno::EPERM) => out.event(
-                "shrink",
-                "ftruncate to 0 bytes refused with EPERM: F_SEAL_SHRINK protects the server's mapping",
-                |f| {
-                    f.insert("refused".into(), true.into());
-                },
-            )?,
+            Err(Errno::EPERM) => out.event(&Shrink { refused: true })?,
             Ok(()) => bail!("ftruncate to 0 bytes succeeded: the segment was not sealed"),
             Err(e) => return Err(e).context("cannot try to shrink the memfd"),
         }
@@ -363,3 +309,82 @@ fn seal_names(seals: SealFlag) -> String {
         names.join(", ")
     }
 }
+
+// ---- Records ----
+
+/// `demo memfd test: 4096 bytes, sealed against shrinking; published pid
+/// 123 fd 3 in PATH; nothing in /dev/shm; printing the text every 3 s`
+#[derive(Serialize)]
+struct Start<'a> {
+    mechanism: &'static str,
+    name: &'a str,
+    size: u64,
+    pid: u32,
+    fd: i32,
+    #[serde(serialize_with = "crate::record::path")]
+    path: &'a Path,
+    replaced_pid: Option<u32>,
+    #[serde(skip)]
+    watch: Watch,
+}
+
+impl fmt::Display for Start<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "demo memfd {}: {}, sealed against shrinking; published pid {} fd {} in {}",
+            self.name,
+            plural(self.size, "byte", "bytes"),
+            self.pid,
+            self.fd,
+            Escaped(self.path.display())
+        )?;
+        if let Some(pid) = self.replaced_pid {
+            write!(f, " (replaced a stale one from pid {pid})")?;
+        }
+        write!(f, "; nothing in /dev/shm; {}", Printing(self.watch))
+    }
+}
+
+crate::record_kind!(Start<'_>, "start");
+
+/// `wrote 2 bytes through /proc/123/fd/3 (4096 bytes, seals: seal, shrink)`
+#[derive(Serialize)]
+struct Wrote<'a> {
+    text: TextField<'a>,
+    #[serde(serialize_with = "crate::record::path")]
+    path: &'a Path,
+    size: u64,
+    seals: String,
+}
+
+impl fmt::Display for Wrote<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "wrote {} through {} ({}, seals: {})",
+            plural(self.text.0.len(), "byte", "bytes"),
+            Escaped(self.path.display()),
+            plural(self.size, "byte", "bytes"),
+            self.seals
+        )
+    }
+}
+
+crate::record_kind!(Wrote<'_>, "wrote");
+
+/// The client's try to shrink the sealed segment, refused.
+#[derive(Serialize)]
+struct Shrink {
+    refused: bool,
+}
+
+impl fmt::Display for Shrink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "ftruncate to 0 bytes refused with EPERM: F_SEAL_SHRINK protects the server's mapping",
+        )
+    }
+}
+
+crate::record_kind!(Shrink, "shrink");

@@ -5,6 +5,7 @@
 
 mod counter;
 mod memfd;
+mod records;
 mod ring;
 mod scoreboard;
 pub mod shared;
@@ -14,8 +15,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::DemoCommand;
 use crate::output::Out;
+use crate::spec::Demo;
 
 /// Which layout a region holds, stored in its header.
 pub mod kind {
@@ -25,16 +26,18 @@ pub mod kind {
     pub const SORTED: u32 = 4;
 }
 
-pub fn run(cmd: DemoCommand, out: &mut Out) -> Result<ExitCode> {
-    match cmd {
-        DemoCommand::Race(args) => counter::run(counter::Cure::None, &args, out),
-        DemoCommand::Mutex(args) => counter::run(counter::Cure::Semaphore, &args, out),
-        DemoCommand::Atomic(args) => counter::run(counter::Cure::Atomic, &args, out),
-        DemoCommand::Cures(args) => counter::run_all(&args, out),
-        DemoCommand::Ring(args) => ring::run(&args, out),
-        DemoCommand::Scoreboard(args) => scoreboard::run(&args, out),
-        DemoCommand::Sorted(args) => sorted::run(&args, out),
-        DemoCommand::Memfd(args) => memfd::run(&args, out),
+pub use memfd::check_name as check_exchange_name;
+
+pub fn run(demo: &Demo, out: &mut Out) -> Result<ExitCode> {
+    match demo {
+        Demo::Race(args) => counter::run(counter::Cure::None, args, out),
+        Demo::Mutex(args) => counter::run(counter::Cure::Semaphore, args, out),
+        Demo::Atomic(args) => counter::run(counter::Cure::Atomic, args, out),
+        Demo::Cures(args) => counter::run_all(args, out),
+        Demo::Ring(args) => ring::run(args, out),
+        Demo::Scoreboard(args) => scoreboard::run(args, out),
+        Demo::Sorted(args) => sorted::run(args, out),
+        Demo::Memfd(spec) => memfd::run(spec, out),
     }
 }
 

@@ -10,13 +10,14 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::json;
 
 use super::kind;
-use super::shared::{Ended, Header, SemCell, align64, mix, region, spawn, spin_until};
-use crate::cli::RingArgs;
+use super::records::{RingResult, RingStart};
+use super::shared::{Header, SemCell, align64, mix, region, spin_until};
+use crate::children::{Ended, spawn};
 use crate::output::Out;
 use crate::signal::Cancel;
+use crate::spec::Ring as RingArgs;
 
 crate::shared_struct! {
     struct Ring {
@@ -79,19 +80,13 @@ pub fn run(args: &RingArgs, out: &mut Out) -> Result<ExitCode> {
     ring.full.init(0).context("cannot initialise a semaphore")?;
     ring.header.init(kind::RING, size);
 
-    let claim = if producers > 1 {
-        "compare-and-swap on the head"
-    } else {
-        "the only producer owns the head"
-    };
-    out.record(
-        format_args!(
-            "demo ring: {producers} {} x {items} items -> 1 consumer, {nslots} slots of {} bytes ({claim})",
-            if producers == 1 { "producer" } else { "producers" },
-            size_of::<Slot>()
-        ),
-        || json!({"kind": "start", "demo": "ring", "producers": producers, "items": items, "slots": nslots}),
-    )?;
+    out.line(&RingStart {
+        demo: "ring",
+        producers,
+        items,
+        slots: nslots,
+        slot_bytes: size_of::<Slot>(),
+    })?;
     out.flush()?;
 
     let start = Instant::now();
@@ -132,27 +127,24 @@ fn report(ring: &Ring, nslots: usize, wall: Duration, out: &mut Out) -> Result<E
     let retries = ring.cas_retries.load(Ordering::Relaxed);
     let consumer = Duration::from_nanos(ring.consumer_ns.load(Ordering::Relaxed));
     let rate = received as f64 / consumer.as_secs_f64().max(1e-9);
-    let ok = received == total && bad == 0 && dups == 0 && missing == 0;
-    let verdict = if ok {
-        "every item arrived exactly once, checksums valid"
-    } else {
-        "ITEMS WENT WRONG"
+    let result = RingResult {
+        demo: "ring",
+        producers,
+        items,
+        slots: nslots,
+        expected: total,
+        received,
+        bad_checksum: bad,
+        duplicates: dups,
+        missing,
+        cas_retries: retries,
+        ms: super::ms(consumer),
+        wall_ms: super::ms(wall),
+        items_per_sec: rate.round(),
+        ns_per_item: consumer.as_nanos() as f64 / received.max(1) as f64,
     };
-    out.record(
-        format_args!(
-            "  received    {received} of {total}\n  checksums   {bad} bad\n  duplicates  {dups}\n  missing     {missing}\n  cas retries {retries}\n  time        {:.3} ms ({:.0} items/s, {:.0} ns per item)\n  {verdict}",
-            super::ms(consumer),
-            rate,
-            consumer.as_nanos() as f64 / received.max(1) as f64,
-        ),
-        || {
-            json!({"kind": "result", "demo": "ring", "producers": producers, "items": items, "slots": nslots,
-                   "expected": total, "received": received, "bad_checksum": bad, "duplicates": dups,
-                   "missing": missing, "cas_retries": retries, "ms": super::ms(consumer),
-                   "wall_ms": super::ms(wall), "items_per_sec": rate.round()})
-        },
-    )?;
-    if !ok {
+    out.line(&result)?;
+    if !result.ok() {
         bail!("the ring lost, duplicated or corrupted items");
     }
     Ok(ExitCode::SUCCESS)

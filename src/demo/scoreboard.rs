@@ -4,19 +4,19 @@
 //! Nobody locks anything: each slot has one writer, and each field is one
 //! atomic word, so a reader never sees a torn value.
 
-use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use serde_json::{Value, json};
 
 use super::kind;
-use super::shared::{Ended, Header, align64, mix, region, spawn};
-use crate::cli::ScoreboardArgs;
+use super::records::{ScoreboardResult, ScoreboardStart, Table, WorkerRow};
+use super::shared::{Header, align64, mix, region};
+use crate::children::{Ended, spawn};
 use crate::output::Out;
 use crate::signal::Cancel;
+use crate::spec::Scoreboard as ScoreboardArgs;
 
 /// How often the monitor prints the table.
 const PERIOD: Duration = Duration::from_millis(250);
@@ -60,15 +60,13 @@ pub fn run(args: &ScoreboardArgs, out: &mut Out) -> Result<ExitCode> {
     board.items.store(items, Ordering::Relaxed);
     board.header.init(kind::SCOREBOARD, size);
 
-    out.record(
-        format_args!(
-            "demo scoreboard: {workers} workers x {items} items; table of {size} bytes (magic {:#x}, version {}), one {}-byte slot per worker",
-            super::shared::MAGIC,
-            super::shared::VERSION,
-            size_of::<WorkerSlot>()
-        ),
-        || json!({"kind": "start", "demo": "scoreboard", "workers": workers, "items": items, "size": size}),
-    )?;
+    out.line(&ScoreboardStart {
+        demo: "scoreboard",
+        workers,
+        items,
+        size,
+        slot_bytes: size_of::<WorkerSlot>(),
+    })?;
     out.flush()?;
 
     let start = Instant::now();
@@ -91,10 +89,7 @@ pub fn run(args: &ScoreboardArgs, out: &mut Out) -> Result<ExitCode> {
         0
     })?;
     let print = |out: &mut Out| -> Result<()> {
-        let (text, fields) = table(slots, items, start.elapsed());
-        out.event("scoreboard", text, |f| {
-            f.insert("workers".into(), fields);
-        })?;
+        out.event(&table(slots, items, start.elapsed()))?;
         out.flush()?;
         Ok(())
     };
@@ -107,10 +102,12 @@ pub fn run(args: &ScoreboardArgs, out: &mut Out) -> Result<ExitCode> {
     print(out)?;
     let elapsed = start.elapsed();
     let total: u64 = slots.iter().map(|s| s.done.load(Ordering::Acquire)).sum();
-    out.record(
-        format_args!("all {workers} workers done: {total} items in {:.3} ms", super::ms(elapsed)),
-        || json!({"kind": "result", "demo": "scoreboard", "workers": workers, "items": total, "ms": super::ms(elapsed)}),
-    )?;
+    out.line(&ScoreboardResult {
+        demo: "scoreboard",
+        workers,
+        items: total,
+        ms: super::ms(elapsed),
+    })?;
     anyhow::ensure!(
         total == workers as u64 * items,
         "the table shows {total} items, expected {}",
@@ -119,35 +116,26 @@ pub fn run(args: &ScoreboardArgs, out: &mut Out) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The table as text lines and as JSON.
-fn table(slots: &[WorkerSlot], items: u64, elapsed: Duration) -> (String, Value) {
-    let mut text = String::new();
-    let mut rows = Vec::new();
-    let mut sum = 0;
-    for (w, s) in slots.iter().enumerate() {
-        let done = s.done.load(Ordering::Acquire);
-        sum += done;
-        let state = match s.state.load(Ordering::Acquire) {
-            IDLE => "idle",
-            RUNNING => "running",
-            DONE => "done",
-            _ => "?",
-        };
-        let pid = s.pid.load(Ordering::Relaxed);
-        let width = 20;
-        let filled = (done * width / items.max(1)) as usize;
-        let bar: String = "#".repeat(filled) + &".".repeat(width as usize - filled);
-        let _ = write!(
-            text,
-            "\n    worker {w:<2} pid {pid:<7} {state:<7} [{bar}] {done:>6}/{items}"
-        );
-        rows.push(json!({"worker": w, "pid": pid, "state": state, "done": done, "items": items}));
+/// The table as it stands.
+fn table(slots: &[WorkerSlot], items: u64, elapsed: Duration) -> Table {
+    let workers = slots
+        .iter()
+        .enumerate()
+        .map(|(w, s)| WorkerRow {
+            worker: w,
+            pid: s.pid.load(Ordering::Relaxed),
+            state: match s.state.load(Ordering::Acquire) {
+                IDLE => "idle",
+                RUNNING => "running",
+                DONE => "done",
+                _ => "?",
+            },
+            done: s.done.load(Ordering::Acquire),
+            items,
+        })
+        .collect();
+    Table {
+        workers,
+        elapsed_ms: elapsed.as_secs_f64() * 1e3,
     }
-    let all = items * slots.len() as u64;
-    let head = format!(
-        "{sum}/{all} items ({:.0}%) after {:.0} ms",
-        sum as f64 * 100.0 / all.max(1) as f64,
-        elapsed.as_secs_f64() * 1e3
-    );
-    (head + &text, Value::Array(rows))
 }

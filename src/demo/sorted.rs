@@ -4,19 +4,19 @@
 //! held briefly, and it works across processes with no kernel object.
 //! The parent is the server; the client is a forked child.
 
-use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::json;
 
 use super::kind;
-use super::shared::{Children, Ended, Header, align64, mix, process_gone, region, spawn};
-use crate::cli::SortedArgs;
+use super::records::{Array, SortedResult, SortedStart};
+use super::shared::{Header, align64, mix, process_gone, region};
+use crate::children::{Children, Ended, spawn};
 use crate::output::Out;
 use crate::signal::Cancel;
+use crate::spec::Sorted as SortedArgs;
 
 crate::shared_struct! {
     struct Sorted {
@@ -90,7 +90,7 @@ impl View<'_> {
 pub fn run(args: &SortedArgs, out: &mut Out) -> Result<ExitCode> {
     let cancel = Cancel::install().context("cannot install signal handlers")?;
     let count = args.count as usize;
-    let interval = args.interval.duration();
+    let interval = args.interval;
     let data_at = align64(size_of::<Sorted>());
     let log_at = data_at + align64(count * size_of::<i64>());
     let size = log_at + count * size_of::<i64>();
@@ -102,10 +102,10 @@ pub fn run(args: &SortedArgs, out: &mut Out) -> Result<ExitCode> {
     };
     view.head.header.init(kind::SORTED, size);
 
-    out.record(
-        format_args!("demo sorted: the client appends {count} random numbers, the server keeps them sorted (spin lock: compare-and-swap on a busy flag)"),
-        || json!({"kind": "start", "demo": "sorted", "count": count}),
-    )?;
+    out.line(&SortedStart {
+        demo: "sorted",
+        count,
+    })?;
     out.flush()?;
 
     let seed = mix(u64::from(std::process::id())
@@ -193,24 +193,22 @@ fn serve(
 /// release it; print the array before and after.
 fn sort_locked(view: &View<'_>, n: usize, out: &mut Out) -> Result<()> {
     let mut numbers = view.snapshot(n);
-    let event = |out: &mut Out, kind: &str, label: &str, numbers: &[i64]| {
-        out.event(
-            kind,
-            format_args!("{label}({n}): {}", braces(numbers)),
-            |f| {
-                f.insert("n".into(), n.into());
-                f.insert("array".into(), json!(numbers));
-            },
-        )
-    };
-    let printed = event(out, "sorting", "Sorting", &numbers);
+    let printed = out.event(&Array {
+        sorted: false,
+        n,
+        array: &numbers,
+    });
     numbers.sort_unstable();
     for (slot, v) in view.data.iter().zip(&numbers) {
         slot.store(*v, Ordering::Relaxed);
     }
     view.unlock();
     printed?;
-    event(out, "sorted", "Sorted", &numbers)?;
+    out.event(&Array {
+        sorted: true,
+        n,
+        array: &numbers,
+    })?;
     out.flush()?;
     Ok(())
 }
@@ -224,48 +222,19 @@ fn check(view: &View<'_>, count: usize, elapsed: Duration, out: &mut Out) -> Res
     let is_sorted = final_data.is_sorted();
     let complete = final_data == appended;
     let spins = view.head.spins.load(Ordering::Relaxed);
-    out.record(
-        format_args!(
-            "check: {n} of {count} numbers, {}, {} (lock waits: {spins} spins) in {:.3} ms",
-            if is_sorted { "sorted" } else { "NOT SORTED" },
-            if complete {
-                "every appended number present"
-            } else {
-                "NUMBERS LOST OR CHANGED"
-            },
-            super::ms(elapsed)
-        ),
-        || {
-            json!({"kind": "result", "demo": "sorted", "n": n, "count": count, "sorted": is_sorted,
-                  "complete": complete, "spins": spins, "ms": super::ms(elapsed)})
-        },
-    )?;
+    out.line(&SortedResult {
+        demo: "sorted",
+        n,
+        count,
+        sorted: is_sorted,
+        complete,
+        spins,
+        ms: super::ms(elapsed),
+    })?;
     if !is_sorted || !complete {
         bail!("the shared array is wrong at the end");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `{1, 5, 9}`, shortened in the middle beyond 20 numbers.
-fn braces(v: &[i64]) -> String {
-    let mut s = String::from("{");
-    let show = |s: &mut String, part: &[i64]| {
-        for (i, x) in part.iter().enumerate() {
-            if i > 0 {
-                s.push_str(", ");
-            }
-            let _ = write!(s, "{x}");
-        }
-    };
-    if v.len() <= 20 {
-        show(&mut s, v);
-    } else {
-        show(&mut s, &v[..10]);
-        let _ = write!(s, ", ... {} more ..., ", v.len() - 15);
-        show(&mut s, &v[v.len() - 5..]);
-    }
-    s.push('}');
-    s
 }
 
 fn now_nanos() -> u64 {

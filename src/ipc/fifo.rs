@@ -155,6 +155,29 @@ impl Fifo {
         fcntl(self.fd.as_fd(), FcntlArg::F_SETFL(OFlag::empty())).map(|_| ())
     }
 
+    /// `fcntl(F_GETPIPE_SZ)`: the bytes the pipe holds when full.
+    ///
+    /// # Errors
+    /// None expected for an open FIFO.
+    ///
+    /// # References
+    /// [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html)
+    pub fn capacity(&self) -> Result<usize, Errno> {
+        fcntl(self.fd.as_fd(), FcntlArg::F_GETPIPE_SZ).map(|n| n.max(0) as usize)
+    }
+
+    /// Whether the FIFO still has a name: `fstat` of the descriptor counts
+    /// its links, 0 once the path was removed.
+    ///
+    /// # Errors
+    /// None expected for an open descriptor.
+    ///
+    /// # References
+    /// [fstat(2)](https://man7.org/linux/man-pages/man2/fstat.2.html)
+    pub fn linked(&self) -> Result<bool, Errno> {
+        Ok(fstat(self.fd.as_fd())?.st_nlink > 0)
+    }
+
     /// The descriptor as a `File`, for `Read`/`Write`.
     pub fn into_file(self) -> File {
         File::from(self.fd)

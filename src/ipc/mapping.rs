@@ -119,6 +119,10 @@ impl View {
         self.len
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     pub(crate) fn as_ptr(&self) -> NonNull<u8> {
         self.ptr
     }

@@ -23,7 +23,6 @@ pub mod fifo;
 pub mod futex;
 pub mod mapping;
 pub mod memfd;
-#[cfg_attr(not(test), expect(dead_code, reason = "wired into ls -A next"))]
 pub mod namespace;
 pub mod owned;
 pub mod posix_mq;

@@ -9,6 +9,17 @@
 
 use std::ops::Deref;
 
+use nix::errno::Errno;
+
+use super::posix_mq::PosixQueue;
+use super::posix_sem::NamedSem;
+use super::posix_shm::PosixShm;
+use super::sysv::{Sysv, SysvKind};
+use super::sysv_msq::Msq;
+use super::sysv_sem::Sem;
+use super::sysv_shm::Shm;
+use crate::object::{Addr, Kind, ObjectRef};
+
 /// A handle whose object can be removed: unlink the name, IPC_RMID the id.
 pub trait Remove {
     type Error;
@@ -77,6 +88,40 @@ impl<T: Remove> Drop for Owned<T> {
                 let _ = handle.remove();
             }
         }
+    }
+}
+
+/// Any object by its identity: `Owned<ObjectRef>` removes whatever it
+/// names (the tests' clean-up does so).
+impl Remove for ObjectRef {
+    type Error = Errno;
+
+    /// `mq_unlink`, `shm_unlink` or `sem_unlink` of a POSIX name; IPC_RMID
+    /// of a System V id, or of the object a key finds (`*get` first).
+    ///
+    /// # Errors
+    /// ENOENT for a name or key nothing has, EINVAL or EIDRM for an unused
+    /// id; EACCES or EPERM; EINVAL for an address the kind has not (a POSIX
+    /// object by key).
+    fn remove(&self) -> Result<(), Errno> {
+        match (self.kind, &self.addr) {
+            (Kind::PosixMsq, Addr::Name(name)) => PosixQueue::remove_name(name.as_str())
+                .map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)),
+            (Kind::PosixShm, Addr::Name(name)) => PosixShm::remove_name(name.as_str()),
+            (Kind::PosixSem, Addr::Name(name)) => NamedSem::remove_name(name.as_str()),
+            (Kind::SysvMsq, addr) => remove_sysv::<Msq>(addr),
+            (Kind::SysvShm, addr) => remove_sysv::<Shm>(addr),
+            (Kind::SysvSem, addr) => remove_sysv::<Sem>(addr),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+}
+
+fn remove_sysv<K: SysvKind>(addr: &Addr) -> Result<(), Errno> {
+    match addr {
+        Addr::Key(key) => Sysv::<K>::open_existing(key.raw())?.remove(),
+        Addr::Id(id) => Sysv::<K>::with_id(id.0).remove(),
+        Addr::Name(_) => Err(Errno::EINVAL),
     }
 }
 

@@ -62,10 +62,9 @@ impl Perm {
 pub trait SysvKind {
     /// The IPC_STAT, as plain values.
     type Stat: Copy;
-    /// "queue", "segment" or "semaphore", for messages.
-    const WHAT: &'static str;
-    /// `sysv-msq`, `sysv-shm` or `sysv-sem`, for JSON.
-    const MECHANISM: &'static str;
+    /// `Kind::SysvMsq`, ...: its names (`sysv-msq`, "queue") are spelled
+    /// there.
+    const KIND: crate::object::Kind;
 
     /// `msgget`, `shmget` or `semget` of an existing object (`(key, 0, 0)`).
     fn get_existing(key: Key) -> Result<Id, Errno>;
@@ -226,7 +225,6 @@ impl BlockedIn {
     }
 
     /// The number of the call's first member (msgrcv, semop), for tests.
-    #[cfg(test)]
     pub fn nr(self) -> i64 {
         match self {
             BlockedIn::Msq => libc::SYS_msgrcv,

@@ -2,6 +2,8 @@
 
 use nix::errno::Errno;
 
+use crate::object::Kind;
+
 use super::sysv::{Perm, Sysv, SysvKind, Zeroed, get_by};
 use super::{Creation, Id, Key, OpenError, Opened, cvt};
 
@@ -234,8 +236,7 @@ fn msgget(key: Key, flags: libc::c_int) -> Result<Id, Errno> {
 
 impl SysvKind for Msq {
     type Stat = QueueStat;
-    const WHAT: &'static str = "queue";
-    const MECHANISM: &'static str = "sysv-msq";
+    const KIND: Kind = Kind::SysvMsq;
 
     fn get_existing(key: Key) -> Result<Id, Errno> {
         msgget(key, 0)

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
+use crate::object::Kind;
+
 use super::sysv::{Perm, Sysv, SysvKind, Zeroed, get_by};
 use super::{Creation, Id, Key, OpenError, Opened, cvt};
 
@@ -52,7 +54,8 @@ pub struct SemStat {
     pub ctime: i64,
 }
 
-/// One semaphore of a set: what `ipcs -s -i` prints for it.
+/// One semaphore of a set: what `ipcs -s -i` prints for it, and `--stat
+/// --json` as `{"semnum":0,"value":1,"ncount":0,"zcount":0,"pid":123}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Semaphore {
     pub semnum: u32,
@@ -68,7 +71,7 @@ pub struct Semaphore {
 impl Semaphore {
     /// `{"semnum":0,"value":1,"ncount":0,"zcount":0,"pid":123}`
     pub fn to_json(self) -> serde_json::Value {
-        // Five integers: serializing them cannot fail.
+        // Integers only: serializing cannot fail.
         serde_json::to_value(self).unwrap_or_default()
     }
 }
@@ -292,8 +295,7 @@ fn semget(key: Key, nsems: libc::c_int, flags: libc::c_int) -> Result<Id, Errno>
 
 impl SysvKind for Sem {
     type Stat = SemStat;
-    const WHAT: &'static str = "semaphore";
-    const MECHANISM: &'static str = "sysv-sem";
+    const KIND: Kind = Kind::SysvSem;
 
     fn get_existing(key: Key) -> Result<Id, Errno> {
         semget(key, 0, 0)

@@ -7,6 +7,8 @@
 use nix::errno::Errno;
 
 use super::mapping::{Mapping, Release, View};
+use crate::object::Kind;
+
 use super::sysv::{IPC_PRIVATE, Perm, Sysv, SysvKind, Zeroed, get_by};
 use super::{Creation, Id, Key, OpenError, Opened, cvt, cvt_ptr};
 
@@ -100,10 +102,6 @@ impl SysvSegment {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired into the command line next")
-)]
 impl SysvSegment {
     /// All of the segment's bytes, copied out of a read-only attachment
     /// (`shmat(id, NULL, SHM_RDONLY)`, then `shmdt`) and bounded by
@@ -146,8 +144,7 @@ fn shmget(key: Key, size: usize, flags: libc::c_int) -> Result<Id, Errno> {
 
 impl SysvKind for Shm {
     type Stat = SegmentStat;
-    const WHAT: &'static str = "segment";
-    const MECHANISM: &'static str = "sysv-shm";
+    const KIND: Kind = Kind::SysvShm;
 
     fn get_existing(key: Key) -> Result<Id, Errno> {
         shmget(key, 0, 0)

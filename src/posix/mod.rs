@@ -1,4 +1,4 @@
-//! POSIX IPC: one file per mechanism.
+//! POSIX IPC: one file per mechanism, and the `--clean` they share.
 
 pub mod msq;
 pub mod sem;
@@ -8,36 +8,52 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cli::PosixCommand;
 use crate::ipc::Race;
+use crate::ipc::posix_mq::PosixQueue;
+use crate::ipc::posix_sem::NamedSem;
+use crate::ipc::posix_shm::PosixShm;
+use crate::object::Kind;
 use crate::output::Out;
+use crate::record::RemovedName;
 use crate::target::PosixName;
 
-pub fn run(cmd: PosixCommand, out: &mut Out) -> anyhow::Result<ExitCode> {
-    match cmd {
-        PosixCommand::Msq(args) => msq::run(&args, out),
-        PosixCommand::Shm(args) => shm::run(&args, out),
-        PosixCommand::Sem(args) => sem::run(&args, out),
+/// `--clean` of the POSIX object `name` of `kind`: its unlink, the
+/// contract's "no such" when it is not there, and the `removed` line.
+pub fn clean(kind: Kind, name: &PosixName, out: &mut Out) -> Result<ExitCode> {
+    match kind {
+        Kind::PosixMsq => unlink(kind, name, PosixQueue::remove_name),
+        Kind::PosixShm => unlink(kind, name, PosixShm::remove_name),
+        Kind::PosixSem => {
+            sem::check_name(name)?;
+            unlink(kind, name, NamedSem::remove_name)
+        }
+        _ => bail!("{kind} is not a POSIX kind"),
+    }?;
+    out.line(&RemovedName {
+        mechanism: kind,
+        name,
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--stat` of the POSIX object `name` of `kind`.
+pub fn stat(kind: Kind, name: &PosixName, out: &mut Out) -> Result<ExitCode> {
+    match kind {
+        Kind::PosixMsq => msq::stat(name, out),
+        Kind::PosixShm => shm::stat(name, out),
+        Kind::PosixSem => sem::stat(name, out),
+        _ => bail!("{kind} is not a POSIX kind"),
     }
 }
 
-/// `--clean` of a POSIX object: `unlink` (the kind's remove by name), the
-/// contract's "no such" when it is not there, and the `removed` line.
-fn clean<E>(
-    name: &PosixName,
-    what: &str,
-    mechanism: &str,
-    out: &mut Out,
-    unlink: impl FnOnce(&str) -> Result<(), E>,
-) -> Result<ExitCode>
+fn unlink<E>(kind: Kind, name: &PosixName, unlink: impl FnOnce(&str) -> Result<(), E>) -> Result<()>
 where
     E: Race + std::error::Error + Send + Sync + 'static,
 {
+    let what = kind.what();
     match unlink(name.as_str()) {
-        Ok(()) => {}
+        Ok(()) => Ok(()),
         Err(e) if e.missing() => bail!("cannot remove {what} {name}: no such {what}"),
-        Err(e) => return Err(e).with_context(|| format!("cannot remove {what} {name}")),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {what} {name}")),
     }
-    out.removed(mechanism, what, name)?;
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,4 @@
-//! `posix sem`: server, client, `--clean` and `--stat` of a POSIX named
+//! `posix sem`: server, client and `--stat` of a POSIX named
 //! semaphore, over the `ipc::posix_sem` handles.
 //!
 //! glibc's `sem_*` calls trust the file they map, so an existing semaphore is
@@ -8,6 +8,7 @@
 //! truncation are reported by the handle's SIGBUS guard, and a `--wait`
 //! re-checks the file between short waits.
 
+use std::fmt;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::process::ExitCode;
@@ -15,16 +16,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use nix::errno::Errno;
+use serde::Serialize;
 
-use crate::cli::{Mode, PosixSemArgs};
-use crate::error::{fail_with_hint, usage};
+use crate::error::{fail_with_hint, removed_under_server, sem_busy, usage};
 use crate::ipc::posix_sem::{CheckedSem, FaultText, MapError, NamedSem};
 use crate::ipc::semfile::{self, Invalid, SEM_T_SIZE, SemFile, SemWord};
-use crate::ipc::{Creation, OpenError, Race};
-use crate::output::{Fields, Out};
+use crate::ipc::{OpenError, Race};
+use crate::object::Kind;
+use crate::output::Out;
+use crate::record::stat::{Ownership, PosixStat, StatBody, StatText};
+use crate::record::{At, Did, Opened, Record, SemStart, posix_name};
 use crate::serve::{Flow, Server};
-use crate::sys::{insert_ownership, secs};
-use crate::target::{FileMode, NAME_MAX, PosixName};
+use crate::spec::{Create, Sem as SemSpec, SemAction, SemAttrs, SemClient, SemRole, Serve};
+use crate::target::{NAME_MAX, PosixName};
 
 /// glibc keeps a semaphore NAME in /dev/shm/sem.NAME, so four bytes of
 /// NAME_MAX are taken by the prefix.
@@ -71,11 +75,12 @@ impl<'n> Sem<'n> {
     /// the checked open: the caller learns whether it created the semaphore
     /// (an existing one keeps its value), and either way uses the file only
     /// once checked.
-    fn open_or_create(name: &'n PosixName, mode: FileMode, value: u32) -> Result<(Sem<'n>, bool)> {
-        sem_name(name)?;
-        let opened = Creation::OpenOrCreate.apply(
+    fn open_or_create(name: &'n PosixName, create: &Create<SemAttrs>) -> Result<(Sem<'n>, bool)> {
+        check_name(name)?;
+        let (mode, value) = (create.mode.bits(), create.attrs.value);
+        let opened = create.policy.apply(
             || {
-                NamedSem::create(name.as_str(), mode.bits(), value).map_err(OpenFail::Create)?;
+                NamedSem::create(name.as_str(), mode, value).map_err(OpenFail::Create)?;
                 open_checked(name)
             },
             || open_checked(name),
@@ -106,7 +111,7 @@ impl<'n> Sem<'n> {
     /// that is not a valid semaphore: `FILE is not a valid semaphore: WHY`;
     /// other `open`/`mmap` errnos with the name.
     fn open(name: &'n PosixName) -> Result<Sem<'n>> {
-        sem_name(name)?;
+        check_name(name)?;
         let sem = open_checked(name).map_err(|e| open_error(name, e))?;
         Ok(Sem { sem, name })
     }
@@ -217,7 +222,7 @@ fn invalid(name: &PosixName, why: Invalid) -> anyhow::Error {
 }
 
 /// Refuse a name glibc cannot make a semaphore file for (exit 2).
-fn sem_name(name: &PosixName) -> Result<()> {
+pub fn check_name(name: &PosixName) -> Result<()> {
     if name.file_name().len() > SEM_NAME_MAX {
         return Err(usage(format!(
             "a semaphore name is at most {SEM_NAME_MAX} bytes (NAME_MAX less glibc's 'sem.' prefix); '{name}' is {}",
@@ -235,46 +240,44 @@ fn sem_file(name: &PosixName) -> String {
     semfile::path_of(name.as_str())
 }
 
-pub fn run(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
-    let name = &args.target.name;
-    match args.mode.mode() {
-        Mode::Server => server(args, out),
-        Mode::Client => client(args, out),
-        Mode::Clean => clean(name, out),
-        Mode::Stat => stat_cmd(name, out),
+pub fn run(spec: &SemSpec<PosixName>, out: &mut Out) -> Result<ExitCode> {
+    let name = &spec.target;
+    match &spec.role {
+        SemRole::Server {
+            create,
+            serve,
+            interval,
+        } => server(name, create, serve, *interval, out),
+        SemRole::Client(client) => run_client(name, client, out),
     }
 }
 
-fn server(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
-    let name = &args.target.name;
-    let mut server = Server::new(out, &args.serve)?;
-    let (sem, created) = Sem::open_or_create(name, args.create.mode, args.sem.value)?;
-    let interval = args.sem.interval.duration();
-    let verb = if created { "created" } else { "opened" };
-    let flow = server.start(
-        format_args!(
-            "posix sem {name}: {verb}{}; printing the value when it changes (polling every {} s)",
-            if created {
-                format!(" with value {}", args.sem.value)
-            } else {
-                String::new()
-            },
-            secs(interval)
-        ),
-        |f| {
-            f.insert("mechanism".into(), "posix-sem".into());
-            f.insert("name".into(), name.as_str().into());
-            f.insert("created".into(), created.into());
+fn server(
+    name: &PosixName,
+    create: &Create<SemAttrs>,
+    serve: &Serve,
+    interval: Duration,
+    out: &mut Out,
+) -> Result<ExitCode> {
+    let mut server = Server::new(out, serve)?;
+    let (sem, created) = Sem::open_or_create(name, create)?;
+    let start = SemStart {
+        opened: Opened {
+            mechanism: Kind::PosixSem,
+            at: At::Name { name },
+            created,
         },
-    )?;
-    if flow == Flow::Done {
+        value: created.then_some(create.attrs.value),
+        interval,
+    };
+    if server.start(&start)? == Flow::Done {
         return Ok(ExitCode::SUCCESS);
     }
     // The value is read from the file, never through the mapping, so a file
     // truncated under the server is an error line, not SIGBUS.
     server.watch_value(interval, || {
         if !sem.still_linked()? {
-            bail!("semaphore {name} was removed (sem_unlink) under the server");
+            return Err(removed_under_server("semaphore", name, "sem_unlink"));
         }
         match sem.check()? {
             Ok(word) => Ok(i64::from(word.value)),
@@ -284,66 +287,37 @@ fn server(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
     })
 }
 
-fn client(args: &PosixSemArgs, out: &mut Out) -> Result<ExitCode> {
-    let name = &args.target.name;
-    let timeout = args.serve.timeout.map(|s| s.duration());
-    if timeout.is_some() && !args.sem.wait {
-        return Err(usage("--timeout goes with --wait for a semaphore client"));
-    }
+fn run_client(name: &PosixName, client: &SemClient, out: &mut Out) -> Result<ExitCode> {
     let sem = Sem::open(name)?;
     // The line after a unit was taken or given back, with the value now.
-    let done = |out: &mut Out, kind: &str, did: &str| -> Result<ExitCode> {
+    let done = |out: &mut Out, did: Did| -> Result<ExitCode> {
         let value = sem.value()?;
-        out.event(
-            kind,
-            format_args!("{did} {name}; semaphore: {value}"),
-            |f| {
-                f.insert("name".into(), name.as_str().into());
-                f.insert("value".into(), value.into());
-            },
-        )?;
+        out.event(&Done { did, name, value })?;
         Ok(ExitCode::SUCCESS)
     };
-    if args.sem.release {
-        sem.give()
-            .with_context(|| format!("cannot give a unit back to {name}"))?;
-        return done(out, "released", "gave one unit back to");
-    }
-    let took = if args.sem.wait {
-        out.flush()?;
-        sem.take_waiting(timeout)?
-    } else {
-        sem.try_take()?
+    let took = match client.action {
+        SemAction::Release => {
+            sem.give()
+                .with_context(|| format!("cannot give a unit back to {name}"))?;
+            return done(out, Did::Released);
+        }
+        SemAction::Take => sem.try_take()?,
+        SemAction::TakeWaiting { timeout } => {
+            out.flush()?;
+            sem.take_waiting(timeout)?
+        }
     };
     if took == Take::Busy {
-        let (cause, hint) = match timeout {
-            Some(t) if args.sem.wait => (
-                format!(
-                    "semaphore is busy: no unit within {} s (--timeout)",
-                    secs(t)
-                ),
-                "a unit comes back when a holder releases it (-r)".to_string(),
-            ),
-            _ => (
-                "semaphore is busy (value 0)".to_string(),
-                "wait for a unit with --wait, or give one back with -r".to_string(),
-            ),
-        };
-        return Err(fail_with_hint(cause, hint))
+        return Err(sem_busy(client.action))
             .with_context(|| format!("cannot take a unit of {name}"));
     }
-    done(out, "taken", "took one unit of")
+    done(out, Did::Taken)
 }
 
-fn clean(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
-    sem_name(name)?;
-    super::clean(name, "semaphore", "posix-sem", out, NamedSem::remove_name)
-}
-
-/// Read-only and never mapped: the value comes from `pread`, the owner
-/// and mode from `fstat` of the same file.
-fn stat_cmd(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
-    sem_name(name)?;
+/// `--stat`: read-only and never mapped: the value comes from `pread`,
+/// the owner and mode from `fstat` of the same file.
+pub fn stat(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
+    check_name(name)?;
     let file =
         SemFile::open(&sem_file(name), false).map_err(|e| open_error(name, OpenFail::Io(e)))?;
     let word = file
@@ -353,11 +327,47 @@ fn stat_cmd(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
     let st = file
         .metadata()
         .with_context(|| format!("cannot stat semaphore {name}"))?;
-    let mut f = Fields::new();
-    f.insert("mechanism".into(), "posix-sem".into());
-    f.insert("name".into(), name.as_str().into());
-    f.insert("value".into(), word.value.into());
-    insert_ownership(&mut f, st.uid(), st.gid(), st.mode());
-    out.attributes(&f)?;
+    out.stat(&PosixStat {
+        mechanism: Kind::PosixSem,
+        name,
+        body: SemStat { value: word.value },
+        ownership: Ownership::new(st.uid(), st.gid(), st.mode()),
+    })?;
     Ok(ExitCode::SUCCESS)
+}
+
+// ---- Records ----
+
+/// `took one unit of /s; semaphore: 1`
+#[derive(Serialize)]
+struct Done<'a> {
+    #[serde(skip)]
+    did: Did,
+    #[serde(serialize_with = "posix_name")]
+    name: &'a PosixName,
+    value: i32,
+}
+
+impl fmt::Display for Done<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}; semaphore: {}", self.did, self.name, self.value)
+    }
+}
+
+impl Record for Done<'_> {
+    fn kind(&self) -> &'static str {
+        self.did.kind()
+    }
+}
+
+/// What `--stat` shows of a semaphore besides its name and owner.
+#[derive(Serialize)]
+struct SemStat {
+    value: u32,
+}
+
+impl StatBody for SemStat {
+    fn text(&self, t: &mut StatText) {
+        t.line("value", self.value);
+    }
 }

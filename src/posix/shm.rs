@@ -1,4 +1,4 @@
-//! `posix shm`: server, client, `--clean` and `--stat` of a POSIX shared
+//! `posix shm`: server, client and `--stat` of a POSIX shared
 //! memory segment, over the `ipc::posix_shm` handle.
 //!
 //! Layout is raw: the text at offset 0, NUL-terminated, so `cat /dev/shm/NAME`
@@ -7,20 +7,24 @@
 //! a full /dev/shm, or shrunk by another process, then gives an error
 //! (ENOSPC, a short read) where a mapping would die of SIGBUS.
 
+use std::fmt;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
 use nix::sys::stat::FileStat;
+use serde::Serialize;
 
-use crate::cli::{Mode, PosixShmArgs};
-use crate::error::{hinted, undo_create};
+use crate::error::{hinted, removed_under_server, undo_create};
 use crate::ipc::posix_shm::PosixShm;
-use crate::ipc::{Creation, OpenError, Owned, Remove};
-use crate::output::{Fields, Out, Shown, escape_bytes};
+use crate::ipc::{OpenError, Owned, Remove};
+use crate::object::Kind;
+use crate::output::{Out, Shown, plural};
+use crate::record::stat::{Ownership, PosixStat, StatBody, StatText};
+use crate::record::{At, Opened, ShmStart, TextField, posix_name};
 use crate::serve::{Flow, Server};
-use crate::sys::{insert_ownership, secs};
-use crate::target::{FileMode, PosixName};
+use crate::spec::{Create, SegmentAttrs, Serve, Shm, ShmRole, Watch};
+use crate::target::PosixName;
 use crate::text_input::client_text;
 
 /// Open the segment, creating it with `size` bytes when missing; an
@@ -29,8 +33,9 @@ use crate::text_input::client_text;
 /// Allocating the pages (rather than `ftruncate`) makes a full /dev/shm
 /// fail here with ENOSPC instead of with SIGBUS at the first write; a
 /// segment that cannot be allocated is unlinked again, never left half-made.
-fn open_or_create(name: &PosixName, size: u64, mode: FileMode) -> Result<(PosixShm, bool)> {
-    let opened = match PosixShm::open(name.as_str(), Creation::OpenOrCreate, mode.bits()) {
+fn open_or_create(name: &PosixName, create: &Create<SegmentAttrs>) -> Result<(PosixShm, bool)> {
+    let size = create.attrs.size;
+    let opened = match PosixShm::open(name.as_str(), create.policy, create.mode.bits()) {
         Ok(opened) => opened,
         Err(OpenError::Create(e)) => {
             return Err(e).with_context(|| format!("cannot create segment {name}"));
@@ -159,45 +164,38 @@ fn pwrite_all(seg: &PosixShm, name: &PosixName, mut buf: &[u8], mut offset: usiz
     Ok(())
 }
 
-pub fn run(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
-    match args.mode.mode() {
-        Mode::Server => server(args, out),
-        Mode::Client => client(args, out),
-        Mode::Clean => clean(&args.target.name, out),
-        Mode::Stat => stat_cmd(&args.target.name, out),
+pub fn run(spec: &Shm<PosixName>, out: &mut Out) -> Result<ExitCode> {
+    match &spec.role {
+        ShmRole::Server { serve, watch } => server(&spec.target, &spec.create, serve, watch, out),
+        ShmRole::Client { text } => client(&spec.target, &spec.create, text.as_deref(), out),
     }
 }
 
-fn server(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
-    let name = &args.target.name;
-    let mut server = Server::new(out, &args.serve)?;
-    let (seg, created) = open_or_create(name, args.shm.size, args.create.mode)?;
+fn server(
+    name: &PosixName,
+    create: &Create<SegmentAttrs>,
+    serve: &Serve,
+    watch: &Watch,
+    out: &mut Out,
+) -> Result<ExitCode> {
+    let mut server = Server::new(out, serve)?;
+    let (seg, created) = open_or_create(name, create)?;
     let own = seg_stat(&seg, name)?;
     let size = own.st_size as u64;
-    let interval = args.shm.interval.duration();
-    let verb = if created { "created" } else { "opened" };
-    let flow = server.start(
-        format_args!(
-            "posix shm {name}: {verb}, {size} bytes; printing the text every {} s{}",
-            secs(interval),
-            if args.shm.on_change {
-                " when it changes"
-            } else {
-                ""
-            }
-        ),
-        |f| {
-            f.insert("mechanism".into(), "posix-shm".into());
-            f.insert("name".into(), name.as_str().into());
-            f.insert("created".into(), created.into());
-            f.insert("size".into(), size.into());
+    let start = ShmStart {
+        opened: Opened {
+            mechanism: Kind::PosixShm,
+            at: At::Name { name },
+            created,
         },
-    )?;
-    if flow == Flow::Done {
+        size,
+        watch: *watch,
+    };
+    if server.start(&start)? == Flow::Done {
         return Ok(ExitCode::SUCCESS);
     }
     let limit = usize::try_from(size).context("segment too large to watch")?;
-    server.watch_text(interval, args.shm.on_change, || {
+    server.watch_text(watch.interval, watch.on_change, || {
         let now = seg_stat(&seg, name)?;
         if (now.st_size as u64) < size {
             bail!(
@@ -206,7 +204,7 @@ fn server(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
             );
         }
         if !seg.still_linked(&own) {
-            bail!("segment {name} was removed (shm_unlink) under the server");
+            return Err(removed_under_server("segment", name, "shm_unlink"));
         }
         let mut text = Vec::new();
         seg.read_text(&mut text, limit)
@@ -215,14 +213,18 @@ fn server(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
     })
 }
 
-fn client(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
-    let name = &args.target.name;
-    let (seg, created) = open_or_create(name, args.shm.size, args.create.mode)?;
+fn client(
+    name: &PosixName,
+    create: &Create<SegmentAttrs>,
+    message: Option<&str>,
+    out: &mut Out,
+) -> Result<ExitCode> {
+    let (seg, created) = open_or_create(name, create)?;
     // A segment this call created and then could not write is removed again:
     // a refused call leaves nothing behind.
     let text = seg_size(&seg, name)
         .and_then(|size| {
-            let text = client_text(args.shm.message.as_deref(), size, name.as_str())?;
+            let text = client_text(message, size, name.as_str())?;
             write_text(&seg, name, &text, size)?;
             Ok(text)
         })
@@ -233,34 +235,64 @@ fn client(args: &PosixShmArgs, out: &mut Out) -> Result<ExitCode> {
                     .with_context(|| format!("cannot remove segment {name}"))
             })
         })?;
-    out.event(
-        "written",
-        format_args!("wrote {} bytes to {name}: {}", text.len(), Shown(&text)),
-        |f| {
-            f.insert("name".into(), name.as_str().into());
-            f.insert("bytes".into(), text.len().into());
-            f.insert("text".into(), escape_bytes(&text).into());
-        },
-    )?;
+    out.event(&Written {
+        name,
+        bytes: text.len(),
+        text: TextField(&text),
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn clean(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
-    super::clean(name, "segment", "posix-shm", out, PosixShm::remove_name)
-}
-
-fn stat_cmd(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
-    // stat(2) of /dev/shm/NAME needs no permission on the segment itself.
+/// `--stat`: stat(2) of /dev/shm/NAME, which needs no permission on the
+/// segment itself.
+pub fn stat(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
     let st = match PosixShm::stat_name(name.as_str()) {
         Ok(st) => st,
         Err(Errno::ENOENT) => bail!("cannot stat segment {name}: no such segment"),
         Err(e) => return Err(e).with_context(|| format!("cannot stat segment {name}")),
     };
-    let mut f = Fields::new();
-    f.insert("mechanism".into(), "posix-shm".into());
-    f.insert("name".into(), name.as_str().into());
-    f.insert("size".into(), st.st_size.into());
-    insert_ownership(&mut f, st.st_uid, st.st_gid, st.st_mode);
-    out.attributes(&f)?;
+    out.stat(&PosixStat {
+        mechanism: Kind::PosixShm,
+        name,
+        body: SegmentStat { size: st.st_size },
+        ownership: Ownership::new(st.st_uid, st.st_gid, st.st_mode),
+    })?;
     Ok(ExitCode::SUCCESS)
+}
+
+// ---- Records ----
+
+/// `wrote 2 bytes to /s: hi`
+#[derive(Serialize)]
+struct Written<'a> {
+    #[serde(serialize_with = "posix_name")]
+    name: &'a PosixName,
+    bytes: usize,
+    text: TextField<'a>,
+}
+
+impl fmt::Display for Written<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "wrote {} to {}: {}",
+            plural(self.bytes, "byte", "bytes"),
+            self.name,
+            Shown(self.text.0)
+        )
+    }
+}
+
+crate::record_kind!(Written<'_>, "written");
+
+/// What `--stat` shows of a segment besides its name and owner.
+#[derive(Serialize)]
+struct SegmentStat {
+    size: i64,
+}
+
+impl StatBody for SegmentStat {
+    fn text(&self, t: &mut StatText) {
+        t.line("size", self.size);
+    }
 }

@@ -1,21 +1,25 @@
-//! `sysv sem`: server, client, `--clean` and `--stat` of a System V
+//! `sysv sem`: server, client and `--stat` of a System V
 //! semaphore set of one semaphore, over the `ipc::sysv_sem` handle.
 
+use std::fmt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use nix::errno::Errno;
+use serde::Serialize;
 
-use crate::cli::{Mode, SysvSemArgs};
-use crate::error::{fail_with_hint, hinted, usage};
-use crate::ipc::sysv_sem::{SEMVMX, Sem, SemSet, op_flags as flags};
-use crate::ipc::{Creation, OpenError, Owned};
+use super::limit_hint;
+use crate::error::{fail_with_hint, hinted, removed_under_server, sem_busy};
+use crate::ipc::sysv_sem::{Sem, SemSet, Semaphore, op_flags as flags};
+use crate::ipc::{OpenError, Owned};
+use crate::object::{Addr, Kind};
 use crate::output::Out;
+use crate::record::stat::{StatBody, StatText, time_rfc3339};
+use crate::record::{At, Did, Opened, Record, SemStart, sysv_key};
 use crate::serve::{Flow, Server};
-use crate::sys::secs;
-use crate::sysv::common::{Addr, addr, clean, limit_hint, stat};
-use crate::target::{FileMode, SysvKey};
+use crate::spec::{Create, Sem as SemSpec, SemAction, SemAttrs, SemClient, SemRole, Serve};
+use crate::target::SysvKey;
 
 /// The outcome of taking a unit.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,9 +35,10 @@ pub enum Take {
 /// The creator initialises the set (`SemSet::init`: the value, then the
 /// semop that marks it ready) and removes it again if that fails; a process
 /// that opens an existing set waits for that mark (`ready`).
-fn open_or_create(key: SysvKey, mode: FileMode, value: u32) -> Result<(SemSet, bool)> {
+fn open_or_create(key: SysvKey, create: &Create<SemAttrs>) -> Result<(SemSet, bool)> {
+    let value = create.attrs.value;
     let opened =
-        SemSet::open(key.raw(), Creation::OpenOrCreate, mode.bits()).map_err(|e| match e {
+        SemSet::open(key.raw(), create.policy, create.mode.bits()).map_err(|e| match e {
             OpenError::Create(e @ Errno::ENOSPC) => hinted(e, limit_hint("semaphore", "sem"))
                 .context(format!("cannot create semaphore {key}")),
             OpenError::Create(e) => {
@@ -81,126 +86,101 @@ fn open(key: SysvKey) -> Result<SemSet> {
     Ok(set)
 }
 
-pub fn run(args: &SysvSemArgs, out: &mut Out) -> Result<ExitCode> {
-    let mode = args.mode.mode();
-    let at = addr(&args.target, mode)?;
-    match mode {
-        Mode::Server => server(args, out),
-        Mode::Client => client(args, out),
-        Mode::Clean => clean::<Sem>(at, out),
-        Mode::Stat => stat_cmd(at, out),
+pub fn run(spec: &SemSpec<SysvKey>, out: &mut Out) -> Result<ExitCode> {
+    let key = spec.target;
+    match &spec.role {
+        SemRole::Server {
+            create,
+            serve,
+            interval,
+        } => server(key, create, serve, *interval, out),
+        SemRole::Client(client) => run_client(key, client, out),
     }
 }
 
-fn removed(key: SysvKey, e: Errno) -> anyhow::Error {
+/// A failed semop or GETVAL: the set went away (EINVAL, EIDRM), or another
+/// failure.
+fn failed(key: SysvKey, e: Errno) -> anyhow::Error {
     match e {
         Errno::EINVAL | Errno::EIDRM => anyhow!("semaphore {key} was removed (IPC_RMID)"),
         e => anyhow::Error::new(e).context(format!("cannot use semaphore {key}")),
     }
 }
 
-fn server(args: &SysvSemArgs, out: &mut Out) -> Result<ExitCode> {
-    let key = args.target.key;
-    if args.sem.value > SEMVMX {
-        return Err(usage(format!(
-            "--value {} is above SEMVMX ({SEMVMX}), the largest System V semaphore value",
-            args.sem.value
-        )));
-    }
-    let mut server = Server::new(out, &args.serve)?;
-    let (set, created) = open_or_create(key, args.create.mode, args.sem.value)?;
-    let interval = args.sem.interval.duration();
-    let verb = if created { "created" } else { "opened" };
-    let flow = server.start(
-        format_args!(
-            "sysv sem {key} (id {}): {verb}{}; printing the value when it changes (polling every {} s)",
-            set.id(),
-            if created { format!(" with value {}", args.sem.value) } else { String::new() },
-            secs(interval)
-        ),
-        |f| {
-            f.insert("mechanism".into(), "sysv-sem".into());
-            f.insert("key".into(), key.to_string().into());
-            f.insert("id".into(), set.id().into());
-            f.insert("created".into(), created.into());
+fn server(
+    key: SysvKey,
+    create: &Create<SemAttrs>,
+    serve: &Serve,
+    interval: Duration,
+    out: &mut Out,
+) -> Result<ExitCode> {
+    let mut server = Server::new(out, serve)?;
+    let (set, created) = open_or_create(key, create)?;
+    let start = SemStart {
+        opened: Opened {
+            mechanism: Kind::SysvSem,
+            at: At::Key { key, id: set.id() },
+            created,
         },
-    )?;
-    if flow == Flow::Done {
+        value: created.then_some(create.attrs.value),
+        interval,
+    };
+    if server.start(&start)? == Flow::Done {
         return Ok(ExitCode::SUCCESS);
     }
-    server.watch_value(interval, || {
-        let value = set
-            .value()
-            .map_err(|e| removed(key, e))
-            .map_err(|e| e.context("the server stops"))?;
-        Ok(i64::from(value))
+    server.watch_value(interval, || match set.value() {
+        Ok(value) => Ok(i64::from(value)),
+        Err(Errno::EINVAL | Errno::EIDRM) => Err(removed_under_server(
+            "semaphore",
+            format_args!("{key} (id {})", set.id()),
+            "IPC_RMID",
+        )),
+        Err(e) => Err(failed(key, e)),
     })
 }
 
-fn client(args: &SysvSemArgs, out: &mut Out) -> Result<ExitCode> {
-    let key = args.target.key;
-    let timeout = args.serve.timeout.map(|s| s.duration());
-    if timeout.is_some() && !args.sem.wait {
-        return Err(usage("--timeout goes with --wait for a semaphore client"));
-    }
+fn run_client(key: SysvKey, client: &SemClient, out: &mut Out) -> Result<ExitCode> {
     let set = open(key)?;
-    let undo_note = if args.undo {
-        " (SEM_UNDO: the kernel reverts it when this process exits)"
-    } else {
-        ""
-    };
+    let undo = client.undo;
     // The line after a unit was taken or given back, with the value now.
-    let done = |out: &mut Out, kind: &str, did: &str| -> Result<ExitCode> {
-        let value = set.value().map_err(|e| removed(key, e))?;
-        out.event(
-            kind,
-            format_args!("{did} {key}; semaphore: {value}{undo_note}"),
-            |f| {
-                f.insert("key".into(), key.to_string().into());
-                f.insert("id".into(), set.id().into());
-                f.insert("value".into(), value.into());
-                f.insert("undo".into(), args.undo.into());
-            },
-        )?;
+    let done = |out: &mut Out, did: Did| -> Result<ExitCode> {
+        let value = set.value().map_err(|e| failed(key, e))?;
+        out.event(&Done {
+            did,
+            key,
+            id: set.id(),
+            value,
+            undo,
+        })?;
         Ok(ExitCode::SUCCESS)
     };
-    if args.sem.release {
-        set.op(&[(0, 1, flags(false, args.undo))], None)
-            .map_err(|e| match e {
-                Errno::ERANGE => anyhow!("the value is at SEMVMX ({SEMVMX})"),
-                e => removed(key, e),
-            })
-            .with_context(|| format!("cannot give a unit back to {key}"))?;
-        return done(out, "released", "gave one unit back to");
-    }
-    let took = if args.sem.wait {
-        out.flush()?;
-        take_waiting(&set, args.undo, timeout).map_err(|e| removed(key, e))?
-    } else {
-        match set.op(&[(0, -1, flags(true, args.undo))], None) {
+    let took = match client.action {
+        SemAction::Release => {
+            set.op(&[(0, 1, flags(false, undo))], None)
+                .map_err(|e| match e {
+                    Errno::ERANGE => {
+                        anyhow!("the value is at SEMVMX ({})", crate::ipc::sysv_sem::SEMVMX)
+                    }
+                    e => failed(key, e),
+                })
+                .with_context(|| format!("cannot give a unit back to {key}"))?;
+            return done(out, Did::Released);
+        }
+        SemAction::Take => match set.op(&[(0, -1, flags(true, undo))], None) {
             Ok(()) => Take::Taken,
             Err(Errno::EAGAIN) => Take::Busy,
-            Err(e) => return Err(removed(key, e)),
+            Err(e) => return Err(failed(key, e)),
+        },
+        SemAction::TakeWaiting { timeout } => {
+            out.flush()?;
+            take_waiting(&set, undo, timeout).map_err(|e| failed(key, e))?
         }
     };
     if took == Take::Busy {
-        let (cause, hint) = match timeout {
-            Some(t) => (
-                format!(
-                    "semaphore is busy: no unit within {} s (--timeout)",
-                    secs(t)
-                ),
-                "a unit comes back when a holder releases it (-r)",
-            ),
-            None => (
-                "semaphore is busy (value 0)".to_string(),
-                "wait for a unit with --wait, or give one back with -r",
-            ),
-        };
-        return Err(fail_with_hint(cause, hint))
+        return Err(sem_busy(client.action))
             .with_context(|| format!("cannot take a unit of {key}"));
     }
-    done(out, "taken", "took one unit of")
+    done(out, Did::Taken)
 }
 
 /// Block in semop (or semtimedop until the deadline). The client installs no
@@ -219,21 +199,72 @@ fn take_waiting(set: &SemSet, undo: bool, timeout: Option<Duration>) -> Result<T
     }
 }
 
-fn stat_cmd(at: Addr, out: &mut Out) -> Result<ExitCode> {
-    stat::<Sem>(at, out, |set, ds, s| {
-        let sems = set
-            .semaphores()
-            .with_context(|| format!("cannot read the values of semaphore ({at})"))?;
-        let values: Vec<u16> = sems.iter().map(|s| s.value).collect();
-        s.number("nsems", sems.len() as u64);
-        let shown: Vec<String> = values.iter().map(u16::to_string).collect();
-        s.line("values", shown.join(" "), values.into());
-        s.time("otime", ds.otime);
-        s.time("ctime", ds.ctime);
-        s.table(
-            "sems",
+/// `--stat`: what `ipcs -s -i` shows, each semaphore's line included.
+pub fn stat(addr: &Addr, out: &mut Out) -> Result<ExitCode> {
+    let (set, ds) = super::find::<Sem>(addr)?;
+    let sems = set
+        .semaphores()
+        .with_context(|| format!("cannot read the values of semaphore ({addr})"))?;
+    let body = SetStat {
+        nsems: sems.len() as u64,
+        values: sems.iter().map(|s| s.value).collect(),
+        otime: time_rfc3339(ds.otime),
+        ctime: time_rfc3339(ds.ctime),
+        sems,
+    };
+    super::print_stat::<Sem>(out, &ds, body)
+}
+
+// ---- Records ----
+
+/// `took one unit of 0x000000c8; semaphore: 1 (SEM_UNDO: ...)`
+#[derive(Serialize)]
+struct Done {
+    #[serde(skip)]
+    did: Did,
+    #[serde(serialize_with = "sysv_key")]
+    key: SysvKey,
+    id: crate::ipc::Id,
+    value: i32,
+    undo: bool,
+}
+
+impl fmt::Display for Done {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}; semaphore: {}", self.did, self.key, self.value)?;
+        if self.undo {
+            f.write_str(" (SEM_UNDO: the kernel reverts it when this process exits)")?;
+        }
+        Ok(())
+    }
+}
+
+impl Record for Done {
+    fn kind(&self) -> &'static str {
+        self.did.kind()
+    }
+}
+
+/// What `--stat` shows of a set after the `ipc_perm` head: the values,
+/// and a line per semaphore as `ipcs -s -i` prints them.
+#[derive(Serialize)]
+struct SetStat {
+    nsems: u64,
+    values: Vec<u16>,
+    otime: Option<String>,
+    ctime: Option<String>,
+    sems: Vec<Semaphore>,
+}
+
+impl StatBody for SetStat {
+    fn text(&self, t: &mut StatText) {
+        t.line("nsems", self.nsems);
+        t.line("values", Values(&self.values));
+        t.time("otime", self.otime.as_deref());
+        t.time("ctime", self.ctime.as_deref());
+        t.table(
             &["semnum", "value", "ncount", "zcount", "pid"],
-            sems.iter().map(|m| {
+            self.sems.iter().map(|m| {
                 [
                     m.semnum.into(),
                     m.value.into(),
@@ -242,8 +273,21 @@ fn stat_cmd(at: Addr, out: &mut Out) -> Result<ExitCode> {
                     m.pid.into(),
                 ]
             }),
-            sems.iter().map(|m| m.to_json()).collect::<Vec<_>>().into(),
         );
+    }
+}
+
+/// `0 2 5`: the values, space-separated.
+struct Values<'a>(&'a [u16]);
+
+impl fmt::Display for Values<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{v}")?;
+        }
         Ok(())
-    })
+    }
 }

@@ -140,11 +140,7 @@ pub fn run(opts: &WatchOptions, out: &mut Out) -> Result<ExitCode> {
             stdout.flush()?;
         } else {
             let doc = report.json();
-            lines.event("sample", "", |map| {
-                if let serde_json::Value::Object(fields) = doc {
-                    map.extend(fields);
-                }
-            })?;
+            lines.event(&SampleLine(doc))?;
             lines.flush()?;
         }
         if opts.count.is_some_and(|c| n >= c) {
@@ -165,3 +161,21 @@ pub fn run(opts: &WatchOptions, out: &mut Out) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// One `watch --json` line: the report's fields under `"kind": "sample"`.
+struct SampleLine(serde_json::Value);
+
+impl serde::Serialize for SampleLine {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// The JSON form is the only one printed.
+impl std::fmt::Display for SampleLine {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
+    }
+}
+
+examples_ipc::record_kind!(SampleLine, "sample");

@@ -4,7 +4,6 @@
 
 #![allow(dead_code)]
 
-use std::ffi::CString;
 use std::io::{BufRead, BufReader};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -14,6 +13,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 mod namespace;
+use examples_ipc::ipc::Owned;
+use examples_ipc::ipc::posix_mq::{Access, PosixQueue};
+use examples_ipc::object::{Kind, ObjectRef};
+use examples_ipc::target::SysvKey;
 pub use namespace::{DevShm, Namespace, NsObjects, Users, ipc_inode_of, ipcs_lists, processes_in};
 
 /// Every wait in a test has this deadline: long enough for a loaded 2-core
@@ -97,66 +100,45 @@ impl Drop for Cleanup {
     }
 }
 
-/// Remove one object, ignoring "no such": it may be gone already.
+impl Obj {
+    /// The object as the library names it, or None for a path.
+    pub fn object_ref(&self) -> Option<ObjectRef> {
+        let name = |n: &str| n.parse().expect("a test name is a valid POSIX name");
+        Some(match self {
+            Obj::PosixMsq(n) => ObjectRef::posix(Kind::PosixMsq, name(n)),
+            Obj::PosixShm(n) => ObjectRef::posix(Kind::PosixShm, name(n)),
+            Obj::PosixSem(n) => ObjectRef::posix(Kind::PosixSem, name(n)),
+            Obj::SysvMsq(k) => ObjectRef::sysv_key(Kind::SysvMsq, SysvKey(*k)),
+            Obj::SysvShm(k) => ObjectRef::sysv_key(Kind::SysvShm, SysvKey(*k)),
+            Obj::SysvSem(k) => ObjectRef::sysv_key(Kind::SysvSem, SysvKey(*k)),
+            Obj::Path(_) => return None,
+        })
+    }
+}
+
+/// Remove one object, ignoring "no such": it may be gone already. The
+/// library's guard does it: an `Owned` object is removed when dropped.
 pub fn remove(obj: &Obj) {
-    let c = |name: &str| CString::new(name).expect("test names have no NUL");
-    match obj {
-        // SAFETY: unlink calls take a valid C string and touch only the name.
-        Obj::PosixMsq(name) => unsafe {
-            libc::mq_unlink(c(name).as_ptr());
-        },
-        // SAFETY: as above.
-        Obj::PosixShm(name) => unsafe {
-            libc::shm_unlink(c(name).as_ptr());
-        },
-        // SAFETY: as above.
-        Obj::PosixSem(name) => unsafe {
-            libc::sem_unlink(c(name).as_ptr());
-        },
-        // SAFETY: msgget without IPC_CREAT creates nothing; IPC_RMID takes no buffer.
-        Obj::SysvMsq(key) => unsafe {
-            let id = libc::msgget(*key, 0);
-            if id >= 0 {
-                libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut());
+    match obj.object_ref() {
+        Some(obj) => drop(Owned::new(obj)),
+        None => {
+            if let Obj::Path(path) = obj {
+                let _ = std::fs::remove_file(path);
             }
-        },
-        // SAFETY: shmget without IPC_CREAT creates nothing; IPC_RMID takes no buffer.
-        Obj::SysvShm(key) => unsafe {
-            let id = libc::shmget(*key, 0, 0);
-            if id >= 0 {
-                libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut());
-            }
-        },
-        // SAFETY: semget without IPC_CREAT creates nothing; IPC_RMID reads no fourth argument.
-        Obj::SysvSem(key) => unsafe {
-            let id = libc::semget(*key, 0, 0);
-            if id >= 0 {
-                libc::semctl(id, 0, libc::IPC_RMID);
-            }
-        },
-        Obj::Path(path) => {
-            let _ = std::fs::remove_file(path);
         }
     }
 }
 
-/// Whether a POSIX object still exists.
+/// Whether a POSIX object (or a path) still exists.
 pub fn posix_exists(obj: &Obj) -> bool {
     match obj {
         Obj::PosixShm(name) => PathBuf::from(format!("/dev/shm/{}", &name[1..])).exists(),
         Obj::PosixSem(name) => PathBuf::from(format!("/dev/shm/sem.{}", &name[1..])).exists(),
-        Obj::PosixMsq(name) => {
-            let c = CString::new(name.as_str()).unwrap();
-            // SAFETY: opening read-only without O_CREAT creates nothing.
-            let mq = unsafe { libc::mq_open(c.as_ptr(), libc::O_RDONLY) };
-            if mq >= 0 {
-                // SAFETY: mq is the descriptor just opened.
-                unsafe { libc::mq_close(mq) };
-                true
-            } else {
-                false
-            }
-        }
+        // Opening without O_CREAT creates nothing; /dev/mqueue may not be mounted.
+        Obj::PosixMsq(name) => match PosixQueue::open_existing(name, Access::Read) {
+            Ok(_) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        },
         Obj::Path(p) => p.exists(),
         _ => panic!("not a POSIX object: {obj:?}"),
     }
@@ -239,6 +221,31 @@ impl Server {
                 ),
                 Err(RecvTimeoutError::Disconnected) => panic!(
                     "server output ended; so far: {:?} / {:?}",
+                    self.seen_out, self.seen_err
+                ),
+            }
+        }
+    }
+
+    /// The next stderr line, within DEADLINE (stdout lines are kept aside).
+    pub fn next_err(&mut self) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            match self
+                .lines
+                .recv_timeout(end.saturating_duration_since(Instant::now()))
+            {
+                Ok(Line::Err(l)) => {
+                    self.seen_err.push(l.clone());
+                    return l;
+                }
+                Ok(Line::Out(l)) => self.seen_out.push(l),
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no stderr line within {DEADLINE:?}; so far: {:?} / {:?}",
+                    self.seen_out, self.seen_err
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "output ended; so far: {:?} / {:?}",
                     self.seen_out, self.seen_err
                 ),
             }

@@ -1,7 +1,12 @@
-//! The loop every server shares: start line, counted event lines,
-//! `--count`, `--timeout`, and a clean `canceled.` on SIGINT/SIGTERM.
+//! The loops of every server and client: the start line, counted event
+//! lines, `--count`, `--timeout` and a clean `canceled.` on SIGINT/SIGTERM
+//! ([`Server`]); `watch` for the servers that poll an object (shm, sem,
+//! memfd); one message loop over a [`recv::Source`] (POSIX queue, System V
+//! queue, FIFO) and one send loop over a [`send::Sink`] for their clients.
 
-use std::fmt::Display;
+pub mod recv;
+pub mod send;
+
 use std::os::fd::BorrowedFd;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -9,9 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use nix::poll::PollFlags;
 
-use crate::cli::ServeArgs;
-use crate::output::{Fields, Out, Shown, escape_bytes};
+use crate::output::Out;
+use crate::record::{Memory, Record, TextField, Value};
 use crate::signal::{Cancel, Wake};
+use crate::spec::Serve;
 use crate::sys::secs;
 
 /// Whether the server goes on after an event.
@@ -45,21 +51,21 @@ pub struct Server<'o> {
 impl<'o> Server<'o> {
     /// Install the signal handlers before the object is created, so a
     /// SIGTERM that arrives at any point after this ends the server cleanly.
-    pub fn new(out: &'o mut Out, args: &ServeArgs) -> Result<Self> {
+    pub fn new(out: &'o mut Out, serve: &Serve) -> Result<Self> {
         let cancel = Cancel::install().context("cannot install signal handlers")?;
         Ok(Server {
             out,
             cancel,
-            count: args.count,
-            idle: args.timeout.map(|s| s.duration()),
+            count: serve.count,
+            idle: serve.timeout,
             events: 0,
             last_event: Instant::now(),
         })
     }
 
     /// The start line: not an event, never counted.
-    pub fn start(&mut self, text: impl Display, fields: impl FnOnce(&mut Fields)) -> Result<Flow> {
-        self.out.event("start", text, fields)?;
+    pub fn start(&mut self, start: &impl Record) -> Result<Flow> {
+        self.out.event(start)?;
         self.out.flush()?;
         self.last_event = Instant::now();
         Ok(self.flow())
@@ -69,13 +75,8 @@ impl<'o> Server<'o> {
     /// returns: a server takes its next message only after the last one is
     /// out, so `kill -9` loses at most the one in flight. `Done` once
     /// `--count` lines are printed.
-    pub fn event(
-        &mut self,
-        kind: &str,
-        text: impl Display,
-        fields: impl FnOnce(&mut Fields),
-    ) -> Result<Flow> {
-        self.out.event(kind, text, fields)?;
+    pub fn event(&mut self, event: &impl Record) -> Result<Flow> {
+        self.out.event(event)?;
         self.out.flush()?;
         self.events += 1;
         // Only --timeout reads it: no clock read per message without one.
@@ -161,8 +162,8 @@ impl<'o> Server<'o> {
         read: impl FnMut() -> Result<Vec<u8>>,
     ) -> Result<ExitCode> {
         self.watch(interval, !on_change, read, |server, text| {
-            server.event("memory", Shown(text), |f| {
-                f.insert("text".into(), escape_bytes(text).into());
+            server.event(&Memory {
+                text: TextField(text),
             })
         })
     }
@@ -174,9 +175,7 @@ impl<'o> Server<'o> {
         read: impl FnMut() -> Result<i64>,
     ) -> Result<ExitCode> {
         self.watch(interval, false, read, |server, value| {
-            server.event("semaphore", format_args!("semaphore: {value}"), |f| {
-                f.insert("value".into(), (*value).into());
-            })
+            server.event(&Value { value: *value })
         })
     }
 
@@ -184,41 +183,5 @@ impl<'o> Server<'o> {
     pub fn canceled(&mut self) -> Result<ExitCode> {
         self.out.canceled()?;
         Ok(ExitCode::SUCCESS)
-    }
-}
-
-/// What a message client sends: `-c N` messages (else the `-m` text once,
-/// else ten), each the `-m` text or `{"count":i}`.
-pub struct Messages<'a> {
-    pub count: u64,
-    text: Option<&'a str>,
-}
-
-impl<'a> Messages<'a> {
-    pub fn new(count: Option<u64>, text: Option<&'a str>) -> Self {
-        let count = count.unwrap_or(if text.is_some() { 1 } else { 10 });
-        Messages { count, text }
-    }
-
-    /// The longest message of the run (the text, or the last
-    /// `{"count":N}`), so a size limit is checked before anything is sent.
-    pub fn longest(&self) -> usize {
-        match self.text {
-            Some(text) => text.len(),
-            None => format!("{{\"count\":{}}}", self.count).len(),
-        }
-    }
-
-    /// Message `i` (from 1) into `buf`, replacing what it held.
-    pub fn write(&self, i: u64, buf: &mut Vec<u8>) {
-        use std::io::Write as _;
-        buf.clear();
-        match self.text {
-            Some(text) => buf.extend_from_slice(text.as_bytes()),
-            // Writing to a Vec cannot fail.
-            None => {
-                let _ = write!(buf, "{{\"count\":{i}}}");
-            }
-        }
     }
 }

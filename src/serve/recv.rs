@@ -1,0 +1,89 @@
+//! The one message loop of the servers that receive: a POSIX queue, a
+//! System V queue and a FIFO are each a [`Source`], and [`receive_all`] takes
+//! their messages one at a time, each printed (one write) before the next
+//! is taken, so `kill -9` loses at most the one in flight.
+
+use std::os::fd::BorrowedFd;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use nix::poll::PollFlags;
+
+use super::{Flow, Server, Waited};
+use crate::record::Record;
+
+/// How often an idle server with a descriptor looks whether its object is
+/// still there ([`Source::check`]).
+pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Something a server takes messages from.
+pub trait Source {
+    /// The event a taken message is printed as; it may borrow the source's
+    /// buffer until the next `take`.
+    type Event<'a>: Record
+    where
+        Self: 'a;
+
+    /// Take the next message if there is one. Without `block` this never
+    /// waits; with it, a source without a descriptor ([`Source::ready`] is
+    /// None) may wait for a short tick of its own. `None`: nothing yet.
+    ///
+    /// # Errors
+    /// The object failed or was removed; the server stops with it.
+    fn take(&mut self, block: bool) -> Result<Option<Self::Event<'_>>>;
+
+    /// The descriptor that becomes readable when a message comes, or None
+    /// for a source that waits in `take` itself.
+    fn ready(&self) -> Option<BorrowedFd<'_>>;
+
+    /// Fail when the object was removed under the server (a removal the
+    /// source would not notice in `take`). Asked every [`CHECK_EVERY`] of
+    /// waiting.
+    ///
+    /// # Errors
+    /// `error::removed_under_server`, or the failure of the look.
+    fn check(&self) -> Result<()>;
+}
+
+/// Print each message of `source` until `--count`, `--timeout`, a signal or a failure.
+///
+/// # Errors
+/// The source's, and the server's (`--timeout`, a failed write).
+pub fn receive_all<S: Source>(server: &mut Server<'_>, source: &mut S) -> Result<ExitCode> {
+    // Yield the CPU once before sleeping on an empty source: a sender on
+    // the same CPU refills it without the poll wake-up and its two switches.
+    let mut yielded = false;
+    let mut block = false;
+    loop {
+        if let Some(event) = source.take(block)? {
+            (yielded, block) = (false, false);
+            if server.event(&event)? == Flow::Done {
+                return Ok(ExitCode::SUCCESS);
+            }
+            continue;
+        }
+        let waited = match source.ready() {
+            Some(_) if !yielded => {
+                yielded = true;
+                let _ = nix::sched::sched_yield();
+                continue;
+            }
+            Some(fd) => {
+                yielded = false;
+                server.wait(Some((fd, PollFlags::POLLIN)), Some(CHECK_EVERY))?
+            }
+            // Flush, see whether we were canceled or idle too long (without
+            // waiting), then let the next take block.
+            None => {
+                block = true;
+                server.wait(None, Some(Duration::ZERO))?
+            }
+        };
+        match waited {
+            Waited::Canceled => return server.canceled(),
+            Waited::Tick if !block => source.check()?,
+            Waited::Ready | Waited::Tick => {}
+        }
+    }
+}
