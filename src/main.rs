@@ -41,7 +41,7 @@ use examples_ipc::spec::flag::{self, Flag};
 use examples_ipc::spec::{
     self, Create, Demo, Fifo, FifoRole, Memfd, MemfdRole, Pipe, PosixMsq, PosixMsqRole, QueueAttrs,
     SegmentAttrs, Sem, SemAction, SemAttrs, SemClient, SemRole, Send, Serve, Shm, ShmRole, SysvMsq,
-    SysvMsqRole, Task, Tour, TourStep, Watch, default,
+    SysvMsqRole, Task, Tour, Watch, default,
 };
 use examples_ipc::target::Seconds;
 use output::Out;
@@ -126,12 +126,7 @@ fn dispatch(command: Command, given: &ArgMatches, out: &mut Out) -> Result<ExitC
         Command::Bench(args) => bench::run(&args, out),
         Command::Completions(args) => manpage::completions(shell(args.shell), out),
         Command::Man(args) => manpage::man(Cli::command(), args.dir.as_deref(), out),
-        Command::Tour(args) => examples_ipc::tour::run(
-            &Tour {
-                only: args.only.iter().map(|s| tour_step(*s)).collect(),
-            },
-            out,
-        ),
+        Command::Tour(args) => examples_ipc::tour::run(&Tour { only: args.only }, out),
         Command::Demo(cmd) => examples_ipc::demo::run(&demo(cmd, given)?, out),
         Command::Posix(cmd) => examples_ipc::run(&posix(cmd, given)?, out),
         Command::Sysv(cmd) => examples_ipc::run(&sysv(cmd, given)?, out),
@@ -150,19 +145,6 @@ fn shell(shell: cli::Shell) -> manpage::Shell {
         cli::Shell::Bash => manpage::Shell::Bash,
         cli::Shell::Zsh => manpage::Shell::Zsh,
         cli::Shell::Fish => manpage::Shell::Fish,
-    }
-}
-
-fn tour_step(step: cli::TourStep) -> TourStep {
-    match step {
-        cli::TourStep::PosixMsq => TourStep::Object(Kind::PosixMsq),
-        cli::TourStep::PosixShm => TourStep::Object(Kind::PosixShm),
-        cli::TourStep::PosixSem => TourStep::Object(Kind::PosixSem),
-        cli::TourStep::SysvMsq => TourStep::Object(Kind::SysvMsq),
-        cli::TourStep::SysvShm => TourStep::Object(Kind::SysvShm),
-        cli::TourStep::SysvSem => TourStep::Object(Kind::SysvSem),
-        cli::TourStep::Fifo => TourStep::Fifo,
-        cli::TourStep::Pipe => TourStep::Pipe,
     }
 }
 
@@ -682,16 +664,62 @@ mod tests {
     use examples_ipc::help;
     use examples_ipc::target::{PosixName, SysvKey};
 
-    /// Every command path of the tree, `help` left out.
-    fn paths(cmd: &clap::Command, prefix: &str, acc: &mut Vec<String>) {
-        acc.push(prefix.to_string());
+    /// Every command of the tree with its path (`""` for the top, `posix
+    /// msq`), clap's `help` left out.
+    fn commands(cmd: &clap::Command, prefix: &str, acc: &mut Vec<(String, clap::Command)>) {
+        acc.push((prefix.to_string(), cmd.clone()));
         for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
             let path = if prefix.is_empty() {
                 sub.get_name().to_string()
             } else {
                 format!("{prefix} {}", sub.get_name())
             };
-            paths(sub, &path, acc);
+            commands(sub, &path, acc);
+        }
+    }
+
+    /// The whole tree, built.
+    fn tree() -> Vec<(String, clap::Command)> {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut all = Vec::new();
+        commands(&cmd, "", &mut all);
+        all
+    }
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_short_flag_means_one_thing_everywhere() {
+        let mut seen: std::collections::BTreeMap<char, (String, String)> = Default::default();
+        for (path, cmd) in tree() {
+            for arg in cmd.get_arguments() {
+                let (Some(short), Some(long)) = (arg.get_short(), arg.get_long()) else {
+                    continue;
+                };
+                let (first_long, first_path) = seen
+                    .entry(short)
+                    .or_insert_with(|| (long.to_string(), path.clone()));
+                assert_eq!(
+                    first_long, long,
+                    "-{short} is --{first_long} in `{first_path}` but --{long} in `{path}`"
+                );
+            }
+        }
+        // The mission's letters keep their meaning.
+        for (short, long) in [
+            ('s', "server"),
+            ('n', "name"),
+            ('k', "key"),
+            ('c', "count"),
+            ('m', "message"),
+            ('r', "release"),
+            ('p', "priority"),
+        ] {
+            assert_eq!(seen[&short].0, long, "-{short}");
         }
     }
 
@@ -724,10 +752,7 @@ mod tests {
 
     #[test]
     fn every_command_has_a_guide_and_every_guide_a_command() {
-        let mut cmd = Cli::command();
-        cmd.build();
-        let mut all = Vec::new();
-        paths(&cmd, "", &mut all);
+        let all: Vec<String> = tree().into_iter().map(|(path, _)| path).collect();
         for path in &all {
             let g = help::guide(path).unwrap_or_else(|| panic!("no guide for {path:?}"));
             assert!(

@@ -386,6 +386,17 @@ impl TourStep {
     }
 }
 
+impl std::str::FromStr for TourStep {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<TourStep, String> {
+        TourStep::ALL
+            .into_iter()
+            .find(|step| step.name() == s)
+            .ok_or_else(|| format!("'{s}' is not a step of the tour"))
+    }
+}
+
 impl fmt::Display for TourStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
