@@ -20,6 +20,7 @@ mod ls;
 use examples_ipc::{error, ipc, mq_attrs, object, output, procfs, signal, sys};
 
 use std::ffi::OsString;
+use std::fmt::Display;
 use std::io::Write as _;
 use std::process::ExitCode;
 
@@ -29,9 +30,8 @@ use clap::CommandFactory as _;
 use clap::parser::ValueSource;
 
 use cli::{
-    Cli, Command, DemoCommand, FifoArgs, MemfdArgs, ModeArgs, PosixCommand, PosixMsqArgs,
-    PosixSemArgs, PosixShmArgs, SemArgs, ServeArgs, ShmArgs, SysvCommand, SysvKeyArgs, SysvMsqArgs,
-    SysvSemArgs, SysvShmArgs,
+    Cli, Command, DemoCommand, FifoArgs, MemfdArgs, ModeArgs, PosixCommand, PosixMsqArgs, SemArgs,
+    SendArgs, ServeArgs, ShmArgs, SysvCommand, SysvKeyArgs,
 };
 use error::usage;
 use examples_ipc::ipc::Creation;
@@ -282,7 +282,12 @@ fn given(matches: &ArgMatches, flag: Flag) -> bool {
 
 /// Refuse (exit 2) an option the user gave that does not apply to `mode`
 /// of `command`, naming the mode and what the option belongs to.
-fn refuse(matches: &ArgMatches, command: &str, mode: Mode, applies: &Applies) -> Result<()> {
+fn refuse(
+    matches: &ArgMatches,
+    command: impl Display,
+    mode: Mode,
+    applies: &Applies,
+) -> Result<()> {
     for (flag, modes) in applies.modes() {
         if modes.contains(&mode) || !given(matches, flag) {
             continue;
@@ -290,7 +295,7 @@ fn refuse(matches: &ArgMatches, command: &str, mode: Mode, applies: &Applies) ->
         let owners: Vec<&str> = modes.iter().map(|m| m.owner()).collect();
         return Err(usage(format!(
             "{flag} does not apply to {}: it is an option of {}",
-            mode.of_command(command),
+            mode.of_command(&command.to_string()),
             owners.join(" and ")
         )));
     }
@@ -300,19 +305,74 @@ fn refuse(matches: &ArgMatches, command: &str, mode: Mode, applies: &Applies) ->
 // ---- posix and sysv ----
 
 fn posix(cmd: PosixCommand, given: &ArgMatches) -> Result<Task> {
-    match cmd {
-        PosixCommand::Msq(args) => posix_msq(args, given),
-        PosixCommand::Shm(args) => posix_shm(args, given),
-        PosixCommand::Sem(args) => posix_sem(args, given),
+    let (kind, mode, name, applies) = match &cmd {
+        PosixCommand::Msq(a) => (Kind::PosixMsq, &a.mode, &a.target.name, &POSIX_MSQ),
+        PosixCommand::Shm(a) => (Kind::PosixShm, &a.mode, &a.target.name, &SHM),
+        PosixCommand::Sem(a) => (Kind::PosixSem, &a.mode, &a.target.name, &SEM),
+    };
+    let mode = Mode::of(mode);
+    refuse(given, command(kind), mode, applies)?;
+    if let Some(task) = object_mode(mode, || ObjectRef::posix(kind, name.clone())) {
+        return Ok(task);
     }
+    Ok(match cmd {
+        PosixCommand::Msq(a) => Task::PosixMsq(PosixMsq {
+            create: create(a.create.mode, queue_attrs(&a)),
+            role: posix_msq_role(mode, a.serve, a.send, a.priority),
+            name: a.target.name,
+        }),
+        PosixCommand::Shm(a) => Task::PosixShm(Shm {
+            create: create(a.create.mode, SegmentAttrs { size: a.shm.size }),
+            role: shm_role(mode, &a.serve, a.shm),
+            target: a.target.name,
+        }),
+        PosixCommand::Sem(a) => Task::PosixSem(Sem {
+            role: sem_role(kind, mode, a.create.mode, &a.serve, &a.sem, false)?,
+            target: a.target.name,
+        }),
+    })
 }
 
 fn sysv(cmd: SysvCommand, given: &ArgMatches) -> Result<Task> {
-    match cmd {
-        SysvCommand::Msq(args) => sysv_msq(args, given),
-        SysvCommand::Shm(args) => sysv_shm(args, given),
-        SysvCommand::Sem(args) => sysv_sem(args, given),
+    let (kind, mode, target, applies) = match &cmd {
+        SysvCommand::Msq(a) => (Kind::SysvMsq, &a.mode, &a.target, &SYSV_MSQ),
+        SysvCommand::Shm(a) => (Kind::SysvShm, &a.mode, &a.target, &SHM),
+        SysvCommand::Sem(a) => (Kind::SysvSem, &a.mode, &a.target, &SEM),
+    };
+    let mode = Mode::of(mode);
+    let object = sysv_target(kind, target, mode)?;
+    refuse(given, command(kind), mode, applies)?;
+    if let SysvCommand::Sem(_) = cmd {
+        refuse(given, command(kind), mode, &SYSV_SEM)?;
     }
+    if let Some(task) = object {
+        return Ok(task);
+    }
+    Ok(match cmd {
+        SysvCommand::Msq(a) => Task::SysvMsq(SysvMsq {
+            key: a.target.key,
+            create: create(a.create.mode, ()),
+            role: sysv_msq_role(mode, a.serve, a.send, a.r#type)?,
+        }),
+        SysvCommand::Shm(a) => Task::SysvShm(Shm {
+            target: a.target.key,
+            create: create(a.create.mode, SegmentAttrs { size: a.shm.size }),
+            role: shm_role(mode, &a.serve, a.shm),
+        }),
+        SysvCommand::Sem(a) => {
+            let semvmx = examples_ipc::ipc::sysv_sem::SEMVMX;
+            if mode == Mode::Server && a.sem.value > semvmx {
+                return Err(usage(format!(
+                    "--value {} is above SEMVMX ({semvmx}), the largest System V semaphore value",
+                    a.sem.value
+                )));
+            }
+            Task::SysvSem(Sem {
+                target: a.target.key,
+                role: sem_role(kind, mode, a.create.mode, &a.serve, &a.sem, a.undo)?,
+            })
+        }
+    })
 }
 
 /// `--clean` and `--stat` of any kind, or None for a server or client.
@@ -363,73 +423,42 @@ fn send(count: Option<u64>, text: Option<String>, interval: Seconds, nonblock: b
     }
 }
 
-fn posix_msq(args: PosixMsqArgs, given: &ArgMatches) -> Result<Task> {
-    let mode = Mode::of(&args.mode);
-    refuse(given, "posix msq", mode, &POSIX_MSQ)?;
-    let name = args.target.name;
-    if let Some(task) = object_mode(mode, || ObjectRef::posix(Kind::PosixMsq, name.clone())) {
-        return Ok(task);
+fn queue_attrs(args: &PosixMsqArgs) -> QueueAttrs {
+    QueueAttrs {
+        max_msgs: args.max_msgs,
+        msg_size: args.msg_size,
     }
-    let role = match mode {
-        Mode::Server => PosixMsqRole::Server(serve(&args.serve)),
-        _ => PosixMsqRole::Client {
-            send: send(
-                args.serve.count,
-                args.send.message,
-                args.send.interval,
-                args.send.nonblock,
-            ),
-            priority: args.priority,
-        },
-    };
-    Ok(Task::PosixMsq(PosixMsq {
-        name,
-        create: create(
-            args.create.mode,
-            QueueAttrs {
-                max_msgs: args.max_msgs,
-                msg_size: args.msg_size,
-            },
-        ),
-        role,
-    }))
 }
 
-fn sysv_msq(args: SysvMsqArgs, given: &ArgMatches) -> Result<Task> {
-    let mode = Mode::of(&args.mode);
-    let object = sysv_target(Kind::SysvMsq, &args.target, mode)?;
-    refuse(given, "sysv msq", mode, &SYSV_MSQ)?;
-    if let Some(task) = object {
-        return Ok(task);
-    }
-    let role = match mode {
-        Mode::Server => SysvMsqRole::Server {
-            serve: serve(&args.serve),
-            selector: args.r#type.unwrap_or(0),
+fn posix_msq_role(mode: Mode, s: ServeArgs, m: SendArgs, priority: u32) -> PosixMsqRole {
+    match mode {
+        Mode::Server => PosixMsqRole::Server(serve(&s)),
+        _ => PosixMsqRole::Client {
+            send: send(s.count, m.message, m.interval, m.nonblock),
+            priority,
         },
-        _ => {
-            let mtype = args.r#type.unwrap_or(1);
-            if mtype < 1 {
-                return Err(usage(format!(
-                    "--type {mtype}: a sent message needs a type of at least 1 (0 and negative types only select when receiving)"
-                )));
-            }
-            SysvMsqRole::Client {
-                send: send(
-                    args.serve.count,
-                    args.send.message,
-                    args.send.interval,
-                    args.send.nonblock,
-                ),
-                mtype,
-            }
-        }
-    };
-    Ok(Task::SysvMsq(SysvMsq {
-        key: args.target.key,
-        create: create(args.create.mode, ()),
-        role,
-    }))
+    }
+}
+
+/// A System V queue's role: the server's msgrcv selector (default 0, any),
+/// the client's type (default 1; a sent type is at least 1).
+fn sysv_msq_role(mode: Mode, s: ServeArgs, m: SendArgs, mtype: Option<i64>) -> Result<SysvMsqRole> {
+    if mode == Mode::Server {
+        return Ok(SysvMsqRole::Server {
+            serve: serve(&s),
+            selector: mtype.unwrap_or(0),
+        });
+    }
+    let mtype = mtype.unwrap_or(1);
+    if mtype < 1 {
+        return Err(usage(format!(
+            "--type {mtype}: a sent message needs a type of at least 1 (0 and negative types only select when receiving)"
+        )));
+    }
+    Ok(SysvMsqRole::Client {
+        send: send(s.count, m.message, m.interval, m.nonblock),
+        mtype,
+    })
 }
 
 /// The role of a shm server or client of either family.
@@ -446,47 +475,9 @@ fn shm_role(mode: Mode, serve_args: &ServeArgs, shm: ShmArgs) -> ShmRole {
     }
 }
 
-fn posix_shm(args: PosixShmArgs, given: &ArgMatches) -> Result<Task> {
-    let mode = Mode::of(&args.mode);
-    refuse(given, "posix shm", mode, &SHM)?;
-    let name = args.target.name;
-    if let Some(task) = object_mode(mode, || ObjectRef::posix(Kind::PosixShm, name.clone())) {
-        return Ok(task);
-    }
-    Ok(Task::PosixShm(Shm {
-        target: name,
-        create: create(
-            args.create.mode,
-            SegmentAttrs {
-                size: args.shm.size,
-            },
-        ),
-        role: shm_role(mode, &args.serve, args.shm),
-    }))
-}
-
-fn sysv_shm(args: SysvShmArgs, given: &ArgMatches) -> Result<Task> {
-    let mode = Mode::of(&args.mode);
-    let object = sysv_target(Kind::SysvShm, &args.target, mode)?;
-    refuse(given, "sysv shm", mode, &SHM)?;
-    if let Some(task) = object {
-        return Ok(task);
-    }
-    Ok(Task::SysvShm(Shm {
-        target: args.target.key,
-        create: create(
-            args.create.mode,
-            SegmentAttrs {
-                size: args.shm.size,
-            },
-        ),
-        role: shm_role(mode, &args.serve, args.shm),
-    }))
-}
-
 /// The role of a sem server or client of either family.
 fn sem_role(
-    command: &str,
+    kind: Kind,
     mode: Mode,
     create_mode: examples_ipc::target::FileMode,
     serve_args: &ServeArgs,
@@ -503,7 +494,8 @@ fn sem_role(
     let timeout = serve_args.timeout.map(Seconds::duration);
     if timeout.is_some() && !sem.wait {
         return Err(usage(format!(
-            "--timeout goes with --wait for the {command} client"
+            "--timeout goes with --wait for the {} client",
+            command(kind)
         )));
     }
     let action = if sem.release {
@@ -516,51 +508,9 @@ fn sem_role(
     Ok(SemRole::Client(SemClient { action, undo }))
 }
 
-fn posix_sem(args: PosixSemArgs, given: &ArgMatches) -> Result<Task> {
-    let mode = Mode::of(&args.mode);
-    refuse(given, "posix sem", mode, &SEM)?;
-    let name = args.target.name;
-    if let Some(task) = object_mode(mode, || ObjectRef::posix(Kind::PosixSem, name.clone())) {
-        return Ok(task);
-    }
-    let role = sem_role(
-        "posix sem",
-        mode,
-        args.create.mode,
-        &args.serve,
-        &args.sem,
-        false,
-    )?;
-    Ok(Task::PosixSem(Sem { target: name, role }))
-}
-
-fn sysv_sem(args: SysvSemArgs, given: &ArgMatches) -> Result<Task> {
-    let mode = Mode::of(&args.mode);
-    let object = sysv_target(Kind::SysvSem, &args.target, mode)?;
-    refuse(given, "sysv sem", mode, &SEM)?;
-    refuse(given, "sysv sem", mode, &SYSV_SEM)?;
-    if let Some(task) = object {
-        return Ok(task);
-    }
-    let semvmx = examples_ipc::ipc::sysv_sem::SEMVMX;
-    if mode == Mode::Server && args.sem.value > semvmx {
-        return Err(usage(format!(
-            "--value {} is above SEMVMX ({semvmx}), the largest System V semaphore value",
-            args.sem.value
-        )));
-    }
-    let role = sem_role(
-        "sysv sem",
-        mode,
-        args.create.mode,
-        &args.serve,
-        &args.sem,
-        args.undo,
-    )?;
-    Ok(Task::SysvSem(Sem {
-        target: args.target.key,
-        role,
-    }))
+/// `posix msq`: a kind's command as messages name it.
+fn command(kind: Kind) -> String {
+    kind.words().join(" ")
 }
 
 // ---- fifo and demos ----
