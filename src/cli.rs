@@ -5,11 +5,12 @@
 //! writes command lines from specs, cannot drift from this parser. `parse`
 //! only adds the test hooks to the parser.
 
+use clap::builder::TypedValueParser;
 use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use examples_ipc::help;
 use examples_ipc::manpage::{Existing, existing, existing_arg};
-use examples_ipc::spec::{default, flag};
+use examples_ipc::spec::{TourStep, default, flag};
 use examples_ipc::target::{FileMode, IpcId, PosixName, PosixPrefix, Seconds, SysvKey, ranged};
 
 /// Explore, test and debug Linux inter-process communication.
@@ -354,20 +355,14 @@ pub struct SysvSemArgs {
 #[command(after_help = help::after_help("tour"))]
 pub struct TourArgs {
     /// Only these mechanisms (comma-separated); default all
-    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    #[arg(long, value_delimiter = ',', value_name = "LIST", value_parser = tour_step())]
     pub only: Vec<TourStep>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TourStep {
-    PosixMsq,
-    PosixShm,
-    PosixSem,
-    SysvMsq,
-    SysvShm,
-    SysvSem,
-    Fifo,
-    Pipe,
+/// A step of `--only`: its names are `spec::TourStep`'s, offered by Tab.
+fn tour_step() -> impl TypedValueParser<Value = TourStep> {
+    clap::builder::PossibleValuesParser::new(TourStep::ALL.map(TourStep::name))
+        .try_map(|name| name.parse::<TourStep>())
 }
 
 // ---- ls, clean, limits, completions, man ----
@@ -767,58 +762,4 @@ pub enum BenchPattern {
     Pingpong,
     /// One-way throughput
     Stream,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn verify_cli() {
-        Cli::command().debug_assert();
-    }
-
-    /// Every command's arguments, the whole tree down.
-    fn all_args(cmd: &clap::Command, path: &str, acc: &mut Vec<(String, clap::Arg)>) {
-        for arg in cmd.get_arguments() {
-            acc.push((path.to_string(), arg.clone()));
-        }
-        for sub in cmd.get_subcommands() {
-            all_args(sub, &format!("{path} {}", sub.get_name()), acc);
-        }
-    }
-
-    #[test]
-    fn a_short_flag_means_one_thing_everywhere() {
-        let mut cmd = Cli::command();
-        cmd.build();
-        let mut args = Vec::new();
-        all_args(&cmd, "examples-ipc", &mut args);
-        let mut seen: std::collections::BTreeMap<char, (String, String)> = Default::default();
-        for (path, arg) in &args {
-            let (Some(short), Some(long)) = (arg.get_short(), arg.get_long()) else {
-                continue;
-            };
-            let (first_long, first_path) = seen
-                .entry(short)
-                .or_insert_with(|| (long.to_string(), path.clone()));
-            assert_eq!(
-                first_long, long,
-                "-{short} is --{first_long} in `{first_path}` but --{long} in `{path}`"
-            );
-        }
-        // The mission's letters keep their meaning.
-        for (short, long) in [
-            ('s', "server"),
-            ('n', "name"),
-            ('k', "key"),
-            ('c', "count"),
-            ('m', "message"),
-            ('r', "release"),
-            ('p', "priority"),
-        ] {
-            assert_eq!(seen[&short].0, long, "-{short}");
-        }
-    }
 }

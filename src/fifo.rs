@@ -19,8 +19,8 @@ use serde::Serialize;
 
 use crate::error::{fail_with_hint, removed_under_server};
 use crate::ipc::fifo::{self, End, Fifo, Found, OpenFifoError};
-use crate::output::{Escaped, Out, Payload};
-use crate::record::{PayloadField, verb};
+use crate::output::{Escaped, Out};
+use crate::record::{Message, Record, verb};
 use crate::serve::recv::{Source, receive_all};
 use crate::serve::send::{Sink, Wait, room, send_all};
 use crate::serve::{Flow, Server};
@@ -132,15 +132,10 @@ impl Lines<'_> {
 }
 
 impl Source for Lines<'_> {
-    type Event<'a>
-        = Line<'a>
-    where
-        Self: 'a;
-
     /// Take the queued bytes one line at a time: each `read` takes up to
     /// and including the next line end seen by the peek; an unfinished line
     /// waits in `pending` for its end.
-    fn take(&mut self, _block: bool) -> Result<Option<Line<'_>>> {
+    fn take(&mut self, _block: bool) -> Result<Option<impl Record + '_>> {
         self.pending.drain(..self.printed);
         self.printed = 0;
         loop {
@@ -178,11 +173,11 @@ impl Source for Lines<'_> {
             };
             if let Some(nl) = self.pending.iter().position(|&b| b == b'\n') {
                 self.printed = nl + 1;
-                return Ok(Some(Line::taken(&self.pending[..nl])));
+                return Ok(Some(taken(&self.pending[..nl])));
             }
             if self.pending.len() >= MAX_LINE {
                 self.printed = self.pending.len();
-                return Ok(Some(Line::taken(&self.pending)));
+                return Ok(Some(taken(&self.pending)));
             }
         }
     }
@@ -279,11 +274,6 @@ struct Writer<'p> {
 }
 
 impl Sink for Writer<'_> {
-    type Sent<'a>
-        = Line<'a>
-    where
-        Self: 'a;
-
     /// One `write` per line, atomic up to PIPE_BUF; a longer line may go
     /// out in parts, each waiting for room as a blocking write would.
     fn send(&mut self, line: &[u8], wait: Wait) -> Result<bool> {
@@ -321,12 +311,8 @@ impl Sink for Writer<'_> {
         format!("cannot write to FIFO {}", self.path.display())
     }
 
-    fn sent<'a>(&'a self, line: &'a [u8]) -> Line<'a> {
-        Line {
-            sent: true,
-            size: line.len(),
-            payload: PayloadField(Payload(line)),
-        }
+    fn sent<'a>(&'a self, line: &'a [u8]) -> impl Record + 'a {
+        Message::new(true, Line {}, line)
     }
 }
 
@@ -381,39 +367,19 @@ impl fmt::Display for Start<'_> {
 
 crate::record_kind!(Start<'_>, "start");
 
-/// A line the server took (without its line end, and a `\r` before it),
-/// or one the client wrote: `sent {"count":1}`.
+/// A line's head: nothing, a FIFO carries bare lines.
 #[derive(Serialize)]
-struct Line<'a> {
-    #[serde(skip)]
-    sent: bool,
-    size: usize,
-    #[serde(flatten)]
-    payload: PayloadField<'a>,
-}
+struct Line {}
 
-impl<'a> Line<'a> {
-    fn taken(line: &'a [u8]) -> Self {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        Line {
-            sent: false,
-            size: line.len(),
-            payload: PayloadField(Payload(line)),
-        }
+impl fmt::Display for Line {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Ok(())
     }
 }
 
-impl fmt::Display for Line<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sent = if self.sent { "sent " } else { "" };
-        write!(f, "{sent}{}", self.payload.0)
-    }
-}
-
-impl crate::record::Record for Line<'_> {
-    fn kind(&self) -> &'static str {
-        crate::record::message_kind(self.sent)
-    }
+/// A line the server took, without its line end (and a `\r` before it).
+fn taken(line: &[u8]) -> Message<'_, Line> {
+    Message::new(false, Line {}, line.strip_suffix(b"\r").unwrap_or(line))
 }
 
 /// `removed FIFO /path`

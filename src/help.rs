@@ -39,7 +39,7 @@ pub fn guides() -> impl Iterator<Item = (&'static str, &'static Guide)> {
 ///
 /// Built with `push_str`, not `format!`: the help of posix, sysv, demo and
 /// the counter demos is built on every run, `--version` included (see the
-/// comment on `cli::Command`).
+/// comment on `Command` in the binary's cli.rs).
 pub fn after_help(path: &str) -> StyledStr {
     let Some(guide) = guide(path) else {
         return StyledStr::new();

@@ -386,6 +386,22 @@ impl TourStep {
     }
 }
 
+/// `posix-msq` ... `sysv-sem` (a kind's name), `fifo` or `pipe`.
+impl std::str::FromStr for TourStep {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<TourStep, String> {
+        match s {
+            "fifo" => Ok(TourStep::Fifo),
+            "pipe" => Ok(TourStep::Pipe),
+            _ => s
+                .parse()
+                .map(TourStep::Object)
+                .map_err(|_| format!("'{s}' is not a step of the tour")),
+        }
+    }
+}
+
 impl fmt::Display for TourStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -832,3 +832,78 @@ fn every_server_words_a_removal_alike() {
         );
     }
 }
+
+/// The keys of a JSON object, in the order printed.
+fn keys(json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON object");
+    v.as_object().expect("an object").keys().cloned().collect()
+}
+
+#[test]
+fn stat_json_keeps_its_fields_in_order() {
+    let name = unique_name("statkeys");
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![
+        Obj::PosixMsq(name.clone()),
+        Obj::PosixShm(name.clone()),
+        Obj::SysvMsq(key),
+        Obj::SysvSem(key),
+    ]);
+    assert_ok(&run(&["posix", "msq", "-n", &name, "-c", "1", "-m", "x"]));
+    assert_ok(&run(&["posix", "shm", "-n", &name, "-m", "x"]));
+    assert_ok(&run(&["sysv", "msq", "-k", &k, "-c", "1", "-m", "x"]));
+    let server = Server::start(&["sysv", "sem", "-s", "-k", &k, "--count", "1"]);
+    let _ = server.finish();
+    let owner = ["uid", "owner", "gid", "group", "perms"];
+    let head = [
+        "mechanism",
+        "key",
+        "id",
+        "uid",
+        "owner",
+        "gid",
+        "group",
+        "cuid",
+        "cgid",
+        "perms",
+    ];
+    let expect = |first: &[&str], own: &[&str], last: &[&str]| -> Vec<String> {
+        first
+            .iter()
+            .chain(own)
+            .chain(last)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let stat = |args: &[&str]| {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        all.push("--stat");
+        keys(&assert_ok(&run(&all)))
+    };
+    assert_eq!(
+        stat(&["posix", "msq", "-n", &name]),
+        expect(
+            &["mechanism", "name", "maxmsg", "msgsize", "curmsgs"],
+            &owner,
+            &[]
+        )
+    );
+    assert_eq!(
+        stat(&["posix", "shm", "-n", &name]),
+        expect(&["mechanism", "name", "size"], &owner, &[])
+    );
+    assert_eq!(
+        stat(&["sysv", "msq", "-k", &k]),
+        expect(
+            &head,
+            &["qnum", "qbytes", "cbytes", "lspid", "lrpid"],
+            &["stime", "rtime", "ctime"]
+        )
+    );
+    assert_eq!(
+        stat(&["sysv", "sem", "-k", &k]),
+        expect(&head, &["nsems", "values", "otime", "ctime"], &["sems"])
+    );
+}

@@ -15,6 +15,7 @@ use crate::ipc::posix_shm::PosixShm;
 use crate::object::Kind;
 use crate::output::Out;
 use crate::record::RemovedName;
+use crate::record::stat::{Ownership, PosixStat, StatBody};
 use crate::target::PosixName;
 
 /// `--clean` of the POSIX object `name` of `kind`: its unlink, the
@@ -44,6 +45,24 @@ pub fn stat(kind: Kind, name: &PosixName, out: &mut Out) -> Result<ExitCode> {
         Kind::PosixSem => sem::stat(name, out),
         _ => bail!("{kind} is not a POSIX kind"),
     }
+}
+
+/// Print the `--stat` of the POSIX object `name` of `kind`: its fields
+/// (`body`) between the name and the owner, group and mode of `owner`.
+fn print_stat(
+    out: &mut Out,
+    kind: Kind,
+    name: &PosixName,
+    body: impl StatBody,
+    (uid, gid, mode): (u32, u32, u32),
+) -> Result<ExitCode> {
+    out.stat(&PosixStat {
+        mechanism: kind,
+        name,
+        body,
+        ownership: Ownership::new(uid, gid, mode),
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn unlink<E>(kind: Kind, name: &PosixName, unlink: impl FnOnce(&str) -> Result<(), E>) -> Result<()>

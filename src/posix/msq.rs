@@ -19,9 +19,9 @@ use crate::ipc::OpenError;
 use crate::ipc::posix_mq::{Access, Attributes, PosixQueue, QueueOptions};
 use crate::mq_attrs::{AttrLimits, HARD_MSGMAX, HARD_MSGSIZEMAX, OverLimit, queue_cost};
 use crate::object::Kind;
-use crate::output::{Out, Payload};
-use crate::record::stat::{Ownership, PosixStat, StatBody, StatText};
-use crate::record::{At, Opened, PayloadField};
+use crate::output::Out;
+use crate::record::stat::{StatBody, StatText};
+use crate::record::{At, Message, Opened, Record};
 use crate::serve::Server;
 use crate::serve::recv::{Source, receive_all};
 use crate::serve::send::{Sink, Wait, room, send_all};
@@ -68,7 +68,7 @@ pub fn run(spec: &PosixMsq, out: &mut Out) -> Result<ExitCode> {
                 mq,
                 name: &spec.name,
             };
-            send_all(out, &mut Priority(sink, *priority), send, b"")
+            send_all(out, &mut Sender(sink, *priority), send, b"")
         }
     }
 }
@@ -181,19 +181,13 @@ struct Queue<'n> {
 }
 
 impl Source for Queue<'_> {
-    type Event<'a>
-        = Message<'a>
-    where
-        Self: 'a;
-
-    fn take(&mut self, _block: bool) -> Result<Option<Message<'_>>> {
+    fn take(&mut self, _block: bool) -> Result<Option<impl Record + '_>> {
         match self.mq.recv(&mut self.buf) {
-            Ok((priority, len)) => Ok(Some(Message {
-                sent: false,
-                priority,
-                size: len,
-                payload: PayloadField(Payload(&self.buf[..len])),
-            })),
+            Ok((priority, len)) => Ok(Some(Message::new(
+                false,
+                Priority { priority },
+                &self.buf[..len],
+            ))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot receive from queue {}", self.name)),
         }
@@ -218,14 +212,9 @@ impl Source for Queue<'_> {
 }
 
 /// A client's queue and the priority it sends with.
-struct Priority<'n>(Queue<'n>, u32);
+struct Sender<'n>(Queue<'n>, u32);
 
-impl Sink for Priority<'_> {
-    type Sent<'a>
-        = Message<'a>
-    where
-        Self: 'a;
-
+impl Sink for Sender<'_> {
     fn send(&mut self, msg: &[u8], wait: Wait) -> Result<bool> {
         let deadline = wait.deadline();
         loop {
@@ -254,13 +243,8 @@ impl Sink for Priority<'_> {
         format!("cannot send to queue {}", self.0.name)
     }
 
-    fn sent<'a>(&'a self, msg: &'a [u8]) -> Message<'a> {
-        Message {
-            sent: true,
-            priority: self.1,
-            size: msg.len(),
-            payload: PayloadField(Payload(msg)),
-        }
+    fn sent<'a>(&'a self, msg: &'a [u8]) -> impl Record + 'a {
+        Message::new(true, Priority { priority: self.1 }, msg)
     }
 }
 
@@ -283,17 +267,13 @@ pub fn stat(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
     let st = mq
         .stat()
         .with_context(|| format!("cannot stat queue {name}"))?;
-    out.stat(&PosixStat {
-        mechanism: Kind::PosixMsq,
-        name,
-        body: QueueStat {
-            maxmsg: attrs.capacity,
-            msgsize: attrs.max_msg_len,
-            curmsgs: attrs.current_messages,
-        },
-        ownership: Ownership::new(st.st_uid, st.st_gid, st.st_mode),
-    })?;
-    Ok(ExitCode::SUCCESS)
+    let body = QueueStat {
+        maxmsg: attrs.capacity,
+        msgsize: attrs.max_msg_len,
+        curmsgs: attrs.current_messages,
+    };
+    let owner = (st.st_uid, st.st_gid, st.st_mode);
+    super::print_stat(out, Kind::PosixMsq, name, body, owner)
 }
 
 // ---- Records ----
@@ -320,43 +300,17 @@ impl fmt::Display for Start<'_> {
 
 crate::record_kind!(Start<'_>, "start");
 
-/// A message the server took (`priority 5: {"count":1}`) or the client
-/// sent (`sent priority 5: hello`).
+/// A message's head: its priority, `priority 5: ` before the payload
+/// (nothing for the default priority 0).
 #[derive(Serialize)]
-struct Message<'a> {
-    #[serde(skip)]
-    sent: bool,
+struct Priority {
     priority: u32,
-    size: usize,
-    #[serde(flatten)]
-    payload: PayloadField<'a>,
 }
 
-impl fmt::Display for Message<'_> {
+impl fmt::Display for Priority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sent = if self.sent { "sent " } else { "" };
-        write!(
-            f,
-            "{sent}{}{}",
-            PriorityPrefix(self.priority),
-            self.payload.0
-        )
-    }
-}
-
-impl crate::record::Record for Message<'_> {
-    fn kind(&self) -> &'static str {
-        crate::record::message_kind(self.sent)
-    }
-}
-
-/// `priority 5: ` before a payload, nothing for the default priority 0.
-struct PriorityPrefix(u32);
-
-impl fmt::Display for PriorityPrefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 != 0 {
-            write!(f, "priority {}: ", self.0)?;
+        if self.priority != 0 {
+            write!(f, "priority {}: ", self.priority)?;
         }
         Ok(())
     }

@@ -24,7 +24,7 @@ use crate::ipc::semfile::{self, Invalid, SEM_T_SIZE, SemFile, SemWord};
 use crate::ipc::{OpenError, Race};
 use crate::object::Kind;
 use crate::output::Out;
-use crate::record::stat::{Ownership, PosixStat, StatBody, StatText};
+use crate::record::stat::Field;
 use crate::record::{At, Did, Opened, Record, SemStart, posix_name};
 use crate::serve::{Flow, Server};
 use crate::spec::{Create, Sem as SemSpec, SemAction, SemAttrs, SemClient, SemRole, Serve};
@@ -327,13 +327,8 @@ pub fn stat(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
     let st = file
         .metadata()
         .with_context(|| format!("cannot stat semaphore {name}"))?;
-    out.stat(&PosixStat {
-        mechanism: Kind::PosixSem,
-        name,
-        body: SemStat { value: word.value },
-        ownership: Ownership::new(st.uid(), st.gid(), st.mode()),
-    })?;
-    Ok(ExitCode::SUCCESS)
+    let owner = (st.uid(), st.gid(), st.mode());
+    super::print_stat(out, Kind::PosixSem, name, Field("value", word.value), owner)
 }
 
 // ---- Records ----
@@ -357,17 +352,5 @@ impl fmt::Display for Done<'_> {
 impl Record for Done<'_> {
     fn kind(&self) -> &'static str {
         self.did.kind()
-    }
-}
-
-/// What `--stat` shows of a semaphore besides its name and owner.
-#[derive(Serialize)]
-struct SemStat {
-    value: u32,
-}
-
-impl StatBody for SemStat {
-    fn text(&self, t: &mut StatText) {
-        t.line("value", self.value);
     }
 }

@@ -7,21 +7,19 @@
 //! a full /dev/shm, or shrunk by another process, then gives an error
 //! (ENOSPC, a short read) where a mapping would die of SIGBUS.
 
-use std::fmt;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
 use nix::sys::stat::FileStat;
-use serde::Serialize;
 
 use crate::error::{hinted, removed_under_server, undo_create};
 use crate::ipc::posix_shm::PosixShm;
 use crate::ipc::{OpenError, Owned, Remove};
 use crate::object::Kind;
-use crate::output::{Out, Shown, plural};
-use crate::record::stat::{Ownership, PosixStat, StatBody, StatText};
-use crate::record::{At, Opened, ShmStart, TextField, posix_name};
+use crate::output::Out;
+use crate::record::stat::Field;
+use crate::record::{At, Opened, ShmStart, TextField, Written};
 use crate::serve::{Flow, Server};
 use crate::spec::{Create, SegmentAttrs, Serve, Shm, ShmRole, Watch};
 use crate::target::PosixName;
@@ -236,7 +234,7 @@ fn client(
             })
         })?;
     out.event(&Written {
-        name,
+        at: At::Name { name },
         bytes: text.len(),
         text: TextField(&text),
     })?;
@@ -251,48 +249,6 @@ pub fn stat(name: &PosixName, out: &mut Out) -> Result<ExitCode> {
         Err(Errno::ENOENT) => bail!("cannot stat segment {name}: no such segment"),
         Err(e) => return Err(e).with_context(|| format!("cannot stat segment {name}")),
     };
-    out.stat(&PosixStat {
-        mechanism: Kind::PosixShm,
-        name,
-        body: SegmentStat { size: st.st_size },
-        ownership: Ownership::new(st.st_uid, st.st_gid, st.st_mode),
-    })?;
-    Ok(ExitCode::SUCCESS)
-}
-
-// ---- Records ----
-
-/// `wrote 2 bytes to /s: hi`
-#[derive(Serialize)]
-struct Written<'a> {
-    #[serde(serialize_with = "posix_name")]
-    name: &'a PosixName,
-    bytes: usize,
-    text: TextField<'a>,
-}
-
-impl fmt::Display for Written<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "wrote {} to {}: {}",
-            plural(self.bytes, "byte", "bytes"),
-            self.name,
-            Shown(self.text.0)
-        )
-    }
-}
-
-crate::record_kind!(Written<'_>, "written");
-
-/// What `--stat` shows of a segment besides its name and owner.
-#[derive(Serialize)]
-struct SegmentStat {
-    size: i64,
-}
-
-impl StatBody for SegmentStat {
-    fn text(&self, t: &mut StatText) {
-        t.line("size", self.size);
-    }
+    let owner = (st.st_uid, st.st_gid, st.st_mode);
+    super::print_stat(out, Kind::PosixShm, name, Field("size", st.st_size), owner)
 }

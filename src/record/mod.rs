@@ -39,10 +39,42 @@ pub trait Record: Serialize + fmt::Display {
     fn kind(&self) -> &'static str;
 }
 
-/// The kind of a message's line: `sent` by a client, `message` when a
-/// server took it.
-pub fn message_kind(sent: bool) -> &'static str {
-    if sent { "sent" } else { "message" }
+/// A message a server took (`message`) or a client sent (`sent`): its
+/// head (a POSIX priority, a System V type, nothing for a FIFO's line),
+/// size and payload. Text: `[sent ]<head><payload>`.
+#[derive(Serialize)]
+pub struct Message<'a, H> {
+    #[serde(skip)]
+    pub sent: bool,
+    #[serde(flatten)]
+    pub head: H,
+    pub size: usize,
+    #[serde(flatten)]
+    pub payload: PayloadField<'a>,
+}
+
+impl<'a, H> Message<'a, H> {
+    pub fn new(sent: bool, head: H, bytes: &'a [u8]) -> Self {
+        Message {
+            sent,
+            head,
+            size: bytes.len(),
+            payload: PayloadField(Payload(bytes)),
+        }
+    }
+}
+
+impl<H: fmt::Display> fmt::Display for Message<'_, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sent = if self.sent { "sent " } else { "" };
+        write!(f, "{sent}{}{}", self.head, self.payload.0)
+    }
+}
+
+impl<H: Serialize + fmt::Display> Record for Message<'_, H> {
+    fn kind(&self) -> &'static str {
+        if self.sent { "sent" } else { "message" }
+    }
 }
 
 /// `impl Record` for a type whose lines are all of one kind:
@@ -187,6 +219,29 @@ impl fmt::Display for SemStart<'_> {
 }
 
 crate::record_kind!(SemStart<'_>, "start");
+
+/// A shm client's text, either family: `wrote 2 bytes to /s: hi` (a
+/// System V segment by its key).
+#[derive(Serialize)]
+pub struct Written<'a> {
+    #[serde(flatten)]
+    pub at: At<'a>,
+    pub bytes: usize,
+    pub text: TextField<'a>,
+}
+
+impl fmt::Display for Written<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = crate::output::plural(self.bytes, "byte", "bytes");
+        let shown = Shown(self.text.0);
+        match &self.at {
+            At::Name { name } => write!(f, "wrote {bytes} to {name}: {shown}"),
+            At::Key { key, .. } => write!(f, "wrote {bytes} to {key}: {shown}"),
+        }
+    }
+}
+
+crate::record_kind!(Written<'_>, "written");
 
 /// `created` or `opened`, as a start line says what happened.
 pub fn verb(created: bool) -> &'static str {

@@ -34,6 +34,24 @@ pub trait StatBody: Serialize {
     fn text(&self, t: &mut StatText);
 }
 
+/// A body of one field: `Field("size", 4096)`, `"size":4096` in JSON.
+pub struct Field<T>(pub &'static str, pub T);
+
+impl<T: Serialize> Serialize for Field<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, &self.1)?;
+        map.end()
+    }
+}
+
+impl<T: Serialize + Display> StatBody for Field<T> {
+    fn text(&self, t: &mut StatText) {
+        t.line(self.0, &self.1);
+    }
+}
+
 /// A POSIX object's stat: mechanism and name, the kind's fields, owner.
 #[derive(Serialize)]
 pub struct PosixStat<'a, B> {

@@ -19,19 +19,13 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Something a server takes messages from.
 pub trait Source {
-    /// The event a taken message is printed as; it may borrow the source's
-    /// buffer until the next `take`.
-    type Event<'a>: Record
-    where
-        Self: 'a;
-
     /// Take the next message if there is one. Without `block` this never
     /// waits; with it, a source without a descriptor ([`Source::ready`] is
     /// None) may wait for a short tick of its own. `None`: nothing yet.
     ///
     /// # Errors
     /// The object failed or was removed; the server stops with it.
-    fn take(&mut self, block: bool) -> Result<Option<Self::Event<'_>>>;
+    fn take(&mut self, block: bool) -> Result<Option<impl Record + '_>>;
 
     /// The descriptor that becomes readable when a message comes, or None
     /// for a source that waits in `take` itself.

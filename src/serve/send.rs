@@ -69,11 +69,6 @@ pub fn room(fd: BorrowedFd<'_>, wait: Wait, deadline: Option<Instant>) -> Result
 
 /// Something a client sends messages into.
 pub trait Sink {
-    /// The event a sent message is printed as.
-    type Sent<'a>: Record
-    where
-        Self: 'a;
-
     /// Hand `msg` over, waiting for room as `wait` allows: `true` once it
     /// is handed over, `false` when there was no room in time.
     ///
@@ -89,7 +84,7 @@ pub trait Sink {
     fn failed(&self) -> String;
 
     /// The `sent` line of `msg`.
-    fn sent<'a>(&'a self, msg: &'a [u8]) -> Self::Sent<'a>;
+    fn sent<'a>(&'a self, msg: &'a [u8]) -> impl Record + 'a;
 }
 
 /// What a message client sends: `count` messages, each the text or

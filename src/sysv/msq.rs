@@ -20,9 +20,9 @@ use crate::error::{fail_with_hint, hinted, removed_under_server, undo_create};
 use crate::ipc::Remove;
 use crate::ipc::sysv_msq::{MsgBuf, Msq, SysvQueue};
 use crate::object::{Addr, Kind};
-use crate::output::{Out, Payload};
+use crate::output::Out;
 use crate::record::stat::{StatBody, StatText, time_rfc3339};
-use crate::record::{At, Opened, PayloadField};
+use crate::record::{At, Message, Opened, Record};
 use crate::serve::recv::{Source, receive_all};
 use crate::serve::send::{Messages, Sink, Wait, send_all};
 use crate::serve::{Flow, Server};
@@ -194,16 +194,11 @@ impl Queue {
 }
 
 impl Source for Queue {
-    type Event<'a>
-        = Message<'a>
-    where
-        Self: 'a;
-
     /// IPC_NOWAIT, or with `block` a msgrcv that waits under the alarm:
     /// messages are printed as soon as they come (no polling delay), a busy
     /// queue is drained without waiting, and an idle server wakes every
     /// [`TICK`].
-    fn take(&mut self, block: bool) -> Result<Option<Message<'_>>> {
+    fn take(&mut self, block: bool) -> Result<Option<impl Record + '_>> {
         loop {
             if block {
                 self.alarm.set(TICK)?;
@@ -213,12 +208,11 @@ impl Source for Queue {
                 self.alarm.set(Duration::ZERO)?;
             }
             return match got {
-                Ok((mtype, len)) => Ok(Some(Message {
-                    sent: false,
-                    mtype,
-                    size: len,
-                    payload: PayloadField(Payload(self.buf.text(len))),
-                })),
+                Ok((mtype, len)) => Ok(Some(Message::new(
+                    false,
+                    MsgType { mtype },
+                    self.buf.text(len),
+                ))),
                 // Empty, or a signal or the alarm ended the wait.
                 Err(Errno::ENOMSG | Errno::EINTR) => Ok(None),
                 // msgmax was raised after we sized the buffer: grow and retry.
@@ -243,11 +237,6 @@ impl Source for Queue {
 }
 
 impl Sink for Queue {
-    type Sent<'a>
-        = Message<'a>
-    where
-        Self: 'a;
-
     /// IPC_NOWAIT, or a blocking msgsnd; a wait with a limit runs under
     /// the alarm, which ends it with EINTR. The client installs no handler
     /// for SIGINT, so Ctrl-C ends a blocked send at once.
@@ -293,13 +282,8 @@ impl Sink for Queue {
         format!("cannot send to queue {}", self.key)
     }
 
-    fn sent<'a>(&'a self, msg: &'a [u8]) -> Message<'a> {
-        Message {
-            sent: true,
-            mtype: self.mtype,
-            size: msg.len(),
-            payload: PayloadField(Payload(msg)),
-        }
+    fn sent<'a>(&'a self, msg: &'a [u8]) -> impl Record + 'a {
+        Message::new(true, MsgType { mtype: self.mtype }, msg)
     }
 }
 
@@ -353,29 +337,16 @@ impl fmt::Display for Start<'_> {
 
 crate::record_kind!(Start<'_>, "start");
 
-/// A message the server took (`type 1: {"count":1}`) or the client sent
-/// (`sent type 1: {"count":1}`).
+/// A message's head: its type, `type 1: ` before the payload.
 #[derive(Serialize)]
-struct Message<'a> {
-    #[serde(skip)]
-    sent: bool,
+struct MsgType {
     #[serde(rename = "type")]
     mtype: i64,
-    size: usize,
-    #[serde(flatten)]
-    payload: PayloadField<'a>,
 }
 
-impl fmt::Display for Message<'_> {
+impl fmt::Display for MsgType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sent = if self.sent { "sent " } else { "" };
-        write!(f, "{sent}type {}: {}", self.mtype, self.payload.0)
-    }
-}
-
-impl crate::record::Record for Message<'_> {
-    fn kind(&self) -> &'static str {
-        crate::record::message_kind(self.sent)
+        write!(f, "type {}: ", self.mtype)
     }
 }
 

@@ -6,7 +6,6 @@
 //! segment never changes size, so unlike a POSIX mapping an attachment can
 //! never fault with SIGBUS; removal (IPC_RMID) is what a server must notice.
 
-use std::fmt;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
@@ -17,9 +16,9 @@ use crate::error::{hinted, removed_under_server, undo_create};
 use crate::ipc::Remove;
 use crate::ipc::sysv_shm::{Shm as ShmKind, SysvSegment};
 use crate::object::{Addr, Kind};
-use crate::output::{Out, Shown, plural};
+use crate::output::Out;
 use crate::record::stat::{StatBody, StatText, time_rfc3339};
-use crate::record::{At, Opened, ShmStart, TextField, sysv_key};
+use crate::record::{At, Opened, ShmStart, TextField, Written};
 use crate::serve::{Flow, Server};
 use crate::spec::{Create, SegmentAttrs, Serve, Shm, ShmRole, Watch};
 use crate::target::SysvKey;
@@ -120,8 +119,7 @@ fn client(
         })
     })?;
     out.event(&Written {
-        key,
-        id: seg.id(),
+        at: At::Key { key, id: seg.id() },
         bytes: text.len(),
         text: TextField(&text),
     })?;
@@ -160,30 +158,6 @@ pub fn stat(addr: &Addr, out: &mut Out) -> Result<ExitCode> {
 }
 
 // ---- Records ----
-
-/// `wrote 2 bytes to 0x000000c8: hi`
-#[derive(Serialize)]
-struct Written<'a> {
-    #[serde(serialize_with = "sysv_key")]
-    key: SysvKey,
-    id: crate::ipc::Id,
-    bytes: usize,
-    text: TextField<'a>,
-}
-
-impl fmt::Display for Written<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "wrote {} to {}: {}",
-            plural(self.bytes, "byte", "bytes"),
-            self.key,
-            Shown(self.text.0)
-        )
-    }
-}
-
-crate::record_kind!(Written<'_>, "written");
 
 /// What `--stat` shows of a segment after the `ipc_perm` head: the
 /// shmid_ds fields.
