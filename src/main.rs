@@ -89,7 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Posix(cmd) => posix::run(cmd, &mut out),
         Command::Sysv(cmd) => sysv::run(cmd, &mut out),
         Command::Tour(args) => tour::run(&args, &mut out),
-        Command::Bench(args) => bench::run(&args, &mut out),
+        Command::Bench(args) => bench::run(&bench_config(&args), &mut out),
         Command::Ls(args) => ls::run(&args, &mut out),
         Command::Clean(args) => clean::run(&args, &mut out),
         Command::Limits(args) => limits::run(&args, &mut out),
@@ -104,6 +104,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let code = code?;
     flushed?;
     Ok(code)
+}
+
+/// `bench`'s options as the bench module takes them.
+fn bench_config(args: &cli::BenchArgs) -> bench::Config {
+    use cli::{BenchMech as M, BenchPattern, BenchPin};
+    let mech = |m: &M| match m {
+        M::Pipe => bench::Mech::Pipe,
+        M::Fifo => bench::Mech::Fifo,
+        M::Unix => bench::Mech::Unix,
+        M::PosixMsq => bench::Mech::PosixMsq,
+        M::SysvMsq => bench::Mech::SysvMsq,
+        M::ShmSpin => bench::Mech::ShmSpin,
+        M::ShmFutex => bench::Mech::ShmFutex,
+        M::ShmSem => bench::Mech::ShmSem,
+        M::Eventfd => bench::Mech::Eventfd,
+    };
+    bench::Config {
+        mechs: args.mech.iter().map(mech).collect(),
+        size: args.size as usize,
+        count: args.count,
+        duration: args.duration.map(|d| d.duration()),
+        warmup: args.warmup,
+        pin: match args.pin {
+            None | Some(BenchPin::None) => bench::Pin::None,
+            Some(BenchPin::Same) => bench::Pin::Same,
+            Some(BenchPin::Split) => bench::Pin::Split,
+        },
+        pattern: match args.pattern {
+            BenchPattern::Pingpong => bench::Pattern::Pingpong,
+            BenchPattern::Stream => bench::Pattern::Stream,
+        },
+        svg: args.svg.clone(),
+        corrupt_after: args.corrupt_after,
+    }
 }
 
 #[cfg(test)]

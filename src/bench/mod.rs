@@ -7,8 +7,11 @@
 //! run when the child dies, on Ctrl-C, or when nothing moves for a while: it
 //! kills the child and wakes the parent out of whatever wait it is in.
 
+mod config;
 mod link;
 mod svg;
+
+pub use config::{Config, Mech, Pattern, Pin};
 
 use std::io::{IsTerminal, Write as _};
 use std::os::fd::{AsFd, OwnedFd};
@@ -25,7 +28,6 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 
-use crate::cli::{BenchArgs, BenchMech, BenchPattern, BenchPin};
 use crate::error::usage;
 use crate::ipc::cpu::ticks;
 use crate::ipc::mapping::Mapping;
@@ -33,18 +35,6 @@ use crate::ipc::process::{self, ChildGuard};
 use crate::output::Out;
 use crate::signal::{Cancel, Wake as Woke};
 use link::{Abort, Link, ShmKind, Wake};
-
-const ALL: [BenchMech; 9] = [
-    BenchMech::Pipe,
-    BenchMech::Fifo,
-    BenchMech::Unix,
-    BenchMech::PosixMsq,
-    BenchMech::SysvMsq,
-    BenchMech::ShmSpin,
-    BenchMech::ShmFutex,
-    BenchMech::ShmSem,
-    BenchMech::Eventfd,
-];
 
 /// Seconds per mechanism when neither --count nor --duration is given:
 /// nine mechanisms take about three seconds in all.
@@ -57,18 +47,8 @@ const STALL: Duration = Duration::from_secs(10);
 const STOP: u64 = u64::MAX;
 const SYNC: u64 = u64::MAX - 1;
 
-fn mech_name(m: BenchMech) -> &'static str {
-    match m {
-        BenchMech::Pipe => "pipe",
-        BenchMech::Fifo => "fifo",
-        BenchMech::Unix => "unix",
-        BenchMech::PosixMsq => "posix-msq",
-        BenchMech::SysvMsq => "sysv-msq",
-        BenchMech::ShmSpin => "shm-spin",
-        BenchMech::ShmFutex => "shm-futex",
-        BenchMech::ShmSem => "shm-sem",
-        BenchMech::Eventfd => "eventfd",
-    }
+fn mech_name(m: Mech) -> &'static str {
+    m.name()
 }
 
 #[derive(Clone, Copy)]
@@ -82,8 +62,8 @@ struct Cfg {
     size: usize,
     stop: Stop,
     warmup: u64,
-    pattern: BenchPattern,
-    pin: BenchPin,
+    pattern: Pattern,
+    pin: Pin,
     /// CPUs for parent and child under --pin same/split.
     cpus: (usize, usize),
     corrupt_after: Option<u64>,
@@ -92,7 +72,7 @@ struct Cfg {
 /// One measured mechanism.
 struct Row {
     mech: &'static str,
-    pin: BenchPin,
+    pin: Pin,
     parent_cpu: i32,
     child_cpu: i32,
     count: u64,
@@ -102,20 +82,20 @@ struct Row {
     cpu_ns: f64,
 }
 
-pub fn run(args: &BenchArgs, out: &mut Out) -> Result<ExitCode> {
-    let explicit = !args.mech.is_empty();
-    let mut mechs: Vec<BenchMech> = if explicit {
-        args.mech.clone()
+pub fn run(args: &Config, out: &mut Out) -> Result<ExitCode> {
+    let explicit = !args.mechs.is_empty();
+    let mut mechs: Vec<Mech> = if explicit {
+        args.mechs.clone()
     } else {
-        ALL.to_vec()
+        Mech::ALL.to_vec()
     };
     mechs.dedup();
     let allowed = allowed_cpus().context("cannot read the CPU affinity")?;
-    let pin = args.pin.unwrap_or(BenchPin::None);
+    let pin = args.pin;
     let cpus = match pin {
-        BenchPin::None => (usize::MAX, usize::MAX),
-        BenchPin::Same => (allowed[0], allowed[0]),
-        BenchPin::Split => match allowed.get(1) {
+        Pin::None => (usize::MAX, usize::MAX),
+        Pin::Same => (allowed[0], allowed[0]),
+        Pin::Split => match allowed.get(1) {
             Some(&b) => (allowed[0], b),
             None => {
                 return Err(usage(
@@ -126,11 +106,11 @@ pub fn run(args: &BenchArgs, out: &mut Out) -> Result<ExitCode> {
     };
     let stop = match (args.count, args.duration) {
         (Some(n), _) => Stop::Count(n),
-        (None, Some(d)) => Stop::Time(d.duration()),
+        (None, Some(d)) => Stop::Time(d),
         (None, None) => Stop::Time(Duration::from_secs_f64(DEFAULT_SECS)),
     };
     let cfg = Cfg {
-        size: args.size as usize,
+        size: args.size,
         stop,
         warmup: args.warmup,
         pattern: args.pattern,
@@ -139,7 +119,7 @@ pub fn run(args: &BenchArgs, out: &mut Out) -> Result<ExitCode> {
         corrupt_after: args.corrupt_after,
     };
     // Refuse (or, for the default list, skip) what cannot run as asked.
-    let single_cpu = pin == BenchPin::Same || allowed.len() < 2;
+    let single_cpu = pin == Pin::Same || allowed.len() < 2;
     let mut skipped = Vec::new();
     mechs.retain(|&m| match unfit(m, &cfg, single_cpu) {
         None => true,
@@ -229,7 +209,7 @@ fn canceled(out: &mut Out, rows: &[Row], cfg: &Cfg, erased: bool) -> Result<Exit
 fn draw_chart(path: &std::path::Path, rows: &[Row], cfg: &Cfg) -> Result<()> {
     let pin = pin_name(cfg.pin);
     match cfg.pattern {
-        BenchPattern::Pingpong => {
+        Pattern::Pingpong => {
             let bars: Vec<svg::Bar<'_>> = rows
                 .iter()
                 .map(|r| svg::Bar {
@@ -240,7 +220,7 @@ fn draw_chart(path: &std::path::Path, rows: &[Row], cfg: &Cfg) -> Result<()> {
             let title = format!("round trip, {} bytes, pin {pin}: median latency", cfg.size);
             svg::draw(path, &title, "ns per round trip (log scale)", true, &bars)
         }
-        BenchPattern::Stream => {
+        Pattern::Stream => {
             let bars: Vec<svg::Bar<'_>> = rows
                 .iter()
                 .map(|r| svg::Bar {
@@ -255,22 +235,22 @@ fn draw_chart(path: &std::path::Path, rows: &[Row], cfg: &Cfg) -> Result<()> {
 }
 
 /// Why a mechanism cannot run with these options, if it cannot.
-fn unfit(m: BenchMech, cfg: &Cfg, single_cpu: bool) -> Option<String> {
+fn unfit(m: Mech, cfg: &Cfg, single_cpu: bool) -> Option<String> {
     let proc = |p: &str| crate::sys::read_proc_u64(p);
     match m {
-        BenchMech::ShmSpin if single_cpu => Some(
+        Mech::ShmSpin if single_cpu => Some(
             "it busy-waits, and with both processes on one CPU every wait lasts a time slice; \
              use --pin split or --pin none on two CPUs"
                 .into(),
         ),
-        BenchMech::PosixMsq => match proc("/proc/sys/fs/mqueue/msgsize_max") {
+        Mech::PosixMsq => match proc("/proc/sys/fs/mqueue/msgsize_max") {
             Some(max) if cfg.size as u64 > max => Some(format!(
                 "--size {} is above /proc/sys/fs/mqueue/msgsize_max ({max})",
                 cfg.size
             )),
             _ => None,
         },
-        BenchMech::SysvMsq => match proc("/proc/sys/kernel/msgmax") {
+        Mech::SysvMsq => match proc("/proc/sys/kernel/msgmax") {
             Some(max) if cfg.size as u64 > max => Some(format!(
                 "--size {} is above /proc/sys/kernel/msgmax ({max})",
                 cfg.size
@@ -281,7 +261,7 @@ fn unfit(m: BenchMech, cfg: &Cfg, single_cpu: bool) -> Option<String> {
     }
 }
 
-fn progress_bar(m: BenchMech, cfg: &Cfg) -> indicatif::ProgressBar {
+fn progress_bar(m: Mech, cfg: &Cfg) -> indicatif::ProgressBar {
     let (len, unit) = match cfg.stop {
         Stop::Count(n) => (n, "{pos}/{len}"),
         Stop::Time(d) => (d.as_millis() as u64, "{pos}/{len} ms"),
@@ -450,7 +430,7 @@ struct Shared {
 }
 
 fn measure(
-    m: BenchMech,
+    m: Mech,
     cfg: &Cfg,
     cancel: &Cancel,
     bar: Option<&indicatif::ProgressBar>,
@@ -458,7 +438,7 @@ fn measure(
 ) -> Result<Row> {
     let abort: Abort = Arc::new(AtomicBool::new(false));
     let tag = format!("{n}");
-    let stream = cfg.pattern == BenchPattern::Stream;
+    let stream = cfg.pattern == Pattern::Stream;
     let slots = if stream {
         (1_048_576 / cfg.size).clamp(4, 1024)
     } else {
@@ -467,32 +447,32 @@ fn measure(
     let none = || Wake(Box::new(|| {}));
     let name = mech_name(m);
     match m {
-        BenchMech::Pipe => {
+        Mech::Pipe => {
             let (p, c) = link::pipes(&abort)?;
             drive(name, p, c, none(), abort, cfg, cancel, bar)
         }
-        BenchMech::Fifo => {
+        Mech::Fifo => {
             let (p, c) = link::fifos(&abort, &tag)?;
             drive(name, p, c, none(), abort, cfg, cancel, bar)
         }
-        BenchMech::Unix => {
+        Mech::Unix => {
             let (p, c) = link::unix_pair(&abort)?;
             drive(name, p, c, none(), abort, cfg, cancel, bar)
         }
-        BenchMech::PosixMsq => {
+        Mech::PosixMsq => {
             let (p, c, w) = link::posix_queues(&abort, &tag, cfg.size)?;
             drive(name, p, c, w, abort, cfg, cancel, bar)
         }
-        BenchMech::SysvMsq => {
+        Mech::SysvMsq => {
             // `_q` removes the queue when this arm ends, whatever happened.
             let (p, c, w, _q) = link::sysv_queue(&abort, cfg.size)?;
             drive(name, p, c, w, abort, cfg, cancel, bar)
         }
-        BenchMech::ShmSpin | BenchMech::ShmFutex | BenchMech::ShmSem | BenchMech::Eventfd => {
+        Mech::ShmSpin | Mech::ShmFutex | Mech::ShmSem | Mech::Eventfd => {
             let kind = match m {
-                BenchMech::ShmSpin => ShmKind::Spin,
-                BenchMech::ShmFutex => ShmKind::Futex,
-                BenchMech::ShmSem => ShmKind::Sem,
+                Mech::ShmSpin => ShmKind::Spin,
+                Mech::ShmFutex => ShmKind::Futex,
+                Mech::ShmSem => ShmKind::Sem,
                 _ => ShmKind::EventFd,
             };
             let (p, c, w) = link::shm(&abort, kind, &tag, cfg.size, slots)?;
@@ -513,7 +493,7 @@ fn drive<L: Link>(
     bar: Option<&indicatif::ProgressBar>,
 ) -> Result<Row> {
     let control = Control::new()?;
-    if cfg.pin != BenchPin::None {
+    if cfg.pin != Pin::None {
         set_affinity(cfg.cpus.0).context("cannot pin to a CPU (sched_setaffinity)")?;
     }
     let parent_pid = nix::unistd::getpid();
@@ -584,8 +564,8 @@ fn supervise<L: Link>(parent: &mut L, cfg: &Cfg, w: &Watch<'_>) -> (Result<Measu
     std::thread::scope(|s| {
         s.spawn(|| watchdog(w.shared, w.pidfd, w.pid, w.cancel, w.wake, w.bar, cfg));
         let r = match cfg.pattern {
-            BenchPattern::Pingpong => parent_pingpong(parent, cfg, w.shared),
-            BenchPattern::Stream => parent_stream(parent, cfg, w.shared),
+            Pattern::Pingpong => parent_pingpong(parent, cfg, w.shared),
+            Pattern::Stream => parent_stream(parent, cfg, w.shared),
         };
         w.shared.done.store(true, Ordering::SeqCst);
         let mut died_first = false;
@@ -872,13 +852,13 @@ fn child_main<L: Link>(mut link: L, cfg: &Cfg, control: &Control, parent: Pid) -
     if process::child_setup(parent).is_err() {
         return 5;
     }
-    if cfg.pin == BenchPin::Split && set_affinity(cfg.cpus.1).is_err() {
+    if cfg.pin == Pin::Split && set_affinity(cfg.cpus.1).is_err() {
         control.set_error("cannot pin to a CPU (sched_setaffinity)");
         return 3;
     }
     let r = match cfg.pattern {
-        BenchPattern::Pingpong => child_pingpong(&mut link, cfg, control),
-        BenchPattern::Stream => child_stream(&mut link, cfg, control),
+        Pattern::Pingpong => child_pingpong(&mut link, cfg, control),
+        Pattern::Stream => child_stream(&mut link, cfg, control),
     };
     match r {
         Ok(()) => 0,
@@ -1140,18 +1120,18 @@ fn process_cpu_ns() -> u64 {
 
 // ------------------------------------------------------------ report
 
-fn pin_name(p: BenchPin) -> &'static str {
+fn pin_name(p: Pin) -> &'static str {
     match p {
-        BenchPin::None => "none",
-        BenchPin::Same => "same",
-        BenchPin::Split => "split",
+        Pin::None => "none",
+        Pin::Same => "same",
+        Pin::Split => "split",
     }
 }
 
-fn pattern_name(p: BenchPattern) -> &'static str {
+fn pattern_name(p: Pattern) -> &'static str {
     match p {
-        BenchPattern::Pingpong => "pingpong",
-        BenchPattern::Stream => "stream",
+        Pattern::Pingpong => "pingpong",
+        Pattern::Stream => "stream",
     }
 }
 
@@ -1207,7 +1187,7 @@ fn print_table(out: &mut Out, rows: &[Row], cfg: &Cfg) -> Result<()> {
     let w = out.writer();
     let pin = |r: &Row| format!("{} {}/{}", pin_name(r.pin), r.parent_cpu, r.child_cpu);
     match cfg.pattern {
-        BenchPattern::Pingpong => {
+        Pattern::Pingpong => {
             writeln!(
                 w,
                 "pingpong, {} bytes; pin: parent/child CPU at the end of the run",
@@ -1235,7 +1215,7 @@ fn print_table(out: &mut Out, rows: &[Row], cfg: &Cfg) -> Result<()> {
                 )?;
             }
         }
-        BenchPattern::Stream => {
+        Pattern::Stream => {
             writeln!(
                 w,
                 "stream, {} bytes one way; pin: parent/child CPU at the end of the run",
