@@ -111,8 +111,11 @@ fn bench_config(args: &cli::BenchArgs) -> bench::Config {
     use cli::{BenchMech as M, BenchPattern, BenchPin};
     let mech = |m: &M| match m {
         M::Pipe => bench::Mech::Pipe,
+        M::Vmsplice => bench::Mech::Vmsplice,
         M::Fifo => bench::Mech::Fifo,
         M::Unix => bench::Mech::Unix,
+        M::UnixDgram => bench::Mech::UnixDgram,
+        M::Tcp => bench::Mech::Tcp,
         M::PosixMsq => bench::Mech::PosixMsq,
         M::SysvMsq => bench::Mech::SysvMsq,
         M::ShmSpin => bench::Mech::ShmSpin,
@@ -120,17 +123,24 @@ fn bench_config(args: &cli::BenchArgs) -> bench::Config {
         M::ShmSem => bench::Mech::ShmSem,
         M::Eventfd => bench::Mech::Eventfd,
     };
+    let pin = |p: &BenchPin| match p {
+        BenchPin::None => bench::Pin::None,
+        BenchPin::Same => bench::Pin::Same,
+        BenchPin::Split => bench::Pin::Split,
+    };
     bench::Config {
         mechs: args.mech.iter().map(mech).collect(),
-        size: args.size as usize,
+        sizes: args.size.iter().map(|&s| s as usize).collect(),
         count: args.count,
         duration: args.duration.map(|d| d.duration()),
         warmup: args.warmup,
-        pin: match args.pin {
-            None | Some(BenchPin::None) => bench::Pin::None,
-            Some(BenchPin::Same) => bench::Pin::Same,
-            Some(BenchPin::Split) => bench::Pin::Split,
+        pins: if args.pin.is_empty() {
+            vec![bench::Pin::None]
+        } else {
+            args.pin.iter().map(pin).collect()
         },
+        floor: args.floor,
+        no_floor: args.no_floor,
         pattern: match args.pattern {
             BenchPattern::Pingpong => bench::Pattern::Pingpong,
             BenchPattern::Stream => bench::Pattern::Stream,

@@ -8,8 +8,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mech {
     Pipe,
+    /// A pipe the sender fills with vmsplice(2): its pages by reference.
+    Vmsplice,
     Fifo,
     Unix,
+    UnixDgram,
+    Tcp,
     PosixMsq,
     SysvMsq,
     ShmSpin,
@@ -20,10 +24,13 @@ pub enum Mech {
 
 impl Mech {
     /// Every mechanism, in the order of the table.
-    pub const ALL: [Mech; 9] = [
+    pub const ALL: [Mech; 12] = [
         Mech::Pipe,
+        Mech::Vmsplice,
         Mech::Fifo,
         Mech::Unix,
+        Mech::UnixDgram,
+        Mech::Tcp,
         Mech::PosixMsq,
         Mech::SysvMsq,
         Mech::ShmSpin,
@@ -36,8 +43,11 @@ impl Mech {
     pub fn name(self) -> &'static str {
         match self {
             Mech::Pipe => "pipe",
+            Mech::Vmsplice => "vmsplice",
             Mech::Fifo => "fifo",
             Mech::Unix => "unix",
+            Mech::UnixDgram => "unix-dgram",
+            Mech::Tcp => "tcp",
             Mech::PosixMsq => "posix-msq",
             Mech::SysvMsq => "sysv-msq",
             Mech::ShmSpin => "shm-spin",
@@ -57,6 +67,15 @@ pub enum Pattern {
     Stream,
 }
 
+impl Pattern {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pattern::Pingpong => "pingpong",
+            Pattern::Stream => "stream",
+        }
+    }
+}
+
 /// Where the two processes run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pin {
@@ -68,21 +87,36 @@ pub enum Pin {
     Split,
 }
 
+impl Pin {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pin::None => "none",
+            Pin::Same => "same",
+            Pin::Split => "split",
+        }
+    }
+}
+
 /// A `bench` run as asked for.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The mechanisms named with `--mech`, in order; empty: every one.
     pub mechs: Vec<Mech>,
-    /// Message size in bytes.
-    pub size: usize,
+    /// Message sizes in bytes, each measured with every mechanism.
+    pub sizes: Vec<usize>,
     /// Measured round trips (messages) per mechanism; wins over `duration`.
     pub count: Option<u64>,
     /// Measured time per mechanism.
     pub duration: Option<Duration>,
     /// Unmeasured round trips (messages) first.
     pub warmup: u64,
-    pub pin: Pin,
+    /// Placements, each measured with every mechanism.
+    pub pins: Vec<Pin>,
     pub pattern: Pattern,
+    /// Measure the floor alone.
+    pub floor: bool,
+    /// Do not measure the floor (pingpong measures it unless told not to).
+    pub no_floor: bool,
     /// Draw a chart into this file.
     pub svg: Option<PathBuf>,
     /// Test hook: the child corrupts its messages from this one on.

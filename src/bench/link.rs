@@ -7,7 +7,9 @@
 //! (IPC_PRIVATE) but lives until IPC_RMID, so it sits in an `Owned` guard.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -22,6 +24,7 @@ use crate::ipc::posix_mq::{Access, PosixQueue, QueueOptions};
 use crate::ipc::posix_sem::NamedSem;
 use crate::ipc::sysv_msq::{MsgBuf, SysvQueue};
 use crate::ipc::{Creation, Owned, Remove};
+use crate::ipc::{socket, splice};
 
 /// Transport of one message of a fixed size in one direction pair.
 pub trait Link {
@@ -129,6 +132,147 @@ pub fn unix_pair(abort: &Abort) -> Result<(FdLink, FdLink)> {
     let a2 = a.try_clone().context("cannot duplicate a socket")?;
     let b2 = b.try_clone().context("cannot duplicate a socket")?;
     Ok((FdLink::new(a, a2, abort), FdLink::new(b, b2, abort)))
+}
+
+/// A TCP connection over loopback (127.0.0.1) with Nagle's algorithm off
+/// on both ends (TCP_NODELAY), so each message leaves at once.
+pub fn tcp(abort: &Abort) -> Result<(FdLink, FdLink)> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .context("cannot listen on a port of 127.0.0.1")?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    let a = TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
+    let me = a.local_addr().context("cannot read the local address")?;
+    // Another local process may connect first: take only our connection,
+    // which is already queued, so accept does not wait for long.
+    let b = loop {
+        let (b, peer) = listener
+            .accept()
+            .with_context(|| format!("cannot accept on {addr}"))?;
+        if peer == me {
+            break b;
+        }
+    };
+    for s in [&a, &b] {
+        s.set_nodelay(true)
+            .context("cannot set TCP_NODELAY on a loopback connection")?;
+    }
+    let (a, b) = (OwnedFd::from(a), OwnedFd::from(b));
+    let a2 = a.try_clone().context("cannot duplicate a socket")?;
+    let b2 = b.try_clone().context("cannot duplicate a socket")?;
+    Ok((FdLink::new(a, a2, abort), FdLink::new(b, b2, abort)))
+}
+
+/// A pipe pair whose writers hand over their pages with vmsplice(2)
+/// instead of copying them into the pipe; the readers read(2) as from any
+/// pipe, which copies the bytes once, from the writer's pages into the
+/// reader's buffer. A pingpong sender touches its buffer again only after
+/// the reply, which proves the reader read it.
+pub struct SpliceLink(FdLink);
+
+impl Link for SpliceLink {
+    fn send(&mut self, mut msg: &[u8]) -> io::Result<()> {
+        while !msg.is_empty() {
+            match splice::vmsplice(self.0.tx.as_fd(), msg) {
+                Ok(n) => msg = &msg[n..],
+                Err(Errno::EINTR) if !self.0.abort.load(Ordering::Relaxed) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        self.0.recv(buf)
+    }
+}
+
+/// Two pipes written with vmsplice.
+pub fn vmsplice_pipes(abort: &Abort) -> Result<(SpliceLink, SpliceLink)> {
+    let (p, c) = pipes(abort)?;
+    Ok((SpliceLink(p), SpliceLink(c)))
+}
+
+/// A datagram socket pair: one `send` is one message, and a receiver sees
+/// a datagram whole or not at all.
+pub struct DgramLink {
+    sock: UnixDatagram,
+    abort: Abort,
+}
+
+impl Link for DgramLink {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        loop {
+            match self.sock.send(msg) {
+                Ok(n) if n == msg.len() => return Ok(()),
+                Ok(n) => {
+                    return Err(io::Error::other(format!(
+                        "sent {n} of {} bytes as one datagram",
+                        msg.len()
+                    )));
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        && !self.abort.load(Ordering::Relaxed) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        loop {
+            match socket::recv_datagram(self.sock.as_fd(), buf) {
+                Ok(n) if n == buf.len() => return Ok(()),
+                Ok(n) => {
+                    return Err(io::Error::other(format!(
+                        "datagram of {n} bytes, expected {}",
+                        buf.len()
+                    )));
+                }
+                Err(Errno::EINTR) if !self.abort.load(Ordering::Relaxed) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// A datagram socket pair (socketpair(AF_UNIX, SOCK_DGRAM)), one socket
+/// each. A datagram socket sees no end of file when its peer dies, so the
+/// wake-up shuts the parent's socket down, which ends its wait.
+pub fn unix_dgram(abort: &Abort) -> Result<(DgramLink, DgramLink, Wake)> {
+    let (a, b) = UnixDatagram::pair().context("cannot create a datagram socket pair")?;
+    let mine = a.try_clone().context("cannot duplicate a socket")?;
+    let wake = Wake(Box::new(move || {
+        let _ = mine.shutdown(std::net::Shutdown::Both);
+    }));
+    let link = |sock| DgramLink {
+        sock,
+        abort: abort.clone(),
+    };
+    Ok((link(a), link(b), wake))
+}
+
+/// Why a datagram socket pair refuses `size`-byte messages, if it does:
+/// one such datagram is sent (without waiting) and taken back. The kernel
+/// refuses a datagram above the socket's send buffer, less a few bytes
+/// (EMSGSIZE).
+pub fn dgram_refuses(size: usize) -> Option<String> {
+    let (a, b) = UnixDatagram::pair().ok()?;
+    a.set_nonblocking(true).ok()?;
+    let mut buf = vec![0u8; size];
+    match a.send(&buf) {
+        Ok(_) => {
+            let _ = b.recv(&mut buf);
+            None
+        }
+        Err(e) if e.raw_os_error() == Some(Errno::EMSGSIZE as i32) => Some(format!(
+            "--size {size} is above the largest datagram a socket pair takes \
+             (EMSGSIZE; the limit follows /proc/sys/net/core/wmem_default)"
+        )),
+        // Anything else shows when the mechanism is set up and measured.
+        Err(_) => None,
+    }
 }
 
 /// Two FIFOs in a private temporary directory. Both ends of each are opened
