@@ -25,6 +25,17 @@ use crate::ipc::mapping::Mapping;
 use crate::ipc::process::{self, ChildGuard};
 use crate::signal::{Cancel, Wake as Woke};
 
+/// Round trips per timed batch: a clock read per 1024 round trips costs
+/// nothing measurable, and a batch that was preempted moves the median of
+/// the batches little.
+pub(super) const BATCH: u64 = 1024;
+
+/// The median of the batches' ns per round trip.
+pub(super) fn median(mut batches: Vec<f64>) -> Option<f64> {
+    batches.sort_by(f64::total_cmp);
+    batches.get(batches.len() / 2).copied()
+}
+
 /// The watchdog ends a run in which no round trip completes for this long.
 const STALL: Duration = Duration::from_secs(10);
 
@@ -52,6 +63,10 @@ pub(super) struct Measured {
     pub secs: f64,
     /// Per round trip, ns: mean, p50, p99, p99.9, max (pingpong only).
     pub lat: Option<[f64; 5]>,
+    /// The median over batches of [`BATCH`] round trips of their mean, ns
+    /// (pingpong and the floor): how the floor is measured, so rows are
+    /// compared with it like for like.
+    pub round_trip_ns: Option<f64>,
     /// The parent thread's user+sys time over the measured phase.
     pub cpu_ns: f64,
     pub cpu: i32,

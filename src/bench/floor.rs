@@ -9,21 +9,16 @@
 //! CPU (sched_yield) until the word changes: two context switches per round
 //! trip, the least any hand-over between two processes on one CPU costs.
 
-use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::drive::{Control, Env, Measured, Sample, Shared, Stop, drive};
+use super::drive::{BATCH, Control, Env, Measured, Sample, Shared, Stop, drive, median};
 use super::link::{self, Wake};
 use super::os::{current_cpu, process_cpu_ns, thread_cpu_ns};
 use crate::ipc::mapping::Mapping;
-
-/// Round trips per timed batch: a clock read per 1024 round trips costs
-/// nothing measurable, and a preempted batch moves the median little.
-const BATCH: u64 = 1024;
 
 /// Spins between sched_yield calls (and looks at the abort flag).
 const SPINS_BEFORE_YIELD: u32 = 1024;
@@ -50,21 +45,19 @@ impl Wait {
     }
 }
 
-/// Measure the floor; returns the run and the median ns per round trip.
-pub(super) fn measure(env: &Env<'_>, wait: Wait) -> Result<(Sample, f64)> {
+/// Measure the floor.
+pub(super) fn measure(env: &Env<'_>, wait: Wait) -> Result<Sample> {
     let map = link::shared_memory(4096)?;
     let child_map = map.clone();
     let abort = Arc::new(AtomicBool::new(false));
-    let median = Cell::new(0.0);
     let cfg = env.cfg;
     let parent = |map: &mut Arc<Mapping>, shared: &Shared| {
         let word = map.atomic_usize(0);
-        parent_floor(word, wait, cfg.warmup, cfg.stop, shared, &median)
+        parent_floor(word, wait, cfg.warmup, cfg.stop, shared)
     };
     let child =
         move |control: &Control| child_floor(child_map.atomic_usize(0), wait, cfg.warmup, control);
-    let sample = drive(map, parent, child, Wake(Box::new(|| {})), abort, env)?;
-    Ok((sample, median.get()))
+    drive(map, parent, child, Wake(Box::new(|| {})), abort, env)
 }
 
 /// Wait until `word` is no longer `seen`; returns its new value.
@@ -117,7 +110,6 @@ fn parent_floor(
     warmup: u64,
     stop: Stop,
     shared: &Shared,
-    median: &Cell<f64>,
 ) -> Result<Measured> {
     let abort = &*shared.abort;
     let mut v = 0;
@@ -148,12 +140,11 @@ fn parent_floor(
     // From here the child exits on its own; the watchdog must not mind.
     shared.done.store(true, Ordering::SeqCst);
     word.store(STOP, Ordering::Release);
-    batches.sort_by(f64::total_cmp);
-    median.set(batches.get(batches.len() / 2).copied().unwrap_or(0.0));
     Ok(Measured {
         count: n,
         secs,
         lat: None,
+        round_trip_ns: median(batches),
         cpu_ns,
         cpu: current_cpu(),
     })

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 
-use super::drive::{Cfg, Control, Env, Measured, Sample, Shared, Stop, drive};
+use super::drive::{BATCH, Cfg, Control, Env, Measured, Sample, Shared, Stop, drive, median};
 use super::link::{self, Abort, Link, ShmKind, Wake};
 use super::msg::{STOP, SYNC, Stamper, fill, seq_of, set_seq, verify};
 use super::os::{current_cpu, process_cpu_ns, thread_cpu_ns};
@@ -123,6 +123,8 @@ fn parent_pingpong<L: Link>(end: &mut End<L>, cfg: &Cfg, shared: &Shared) -> Res
     let start = Instant::now();
     let t0 = ticks();
     let mut last = t0;
+    let mut batch_start = t0;
+    let mut batches = Vec::new();
     let mut n = 0u64;
     // The next message goes out as soon as the reply is in; the clock, the
     // histogram and the reply's verification run while the child works.
@@ -142,6 +144,10 @@ fn parent_pingpong<L: Link>(end: &mut End<L>, cfg: &Cfg, shared: &Shared) -> Res
         let now = ticks();
         hist.saturating_record(now.wrapping_sub(last));
         last = now;
+        if n % BATCH == 0 {
+            batches.push(now.wrapping_sub(batch_start) as f64 / BATCH as f64);
+            batch_start = now;
+        }
         verify(back, !seq).with_context(|| format!("round trip {seq}: the reply is wrong"))?;
         seq += 1;
         if n % 64 == 0 {
@@ -160,6 +166,11 @@ fn parent_pingpong<L: Link>(end: &mut End<L>, cfg: &Cfg, shared: &Shared) -> Res
     link.send(msg).context("cannot send the stop message")?;
     let ns_per_tick = elapsed.as_nanos() as f64 / t1.wrapping_sub(t0).max(1) as f64;
     let q = |x: f64| hist.value_at_quantile(x) as f64 * ns_per_tick;
+    if batches.is_empty() {
+        // Fewer round trips than a batch: they are the batch.
+        batches.push(last.wrapping_sub(t0) as f64 / n.max(1) as f64);
+    }
+    let batches = batches.into_iter().map(|t| t * ns_per_tick).collect();
     Ok(Measured {
         count: n,
         secs: elapsed.as_secs_f64(),
@@ -170,6 +181,7 @@ fn parent_pingpong<L: Link>(end: &mut End<L>, cfg: &Cfg, shared: &Shared) -> Res
             q(0.999),
             hist.max() as f64 * ns_per_tick,
         ]),
+        round_trip_ns: median(batches),
         cpu_ns,
         cpu: current_cpu(),
     })
@@ -245,6 +257,7 @@ fn parent_stream<L: Link>(end: &mut End<L>, cfg: &Cfg, shared: &Shared) -> Resul
         count: n,
         secs,
         lat: None,
+        round_trip_ns: None,
         cpu_ns,
         cpu: current_cpu(),
     })

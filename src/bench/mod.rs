@@ -149,8 +149,8 @@ fn run_job(job: Job, env: &Env<'_>, tag: usize, res: &Results, cpus: usize) -> R
     match job {
         Job::Floor(pin) => {
             let wait = floor_wait(pin, cpus);
-            let (sample, median) = floor::measure(env, wait)?;
-            Ok(Done::Floor(FloorRow::new(pin, wait, &sample, median)))
+            let sample = floor::measure(env, wait)?;
+            Ok(Done::Floor(FloorRow::new(pin, wait, &sample)))
         }
         Job::Mech(m, size, pin) => {
             let sample = loops::measure(m, env, tag)?;

@@ -37,9 +37,12 @@ pub(super) struct Row {
     /// Pingpong only.
     pub latency_ns: Option<Latency>,
     pub cpu_ns_per_op: f64,
+    /// Pingpong: the median over batches of 1024 round trips of their mean,
+    /// measured as the floor is.
+    pub round_trip_ns: Option<f64>,
     /// The floor of this row's placement, when one was measured.
     pub floor_ns: Option<f64>,
-    /// The median round trip (p50) as a multiple of the floor.
+    /// `round_trip_ns` as a multiple of the floor.
     pub x_floor: Option<f64>,
 }
 
@@ -61,8 +64,8 @@ impl Row {
             p999,
             max,
         });
-        let x_floor = match (latency_ns, floor_ns) {
-            (Some(l), Some(f)) if f > 0.0 => Some(l.p50 / f),
+        let x_floor = match (r.round_trip_ns, floor_ns) {
+            (Some(rt), Some(f)) if f > 0.0 => Some(rt / f),
             _ => None,
         };
         Row {
@@ -79,6 +82,7 @@ impl Row {
             mb_per_sec: per_sec * size as f64 / 1e6,
             latency_ns,
             cpu_ns_per_op: s.cpu_ns_per_op,
+            round_trip_ns: r.round_trip_ns,
             floor_ns,
             x_floor,
         }
@@ -103,7 +107,8 @@ pub(super) struct FloorRow {
     pub count: u64,
     pub seconds: f64,
     pub per_sec: f64,
-    /// The floor: the median over the batches of their ns per round trip.
+    /// The floor: the median over batches of 1024 round trips of their
+    /// mean, ns.
     pub round_trip_ns: f64,
     /// All round trips over all the time.
     pub mean_ns: f64,
@@ -111,7 +116,7 @@ pub(super) struct FloorRow {
 }
 
 impl FloorRow {
-    pub fn new(pin: Pin, wait: Wait, s: &Sample, median_ns: f64) -> FloorRow {
+    pub fn new(pin: Pin, wait: Wait, s: &Sample) -> FloorRow {
         let r = &s.measured;
         FloorRow {
             kind: "floor",
@@ -122,7 +127,7 @@ impl FloorRow {
             count: r.count,
             seconds: r.secs,
             per_sec: r.count as f64 / r.secs.max(1e-12),
-            round_trip_ns: median_ns,
+            round_trip_ns: r.round_trip_ns.unwrap_or(0.0),
             mean_ns: r.secs * 1e9 / r.count.max(1) as f64,
             cpu_ns_per_op: s.cpu_ns_per_op,
         }
