@@ -80,6 +80,8 @@ pub(super) fn measure(m: Mech, env: &Env<'_>, tag: usize) -> Result<Sample> {
 struct End<L> {
     link: L,
     msg: Vec<u8>,
+    /// The next message, stamped while the child answers the last one.
+    next: Vec<u8>,
     back: Vec<u8>,
 }
 
@@ -89,6 +91,7 @@ fn run<L: Link>(p: L, mut c: L, wake: Wake, abort: Abort, env: &Env<'_>) -> Resu
     let end = End {
         link: p,
         msg: vec![0u8; cfg.size],
+        next: vec![0u8; cfg.size],
         back: vec![0u8; cfg.size],
     };
     let parent = |end: &mut End<L>, shared: &Shared| match cfg.pattern {
@@ -103,9 +106,15 @@ fn run<L: Link>(p: L, mut c: L, wake: Wake, abort: Abort, env: &Env<'_>) -> Resu
 }
 
 fn parent_pingpong<L: Link>(end: &mut End<L>, cfg: &Cfg, shared: &Shared) -> Result<Measured> {
-    let End { link, msg, back } = end;
+    let End {
+        link,
+        msg,
+        next,
+        back,
+    } = end;
     fill(msg);
     let stamper = Stamper::new(msg);
+    next.copy_from_slice(msg);
     // Latencies in clock ticks, scaled to ns at the end.
     let mut hist = Histogram::<u64>::new_with_bounds(1, u64::MAX / 4, 3).context("histogram")?;
     let mut seq = 0u64;
@@ -126,20 +135,24 @@ fn parent_pingpong<L: Link>(end: &mut End<L>, cfg: &Cfg, shared: &Shared) -> Res
     let mut batch_start = t0;
     let mut batches = Vec::new();
     let mut n = 0u64;
-    // The next message goes out as soon as the reply is in; the clock, the
-    // histogram and the reply's verification run while the child works.
+    // The next message goes out as soon as the reply is in: it was
+    // stamped while the child worked, as the clock, the histogram and the
+    // reply's verification are. Two buffers take turns, and one is stamped
+    // again only after the reply to it came (vmsplice lends its pages).
     stamper.stamp(msg, seq);
     link.send(msg)
         .with_context(|| format!("round trip {seq}: cannot send"))?;
+    stamper.stamp(next, seq + 1);
     loop {
         link.recv(back)
             .with_context(|| format!("round trip {seq}: cannot receive the reply"))?;
         n += 1;
         let finished = n >= count || (n % 64 == 0 && start.elapsed() >= time);
         if !finished {
-            stamper.stamp(msg, seq + 1);
-            link.send(msg)
+            link.send(next)
                 .with_context(|| format!("round trip {}: cannot send", seq + 1))?;
+            std::mem::swap(msg, next);
+            stamper.stamp(next, seq + 2);
         }
         let now = ticks();
         hist.saturating_record(now.wrapping_sub(last));
@@ -162,8 +175,8 @@ fn parent_pingpong<L: Link>(end: &mut End<L>, cfg: &Cfg, shared: &Shared) -> Res
     let cpu_ns = thread_cpu_ns() - cpu0;
     // From here the child exits on its own; the watchdog must not mind.
     shared.done.store(true, Ordering::SeqCst);
-    stamper.stamp(msg, STOP);
-    link.send(msg).context("cannot send the stop message")?;
+    stamper.stamp(next, STOP);
+    link.send(next).context("cannot send the stop message")?;
     let ns_per_tick = elapsed.as_nanos() as f64 / t1.wrapping_sub(t0).max(1) as f64;
     let q = |x: f64| hist.value_at_quantile(x) as f64 * ns_per_tick;
     if batches.is_empty() {
@@ -206,7 +219,9 @@ fn round<L: Link>(
 }
 
 fn parent_stream<L: Link>(end: &mut End<L>, cfg: &Cfg, shared: &Shared) -> Result<Measured> {
-    let End { link, msg, back } = end;
+    let End {
+        link, msg, back, ..
+    } = end;
     fill(msg);
     let stamper = Stamper::new(msg);
     let mut seq = 0u64;
