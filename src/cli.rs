@@ -732,7 +732,7 @@ pub struct BenchArgs {
     /// Message sizes in bytes (16 to 1048576, comma-separated): every
     /// mechanism runs at each
     #[arg(long, value_delimiter = ',', default_value = "64",
-          value_parser = ranged::<u32>(16, 1_048_576), value_name = "LIST")]
+          value_parser = ranged::<u32>(16, 1_048_576), value_name = "BYTES")]
     pub size: Vec<u32>,
     /// Measured round trips (messages with --pattern stream) per mechanism
     #[arg(short = 'c', long, value_name = "N", conflicts_with = "duration",
@@ -745,15 +745,15 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1000, value_parser = ranged::<u64>(0, u64::MAX), value_name = "N")]
     pub warmup: u64,
     /// Where the two processes run: as the scheduler decides (none), on one
-    /// CPU (same), on two CPUs (split); a list runs each
+    /// CPU (same), on two CPUs (split); a comma-separated list runs each
     #[arg(long, value_delimiter = ',', value_name = "HOW")]
     pub pin: Vec<BenchPin>,
     /// Measure only the floor: one atomic word bounced between the two
     /// processes, what the hardware allows for a round trip
     #[arg(long, conflicts_with_all = ["mech", "size", "pattern", "svg"])]
     pub floor: bool,
-    /// Skip the floor (measured first in every pingpong run, and the
-    /// `×floor` column compares each row with it)
+    /// Skip the floor (measured first in every pingpong run, which reports
+    /// each round trip as a multiple of it)
     #[arg(long, conflicts_with = "floor")]
     pub no_floor: bool,
     /// What is measured: round trips (pingpong) or one-way throughput (stream)

@@ -811,9 +811,9 @@ pub fn shm(
     };
     // The directions a page apart: CPUs prefetch the lines next to one
     // they fetch, within its page, and would fetch the other direction's
-    // lines, which the other CPU is writing. Measured with shm-spin on this
-    // machine: 118 ns per round trip with both directions in one page,
-    // 90 ns a page apart.
+    // lines, which the other CPU is writing. A minimal spin ping-pong on
+    // the machine of docs/bench.md: 118 ns per round trip with both
+    // directions in one page, 90 ns a page apart.
     let up = Ring {
         base: down.bytes().next_multiple_of(PAGE),
         slots,
@@ -828,7 +828,35 @@ pub fn shm(
             }
         }
     }
-    let (pn, cn, wake): (Notify, Notify, Wake) = match kind {
+    let (pn, cn, wake) = notifiers(kind, &map, tag, down, up)?;
+    let link = |rx, tx, notify| ShmLink {
+        map: map.clone(),
+        rx,
+        tx,
+        notify,
+        abort: abort.clone(),
+        sent: 0,
+        got: 0,
+        tx_i: 0,
+        rx_i: 0,
+        peer_tail: 0,
+        flow: slots > 1,
+        seen: vec![UNUSED; slots],
+        written: vec![UNUSED; slots],
+    };
+    Ok((link(up, down, pn), link(down, up, cn), wake))
+}
+
+/// How the parent (first) and the child learn of a message, and how the
+/// watchdog wakes a parent that waits for one.
+fn notifiers(
+    kind: ShmKind,
+    map: &Arc<Mapping>,
+    tag: &str,
+    down: Ring,
+    up: Ring,
+) -> Result<(Notify, Notify, Wake)> {
+    Ok(match kind {
         ShmKind::Spin => (Notify::Spin, Notify::Spin, Wake(Box::new(|| {}))),
         ShmKind::Futex => {
             let m = map.clone();
@@ -871,23 +899,7 @@ pub fn shm(
                 wake,
             )
         }
-    };
-    let link = |rx, tx, notify| ShmLink {
-        map: map.clone(),
-        rx,
-        tx,
-        notify,
-        abort: abort.clone(),
-        sent: 0,
-        got: 0,
-        tx_i: 0,
-        rx_i: 0,
-        peer_tail: 0,
-        flow: slots > 1,
-        seen: vec![UNUSED; slots],
-        written: vec![UNUSED; slots],
-    };
-    Ok((link(up, down, pn), link(down, up, cn), wake))
+    })
 }
 
 /// What the watchdog calls after it set the abort flag and killed the

@@ -115,8 +115,6 @@ fn parent_pingpong<L: Link>(end: &mut End<L>, cfg: &Cfg, shared: &Shared) -> Res
     fill(msg);
     let stamper = Stamper::new(msg);
     next.copy_from_slice(msg);
-    // Latencies in clock ticks, scaled to ns at the end.
-    let mut hist = Histogram::<u64>::new_with_bounds(1, u64::MAX / 4, 3).context("histogram")?;
     let mut seq = 0u64;
     for _ in 0..cfg.warmup {
         round(link, &stamper, msg, back, seq)?;
@@ -130,10 +128,7 @@ fn parent_pingpong<L: Link>(end: &mut End<L>, cfg: &Cfg, shared: &Shared) -> Res
     let _ = shared.measuring.set(Instant::now());
     let cpu0 = thread_cpu_ns();
     let start = Instant::now();
-    let t0 = ticks();
-    let mut last = t0;
-    let mut batch_start = t0;
-    let mut batches = Vec::new();
+    let mut clock = Ticks::start()?;
     let mut n = 0u64;
     // The next message goes out as soon as the reply is in: it was
     // stamped while the child worked, as the clock, the histogram and the
@@ -154,13 +149,7 @@ fn parent_pingpong<L: Link>(end: &mut End<L>, cfg: &Cfg, shared: &Shared) -> Res
             std::mem::swap(msg, next);
             stamper.stamp(next, seq + 2);
         }
-        let now = ticks();
-        hist.saturating_record(now.wrapping_sub(last));
-        last = now;
-        if n % BATCH == 0 {
-            batches.push(now.wrapping_sub(batch_start) as f64 / BATCH as f64);
-            batch_start = now;
-        }
+        clock.lap(n);
         verify(back, !seq).with_context(|| format!("round trip {seq}: the reply is wrong"))?;
         seq += 1;
         if n % 64 == 0 {
@@ -177,27 +166,75 @@ fn parent_pingpong<L: Link>(end: &mut End<L>, cfg: &Cfg, shared: &Shared) -> Res
     shared.done.store(true, Ordering::SeqCst);
     stamper.stamp(next, STOP);
     link.send(next).context("cannot send the stop message")?;
-    let ns_per_tick = elapsed.as_nanos() as f64 / t1.wrapping_sub(t0).max(1) as f64;
-    let q = |x: f64| hist.value_at_quantile(x) as f64 * ns_per_tick;
-    if batches.is_empty() {
-        // Fewer round trips than a batch: they are the batch.
-        batches.push(last.wrapping_sub(t0) as f64 / n.max(1) as f64);
-    }
-    let batches = batches.into_iter().map(|t| t * ns_per_tick).collect();
+    let (lat, round_trip_ns) = clock.figures(t1, n, elapsed);
     Ok(Measured {
         count: n,
         secs: elapsed.as_secs_f64(),
-        lat: Some([
+        lat: Some(lat),
+        round_trip_ns,
+        cpu_ns,
+        cpu: current_cpu(),
+    })
+}
+
+/// The clock of a pingpong: a tick count per round trip into a histogram,
+/// and batches of [`BATCH`] round trips, scaled to ns at the end by the
+/// wall-clock time.
+struct Ticks {
+    hist: Histogram<u64>,
+    t0: u64,
+    last: u64,
+    batch_start: u64,
+    batches: Vec<f64>,
+}
+
+impl Ticks {
+    fn start() -> Result<Ticks> {
+        let hist = Histogram::<u64>::new_with_bounds(1, u64::MAX / 4, 3).context("histogram")?;
+        let t0 = ticks();
+        Ok(Ticks {
+            hist,
+            t0,
+            last: t0,
+            batch_start: t0,
+            batches: Vec::new(),
+        })
+    }
+
+    /// Round trip `n` (from 1) is done.
+    #[inline]
+    fn lap(&mut self, n: u64) {
+        let now = ticks();
+        self.hist.saturating_record(now.wrapping_sub(self.last));
+        self.last = now;
+        if n % BATCH == 0 {
+            let batch = now.wrapping_sub(self.batch_start) as f64 / BATCH as f64;
+            self.batches.push(batch);
+            self.batch_start = now;
+        }
+    }
+
+    /// Mean, p50, p99, p99.9 and max of the `n` round trips, and the median
+    /// batch, in ns; `t1` is the tick count at `elapsed`.
+    fn figures(mut self, t1: u64, n: u64, elapsed: Duration) -> ([f64; 5], Option<f64>) {
+        let ns_per_tick = elapsed.as_nanos() as f64 / t1.wrapping_sub(self.t0).max(1) as f64;
+        if self.batches.is_empty() {
+            // Fewer round trips than a batch: they are the batch.
+            let all = self.last.wrapping_sub(self.t0) as f64 / n.max(1) as f64;
+            self.batches.push(all);
+        }
+        let hist = &self.hist;
+        let q = |x: f64| hist.value_at_quantile(x) as f64 * ns_per_tick;
+        let lat = [
             hist.mean() * ns_per_tick,
             q(0.5),
             q(0.99),
             q(0.999),
             hist.max() as f64 * ns_per_tick,
-        ]),
-        round_trip_ns: median(batches),
-        cpu_ns,
-        cpu: current_cpu(),
-    })
+        ];
+        let batches = self.batches.iter().map(|t| t * ns_per_tick).collect();
+        (lat, median(batches))
+    }
 }
 
 /// One verified round trip.
