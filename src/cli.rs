@@ -704,9 +704,11 @@ pub struct BenchArgs {
     /// Mechanisms to measure (comma-separated); default all
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub mech: Vec<BenchMech>,
-    /// Message size in bytes (16 to 1048576)
-    #[arg(long, default_value_t = 64, value_parser = ranged::<u32>(16, 1_048_576), value_name = "BYTES")]
-    pub size: u32,
+    /// Message sizes in bytes (16 to 1048576, comma-separated): every
+    /// mechanism runs at each
+    #[arg(long, value_delimiter = ',', default_value = "64",
+          value_parser = ranged::<u32>(16, 1_048_576), value_name = "BYTES")]
+    pub size: Vec<u32>,
     /// Measured round trips (messages with --pattern stream) per mechanism
     #[arg(short = 'c', long, value_name = "N", conflicts_with = "duration",
           value_parser = ranged::<u64>(1, u64::MAX))]
@@ -718,13 +720,22 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1000, value_parser = ranged::<u64>(0, u64::MAX), value_name = "N")]
     pub warmup: u64,
     /// Where the two processes run: as the scheduler decides (none), on one
-    /// CPU (same), on two CPUs (split)
-    #[arg(long, value_name = "HOW")]
-    pub pin: Option<BenchPin>,
+    /// CPU (same), on two CPUs (split); a comma-separated list runs each
+    #[arg(long, value_delimiter = ',', value_name = "HOW")]
+    pub pin: Vec<BenchPin>,
+    /// Measure only the floor: one atomic word bounced between the two
+    /// processes, what the hardware allows for a round trip
+    #[arg(long, conflicts_with_all = ["mech", "size", "pattern", "svg"])]
+    pub floor: bool,
+    /// Skip the floor (measured first in every pingpong run, which reports
+    /// each round trip as a multiple of it)
+    #[arg(long, conflicts_with = "floor")]
+    pub no_floor: bool,
     /// What is measured: round trips (pingpong) or one-way throughput (stream)
     #[arg(long, default_value = "pingpong", value_name = "P")]
     pub pattern: BenchPattern,
-    /// Also draw the results as a bar chart (SVG) into FILE
+    /// Also draw the results into FILE (SVG): a bar chart for one size, the
+    /// latency and throughput curves against size for several
     #[arg(long, value_name = "FILE")]
     pub svg: Option<std::path::PathBuf>,
     /// Test hook `--corrupt-after N`: the child corrupts one byte of its
@@ -736,8 +747,11 @@ pub struct BenchArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchMech {
     Pipe,
+    Vmsplice,
     Fifo,
     Unix,
+    UnixDgram,
+    Tcp,
     PosixMsq,
     SysvMsq,
     ShmSpin,

@@ -198,7 +198,7 @@ fn dispatch(command: Command, given: &ArgMatches, out: &mut Out) -> Result<ExitC
             },
             out,
         ),
-        Command::Bench(args) => bench::run(&args, out),
+        Command::Bench(args) => bench::run(&bench_config(&args), out),
         Command::Completions(args) => manpage::completions(shell(args.shell), out),
         Command::Man(args) => manpage::man(Cli::command(), args.dir.as_deref(), out),
         Command::Tour(args) => examples_ipc::tour::run(&Tour { only: args.only }, out),
@@ -681,6 +681,50 @@ fn memfd(args: MemfdArgs, given: &ArgMatches) -> Result<Memfd> {
         name: args.name,
         role,
     })
+}
+
+/// `bench`'s options as the bench module takes them.
+fn bench_config(args: &cli::BenchArgs) -> bench::Config {
+    use cli::{BenchMech as M, BenchPattern, BenchPin};
+    let mech = |m: &M| match m {
+        M::Pipe => bench::Mech::Pipe,
+        M::Vmsplice => bench::Mech::Vmsplice,
+        M::Fifo => bench::Mech::Fifo,
+        M::Unix => bench::Mech::Unix,
+        M::UnixDgram => bench::Mech::UnixDgram,
+        M::Tcp => bench::Mech::Tcp,
+        M::PosixMsq => bench::Mech::PosixMsq,
+        M::SysvMsq => bench::Mech::SysvMsq,
+        M::ShmSpin => bench::Mech::ShmSpin,
+        M::ShmFutex => bench::Mech::ShmFutex,
+        M::ShmSem => bench::Mech::ShmSem,
+        M::Eventfd => bench::Mech::Eventfd,
+    };
+    let pin = |p: &BenchPin| match p {
+        BenchPin::None => bench::Pin::None,
+        BenchPin::Same => bench::Pin::Same,
+        BenchPin::Split => bench::Pin::Split,
+    };
+    bench::Config {
+        mechs: args.mech.iter().map(mech).collect(),
+        sizes: args.size.iter().map(|&s| s as usize).collect(),
+        count: args.count,
+        duration: args.duration.map(|d| d.duration()),
+        warmup: args.warmup,
+        pins: if args.pin.is_empty() {
+            vec![bench::Pin::None]
+        } else {
+            args.pin.iter().map(pin).collect()
+        },
+        floor: args.floor,
+        no_floor: args.no_floor,
+        pattern: match args.pattern {
+            BenchPattern::Pingpong => bench::Pattern::Pingpong,
+            BenchPattern::Stream => bench::Pattern::Stream,
+        },
+        svg: args.svg.clone(),
+        corrupt_after: args.corrupt_after,
+    }
 }
 
 #[cfg(test)]

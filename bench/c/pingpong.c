@@ -3,12 +3,17 @@
  * trip. No verification, no timing per round trip: the floor to compare with.
  *
  *   pingpong MECH COUNT SIZE PARENT_CPU CHILD_CPU   (CPU -1: no pinning)
- *   MECH: pipe fifo unix posix-msq sysv-msq shm-spin shm-futex shm-sem eventfd
+ *   MECH: pipe vmsplice fifo unix unix-dgram tcp posix-msq sysv-msq shm-spin
+ *         shm-futex shm-sem eventfd, or floor (one atomic word, no payload,
+ *         a spin with a pause hint; SIZE is ignored)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <mqueue.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/uio.h>
 #include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -41,6 +46,12 @@ static void xread(int fd, char *b, size_t n) {
 static void xwrite(int fd, const char *b, size_t n) {
     while (n) { ssize_t r = write(fd, b, n); if (r <= 0) die("write"); b += r; n -= r; }
 }
+static void xvmsplice(int fd, const char *b, size_t n) {
+    while (n) {
+        struct iovec v = { (void *)b, n };
+        ssize_t r = vmsplice(fd, &v, 1, 0); if (r <= 0) die("vmsplice"); b += r; n -= r;
+    }
+}
 
 struct slot { _Alignas(64) atomic_uint seq; _Alignas(64) char data[1 << 20]; };
 
@@ -72,10 +83,23 @@ int main(int argc, char **argv) {
         if ((up[0] = open(b, O_RDONLY | O_NONBLOCK)) < 0 || (up[1] = open(b, O_WRONLY)) < 0) die("open");
         fcntl(down[0], F_SETFL, 0); fcntl(up[0], F_SETFL, 0);
         unlink(a); unlink(b);
-    } else if (!strcmp(m, "unix")) {
+    } else if (!strcmp(m, "vmsplice")) {
+        if (pipe(down) || pipe(up)) die("pipe");
+    } else if (!strcmp(m, "unix") || !strcmp(m, "unix-dgram")) {
         int sv[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) die("socketpair");
+        if (socketpair(AF_UNIX, strcmp(m, "unix") ? SOCK_DGRAM : SOCK_STREAM, 0, sv)) die("socketpair");
         down[1] = up[0] = sv[0]; down[0] = up[1] = sv[1];
+    } else if (!strcmp(m, "tcp")) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t al = sizeof a;
+        int l = socket(AF_INET, SOCK_STREAM, 0), one = 1, c, s2;
+        if (l < 0 || bind(l, (void *)&a, sizeof a) || listen(l, 1) || getsockname(l, (void *)&a, &al)) die("listen");
+        if ((c = socket(AF_INET, SOCK_STREAM, 0)) < 0 || connect(c, (void *)&a, sizeof a)) die("connect");
+        if ((s2 = accept(l, NULL, NULL)) < 0) die("accept");
+        close(l);
+        setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(s2, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        down[1] = up[0] = c; down[0] = up[1] = s2;
     } else if (!strcmp(m, "posix-msq")) {
         struct mq_attr at = { .mq_maxmsg = 10, .mq_msgsize = size };
         snprintf(name, sizeof name, "/pp-%d-a", getpid());
@@ -99,7 +123,7 @@ int main(int argc, char **argv) {
         } else if (!strcmp(m, "eventfd")) {
             if ((down[0] = down[1] = eventfd(0, EFD_SEMAPHORE)) < 0) die("eventfd");
             if ((up[0] = up[1] = eventfd(0, EFD_SEMAPHORE)) < 0) die("eventfd");
-        } else if (strcmp(m, "shm-spin") && strcmp(m, "shm-futex")) {
+        } else if (strcmp(m, "shm-spin") && strcmp(m, "shm-futex") && strcmp(m, "floor")) {
             fprintf(stderr, "unknown mechanism %s\n", m); return 2;
         }
     }
@@ -117,18 +141,22 @@ int main(int argc, char **argv) {
     struct slot *rs = sl ? (child ? &sl[0] : &sl[1]) : NULL, *ts = sl ? (child ? &sl[1] : &sl[0]) : NULL;
     unsigned seen = 0, sent = 0;
     int kind = !strcmp(m, "shm-spin") ? 1 : !strcmp(m, "shm-futex") ? 2 : !strcmp(m, "shm-sem") ? 3
-             : !strcmp(m, "eventfd") ? 4 : !strcmp(m, "posix-msq") ? 5 : !strcmp(m, "sysv-msq") ? 6 : 0;
+             : !strcmp(m, "eventfd") ? 4 : !strcmp(m, "posix-msq") ? 5 : !strcmp(m, "sysv-msq") ? 6
+             : !strcmp(m, "unix-dgram") ? 7 : !strcmp(m, "vmsplice") ? 8 : !strcmp(m, "floor") ? 9 : 0;
 
 #define SEND() do { switch (kind) { \
     case 0: xwrite(wfd, buf, size); break; \
     case 5: if (mq_send(mtx, buf, size, 0)) die("mq_send"); break; \
     case 6: *(long *)buf = ttype; if (msgsnd(msq, buf, size, 0)) die("msgsnd"); break; \
+    case 7: if (send(wfd, buf, size, 0) != (ssize_t)size) die("send"); break; \
+    case 8: xvmsplice(wfd, buf, size); break; \
     default: memcpy(ts->data, buf, size); atomic_store_explicit(&ts->seq, ++sent, memory_order_release); \
         if (kind == 2) futex(&ts->seq, FUTEX_WAKE, 1); \
         else if (kind == 3) sem_post(stx); \
         else if (kind == 4) { uint64_t one = 1; xwrite(wfd, (char *)&one, 8); } } } while (0)
 #define RECV() do { switch (kind) { \
-    case 0: xread(rfd, buf, size); break; \
+    case 0: case 8: xread(rfd, buf, size); break; \
+    case 7: if (recv(rfd, buf, size, MSG_TRUNC) != (ssize_t)size) die("recv"); break; \
     case 5: if (mq_receive(mrx, buf, size, NULL) != (ssize_t)size) die("mq_receive"); break; \
     case 6: if (msgrcv(msq, buf, size, rtype, 0) != (ssize_t)size) die("msgrcv"); break; \
     default: ++seen; \
@@ -139,6 +167,31 @@ int main(int argc, char **argv) {
         memcpy(buf, rs->data, size); } } while (0)
 
     long warm = count / 10 + 100;
+    if (kind == 9) {
+        /* The floor: one word, the parent writes odd numbers, the child the
+         * next even one. */
+        atomic_uint *w = &sl[0].seq;
+        unsigned v = child ? 0 : 1;
+        if (child) {
+            for (long i = 0; i < warm + count; i++) {
+                while (atomic_load_explicit(w, memory_order_acquire) != v + 1) __builtin_ia32_pause();
+                v += 2;
+                atomic_store_explicit(w, v, memory_order_release);
+            }
+            _exit(0);
+        }
+        struct timespec t0, t1;
+        for (long i = 0; i < warm + count; i++) {
+            if (i == warm) clock_gettime(CLOCK_MONOTONIC, &t0);
+            atomic_store_explicit(w, v, memory_order_release);
+            while (atomic_load_explicit(w, memory_order_acquire) != v + 1) __builtin_ia32_pause();
+            v += 2;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        waitpid(pid, NULL, 0);
+        printf("%s %.1f\n", m, ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / count);
+        return 0;
+    }
     if (child) {
         for (long i = 0; i < warm + count; i++) { RECV(); SEND(); }
         _exit(0);

@@ -7,7 +7,9 @@
 //! (IPC_PRIVATE) but lives until IPC_RMID, so it sits in an `Owned` guard.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -22,6 +24,7 @@ use crate::ipc::posix_mq::{Access, PosixQueue, QueueOptions};
 use crate::ipc::posix_sem::NamedSem;
 use crate::ipc::sysv_msq::{MsgBuf, SysvQueue};
 use crate::ipc::{Creation, Owned, Remove};
+use crate::ipc::{socket, splice};
 
 /// Transport of one message of a fixed size in one direction pair.
 pub trait Link {
@@ -129,6 +132,147 @@ pub fn unix_pair(abort: &Abort) -> Result<(FdLink, FdLink)> {
     let a2 = a.try_clone().context("cannot duplicate a socket")?;
     let b2 = b.try_clone().context("cannot duplicate a socket")?;
     Ok((FdLink::new(a, a2, abort), FdLink::new(b, b2, abort)))
+}
+
+/// A TCP connection over loopback (127.0.0.1) with Nagle's algorithm off
+/// on both ends (TCP_NODELAY), so each message leaves at once.
+pub fn tcp(abort: &Abort) -> Result<(FdLink, FdLink)> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .context("cannot listen on a port of 127.0.0.1")?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    let a = TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
+    let me = a.local_addr().context("cannot read the local address")?;
+    // Another local process may connect first: take only our connection,
+    // which is already queued, so accept does not wait for long.
+    let b = loop {
+        let (b, peer) = listener
+            .accept()
+            .with_context(|| format!("cannot accept on {addr}"))?;
+        if peer == me {
+            break b;
+        }
+    };
+    for s in [&a, &b] {
+        s.set_nodelay(true)
+            .context("cannot set TCP_NODELAY on a loopback connection")?;
+    }
+    let (a, b) = (OwnedFd::from(a), OwnedFd::from(b));
+    let a2 = a.try_clone().context("cannot duplicate a socket")?;
+    let b2 = b.try_clone().context("cannot duplicate a socket")?;
+    Ok((FdLink::new(a, a2, abort), FdLink::new(b, b2, abort)))
+}
+
+/// A pipe pair whose writers hand over their pages with vmsplice(2)
+/// instead of copying them into the pipe; the readers read(2) as from any
+/// pipe, which copies the bytes once, from the writer's pages into the
+/// reader's buffer. A pingpong sender touches its buffer again only after
+/// the reply, which proves the reader read it.
+pub struct SpliceLink(FdLink);
+
+impl Link for SpliceLink {
+    fn send(&mut self, mut msg: &[u8]) -> io::Result<()> {
+        while !msg.is_empty() {
+            match splice::vmsplice(self.0.tx.as_fd(), msg) {
+                Ok(n) => msg = &msg[n..],
+                Err(Errno::EINTR) if !self.0.abort.load(Ordering::Relaxed) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        self.0.recv(buf)
+    }
+}
+
+/// Two pipes written with vmsplice.
+pub fn vmsplice_pipes(abort: &Abort) -> Result<(SpliceLink, SpliceLink)> {
+    let (p, c) = pipes(abort)?;
+    Ok((SpliceLink(p), SpliceLink(c)))
+}
+
+/// A datagram socket pair: one `send` is one message, and a receiver sees
+/// a datagram whole or not at all.
+pub struct DgramLink {
+    sock: UnixDatagram,
+    abort: Abort,
+}
+
+impl Link for DgramLink {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        loop {
+            match self.sock.send(msg) {
+                Ok(n) if n == msg.len() => return Ok(()),
+                Ok(n) => {
+                    return Err(io::Error::other(format!(
+                        "sent {n} of {} bytes as one datagram",
+                        msg.len()
+                    )));
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        && !self.abort.load(Ordering::Relaxed) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        loop {
+            match socket::recv_datagram(self.sock.as_fd(), buf) {
+                Ok(n) if n == buf.len() => return Ok(()),
+                Ok(n) => {
+                    return Err(io::Error::other(format!(
+                        "datagram of {n} bytes, expected {}",
+                        buf.len()
+                    )));
+                }
+                Err(Errno::EINTR) if !self.abort.load(Ordering::Relaxed) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// A datagram socket pair (socketpair(AF_UNIX, SOCK_DGRAM)), one socket
+/// each. A datagram socket sees no end of file when its peer dies, so the
+/// wake-up shuts the parent's socket down, which ends its wait.
+pub fn unix_dgram(abort: &Abort) -> Result<(DgramLink, DgramLink, Wake)> {
+    let (a, b) = UnixDatagram::pair().context("cannot create a datagram socket pair")?;
+    let mine = a.try_clone().context("cannot duplicate a socket")?;
+    let wake = Wake(Box::new(move || {
+        let _ = mine.shutdown(std::net::Shutdown::Both);
+    }));
+    let link = |sock| DgramLink {
+        sock,
+        abort: abort.clone(),
+    };
+    Ok((link(a), link(b), wake))
+}
+
+/// Why a datagram socket pair refuses `size`-byte messages, if it does:
+/// one such datagram is sent (without waiting) and taken back. The kernel
+/// refuses a datagram above the socket's send buffer, less a few bytes
+/// (EMSGSIZE).
+pub fn dgram_refuses(size: usize) -> Option<String> {
+    let (a, b) = UnixDatagram::pair().ok()?;
+    a.set_nonblocking(true).ok()?;
+    let mut buf = vec![0u8; size];
+    match a.send(&buf) {
+        Ok(_) => {
+            let _ = b.recv(&mut buf);
+            None
+        }
+        Err(e) if e.raw_os_error() == Some(Errno::EMSGSIZE as i32) => Some(format!(
+            "--size {size} is above the largest datagram a socket pair takes \
+             (EMSGSIZE; the limit follows /proc/sys/net/core/wmem_default)"
+        )),
+        // Anything else shows when the mechanism is set up and measured.
+        Err(_) => None,
+    }
 }
 
 /// Two FIFOs in a private temporary directory. Both ends of each are opened
@@ -387,6 +531,8 @@ pub fn eventfd() -> Result<Arc<EventFd>> {
 /// slots of `size` bytes. Everything starts on a 128-byte boundary: CPUs
 /// fetch cache lines in adjacent pairs, and a slot sharing a pair with the
 /// other direction's head would add coherence traffic to every message.
+/// The two directions start on pages of their own (see [`shm`]). shm-spin
+/// publishes through the slot itself and leaves the head unused.
 #[derive(Clone, Copy)]
 pub struct Ring {
     pub base: usize,
@@ -405,9 +551,29 @@ impl Ring {
     fn tail(&self) -> usize {
         self.base + 128
     }
-    fn slot(&self, seq: u32) -> usize {
-        self.base + Self::HEADER + (seq as usize % self.slots) * self.size.next_multiple_of(128)
+    /// Slot `i` (0 to slots - 1). The links count slots with a wrapping
+    /// index rather than take a sequence number modulo `slots`: a division
+    /// costs tens of cycles, on the path of every message.
+    fn slot(&self, i: usize) -> usize {
+        self.base + Self::HEADER + i * self.size.next_multiple_of(128)
     }
+    fn next(&self, i: usize) -> usize {
+        if i + 1 == self.slots { 0 } else { i + 1 }
+    }
+}
+
+/// The first word of a message: shm-spin's publication flag.
+const WORD: usize = size_of::<usize>();
+
+/// What the first word of every shm-spin slot holds before its first
+/// message: a value the bench's first messages (sequence 0 and its
+/// complement) do not start with.
+const UNUSED: usize = 0x5eed_5eed_5eed_5eed_u64 as usize;
+
+fn first_word(msg: &[u8]) -> usize {
+    let mut w = [0u8; WORD];
+    w.copy_from_slice(&msg[..WORD]);
+    usize::from_ne_bytes(w)
 }
 
 /// Message passing through shared memory: `tx` ring out, `rx` ring in.
@@ -417,9 +583,11 @@ pub struct ShmLink {
     tx: Ring,
     notify: Notify,
     abort: Abort,
-    /// Next sequence number to send / to receive.
+    /// Next sequence number to send / to receive, and their slots.
     sent: u32,
     got: u32,
+    tx_i: usize,
+    rx_i: usize,
     /// The peer's tail last seen, so a sender rereads it only when the ring
     /// looks full.
     peer_tail: u32,
@@ -428,7 +596,14 @@ pub struct ShmLink {
     /// after the peer consumed its last message), and both would move one
     /// more cache line between the CPUs per message.
     flow: bool,
+    /// shm-spin: the first word each slot of `rx` held when last read, and
+    /// of `tx` when last written (see [`ShmLink::send_inline`]).
+    seen: Vec<usize>,
+    written: Vec<usize>,
 }
+
+/// The page size the directions are kept apart by.
+const PAGE: usize = 4096;
 
 /// Spins between sched_yield calls: progress on a single CPU instead of a
 /// time slice per wait.
@@ -463,12 +638,80 @@ impl ShmLink {
     }
 }
 
+impl ShmLink {
+    /// shm-spin's send: the message's first word is the flag. The body goes
+    /// into the slot first, then the first word with Release; the reader
+    /// spins on that word, in the same cache line as the first 56 bytes of
+    /// the message, so a 64-byte message moves as one cache line, as the
+    /// floor's word does. A separate head word would be a second line to
+    /// fetch, after the first, for every message.
+    ///
+    /// This asks one thing of the messages: the first word of each differs
+    /// from that of the message before it in the same slot. The bench's
+    /// messages start with their sequence number (a reply with its
+    /// complement), so it holds; a message that breaks it is refused,
+    /// since the reader could not see it arrive.
+    fn send_inline(&mut self, msg: &[u8]) -> io::Result<()> {
+        let i = self.tx_i;
+        let word = first_word(msg);
+        if word == self.written[i] {
+            return Err(io::Error::other(
+                "shm-spin cannot publish a message whose first word is that of the \
+                 last message in its slot",
+            ));
+        }
+        let slot = self.tx.slot(i);
+        self.map.write(slot + WORD, &msg[WORD..]);
+        self.map.atomic_usize(slot).store(word, Ordering::Release);
+        self.written[i] = word;
+        self.sent = self.sent.wrapping_add(1);
+        self.tx_i = self.tx.next(i);
+        Ok(())
+    }
+
+    /// shm-spin's receive: spin until the slot's first word changes (with a
+    /// pause hint; a sched_yield every 65536 spins, so a peer that shares
+    /// the CPU gets to run), then copy the message out.
+    fn recv_inline(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let i = self.rx_i;
+        let slot = self.rx.slot(i);
+        let word = self.map.atomic_usize(slot);
+        let old = self.seen[i];
+        let mut spins = 0u32;
+        let new = loop {
+            let w = word.load(Ordering::Acquire);
+            if w != old {
+                break w;
+            }
+            spins = spins.wrapping_add(1);
+            if spins % 1024 == 0 {
+                if self.abort.load(Ordering::Relaxed) {
+                    return Err(aborted());
+                }
+                if spins % SPINS_BEFORE_YIELD == 0 {
+                    let _ = nix::sched::sched_yield();
+                }
+            }
+            std::hint::spin_loop();
+        };
+        self.map.read(slot, buf);
+        self.seen[i] = new;
+        self.got = self.got.wrapping_add(1);
+        self.rx_i = self.rx.next(i);
+        Ok(())
+    }
+}
+
 impl Link for ShmLink {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         if self.flow {
             self.wait_room()?;
         }
-        self.map.write(self.tx.slot(self.sent), msg);
+        if matches!(self.notify, Notify::Spin) {
+            return self.send_inline(msg);
+        }
+        self.map.write(self.tx.slot(self.tx_i), msg);
+        self.tx_i = self.tx.next(self.tx_i);
         self.sent = self.sent.wrapping_add(1);
         let head = self.map.atomic_u32(self.tx.head());
         head.store(self.sent, Ordering::Release);
@@ -488,19 +731,8 @@ impl Link for ShmLink {
         let want = self.got;
         match &self.notify {
             Notify::Spin => {
-                let mut spins = 0u32;
-                while head.load(Ordering::Acquire) == want {
-                    spins = spins.wrapping_add(1);
-                    if spins % 1024 == 0 {
-                        if self.abort.load(Ordering::Relaxed) {
-                            return Err(aborted());
-                        }
-                        if spins % SPINS_BEFORE_YIELD == 0 {
-                            let _ = nix::sched::sched_yield();
-                        }
-                    }
-                    std::hint::spin_loop();
-                }
+                self.recv_inline(buf)?;
+                return self.consumed();
             }
             Notify::Futex => {
                 while head.load(Ordering::Acquire) == want {
@@ -533,8 +765,16 @@ impl Link for ShmLink {
         if head.load(Ordering::Acquire) == want {
             return Err(io::Error::other("woken but no message was published"));
         }
-        self.map.read(self.rx.slot(want), buf);
+        self.map.read(self.rx.slot(self.rx_i), buf);
+        self.rx_i = self.rx.next(self.rx_i);
         self.got = want.wrapping_add(1);
+        self.consumed()
+    }
+}
+
+impl ShmLink {
+    /// Streaming: tell the writer the slot is free again.
+    fn consumed(&self) -> io::Result<()> {
         if self.flow {
             let tail = self.map.atomic_u32(self.rx.tail());
             tail.store(self.got, Ordering::Release);
@@ -569,13 +809,54 @@ pub fn shm(
         slots,
         size,
     };
+    // The directions a page apart: CPUs prefetch the lines next to one
+    // they fetch, within its page, and would fetch the other direction's
+    // lines, which the other CPU is writing. A minimal spin ping-pong on
+    // the machine of docs/bench.md: 118 ns per round trip with both
+    // directions in one page, 90 ns a page apart.
     let up = Ring {
-        base: down.bytes(),
+        base: down.bytes().next_multiple_of(PAGE),
         slots,
         size,
     };
-    let map = shared_memory(down.bytes() + up.bytes())?;
-    let (pn, cn, wake): (Notify, Notify, Wake) = match kind {
+    let map = shared_memory(up.base + up.bytes())?;
+    if kind == ShmKind::Spin {
+        for ring in [down, up] {
+            for i in 0..slots {
+                map.atomic_usize(ring.slot(i))
+                    .store(UNUSED, Ordering::Relaxed);
+            }
+        }
+    }
+    let (pn, cn, wake) = notifiers(kind, &map, tag, down, up)?;
+    let link = |rx, tx, notify| ShmLink {
+        map: map.clone(),
+        rx,
+        tx,
+        notify,
+        abort: abort.clone(),
+        sent: 0,
+        got: 0,
+        tx_i: 0,
+        rx_i: 0,
+        peer_tail: 0,
+        flow: slots > 1,
+        seen: vec![UNUSED; slots],
+        written: vec![UNUSED; slots],
+    };
+    Ok((link(up, down, pn), link(down, up, cn), wake))
+}
+
+/// How the parent (first) and the child learn of a message, and how the
+/// watchdog wakes a parent that waits for one.
+fn notifiers(
+    kind: ShmKind,
+    map: &Arc<Mapping>,
+    tag: &str,
+    down: Ring,
+    up: Ring,
+) -> Result<(Notify, Notify, Wake)> {
+    Ok(match kind {
         ShmKind::Spin => (Notify::Spin, Notify::Spin, Wake(Box::new(|| {}))),
         ShmKind::Futex => {
             let m = map.clone();
@@ -618,19 +899,7 @@ pub fn shm(
                 wake,
             )
         }
-    };
-    let link = |rx, tx, notify| ShmLink {
-        map: map.clone(),
-        rx,
-        tx,
-        notify,
-        abort: abort.clone(),
-        sent: 0,
-        got: 0,
-        peer_tail: 0,
-        flow: slots > 1,
-    };
-    Ok((link(up, down, pn), link(down, up, cn), wake))
+    })
 }
 
 /// What the watchdog calls after it set the abort flag and killed the

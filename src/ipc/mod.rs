@@ -31,6 +31,8 @@ pub mod posix_shm;
 pub mod process;
 pub mod semfile;
 mod sigbus;
+pub mod socket;
+pub mod splice;
 pub mod sysv;
 pub mod sysv_msq;
 pub mod sysv_sem;

@@ -1,0 +1,324 @@
+//! The bench's records: a [`Row`] per mechanism, size and placement, a
+//! [`FloorRow`] per placement. Each is one JSON object as it is measured,
+//! and a line of the text tables at the end, from the same fields.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::drive::Sample;
+use super::floor::Wait;
+use super::{Mech, Pattern, Pin};
+
+/// Round-trip latency in ns, from an HDR histogram of every round trip.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(super) struct Latency {
+    pub mean: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+/// One measured mechanism at one size and placement.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct Row {
+    kind: &'static str,
+    pub mechanism: &'static str,
+    pub pattern: &'static str,
+    pub size: usize,
+    pub pin: &'static str,
+    pub parent_cpu: i32,
+    pub child_cpu: i32,
+    pub count: u64,
+    pub seconds: f64,
+    pub per_sec: f64,
+    pub mb_per_sec: f64,
+    /// Pingpong only.
+    pub latency_ns: Option<Latency>,
+    pub cpu_ns_per_op: f64,
+    /// Pingpong: the median over batches of 1024 round trips of their mean,
+    /// measured as the floor is.
+    pub round_trip_ns: Option<f64>,
+    /// The floor of this row's placement, when one was measured.
+    pub floor_ns: Option<f64>,
+    /// `round_trip_ns` as a multiple of the floor.
+    pub x_floor: Option<f64>,
+}
+
+impl Row {
+    pub fn new(
+        m: Mech,
+        pattern: Pattern,
+        size: usize,
+        pin: Pin,
+        s: &Sample,
+        floor_ns: Option<f64>,
+    ) -> Row {
+        let r = &s.measured;
+        let per_sec = r.count as f64 / r.secs.max(1e-12);
+        let latency_ns = r.lat.map(|[mean, p50, p99, p999, max]| Latency {
+            mean,
+            p50,
+            p99,
+            p999,
+            max,
+        });
+        let x_floor = match (r.round_trip_ns, floor_ns) {
+            (Some(rt), Some(f)) if f > 0.0 => Some(rt / f),
+            _ => None,
+        };
+        Row {
+            kind: "bench",
+            mechanism: m.name(),
+            pattern: pattern.name(),
+            size,
+            pin: pin.name(),
+            parent_cpu: r.cpu,
+            child_cpu: s.child_cpu,
+            count: r.count,
+            seconds: r.secs,
+            per_sec,
+            mb_per_sec: per_sec * size as f64 / 1e6,
+            latency_ns,
+            cpu_ns_per_op: s.cpu_ns_per_op,
+            round_trip_ns: r.round_trip_ns,
+            floor_ns,
+            x_floor,
+        }
+    }
+
+    /// `none 1/0`: the mode and the CPUs parent/child ended on.
+    fn placement(&self) -> String {
+        format!("{} {}/{}", self.pin, self.parent_cpu, self.child_cpu)
+    }
+}
+
+/// The floor of one placement: one atomic word bounced between the two
+/// processes, no payload, timed in batches (no clock per round trip).
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct FloorRow {
+    kind: &'static str,
+    pub pin: &'static str,
+    /// How each side waits for the other: `spin` on two CPUs, `yield` on one.
+    pub wait: &'static str,
+    pub parent_cpu: i32,
+    pub child_cpu: i32,
+    pub count: u64,
+    pub seconds: f64,
+    pub per_sec: f64,
+    /// The floor: the median over batches of 1024 round trips of their
+    /// mean, ns.
+    pub round_trip_ns: f64,
+    /// All round trips over all the time.
+    pub mean_ns: f64,
+    pub cpu_ns_per_op: f64,
+}
+
+impl FloorRow {
+    pub fn new(pin: Pin, wait: Wait, s: &Sample) -> FloorRow {
+        let r = &s.measured;
+        FloorRow {
+            kind: "floor",
+            pin: pin.name(),
+            wait: wait.name(),
+            parent_cpu: r.cpu,
+            child_cpu: s.child_cpu,
+            count: r.count,
+            seconds: r.secs,
+            per_sec: r.count as f64 / r.secs.max(1e-12),
+            round_trip_ns: r.round_trip_ns.unwrap_or(0.0),
+            mean_ns: r.secs * 1e9 / r.count.max(1) as f64,
+            cpu_ns_per_op: s.cpu_ns_per_op,
+        }
+    }
+}
+
+/// 102ns, 4.21µs, 1.30ms, 2.00s
+pub(super) fn dur(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.0}ns")
+    } else if ns < 1e6 {
+        format!("{:.2}µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2}ms", ns / 1e6)
+    } else {
+        format!("{:.2}s", ns / 1e9)
+    }
+}
+
+fn rate(r: f64) -> String {
+    let s = format!("{:.0}", r);
+    // Thousands separators make 9,876,543 readable at a glance.
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// 0.0046, 1.32, 12.4, 603: two or three significant digits.
+fn times(x: Option<f64>) -> String {
+    match x {
+        None => "-".into(),
+        Some(x) if x < 0.1 && x > 0.0 => {
+            let decimals = (1.0 - x.log10().floor()) as usize;
+            format!("{x:.decimals$}")
+        }
+        Some(x) if x < 10.0 => format!("{x:.2}"),
+        Some(x) if x < 100.0 => format!("{x:.1}"),
+        Some(x) => format!("{x:.0}"),
+    }
+}
+
+/// The floors, then one table per size, in the order they were measured.
+pub(super) fn print_tables(
+    w: &mut impl Write,
+    floors: &[FloorRow],
+    rows: &[Row],
+    pattern: Pattern,
+) -> std::io::Result<()> {
+    let mut first = true;
+    if !floors.is_empty() {
+        print_floors(w, floors)?;
+        first = false;
+    }
+    let mut sizes: Vec<usize> = Vec::new();
+    for r in rows {
+        if !sizes.contains(&r.size) {
+            sizes.push(r.size);
+        }
+    }
+    for size in sizes {
+        if !first {
+            writeln!(w)?;
+        }
+        first = false;
+        let group = rows.iter().filter(|r| r.size == size);
+        match pattern {
+            Pattern::Pingpong => print_pingpong(w, size, group)?,
+            Pattern::Stream => print_stream(w, size, group)?,
+        }
+    }
+    Ok(())
+}
+
+fn print_floors(w: &mut impl Write, floors: &[FloorRow]) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "floor: one atomic word between the two processes, no payload, no clock per round trip"
+    )?;
+    writeln!(
+        w,
+        "{:<10} {:<6} {:>13} {:>9} {:>9}",
+        "pin", "wait", "round trips/s", "per rt", "cpu/rt"
+    )?;
+    for f in floors {
+        writeln!(
+            w,
+            "{:<10} {:<6} {:>13} {:>9} {:>9}",
+            format!("{} {}/{}", f.pin, f.parent_cpu, f.child_cpu),
+            f.wait,
+            rate(f.per_sec),
+            dur(f.round_trip_ns),
+            dur(f.cpu_ns_per_op)
+        )?;
+    }
+    Ok(())
+}
+
+fn print_pingpong<'a>(
+    w: &mut impl Write,
+    size: usize,
+    rows: impl Iterator<Item = &'a Row>,
+) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "pingpong, {size} bytes; pin: parent/child CPU at the end of the run"
+    )?;
+    writeln!(
+        w,
+        "{:<10} {:<9} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "mechanism",
+        "pin",
+        "round trips/s",
+        "mean",
+        "p50",
+        "p99",
+        "p99.9",
+        "max",
+        "cpu/rt",
+        "×floor"
+    )?;
+    for r in rows {
+        let l = r.latency_ns.unwrap_or(Latency {
+            mean: 0.0,
+            p50: 0.0,
+            p99: 0.0,
+            p999: 0.0,
+            max: 0.0,
+        });
+        writeln!(
+            w,
+            "{:<10} {:<9} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+            r.mechanism,
+            r.placement(),
+            rate(r.per_sec),
+            dur(l.mean),
+            dur(l.p50),
+            dur(l.p99),
+            dur(l.p999),
+            dur(l.max),
+            dur(r.cpu_ns_per_op),
+            times(r.x_floor)
+        )?;
+    }
+    Ok(())
+}
+
+fn print_stream<'a>(
+    w: &mut impl Write,
+    size: usize,
+    rows: impl Iterator<Item = &'a Row>,
+) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "stream, {size} bytes one way; pin: parent/child CPU at the end of the run"
+    )?;
+    writeln!(
+        w,
+        "{:<10} {:<9} {:>12} {:>10} {:>9}",
+        "mechanism", "pin", "messages/s", "MB/s", "cpu/msg"
+    )?;
+    for r in rows {
+        writeln!(
+            w,
+            "{:<10} {:<9} {:>12} {:>10.1} {:>9}",
+            r.mechanism,
+            r.placement(),
+            rate(r.per_sec),
+            r.mb_per_sec,
+            dur(r.cpu_ns_per_op)
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::times;
+
+    #[test]
+    fn ratios_keep_their_digits() {
+        assert_eq!(times(None), "-");
+        assert_eq!(times(Some(0.0046)), "0.0046");
+        assert_eq!(times(Some(0.05)), "0.050");
+        assert_eq!(times(Some(0.74)), "0.74");
+        assert_eq!(times(Some(1.324)), "1.32");
+        assert_eq!(times(Some(12.44)), "12.4");
+        assert_eq!(times(Some(603.2)), "603");
+    }
+}
