@@ -949,8 +949,16 @@ fn sem_stat_and_ls_show_every_semaphore_with_its_waiters() {
             sem_op: 0,
             sem_flg: 0,
         };
-        // SAFETY: one valid sembuf for one operation.
-        unsafe { libc::semop(id, &mut op, 1) }
+        // A stop and continue of this process (another test's, or the
+        // machine's) ends a semop with EINTR even without a handler
+        // (signal(7)): wait again, as the waiter it stands for would.
+        loop {
+            // SAFETY: one valid sembuf for one operation.
+            let r = unsafe { libc::semop(id, &mut op, 1) };
+            if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                break r;
+            }
+        }
     });
     // A client waits for a unit of semaphore 0, which has none (ncount).
     let client = Server::spawn(&["sysv", "sem", "-k", &k, "--wait", "--timeout", "60"]);
