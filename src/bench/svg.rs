@@ -1,8 +1,9 @@
-//! `bench --svg FILE`: the table as a horizontal bar chart, drawn with plotters.
+//! `bench --svg FILE`, drawn with plotters: for one size the table as a
+//! horizontal bar chart, for several the curves against size.
 //!
 //! Ping-pong latencies span three orders of magnitude (a spinning round trip
 //! against a blocking one across CPUs), so their axis is logarithmic; stream
-//! throughput is drawn on a linear axis.
+//! throughput is drawn on a linear axis. The curves are log-log.
 
 use std::path::Path;
 
@@ -16,31 +17,37 @@ pub struct Bar<'a> {
     pub value: f64,
 }
 
-/// Draw `bars` into an SVG file at `path`.
+/// Draw `bars` into an SVG file at `path`, one per row, the first on top.
 pub fn draw(path: &Path, title: &str, unit: &str, log: bool, bars: &[Bar<'_>]) -> Result<()> {
     let fail = |e: &dyn std::fmt::Display| anyhow!("cannot draw {}: {e}", path.display());
-    let height = 80 + 36 * bars.len().max(1) as u32;
+    let height = 90 + 34 * bars.len().max(1) as u32;
     let root = SVGBackend::new(path, (900, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     let max = bars.iter().map(|b| b.value).fold(0.0, f64::max).max(1e-9);
     let mut builder = ChartBuilder::on(&root);
     let chart = builder
         .caption(title, ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(90);
+        .margin(14)
+        .margin_right(36)
+        .x_label_area_size(40)
+        .y_label_area_size(130);
     // The two axes have different coordinate types, hence the generic helper.
     if log {
         let min = bars
             .iter()
             .map(|b| b.value)
+            .filter(|v| *v > 0.0)
             .fold(f64::INFINITY, f64::min)
-            .max(1e-9);
-        let low = 10f64.powf(min.log10().floor());
-        let high = 10f64.powf(max.log10().ceil()).max(low * 10.0);
-        plot(chart, (low..high).log_scale(), low, unit, bars).map_err(|e| fail(&e))?;
+            .min(max);
+        // A decade boundary a little below the shortest bar, so that every
+        // bar shows.
+        let low = 10f64.powf((min / 2.0).log10().floor());
+        let high = 10f64.powf((max * 1.2).log10().ceil()).max(low * 10.0);
+        let x = (low..high).log_scale();
+        plot(chart, x, low, unit, &|v| nanos(v), bars).map_err(|e| fail(&e))?;
     } else {
-        plot(chart, 0.0..max * 1.1, 0.0, unit, bars).map_err(|e| fail(&e))?;
+        let x = 0.0..max * 1.1;
+        plot(chart, x, 0.0, unit, &|v| format!("{v:.0}"), bars).map_err(|e| fail(&e))?;
     }
     root.present().map_err(|e| fail(&e))?;
     Ok(())
@@ -52,6 +59,7 @@ fn plot<DB, X>(
     x: X,
     low: f64,
     unit: &str,
+    x_fmt: &dyn Fn(f64) -> String,
     bars: &[Bar<'_>],
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>
 where
@@ -59,25 +67,34 @@ where
     X: AsRangedCoord<Value = f64>,
     X::CoordDescType: ValueFormatter<f64>,
 {
-    let n = bars.len() as i32;
-    let labels = |i: &SegmentValue<i32>| match i {
-        SegmentValue::CenterOf(i) => bars
-            .get(*i as usize)
-            .map_or(String::new(), |b| b.label.to_string()),
-        _ => String::new(),
+    // Row i (the first on top) spans STEP units of the y axis, its bar a
+    // little less; its label sits at the middle.
+    const STEP: i32 = 20;
+    let n = bars.len().max(1) as i32;
+    let centers: Vec<i32> = (0..n).map(|k| k * STEP + STEP / 2).collect();
+    let label = |v: &i32| {
+        let row = n - 1 - v.div_euclid(STEP);
+        bars.get(row as usize)
+            .map_or(String::new(), |b| b.label.to_string())
     };
-    let bar = |i: usize, b: &Bar<'_>, low: f64| {
-        let y0 = SegmentValue::Exact(i as i32);
-        let y1 = SegmentValue::Exact(i as i32 + 1);
-        Rectangle::new([(low, y0), (b.value.max(low), y1)], BLUE.mix(0.6).filled())
+    let bar = |i: usize, b: &Bar<'_>| {
+        let top = (n - i as i32) * STEP - 3;
+        let bottom = (n - i as i32 - 1) * STEP + 3;
+        Rectangle::new(
+            [(low, top), (b.value.max(low), bottom)],
+            BLUE.mix(0.6).filled(),
+        )
     };
-    let mut c = chart.build_cartesian_2d(x, (0..n).into_segmented())?;
+    let y = (0..n * STEP).with_key_points(centers);
+    let mut c = chart.build_cartesian_2d(x, y)?;
     c.configure_mesh()
         .x_desc(unit)
-        .y_label_formatter(&labels)
+        .x_label_formatter(&|v| x_fmt(*v))
+        .y_label_formatter(&label)
         .disable_y_mesh()
+        .label_style(("sans-serif", 14))
         .draw()?;
-    c.draw_series(bars.iter().enumerate().map(|(i, b)| bar(i, b, low)))?;
+    c.draw_series(bars.iter().enumerate().map(|(i, b)| bar(i, b)))?;
     Ok(())
 }
 
@@ -209,8 +226,10 @@ fn curve<DB: DrawingBackend>(
     } else {
         (1.0, 10.0)
     };
-    let y_lo = 10f64.powf(lo.log10().floor());
-    let y_hi = 10f64.powf(hi.log10().ceil()).max(y_lo * 10.0);
+    // A decade boundary at least a little beyond the lowest and highest
+    // points, so none sits on the frame.
+    let y_lo = 10f64.powf((lo / 1.2).log10().floor());
+    let y_hi = 10f64.powf((hi * 1.2).log10().ceil()).max(y_lo * 10.0);
     let x_lo = sizes.first().copied().unwrap_or(16.0) / 1.5;
     let x_hi = sizes.last().copied().unwrap_or(1e6) * 1.5;
     let x = (x_lo..x_hi).log_scale().with_key_points(sizes.to_vec());
