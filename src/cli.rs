@@ -744,36 +744,5 @@ pub struct BenchArgs {
     pub corrupt_after: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchMech {
-    Pipe,
-    Vmsplice,
-    Fifo,
-    Unix,
-    UnixDgram,
-    Tcp,
-    PosixMsq,
-    SysvMsq,
-    ShmSpin,
-    ShmFutex,
-    ShmSem,
-    Eventfd,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchPin {
-    /// The scheduler decides
-    None,
-    /// Both processes on one CPU
-    Same,
-    /// The two processes on two CPUs
-    Split,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchPattern {
-    /// Round trips between parent and child
-    Pingpong,
-    /// One-way throughput
-    Stream,
-}
+// bench's own types are the values: one list of mechanisms, placements and patterns.
+pub use crate::bench::{Mech as BenchMech, Pattern as BenchPattern, Pin as BenchPin};

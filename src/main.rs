@@ -685,28 +685,8 @@ fn memfd(args: MemfdArgs, given: &ArgMatches) -> Result<Memfd> {
 
 /// `bench`'s options as the bench module takes them.
 fn bench_config(args: &cli::BenchArgs) -> bench::Config {
-    use cli::{BenchMech as M, BenchPattern, BenchPin};
-    let mech = |m: &M| match m {
-        M::Pipe => bench::Mech::Pipe,
-        M::Vmsplice => bench::Mech::Vmsplice,
-        M::Fifo => bench::Mech::Fifo,
-        M::Unix => bench::Mech::Unix,
-        M::UnixDgram => bench::Mech::UnixDgram,
-        M::Tcp => bench::Mech::Tcp,
-        M::PosixMsq => bench::Mech::PosixMsq,
-        M::SysvMsq => bench::Mech::SysvMsq,
-        M::ShmSpin => bench::Mech::ShmSpin,
-        M::ShmFutex => bench::Mech::ShmFutex,
-        M::ShmSem => bench::Mech::ShmSem,
-        M::Eventfd => bench::Mech::Eventfd,
-    };
-    let pin = |p: &BenchPin| match p {
-        BenchPin::None => bench::Pin::None,
-        BenchPin::Same => bench::Pin::Same,
-        BenchPin::Split => bench::Pin::Split,
-    };
     bench::Config {
-        mechs: args.mech.iter().map(mech).collect(),
+        mechs: args.mech.clone(),
         sizes: args.size.iter().map(|&s| s as usize).collect(),
         count: args.count,
         duration: args.duration.map(|d| d.duration()),
@@ -714,14 +694,11 @@ fn bench_config(args: &cli::BenchArgs) -> bench::Config {
         pins: if args.pin.is_empty() {
             vec![bench::Pin::None]
         } else {
-            args.pin.iter().map(pin).collect()
+            args.pin.clone()
         },
         floor: args.floor,
         no_floor: args.no_floor,
-        pattern: match args.pattern {
-            BenchPattern::Pingpong => bench::Pattern::Pingpong,
-            BenchPattern::Stream => bench::Pattern::Stream,
-        },
+        pattern: args.pattern,
         svg: args.svg.clone(),
         corrupt_after: args.corrupt_after,
     }

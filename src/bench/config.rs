@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A mechanism `bench` can measure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A mechanism `bench` can measure. Also the `--mech` values: the
+/// command line parses straight into it, so the list is written once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mech {
     Pipe,
     /// A pipe the sender fills with vmsplice(2): its pages by reference.
@@ -58,12 +59,13 @@ impl Mech {
     }
 }
 
-/// What is measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What is measured (also the `--pattern` values; the variant docs are
+/// their help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Pattern {
-    /// Round trips: latency.
+    /// Round trips between parent and child
     Pingpong,
-    /// One way, as fast as the mechanism takes messages: throughput.
+    /// One-way throughput
     Stream,
 }
 
@@ -76,14 +78,15 @@ impl Pattern {
     }
 }
 
-/// Where the two processes run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the two processes run (also the `--pin` values; the variant docs
+/// are their help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Pin {
-    /// Where the scheduler puts them.
+    /// The scheduler decides
     None,
-    /// Both on one CPU.
+    /// Both processes on one CPU
     Same,
-    /// On two CPUs.
+    /// The two processes on two CPUs
     Split,
 }
 
