@@ -119,6 +119,16 @@ pub fn discover() -> Namespaces {
     Namespaces { list, unreadable }
 }
 
+/// As [`discover`], keeping only the namespace `only` when given (it then
+/// lists its own /dev/shm, shared or not).
+pub fn discover_only(only: Option<u64>) -> Namespaces {
+    let mut found = discover();
+    if let Some(inode) = only {
+        found.list.retain(|ns| ns.inode == inode);
+    }
+    found
+}
+
 /// Pids grouped by the namespace `ipc_of` reads for them, each group and
 /// the unreadable sorted by pid.
 fn group(
