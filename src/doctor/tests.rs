@@ -318,3 +318,31 @@ fn the_machine_facts_of_this_system_are_read() {
     assert!(m.msg_max.is_some());
     assert!(m.msgqueue_limit.is_some());
 }
+
+#[test]
+fn a_finding_of_another_namespace_names_it_in_text_and_json() {
+    let mut f = healthy();
+    f.machine.msg_max = Some(10);
+    let mut found = check(&f);
+    found[0].namespace = Some(NsTag {
+        inode: 4_026_532_262,
+        pid: 1234,
+        container: Some("docker 3f2a9c1b7d4e\x1b".into()),
+        current: false,
+    });
+    let text = render(&found);
+    assert!(
+        text.contains("\n  namespace: 4026532262/1234 docker 3f2a9c1b7d4e\\x1b\n"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&found[0]).unwrap();
+    assert_eq!(json["namespace"]["inode"], 4_026_532_262_u64);
+    assert_eq!(json["namespace"]["container"], "docker 3f2a9c1b7d4e\x1b");
+    if let Some(ns) = &mut found[0].namespace {
+        ns.current = true;
+    }
+    assert!(
+        render(&found)
+            .contains("  namespace: 4026532262/1234 docker 3f2a9c1b7d4e\\x1b (current)\n")
+    );
+}
