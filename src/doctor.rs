@@ -37,6 +37,9 @@ pub const FULL_PERCENT: u64 = 90;
 pub const DEFAULT_MSG_MAX: u64 = 10;
 /// Percent of RLIMIT_MSGQUEUE in use above which new queues soon fail.
 pub const RLIMIT_PERCENT: u64 = 80;
+/// Objects a finding's text names; `--json` has them all (a host with a
+/// thousand orphans would otherwise print one line of a thousand).
+const TEXT_OBJECTS: usize = 10;
 
 /// Everything the checks look at.
 #[derive(Debug, Clone, Default)]
@@ -574,9 +577,15 @@ fn render_findings(s: &mut String, findings: &[Finding]) {
             let labels: Vec<String> = f
                 .objects
                 .iter()
+                .take(TEXT_OBJECTS)
                 .map(|o| format!("{} {}", o.mechanism, o.label()))
                 .collect();
-            let _ = writeln!(s, "  objects: {}", labels.join(", "));
+            let _ = write!(s, "  objects: {}", labels.join(", "));
+            let more = f.objects.len().saturating_sub(TEXT_OBJECTS);
+            if more > 0 {
+                let _ = write!(s, ", and {more} more (see ls, or --json)");
+            }
+            s.push('\n');
         }
         if !f.processes.is_empty() {
             let procs: Vec<String> = f

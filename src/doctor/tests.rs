@@ -346,3 +346,16 @@ fn a_finding_of_another_namespace_names_it_in_text_and_json() {
             .contains("  namespace: 4026532262/1234 docker 3f2a9c1b7d4e\\x1b (current)\n")
     );
 }
+
+#[test]
+fn the_text_names_ten_objects_and_counts_the_rest() {
+    let mut f = healthy();
+    f.objects.orphans = vec![object(Kind::PosixShm); 12];
+    let text = render(&check(&f));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("  objects: "))
+        .expect("an objects line");
+    assert_eq!(line.matches("posix-shm").count(), 10, "{line}");
+    assert!(line.ends_with(", and 2 more (see ls, or --json)"), "{line}");
+}
