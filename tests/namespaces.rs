@@ -368,6 +368,16 @@ impl NobodysNamespace {
     }
 }
 
+impl NobodysNamespace {
+    fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+
+    fn ipc_inode(&self) -> u64 {
+        ipc_inode_of(self.pid()).expect("its namespace")
+    }
+}
+
 impl Drop for NobodysNamespace {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -389,8 +399,7 @@ fn as_nobody(args: &[&str]) -> std::process::Output {
 #[test]
 fn unprivileged_ls_all_names_what_it_could_not_read_and_lists_the_rest() {
     let ns = NobodysNamespace::start();
-    let pid = ns.0.id() as i32;
-    let inode = ipc_inode_of(pid).expect("its namespace");
+    let (pid, inode) = (ns.pid(), ns.ipc_inode());
     let out = as_nobody(&["--json", "ls", "-A"]);
     let doc: Value = serde_json::from_str(&assert_ok(&out)).expect("ls -A --json is JSON");
     let notes: Vec<&str> = doc["notes"]
@@ -758,8 +767,7 @@ fn doctor_namespace_checks_that_one_only() {
 #[test]
 fn unprivileged_doctor_all_names_the_namespaces_it_could_not_check() {
     let ns = NobodysNamespace::start();
-    let pid = ns.0.id() as i32;
-    let inode = ipc_inode_of(pid).expect("its namespace");
+    let (pid, inode) = (ns.pid(), ns.ipc_inode());
     let out = as_nobody(&["--json", "doctor", "-A"]);
     let text = String::from_utf8_lossy(&out.stdout);
     let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
