@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::ipc::semfile::{Invalid, SemFile};
-use crate::ls::{Fields, NsTag, Object};
+use crate::ls::{Fields, NsTag, Object, User};
 use crate::object::Kind;
 use crate::output::escape_bytes;
 
@@ -742,16 +742,7 @@ pub fn object_facts<'a>(objects: impl IntoIterator<Item = &'a Object>, uid: u32)
             id: obj.id,
             bytes: obj.size().unwrap_or(0),
         };
-        let users = |how: &str| -> Vec<Process> {
-            obj.users
-                .iter()
-                .filter(|u| u.how == how)
-                .map(|u| Process {
-                    pid: u.pid,
-                    command: u.command.clone(),
-                })
-                .collect()
-        };
+        let users = |how: &str| processes(obj, |u| u.how == how);
         let alive = |pid: i64| obj.users.iter().any(|u| i64::from(u.pid) == pid);
         if obj.orphaned() {
             facts.orphans.push(fact.clone());
@@ -785,15 +776,7 @@ pub fn object_facts<'a>(objects: impl IntoIterator<Item = &'a Object>, uid: u32)
                     (Vec::new(), blocked)
                 };
                 if let Some(pid) = q.lrpid.filter(|&p| p > 0 && alive(p)) {
-                    readers.extend(
-                        obj.users
-                            .iter()
-                            .filter(|u| i64::from(u.pid) == pid)
-                            .map(|u| Process {
-                                pid: u.pid,
-                                command: u.command.clone(),
-                            }),
-                    );
+                    readers.extend(processes(obj, |u| i64::from(u.pid) == pid));
                 }
                 facts.queues.push(QueueFact {
                     object: fact,
@@ -845,6 +828,18 @@ pub fn object_facts<'a>(objects: impl IntoIterator<Item = &'a Object>, uid: u32)
     }
     facts.msgqueue_used = Some(used);
     facts
+}
+
+/// The users of `obj` that `keep` selects, as findings name them.
+fn processes(obj: &Object, keep: impl Fn(&User) -> bool) -> Vec<Process> {
+    obj.users
+        .iter()
+        .filter(|u| keep(u))
+        .map(|u| Process {
+            pid: u.pid,
+            command: u.command.clone(),
+        })
+        .collect()
 }
 
 /// What `doctor --json` prints: every finding, most severe first.

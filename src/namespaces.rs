@@ -411,14 +411,20 @@ mod tests {
 
     #[test]
     fn podman_rootful_and_rootless() {
-        let rootful = format!("0::/machine.slice/libpod-{ID}.scope/container\n");
-        assert_eq!(parse(&rootful), Some((Runtime::Podman, ID.into(), None)));
-        let rootless = format!(
-            "0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope\n"
-        );
-        assert_eq!(parse(&rootless), Some((Runtime::Podman, ID.into(), None)));
-        let cgroupfs = format!("0::/libpod_parent/libpod-{ID}\n");
-        assert_eq!(parse(&cgroupfs), Some((Runtime::Podman, ID.into(), None)));
+        for text in [
+            format!("0::/machine.slice/libpod-{ID}.scope/container\n"),
+            format!(
+                "0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope\n"
+            ),
+            // The cgroupfs driver.
+            format!("0::/libpod_parent/libpod-{ID}\n"),
+        ] {
+            assert_eq!(
+                parse(&text),
+                Some((Runtime::Podman, ID.into(), None)),
+                "{text}"
+            );
+        }
     }
 
     #[test]
