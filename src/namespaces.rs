@@ -65,6 +65,24 @@ pub struct Namespaces {
 }
 
 impl Namespaces {
+    /// One line on the processes whose namespace could not be read, or
+    /// none. As root the cause is not rights this user could gain (another
+    /// user namespace, ptrace rules), so it suggests root only to others.
+    pub fn unreadable_note(&self) -> Option<String> {
+        let first = self.unreadable.first()?;
+        let n = self.unreadable.len();
+        let hint = if nix::unistd::geteuid().is_root() {
+            "root may not read it either (another user namespace, or ptrace rules)"
+        } else {
+            "run as root to list every namespace"
+        };
+        Some(format!(
+            "could not read the IPC namespace of {} ({}): {hint}",
+            crate::output::plural(n, "process", "processes"),
+            crate::error::errno_text(first.errno)
+        ))
+    }
+
     /// The IPC namespace of every process found, to count a process as a
     /// user only of objects in its own namespace.
     pub fn by_pid(&self) -> HashMap<i32, u64> {

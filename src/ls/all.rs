@@ -356,13 +356,8 @@ impl Scan {
 
     /// A note on the processes whose namespace this user may not read.
     fn unreadable_procs(&mut self, found: &Namespaces) {
-        let Some(first) = found.unreadable.first() else {
-            return;
-        };
-        self.notes.push(format!(
-            "could not read the IPC namespace of {} processes ({}): run as root to list every namespace",
-            found.unreadable.len(),
-            crate::error::errno_text(first.errno)
-        ));
+        if let Some(note) = found.unreadable_note() {
+            self.notes.push(note);
+        }
     }
 }
