@@ -14,11 +14,6 @@ mod bench;
 mod clean;
 mod debugging;
 mod doctor;
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "--diff of the shm servers next")
-)]
-mod hexdump;
 mod limits;
 mod ls;
 mod mqfs;
@@ -35,7 +30,9 @@ mod watch;
 
 // The library's modules, under the paths (`crate::output`, ...) the
 // modules above were written against.
-use examples_ipc::{error, ipc, mq_attrs, object, output, procfs, signal, sys, sysv, target};
+use examples_ipc::{
+    error, hexdump, ipc, mq_attrs, object, output, procfs, signal, sys, sysv, target,
+};
 
 use std::ffi::OsString;
 use std::fmt::Display;
@@ -483,7 +480,7 @@ fn posix(cmd: PosixCommand, given: &ArgMatches) -> Result<Run> {
         }),
         PosixCommand::Shm(a) => Task::PosixShm(Shm {
             create: create(a.create.mode, SegmentAttrs { size: a.shm.size }),
-            role: shm_role(mode, &a.serve, a.shm),
+            role: shm_role(mode, &a.serve, a.shm, a.debug.diff),
             target: a.target.name,
         }),
         PosixCommand::Sem(a) => Task::PosixSem(Sem {
@@ -649,7 +646,7 @@ fn sysv_task(cmd: SysvCommand, kind: Kind, mode: Mode) -> Result<Task> {
         SysvCommand::Shm(a) => Task::SysvShm(Shm {
             target: a.target.key,
             create: create(a.create.mode, SegmentAttrs { size: a.shm.size }),
-            role: shm_role(mode, &a.serve, a.shm),
+            role: shm_role(mode, &a.serve, a.shm, a.debug.diff),
         }),
         SysvCommand::Sem(a) => {
             let semvmx = examples_ipc::ipc::sysv_sem::SEMVMX;
@@ -756,13 +753,14 @@ fn sysv_msq_role(mode: Mode, s: ServeArgs, m: SendArgs, mtype: Option<i64>) -> R
 }
 
 /// The role of a shm server or client of either family.
-fn shm_role(mode: Mode, serve_args: &ServeArgs, shm: ShmArgs) -> ShmRole {
+fn shm_role(mode: Mode, serve_args: &ServeArgs, shm: ShmArgs, diff: bool) -> ShmRole {
     match mode {
         Mode::Server => ShmRole::Server {
             serve: serve(serve_args),
             watch: Watch {
                 interval: shm.interval.duration(),
                 on_change: shm.on_change,
+                diff,
             },
         },
         _ => ShmRole::Client { text: shm.message },
@@ -890,6 +888,7 @@ fn memfd(args: MemfdArgs, given: &ArgMatches) -> Result<Memfd> {
             watch: Watch {
                 interval: args.shm.interval.duration(),
                 on_change: args.shm.on_change,
+                diff: false,
             },
         },
         _ => MemfdRole::Client {
@@ -1334,6 +1333,7 @@ mod tests {
             ]),
             resolve(&["sysv", "msq", "-k", "7", "--nonblock", "--mode", "0644"]),
             resolve(&["posix", "shm", "-s", "--interval", "0.5", "--on-change"]),
+            resolve(&["sysv", "shm", "-s", "--on-change", "--diff", "-k", "9"]),
             resolve(&[
                 "sysv",
                 "shm",

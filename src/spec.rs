@@ -175,6 +175,9 @@ pub struct Send {
 pub struct Watch {
     pub interval: Duration,
     pub on_change: bool,
+    /// With `on_change`: print when any byte changed, with the ranges that
+    /// did (`--diff`).
+    pub diff: bool,
 }
 
 /// `posix msq` as a server or a client.
@@ -618,6 +621,9 @@ impl<T> Shm<T> {
                 a.secs_unless(flag::INTERVAL, watch.interval, default::SHM_INTERVAL);
                 if watch.on_change {
                     a.flag(flag::ON_CHANGE);
+                }
+                if watch.diff {
+                    a.flag(flag::DIFF);
                 }
                 a.serve(serve);
             }
