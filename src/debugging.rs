@@ -383,7 +383,7 @@ impl Needs {
         }
         if need > room {
             bail!(
-                "the queue is too full: {} to restore need {need}, it has {room} {room_what}; \
+                "the queue is too full: restoring {} needs {need} {room_what}, it has {room}; \
                  nothing was sent",
                 plural(self.messages, "message", "messages")
             );
