@@ -1099,13 +1099,18 @@ mod tests {
         assert_eq!(VERSION, cmd.render_long_version());
     }
 
-    /// Parse and resolve a command line (after the program name).
-    fn resolve(words: &[&str]) -> Result<Task> {
+    /// Parse a command line (after the program name).
+    fn parse(words: &[&str]) -> Result<(Cli, ArgMatches)> {
         let argv: Vec<OsString> = std::iter::once("examples-ipc")
             .chain(words.iter().copied())
             .map(OsString::from)
             .collect();
-        let (cli, matches) = cli::parse(&argv).map_err(|e| anyhow::anyhow!("{e}"))?;
+        cli::parse(&argv).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Parse and resolve a command line (after the program name).
+    fn resolve(words: &[&str]) -> Result<Task> {
+        let (cli, matches) = parse(words)?;
         let given = leaf(&matches);
         let task = |run: Run| match run {
             Run::Task(task) => Ok(task),
@@ -1125,11 +1130,7 @@ mod tests {
 
     /// Parse and resolve a debugging mode.
     fn resolve_debugging(words: &[&str]) -> Result<Debugging> {
-        let argv: Vec<OsString> = std::iter::once("examples-ipc")
-            .chain(words.iter().copied())
-            .map(OsString::from)
-            .collect();
-        let (cli, matches) = cli::parse(&argv).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (cli, matches) = parse(words)?;
         let run = match cli.command {
             Command::Posix(cmd) => posix(cmd, leaf(&matches))?,
             Command::Sysv(cmd) => sysv(cmd, leaf(&matches))?,

@@ -13,6 +13,20 @@ use crate::common::unique_name;
 /// A directory the test made, removed with what is in it in Drop.
 struct TempDir(std::path::PathBuf);
 
+impl TempDir {
+    /// A new directory in the temp dir, named after the test's `tag`.
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(&unique_name(tag)[1..]);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        TempDir(dir)
+    }
+
+    /// The path of `name` in it, as a command-line word.
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -37,7 +51,7 @@ fn doctor_in(dev_shm_size: &str, situation: &str) -> (Value, String, i32, i32) {
 
 /// As [`doctor_in`], with `setup` instead of the healthy one.
 fn doctor_after(setup: &str, situation: &str) -> (Value, String, i32, i32) {
-    let dir = TempDir(std::env::temp_dir().join(&unique_name("doctor")[1..]));
+    let dir = TempDir::new("doctor");
     std::fs::create_dir_all(dir.0.join("mq")).expect("a temporary directory");
     let script = format!(
         r#"{setup}
@@ -312,7 +326,7 @@ const FOUR_OBJECTS: &str = r#"
 
 #[test]
 fn clean_stale_save_leaves_a_file_for_each_removed_object() {
-    let dir = TempDir(std::env::temp_dir().join(&unique_name("clean-save")[1..]));
+    let dir = TempDir::new("clean-save");
     std::fs::create_dir_all(dir.0.join("mq")).unwrap();
     std::fs::create_dir_all(dir.0.join("saved")).unwrap();
     let out = in_namespace(
@@ -364,7 +378,7 @@ fn clean_stale_save_leaves_a_file_for_each_removed_object() {
 
 #[test]
 fn clean_stale_save_into_an_unwritable_dir_keeps_everything() {
-    let dir = TempDir(std::env::temp_dir().join(&unique_name("clean-nosave")[1..]));
+    let dir = TempDir::new("clean-nosave");
     std::fs::create_dir_all(dir.0.join("mq")).unwrap();
     let out = in_namespace(
         &dir.0,

@@ -10,31 +10,12 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use super::TempDir;
+
 use crate::common::{
     Cleanup, Obj, Server, assert_fails, assert_ok, key_hex, posix_exists, run, unique_key,
     unique_name, untimed,
 };
-
-/// A directory of the test's own, removed with its files in Drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let dir = std::env::temp_dir().join(&unique_name(tag)[1..]);
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-        Dir(dir)
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A C program on the plain APIs, the other side of these tests:
 /// `sysv-msq KEY` sends three messages of types 5, 2, 5 (the first not
@@ -86,7 +67,7 @@ int main(int argc, char **argv) {
 "#;
 
 /// The C peer, compiled into `dir`.
-fn c_peer(dir: &Dir) -> PathBuf {
+fn c_peer(dir: &TempDir) -> PathBuf {
     let src = dir.0.join("peer.c");
     let exe = dir.0.join("peer");
     std::fs::write(&src, C_PEER).unwrap();
@@ -165,7 +146,7 @@ fn ipcmk_queue() -> i32 {
 
 #[test]
 fn peek_shows_a_c_programs_messages_in_an_ipcmk_queue_and_takes_none() {
-    let dir = Dir::new("peek");
+    let dir = TempDir::new("peek");
     let exe = c_peer(&dir);
     let mut guard = Cleanup::new();
     let key = ipcmk_queue();
@@ -281,7 +262,7 @@ fn peek_of_an_empty_queue_and_of_a_posix_queue() {
 
 #[test]
 fn sysv_queue_round_trip_keeps_bytes_types_order_and_qbytes() {
-    let dir = Dir::new("sysv-rt");
+    let dir = TempDir::new("sysv-rt");
     let exe = c_peer(&dir);
     let (key, other) = (unique_key(), unique_key());
     let (k, k2) = (key_hex(key), key_hex(other));
@@ -325,7 +306,7 @@ fn sysv_queue_round_trip_keeps_bytes_types_order_and_qbytes() {
 
 #[test]
 fn posix_queue_round_trip_keeps_bytes_priorities_and_attributes() {
-    let dir = Dir::new("posix-rt");
+    let dir = TempDir::new("posix-rt");
     let exe = c_peer(&dir);
     let (name, other) = (unique_name("rt"), unique_name("rt2"));
     let mut guard = Cleanup::new();
@@ -372,7 +353,7 @@ fn posix_queue_round_trip_keeps_bytes_priorities_and_attributes() {
 
 #[test]
 fn segments_round_trip_with_their_bytes_size_and_mode() {
-    let dir = Dir::new("shm-rt");
+    let dir = TempDir::new("shm-rt");
     let exe = c_peer(&dir);
     let (name, other) = (unique_name("seg"), unique_name("seg2"));
     let key = unique_key();
@@ -442,7 +423,7 @@ fn segments_round_trip_with_their_bytes_size_and_mode() {
 
 #[test]
 fn a_save_that_cannot_be_written_loses_no_message_and_never_replaces_a_file() {
-    let dir = Dir::new("unwritable");
+    let dir = TempDir::new("unwritable");
     let exe = c_peer(&dir);
     let key = unique_key();
     let k = key_hex(key);
@@ -497,7 +478,7 @@ fn a_save_that_cannot_be_written_loses_no_message_and_never_replaces_a_file() {
 
 #[test]
 fn bad_snapshots_are_refused_with_file_and_line_and_create_nothing() {
-    let dir = Dir::new("bad-snap");
+    let dir = TempDir::new("bad-snap");
     let name = unique_name("never");
     let key = unique_key();
     let k = key_hex(key);
