@@ -161,7 +161,8 @@ fn save(object: &ObjectRef, file: &Path, keep: bool, out: &mut Out) -> Result<()
         ))
         .with_context(|| format!("cannot save {object} to {}", shown()));
     }
-    let target = AtomicFile::create(file).with_context(|| format!("cannot create {}", shown()))?;
+    let target =
+        AtomicFile::create_new(file).with_context(|| format!("cannot create {}", shown()))?;
     let saved = crate::snapshot::object::save(object, keep, target)
         .with_context(|| format!("cannot save {object} to {}", shown()))?;
     out.line(&Moved {

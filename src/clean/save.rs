@@ -74,7 +74,7 @@ pub fn save(obj: &Object, target: &ObjectRef, dir: &Path) -> Result<Option<Saved
             escape_bytes(file.as_os_str().as_encoded_bytes())
         ));
     }
-    let out = AtomicFile::create(&file).with_context(|| {
+    let out = AtomicFile::create_new(&file).with_context(|| {
         format!(
             "cannot create a file in {}",
             escape_bytes(dir.as_os_str().as_encoded_bytes())
