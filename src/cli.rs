@@ -144,6 +144,64 @@ pub struct ModeArgs {
     pub stat: bool,
 }
 
+// The snapshot modes of queues and segments. Each is a mode: its flags
+// join the `ModeArgs` group, so clap refuses two modes at once.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Save the object to FILE (JSON Lines), written atomically and fsynced
+    #[arg(long = flag::SAVE.long, value_name = "FILE", group = "ModeArgs")]
+    pub save: Option<std::path::PathBuf>,
+    /// Restore FILE into the object, creating it with the saved attributes
+    /// when missing (-n/-k: another target than the file's)
+    #[arg(long = flag::RESTORE.long, value_name = "FILE", group = "ModeArgs")]
+    pub restore: Option<std::path::PathBuf>,
+}
+
+// A POSIX queue's debugging modes. `--peek` and `--keep` are hidden: a
+// POSIX queue cannot be read without taking, and they are accepted only so
+// that the refusal is ours and says what to do instead.
+#[derive(Debug, Args)]
+pub struct PosixMsqDebugArgs {
+    #[arg(long = flag::PEEK.long, hide = true, group = "ModeArgs")]
+    pub peek: bool,
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
+    #[arg(long = flag::KEEP.long, hide = true)]
+    pub keep: bool,
+}
+
+// A System V queue's debugging modes.
+#[derive(Debug, Args)]
+pub struct SysvMsqDebugArgs {
+    /// Print every message without taking any (msgrcv MSG_COPY); --type selects
+    #[arg(long = flag::PEEK.long, group = "ModeArgs")]
+    pub peek: bool,
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
+    /// With --save: copy the messages (MSG_COPY), leaving the queue as it is
+    #[arg(long = flag::KEEP.long)]
+    pub keep: bool,
+}
+
+// A segment's debugging modes, either family.
+#[derive(Debug, Args)]
+pub struct ShmDebugArgs {
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
+    /// Print the segment's bytes as xxd does (offset, hex, ASCII)
+    #[arg(long = flag::DUMP.long, group = "ModeArgs")]
+    pub dump: bool,
+    /// With --dump: start at byte N
+    #[arg(long = flag::OFFSET.long, value_name = "N", default_value_t = 0)]
+    pub offset: u64,
+    /// With --dump: at most N bytes (default: to the end)
+    #[arg(long = flag::LENGTH.long, value_name = "N")]
+    pub length: Option<u64>,
+    /// Server with --on-change: also print which byte ranges changed
+    #[arg(long = flag::DIFF.long)]
+    pub diff: bool,
+}
+
 // `--count` and `--timeout`, whose meaning follows the mode and the
 // mechanism: each command that flattens this sets their help to what they do
 // there (`mut_args(help::msq_options)` and so on).
@@ -208,6 +266,8 @@ pub struct PosixMsqArgs {
     /// Priority of sent messages (0 to 32767)
     #[arg(short = flag::PRIORITY.short, long = flag::PRIORITY.long, default_value_t = default::PRIORITY, value_parser = ranged::<u32>(0, 32767), value_name = "P")]
     pub priority: u32,
+    #[command(flatten)]
+    pub debug: PosixMsqDebugArgs,
 }
 
 // What a message client sends.
@@ -243,6 +303,8 @@ pub struct SysvMsqArgs {
     /// client's mtype (default 1)
     #[arg(short = flag::TYPE.short, long = flag::TYPE.long, allow_hyphen_values = true, value_name = "T")]
     pub r#type: Option<i64>,
+    #[command(flatten)]
+    pub debug: SysvMsqDebugArgs,
 }
 
 // Options of the shared-memory commands.
@@ -277,6 +339,8 @@ pub struct PosixShmArgs {
     pub serve: ServeArgs,
     #[command(flatten)]
     pub shm: ShmArgs,
+    #[command(flatten)]
+    pub debug: ShmDebugArgs,
 }
 
 // `sysv shm`
@@ -294,6 +358,8 @@ pub struct SysvShmArgs {
     pub serve: ServeArgs,
     #[command(flatten)]
     pub shm: ShmArgs,
+    #[command(flatten)]
+    pub debug: ShmDebugArgs,
 }
 
 // Options of the semaphore commands.

@@ -142,6 +142,16 @@ pub fn msq_options(arg: Arg) -> Arg {
             arg,
             "Server: exit 1 when no message comes for SECS seconds (fractions allowed)",
         ),
+        "save" => set(
+            arg,
+            "Take every message into FILE without waiting (JSON Lines), written and \
+             fsynced before success; on failure they go back in order",
+        ),
+        "restore" => set(
+            arg,
+            "Send FILE's messages in order, with their priorities or types; a missing \
+             queue is created with the saved attributes (-n/-k: another queue)",
+        ),
         _ => arg,
     }
 }
@@ -157,6 +167,16 @@ pub fn shm_options(arg: Arg) -> Arg {
         "stat" => set(arg, "Print the segment's attributes and exit"),
         "count" => shm_count(arg),
         "timeout" => shm_timeout(arg),
+        "save" => set(
+            arg,
+            "Copy the segment's bytes into FILE (JSON Lines), written and fsynced \
+             before success; the segment is not changed",
+        ),
+        "restore" => set(
+            arg,
+            "Write FILE's bytes into the segment; a missing one is created with the \
+             saved size and mode (-n/-k: another segment)",
+        ),
         _ => arg,
     }
 }
@@ -236,6 +256,14 @@ const MSQ_POSIX_MODES: &[(&str, &str)] = &[
     ),
     ("--clean", "Remove the queue (mq_unlink)"),
     ("--stat", "Print maxmsg, msgsize, curmsgs, owner and perms"),
+    (
+        "--save FILE",
+        "Take every message into FILE (a POSIX queue cannot be read without taking)",
+    ),
+    (
+        "--restore FILE",
+        "Send FILE's messages, creating the queue when missing",
+    ),
 ];
 
 const MSQ_SYSV_MODES: &[(&str, &str)] = &[
@@ -254,12 +282,24 @@ const MSQ_SYSV_MODES: &[(&str, &str)] = &[
         "--stat",
         "Print what ipcs -q -i shows: qnum, qbytes, lspid, lrpid, times",
     ),
+    (
+        "--peek",
+        "Print every message and take none (MSG_COPY); --type selects",
+    ),
+    (
+        "--save FILE",
+        "Take every message into FILE; with --keep, copy them (MSG_COPY)",
+    ),
+    (
+        "--restore FILE",
+        "Send FILE's messages, creating the queue when missing",
+    ),
 ];
 
 const SHM_SERVER: (&str, &str) = (
     "-s, --server",
     "Create the segment if missing; print its text every --interval \
-     (with --on-change, only when it changed)",
+     (with --on-change, only when it changed; --diff adds the changed bytes)",
 );
 
 const SHM_CLIENT: (&str, &str) = (
@@ -268,11 +308,26 @@ const SHM_CLIENT: (&str, &str) = (
      from standard input",
 );
 
+const SHM_DEBUG: [(&str, &str); 3] = [
+    (
+        "--dump",
+        "Print the bytes as xxd does; --offset N and --length N select",
+    ),
+    ("--save FILE", "Copy the bytes into FILE"),
+    (
+        "--restore FILE",
+        "Write FILE's bytes, creating the segment when missing",
+    ),
+];
+
 const SHM_POSIX_MODES: &[(&str, &str)] = &[
     SHM_SERVER,
     SHM_CLIENT,
     ("--clean", "Remove the segment (shm_unlink)"),
     ("--stat", "Print size, owner and perms"),
+    SHM_DEBUG[0],
+    SHM_DEBUG[1],
+    SHM_DEBUG[2],
 ];
 
 const SHM_SYSV_MODES: &[(&str, &str)] = &[
@@ -286,6 +341,9 @@ const SHM_SYSV_MODES: &[(&str, &str)] = &[
         "--stat",
         "Print what ipcs -m -i shows: size, nattch, cpid, lpid, times",
     ),
+    SHM_DEBUG[0],
+    SHM_DEBUG[1],
+    SHM_DEBUG[2],
 ];
 
 const SEM_SERVER: (&str, &str) = (
@@ -377,10 +435,10 @@ const GUIDES: &[(&str, Guide)] = &[
                     &["examples-ipc posix msq -m hello -c 3 -p 5"],
                 ),
                 (
-                    "Show the queue's attributes, then remove it:",
+                    "Before removing a queue, keep its messages; put them back later:",
                     &[
-                        "examples-ipc posix msq --stat",
-                        "examples-ipc posix msq --clean",
+                        "examples-ipc posix msq --save test.jsonl",
+                        "examples-ipc posix msq --restore test.jsonl",
                     ],
                 ),
             ],
@@ -399,7 +457,10 @@ const GUIDES: &[(&str, Guide)] = &[
                     "Terminal 2: write a text into the segment:",
                     &["examples-ipc posix shm -m hello"],
                 ),
-                ("Remove the segment:", &["examples-ipc posix shm --clean"]),
+                (
+                    "The first 64 bytes, as xxd prints them:",
+                    &["examples-ipc posix shm --dump --length 64"],
+                ),
             ],
         },
     ),
@@ -457,8 +518,11 @@ const GUIDES: &[(&str, Guide)] = &[
                     &["examples-ipc sysv msq -m hello --type 7 -c 1"],
                 ),
                 (
-                    "A server that takes only messages of type 7:",
-                    &["examples-ipc sysv msq -s --type 7"],
+                    "See what is queued, taking nothing; then a copy into a file:",
+                    &[
+                        "examples-ipc sysv msq --peek",
+                        "examples-ipc sysv msq --save queue.jsonl --keep",
+                    ],
                 ),
             ],
         },
@@ -477,8 +541,11 @@ const GUIDES: &[(&str, Guide)] = &[
                     &["examples-ipc sysv shm -m hello"],
                 ),
                 (
-                    "Show nattch, cpid and the times, as ipcs -m -i does:",
-                    &["examples-ipc sysv shm --stat"],
+                    "Keep the bytes in a file before removing the segment:",
+                    &[
+                        "examples-ipc sysv shm --save segment.jsonl",
+                        "examples-ipc sysv shm --clean",
+                    ],
                 ),
             ],
         },

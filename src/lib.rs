@@ -14,6 +14,7 @@ pub mod demo;
 pub mod error;
 pub mod fifo;
 pub mod help;
+pub mod hexdump;
 pub mod ipc;
 pub mod manpage;
 pub mod mq_attrs;

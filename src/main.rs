@@ -12,12 +12,8 @@ mod cli;
 // once they take resolved options of their own, as every other command does.
 mod bench;
 mod clean;
+mod debugging;
 mod doctor;
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired into the command line next")
-)]
-mod hexdump;
 mod limits;
 mod ls;
 mod mqfs;
@@ -26,7 +22,7 @@ mod namespaces;
     not(test),
     expect(
         dead_code,
-        reason = "clean --save uses part of it; the modes of each mechanism next"
+        reason = "the format's readers and writers are public for its tests too"
     )
 )]
 mod snapshot;
@@ -34,7 +30,9 @@ mod watch;
 
 // The library's modules, under the paths (`crate::output`, ...) the
 // modules above were written against.
-use examples_ipc::{error, ipc, mq_attrs, object, output, procfs, signal, sys, target};
+use examples_ipc::{
+    error, hexdump, ipc, mq_attrs, object, output, procfs, signal, sys, sysv, target,
+};
 
 use std::ffi::OsString;
 use std::fmt::Display;
@@ -48,8 +46,9 @@ use clap::parser::ValueSource;
 
 use cli::{
     Cli, Command, DemoCommand, FifoArgs, MemfdArgs, ModeArgs, PosixCommand, PosixMsqArgs, SemArgs,
-    SendArgs, ServeArgs, ShmArgs, SysvCommand, SysvKeyArgs,
+    SendArgs, ServeArgs, ShmArgs, ShmDebugArgs, SnapshotArgs, SysvCommand, SysvKeyArgs,
 };
+use debugging::Debugging;
 use error::usage;
 use examples_ipc::ipc::Creation;
 use examples_ipc::manpage;
@@ -211,8 +210,8 @@ fn dispatch(command: Command, given: &ArgMatches, out: &mut Out) -> Result<ExitC
         Command::Man(args) => manpage::man(Cli::command(), args.dir.as_deref(), out),
         Command::Tour(args) => examples_ipc::tour::run(&Tour { only: args.only }, out),
         Command::Demo(cmd) => examples_ipc::demo::run(&demo(cmd, given)?, out),
-        Command::Posix(cmd) => examples_ipc::run(&posix(cmd, given)?, out),
-        Command::Sysv(cmd) => examples_ipc::run(&sysv(cmd, given)?, out),
+        Command::Posix(cmd) => posix(cmd, given)?.run(out),
+        Command::Sysv(cmd) => sysv(cmd, given)?.run(out),
         Command::Fifo(args) => examples_ipc::run(&fifo(&args, given)?, out),
         Command::Pipe(args) => examples_ipc::run(
             &Task::Pipe(Pipe {
@@ -234,25 +233,41 @@ fn shell(shell: cli::Shell) -> manpage::Shell {
 // ---- Modes, and the options that apply to some of them ----
 
 /// What one invocation of a mechanism does: `-s`, no mode flag, `--clean`
-/// or `--stat`.
+/// or `--stat`, or one of the debugging modes (`debugging.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Server,
     Client,
     Clean,
     Stat,
+    Peek,
+    Save,
+    Restore,
+    Dump,
 }
 
 use Mode::{Client, Server};
 
 impl Mode {
-    fn of(m: &ModeArgs) -> Mode {
+    /// The mode of `m` and of the debugging flags given (clap lets one
+    /// mode through at most: they share the `ModeArgs` group).
+    fn of(m: &ModeArgs, peek: bool, snapshot: Option<&SnapshotArgs>, dump: bool) -> Mode {
+        let saves = snapshot.is_some_and(|s| s.save.is_some());
+        let restores = snapshot.is_some_and(|s| s.restore.is_some());
         if m.server {
             Mode::Server
         } else if m.clean {
             Mode::Clean
         } else if m.stat {
             Mode::Stat
+        } else if peek {
+            Mode::Peek
+        } else if saves {
+            Mode::Save
+        } else if restores {
+            Mode::Restore
+        } else if dump {
+            Mode::Dump
         } else {
             Mode::Client
         }
@@ -264,8 +279,7 @@ impl Mode {
         match self {
             Mode::Server => format!("the {command} server"),
             Mode::Client => format!("the {command} client"),
-            Mode::Clean => format!("{command} --clean"),
-            Mode::Stat => format!("{command} --stat"),
+            other => format!("{command} {}", other.owner()),
         }
     }
 
@@ -276,18 +290,24 @@ impl Mode {
             Mode::Client => "the client",
             Mode::Clean => "--clean",
             Mode::Stat => "--stat",
+            Mode::Peek => "--peek",
+            Mode::Save => "--save",
+            Mode::Restore => "--restore",
+            Mode::Dump => "--dump",
         }
     }
 }
 
 /// The options of a command that apply to some of its modes only: the
 /// server's, the client's, and both's (whoever may create the object, or
-/// both ends of a queue). Everything else (the name, the key) applies to
-/// every mode, and none of these to `--clean` or `--stat`.
+/// both ends of a queue), and those that go with other modes (`other`).
+/// Everything else (the name, the key) applies to every mode, and none of
+/// these to `--clean` or `--stat`.
 struct Applies {
     server: &'static [Flag],
     client: &'static [Flag],
     both: &'static [Flag],
+    other: &'static [(Flag, &'static [Mode])],
 }
 
 impl Applies {
@@ -298,6 +318,7 @@ impl Applies {
         with(self.server, &[Server])
             .chain(with(self.client, &[Client]))
             .chain(with(self.both, &[Server, Client]))
+            .chain(self.other.iter().copied())
     }
 }
 
@@ -310,12 +331,17 @@ const POSIX_MSQ: Applies = Applies {
         flag::PRIORITY,
     ],
     both: &[flag::MODE, flag::MAX_MSGS, flag::MSG_SIZE, flag::COUNT],
+    other: &[],
 };
 
 const SYSV_MSQ: Applies = Applies {
     server: &[flag::TIMEOUT],
     client: &[flag::MESSAGE, flag::INTERVAL, flag::NONBLOCK],
-    both: &[flag::MODE, flag::COUNT, flag::TYPE],
+    both: &[flag::MODE, flag::COUNT],
+    other: &[
+        (flag::TYPE, &[Server, Client, Mode::Peek]),
+        (flag::KEEP, &[Mode::Save]),
+    ],
 };
 
 /// Both families: the client writes once, so counts and waits are the
@@ -324,6 +350,11 @@ const SHM: Applies = Applies {
     server: &[flag::COUNT, flag::TIMEOUT, flag::INTERVAL, flag::ON_CHANGE],
     client: &[flag::MESSAGE],
     both: &[flag::MODE, flag::SIZE],
+    other: &[
+        (flag::OFFSET, &[Mode::Dump]),
+        (flag::LENGTH, &[Mode::Dump]),
+        (flag::DIFF, &[Server]),
+    ],
 };
 
 /// Both families: a client never creates, and takes or gives one unit; its
@@ -332,18 +363,21 @@ const SEM: Applies = Applies {
     server: &[flag::MODE, flag::VALUE, flag::INTERVAL, flag::COUNT],
     client: &[flag::RELEASE, flag::WAIT],
     both: &[flag::TIMEOUT],
+    other: &[],
 };
 
 const SYSV_SEM: Applies = Applies {
     server: &[],
     client: &[flag::UNDO],
     both: &[],
+    other: &[],
 };
 
 const FIFO: Applies = Applies {
     server: &[flag::MODE, flag::TIMEOUT],
     client: &[flag::MESSAGE, flag::INTERVAL],
     both: &[flag::COUNT],
+    other: &[],
 };
 
 const MEMFD: Applies = Applies {
@@ -356,6 +390,7 @@ const MEMFD: Applies = Applies {
     ],
     client: &[flag::MESSAGE, flag::SHRINK],
     both: &[],
+    other: &[],
 };
 
 /// Whether the user gave `flag` (its default does not count).
@@ -376,10 +411,13 @@ fn refuse(
             continue;
         }
         let owners: Vec<&str> = modes.iter().map(|m| m.owner()).collect();
+        let owners = match owners.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => owners.join(""),
+        };
         return Err(usage(format!(
-            "{flag} does not apply to {}: it is an option of {}",
+            "{flag} does not apply to {}: it is an option of {owners}",
             mode.of_command(&command.to_string()),
-            owners.join(" and ")
         )));
     }
     Ok(())
@@ -387,18 +425,62 @@ fn refuse(
 
 // ---- posix and sysv ----
 
-fn posix(cmd: PosixCommand, given: &ArgMatches) -> Result<Task> {
-    let (kind, mode, name, applies) = match &cmd {
-        PosixCommand::Msq(a) => (Kind::PosixMsq, &a.mode, &a.target.name, &POSIX_MSQ),
-        PosixCommand::Shm(a) => (Kind::PosixShm, &a.mode, &a.target.name, &SHM),
-        PosixCommand::Sem(a) => (Kind::PosixSem, &a.mode, &a.target.name, &SEM),
-    };
-    let mode = Mode::of(mode);
-    refuse(given, command(kind), mode, applies)?;
-    if let Some(task) = object_mode(mode, || ObjectRef::posix(kind, name.clone())) {
-        return Ok(task);
+/// What a mechanism's command line resolves to: a task of the library, or
+/// a debugging mode.
+#[derive(Debug)]
+enum Run {
+    Task(Task),
+    Debugging(Debugging),
+}
+
+impl Run {
+    fn run(self, out: &mut Out) -> Result<ExitCode> {
+        match self {
+            Run::Task(task) => examples_ipc::run(&task, out),
+            Run::Debugging(mode) => debugging::run(&mode, out),
+        }
     }
-    Ok(match cmd {
+}
+
+fn posix(cmd: PosixCommand, given: &ArgMatches) -> Result<Run> {
+    let (kind, mode, name, applies) = match &cmd {
+        PosixCommand::Msq(a) => (
+            Kind::PosixMsq,
+            Mode::of(&a.mode, a.debug.peek, Some(&a.debug.snapshot), false),
+            &a.target.name,
+            &POSIX_MSQ,
+        ),
+        PosixCommand::Shm(a) => (
+            Kind::PosixShm,
+            Mode::of(&a.mode, false, Some(&a.debug.snapshot), a.debug.dump),
+            &a.target.name,
+            &SHM,
+        ),
+        PosixCommand::Sem(a) => (
+            Kind::PosixSem,
+            Mode::of(&a.mode, false, None, false),
+            &a.target.name,
+            &SEM,
+        ),
+    };
+    if let PosixCommand::Msq(a) = &cmd {
+        posix_msq_refusals(mode, a.debug.keep)?;
+    }
+    refuse(given, command(kind), mode, applies)?;
+    let object = || ObjectRef::posix(kind, name.clone());
+    if let Some(task) = object_mode(mode, object) {
+        return Ok(Run::Task(task));
+    }
+    let named = self::given(given, flag::NAME);
+    let debug = match &cmd {
+        PosixCommand::Msq(a) => debugging(mode, object(), &a.debug.snapshot, named)?,
+        PosixCommand::Shm(a) => shm_debugging(mode, object(), &a.debug, &a.shm, named)?,
+        PosixCommand::Sem(_) => None,
+    };
+    if let Some(debug) = debug {
+        return Ok(Run::Debugging(debug));
+    }
+    Ok(Run::Task(match cmd {
         PosixCommand::Msq(a) => Task::PosixMsq(PosixMsq {
             create: create(a.create.mode, queue_attrs(&a)),
             role: posix_msq_role(mode, a.serve, a.send, a.priority),
@@ -406,31 +488,163 @@ fn posix(cmd: PosixCommand, given: &ArgMatches) -> Result<Task> {
         }),
         PosixCommand::Shm(a) => Task::PosixShm(Shm {
             create: create(a.create.mode, SegmentAttrs { size: a.shm.size }),
-            role: shm_role(mode, &a.serve, a.shm),
+            role: shm_role(mode, &a.serve, a.shm, a.debug.diff),
             target: a.target.name,
         }),
         PosixCommand::Sem(a) => Task::PosixSem(Sem {
             role: sem_role(kind, mode, a.create.mode, &a.serve, &a.sem, false)?,
             target: a.target.name,
         }),
-    })
+    }))
 }
 
-fn sysv(cmd: SysvCommand, given: &ArgMatches) -> Result<Task> {
-    let (kind, mode, target, applies) = match &cmd {
-        SysvCommand::Msq(a) => (Kind::SysvMsq, &a.mode, &a.target, &SYSV_MSQ),
-        SysvCommand::Shm(a) => (Kind::SysvShm, &a.mode, &a.target, &SHM),
-        SysvCommand::Sem(a) => (Kind::SysvSem, &a.mode, &a.target, &SEM),
+/// A POSIX queue has no way to read a message but to take it
+/// (mq_receive): `--peek` and `--save --keep` are refused with what works.
+fn posix_msq_refusals(mode: Mode, keep: bool) -> Result<()> {
+    let what = if mode == Mode::Peek {
+        "--peek does not apply to posix msq: a POSIX queue cannot be read without taking \
+         the messages (mq_receive always removes them)"
+    } else if keep {
+        "--keep does not apply to posix msq: a POSIX queue cannot be copied without taking \
+         the messages (mq_receive always removes them)"
+    } else {
+        return Ok(());
     };
-    let mode = Mode::of(mode);
+    Err(usage(format!(
+        "{what}; --save FILE takes them into FILE, and --restore FILE puts them back"
+    )))
+}
+
+/// The debugging mode of a queue or segment, if `mode` is one: `--save`,
+/// `--restore` (at the object named on the command line, or with
+/// `named` false at the file's own), `--peek` and `--dump` are built by
+/// their callers.
+fn debugging(
+    mode: Mode,
+    object: ObjectRef,
+    snapshot: &SnapshotArgs,
+    named: bool,
+) -> Result<Option<Debugging>> {
+    Ok(Some(match (mode, &snapshot.save, &snapshot.restore) {
+        (Mode::Save, Some(file), _) => Debugging::Save {
+            file: snapshot_file(file, flag::SAVE)?,
+            object,
+            keep: false,
+        },
+        (Mode::Restore, _, Some(file)) => Debugging::Restore {
+            kind: object.kind,
+            file: snapshot_file(file, flag::RESTORE)?,
+            target: named.then_some(object.addr),
+        },
+        _ => return Ok(None),
+    }))
+}
+
+/// A segment's debugging modes: `--save`, `--restore` and `--dump`; and
+/// `--diff` goes with `--on-change`.
+fn shm_debugging(
+    mode: Mode,
+    object: ObjectRef,
+    debug: &ShmDebugArgs,
+    shm: &ShmArgs,
+    named: bool,
+) -> Result<Option<Debugging>> {
+    if debug.diff && !shm.on_change {
+        return Err(usage(
+            "--diff goes with --on-change: it prints which bytes changed since the last print",
+        ));
+    }
+    if mode == Mode::Dump {
+        return Ok(Some(Debugging::Dump {
+            object,
+            offset: debug.offset,
+            length: debug.length,
+        }));
+    }
+    debugging(mode, object, &debug.snapshot, named)
+}
+
+/// FILE of `--save` or `--restore`: `-` is refused. A save's guarantee
+/// (written whole and fsynced before success) needs a file to rename
+/// into place, and a restore reads its file twice (checked to the end
+/// before anything changes).
+fn snapshot_file(file: &std::path::Path, flag: Flag) -> Result<std::path::PathBuf> {
+    if file.as_os_str() == "-" {
+        return Err(usage(format!(
+            "{flag} takes a file, not - (standard input or output): a snapshot is written \
+             atomically and fsynced, and read twice, which a pipe cannot do"
+        )));
+    }
+    Ok(file.to_path_buf())
+}
+
+fn sysv(cmd: SysvCommand, given: &ArgMatches) -> Result<Run> {
+    let (kind, mode, target, applies) = match &cmd {
+        SysvCommand::Msq(a) => (
+            Kind::SysvMsq,
+            Mode::of(&a.mode, a.debug.peek, Some(&a.debug.snapshot), false),
+            &a.target,
+            &SYSV_MSQ,
+        ),
+        SysvCommand::Shm(a) => (
+            Kind::SysvShm,
+            Mode::of(&a.mode, false, Some(&a.debug.snapshot), a.debug.dump),
+            &a.target,
+            &SHM,
+        ),
+        SysvCommand::Sem(a) => (
+            Kind::SysvSem,
+            Mode::of(&a.mode, false, None, false),
+            &a.target,
+            &SEM,
+        ),
+    };
     let object = sysv_target(kind, target, mode)?;
     refuse(given, command(kind), mode, applies)?;
     if let SysvCommand::Sem(_) = cmd {
         refuse(given, command(kind), mode, &SYSV_SEM)?;
     }
     if let Some(task) = object {
-        return Ok(task);
+        return Ok(Run::Task(task));
     }
+    let key = target.key;
+    let named = self::given(given, flag::KEY);
+    let debug = match &cmd {
+        SysvCommand::Msq(a) if mode == Mode::Peek => Some(Debugging::Peek {
+            key,
+            selector: a.r#type.unwrap_or(0),
+        }),
+        SysvCommand::Msq(a) => debugging(
+            mode,
+            ObjectRef::sysv_key(kind, key),
+            &a.debug.snapshot,
+            named,
+        )?
+        .map(|d| match d {
+            Debugging::Save { object, file, .. } => Debugging::Save {
+                object,
+                file,
+                keep: a.debug.keep,
+            },
+            d => d,
+        }),
+        SysvCommand::Shm(a) => shm_debugging(
+            mode,
+            ObjectRef::sysv_key(kind, key),
+            &a.debug,
+            &a.shm,
+            named,
+        )?,
+        SysvCommand::Sem(_) => None,
+    };
+    if let Some(debug) = debug {
+        return Ok(Run::Debugging(debug));
+    }
+    Ok(Run::Task(sysv_task(cmd, kind, mode)?))
+}
+
+/// A System V server or client.
+fn sysv_task(cmd: SysvCommand, kind: Kind, mode: Mode) -> Result<Task> {
     Ok(match cmd {
         SysvCommand::Msq(a) => Task::SysvMsq(SysvMsq {
             key: a.target.key,
@@ -440,7 +654,7 @@ fn sysv(cmd: SysvCommand, given: &ArgMatches) -> Result<Task> {
         SysvCommand::Shm(a) => Task::SysvShm(Shm {
             target: a.target.key,
             create: create(a.create.mode, SegmentAttrs { size: a.shm.size }),
-            role: shm_role(mode, &a.serve, a.shm),
+            role: shm_role(mode, &a.serve, a.shm, a.debug.diff),
         }),
         SysvCommand::Sem(a) => {
             let semvmx = examples_ipc::ipc::sysv_sem::SEMVMX;
@@ -463,7 +677,7 @@ fn object_mode(mode: Mode, obj: impl FnOnce() -> ObjectRef) -> Option<Task> {
     match mode {
         Mode::Clean => Some(Task::Clean(obj())),
         Mode::Stat => Some(Task::Stat(obj())),
-        Mode::Server | Mode::Client => None,
+        _ => None,
     }
 }
 
@@ -472,10 +686,12 @@ fn object_mode(mode: Mode, obj: impl FnOnce() -> ObjectRef) -> Option<Task> {
 /// object, and a key it does not know would make its start line lie.
 fn sysv_target(kind: Kind, target: &SysvKeyArgs, mode: Mode) -> Result<Option<Task>> {
     match (target.id, mode) {
-        (Some(_), Mode::Server | Mode::Client) => Err(usage(
-            "--id works with --clean and --stat only; a server or client addresses the object by key (-k)",
+        (Some(id), Mode::Clean | Mode::Stat) => {
+            Ok(object_mode(mode, || ObjectRef::sysv_id(kind, id)))
+        }
+        (Some(_), _) => Err(usage(
+            "--id works with --clean and --stat only; the other modes address the object by key (-k)",
         )),
-        (Some(id), _) => Ok(object_mode(mode, || ObjectRef::sysv_id(kind, id))),
         (None, _) => Ok(object_mode(mode, || ObjectRef::sysv_key(kind, target.key))),
     }
 }
@@ -545,13 +761,14 @@ fn sysv_msq_role(mode: Mode, s: ServeArgs, m: SendArgs, mtype: Option<i64>) -> R
 }
 
 /// The role of a shm server or client of either family.
-fn shm_role(mode: Mode, serve_args: &ServeArgs, shm: ShmArgs) -> ShmRole {
+fn shm_role(mode: Mode, serve_args: &ServeArgs, shm: ShmArgs, diff: bool) -> ShmRole {
     match mode {
         Mode::Server => ShmRole::Server {
             serve: serve(serve_args),
             watch: Watch {
                 interval: shm.interval.duration(),
                 on_change: shm.on_change,
+                diff,
             },
         },
         _ => ShmRole::Client { text: shm.message },
@@ -612,8 +829,9 @@ fn fifo(args: &FifoArgs, given: &ArgMatches) -> Result<Task> {
             mode: args.create.mode,
             serve: serve(&args.serve),
         },
-        Mode::Clean | Mode::Stat => FifoRole::Clean,
-        Mode::Client => {
+        Mode::Clean => FifoRole::Clean,
+        // The only other mode `fifo` has.
+        _ => {
             if args.message.as_ref().is_some_and(|m| m.contains('\n')) {
                 return Err(usage(
                     "a FIFO message is one line: --message cannot contain a newline",
@@ -678,6 +896,7 @@ fn memfd(args: MemfdArgs, given: &ArgMatches) -> Result<Memfd> {
             watch: Watch {
                 interval: args.shm.interval.duration(),
                 on_change: args.shm.on_change,
+                diff: false,
             },
         },
         _ => MemfdRole::Client {
@@ -888,23 +1107,123 @@ mod tests {
         assert_eq!(VERSION, cmd.render_long_version());
     }
 
-    /// Parse and resolve a command line (after the program name).
-    fn resolve(words: &[&str]) -> Result<Task> {
+    /// Parse a command line (after the program name).
+    fn parse(words: &[&str]) -> Result<(Cli, ArgMatches)> {
         let argv: Vec<OsString> = std::iter::once("examples-ipc")
             .chain(words.iter().copied())
             .map(OsString::from)
             .collect();
-        let (cli, matches) = cli::parse(&argv).map_err(|e| anyhow::anyhow!("{e}"))?;
+        cli::parse(&argv).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Parse and resolve a command line (after the program name).
+    fn resolve(words: &[&str]) -> Result<Task> {
+        let (cli, matches) = parse(words)?;
         let given = leaf(&matches);
+        let task = |run: Run| match run {
+            Run::Task(task) => Ok(task),
+            Run::Debugging(_) => anyhow::bail!("not a task"),
+        };
         match cli.command {
-            Command::Posix(cmd) => posix(cmd, given),
-            Command::Sysv(cmd) => sysv(cmd, given),
+            Command::Posix(cmd) => task(posix(cmd, given)?),
+            Command::Sysv(cmd) => task(sysv(cmd, given)?),
             Command::Fifo(args) => fifo(&args, given),
             Command::Pipe(args) => Ok(Task::Pipe(Pipe {
                 messages: args.messages,
             })),
             Command::Demo(cmd) => demo(cmd, given).map(|_| Task::Pipe(Pipe { messages: vec![] })),
             _ => anyhow::bail!("not a task"),
+        }
+    }
+
+    /// Parse and resolve a debugging mode.
+    fn resolve_debugging(words: &[&str]) -> Result<Debugging> {
+        let (cli, matches) = parse(words)?;
+        let run = match cli.command {
+            Command::Posix(cmd) => posix(cmd, leaf(&matches))?,
+            Command::Sysv(cmd) => sysv(cmd, leaf(&matches))?,
+            _ => anyhow::bail!("not a mechanism"),
+        };
+        match run {
+            Run::Debugging(mode) => Ok(mode),
+            Run::Task(task) => anyhow::bail!("a task: {task:?}"),
+        }
+    }
+
+    #[test]
+    fn debugging_modes_resolve_and_refuse_what_is_not_theirs() {
+        let key: SysvKey = "0x2a".parse().unwrap();
+        assert_eq!(
+            resolve_debugging(&["sysv", "msq", "-k", "0x2a", "--peek", "-t", "-3"]).unwrap(),
+            Debugging::Peek { key, selector: -3 }
+        );
+        assert_eq!(
+            resolve_debugging(&["posix", "shm", "-n", "/s", "--dump", "--offset", "4"]).unwrap(),
+            Debugging::Dump {
+                object: ObjectRef::posix(Kind::PosixShm, "/s".parse().unwrap()),
+                offset: 4,
+                length: None,
+            }
+        );
+        // The file's own object unless -n or -k is given.
+        for (words, target) in [
+            (&["posix", "msq", "--restore", "f"][..], None),
+            (
+                &["sysv", "shm", "--restore", "f", "-k", "0x2a"][..],
+                Some(object::Addr::Key(key)),
+            ),
+        ] {
+            let Debugging::Restore { target: t, .. } = resolve_debugging(words).unwrap() else {
+                panic!("{words:?}");
+            };
+            assert_eq!(t, target, "{words:?}");
+        }
+        let refused = |words: &[&str], fragment: &str| {
+            let err = resolve_debugging(words).expect_err("refused").to_string();
+            assert!(err.contains(fragment), "{words:?}: {err}");
+        };
+        refused(&["posix", "msq", "--peek"], "cannot be read without taking");
+        refused(
+            &["posix", "msq", "--save", "f", "--keep"],
+            "cannot be copied",
+        );
+        refused(
+            &["sysv", "msq", "--keep"],
+            "--keep does not apply to the sysv msq client",
+        );
+        refused(
+            &["sysv", "msq", "--save", "f", "-t", "1"],
+            "sysv msq --save",
+        );
+        refused(&["sysv", "msq", "--peek", "-c", "1"], "sysv msq --peek");
+        refused(
+            &["posix", "shm", "--offset", "3"],
+            "it is an option of --dump",
+        );
+        refused(
+            &["sysv", "shm", "--save", "f", "--length", "3"],
+            "sysv shm --save",
+        );
+        refused(
+            &["posix", "shm", "-s", "--diff"],
+            "--diff goes with --on-change",
+        );
+        refused(&["posix", "shm", "--dump", "--diff"], "posix shm --dump");
+        refused(
+            &["posix", "msq", "--restore", "f", "--max-msgs", "3"],
+            "posix msq --restore",
+        );
+        refused(&["posix", "msq", "--save", "-"], "not -");
+        refused(
+            &["sysv", "shm", "--dump", "-i", "3"],
+            "--id works with --clean and --stat",
+        );
+        for clash in [
+            &["sysv", "msq", "--peek", "--save", "f"][..],
+            &["posix", "shm", "--dump", "-s"],
+            &["sysv", "shm", "--restore", "f", "--stat"],
+        ] {
+            assert!(resolve_debugging(clash).is_err(), "{clash:?}");
         }
     }
 
@@ -1023,6 +1342,7 @@ mod tests {
             ]),
             resolve(&["sysv", "msq", "-k", "7", "--nonblock", "--mode", "0644"]),
             resolve(&["posix", "shm", "-s", "--interval", "0.5", "--on-change"]),
+            resolve(&["sysv", "shm", "-s", "--on-change", "--diff", "-k", "9"]),
             resolve(&[
                 "sysv",
                 "shm",

@@ -86,6 +86,15 @@ pub mod flag {
     pub const UNDO: Flag = Flag::long("undo");
     pub const PATH: Flag = Flag::long("path");
     pub const SHRINK: Flag = Flag::long("shrink");
+    // The debugging modes (docs/debugging.md) and their options.
+    pub const PEEK: Flag = Flag::long("peek");
+    pub const SAVE: Flag = Flag::long("save");
+    pub const RESTORE: Flag = Flag::long("restore");
+    pub const KEEP: Flag = Flag::long("keep");
+    pub const DUMP: Flag = Flag::long("dump");
+    pub const OFFSET: Flag = Flag::long("offset");
+    pub const LENGTH: Flag = Flag::long("length");
+    pub const DIFF: Flag = Flag::long("diff");
 }
 
 /// The defaults of the options the specs carry: the parser's defaults, and
@@ -166,6 +175,9 @@ pub struct Send {
 pub struct Watch {
     pub interval: Duration,
     pub on_change: bool,
+    /// With `on_change`: print when any byte changed, with the ranges that
+    /// did (`--diff`).
+    pub diff: bool,
 }
 
 /// `posix msq` as a server or a client.
@@ -609,6 +621,9 @@ impl<T> Shm<T> {
                 a.secs_unless(flag::INTERVAL, watch.interval, default::SHM_INTERVAL);
                 if watch.on_change {
                     a.flag(flag::ON_CHANGE);
+                }
+                if watch.diff {
+                    a.flag(flag::DIFF);
                 }
                 a.serve(serve);
             }

@@ -169,6 +169,7 @@ fn client(task: Task, expect_code: i32) -> ClientRun {
 const WATCH: Watch = Watch {
     interval: Duration::from_millis(50),
     on_change: true,
+    diff: false,
 };
 
 /// Shared memory of either family: the server prints the empty segment,

@@ -1,7 +1,10 @@
 //! The debugging commands, each in a private IPC and mount namespace (its
 //! own /dev/shm and mqueue mount): `doctor`, every finding from a situation
 //! the test builds and none on the same namespace left healthy; `clean
-//! --stale --save`.
+//! --stale --save`. The modes of each mechanism (peek, save, restore,
+//! dump, diff) are in `modes`.
+
+mod modes;
 
 use serde_json::Value;
 

@@ -7,16 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, anyhow};
 use serde::Serialize;
 
-use crate::ipc::Creation;
-use crate::ipc::posix_mq::{Access, PosixQueue};
-use crate::ipc::posix_shm::PosixShm;
-use crate::ipc::sysv_msq::SysvQueue;
-use crate::ipc::sysv_shm::SysvSegment;
 use crate::ls::{Object, key_hex};
-use crate::object::{Addr, Kind, ObjectRef};
+use crate::object::{Kind, ObjectRef};
 use crate::output::escape_bytes;
 use crate::snapshot::file::AtomicFile;
-use crate::snapshot::{Tag, queue, segment};
 
 /// One object saved: what, where, and how much.
 #[derive(Serialize)]
@@ -80,43 +74,15 @@ pub fn save(obj: &Object, target: &ObjectRef, dir: &Path) -> Result<Option<Saved
             escape_bytes(file.as_os_str().as_encoded_bytes())
         ));
     }
-    let out = AtomicFile::create(&file).with_context(|| {
+    let out = AtomicFile::create_new(&file).with_context(|| {
         format!(
             "cannot create a file in {}",
             escape_bytes(dir.as_os_str().as_encoded_bytes())
         )
     })?;
-    let (messages, bytes) = match (&target.addr, target.kind) {
-        (Addr::Name(name), Kind::PosixMsq) => {
-            let q = PosixQueue::open_existing(name.as_str(), Access::ReadWrite)?;
-            let (header, n) = queue::posix_header(name.as_str(), &q)?;
-            let mut source = queue::PosixSource::new(&q)?;
-            let saved = queue::save_queue(&mut source, header, out, n).map_err(stranded)?;
-            (Some(saved.messages), saved.bytes)
-        }
-        (Addr::Id(id), Kind::SysvMsq) => {
-            let q = SysvQueue::with_id(id.0);
-            let (header, n) = queue::sysv_header(q)?;
-            let mut source = queue::SysvSource::new(q);
-            let saved = queue::save_queue(&mut source, header, out, n).map_err(stranded)?;
-            (Some(saved.messages), saved.bytes)
-        }
-        (Addr::Name(name), Kind::PosixShm) => {
-            let shm = PosixShm::open(name.as_str(), Creation::OpenOnly, 0)
-                .map_err(nix::errno::Errno::from)?
-                .handle;
-            let header = segment::posix_header(name.as_str(), &shm)?;
-            let mut source = segment::PosixSegment::new(&shm)?;
-            (None, segment::save(&mut source, header, out)?.bytes)
-        }
-        (Addr::Id(id), Kind::SysvShm) => {
-            let seg = SysvSegment::with_id(id.0);
-            let header = segment::sysv_header(seg)?;
-            let mut source = segment::SysvAttachment::new(seg, false)?;
-            (None, segment::save(&mut source, header, out)?.bytes)
-        }
-        _ => return Err(anyhow!("cannot save {}", obj.kind)),
-    };
+    let saved = crate::snapshot::object::save(target, false, out)?;
+    let messages = matches!(obj.kind, Kind::PosixMsq | Kind::SysvMsq).then_some(saved.messages);
+    let bytes = saved.bytes;
     Ok(Some(Saved {
         kind: "saved",
         mechanism: obj.kind,
@@ -128,17 +94,4 @@ pub fn save(obj: &Object, target: &ObjectRef, dir: &Path) -> Result<Option<Saved
         bytes,
         label: obj.label(),
     }))
-}
-
-/// A failed queue save: the messages that could not go back are printed
-/// (escaped) on stderr, the only place left for them.
-fn stranded(e: queue::SaveError) -> anyhow::Error {
-    for msg in &e.stranded {
-        let tag = match msg.tag {
-            Tag::Priority(p) => format!("priority {p}"),
-            Tag::Type(t) => format!("type {t}"),
-        };
-        eprintln!("lost message ({tag}): {}", escape_bytes(&msg.bytes));
-    }
-    anyhow!("{e}")
 }

@@ -193,7 +193,7 @@ fn server(
         return Ok(ExitCode::SUCCESS);
     }
     let limit = usize::try_from(size).context("segment too large to watch")?;
-    server.watch_text(watch.interval, watch.on_change, || {
+    server.watch_segment(watch, |whole| {
         let now = seg_stat(&seg, name)?;
         if (now.st_size as u64) < size {
             bail!(
@@ -205,6 +205,16 @@ fn server(
             return Err(removed_under_server("segment", name, "shm_unlink"));
         }
         let mut text = Vec::new();
+        if whole {
+            // pread, never a mapping: a shrink between the check above and
+            // here makes a short read, not a SIGBUS.
+            text.resize(limit, 0);
+            let n = seg
+                .read_full_at(&mut text, 0)
+                .with_context(|| format!("cannot read segment {name}"))?;
+            text.truncate(n);
+            return Ok(text);
+        }
         seg.read_text(&mut text, limit)
             .with_context(|| format!("cannot read segment {name}"))?;
         Ok(text)

@@ -320,6 +320,34 @@ impl fmt::Display for Memory<'_> {
 
 crate::record_kind!(Memory<'_>, "memory");
 
+/// A shm server's print with `--diff`: the text, then the byte ranges
+/// (start inclusive, end exclusive) that changed since the last print:
+/// `hello (changed: 0..5)`. None at the first print, which has nothing to
+/// compare with.
+#[derive(Serialize)]
+pub struct MemoryDiff<'a> {
+    pub text: TextField<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<Vec<(usize, usize)>>,
+}
+
+impl fmt::Display for MemoryDiff<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Shown(self.text.0).fmt(f)?;
+        if let Some(ranges) = &self.changed {
+            f.write_str(" (changed: ")?;
+            for (i, (start, end)) in ranges.iter().enumerate() {
+                let sep = if i == 0 { "" } else { ", " };
+                write!(f, "{sep}{start}..{end}")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+crate::record_kind!(MemoryDiff<'_>, "memory");
+
 /// A sem server's print of the value: `semaphore: 2`.
 #[derive(Serialize)]
 pub struct Value {
@@ -341,7 +369,9 @@ pub struct Printing(pub Watch);
 impl fmt::Display for Printing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "printing the text every {} s", secs(self.0.interval))?;
-        if self.0.on_change {
+        if self.0.diff {
+            f.write_str(" when any byte changes, with the ranges that did")?;
+        } else if self.0.on_change {
             f.write_str(" when it changes")?;
         }
         Ok(())

@@ -14,11 +14,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use nix::poll::PollFlags;
 
+use crate::hexdump;
 use crate::output::Out;
-use crate::record::{Memory, Record, TextField, Value};
+use crate::record::{Memory, MemoryDiff, Record, TextField, Value};
 use crate::signal::{Cancel, Wake};
-use crate::spec::Serve;
+use crate::spec::{Serve, Watch};
 use crate::sys::secs;
+
+/// Changed ranges closer than this are one in a `--diff` line: one line of
+/// a hexdump.
+pub const DIFF_GAP: usize = crate::hexdump::WIDTH;
 
 /// Whether the server goes on after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +171,38 @@ impl<'o> Server<'o> {
                 text: TextField(text),
             })
         })
+    }
+
+    /// A segment's watch: [`Server::watch_text`] of `read(false)`, the text;
+    /// or with `--diff` of `read(true)`, all of its bytes, printed when any
+    /// of them changed, as the text and the byte ranges that changed since
+    /// the last print (ranges less than [`DIFF_GAP`] apart merged).
+    pub fn watch_segment(
+        &mut self,
+        watch: &Watch,
+        mut read: impl FnMut(bool) -> Result<Vec<u8>>,
+    ) -> Result<ExitCode> {
+        if !watch.diff {
+            return self.watch_text(watch.interval, watch.on_change, || read(false));
+        }
+        let mut last: Option<Vec<u8>> = None;
+        self.watch(
+            watch.interval,
+            false,
+            || read(true),
+            |server, bytes| {
+                let changed = last.as_deref().map(|old| {
+                    hexdump::merge_close(&hexdump::changed_ranges(old, bytes), DIFF_GAP)
+                });
+                let text = &bytes[..bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())];
+                let flow = server.event(&MemoryDiff {
+                    text: TextField(text),
+                    changed,
+                })?;
+                last = Some(bytes.clone());
+                Ok(flow)
+            },
+        )
     }
 
     /// `watch` for a semaphore's value: `semaphore: N` when it changes.

@@ -29,6 +29,8 @@ pub struct AtomicFile {
     out: Option<BufWriter<File>>,
     temp: PathBuf,
     target: PathBuf,
+    /// Commit fails when the target exists (see [`AtomicFile::create_new`]).
+    no_replace: bool,
 }
 
 /// Numbers the temporary files of one process.
@@ -70,7 +72,21 @@ impl AtomicFile {
             out: Some(BufWriter::with_capacity(256 * 1024, file)),
             temp,
             target: target.to_path_buf(),
+            no_replace: false,
         })
+    }
+
+    /// As [`AtomicFile::create`], but the commit never replaces a file:
+    /// it links the temporary file to the target, which fails with
+    /// AlreadyExists when something is there, even if it appeared after
+    /// this call (a check alone would race with it).
+    ///
+    /// # Errors
+    /// As for [`AtomicFile::create`].
+    pub fn create_new(target: &Path) -> io::Result<AtomicFile> {
+        let mut f = AtomicFile::create(target)?;
+        f.no_replace = true;
+        Ok(f)
     }
 
     fn out(&mut self) -> io::Result<&mut BufWriter<File>> {
@@ -101,7 +117,15 @@ impl Commit for AtomicFile {
         let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&self.temp, &self.target)?;
+        if self.no_replace {
+            fs::hard_link(&self.temp, &self.target)?;
+            // The target holds the data now: failing here would put a
+            // save's messages back while the file has them too. A
+            // temporary name left behind is only clutter.
+            let _ = fs::remove_file(&self.temp);
+        } else {
+            fs::rename(&self.temp, &self.target)?;
+        }
         // From here the temporary name is gone: nothing for Drop to remove.
         self.temp = PathBuf::new();
         File::open(dir_of(&self.target))?.sync_all()
@@ -142,6 +166,25 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(&target).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn create_new_never_replaces_even_a_file_that_appears_late() {
+        let dir = TempDir::new("atomic-new");
+        let target = dir.0.join("snap.jsonl");
+        let mut f = AtomicFile::create_new(&target).unwrap();
+        f.write_all(b"new\n").unwrap();
+        fs::write(&target, "earlier\n").unwrap();
+        let err = f.commit().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(&target).unwrap(), "earlier\n");
+        assert_eq!(dir.entries(), ["snap.jsonl"]);
+        fs::remove_file(&target).unwrap();
+        let mut f = AtomicFile::create_new(&target).unwrap();
+        f.write_all(b"new\n").unwrap();
+        f.commit().unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "new\n");
+        assert_eq!(dir.entries(), ["snap.jsonl"]);
     }
 
     #[test]

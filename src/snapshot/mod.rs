@@ -27,6 +27,7 @@
 //! at all.
 
 pub mod file;
+pub mod object;
 pub mod queue;
 pub mod segment;
 

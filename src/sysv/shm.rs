@@ -87,7 +87,7 @@ fn server(
             "IPC_RMID",
         )
     };
-    server.watch_text(watch.interval, watch.on_change, || {
+    server.watch_segment(watch, |whole| {
         // Our own attachment keeps a removed segment alive, so IPC_STAT still
         // works: removal shows as SHM_DEST and the key reset to IPC_PRIVATE.
         // Once gone entirely (cannot happen while attached), shmctl fails.
@@ -98,6 +98,11 @@ fn server(
             Err(e) => return Err(e).with_context(|| format!("cannot stat segment {key}")),
         }
         let mut text = Vec::new();
+        if whole {
+            text.resize(map.len(), 0);
+            map.read_at(0, &mut text);
+            return Ok(text);
+        }
         map.read_text(&mut text);
         Ok(text)
     })

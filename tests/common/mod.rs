@@ -60,6 +60,11 @@ impl TempDir {
         std::fs::create_dir(&dir).expect("cannot create a test directory");
         TempDir(dir)
     }
+
+    /// The path of `name` in it, as a command-line word.
+    pub fn file(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
 }
 
 impl Drop for TempDir {

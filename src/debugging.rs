@@ -1,0 +1,476 @@
+//! The debugging modes of queues and segments (docs/debugging.md): `sysv
+//! msq --peek`, `--save FILE` and `--restore FILE` of the four kinds that
+//! hold data, and `--dump` of a segment. Each prints typed records, text or
+//! `--json`; the snapshot format and the moves themselves are `snapshot`'s.
+
+use std::fmt;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use serde::Serialize;
+
+use crate::hexdump::{self, HexLine};
+use crate::ipc::sysv_msq::Msq;
+use crate::ipc::sysv_shm::Shm;
+use crate::object::{Addr, Kind, ObjectRef};
+use crate::output::{Out, escape_bytes, plural};
+use crate::snapshot::file::AtomicFile;
+use crate::snapshot::object::{open_segment, peek_error};
+use crate::snapshot::queue::{self, QueueSource, Saved};
+use crate::snapshot::segment::{self, SegmentSource};
+use crate::snapshot::{CHUNK, Header, Mechanism, Origin, Reader, Tag};
+use crate::target::{PosixName, SysvKey};
+use examples_ipc::record::{self, Message, Record};
+
+/// A debugging mode, resolved from the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Debugging {
+    /// `sysv msq --peek`: `selector` as msgrcv's (0 any, T > 0 that type,
+    /// T < 0 types up to |T|).
+    Peek { key: SysvKey, selector: i64 },
+    /// `--save FILE`; `keep`: System V queues only, MSG_COPY.
+    Save {
+        object: ObjectRef,
+        file: PathBuf,
+        keep: bool,
+    },
+    /// `--restore FILE` into a `kind`; `target` when given on the command
+    /// line, else the file's own name or key.
+    Restore {
+        kind: Kind,
+        file: PathBuf,
+        target: Option<Addr>,
+    },
+    /// `--dump [--offset N] [--length N]`.
+    Dump {
+        object: ObjectRef,
+        offset: u64,
+        length: Option<u64>,
+    },
+}
+
+/// Run one debugging mode.
+///
+/// # Errors
+/// The mode's failure: a missing object, a bad snapshot, a failed write.
+pub fn run(mode: &Debugging, out: &mut Out) -> Result<ExitCode> {
+    match mode {
+        Debugging::Peek { key, selector } => peek(*key, *selector, out),
+        Debugging::Save { object, file, keep } => save(object, file, *keep, out),
+        Debugging::Restore { kind, file, target } => restore(*kind, file, target.as_ref(), out),
+        Debugging::Dump {
+            object,
+            offset,
+            length,
+        } => dump(object, *offset, *length, out),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---- peek ----
+
+/// Whether msgrcv's `selector` takes a message of type `mtype`. A negative
+/// selector takes the types up to |T|; peek lists them in queue order.
+fn selects(selector: i64, mtype: i64) -> bool {
+    match selector {
+        0 => true,
+        t if t > 0 => mtype == t,
+        t => mtype <= t.saturating_neg(),
+    }
+}
+
+fn peek(key: SysvKey, selector: i64, out: &mut Out) -> Result<()> {
+    let (q, _) = crate::sysv::find::<Msq>(&Addr::Key(key))?;
+    let msgs = queue::peek_all(q)
+        .map_err(peek_error)
+        .with_context(|| format!("cannot peek at queue {key}"))?;
+    let mut summary = Peeked {
+        messages: 0,
+        bytes: 0,
+        queued: msgs.len() as u64,
+        selector,
+    };
+    for (index, msg) in msgs.iter().enumerate() {
+        let Tag::Type(mtype) = msg.tag else { continue };
+        if !selects(selector, mtype) {
+            continue;
+        }
+        out.line(&Message::new(false, PeekHead { index, mtype }, &msg.bytes))?;
+        summary.messages += 1;
+        summary.bytes += msg.bytes.len() as u64;
+    }
+    out.line(&summary)?;
+    Ok(())
+}
+
+/// A peeked message's head: its place in the queue and its type, `[0]
+/// type 1: ` before the payload (rendered as the server renders it).
+#[derive(Serialize)]
+struct PeekHead {
+    index: usize,
+    #[serde(rename = "type")]
+    mtype: i64,
+}
+
+impl fmt::Display for PeekHead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] type {}: ", self.index, self.mtype)
+    }
+}
+
+/// The last line of a peek: `3 messages, 52 bytes`, and with `--type` how
+/// many are queued in all.
+#[derive(Serialize)]
+struct Peeked {
+    messages: u64,
+    bytes: u64,
+    queued: u64,
+    #[serde(rename = "type")]
+    selector: i64,
+}
+
+impl fmt::Display for Peeked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}, {}",
+            plural(self.messages, "message", "messages"),
+            plural(self.bytes, "byte", "bytes")
+        )?;
+        if self.selector != 0 {
+            write!(f, " (of {} queued)", self.queued)?;
+        }
+        Ok(())
+    }
+}
+
+examples_ipc::record_kind!(Peeked, "peeked");
+
+// ---- save ----
+
+fn save(object: &ObjectRef, file: &Path, keep: bool, out: &mut Out) -> Result<()> {
+    let shown = || escape_bytes(file.as_os_str().as_encoded_bytes());
+    // A save of a queue takes its messages: FILE may hold the only copy of
+    // an earlier save's, so it is never replaced (docs/decisions.md).
+    if file.symlink_metadata().is_ok() {
+        return Err(crate::error::fail_with_hint(
+            format!("{} exists", shown()),
+            "a save never replaces a file; remove it or choose another name",
+        ))
+        .with_context(|| format!("cannot save {object} to {}", shown()));
+    }
+    let target =
+        AtomicFile::create_new(file).with_context(|| format!("cannot create {}", shown()))?;
+    let saved = crate::snapshot::object::save(object, keep, target)
+        .with_context(|| format!("cannot save {object} to {}", shown()))?;
+    out.line(&Moved {
+        verb: if keep { "copied" } else { "saved" },
+        mechanism: object.kind,
+        at: at(&object.addr),
+        file: file.to_path_buf(),
+        messages: is_queue(object.kind).then_some(saved.messages),
+        bytes: saved.bytes,
+        created: None,
+    })?;
+    Ok(())
+}
+
+fn is_queue(kind: Kind) -> bool {
+    matches!(kind, Kind::PosixMsq | Kind::SysvMsq)
+}
+
+/// The object of a saved or restored line: `/q` or `0x0000002a`.
+fn at(addr: &Addr) -> String {
+    addr.to_string().trim_start_matches("key ").to_string()
+}
+
+/// What a save or restore moved: `saved posix msq /q to FILE (3 messages,
+/// 52 bytes)`, `restored ... from FILE (...; created)`.
+#[derive(Serialize)]
+struct Moved {
+    #[serde(skip)]
+    verb: &'static str,
+    mechanism: Kind,
+    #[serde(rename = "object")]
+    at: String,
+    #[serde(serialize_with = "record::path")]
+    file: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<u64>,
+    bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<bool>,
+}
+
+impl fmt::Display for Moved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = escape_bytes(self.file.as_os_str().as_encoded_bytes());
+        let way = if self.created.is_some() { "from" } else { "to" };
+        let [family, mech] = self.mechanism.words();
+        write!(
+            f,
+            "{} {family} {mech} {} {way} {file} (",
+            self.verb, self.at
+        )?;
+        if let Some(n) = self.messages {
+            write!(f, "{}, ", plural(n, "message", "messages"))?;
+        }
+        write!(f, "{}", plural(self.bytes, "byte", "bytes"))?;
+        match self.created {
+            Some(true) => f.write_str("; created)"),
+            Some(false) => f.write_str("; into the existing one)"),
+            None => f.write_str(")"),
+        }
+    }
+}
+
+impl Record for Moved {
+    fn kind(&self) -> &'static str {
+        match (self.verb, self.created) {
+            (_, Some(_)) => "restored",
+            ("copied", _) => "copied",
+            _ => "saved",
+        }
+    }
+}
+
+// ---- restore ----
+
+fn restore(kind: Kind, file: &Path, target: Option<&Addr>, out: &mut Out) -> Result<()> {
+    let shown = || escape_bytes(file.as_os_str().as_encoded_bytes());
+    let mechanism = Mechanism::of(kind).ok_or_else(|| anyhow!("{kind} holds no data"))?;
+    // The whole file is read first: a bad one changes nothing.
+    let header = crate::snapshot::open(file)
+        .and_then(|r| {
+            r.expect(mechanism)?;
+            r.check_to_end()
+        })
+        .with_context(|| format!("cannot read snapshot {}", shown()))?;
+    let addr = match (target, header.origin()) {
+        (Some(addr), _) => addr.clone(),
+        (None, Some(Origin::Name(name))) => Addr::Name(
+            name.parse::<PosixName>()
+                .map_err(|e| anyhow!("{e}"))
+                .with_context(|| format!("cannot restore {}", shown()))?,
+        ),
+        (None, Some(Origin::Key(key))) => Addr::Key(SysvKey(key)),
+        (None, None) => bail!("cannot restore {}: the header names no object", shown()),
+    };
+    let object = ObjectRef { kind, addr };
+    let reopen =
+        || crate::snapshot::open(file).with_context(|| format!("cannot read snapshot {}", shown()));
+    let (saved, created) = into(&object, &header, reopen)
+        .with_context(|| format!("cannot restore {} into {object}", shown()))?;
+    out.line(&Moved {
+        verb: "restored",
+        mechanism: kind,
+        at: at(&object.addr),
+        file: file.to_path_buf(),
+        messages: is_queue(kind).then_some(saved.messages),
+        bytes: saved.bytes,
+        created: Some(created),
+    })?;
+    Ok(())
+}
+
+type FileReader = Reader<std::io::BufReader<std::fs::File>>;
+
+/// Restore the checked snapshot (`header`, read again with `reopen`) into
+/// `object`, creating it when missing: what was restored, and whether it
+/// was created.
+fn into(
+    object: &ObjectRef,
+    header: &Header,
+    reopen: impl Fn() -> Result<FileReader>,
+) -> Result<(Saved, bool)> {
+    let segment_done = |bytes| Saved { messages: 0, bytes };
+    match (&object.addr, object.kind) {
+        (Addr::Name(name), Kind::PosixMsq) => {
+            let need = needs(&mut reopen()?)?;
+            let opened = queue::open_posix_for_restore(name.as_str(), header)
+                .map_err(|e| e.into_inner(|| std::io::ErrorKind::NotFound.into()))?;
+            let attrs = opened.handle.attributes()?;
+            need.fits(
+                attrs.max_msg_len as u64,
+                "the queue's msgsize",
+                (attrs.capacity - attrs.current_messages) as u64,
+                "free slots",
+                need.messages,
+            )?;
+            let mut target = queue::PosixSource::new(&opened.handle)?;
+            Ok((send_all(&mut target, reopen)?, opened.created))
+        }
+        (Addr::Key(key), Kind::SysvMsq) => {
+            let need = needs(&mut reopen()?)?;
+            let opened = queue::open_sysv_for_restore(key.raw(), header)?;
+            let ds = opened.handle.stat()?;
+            let msgmax = crate::sys::read_proc_u64("/proc/sys/kernel/msgmax").unwrap_or(8192);
+            need.fits(
+                ds.qbytes.min(msgmax),
+                "the queue's msg_qbytes or msgmax",
+                ds.qbytes.saturating_sub(ds.cbytes),
+                "free bytes",
+                need.bytes,
+            )?;
+            let mut target = queue::SysvSource::new(opened.handle);
+            Ok((send_all(&mut target, reopen)?, opened.created))
+        }
+        (Addr::Name(name), Kind::PosixShm) => {
+            let opened = segment::open_posix_for_restore(name.as_str(), header)?;
+            let mut target = segment::PosixSegment::new(&opened.handle)?;
+            let bytes = segment::restore(&mut target, &mut reopen()?, opened.created)?;
+            Ok((segment_done(bytes), opened.created))
+        }
+        (Addr::Key(key), Kind::SysvShm) => {
+            let opened = segment::open_sysv_for_restore(key.raw(), header)?;
+            let mut target = segment::SysvAttachment::new(opened.handle, true)?;
+            let bytes = segment::restore(&mut target, &mut reopen()?, opened.created)?;
+            Ok((segment_done(bytes), opened.created))
+        }
+        _ => bail!("a {} is restored by name or key", object.kind),
+    }
+}
+
+/// Send every message of the file, without waiting: a queue that fills
+/// meanwhile (another sender) stops the restore with how many went in.
+fn send_all(
+    target: &mut impl QueueSource,
+    reopen: impl Fn() -> Result<FileReader>,
+) -> Result<Saved> {
+    Ok(queue::restore(target, &mut reopen()?)?)
+}
+
+/// What a snapshot's messages need of a queue: the largest, their count
+/// and bytes.
+struct Needs {
+    largest: u64,
+    messages: u64,
+    bytes: u64,
+}
+
+fn needs<R: BufRead>(reader: &mut Reader<R>) -> Result<Needs> {
+    let mut n = Needs {
+        largest: 0,
+        messages: 0,
+        bytes: 0,
+    };
+    while let Some(msg) = reader.message()? {
+        let len = msg.bytes.len() as u64;
+        n.largest = n.largest.max(len);
+        n.messages += 1;
+        n.bytes += len;
+    }
+    Ok(n)
+}
+
+impl Needs {
+    /// Refuse, before anything is sent, a message larger than `limit` or
+    /// more than `room` (`need` of it) can take.
+    fn fits(
+        &self,
+        limit: u64,
+        limit_what: &str,
+        room: u64,
+        room_what: &str,
+        need: u64,
+    ) -> Result<()> {
+        if self.largest > limit {
+            bail!(
+                "a message of {} is larger than {limit_what} ({limit}); nothing was sent",
+                plural(self.largest, "byte", "bytes")
+            );
+        }
+        if need > room {
+            bail!(
+                "the queue is too full: restoring {} needs {need} {room_what}, it has {room}; \
+                 nothing was sent",
+                plural(self.messages, "message", "messages")
+            );
+        }
+        Ok(())
+    }
+}
+
+// ---- dump ----
+
+fn dump(object: &ObjectRef, offset: u64, length: Option<u64>, out: &mut Out) -> Result<()> {
+    match (&object.addr, object.kind) {
+        (Addr::Name(name), Kind::PosixShm) => {
+            let shm = open_segment(name.as_str())?;
+            let mut source = segment::PosixSegment::new(&shm)?;
+            dump_from(&mut source, offset, length, out)
+        }
+        (addr, Kind::SysvShm) => {
+            let (seg, _) = crate::sysv::find::<Shm>(addr)?;
+            let mut source = segment::SysvAttachment::new(seg, false)
+                .with_context(|| format!("cannot attach segment {addr}"))?;
+            dump_from(&mut source, offset, length, out)
+        }
+        _ => bail!("only a segment can be dumped"),
+    }
+    .with_context(|| format!("cannot dump {object}"))
+}
+
+/// The bytes `offset..offset+length` (clipped to the size, as `xxd -s -l`
+/// does), CHUNK at a time. A POSIX segment that shrank since its size was
+/// read gives a short read: what is there is dumped, and the dump ends.
+fn dump_from(
+    source: &mut impl SegmentSource,
+    offset: u64,
+    length: Option<u64>,
+    out: &mut Out,
+) -> Result<()> {
+    let size = source.size();
+    let end = length.map_or(size, |l| offset.saturating_add(l).min(size));
+    let mut buf = vec![0u8; CHUNK];
+    let mut at = offset;
+    while at < end {
+        let want = (end - at).min(CHUNK as u64) as usize;
+        let n = source.read_at(&mut buf[..want], at)?;
+        for line in hexdump::lines(&buf[..n], at) {
+            out.line(&Dumped(line))?;
+        }
+        if n < want {
+            break;
+        }
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// One line of a dump: xxd's text; in JSON the offset, the bytes in hex
+/// and their ASCII column.
+struct Dumped<'a>(HexLine<'a>);
+
+impl Serialize for Dumped<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut st = s.serialize_struct("Dumped", 3)?;
+        st.serialize_field("offset", &self.0.offset)?;
+        st.serialize_field("hex", &self.0.hex())?;
+        st.serialize_field("ascii", &self.0.ascii())?;
+        st.end()
+    }
+}
+
+impl fmt::Display for Dumped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+examples_ipc::record_kind!(Dumped<'_>, "dump");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_are_msgrcvs() {
+        assert!(selects(0, 5));
+        assert!(selects(5, 5) && !selects(5, 4));
+        assert!(selects(-3, 1) && selects(-3, 3) && !selects(-3, 4));
+    }
+}
