@@ -8,34 +8,6 @@
 
 mod cli;
 
-// Still read their options from `cli` types: they move into the library
-// once they take resolved options of their own, as every other command does.
-mod bench;
-mod clean;
-mod doctor;
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "wired into the command line next")
-)]
-mod hexdump;
-mod limits;
-mod ls;
-mod mqfs;
-mod namespaces;
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "clean --save uses part of it; the modes of each mechanism next"
-    )
-)]
-mod snapshot;
-mod watch;
-
-// The library's modules, under the paths (`crate::output`, ...) the
-// modules above were written against.
-use examples_ipc::{error, ipc, mq_attrs, object, output, procfs, signal, sys, target};
-
 use std::ffi::OsString;
 use std::fmt::Display;
 use std::io::Write as _;
@@ -50,10 +22,10 @@ use cli::{
     Cli, Command, DemoCommand, FifoArgs, MemfdArgs, ModeArgs, PosixCommand, PosixMsqArgs, SemArgs,
     SendArgs, ServeArgs, ShmArgs, SysvCommand, SysvKeyArgs,
 };
-use error::usage;
+use examples_ipc::error::{self, usage};
 use examples_ipc::ipc::Creation;
-use examples_ipc::manpage;
 use examples_ipc::object::{Kind, ObjectRef};
+use examples_ipc::output::Out;
 use examples_ipc::spec::flag::{self, Flag};
 use examples_ipc::spec::{
     self, Create, Demo, Fifo, FifoRole, Memfd, MemfdRole, Pipe, PosixMsq, PosixMsqRole, QueueAttrs,
@@ -61,7 +33,7 @@ use examples_ipc::spec::{
     SysvMsqRole, Task, Tour, Watch, default,
 };
 use examples_ipc::target::Seconds;
-use output::Out;
+use examples_ipc::{bench, clean, doctor, limits, ls, manpage, object, watch};
 
 fn main() -> ExitCode {
     // Before anything is printed: a Tab in the shell runs this binary to
