@@ -134,16 +134,19 @@ impl FloorRow {
     }
 }
 
+/// Nanoseconds in the largest unit below them: (4.21, "µs").
+pub(super) fn in_unit(ns: f64) -> (f64, &'static str) {
+    [(1e9, "s"), (1e6, "ms"), (1e3, "µs")]
+        .into_iter()
+        .find(|&(scale, _)| ns >= scale)
+        .map_or((ns, "ns"), |(scale, unit)| (ns / scale, unit))
+}
+
 /// 102ns, 4.21µs, 1.30ms, 2.00s
 pub(super) fn dur(ns: f64) -> String {
-    if ns < 1e3 {
-        format!("{ns:.0}ns")
-    } else if ns < 1e6 {
-        format!("{:.2}µs", ns / 1e3)
-    } else if ns < 1e9 {
-        format!("{:.2}ms", ns / 1e6)
-    } else {
-        format!("{:.2}s", ns / 1e9)
+    match in_unit(ns) {
+        (v, "ns") => format!("{v:.0}ns"),
+        (v, unit) => format!("{v:.2}{unit}"),
     }
 }
 
