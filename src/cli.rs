@@ -499,6 +499,17 @@ pub struct DoctorArgs {
     /// The objects the per-object checks look at (default: all)
     #[command(flatten)]
     pub select: SelectArgs,
+    /// Check every IPC namespace on the host (containers), each with its
+    /// own /dev/shm, mqueue mount, msg_max and objects
+    ///
+    /// Each finding names its namespace (INODE/PID and container, as ls -A
+    /// shows them). Needs root to enter other namespaces; those it cannot
+    /// are named, and do not by themselves make the exit status 1.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Check only one IPC namespace: its inode, or the pid of a process in it
+    #[arg(long, value_name = "INODE|PID", conflicts_with = "all_namespaces")]
+    pub namespace: Option<u64>,
 }
 
 // `watch`

@@ -14,6 +14,9 @@
 //!   one. [`render`] is the text form; `--json` serializes the findings.
 //!
 //! The exit status is 0 without findings and 1 with any ([`exit_code`]).
+//!
+//! `-A` and `--namespace` check other IPC namespaces with their own facts:
+//! see [`all`].
 
 use std::fmt::{self, Write as _};
 use std::path::Path;
@@ -22,6 +25,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::ipc::semfile::{Invalid, SemFile};
+use crate::ls::{Fields, NsTag, Object, SysvMsq, User};
 use crate::object::Kind;
 use crate::output::escape_bytes;
 
@@ -33,6 +37,9 @@ pub const FULL_PERCENT: u64 = 90;
 pub const DEFAULT_MSG_MAX: u64 = 10;
 /// Percent of RLIMIT_MSGQUEUE in use above which new queues soon fail.
 pub const RLIMIT_PERCENT: u64 = 80;
+/// Objects a finding's text names; `--json` has them all (a host with a
+/// thousand orphans would otherwise print one line of a thousand).
+const TEXT_OBJECTS: usize = 10;
 
 /// Everything the checks look at.
 #[derive(Debug, Clone, Default)]
@@ -223,6 +230,10 @@ pub struct Finding {
     /// Stable, for scripts: `dev-shm-small`, `semaphore-deadlock`, ...
     pub id: &'static str,
     pub severity: Severity,
+    /// The IPC namespace it was found in (`-A`, `--namespace`; none for a
+    /// per-user limit, which spans namespaces).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<NsTag>,
     pub message: String,
     pub objects: Vec<ObjectFact>,
     pub processes: Vec<Process>,
@@ -237,6 +248,7 @@ impl Finding {
         Finding {
             id,
             severity,
+            namespace: None,
             message,
             objects: Vec::new(),
             processes: Vec::new(),
@@ -538,23 +550,42 @@ fn shell_quote(s: &str) -> String {
 /// The findings as text: a summary line, then each finding with its
 /// objects, processes, numbers and fix.
 pub fn render(findings: &[Finding]) -> String {
-    let mut s = String::new();
+    let mut s = summary(findings);
+    s.push('\n');
+    render_findings(&mut s, findings);
+    s
+}
+
+/// `no problems found`, `1 problem found`, `N problems found`.
+fn summary(findings: &[Finding]) -> String {
     match findings.len() {
-        0 => s.push_str("no problems found\n"),
-        1 => s.push_str("1 problem found\n"),
-        n => {
-            let _ = writeln!(s, "{n} problems found");
-        }
+        0 => "no problems found".into(),
+        1 => "1 problem found".into(),
+        n => format!("{n} problems found"),
     }
+}
+
+/// Each finding: a blank line, its severity, id and message, then its
+/// namespace, objects, processes and fix.
+fn render_findings(s: &mut String, findings: &[Finding]) {
     for f in findings {
         let _ = writeln!(s, "\n{}: {}: {}", f.severity, f.id, f.message);
+        if let Some(ns) = &f.namespace {
+            let _ = writeln!(s, "  namespace: {}", ns_text(ns));
+        }
         if !f.objects.is_empty() {
             let labels: Vec<String> = f
                 .objects
                 .iter()
+                .take(TEXT_OBJECTS)
                 .map(|o| format!("{} {}", o.mechanism, o.label()))
                 .collect();
-            let _ = writeln!(s, "  objects: {}", labels.join(", "));
+            let _ = write!(s, "  objects: {}", labels.join(", "));
+            let more = f.objects.len().saturating_sub(TEXT_OBJECTS);
+            if more > 0 {
+                let _ = write!(s, ", and {more} more (see ls, or --json)");
+            }
+            s.push('\n');
         }
         if !f.processes.is_empty() {
             let procs: Vec<String> = f
@@ -568,26 +599,48 @@ pub fn render(findings: &[Finding]) -> String {
             let _ = writeln!(s, "  fix: {line}");
         }
     }
-    s
+}
+
+/// As `ls`'s NAMESPACE column (`INODE/PID container`), the container name
+/// escaped (it comes from a cgroup path), and whether it is this one.
+fn ns_text(ns: &NsTag) -> String {
+    let text = escape_bytes(ns.text().as_bytes());
+    if ns.current {
+        format!("{text} (current)")
+    } else {
+        text
+    }
 }
 
 /// The machine-wide facts of this system: statvfs of /dev/shm, the mqueue
 /// mount, msg_max, RLIMIT_MSGQUEUE and every /dev/shm/sem.* file checked.
 pub fn gather_machine() -> MachineFacts {
+    let dev_shm = Path::new("/dev/shm");
     MachineFacts {
-        dev_shm: dev_shm_space(),
-        mqueue_mount: std::fs::read_to_string("/proc/self/mountinfo")
-            .ok()
-            .map(|text| mqueue_mount_point(&text)),
-        msg_max: crate::sys::read_proc_u64("/proc/sys/fs/mqueue/msg_max"),
+        dev_shm: dev_shm_space(dev_shm),
+        mqueue_mount: mqueue_mount_in(Path::new("/proc/self/mountinfo")),
+        msg_max: read_msg_max(),
         msgqueue_limit: msgqueue_limit(),
-        invalid_sem_files: invalid_sem_files(Path::new("/dev/shm")),
+        invalid_sem_files: invalid_sem_files(dev_shm),
     }
 }
 
-/// statvfs of /dev/shm: its size and the bytes used.
-fn dev_shm_space() -> Option<Space> {
-    let vfs = nix::sys::statvfs::statvfs("/dev/shm").ok()?;
+/// msg_max of the reader's IPC namespace.
+fn read_msg_max() -> Option<u64> {
+    crate::sys::read_proc_u64("/proc/sys/fs/mqueue/msg_max")
+}
+
+/// The mqueue mount point in a mountinfo file: `None` when it cannot be
+/// read, `Some(None)` when there is no mqueue mount.
+fn mqueue_mount_in(mountinfo: &Path) -> Option<Option<String>> {
+    std::fs::read_to_string(mountinfo)
+        .ok()
+        .map(|text| mqueue_mount_point(&text))
+}
+
+/// statvfs of a /dev/shm directory: its size and the bytes used.
+fn dev_shm_space(dir: &Path) -> Option<Space> {
+    let vfs = nix::sys::statvfs::statvfs(dir).ok()?;
     let frag = vfs.fragment_size();
     let size = vfs.blocks().saturating_mul(frag);
     let used = vfs
@@ -664,6 +717,7 @@ pub fn invalid_sem_files(dir: &Path) -> Vec<InvalidSemFile> {
     found
 }
 
+mod all;
 #[cfg(test)]
 mod tests;
 
@@ -675,18 +729,12 @@ mod tests;
 /// descriptor, not an id), and a System V process blocked on a queue that
 /// holds messages is taken for a sender (msgrcv of any type would not
 /// block there).
-#[expect(
-    clippy::too_many_lines,
-    reason = "split after doctor --all-namespaces lands"
-)]
-pub fn object_facts(scan: &crate::ls::Scan, uid: u32) -> ObjectFacts {
-    use crate::ls::Fields;
+///
+/// `msgqueue_used` sums this user's POSIX queues among `objects`.
+pub fn object_facts<'a>(objects: impl IntoIterator<Item = &'a Object>, uid: u32) -> ObjectFacts {
     let mut facts = ObjectFacts::default();
-    let mut used = Some(0u64);
-    if scan.mq_note.is_some() {
-        used = None;
-    }
-    for obj in &scan.objects {
+    let mut used = 0u64;
+    for obj in objects {
         let fact = ObjectFact {
             mechanism: obj.kind,
             name: obj.name.clone(),
@@ -694,16 +742,7 @@ pub fn object_facts(scan: &crate::ls::Scan, uid: u32) -> ObjectFacts {
             id: obj.id,
             bytes: obj.size().unwrap_or(0),
         };
-        let users = |how: &str| -> Vec<Process> {
-            obj.users
-                .iter()
-                .filter(|u| u.how == how)
-                .map(|u| Process {
-                    pid: u.pid,
-                    command: u.command.clone(),
-                })
-                .collect()
-        };
+        let users = |how: &str| processes(obj, |u| u.how == how);
         let alive = |pid: i64| obj.users.iter().any(|u| i64::from(u.pid) == pid);
         if obj.orphaned() {
             facts.orphans.push(fact.clone());
@@ -711,13 +750,13 @@ pub fn object_facts(scan: &crate::ls::Scan, uid: u32) -> ObjectFacts {
         match &obj.fields {
             Fields::PosixMsq(q) => {
                 if obj.uid == uid
-                    && let (Some(used), Some(m), Some(s)) = (used.as_mut(), q.maxmsg, q.msgsize)
+                    && let (Some(m), Some(s)) = (q.maxmsg, q.msgsize)
                 {
                     let cost = crate::mq_attrs::queue_cost(
                         u32::try_from(m).unwrap_or(u32::MAX),
                         u32::try_from(s).unwrap_or(u32::MAX),
                     );
-                    *used = used.saturating_add(cost);
+                    used = used.saturating_add(cost);
                 }
                 facts.queues.push(QueueFact {
                     object: fact,
@@ -728,34 +767,7 @@ pub fn object_facts(scan: &crate::ls::Scan, uid: u32) -> ObjectFacts {
                     live_readers: users("open"),
                 });
             }
-            Fields::SysvMsq(q) => {
-                let messages = q.qnum.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
-                let blocked = users("blocked");
-                let (senders, mut readers) = if messages > 0 {
-                    (blocked, Vec::new())
-                } else {
-                    (Vec::new(), blocked)
-                };
-                if let Some(pid) = q.lrpid.filter(|&p| p > 0 && alive(p)) {
-                    readers.extend(
-                        obj.users
-                            .iter()
-                            .filter(|u| i64::from(u.pid) == pid)
-                            .map(|u| Process {
-                                pid: u.pid,
-                                command: u.command.clone(),
-                            }),
-                    );
-                }
-                facts.queues.push(QueueFact {
-                    object: fact,
-                    messages,
-                    max_messages: None,
-                    max_bytes: q.qbytes,
-                    blocked_senders: senders,
-                    live_readers: readers,
-                });
-            }
+            Fields::SysvMsq(q) => facts.queues.push(sysv_queue_fact(obj, q, fact)),
             Fields::SysvShm(s) => facts.segments.push(SegmentFact {
                 object: fact,
                 removed: s.removed,
@@ -795,8 +807,45 @@ pub fn object_facts(scan: &crate::ls::Scan, uid: u32) -> ObjectFacts {
             Fields::PosixShm(_) => {}
         }
     }
-    facts.msgqueue_used = used;
+    facts.msgqueue_used = Some(used);
     facts
+}
+
+/// A System V queue's fact. Who blocks on it sends when it holds messages
+/// (msgrcv of any type would not block then) and receives when it is
+/// empty; the last receiver, if it lives, may receive again.
+fn sysv_queue_fact(obj: &Object, q: &SysvMsq, fact: ObjectFact) -> QueueFact {
+    let messages = q.qnum.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+    let blocked = processes(obj, |u| u.how == "blocked");
+    let (senders, mut readers) = if messages > 0 {
+        (blocked, Vec::new())
+    } else {
+        (Vec::new(), blocked)
+    };
+    let alive = |pid: i64| obj.users.iter().any(|u| i64::from(u.pid) == pid);
+    if let Some(pid) = q.lrpid.filter(|&p| p > 0 && alive(p)) {
+        readers.extend(processes(obj, |u| i64::from(u.pid) == pid));
+    }
+    QueueFact {
+        object: fact,
+        messages,
+        max_messages: None,
+        max_bytes: q.qbytes,
+        blocked_senders: senders,
+        live_readers: readers,
+    }
+}
+
+/// The users of `obj` that `keep` selects, as findings name them.
+fn processes(obj: &Object, keep: impl Fn(&User) -> bool) -> Vec<Process> {
+    obj.users
+        .iter()
+        .filter(|u| keep(u))
+        .map(|u| Process {
+            pid: u.pid,
+            command: u.command.clone(),
+        })
+        .collect()
 }
 
 /// What `doctor --json` prints: every finding, most severe first.
@@ -804,24 +853,54 @@ pub fn object_facts(scan: &crate::ls::Scan, uid: u32) -> ObjectFacts {
 struct Report<'a> {
     healthy: bool,
     findings: &'a [Finding],
+    /// `-A`: the namespaces that could not be checked, and why.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    unchecked: &'a [all::Unchecked],
+    /// `-A`: what the scan could not read.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    notes: &'a [String],
+}
+
+/// What `doctor` was asked for.
+pub struct DoctorOptions {
+    /// The objects the per-object checks look at.
+    pub select: crate::ls::Select,
+    /// `-A`: every IPC namespace on the host.
+    pub all_namespaces: bool,
+    /// `--namespace`: only this one, an inode or a pid in it.
+    pub namespace: Option<u64>,
 }
 
 /// `doctor`: scan the selected objects, check them and the machine, print
 /// the findings; exit 0 when healthy, 1 when something was found.
 pub fn run(
-    select: &crate::ls::Select,
+    opts: &DoctorOptions,
     out: &mut crate::output::Out,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let scan = crate::ls::Scan::run(select);
+    if let Some(n) = opts.namespace {
+        let only = crate::ls::resolve_namespace(n)?;
+        return all::run(&opts.select, Some(only), out);
+    }
+    if opts.all_namespaces {
+        return all::run(&opts.select, None, out);
+    }
+    let scan = crate::ls::Scan::run(&opts.select);
+    let mut objects = object_facts(&scan.objects, nix::unistd::geteuid().as_raw());
+    if scan.mq_note.is_some() {
+        // The queues could not be listed: their charge is unknown.
+        objects.msgqueue_used = None;
+    }
     let facts = Facts {
         machine: gather_machine(),
-        objects: object_facts(&scan, nix::unistd::geteuid().as_raw()),
+        objects,
     };
     let findings = check(&facts);
     let text = render(&findings);
     out.record(text.trim_end_matches('\n'), || Report {
         healthy: findings.is_empty(),
         findings: &findings,
+        unchecked: &[],
+        notes: &[],
     })?;
     Ok(std::process::ExitCode::from(exit_code(&findings)))
 }

@@ -603,6 +603,10 @@ const GUIDES: &[(&str, Guide)] = &[
                     "For a script: exit 0 when healthy, 1 with findings",
                     &["examples-ipc --json doctor"],
                 ),
+                (
+                    "Every container's IPC namespace, each with its own /dev/shm and limits (as root):",
+                    &["examples-ipc doctor -A"],
+                ),
             ],
         },
     ),

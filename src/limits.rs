@@ -317,13 +317,9 @@ fn run_all(opts: &LimitsOptions, out: &mut Out) -> Result<ExitCode> {
         };
         out.record(text, || &record)?;
     }
-    if let Some(first) = found.unreadable.first() {
+    if let Some(note) = found.unreadable_note() {
         out.flush()?;
-        eprintln!(
-            "note: could not read the IPC namespace of {} processes ({}): run as root to see every namespace",
-            found.unreadable.len(),
-            crate::error::errno_text(first.errno)
-        );
+        eprintln!("note: {note}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -133,6 +133,14 @@ fn clean_options(args: cli::CleanArgs) -> anyhow::Result<clean::CleanOptions> {
     })
 }
 
+fn doctor_options(args: cli::DoctorArgs) -> anyhow::Result<doctor::DoctorOptions> {
+    Ok(doctor::DoctorOptions {
+        select: select(args.select)?,
+        all_namespaces: args.all_namespaces,
+        namespace: args.namespace,
+    })
+}
+
 fn limits_options(args: &cli::LimitsArgs) -> limits::LimitsOptions {
     limits::LimitsOptions {
         max_msgs: args.max_msgs,
@@ -161,7 +169,7 @@ fn dispatch(command: Command, given: &ArgMatches, out: &mut Out) -> Result<ExitC
         }
         Command::Clean(args) => clean::run(&clean_options(args)?, out),
         Command::Limits(args) => limits::run(&limits_options(&args), out),
-        Command::Doctor(args) => doctor::run(&select(args.select)?, out),
+        Command::Doctor(args) => doctor::run(&doctor_options(args)?, out),
         Command::Watch(args) => watch::run(
             &watch::WatchOptions {
                 select: select(args.select)?,

@@ -65,6 +65,24 @@ pub struct Namespaces {
 }
 
 impl Namespaces {
+    /// One line on the processes whose namespace could not be read, or
+    /// none. As root the cause is not rights this user could gain (another
+    /// user namespace, ptrace rules), so it suggests root only to others.
+    pub fn unreadable_note(&self) -> Option<String> {
+        let first = self.unreadable.first()?;
+        let n = self.unreadable.len();
+        let hint = if nix::unistd::geteuid().is_root() {
+            "root may not read it either (another user namespace, or ptrace rules)"
+        } else {
+            "run as root to list every namespace"
+        };
+        Some(format!(
+            "could not read the IPC namespace of {} ({}): {hint}",
+            crate::output::plural(n, "process", "processes"),
+            crate::error::errno_text(first.errno)
+        ))
+    }
+
     /// The IPC namespace of every process found, to count a process as a
     /// user only of objects in its own namespace.
     pub fn by_pid(&self) -> HashMap<i32, u64> {
@@ -117,6 +135,16 @@ pub fn discover() -> Namespaces {
         .collect();
     list.sort_by_key(|ns| (!ns.current, ns.inode));
     Namespaces { list, unreadable }
+}
+
+/// As [`discover`], keeping only the namespace `only` when given (it then
+/// lists its own /dev/shm, shared or not).
+pub fn discover_only(only: Option<u64>) -> Namespaces {
+    let mut found = discover();
+    if let Some(inode) = only {
+        found.list.retain(|ns| ns.inode == inode);
+    }
+    found
 }
 
 /// Pids grouped by the namespace `ipc_of` reads for them, each group and
@@ -401,14 +429,20 @@ mod tests {
 
     #[test]
     fn podman_rootful_and_rootless() {
-        let rootful = format!("0::/machine.slice/libpod-{ID}.scope/container\n");
-        assert_eq!(parse(&rootful), Some((Runtime::Podman, ID.into(), None)));
-        let rootless = format!(
-            "0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope\n"
-        );
-        assert_eq!(parse(&rootless), Some((Runtime::Podman, ID.into(), None)));
-        let cgroupfs = format!("0::/libpod_parent/libpod-{ID}\n");
-        assert_eq!(parse(&cgroupfs), Some((Runtime::Podman, ID.into(), None)));
+        for text in [
+            format!("0::/machine.slice/libpod-{ID}.scope/container\n"),
+            format!(
+                "0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope\n"
+            ),
+            // The cgroupfs driver.
+            format!("0::/libpod_parent/libpod-{ID}\n"),
+        ] {
+            assert_eq!(
+                parse(&text),
+                Some((Runtime::Podman, ID.into(), None)),
+                "{text}"
+            );
+        }
     }
 
     #[test]

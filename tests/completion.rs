@@ -7,24 +7,6 @@ use std::process::Command;
 
 use crate::common::*;
 
-/// A directory of this test's own, removed with everything in it.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let name = unique_name(tag);
-        let dir = std::env::temp_dir().join(&name[1..]);
-        std::fs::create_dir(&dir).expect("cannot create a test directory");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// PATH with the binary under test first, as an installed one would be.
 fn path_with_bin() -> String {
     let bin = PathBuf::from(assert_cmd::cargo::cargo_bin!("examples-ipc"));

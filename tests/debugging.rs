@@ -5,16 +5,7 @@
 
 use serde_json::Value;
 
-use crate::common::unique_name;
-
-/// A directory the test made, removed with what is in it in Drop.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::common::TempDir;
 
 /// Runs `SITUATION`, then `doctor` twice (JSON, then text), in a new IPC and
 /// mount namespace set up to be healthy: /dev/shm a 128 MiB tmpfs of its
@@ -34,7 +25,7 @@ fn doctor_in(dev_shm_size: &str, situation: &str) -> (Value, String, i32, i32) {
 
 /// As [`doctor_in`], with `setup` instead of the healthy one.
 fn doctor_after(setup: &str, situation: &str) -> (Value, String, i32, i32) {
-    let dir = TempDir(std::env::temp_dir().join(&unique_name("doctor")[1..]));
+    let dir = TempDir::new("doctor");
     std::fs::create_dir_all(dir.0.join("mq")).expect("a temporary directory");
     let script = format!(
         r#"{setup}
@@ -309,7 +300,7 @@ const FOUR_OBJECTS: &str = r#"
 
 #[test]
 fn clean_stale_save_leaves_a_file_for_each_removed_object() {
-    let dir = TempDir(std::env::temp_dir().join(&unique_name("clean-save")[1..]));
+    let dir = TempDir::new("clean-save");
     std::fs::create_dir_all(dir.0.join("mq")).unwrap();
     std::fs::create_dir_all(dir.0.join("saved")).unwrap();
     let out = in_namespace(
@@ -361,7 +352,7 @@ fn clean_stale_save_leaves_a_file_for_each_removed_object() {
 
 #[test]
 fn clean_stale_save_into_an_unwritable_dir_keeps_everything() {
-    let dir = TempDir(std::env::temp_dir().join(&unique_name("clean-nosave")[1..]));
+    let dir = TempDir::new("clean-nosave");
     std::fs::create_dir_all(dir.0.join("mq")).unwrap();
     let out = in_namespace(
         &dir.0,

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::*;
-use crate::completion::TempDir;
 
 /// The roff source as a reader sees the words: `\-` is `-`, fonts dropped.
 fn plain(roff: &str) -> String {

@@ -368,6 +368,16 @@ impl NobodysNamespace {
     }
 }
 
+impl NobodysNamespace {
+    fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+
+    fn ipc_inode(&self) -> u64 {
+        ipc_inode_of(self.pid()).expect("its namespace")
+    }
+}
+
 impl Drop for NobodysNamespace {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -375,18 +385,22 @@ impl Drop for NobodysNamespace {
     }
 }
 
+/// `examples-ipc ARGS` run as nobody.
+fn as_nobody(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("setpriv runs")
+}
+
 #[test]
 fn unprivileged_ls_all_names_what_it_could_not_read_and_lists_the_rest() {
     let ns = NobodysNamespace::start();
-    let pid = ns.0.id() as i32;
-    let inode = ipc_inode_of(pid).expect("its namespace");
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
-        .args(["--json", "ls", "-A"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("setpriv runs");
+    let (pid, inode) = (ns.pid(), ns.ipc_inode());
+    let out = as_nobody(&["--json", "ls", "-A"]);
     let doc: Value = serde_json::from_str(&assert_ok(&out)).expect("ls -A --json is JSON");
     let notes: Vec<&str> = doc["notes"]
         .as_array()
@@ -591,4 +605,205 @@ fn ls_all_namespaces_combines_with_the_selection_and_orphaned() {
     let rows = doc["objects"].as_array().expect("objects");
     assert_eq!(rows.len(), 1, "{out}");
     assert_eq!(rows[0]["namespace"]["inode"], idle.ipc_inode(), "{out}");
+}
+
+/// Make `ns` healthy for `doctor`: a 128 MiB /dev/shm (tmpfs reserves
+/// nothing), msg_max above the default and mqueue mounted, on `dir` (/dev
+/// is the host's). The mount lives in the namespace's own mount namespace.
+fn make_healthy(ns: &Namespace, dir: &TempDir) {
+    let script = r#"mount -o remount,size=128m /dev/shm && echo 256 > /proc/sys/fs/mqueue/msg_max && mount -t mqueue none "$1""#;
+    let dir = dir.0.to_str().expect("a UTF-8 path");
+    assert_ok(&ns.nsenter("sh", &["-c", script, "sh", dir]));
+}
+
+/// `doctor ARGS` (with --json first): its document and exit code.
+fn doctor(args: &[&str]) -> (Value, i32) {
+    let out = run(&[&["--json", "doctor"], args].concat());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let doc = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (doc, out.status.code().expect("an exit code"))
+}
+
+/// The findings of `doc` in namespace `inode`: (id, finding).
+fn findings_in(doc: &Value, inode: u64) -> Vec<(&str, &Value)> {
+    doc["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["namespace"]["inode"] == inode)
+        .map(|f| (f["id"].as_str().unwrap_or_default(), f))
+        .collect()
+}
+
+/// The name or key of each object of a finding, as ls prints them.
+fn labels(f: &Value) -> Vec<String> {
+    let mut labels: Vec<String> = f["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .map(|o| {
+            o["name"]
+                .as_str()
+                .or(o["key"].as_str())
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    labels.sort();
+    labels
+}
+
+#[test]
+fn doctor_all_namespaces_names_the_namespace_of_each_finding() {
+    let dir = TempDir::new("doctor-mq");
+    // Every object orphaned, a 1 MiB /dev/shm filled up: problems only
+    // inside (the tmpfs and its file end with the namespace).
+    let sick = Namespace::with(Users::None, DevShm::Private);
+    let fill = "head -c 1000000 /dev/zero > /dev/shm/fill";
+    assert_ok(&sick.nsenter("sh", &["-c", fill]));
+    let well = Namespace::start();
+    make_healthy(&well, &dir);
+    let (doc, rc) = doctor(&["-A"]);
+    assert_eq!(rc, 1, "{doc}");
+    assert_eq!(doc["healthy"], false);
+    let theirs = findings_in(&doc, sick.ipc_inode());
+    let ids: Vec<&str> = theirs.iter().map(|(id, _)| *id).collect();
+    // Its own /dev/shm's size, not the host's.
+    for id in ["dev-shm-small", "dev-shm-full"] {
+        let (_, f) = theirs
+            .iter()
+            .find(|(i, _)| *i == id)
+            .unwrap_or_else(|| panic!("no {id} in {ids:?}"));
+        assert_eq!(f["numbers"]["size"], 1 << 20, "{f}");
+    }
+    // Left at the new namespace's default of 10.
+    assert!(ids.contains(&"msg-max-default"), "{ids:?}");
+    let (_, orphans) = theirs
+        .iter()
+        .find(|(id, _)| *id == "orphans")
+        .unwrap_or_else(|| panic!("no orphans in {ids:?}"));
+    let o = &sick.objects;
+    let mut want = vec![
+        o.posix_msq.clone(),
+        o.posix_shm.clone(),
+        o.posix_sem.clone(),
+        "/fill".to_string(),
+    ];
+    want.extend([o.sysv_msq, o.sysv_shm, o.sysv_sem].map(key_hex));
+    want.sort();
+    assert_eq!(labels(orphans), want);
+    assert_eq!(orphans["numbers"]["count"], 7);
+    let ns = &orphans["namespace"];
+    assert_eq!(ns["current"], false);
+    let pid = ns["pid"].as_i64().and_then(|p| i32::try_from(p).ok());
+    assert!(
+        pid.is_some_and(|p| ipc_inode_of(p) == Some(sick.ipc_inode())),
+        "{ns}"
+    );
+    // The healthy namespace has nothing, though its servers live in it.
+    assert_eq!(findings_in(&doc, well.ipc_inode()), [], "{doc}");
+    // The current namespace's doctor sees none of it (its unique names
+    // and keys; other tests' objects there are none of ours).
+    let (here, _) = doctor(&[]);
+    let here = here.to_string();
+    for label in want.iter().filter(|l| *l != "/fill") {
+        assert!(!here.contains(label.as_str()), "{label} in {here}");
+    }
+    assert!(!here.contains("\"namespace\""), "{here}");
+    let text = String::from_utf8_lossy(&run(&["doctor", "-A"]).stdout).into_owned();
+    let line = format!("  namespace: {}/", sick.ipc_inode());
+    assert!(text.contains(&line), "{text}");
+    assert!(text.contains(" IPC namespaces"), "{text}");
+}
+
+#[test]
+fn doctor_namespace_checks_that_one_only() {
+    let dir = TempDir::new("doctor-mq");
+    let sick = Namespace::with(Users::None, DevShm::Private);
+    let well = Namespace::with(Users::None, DevShm::Private);
+    make_healthy(&well, &dir);
+    // Nobody uses them: remove them from inside, leaving nothing wrong.
+    let o = &well.objects;
+    for (kind, which) in [
+        ("posix msq -n", o.posix_msq.clone()),
+        ("posix shm -n", o.posix_shm.clone()),
+        ("posix sem -n", o.posix_sem.clone()),
+        ("sysv msq -k", o.sysv_msq.to_string()),
+        ("sysv shm -k", o.sysv_shm.to_string()),
+        ("sysv sem -k", o.sysv_sem.to_string()),
+    ] {
+        let mut args: Vec<&str> = kind.split(' ').collect();
+        args.extend([which.as_str(), "--clean"]);
+        assert_ok(&well.run_tool(&args));
+    }
+    // By pid: a healthy namespace finds nothing.
+    let (doc, rc) = doctor(&["--namespace", &well.pid().to_string()]);
+    assert_eq!((rc, &doc["healthy"]), (0, &Value::Bool(true)), "{doc}");
+    assert_eq!(doc["findings"], Value::Array(Vec::new()));
+    let out = run(&["doctor", "--namespace", &well.pid().to_string()]);
+    assert_eq!(
+        assert_ok(&out).lines().next(),
+        Some("no problems found in 1 IPC namespace")
+    );
+    // By inode: only that namespace's findings.
+    let (doc, rc) = doctor(&["--namespace", &sick.ipc_inode().to_string()]);
+    assert_eq!(rc, 1, "{doc}");
+    let all = doc["findings"].as_array().expect("findings");
+    assert!(!all.is_empty());
+    assert!(
+        all.iter()
+            .all(|f| f["namespace"]["inode"] == sick.ipc_inode() || f["id"] == "msgqueue-rlimit"),
+        "{doc}"
+    );
+    // Refused: a namespace nobody is in, and both selections at once.
+    let gone = sick.ipc_inode().to_string();
+    drop(sick);
+    let out = run(&["doctor", "--namespace", &gone]);
+    assert_fails(&out, 1, "no IPC namespace has this inode or holds this pid");
+    assert!(out.stdout.is_empty());
+    let out = run(&["doctor", "-A", "--namespace", &gone]);
+    assert_fails(&out, 2, "cannot be used with");
+}
+
+#[test]
+fn unprivileged_doctor_all_names_the_namespaces_it_could_not_check() {
+    let ns = NobodysNamespace::start();
+    let (pid, inode) = (ns.pid(), ns.ipc_inode());
+    let out = as_nobody(&["--json", "doctor", "-A"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let unchecked = doc["unchecked"].as_array().expect("unchecked");
+    let theirs = unchecked
+        .iter()
+        .find(|u| u["namespace"]["inode"] == inode)
+        .unwrap_or_else(|| panic!("{inode} not in {unchecked:?}"));
+    assert_eq!(
+        theirs["reason"],
+        "setns(CLONE_NEWIPC): Operation not permitted (EPERM)"
+    );
+    // Said once: not again among the scan's notes.
+    let needle = format!("ipc:[{inode}]");
+    assert!(
+        doc["notes"].as_array().is_none_or(|n| n
+            .iter()
+            .all(|n| !n.as_str().unwrap_or_default().contains(&needle))),
+        "{doc}"
+    );
+    // Unchecked is not unhealthy: the status follows the findings alone.
+    let findings = doc["findings"].as_array().expect("findings");
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(!findings.is_empty())),
+        "{doc}"
+    );
+    assert_eq!(doc["healthy"], findings.is_empty());
+    let out = as_nobody(&["doctor", "-A"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "could not check namespace {inode}/{pid}: setns(CLONE_NEWIPC)"
+        )),
+        "{text}"
+    );
+    drop(ns);
 }

@@ -79,6 +79,17 @@ fn segment(removed: bool, nattch: u64) -> SegmentFact {
     }
 }
 
+/// The one finding of `facts`, which must be `id`.
+fn only(facts: &Facts, id: &str) -> Finding {
+    let found = check(facts);
+    assert_eq!(
+        found.iter().map(|f| f.id).collect::<Vec<_>>(),
+        [id],
+        "{found:?}"
+    );
+    found.into_iter().next().unwrap()
+}
+
 fn ids(facts: &Facts) -> Vec<&'static str> {
     check(facts).iter().map(|f| f.id).collect()
 }
@@ -152,28 +163,23 @@ fn machine_findings_come_from_their_numbers() {
 fn object_findings_name_objects_processes_and_fixes() {
     let mut f = healthy();
     f.objects.orphans = vec![object(Kind::PosixShm), object(Kind::SysvMsq)];
-    let found = check(&f);
-    assert_eq!(found.len(), 1);
+    let found = only(&f, "orphans");
     assert_eq!(
-        found[0].message,
+        found.message,
         "2 orphaned objects (8192 bytes) that no live process uses"
     );
-    assert_eq!(found[0].objects.len(), 2);
+    assert_eq!(found.objects.len(), 2);
 
     let mut f = healthy();
     f.objects.semaphores.push(sem(0, 3, Some(false)));
-    let found = check(&f);
-    assert_eq!(found[0].id, "semaphore-deadlock");
+    let found = only(&f, "semaphore-deadlock");
     assert_eq!(
-        found[0].message,
+        found.message,
         "semaphore 0x000000c8 is at 0 with 3 waiting and its last user, pid 4242, is dead: a likely deadlock"
     );
-    assert_eq!(
-        found[0].fix,
-        "examples-ipc sysv sem -k 0x000000c8 --release"
-    );
-    assert_eq!(found[0].processes, [proc(10, "worker")]);
-    assert_eq!(found[0].numbers["last_pid"], 4242);
+    assert_eq!(found.fix, "examples-ipc sysv sem -k 0x000000c8 --release");
+    assert_eq!(found.processes, [proc(10, "worker")]);
+    assert_eq!(found.numbers["last_pid"], 4242);
     f.objects.semaphores.last_mut().unwrap().holder_alive = None;
     assert!(ids(&f).is_empty());
 
@@ -181,24 +187,22 @@ fn object_findings_name_objects_processes_and_fixes() {
     f.objects
         .queues
         .push(queue(vec![proc(7, "sender")], Vec::new()));
-    let found = check(&f);
-    assert_eq!(found[0].id, "queue-stuck");
+    let found = only(&f, "queue-stuck");
     assert_eq!(
-        found[0].message,
+        found.message,
         "queue /my queue is full (10 messages, 4096 bytes) with 1 blocked sender and no live reader"
     );
     assert_eq!(
-        found[0].fix.lines().next(),
+        found.fix.lines().next(),
         Some("examples-ipc posix msq -n '/my queue' --server   # receive them")
     );
-    assert_eq!(found[0].numbers["max_messages"], 10);
+    assert_eq!(found.numbers["max_messages"], 10);
 
     let mut f = healthy();
     f.objects.segments.push(segment(true, 2));
-    let found = check(&f);
-    assert_eq!(found[0].id, "segment-removed-attached");
+    let found = only(&f, "segment-removed-attached");
     assert_eq!(
-        found[0].fix,
+        found.fix,
         "kill 100 101   # the memory is freed when they detach or exit"
     );
     f.objects.segments.last_mut().unwrap().attached.clear();
@@ -209,12 +213,12 @@ fn object_findings_name_objects_processes_and_fixes() {
         name: "/bad".into(),
         why: "0 bytes, a sem_t needs 32".into(),
     }];
-    let found = check(&f);
+    let found = only(&f, "semaphore-file-invalid");
     assert_eq!(
-        found[0].message,
+        found.message,
         "semaphore /bad is not a valid sem_t (0 bytes, a sem_t needs 32): sem_open users crash on it"
     );
-    assert_eq!(found[0].fix, "examples-ipc posix sem -n /bad --clean");
+    assert_eq!(found.fix, "examples-ipc posix sem -n /bad --clean");
 }
 
 #[test]
@@ -317,4 +321,45 @@ fn the_machine_facts_of_this_system_are_read() {
     assert!(m.mqueue_mount.is_some());
     assert!(m.msg_max.is_some());
     assert!(m.msgqueue_limit.is_some());
+}
+
+#[test]
+fn a_finding_of_another_namespace_names_it_in_text_and_json() {
+    let mut f = healthy();
+    f.machine.msg_max = Some(10);
+    let mut found = check(&f);
+    found[0].namespace = Some(NsTag {
+        inode: 4_026_532_262,
+        pid: 1234,
+        container: Some("docker 3f2a9c1b7d4e\x1b".into()),
+        current: false,
+    });
+    let text = render(&found);
+    assert!(
+        text.contains("\n  namespace: 4026532262/1234 docker 3f2a9c1b7d4e\\x1b\n"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&found[0]).unwrap();
+    assert_eq!(json["namespace"]["inode"], 4_026_532_262_u64);
+    assert_eq!(json["namespace"]["container"], "docker 3f2a9c1b7d4e\x1b");
+    if let Some(ns) = &mut found[0].namespace {
+        ns.current = true;
+    }
+    assert!(
+        render(&found)
+            .contains("  namespace: 4026532262/1234 docker 3f2a9c1b7d4e\\x1b (current)\n")
+    );
+}
+
+#[test]
+fn the_text_names_ten_objects_and_counts_the_rest() {
+    let mut f = healthy();
+    f.objects.orphans = vec![object(Kind::PosixShm); 12];
+    let text = render(&check(&f));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("  objects: "))
+        .expect("an objects line");
+    assert_eq!(line.matches("posix-shm").count(), 10, "{line}");
+    assert!(line.ends_with(", and 2 more (see ls, or --json)"), "{line}");
 }

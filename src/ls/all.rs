@@ -110,7 +110,8 @@ impl SysvSource for Answer {
     }
 }
 
-fn tag(ns: &IpcNamespace) -> NsTag {
+/// How rows and findings name `ns`.
+pub fn tag(ns: &IpcNamespace) -> NsTag {
     NsTag {
         inode: ns.inode,
         pid: ns.representative().unwrap_or(0),
@@ -176,6 +177,20 @@ pub fn in_namespace(
         .map_err(|e| crate::error::Chain(&e.into()).to_string())
 }
 
+/// Run `f` in a child that joined `ns`'s IPC namespace only (its sysctls
+/// under /proc/sys are the reader's namespace's), and return its answer.
+///
+/// # Errors
+/// Why the namespace could not be entered or the child gave no answer.
+pub fn in_ipc_namespace(
+    ns: &IpcNamespace,
+    f: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+) -> Result<Vec<u8>, String> {
+    let handle = open(ns, false)?;
+    crate::ipc::namespace::in_namespace(&handle, f)
+        .map_err(|e| crate::error::Chain(&e.into()).to_string())
+}
+
 /// The namespace `--namespace` names: an IPC namespace inode, or a pid in
 /// one.
 ///
@@ -215,11 +230,12 @@ impl Scan {
     /// Every namespace's selected objects, then their users in one pass
     /// over /proc, each user counted only in its own namespace.
     pub fn run_all(select: &Select, only: Option<u64>) -> Scan {
-        let mut found = namespaces::discover();
-        if let Some(inode) = only {
-            // One namespace: it lists its own /dev/shm, shared or not.
-            found.list.retain(|ns| ns.inode == inode);
-        }
+        Scan::run_found(&namespaces::discover_only(only), select)
+    }
+
+    /// As [`Scan::run_all`], over namespaces already found (`doctor` reads
+    /// more of each and names them as the rows do).
+    pub fn run_found(found: &Namespaces, select: &Select) -> Scan {
         let mut scan = Scan::default();
         // Fork first, while this process is single-threaded.
         let mut children = Vec::new();
@@ -247,7 +263,7 @@ impl Scan {
             scan.find(select);
             tag_from(&mut scan, 0, t);
         }
-        scan.other_dev_shm(&found, select);
+        scan.other_dev_shm(found, select);
         let procs = Procs::scan(
             &skip,
             Want {
@@ -265,7 +281,7 @@ impl Scan {
             }
         }
         scan.objects.retain(|o| select.matches(o));
-        scan.unreadable_procs(&found);
+        scan.unreadable_procs(found);
         scan.finish(&procs);
         scan
     }
@@ -340,13 +356,8 @@ impl Scan {
 
     /// A note on the processes whose namespace this user may not read.
     fn unreadable_procs(&mut self, found: &Namespaces) {
-        let Some(first) = found.unreadable.first() else {
-            return;
-        };
-        self.notes.push(format!(
-            "could not read the IPC namespace of {} processes ({}): run as root to list every namespace",
-            found.unreadable.len(),
-            crate::error::errno_text(first.errno)
-        ));
+        if let Some(note) = found.unreadable_note() {
+            self.notes.push(note);
+        }
     }
 }

@@ -22,9 +22,9 @@ use serde::Serialize;
 use crate::mqfs::{self, MqSource};
 use crate::output::Out;
 
-pub use all::{in_namespace, resolve_namespace};
+pub use all::{in_ipc_namespace, in_namespace, resolve_namespace, tag};
 use procs::{Blocked, How, Procs, Want};
-pub use record::{Fields, Names, Object, State, User, key_hex};
+pub use record::{Fields, Names, NsTag, Object, State, SysvMsq, User, key_hex};
 pub use select::{Select, Selection};
 pub use table::Column;
 use table::Layout;

@@ -79,7 +79,7 @@ pub struct Creator {
 }
 
 /// The IPC namespace an object lives in (`ls --all-namespaces`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NsTag {
     /// As in `ipc:[INODE]` and `lsns`.
     pub inode: u64,

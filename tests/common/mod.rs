@@ -49,6 +49,25 @@ pub fn unique_name(tag: &str) -> String {
     format!("/eipc-test-{}-{n}-{tag}", std::process::id())
 }
 
+/// A directory of this test's own (unique, under the temporary directory),
+/// removed with everything in it in `Drop`.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let name = unique_name(tag);
+        let dir = std::env::temp_dir().join(&name[1..]);
+        std::fs::create_dir(&dir).expect("cannot create a test directory");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A System V key unique to this test: pid and counter mixed into 32 bits,
 /// never 0. The caller still creates exclusively; see `Cleanup`.
 pub fn unique_key() -> i32 {
