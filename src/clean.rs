@@ -5,7 +5,6 @@
 //! kept. Each removal (or, with --dry-run, each would-be removal) is listed.
 
 use std::fmt;
-use std::io;
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
@@ -14,14 +13,8 @@ use serde::Serialize;
 
 use crate::error::errno_text;
 use crate::ipc::Remove;
-use crate::ipc::posix_mq::PosixQueue;
-use crate::ipc::posix_sem::NamedSem;
-use crate::ipc::posix_shm::PosixShm;
-use crate::ipc::sysv_msq::SysvQueue;
-use crate::ipc::sysv_sem::SemSet;
-use crate::ipc::sysv_shm::SysvSegment;
 use crate::ls::{Object, Scan, Select, key_hex};
-use crate::object::{Addr, Kind, ObjectRef};
+use crate::object::{Kind, ObjectRef};
 use crate::output::{Out, plural};
 
 /// What `clean --stale` was asked for.
@@ -170,7 +163,7 @@ fn removals(
         Ok(()) => Some(Ok(())),
     };
     let Some(inode) = ns else {
-        return agreed.iter().map(|(_, t)| text(remove(t))).collect();
+        return agreed.iter().map(|(_, t)| text(t.remove())).collect();
     };
     if agreed.is_empty() {
         return Vec::new();
@@ -179,7 +172,7 @@ fn removals(
     let answer = crate::ls::in_namespace(inode, move || {
         let codes: Vec<i32> = targets
             .iter()
-            .map(|t| remove(t).err().map_or(0, |e| e as i32))
+            .map(|t| t.remove().err().map_or(0, |e| e as i32))
             .collect();
         Ok(serde_json::to_vec(&codes)?)
     })
@@ -240,22 +233,6 @@ fn clean(
     }
     out.record(&line, || &line)?;
     Ok(outcome)
-}
-
-/// `mq_unlink`, `shm_unlink`, `sem_unlink` by name; `IPC_RMID` by id.
-fn remove(target: &ObjectRef) -> Result<(), Errno> {
-    let io_errno = |e: io::Error| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
-    match (&target.addr, target.kind) {
-        (Addr::Name(name), Kind::PosixShm) => PosixShm::remove_name(name.as_str()),
-        (Addr::Name(name), Kind::PosixMsq) => {
-            PosixQueue::remove_name(name.as_str()).map_err(io_errno)
-        }
-        (Addr::Name(name), Kind::PosixSem) => NamedSem::remove_name(name.as_str()),
-        (Addr::Id(id), Kind::SysvMsq) => SysvQueue::with_id(id.0).remove(),
-        (Addr::Id(id), Kind::SysvShm) => SysvSegment::with_id(id.0).remove(),
-        (Addr::Id(id), Kind::SysvSem) => SemSet::with_id(id.0).remove(),
-        _ => Err(Errno::EINVAL),
-    }
 }
 
 /// What became of one orphaned object.

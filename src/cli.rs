@@ -532,7 +532,7 @@ pub struct LsArgs {
 
 /// A column of the `ls` table: defined with the table, whose header
 /// spells the names `-o` takes.
-pub use crate::ls::Column as LsColumn;
+pub use examples_ipc::ls::Column as LsColumn;
 
 // `clean`
 #[derive(Debug, Args)]
@@ -822,4 +822,4 @@ pub struct BenchArgs {
 }
 
 // bench's own types are the values: one list of mechanisms, placements and patterns.
-pub use crate::bench::{Mech as BenchMech, Pattern as BenchPattern, Pin as BenchPin};
+pub use examples_ipc::bench::{Mech as BenchMech, Pattern as BenchPattern, Pin as BenchPin};

@@ -16,13 +16,13 @@ use crate::ipc::sysv_msq::Msq;
 use crate::ipc::sysv_shm::Shm;
 use crate::object::{Addr, Kind, ObjectRef};
 use crate::output::{Out, escape_bytes, plural};
+use crate::record::{self, Message, Record};
 use crate::snapshot::file::AtomicFile;
 use crate::snapshot::object::{open_segment, peek_error};
 use crate::snapshot::queue::{self, QueueSource, Saved};
 use crate::snapshot::segment::{self, SegmentSource};
 use crate::snapshot::{CHUNK, Header, Mechanism, Origin, Reader, Tag};
 use crate::target::{PosixName, SysvKey};
-use examples_ipc::record::{self, Message, Record};
 
 /// A debugging mode, resolved from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +146,7 @@ impl fmt::Display for Peeked {
     }
 }
 
-examples_ipc::record_kind!(Peeked, "peeked");
+crate::record_kind!(Peeked, "peeked");
 
 // ---- save ----
 
@@ -461,7 +461,7 @@ impl fmt::Display for Dumped<'_> {
     }
 }
 
-examples_ipc::record_kind!(Dumped<'_>, "dump");
+crate::record_kind!(Dumped<'_>, "dump");
 
 #[cfg(test)]
 mod tests {

@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::ipc::semfile::{Invalid, SemFile};
-use crate::ls::{Fields, NsTag, Object, User};
+use crate::ls::{Fields, NsTag, Object, SysvMsq, User};
 use crate::object::Kind;
 use crate::output::escape_bytes;
 
@@ -767,26 +767,7 @@ pub fn object_facts<'a>(objects: impl IntoIterator<Item = &'a Object>, uid: u32)
                     live_readers: users("open"),
                 });
             }
-            Fields::SysvMsq(q) => {
-                let messages = q.qnum.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
-                let blocked = users("blocked");
-                let (senders, mut readers) = if messages > 0 {
-                    (blocked, Vec::new())
-                } else {
-                    (Vec::new(), blocked)
-                };
-                if let Some(pid) = q.lrpid.filter(|&p| p > 0 && alive(p)) {
-                    readers.extend(processes(obj, |u| i64::from(u.pid) == pid));
-                }
-                facts.queues.push(QueueFact {
-                    object: fact,
-                    messages,
-                    max_messages: None,
-                    max_bytes: q.qbytes,
-                    blocked_senders: senders,
-                    live_readers: readers,
-                });
-            }
+            Fields::SysvMsq(q) => facts.queues.push(sysv_queue_fact(obj, q, fact)),
             Fields::SysvShm(s) => facts.segments.push(SegmentFact {
                 object: fact,
                 removed: s.removed,
@@ -828,6 +809,31 @@ pub fn object_facts<'a>(objects: impl IntoIterator<Item = &'a Object>, uid: u32)
     }
     facts.msgqueue_used = Some(used);
     facts
+}
+
+/// A System V queue's fact. Who blocks on it sends when it holds messages
+/// (msgrcv of any type would not block then) and receives when it is
+/// empty; the last receiver, if it lives, may receive again.
+fn sysv_queue_fact(obj: &Object, q: &SysvMsq, fact: ObjectFact) -> QueueFact {
+    let messages = q.qnum.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+    let blocked = processes(obj, |u| u.how == "blocked");
+    let (senders, mut readers) = if messages > 0 {
+        (blocked, Vec::new())
+    } else {
+        (Vec::new(), blocked)
+    };
+    let alive = |pid: i64| obj.users.iter().any(|u| i64::from(u.pid) == pid);
+    if let Some(pid) = q.lrpid.filter(|&p| p > 0 && alive(p)) {
+        readers.extend(processes(obj, |u| i64::from(u.pid) == pid));
+    }
+    QueueFact {
+        object: fact,
+        messages,
+        max_messages: None,
+        max_bytes: q.qbytes,
+        blocked_senders: senders,
+        live_readers: readers,
+    }
 }
 
 /// The users of `obj` that `keep` selects, as findings name them.

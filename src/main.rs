@@ -8,32 +8,6 @@
 
 mod cli;
 
-// Still read their options from `cli` types: they move into the library
-// once they take resolved options of their own, as every other command does.
-mod bench;
-mod clean;
-mod debugging;
-mod doctor;
-mod limits;
-mod ls;
-mod mqfs;
-mod namespaces;
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the format's readers and writers are public for its tests too"
-    )
-)]
-mod snapshot;
-mod watch;
-
-// The library's modules, under the paths (`crate::output`, ...) the
-// modules above were written against.
-use examples_ipc::{
-    error, hexdump, ipc, mq_attrs, object, output, procfs, signal, sys, sysv, target,
-};
-
 use std::ffi::OsString;
 use std::fmt::Display;
 use std::io::Write as _;
@@ -48,11 +22,11 @@ use cli::{
     Cli, Command, DemoCommand, FifoArgs, MemfdArgs, ModeArgs, PosixCommand, PosixMsqArgs, SemArgs,
     SendArgs, ServeArgs, ShmArgs, ShmDebugArgs, SnapshotArgs, SysvCommand, SysvKeyArgs,
 };
-use debugging::Debugging;
-use error::usage;
+use examples_ipc::debugging::{self, Debugging};
+use examples_ipc::error::{self, usage};
 use examples_ipc::ipc::Creation;
-use examples_ipc::manpage;
 use examples_ipc::object::{Kind, ObjectRef};
+use examples_ipc::output::Out;
 use examples_ipc::spec::flag::{self, Flag};
 use examples_ipc::spec::{
     self, Create, Demo, Fifo, FifoRole, Memfd, MemfdRole, Pipe, PosixMsq, PosixMsqRole, QueueAttrs,
@@ -60,7 +34,7 @@ use examples_ipc::spec::{
     SysvMsqRole, Task, Tour, Watch, default,
 };
 use examples_ipc::target::Seconds;
-use output::Out;
+use examples_ipc::{bench, clean, doctor, limits, ls, manpage, object, watch};
 
 fn main() -> ExitCode {
     // Before anything is printed: a Tab in the shell runs this binary to

@@ -265,23 +265,6 @@ type ChildReply = Result<Vec<MqEntry>, String>;
 /// In the child: private namespace, mount over `dir`, list. Also what a
 /// child that joined another IPC namespace runs to list its queues.
 pub fn child_list(dir: &Path) -> Result<Vec<MqEntry>> {
-    use nix::mount::{MsFlags, mount};
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).context("unshare(CLONE_NEWNS)")?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .context("cannot make / private in the new mount namespace")?;
-    mount(
-        Some("mqueue"),
-        dir,
-        Some("mqueue"),
-        MsFlags::empty(),
-        None::<&str>,
-    )
-    .context("cannot mount an mqueue filesystem")?;
+    crate::ipc::namespace::mount_private_mqueue(dir)?;
     read_mqueue_dir(dir)
 }

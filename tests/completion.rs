@@ -123,8 +123,13 @@ fn excludes(got: &[String], unwanted: &[&str], words: &[&str]) {
 fn bash_completes_every_level() {
     let dir = TempDir::new("bash-completion");
     let script = script("bash", &dir.0);
-    let offers = |words: &[&str]| bash_offers(&script, words);
+    bash_offers_commands(&script);
+    bash_offers_flags_and_values(&script);
+}
 
+/// Levels 1 and 2: the commands, and a family's mechanisms.
+fn bash_offers_commands(script: &Path) {
+    let offers = |words: &[&str]| bash_offers(script, words);
     // Level 1: the commands.
     let w = [""];
     let got = offers(&w);
@@ -168,6 +173,11 @@ fn bash_completes_every_level() {
         ],
         &w,
     );
+}
+
+/// Level 3 and values: a mechanism's flags, and the values of a flag.
+fn bash_offers_flags_and_values(script: &Path) {
+    let offers = |words: &[&str]| bash_offers(script, words);
     // Level 3: a mechanism's flags, and only its own.
     let w = ["posix", "msq", "--"];
     let got = offers(&w);

@@ -504,20 +504,34 @@ fn objects_made_by_ipcmk_work() {
     let s = ipcmk(&["-S", "1"]);
     ids.0.push(("-s", s.clone()));
 
-    // ipcmk picks a random key: read it back by id, and check it against ipcs.
-    let key_of = |mech: &str, id: &str| -> String {
-        let o = run(&["--json", "sysv", mech, "--stat", "-i", id]);
-        let v: Value = serde_json::from_str(&assert_ok(&o)).unwrap();
-        assert_eq!(v["id"].to_string(), id);
-        v["key"].as_str().unwrap().to_string()
-    };
-    let qk = key_of("msq", &q);
+    // ipcmk picks a random key: read it back by id.
+    serve_ipcmk_queue(&key_of("msq", &q), &q);
+    serve_ipcmk_segment(&key_of("shm", &m));
+    serve_ipcmk_semaphore(&key_of("sem", &s));
+
+    // --clean -i removes by id, as ipcrm does.
+    for (mech, id) in [("msq", &q), ("shm", &m), ("sem", &s)] {
+        assert!(assert_ok(&run(&["sysv", mech, "--clean", "-i", id])).contains("removed"));
+        assert_fails(&run(&["sysv", mech, "--clean", "-i", id]), 1, "no such");
+    }
+}
+
+/// The key of the System V object `id` of `mech`, as `--stat -i` reports it.
+fn key_of(mech: &str, id: &str) -> String {
+    let o = run(&["--json", "sysv", mech, "--stat", "-i", id]);
+    let v: Value = serde_json::from_str(&assert_ok(&o)).unwrap();
+    assert_eq!(v["id"].to_string(), id);
+    v["key"].as_str().unwrap().to_string()
+}
+
+/// ipcmk's queue `q` (key `qk`) is the one ipcs lists, and carries a message.
+fn serve_ipcmk_queue(qk: &str, q: &str) {
     let listing =
         String::from_utf8(Command::new("ipcs").arg("-q").output().unwrap().stdout).unwrap();
     assert!(
         listing
             .lines()
-            .any(|l| l.split_whitespace().take(2).eq([qk.as_str(), q.as_str()])),
+            .any(|l| l.split_whitespace().take(2).eq([qk, q])),
         "ipcs -q does not list {qk} {q}: {listing}"
     );
     let mut server = Server::spawn(&[
@@ -525,7 +539,7 @@ fn objects_made_by_ipcmk_work() {
         "msq",
         "-s",
         "-k",
-        &qk,
+        qk,
         "--count",
         "1",
         "--timeout",
@@ -536,7 +550,7 @@ fn objects_made_by_ipcmk_work() {
         "sysv",
         "msq",
         "-k",
-        &qk,
+        qk,
         "-m",
         "to ipcmk's queue",
         "-c",
@@ -544,33 +558,37 @@ fn objects_made_by_ipcmk_work() {
     ]));
     assert_eq!(untimed(&server.next_out()), "type 1: to ipcmk's queue");
     assert!(server.finish().0.success());
+}
 
-    let mk = key_of("shm", &m);
-    let st = stat_json("shm", &mk);
+/// ipcmk's segment has its size and mode, and carries a message.
+fn serve_ipcmk_segment(mk: &str) {
+    let st = stat_json("shm", mk);
     assert_eq!(st["size"], 1234);
     assert_eq!(st["perms"], "0644");
     assert_ok(&run(&[
         "sysv",
         "shm",
         "-k",
-        &mk,
+        mk,
         "-m",
         "into ipcmk's segment",
     ]));
-    let mut server = Server::spawn(&["sysv", "shm", "-s", "-k", &mk, "--count", "1"]);
+    let mut server = Server::spawn(&["sysv", "shm", "-s", "-k", mk, "--count", "1"]);
     assert!(server.next_out().contains("opened, 1234 bytes"));
     assert_eq!(untimed(&server.next_out()), "into ipcmk's segment");
     assert!(server.finish().0.success());
+}
 
+/// ipcmk's semaphore serves, as made.
+fn serve_ipcmk_semaphore(sk: &str) {
     // ipcmk's semaphore has value 0 and sem_otime 0: the server must not wait
     // forever for an initialisation nobody will do, nor reset the value.
-    let sk = key_of("sem", &s);
     let mut server = Server::spawn(&[
         "sysv",
         "sem",
         "-s",
         "-k",
-        &sk,
+        sk,
         "--interval",
         "0.05",
         "--count",
@@ -580,15 +598,9 @@ fn objects_made_by_ipcmk_work() {
     ]);
     assert!(server.next_out().contains("opened"));
     assert_eq!(untimed(&server.next_out()), "semaphore: 0");
-    assert_ok(&run(&["sysv", "sem", "-k", &sk, "-r"]));
+    assert_ok(&run(&["sysv", "sem", "-k", sk, "-r"]));
     assert_eq!(untimed(&server.next_out()), "semaphore: 1");
     assert!(server.finish().0.success());
-
-    // --clean -i removes by id, as ipcrm does.
-    for (mech, id) in [("msq", &q), ("shm", &m), ("sem", &s)] {
-        assert!(assert_ok(&run(&["sysv", mech, "--clean", "-i", id])).contains("removed"));
-        assert_fails(&run(&["sysv", mech, "--clean", "-i", id]), 1, "no such");
-    }
 }
 
 #[test]
@@ -991,8 +1003,20 @@ fn sem_stat_and_ls_show_every_semaphore_with_its_waiters() {
     );
     assert_eq!(stat["values"], serde_json::json!([0, 2, 5]));
 
+    assert_sem_text_is_ipcs_table(&k, id, me);
+    assert_ls_has_sem_set(&k, &stat);
+
+    // Removing the set wakes both waiters.
+    drop(guard);
+    assert_eq!(zero_waiter.join().unwrap(), (-1, Some(libc::EIDRM)));
+    client.fails_with("was removed");
+}
+
+/// `--stat`'s text of the set `k` (id `id`, last changed by `me`) has the
+/// same table as `ipcs -s -i ID`.
+fn assert_sem_text_is_ipcs_table(k: &str, id: i32, me: u32) {
     // The text has the same table as `ipcs -s -i ID`.
-    let text = assert_ok(&run(&["sysv", "sem", "--stat", "-k", &k]));
+    let text = assert_ok(&run(&["sysv", "sem", "--stat", "-k", k]));
     assert!(
         text.lines().any(|l| l
             .split_whitespace()
@@ -1015,21 +1039,18 @@ fn sem_stat_and_ls_show_every_semaphore_with_its_waiters() {
         .output()
         .expect("ipcs (util-linux) is needed");
     assert_eq!(sem_rows(&assert_ok(&ipcs)), rows);
+}
 
-    // ls --json has the same array for the set, and the waiters in total.
-    let doc: Value =
-        serde_json::from_str(&assert_ok(&run(&["ls", "--json", "--key", &k]))).unwrap();
+/// ls --json has the same array for the set `k` as `--stat`, and the
+/// waiters in total.
+fn assert_ls_has_sem_set(k: &str, stat: &Value) {
+    let doc: Value = serde_json::from_str(&assert_ok(&run(&["ls", "--json", "--key", k]))).unwrap();
     let listed = doc["objects"]
         .as_array()
-        .and_then(|a| a.iter().find(|o| o["key"] == k.as_str()))
+        .and_then(|a| a.iter().find(|o| o["key"] == k))
         .unwrap_or_else(|| panic!("set not listed: {doc}"));
     assert_eq!(listed["sems"], stat["sems"], "{listed}");
     assert_eq!(listed["waiters"], 2, "{listed}");
-
-    // Removing the set wakes both waiters.
-    drop(guard);
-    assert_eq!(zero_waiter.join().unwrap(), (-1, Some(libc::EIDRM)));
-    client.fails_with("was removed");
 }
 
 #[test]

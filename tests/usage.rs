@@ -615,8 +615,24 @@ fn options_that_do_not_apply_to_the_mode_are_refused() {
         "error: --count does not apply to the posix sem client: it is an option of the server (-s)\n",
     );
     let n = name.as_str();
-    let cases: &[(&[&str], &str)] = &[
-        // A server's options on a client.
+    server_options_on_a_client(n, &k, fifo);
+    client_options_on_a_server(n, &k, fifo);
+    creation_options_with_clean_and_stat(n, &k, fifo);
+    // Nothing was made on the way.
+    for obj in [
+        Obj::PosixMsq(name.clone()),
+        Obj::PosixShm(name.clone()),
+        Obj::PosixSem(name.clone()),
+        Obj::Path(fifo.into()),
+    ] {
+        assert!(!posix_exists(&obj), "{obj:?}");
+    }
+    assert!(!sysv_exists(key));
+}
+
+/// A server's options on a client.
+fn server_options_on_a_client(n: &str, k: &str, fifo: &str) {
+    not_applying(&[
         (
             &["posix", "shm", "-n", n, "-m", "x", "--interval", "1"],
             "the posix shm client",
@@ -626,7 +642,7 @@ fn options_that_do_not_apply_to_the_mode_are_refused() {
             "the posix shm client",
         ),
         (
-            &["sysv", "shm", "-k", &k, "-m", "x", "-c", "2"],
+            &["sysv", "shm", "-k", k, "-m", "x", "-c", "2"],
             "the sysv shm client",
         ),
         (
@@ -634,7 +650,7 @@ fn options_that_do_not_apply_to_the_mode_are_refused() {
             "the posix msq client",
         ),
         (
-            &["sysv", "sem", "-k", &k, "--value", "3"],
+            &["sysv", "sem", "-k", k, "--value", "3"],
             "the sysv sem client",
         ),
         (
@@ -653,7 +669,12 @@ fn options_that_do_not_apply_to_the_mode_are_refused() {
             &["demo", "memfd", "-n", "x", "--size", "10"],
             "the demo memfd client",
         ),
-        // A client's options on a server.
+    ]);
+}
+
+/// A client's options on a server.
+fn client_options_on_a_server(n: &str, k: &str, fifo: &str) {
+    not_applying(&[
         (
             &["posix", "msq", "-s", "-n", n, "--nonblock"],
             "the posix msq server",
@@ -663,7 +684,7 @@ fn options_that_do_not_apply_to_the_mode_are_refused() {
             "the posix msq server",
         ),
         (
-            &["sysv", "msq", "-s", "-k", &k, "--interval", "0"],
+            &["sysv", "msq", "-s", "-k", k, "--interval", "0"],
             "the sysv msq server",
         ),
         (
@@ -671,7 +692,7 @@ fn options_that_do_not_apply_to_the_mode_are_refused() {
             "the posix sem server",
         ),
         (
-            &["sysv", "sem", "-s", "-k", &k, "--undo"],
+            &["sysv", "sem", "-s", "-k", k, "--undo"],
             "the sysv sem server",
         ),
         (
@@ -686,7 +707,12 @@ fn options_that_do_not_apply_to_the_mode_are_refused() {
             &["demo", "memfd", "-s", "-n", "x", "--shrink"],
             "the demo memfd server",
         ),
-        // What makes an object, with --clean and --stat.
+    ]);
+}
+
+/// What makes an object, with --clean and --stat.
+fn creation_options_with_clean_and_stat(n: &str, k: &str, fifo: &str) {
+    not_applying(&[
         (
             &["posix", "shm", "--clean", "-n", n, "--size", "10"],
             "posix shm --clean",
@@ -696,22 +722,27 @@ fn options_that_do_not_apply_to_the_mode_are_refused() {
             "posix msq --stat",
         ),
         (
-            &["sysv", "sem", "--stat", "-k", &k, "--value", "3"],
+            &["sysv", "sem", "--stat", "-k", k, "--value", "3"],
             "sysv sem --stat",
         ),
         (
-            &["sysv", "msq", "--clean", "-k", &k, "--mode", "0644"],
+            &["sysv", "msq", "--clean", "-k", k, "--mode", "0644"],
             "sysv msq --clean",
         ),
         (
-            &["sysv", "msq", "--clean", "-k", &k, "-c", "2"],
+            &["sysv", "msq", "--clean", "-k", k, "-c", "2"],
             "sysv msq --clean",
         ),
         (
             &["fifo", "--clean", "--path", fifo, "-c", "2"],
             "fifo --clean",
         ),
-    ];
+    ]);
+}
+
+/// Each command is refused (exit 2, one line, no output): the option does
+/// not apply to the mode.
+fn not_applying(cases: &[(&[&str], &str)]) {
     for (args, mode) in cases {
         let o = run(args);
         let err = assert_fails(
@@ -722,16 +753,6 @@ fn options_that_do_not_apply_to_the_mode_are_refused() {
         assert!(o.stdout.is_empty(), "{args:?}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
-    // Nothing was made on the way.
-    for obj in [
-        Obj::PosixMsq(name.clone()),
-        Obj::PosixShm(name.clone()),
-        Obj::PosixSem(name.clone()),
-        Obj::Path(fifo.into()),
-    ] {
-        assert!(!posix_exists(&obj), "{obj:?}");
-    }
-    assert!(!sysv_exists(key));
 }
 
 #[test]

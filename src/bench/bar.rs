@@ -54,6 +54,15 @@ impl BarTerm {
     fn put(s: &str) -> std::io::Result<()> {
         std::io::stderr().lock().write_all(s.as_bytes())
     }
+
+    /// CSI n A/B/C/D: the cursor `n` rows or columns up, down, right or
+    /// left. Nothing for 0, which a terminal would take as 1.
+    fn cursor(n: usize, direction: char) -> std::io::Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        Self::put(&format!("\x1b[{n}{direction}"))
+    }
 }
 
 impl indicatif::TermLike for BarTerm {
@@ -69,35 +78,19 @@ impl indicatif::TermLike for BarTerm {
     }
 
     fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
-        if n == 0 {
-            Ok(())
-        } else {
-            Self::put(&format!("\x1b[{n}A"))
-        }
+        Self::cursor(n, 'A')
     }
 
     fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
-        if n == 0 {
-            Ok(())
-        } else {
-            Self::put(&format!("\x1b[{n}B"))
-        }
+        Self::cursor(n, 'B')
     }
 
     fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
-        if n == 0 {
-            Ok(())
-        } else {
-            Self::put(&format!("\x1b[{n}C"))
-        }
+        Self::cursor(n, 'C')
     }
 
     fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
-        if n == 0 {
-            Ok(())
-        } else {
-            Self::put(&format!("\x1b[{n}D"))
-        }
+        Self::cursor(n, 'D')
     }
 
     fn write_line(&self, s: &str) -> std::io::Result<()> {

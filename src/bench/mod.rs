@@ -377,30 +377,29 @@ fn draw_chart(path: &std::path::Path, rows: &[Row], args: &Config, pins: &[Pin])
     }
     let size = args.sizes.first().copied().unwrap_or(0);
     let labels: Vec<String> = rows.iter().map(label).collect();
-    match args.pattern {
-        Pattern::Pingpong => {
-            let bars: Vec<svg::Bar<'_>> = rows
-                .iter()
-                .zip(&labels)
-                .map(|(r, l)| svg::Bar {
-                    label: l,
-                    value: r.latency_ns.map_or(0.0, |l| l.p50),
-                })
-                .collect();
-            let title = format!("round trip, {size} bytes, pin {pin}: median latency");
-            svg::draw(path, &title, "ns per round trip (log scale)", true, &bars)
-        }
-        Pattern::Stream => {
-            let bars: Vec<svg::Bar<'_>> = rows
-                .iter()
-                .zip(&labels)
-                .map(|(r, l)| svg::Bar {
-                    label: l,
-                    value: r.mb_per_sec,
-                })
-                .collect();
-            let title = format!("one way, {size} bytes, pin {pin}: throughput");
-            svg::draw(path, &title, "MB/s", false, &bars)
-        }
-    }
+    // What a bar shows, its title and its axis: the median round trip on a
+    // log scale, or the throughput.
+    let (value, title, axis, log): (fn(&Row) -> f64, _, _, _) = match args.pattern {
+        Pattern::Pingpong => (
+            |r| r.latency_ns.map_or(0.0, |l| l.p50),
+            format!("round trip, {size} bytes, pin {pin}: median latency"),
+            "ns per round trip (log scale)",
+            true,
+        ),
+        Pattern::Stream => (
+            |r| r.mb_per_sec,
+            format!("one way, {size} bytes, pin {pin}: throughput"),
+            "MB/s",
+            false,
+        ),
+    };
+    let bars: Vec<svg::Bar<'_>> = rows
+        .iter()
+        .zip(&labels)
+        .map(|(r, l)| svg::Bar {
+            label: l,
+            value: value(r),
+        })
+        .collect();
+    svg::draw(path, &title, axis, log, &bars)
 }

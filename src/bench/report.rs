@@ -134,16 +134,19 @@ impl FloorRow {
     }
 }
 
+/// Nanoseconds in the largest unit below them: (4.21, "µs").
+pub(super) fn in_unit(ns: f64) -> (f64, &'static str) {
+    [(1e9, "s"), (1e6, "ms"), (1e3, "µs")]
+        .into_iter()
+        .find(|&(scale, _)| ns >= scale)
+        .map_or((ns, "ns"), |(scale, unit)| (ns / scale, unit))
+}
+
 /// 102ns, 4.21µs, 1.30ms, 2.00s
 pub(super) fn dur(ns: f64) -> String {
-    if ns < 1e3 {
-        format!("{ns:.0}ns")
-    } else if ns < 1e6 {
-        format!("{:.2}µs", ns / 1e3)
-    } else if ns < 1e9 {
-        format!("{:.2}ms", ns / 1e6)
-    } else {
-        format!("{:.2}s", ns / 1e9)
+    match in_unit(ns) {
+        (v, "ns") => format!("{v:.0}ns"),
+        (v, unit) => format!("{v:.2}{unit}"),
     }
 }
 
@@ -206,26 +209,78 @@ pub(super) fn print_tables(
     Ok(())
 }
 
+/// One column of a text table: its heading, its width, and whether its
+/// cells are left-aligned (names) or right-aligned (numbers).
+struct Column(&'static str, usize, Align);
+
+enum Align {
+    Left,
+    Right,
+}
+
+/// One line of a table: each cell padded to its column, one space apart.
+fn line(w: &mut impl Write, columns: &[Column], cells: &[&str]) -> std::io::Result<()> {
+    for (i, (Column(_, width, align), cell)) in columns.iter().zip(cells).enumerate() {
+        let sep = if i == 0 { "" } else { " " };
+        match align {
+            Align::Left => write!(w, "{sep}{cell:<width$}")?,
+            Align::Right => write!(w, "{sep}{cell:>width$}")?,
+        }
+    }
+    writeln!(w)
+}
+
+/// The heading line of a table.
+fn headings(w: &mut impl Write, columns: &[Column]) -> std::io::Result<()> {
+    let names: Vec<&str> = columns.iter().map(|c| c.0).collect();
+    line(w, columns, &names)
+}
+
+const FLOOR_COLUMNS: &[Column] = &[
+    Column("pin", 10, Align::Left),
+    Column("wait", 6, Align::Left),
+    Column("round trips/s", 13, Align::Right),
+    Column("per rt", 9, Align::Right),
+    Column("cpu/rt", 9, Align::Right),
+];
+
+const PINGPONG_COLUMNS: &[Column] = &[
+    Column("mechanism", 10, Align::Left),
+    Column("pin", 9, Align::Left),
+    Column("round trips/s", 12, Align::Right),
+    Column("mean", 9, Align::Right),
+    Column("p50", 9, Align::Right),
+    Column("p99", 9, Align::Right),
+    Column("p99.9", 9, Align::Right),
+    Column("max", 9, Align::Right),
+    Column("cpu/rt", 9, Align::Right),
+    Column("×floor", 7, Align::Right),
+];
+
+const STREAM_COLUMNS: &[Column] = &[
+    Column("mechanism", 10, Align::Left),
+    Column("pin", 9, Align::Left),
+    Column("messages/s", 12, Align::Right),
+    Column("MB/s", 10, Align::Right),
+    Column("cpu/msg", 9, Align::Right),
+];
+
 fn print_floors(w: &mut impl Write, floors: &[FloorRow]) -> std::io::Result<()> {
     writeln!(
         w,
         "floor: one atomic word between the two processes, no payload, no clock per round trip"
     )?;
-    writeln!(
-        w,
-        "{:<10} {:<6} {:>13} {:>9} {:>9}",
-        "pin", "wait", "round trips/s", "per rt", "cpu/rt"
-    )?;
+    headings(w, FLOOR_COLUMNS)?;
     for f in floors {
-        writeln!(
-            w,
-            "{:<10} {:<6} {:>13} {:>9} {:>9}",
-            format!("{} {}/{}", f.pin, f.parent_cpu, f.child_cpu),
+        let pin = format!("{} {}/{}", f.pin, f.parent_cpu, f.child_cpu);
+        let cells: [&str; 5] = [
+            &pin,
             f.wait,
-            rate(f.per_sec),
-            dur(f.round_trip_ns),
-            dur(f.cpu_ns_per_op)
-        )?;
+            &rate(f.per_sec),
+            &dur(f.round_trip_ns),
+            &dur(f.cpu_ns_per_op),
+        ];
+        line(w, FLOOR_COLUMNS, &cells)?;
     }
     Ok(())
 }
@@ -239,20 +294,7 @@ fn print_pingpong<'a>(
         w,
         "pingpong, {size} bytes; pin: parent/child CPU at the end of the run"
     )?;
-    writeln!(
-        w,
-        "{:<10} {:<9} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
-        "mechanism",
-        "pin",
-        "round trips/s",
-        "mean",
-        "p50",
-        "p99",
-        "p99.9",
-        "max",
-        "cpu/rt",
-        "×floor"
-    )?;
+    headings(w, PINGPONG_COLUMNS)?;
     for r in rows {
         let l = r.latency_ns.unwrap_or(Latency {
             mean: 0.0,
@@ -261,20 +303,19 @@ fn print_pingpong<'a>(
             p999: 0.0,
             max: 0.0,
         });
-        writeln!(
-            w,
-            "{:<10} {:<9} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        let cells: [&str; 10] = [
             r.mechanism,
-            r.placement(),
-            rate(r.per_sec),
-            dur(l.mean),
-            dur(l.p50),
-            dur(l.p99),
-            dur(l.p999),
-            dur(l.max),
-            dur(r.cpu_ns_per_op),
-            times(r.x_floor)
-        )?;
+            &r.placement(),
+            &rate(r.per_sec),
+            &dur(l.mean),
+            &dur(l.p50),
+            &dur(l.p99),
+            &dur(l.p999),
+            &dur(l.max),
+            &dur(r.cpu_ns_per_op),
+            &times(r.x_floor),
+        ];
+        line(w, PINGPONG_COLUMNS, &cells)?;
     }
     Ok(())
 }
@@ -288,28 +329,58 @@ fn print_stream<'a>(
         w,
         "stream, {size} bytes one way; pin: parent/child CPU at the end of the run"
     )?;
-    writeln!(
-        w,
-        "{:<10} {:<9} {:>12} {:>10} {:>9}",
-        "mechanism", "pin", "messages/s", "MB/s", "cpu/msg"
-    )?;
+    headings(w, STREAM_COLUMNS)?;
     for r in rows {
-        writeln!(
-            w,
-            "{:<10} {:<9} {:>12} {:>10.1} {:>9}",
+        let cells: [&str; 5] = [
             r.mechanism,
-            r.placement(),
-            rate(r.per_sec),
-            r.mb_per_sec,
-            dur(r.cpu_ns_per_op)
-        )?;
+            &r.placement(),
+            &rate(r.per_sec),
+            &format!("{:.1}", r.mb_per_sec),
+            &dur(r.cpu_ns_per_op),
+        ];
+        line(w, STREAM_COLUMNS, &cells)?;
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::times;
+    use super::*;
+
+    fn lines(columns: &[Column], cells: &[&str]) -> String {
+        let mut w = Vec::new();
+        headings(&mut w, columns).unwrap();
+        line(&mut w, columns, cells).unwrap();
+        String::from_utf8(w).unwrap()
+    }
+
+    #[test]
+    fn table_columns_are_padded_one_space_apart() {
+        let cells = ["posix-msq", "same 1/1", "1,234,567", "4.21µs", "0.0046"];
+        let narrow = [
+            Column("mechanism", 10, Align::Left),
+            Column("pin", 9, Align::Left),
+            Column("round trips/s", 12, Align::Right),
+            Column("mean", 9, Align::Right),
+            Column("×floor", 7, Align::Right),
+        ];
+        assert_eq!(
+            lines(&narrow, &cells),
+            format!(
+                "{:<10} {:<9} {:>12} {:>9} {:>7}\n{:<10} {:<9} {:>12} {:>9} {:>7}\n",
+                "mechanism",
+                "pin",
+                "round trips/s",
+                "mean",
+                "×floor",
+                cells[0],
+                cells[1],
+                cells[2],
+                cells[3],
+                cells[4]
+            )
+        );
+    }
 
     #[test]
     fn ratios_keep_their_digits() {

@@ -152,14 +152,9 @@ fn bytes(v: f64) -> String {
 
 /// 100 ns, 10 µs, 1 ms
 fn nanos(v: f64) -> String {
-    if v < 1e3 {
-        format!("{v:.0} ns")
-    } else if v < 1e6 {
-        format!("{} µs", v / 1e3)
-    } else if v < 1e9 {
-        format!("{} ms", v / 1e6)
-    } else {
-        format!("{} s", v / 1e9)
+    match super::report::in_unit(v) {
+        (v, "ns") => format!("{v:.0} ns"),
+        (v, unit) => format!("{v} {unit}"),
     }
 }
 

@@ -112,7 +112,11 @@ impl Remove for ObjectRef {
             (Kind::SysvMsq, addr) => remove_sysv::<Msq>(addr),
             (Kind::SysvShm, addr) => remove_sysv::<Shm>(addr),
             (Kind::SysvSem, addr) => remove_sysv::<Sem>(addr),
-            _ => Err(Errno::EINVAL),
+            // A POSIX object has no key or id; named so that a new kind
+            // is a compile error here.
+            (Kind::PosixMsq | Kind::PosixShm | Kind::PosixSem, Addr::Key(_) | Addr::Id(_)) => {
+                Err(Errno::EINVAL)
+            }
         }
     }
 }

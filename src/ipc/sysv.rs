@@ -13,7 +13,7 @@ use std::marker::PhantomData;
 
 use nix::errno::Errno;
 
-use super::{Creation, Id, Key, OpenError, Opened, Remove};
+use super::{Creation, Id, Key, OpenError, Opened, Remove, cvt};
 
 /// `IPC_PRIVATE`: the key that always makes a new object nobody else can
 /// find by key.
@@ -66,14 +66,23 @@ pub trait SysvKind {
     /// there.
     const KIND: crate::object::Kind;
 
+    /// The kernel's `msqid_ds`, `shmid_ds` or `semid_ds`.
+    type Raw: Zeroed;
+
     /// `msgget`, `shmget` or `semget` of an existing object (`(key, 0, 0)`).
     fn get_existing(key: Key) -> Result<Id, Errno>;
 
-    /// `*ctl(id, IPC_STAT)`.
-    fn stat(id: Id) -> Result<Self::Stat, Errno>;
+    /// `msgctl(id, cmd, buf)`, `shmctl(id, cmd, buf)` or
+    /// `semctl(id, 0, cmd, buf)`: the raw return value.
+    ///
+    /// # Safety
+    /// `buf` is null or points to a valid, writable `Raw`, and `cmd` is one
+    /// that reads or writes at most that struct (IPC_STAT, IPC_SET,
+    /// IPC_RMID).
+    unsafe fn ctl(id: Id, cmd: libc::c_int, buf: *mut Self::Raw) -> libc::c_int;
 
-    /// `*ctl(id, IPC_RMID)`.
-    fn remove(id: Id) -> Result<(), Errno>;
+    /// The stat's plain values, out of what IPC_STAT filled in.
+    fn from_raw(raw: &Self::Raw, id: Id) -> Self::Stat;
 
     /// The `ipc_perm` part of a stat.
     fn perm(stat: &Self::Stat) -> &Perm;
@@ -137,7 +146,16 @@ impl<K: SysvKind> Sysv<K> {
     /// [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html),
     /// [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
     pub fn stat(&self) -> Result<K::Stat, Errno> {
-        K::stat(self.id)
+        Ok(K::from_raw(&self.stat_raw()?, self.id))
+    }
+
+    /// IPC_STAT as the kernel's struct, for a later IPC_SET of it.
+    pub(crate) fn stat_raw(&self) -> Result<K::Raw, Errno> {
+        let mut ds = K::Raw::zeroed();
+        // SAFETY: ds is a valid, writable struct of the kind's own type for
+        // the kernel to fill.
+        cvt(unsafe { K::ctl(self.id, libc::IPC_STAT, &mut ds) })?;
+        Ok(ds)
     }
 }
 
@@ -151,7 +169,9 @@ impl<K: SysvKind> Remove for Sysv<K> {
     /// EINVAL or EIDRM when there is no such object; EPERM when this user
     /// is neither its owner nor its creator.
     fn remove(&self) -> Result<(), Errno> {
-        K::remove(self.id)
+        // SAFETY: IPC_RMID reads no buffer; null is allowed.
+        cvt(unsafe { K::ctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })?;
+        Ok(())
     }
 }
 
@@ -160,7 +180,7 @@ impl<K: SysvKind> Remove for Sysv<K> {
 ///
 /// # Safety
 /// The implementor is plain old data without references or niches.
-pub(crate) unsafe trait Zeroed: Sized {
+pub unsafe trait Zeroed: Sized {
     fn zeroed() -> Self {
         // SAFETY: the implementor guarantees that all-zero bytes are valid.
         unsafe { std::mem::zeroed() }

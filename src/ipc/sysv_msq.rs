@@ -4,7 +4,7 @@ use nix::errno::Errno;
 
 use crate::object::Kind;
 
-use super::sysv::{Perm, Sysv, SysvKind, Zeroed, get_by};
+use super::sysv::{Perm, Sysv, SysvKind, get_by};
 use super::{Creation, Id, Key, OpenError, Opened, cvt};
 
 /// `MSG_COPY` (linux/msg.h): msgrcv copies the message at an index and
@@ -213,9 +213,7 @@ impl SysvQueue {
     /// # References
     /// [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html)
     pub fn set_qbytes(&self, qbytes: u64) -> Result<(), Errno> {
-        let mut ds = libc::msqid_ds::zeroed();
-        // SAFETY: ds is a valid, writable msqid_ds for the kernel to fill.
-        cvt(unsafe { libc::msgctl(self.id(), libc::IPC_STAT, &mut ds) })?;
+        let mut ds = self.stat_raw()?;
         #[allow(
             clippy::useless_conversion,
             reason = "c_ulong is u32 on 32-bit targets"
@@ -223,7 +221,7 @@ impl SysvQueue {
         let qbytes = qbytes.try_into().map_err(|_| Errno::EINVAL)?;
         ds.msg_qbytes = qbytes;
         // SAFETY: ds is a valid msqid_ds; IPC_SET only reads it.
-        cvt(unsafe { libc::msgctl(self.id(), libc::IPC_SET, &mut ds) })?;
+        cvt(unsafe { Msq::ctl(self.id(), libc::IPC_SET, &mut ds) })?;
         Ok(())
     }
 }
@@ -236,21 +234,24 @@ fn msgget(key: Key, flags: libc::c_int) -> Result<Id, Errno> {
 
 impl SysvKind for Msq {
     type Stat = QueueStat;
+    type Raw = libc::msqid_ds;
     const KIND: Kind = Kind::SysvMsq;
 
     fn get_existing(key: Key) -> Result<Id, Errno> {
         msgget(key, 0)
     }
 
-    fn stat(id: Id) -> Result<QueueStat, Errno> {
-        let mut ds = libc::msqid_ds::zeroed();
-        // SAFETY: ds is a valid, writable msqid_ds for the kernel to fill.
-        cvt(unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) })?;
+    unsafe fn ctl(id: Id, cmd: libc::c_int, buf: *mut libc::msqid_ds) -> libc::c_int {
+        // SAFETY: the caller passes a null or valid buf for cmd.
+        unsafe { libc::msgctl(id, cmd, buf) }
+    }
+
+    fn from_raw(ds: &libc::msqid_ds, id: Id) -> QueueStat {
         #[allow(
             clippy::useless_conversion,
             reason = "c_ulong is u32 on 32-bit targets"
         )]
-        Ok(QueueStat {
+        QueueStat {
             perm: Perm::from_raw(&ds.msg_perm, id),
             qnum: u64::from(ds.msg_qnum),
             qbytes: u64::from(ds.msg_qbytes),
@@ -260,13 +261,7 @@ impl SysvKind for Msq {
             stime: ds.msg_stime,
             rtime: ds.msg_rtime,
             ctime: ds.msg_ctime,
-        })
-    }
-
-    fn remove(id: Id) -> Result<(), Errno> {
-        // SAFETY: IPC_RMID reads no buffer; null is allowed.
-        cvt(unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) })?;
-        Ok(())
+        }
     }
 
     fn perm(stat: &QueueStat) -> &Perm {

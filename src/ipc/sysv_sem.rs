@@ -9,7 +9,7 @@ use nix::errno::Errno;
 
 use crate::object::Kind;
 
-use super::sysv::{Perm, Sysv, SysvKind, Zeroed, get_by};
+use super::sysv::{Perm, Sysv, SysvKind, get_by};
 use super::{Creation, Id, Key, OpenError, Opened, cvt};
 
 /// SEMVMX on Linux: the largest value a System V semaphore holds.
@@ -295,34 +295,30 @@ fn semget(key: Key, nsems: libc::c_int, flags: libc::c_int) -> Result<Id, Errno>
 
 impl SysvKind for Sem {
     type Stat = SemStat;
+    type Raw = libc::semid_ds;
     const KIND: Kind = Kind::SysvSem;
 
     fn get_existing(key: Key) -> Result<Id, Errno> {
         semget(key, 0, 0)
     }
 
-    fn stat(id: Id) -> Result<SemStat, Errno> {
-        let mut ds = libc::semid_ds::zeroed();
-        let arg = Semun { buf: &mut ds };
-        // SAFETY: IPC_STAT reads the union's buf, a valid writable semid_ds.
-        cvt(unsafe { libc::semctl(id, 0, libc::IPC_STAT, arg) })?;
+    unsafe fn ctl(id: Id, cmd: libc::c_int, buf: *mut libc::semid_ds) -> libc::c_int {
+        // SAFETY: the caller passes a null or valid buf for cmd; semctl
+        // takes it in the union, as the man page asks.
+        unsafe { libc::semctl(id, 0, cmd, Semun { buf }) }
+    }
+
+    fn from_raw(ds: &libc::semid_ds, id: Id) -> SemStat {
         #[allow(
             clippy::useless_conversion,
             reason = "c_ulong is u32 on 32-bit targets"
         )]
-        Ok(SemStat {
+        SemStat {
             perm: Perm::from_raw(&ds.sem_perm, id),
             nsems: u64::from(ds.sem_nsems),
             otime: ds.sem_otime,
             ctime: ds.sem_ctime,
-        })
-    }
-
-    /// Wakes every waiter with EIDRM.
-    fn remove(id: Id) -> Result<(), Errno> {
-        // SAFETY: IPC_RMID reads no fourth argument.
-        cvt(unsafe { libc::semctl(id, 0, libc::IPC_RMID) })?;
-        Ok(())
+        }
     }
 
     fn perm(stat: &SemStat) -> &Perm {

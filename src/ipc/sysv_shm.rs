@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use super::mapping::{Mapping, Release, View};
 use crate::object::Kind;
 
-use super::sysv::{IPC_PRIVATE, Perm, Sysv, SysvKind, Zeroed, get_by};
+use super::sysv::{IPC_PRIVATE, Perm, Sysv, SysvKind, get_by};
 use super::{Creation, Id, Key, OpenError, Opened, cvt, cvt_ptr};
 
 /// `SHM_DEST` in `shm_perm.mode`: IPC_RMID was called while attached; the
@@ -144,21 +144,24 @@ fn shmget(key: Key, size: usize, flags: libc::c_int) -> Result<Id, Errno> {
 
 impl SysvKind for Shm {
     type Stat = SegmentStat;
+    type Raw = libc::shmid_ds;
     const KIND: Kind = Kind::SysvShm;
 
     fn get_existing(key: Key) -> Result<Id, Errno> {
         shmget(key, 0, 0)
     }
 
-    fn stat(id: Id) -> Result<SegmentStat, Errno> {
-        let mut ds = libc::shmid_ds::zeroed();
-        // SAFETY: ds is a valid, writable shmid_ds for the kernel to fill.
-        cvt(unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) })?;
+    unsafe fn ctl(id: Id, cmd: libc::c_int, buf: *mut libc::shmid_ds) -> libc::c_int {
+        // SAFETY: the caller passes a null or valid buf for cmd.
+        unsafe { libc::shmctl(id, cmd, buf) }
+    }
+
+    fn from_raw(ds: &libc::shmid_ds, id: Id) -> SegmentStat {
         #[allow(
             clippy::useless_conversion,
             reason = "shmatt_t is u32 on 32-bit targets"
         )]
-        Ok(SegmentStat {
+        SegmentStat {
             perm: Perm::from_raw(&ds.shm_perm, id),
             size: ds.shm_segsz,
             nattch: u64::from(ds.shm_nattch),
@@ -168,14 +171,7 @@ impl SysvKind for Shm {
             dtime: ds.shm_dtime,
             ctime: ds.shm_ctime,
             dest: ds.shm_perm.mode & SHM_DEST != 0,
-        })
-    }
-
-    /// The segment goes when the last process detaches.
-    fn remove(id: Id) -> Result<(), Errno> {
-        // SAFETY: IPC_RMID reads no buffer; null is allowed.
-        cvt(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) })?;
-        Ok(())
+        }
     }
 
     fn perm(stat: &SegmentStat) -> &Perm {

@@ -24,7 +24,7 @@ use crate::output::Out;
 
 pub use all::{in_ipc_namespace, in_namespace, resolve_namespace, tag};
 use procs::{Blocked, How, Procs, Want};
-pub use record::{Fields, Names, NsTag, Object, State, User, key_hex};
+pub use record::{Fields, Names, NsTag, Object, State, SysvMsq, User, key_hex};
 pub use select::{Select, Selection};
 pub use table::Column;
 use table::Layout;

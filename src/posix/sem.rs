@@ -26,7 +26,7 @@ use crate::object::Kind;
 use crate::output::Out;
 use crate::record::stat::Field;
 use crate::record::{At, Did, Opened, Record, SemStart, posix_name};
-use crate::serve::{Flow, Server};
+use crate::serve::Server;
 use crate::spec::{Create, Sem as SemSpec, SemAction, SemAttrs, SemClient, SemRole, Serve};
 use crate::target::{NAME_MAX, PosixName};
 
@@ -261,21 +261,14 @@ fn server(
 ) -> Result<ExitCode> {
     let mut server = Server::new(out, serve)?;
     let (sem, created) = Sem::open_or_create(name, create)?;
-    let start = SemStart {
-        opened: Opened {
-            mechanism: Kind::PosixSem,
-            at: At::Name { name },
-            created,
-        },
-        value: created.then_some(create.attrs.value),
-        interval,
+    let opened = Opened {
+        mechanism: Kind::PosixSem,
+        at: At::Name { name },
+        created,
     };
-    if server.start(&start)? == Flow::Done {
-        return Ok(ExitCode::SUCCESS);
-    }
     // The value is read from the file, never through the mapping, so a file
     // truncated under the server is an error line, not SIGBUS.
-    server.watch_value(interval, || {
+    server.serve_value(&SemStart::new(opened, create, interval), || {
         if !sem.still_linked()? {
             return Err(removed_under_server("semaphore", name, "sem_unlink"));
         }

@@ -28,7 +28,7 @@ use std::time::Duration;
 use crate::ipc::Id;
 use crate::object::Kind;
 use crate::output::{Payload, Shown, escape_bytes};
-use crate::spec::Watch;
+use crate::spec::{Create, SemAttrs, Watch};
 use crate::sys::secs;
 use crate::target::{PosixName, SysvKey};
 
@@ -203,6 +203,17 @@ pub struct SemStart<'a> {
     pub value: Option<u32>,
     #[serde(skip)]
     pub interval: Duration,
+}
+
+impl<'a> SemStart<'a> {
+    /// A server's start line: the value it gave a semaphore it made.
+    pub fn new(opened: Opened<'a>, create: &Create<SemAttrs>, interval: Duration) -> Self {
+        SemStart {
+            value: opened.created.then_some(create.attrs.value),
+            opened,
+            interval,
+        }
+    }
 }
 
 impl fmt::Display for SemStart<'_> {

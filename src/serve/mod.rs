@@ -16,7 +16,7 @@ use nix::poll::PollFlags;
 
 use crate::hexdump;
 use crate::output::Out;
-use crate::record::{Memory, MemoryDiff, Record, TextField, Value};
+use crate::record::{Memory, MemoryDiff, Record, SemStart, TextField, Value};
 use crate::signal::{Cancel, Wake};
 use crate::spec::{Serve, Watch};
 use crate::sys::secs;
@@ -203,6 +203,19 @@ impl<'o> Server<'o> {
                 Ok(flow)
             },
         )
+    }
+
+    /// A semaphore server of either family: its start line, then
+    /// [`Server::watch_value`] at the start's interval.
+    pub fn serve_value(
+        &mut self,
+        start: &SemStart<'_>,
+        read: impl FnMut() -> Result<i64>,
+    ) -> Result<ExitCode> {
+        if self.start(start)? == Flow::Done {
+            return Ok(ExitCode::SUCCESS);
+        }
+        self.watch_value(start.interval, read)
     }
 
     /// `watch` for a semaphore's value: `semaphore: N` when it changes.

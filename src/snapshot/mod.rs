@@ -446,6 +446,10 @@ impl Chunk {
             Chunk::Zeros { len, .. } => *len,
         }
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Writes the lines of a snapshot to `out`: the header first, then
@@ -741,7 +745,7 @@ impl<R: BufRead> Reader<R> {
             },
             _ => return Err(self.error("a segment's line needs 'base64' or 'zeros'")),
         };
-        if chunk.len() == 0 || chunk.len() > size - offset.min(size) {
+        if chunk.is_empty() || chunk.len() > size - offset.min(size) {
             return Err(self.error(format!(
                 "{} bytes at offset {offset} do not fit the size {size}",
                 chunk.len()

@@ -73,7 +73,10 @@ pub fn clean(obj: &ObjectRef, out: &mut Out) -> Result<ExitCode> {
         Kind::SysvMsq => remove::<Msq>(&obj.addr, out),
         Kind::SysvShm => remove::<Shm>(&obj.addr, out),
         Kind::SysvSem => remove::<Sem>(&obj.addr, out),
-        kind => bail!("{kind} is not a System V kind"),
+        // Named so that a new kind is a compile error here, not a run-time one.
+        kind @ (Kind::PosixMsq | Kind::PosixShm | Kind::PosixSem) => {
+            bail!("{kind} is not a System V kind")
+        }
     }
 }
 
@@ -83,7 +86,10 @@ pub fn stat(obj: &ObjectRef, out: &mut Out) -> Result<ExitCode> {
         Kind::SysvMsq => msq::stat(&obj.addr, out),
         Kind::SysvShm => shm::stat(&obj.addr, out),
         Kind::SysvSem => sem::stat(&obj.addr, out),
-        kind => bail!("{kind} is not a System V kind"),
+        // Named so that a new kind is a compile error here, not a run-time one.
+        kind @ (Kind::PosixMsq | Kind::PosixShm | Kind::PosixSem) => {
+            bail!("{kind} is not a System V kind")
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use crate::object::{Addr, Kind};
 use crate::output::Out;
 use crate::record::stat::{StatBody, StatText, time_rfc3339};
 use crate::record::{At, Did, Opened, Record, SemStart, sysv_key};
-use crate::serve::{Flow, Server};
+use crate::serve::Server;
 use crate::spec::{Create, Sem as SemSpec, SemAction, SemAttrs, SemClient, SemRole, Serve};
 use crate::target::SysvKey;
 
@@ -116,19 +116,13 @@ fn server(
 ) -> Result<ExitCode> {
     let mut server = Server::new(out, serve)?;
     let (set, created) = open_or_create(key, create)?;
-    let start = SemStart {
-        opened: Opened {
-            mechanism: Kind::SysvSem,
-            at: At::Key { key, id: set.id() },
-            created,
-        },
-        value: created.then_some(create.attrs.value),
-        interval,
+    let opened = Opened {
+        mechanism: Kind::SysvSem,
+        at: At::Key { key, id: set.id() },
+        created,
     };
-    if server.start(&start)? == Flow::Done {
-        return Ok(ExitCode::SUCCESS);
-    }
-    server.watch_value(interval, || match set.value() {
+    let start = SemStart::new(opened, create, interval);
+    server.serve_value(&start, || match set.value() {
         Ok(value) => Ok(i64::from(value)),
         Err(Errno::EINVAL | Errno::EIDRM) => Err(removed_under_server(
             "semaphore",

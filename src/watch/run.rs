@@ -178,4 +178,4 @@ impl std::fmt::Display for SampleLine {
     }
 }
 
-examples_ipc::record_kind!(SampleLine, "sample");
+crate::record_kind!(SampleLine, "sample");

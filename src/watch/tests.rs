@@ -140,6 +140,12 @@ fn a_watch_marks_high_water_rates_and_comings_and_goings() {
         "a vanished object is shown once"
     );
 
+    assert_second_sample_json(&r2);
+    assert_second_sample_table(&r2);
+}
+
+/// The JSON of the second sample of the test above: the changes only.
+fn assert_second_sample_json(r2: &Report) {
     let json = r2.json();
     assert_eq!(json["sample"], 2);
     assert_eq!(json["rates"], "lower bound");
@@ -170,8 +176,11 @@ fn a_watch_marks_high_water_rates_and_comings_and_goings() {
     assert_eq!(first["rates"]["in"], 6);
     assert_eq!(first["rates"]["in_per_s"], 3.0);
     assert_eq!(json["changes"][2]["size"], 4096);
+}
 
-    let lines = table(&r2);
+/// The table of the second sample of the test above: a mark a row.
+fn assert_second_sample_table(r2: &Report) {
+    let lines = table(r2);
     assert!(lines[0].starts_with("  KIND"), "{lines:?}");
     assert!(
         lines
