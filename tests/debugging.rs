@@ -4,6 +4,7 @@
 //! --stale --save`. The modes of each mechanism (peek, save, restore,
 //! dump, diff) are in `modes`.
 
+mod hostile;
 mod modes;
 
 use serde_json::Value;

@@ -26,7 +26,13 @@ fn is_fifo(st: &FileStat) -> bool {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFIFO
 }
 
-fn file_type(st: &FileStat) -> &'static str {
+/// Whether a file is a regular file (a segment, a snapshot file).
+pub fn is_regular(st: &FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG
+}
+
+/// What a file is, in words for messages: "a regular file", "a directory"...
+pub fn file_type(st: &FileStat) -> &'static str {
     match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
         SFlag::S_IFREG => "a regular file",
         SFlag::S_IFDIR => "a directory",
@@ -34,7 +40,8 @@ fn file_type(st: &FileStat) -> &'static str {
         SFlag::S_IFSOCK => "a socket",
         SFlag::S_IFCHR => "a character device",
         SFlag::S_IFBLK => "a block device",
-        _ => "not a FIFO",
+        SFlag::S_IFIFO => "a FIFO",
+        _ => "an unknown kind of file",
     }
 }
 

@@ -516,6 +516,8 @@ fn write_line<T: Serialize>(out: &mut impl Write, value: &T) -> io::Result<()> {
 #[derive(Debug)]
 pub enum SnapshotError {
     Io(io::Error),
+    /// FILE is a directory, FIFO, socket or device (what it is).
+    NotAFile(&'static str),
     Empty,
     Line {
         line: u64,
@@ -529,6 +531,7 @@ impl fmt::Display for SnapshotError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SnapshotError::Io(e) => write!(f, "{e}"),
+            SnapshotError::NotAFile(what) => write!(f, "{what}, not a snapshot file"),
             SnapshotError::Empty => f.write_str("the file is empty, not a snapshot"),
             // `what` may quote the file (serde's messages name its fields).
             SnapshotError::Line { line, what } => {
@@ -568,10 +571,25 @@ pub struct Reader<R> {
 
 /// Open FILE and read its header.
 ///
+/// FILE must be a regular file: a FIFO would block the open (or the read)
+/// forever, and a device such as /dev/zero is no snapshot. It is opened
+/// with O_NONBLOCK, so that a FIFO is seen and refused instead of waited
+/// on; on a regular file the flag changes nothing.
+///
 /// # Errors
-/// The open error, or what [`Reader::new`] finds.
+/// The open error, [`SnapshotError::NotAFile`], or what [`Reader::new`]
+/// finds.
 pub fn open(path: &Path) -> Result<Reader<BufReader<File>>, SnapshotError> {
-    Reader::new(BufReader::new(File::open(path)?))
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)?;
+    let st = nix::sys::stat::fstat(std::os::fd::AsFd::as_fd(&file)).map_err(io::Error::from)?;
+    if !crate::ipc::fifo::is_regular(&st) {
+        return Err(SnapshotError::NotAFile(crate::ipc::fifo::file_type(&st)));
+    }
+    Reader::new(BufReader::new(file))
 }
 
 impl<R: BufRead> Reader<R> {
