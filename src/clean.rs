@@ -103,9 +103,10 @@ pub fn run(opts: &CleanOptions, out: &mut Out) -> Result<ExitCode> {
                         // Kept: its content would be lost with it.
                         out.flush()?;
                         eprintln!(
-                            "error: cannot save {} {}, kept: {e:#}",
+                            "error: cannot save {} {}, kept: {}",
                             obj.kind,
-                            obj.label()
+                            obj.label(),
+                            crate::error::Chain(&e)
                         );
                         summary.failed += 1;
                     }

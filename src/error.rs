@@ -172,6 +172,14 @@ pub fn errno_text(errno: Errno) -> String {
     os_error_text(errno as i32)
 }
 
+/// An io::Error as [`errno_text`] writes an OS error; any other as itself.
+pub fn io_error_text(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => os_error_text(code),
+        None => e.to_string(),
+    }
+}
+
 fn os_error_text(code: i32) -> String {
     // std's Display is strerror's text (what ls or cat print) and
     // ` (os error N)`; nix's desc() has its own table, in which EAGAIN is

@@ -530,7 +530,11 @@ pub enum SnapshotError {
 impl fmt::Display for SnapshotError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SnapshotError::Io(e) => write!(f, "{e}"),
+            // Written as every OS error is (`No such file or directory
+            // (ENOENT)`), here and not again by a source: a chain would
+            // repeat it, and an errno in it would bring the hint about
+            // IPC objects' owners, which is not about a file.
+            SnapshotError::Io(e) => f.write_str(&crate::error::io_error_text(e)),
             SnapshotError::NotAFile(what) => write!(f, "{what}, not a snapshot file"),
             SnapshotError::Empty => f.write_str("the file is empty, not a snapshot"),
             // `what` may quote the file (serde's messages name its fields).
@@ -542,14 +546,7 @@ impl fmt::Display for SnapshotError {
     }
 }
 
-impl std::error::Error for SnapshotError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            SnapshotError::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+impl std::error::Error for SnapshotError {}
 
 impl From<io::Error> for SnapshotError {
     fn from(e: io::Error) -> Self {

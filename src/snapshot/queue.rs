@@ -78,25 +78,25 @@ pub struct SaveError {
 
 impl fmt::Display for SaveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.error)?;
+        let text = crate::error::io_error_text;
+        f.write_str(&text(&self.error))?;
         match (&self.put_back_error, self.taken) {
             (None, 0) => Ok(()),
             (None, 1) => f.write_str(" (the message taken was put back)"),
             (None, n) => write!(f, " (the {n} messages taken were put back, in order)"),
             (Some(e), n) => write!(
                 f,
-                " ({} of the {n} messages taken could not be put back: {e})",
-                self.stranded.len()
+                " ({} of the {n} messages taken could not be put back: {})",
+                self.stranded.len(),
+                text(e)
             ),
         }
     }
 }
 
-impl std::error::Error for SaveError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
-}
+// No source: Display already writes the error, as every OS error is
+// written (`No space left on device (ENOSPC)`), once.
+impl std::error::Error for SaveError {}
 
 /// Drain `source` (at most `limit` messages), write them under `header`
 /// to `out` and commit; on failure put them back. See the module doc.
@@ -189,7 +189,7 @@ impl fmt::Display for RestoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.error {
             SnapshotOrIo::Snapshot(e) => write!(f, "{e}")?,
-            SnapshotOrIo::Io(e) => write!(f, "{e}")?,
+            SnapshotOrIo::Io(e) => f.write_str(&crate::error::io_error_text(e))?,
         }
         match self.sent {
             0 => Ok(()),

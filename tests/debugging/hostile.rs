@@ -5,7 +5,9 @@
 
 use std::process::{Command, Output};
 
-use crate::common::{Cleanup, DEADLINE, Obj, TempDir, assert_fails, posix_exists, unique_name};
+use crate::common::{
+    Cleanup, DEADLINE, Obj, TempDir, assert_fails, assert_ok, posix_exists, run, unique_name,
+};
 
 /// Run the binary under `timeout`, killed at the deadline: a command that
 /// would block forever fails the test (exit 137) instead of stalling it.
@@ -39,4 +41,59 @@ fn a_restore_refuses_a_fifo_a_device_or_a_directory_at_once() {
         assert_fails(&o, 1, what);
         assert!(!posix_exists(&guard.0[0]), "{file} created {name}");
     }
+}
+
+/// `sh -c SCRIPT BIN DIR` in a private mount namespace where DIR is a
+/// tmpfs of one page, already full: every write into it is ENOSPC.
+fn on_a_full_file_system(dir: &TempDir, script: &str) -> (String, String) {
+    let script = format!(
+        r#"mount -t tmpfs -o size=4k none "$1" || exit 100
+           head -c 4k /dev/zero > "$1/fill"
+           {script}"#
+    );
+    let o = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .arg(&dir.0)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("unshare (util-linux)");
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn save_and_restore_errors_name_the_errno_once_as_everywhere() {
+    let dir = TempDir::new("errno-once");
+    let name = unique_name("errno-once");
+    let _guard = Cleanup(vec![Obj::PosixMsq(name.clone())]);
+    assert_ok(&run(&["posix", "msq", "-n", &name, "-m", "kept"]));
+    let (out, err) = on_a_full_file_system(
+        &dir,
+        &format!(r#""$0" posix msq -n {name} --save "$1/snap.jsonl"; echo "rc=$?""#),
+    );
+    assert_eq!(out, "rc=1\n", "{err}");
+    assert!(
+        err.contains("No space left on device (ENOSPC) (the message taken was put back)"),
+        "{err}"
+    );
+    assert!(!err.contains("os error"), "{err}");
+    let o = run(&["posix", "msq", "-n", &name, "--restore", &dir.file("none")]);
+    let err = assert_fails(&o, 1, "none: No such file or directory (ENOENT)");
+    assert!(!err.contains("os error") && !err.contains("hint:"), "{err}");
+    // The message is still in the queue.
+    let o = run(&[
+        "posix",
+        "msq",
+        "-n",
+        &name,
+        "-s",
+        "-c",
+        "1",
+        "--timeout",
+        "5",
+    ]);
+    assert!(assert_ok(&o).contains("kept"));
 }
