@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::ls::{Object, key_hex};
 use crate::object::{Kind, ObjectRef};
-use crate::output::escape_bytes;
+use crate::output::{escape_bytes, plural};
 use crate::snapshot::file::AtomicFile;
 
 /// One object saved: what, where, and how much.
@@ -40,9 +40,10 @@ impl fmt::Display for Saved {
             self.label,
             escape_bytes(self.file.as_os_str().as_encoded_bytes())
         )?;
+        let bytes = plural(self.bytes, "byte", "bytes");
         match self.messages {
-            Some(n) => write!(f, " ({n} messages, {} bytes)", self.bytes),
-            None => write!(f, " ({} bytes)", self.bytes),
+            Some(n) => write!(f, " ({}, {bytes})", plural(n, "message", "messages")),
+            None => write!(f, " ({bytes})"),
         }
     }
 }

@@ -120,11 +120,11 @@ fn stranded(e: queue::SaveError, mut header: Header) -> anyhow::Error {
     }
     header.messages = Some(e.stranded.len() as u64);
     let mut err = io::stderr().lock();
-    let _ = writeln!(
-        err,
-        "the {} messages that could not be put back follow, as a snapshot for --restore:",
-        e.stranded.len()
-    );
+    let what = match e.stranded.len() {
+        1 => "the message that could not be put back follows".to_string(),
+        n => format!("the {n} messages that could not be put back follow"),
+    };
+    let _ = writeln!(err, "{what}, as a snapshot for --restore:");
     let written = Writer::new(&mut err, &header)
         .and_then(|mut w| e.stranded.iter().try_for_each(|msg| w.message(msg)));
     if written.is_err() {

@@ -84,6 +84,7 @@ impl fmt::Display for SaveError {
             (None, 0) => Ok(()),
             (None, 1) => f.write_str(" (the message taken was put back)"),
             (None, n) => write!(f, " (the {n} messages taken were put back, in order)"),
+            (Some(e), 1) => write!(f, " (the message taken could not be put back: {})", text(e)),
             (Some(e), n) => write!(
                 f,
                 " ({} of the {n} messages taken could not be put back: {})",

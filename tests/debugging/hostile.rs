@@ -97,3 +97,27 @@ fn save_and_restore_errors_name_the_errno_once_as_everywhere() {
     ]);
     assert!(assert_ok(&o).contains("kept"));
 }
+
+#[test]
+fn clean_stale_save_says_one_message_and_names_the_errno() {
+    let dir = TempDir::new("clean-words");
+    std::fs::create_dir_all(dir.0.join("mq")).unwrap();
+    std::fs::create_dir_all(dir.0.join("saved")).unwrap();
+    let out = super::in_namespace(
+        &dir.0,
+        r#""$0" sysv msq -k 0x5a5a0003 -m 'x' >/dev/null || exit 100
+           "$0" clean --stale --save "$1/missing" 2>&1; echo "rc=$?"
+           "$0" clean --stale --save "$1/saved" || exit 101"#,
+    );
+    assert!(
+        out.contains("kept: cannot create a file in ")
+            && out.contains("missing: No such file or directory (ENOENT)"),
+        "{out}"
+    );
+    assert!(!out.contains("os error"), "{out}");
+    assert!(out.contains("rc=1"), "{out}");
+    assert!(
+        out.contains("saved/sysv-msq-0x5a5a0003-") && out.contains(" (1 message, 1 byte)"),
+        "{out}"
+    );
+}
