@@ -181,9 +181,13 @@ fn is_queue(kind: Kind) -> bool {
     matches!(kind, Kind::PosixMsq | Kind::SysvMsq)
 }
 
-/// The object of a saved or restored line: `/q` or `0x0000002a`.
+/// The object of a saved or restored line: `/q` or `0x0000002a`, raw (a
+/// name as it is, for `--json`; the text escapes it).
 fn at(addr: &Addr) -> String {
-    addr.to_string().trim_start_matches("key ").to_string()
+    match addr {
+        Addr::Name(name) => name.as_str().to_string(),
+        addr => addr.to_string().trim_start_matches("key ").to_string(),
+    }
 }
 
 /// What a save or restore moved: `saved posix msq /q to FILE (3 messages,
@@ -212,7 +216,8 @@ impl fmt::Display for Moved {
         write!(
             f,
             "{} {family} {mech} {} {way} {file} (",
-            self.verb, self.at
+            self.verb,
+            escape_bytes(self.at.as_bytes())
         )?;
         if let Some(n) = self.messages {
             write!(f, "{}, ", plural(n, "message", "messages"))?;

@@ -23,6 +23,7 @@ pub struct Saved {
     key: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<i32>,
+    #[serde(serialize_with = "crate::record::path")]
     file: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     messages: Option<u64>,

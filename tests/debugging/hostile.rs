@@ -5,6 +5,8 @@
 
 use std::process::{Command, Output};
 
+use serde_json::Value;
+
 use crate::common::{
     Cleanup, DEADLINE, Obj, TempDir, assert_fails, assert_ok, posix_exists, run, unique_name,
 };
@@ -120,4 +122,26 @@ fn clean_stale_save_says_one_message_and_names_the_errno() {
         out.contains("saved/sysv-msq-0x5a5a0003-") && out.contains(" (1 message, 1 byte)"),
         "{out}"
     );
+}
+
+#[test]
+fn a_restored_name_with_escapes_is_exact_in_json_and_escaped_in_text() {
+    let dir = TempDir::new("escapes");
+    let name = format!("{}\x1b[31m\n", unique_name("esc"));
+    let _guard = Cleanup(vec![Obj::PosixMsq(name.clone())]);
+    let header = serde_json::json!({
+        "format": "examples-ipc-snapshot", "version": 1, "mechanism": "posix-msq",
+        "name": name, "maxmsg": 4, "msgsize": 64, "mode": "0600", "messages": 1,
+        "saved_at": "\u{1b}[31m",
+    });
+    let file = dir.file("esc.jsonl");
+    let message = r#"{"priority":1,"text":"hi"}"#;
+    std::fs::write(&file, format!("{header}\n{message}\n")).unwrap();
+    let o = run(&["--json", "posix", "msq", "--restore", &file]);
+    let line: Value = serde_json::from_str(assert_ok(&o).trim()).unwrap();
+    assert_eq!(line["object"], name.as_str(), "{line}");
+    let o = run(&["posix", "msq", "--restore", &file]);
+    let out = assert_ok(&o);
+    assert!(!out.contains('\x1b'), "{out:?}");
+    assert!(out.contains("\\x1b[31m\\x0a from"), "{out:?}");
 }
