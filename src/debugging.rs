@@ -324,6 +324,7 @@ fn into(
         }
         (Addr::Name(name), Kind::PosixShm) => {
             let opened = segment::open_posix_for_restore(name.as_str(), header)?;
+            crate::snapshot::object::check_segment(&opened.handle, name.as_str())?;
             let mut target = segment::PosixSegment::new(&opened.handle)?;
             let bytes = segment::restore(&mut target, &mut reopen()?, opened.created)?;
             Ok((segment_done(bytes), opened.created))

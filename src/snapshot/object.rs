@@ -36,13 +36,33 @@ pub fn open_queue(name: &str) -> Result<PosixQueue> {
 /// # Errors
 /// The `shm_open` error.
 pub fn open_segment(name: &str) -> Result<PosixShm> {
-    PosixShm::open(name, Creation::OpenOnly, 0)
+    let shm = PosixShm::open(name, Creation::OpenOnly, 0)
         .map(|o| o.handle)
         .map_err(|e| match Errno::from(e) {
             Errno::ENOENT => anyhow!("no such segment"),
             e => e.into(),
         })
-        .with_context(|| format!("cannot open segment {name}"))
+        .with_context(|| format!("cannot open segment {name}"))?;
+    check_segment(&shm, name)?;
+    Ok(shm)
+}
+
+/// Refuse what shm_open opened but is no segment: a FIFO or socket someone
+/// made in /dev/shm would otherwise be saved, dumped or restored as a
+/// segment of 0 bytes.
+///
+/// # Errors
+/// The `fstat` errno, or what the file is.
+pub fn check_segment(shm: &PosixShm, name: &str) -> Result<()> {
+    let st = shm
+        .stat()
+        .with_context(|| format!("cannot stat segment {name}"))?;
+    if crate::ipc::fifo::is_regular(&st) {
+        return Ok(());
+    }
+    // The error line escapes the name, as every error line does.
+    let what = crate::ipc::fifo::file_type(&st);
+    Err(anyhow!("{name} in /dev/shm is {what}, not a segment"))
 }
 
 /// Save the queue or segment `target` into `out` and commit it. `keep`

@@ -145,3 +145,29 @@ fn a_restored_name_with_escapes_is_exact_in_json_and_escaped_in_text() {
     assert!(!out.contains('\x1b'), "{out:?}");
     assert!(out.contains("\\x1b[31m\\x0a from"), "{out:?}");
 }
+
+#[test]
+fn a_fifo_in_dev_shm_is_no_segment_to_dump_save_or_restore() {
+    let dir = TempDir::new("shmfifo");
+    let name = unique_name("shmfifo");
+    let path = format!("/dev/shm{name}");
+    let made = Command::new("mkfifo").arg(&path).status().expect("mkfifo");
+    assert!(made.success());
+    let _guard = Cleanup(vec![Obj::Path(path.clone().into())]);
+    let what = "in /dev/shm is a FIFO, not a segment";
+    assert_fails(&run(&["posix", "shm", "-n", &name, "--dump"]), 1, what);
+    let file = dir.file("snap.jsonl");
+    assert_fails(
+        &run(&["posix", "shm", "-n", &name, "--save", &file]),
+        1,
+        what,
+    );
+    assert!(!std::path::Path::new(&file).exists());
+    let snapshot = serde_json::json!({
+        "format": "examples-ipc-snapshot", "version": 1, "mechanism": "posix-shm",
+        "name": name, "size": 0, "mode": "0600", "saved_at": "x",
+    });
+    std::fs::write(&file, format!("{snapshot}\n")).unwrap();
+    let o = run(&["posix", "shm", "-n", &name, "--restore", &file]);
+    assert_fails(&o, 1, what);
+}
