@@ -537,14 +537,38 @@ pub fn invalid_sem_file(file: &InvalidSemFile) -> Finding {
     f
 }
 
-/// Quote `s` for a POSIX shell when it needs it.
+/// Quote `s` for a POSIX shell when it needs it. A name with control
+/// characters (an ESC, a newline) is written `$'...'` with each one as an
+/// escape: the fix stays one line, pastes as the exact name, and never
+/// puts a raw control character on the terminal.
 fn shell_quote(s: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c);
     if !s.is_empty() && s.chars().all(plain) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
+        return s.to_string();
     }
+    if !s.chars().any(char::is_control) {
+        return format!("'{}'", s.replace('\'', r"'\''"));
+    }
+    let mut q = String::from("$'");
+    for c in s.chars() {
+        match c {
+            '\\' | '\'' => {
+                q.push('\\');
+                q.push(c);
+            }
+            '\n' => q.push_str("\\n"),
+            '\t' => q.push_str("\\t"),
+            c if c.is_control() => {
+                let mut utf8 = [0u8; 4];
+                for b in c.encode_utf8(&mut utf8).bytes() {
+                    let _ = write!(q, "\\x{b:02x}");
+                }
+            }
+            c => q.push(c),
+        }
+    }
+    q.push('\'');
+    q
 }
 
 /// The findings as text: a summary line, then each finding with its

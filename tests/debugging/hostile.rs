@@ -171,3 +171,16 @@ fn a_fifo_in_dev_shm_is_no_segment_to_dump_save_or_restore() {
     let o = run(&["posix", "shm", "-n", &name, "--restore", &file]);
     assert_fails(&o, 1, what);
 }
+
+#[test]
+fn doctors_fix_for_a_name_with_a_newline_and_an_escape_is_one_exact_line() {
+    let (doc, text, _, _) = super::doctor_in(
+        "128m",
+        r#": > "/dev/shm/sem.$(printf 'bad\033[31m\nname')""#,
+    );
+    let fix = r"examples-ipc posix sem -n $'/bad\x1b[31m\nname' --clean";
+    assert!(text.contains(&format!("  fix: {fix}\n")), "{text}");
+    assert!(!text.contains('\x1b'), "{text:?}");
+    let finding = super::finding(&doc, "semaphore-file-invalid");
+    assert_eq!(finding["fix"], fix, "{finding}");
+}
