@@ -96,18 +96,24 @@ pub fn render(bytes: &[u8], base: u64) -> String {
     s
 }
 
-/// The byte ranges `start..end` where `new` differs from `old`, each run
-/// of changed bytes merged into one range, in order. Bytes only one of
-/// them has (the segment grew or shrank) count as changed.
-pub fn changed_ranges(old: &[u8], new: &[u8]) -> Vec<(usize, usize)> {
+/// The byte ranges `start..end` where `new` differs from `old`, in order;
+/// runs of changed bytes less than `gap` apart are merged into one range
+/// (`gap` 1: only adjacent ones). Bytes only one of them has (the segment
+/// grew or shrank) count as changed.
+///
+/// Merging happens during the scan: a segment whose every other byte
+/// changed would otherwise hold one range per changed byte, 16 bytes of
+/// memory for each of its bytes.
+pub fn changed_ranges(old: &[u8], new: &[u8], gap: usize) -> Vec<(usize, usize)> {
     // Equal 64-byte blocks are skipped with one comparison each, so a
     // large segment with a small change costs about a memcmp.
     const BLOCK: usize = 64;
+    let gap = gap.max(1);
     let common = old.len().min(new.len());
     let mut ranges: Vec<(usize, usize)> = Vec::new();
-    let mut push = |i: usize| match ranges.last_mut() {
-        Some((_, end)) if *end == i => *end = i + 1,
-        _ => ranges.push((i, i + 1)),
+    let mut push = |start: usize, stop: usize| match ranges.last_mut() {
+        Some((_, end)) if start - *end < gap => *end = stop,
+        _ => ranges.push((start, stop)),
     };
     let mut at = 0;
     while at < common {
@@ -115,7 +121,7 @@ pub fn changed_ranges(old: &[u8], new: &[u8]) -> Vec<(usize, usize)> {
         if old[at..end] != new[at..end] {
             for i in at..end {
                 if old[i] != new[i] {
-                    push(i);
+                    push(i, i + 1);
                 }
             }
         }
@@ -123,25 +129,9 @@ pub fn changed_ranges(old: &[u8], new: &[u8]) -> Vec<(usize, usize)> {
     }
     let longer = old.len().max(new.len());
     if longer > common {
-        match ranges.last_mut() {
-            Some((_, end)) if *end == common => *end = longer,
-            _ => ranges.push((common, longer)),
-        }
+        push(common, longer);
     }
     ranges
-}
-
-/// `ranges` with those less than `gap` bytes apart joined: a reader wants
-/// "bytes 10..40 changed", not ten ranges of two bytes.
-pub fn merge_close(ranges: &[(usize, usize)], gap: usize) -> Vec<(usize, usize)> {
-    let mut out: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
-    for &(start, end) in ranges {
-        match out.last_mut() {
-            Some((_, last)) if start.saturating_sub(*last) < gap => *last = end.max(*last),
-            _ => out.push((start, end)),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -210,19 +200,19 @@ mod tests {
         new[4] = 1;
         new[6] = 1;
         new[100..170].fill(9);
-        assert_eq!(changed_ranges(&old, &new), [(3, 5), (6, 7), (100, 170)]);
-        assert_eq!(
-            merge_close(&changed_ranges(&old, &new), 4),
-            [(3, 7), (100, 170)]
-        );
-        assert_eq!(changed_ranges(&old, &old), []);
+        assert_eq!(changed_ranges(&old, &new, 1), [(3, 5), (6, 7), (100, 170)]);
+        assert_eq!(changed_ranges(&old, &new, 4), [(3, 7), (100, 170)]);
+        assert_eq!(changed_ranges(&old, &old, 1), []);
+        // Every other byte: one range, not one per byte.
+        let alternate: Vec<u8> = (0..300).map(|i| (i % 2) as u8).collect();
+        assert_eq!(changed_ranges(&old, &alternate, 2), [(1, 300)]);
         // Grown or shrunk: the tail is a change, joined to a run before it.
         let mut longer = old.clone();
         longer.extend_from_slice(&[0, 0]);
-        assert_eq!(changed_ranges(&old, &longer), [(300, 302)]);
-        assert_eq!(changed_ranges(&longer, &old), [(300, 302)]);
+        assert_eq!(changed_ranges(&old, &longer, 1), [(300, 302)]);
+        assert_eq!(changed_ranges(&longer, &old, 1), [(300, 302)]);
         new[299] = 5;
-        assert_eq!(changed_ranges(&new, &longer)[3], (299, 302));
-        assert_eq!(changed_ranges(b"", b"ab"), [(0, 2)]);
+        assert_eq!(changed_ranges(&new, &longer, 1)[3], (299, 302));
+        assert_eq!(changed_ranges(b"", b"ab", 1), [(0, 2)]);
     }
 }

@@ -191,9 +191,9 @@ impl<'o> Server<'o> {
             false,
             || read(true),
             |server, bytes| {
-                let changed = last.as_deref().map(|old| {
-                    hexdump::merge_close(&hexdump::changed_ranges(old, bytes), DIFF_GAP)
-                });
+                let changed = last
+                    .as_deref()
+                    .map(|old| hexdump::changed_ranges(old, bytes, DIFF_GAP));
                 let text = &bytes[..bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())];
                 let flow = server.event(&MemoryDiff {
                     text: TextField(text),

@@ -184,3 +184,59 @@ fn doctors_fix_for_a_name_with_a_newline_and_an_escape_is_one_exact_line() {
     let finding = super::finding(&doc, "semaphore-file-invalid");
     assert_eq!(finding["fix"], fix, "{finding}");
 }
+
+#[test]
+fn diff_of_a_segment_whose_every_other_byte_changed_stays_small() {
+    use std::io::{BufRead as _, BufReader};
+    const SIZE: usize = 16 << 20;
+    let name = unique_name("diff-every-other");
+    let _guard = Cleanup(vec![Obj::PosixShm(name.clone())]);
+    let size = SIZE.to_string();
+    assert_ok(&run(&[
+        "posix", "shm", "-n", &name, "--size", &size, "-m", "x",
+    ]));
+    let path = format!("/dev/shm{name}");
+    // Even bytes 1, odd bytes 0: the text (up to the first NUL) stays
+    // one byte, so the memory measured is the diff's.
+    let segment = |even: u8| -> Vec<u8> {
+        (0..SIZE)
+            .map(|i| match i {
+                0 => 1,
+                i if i % 2 == 0 => even,
+                _ => 0,
+            })
+            .collect()
+    };
+    // In place, never truncated: a segment that shrinks under the server
+    // stops it.
+    let write = |bytes: Vec<u8>| {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all(&bytes).unwrap();
+    };
+    write(segment(1));
+    // One range per changed byte took 16 bytes for each of them, twice:
+    // far beyond this cap, while the two copies of the segment fit.
+    let mut server = Command::new("timeout")
+        .args(["-s", "KILL", &DEADLINE.as_secs().to_string()])
+        .args(["prlimit", "--as=268435456", "--"])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .args(["posix", "shm", "-n", &name, "-s", "--on-change", "--diff"])
+        .args(["--interval", "0.1", "-c", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("timeout and prlimit are needed");
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    // The start line, then the first print.
+    for _ in 0..2 {
+        lines.next().expect("a line").unwrap();
+    }
+    write(segment(2));
+    let diff = lines.next().expect("the diff line").unwrap();
+    // One range from byte 2 (shorter if the read raced the write).
+    assert!(diff.contains(r"\x01 (changed: 2.."), "{diff}");
+    assert!(!diff.contains(", "), "{diff}");
+    let o = server.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
