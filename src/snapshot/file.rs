@@ -22,6 +22,12 @@ pub trait Commit: Write {
     /// # Errors
     /// The flush, fsync or rename error; nothing is visible then.
     fn commit(self) -> io::Result<()>;
+
+    /// Discard everything written so far, to write the file again.
+    ///
+    /// # Errors
+    /// The flush, truncate or seek error.
+    fn restart(&mut self) -> io::Result<()>;
 }
 
 /// Buffered lines to a temporary file, renamed over the target on commit.
@@ -129,6 +135,17 @@ impl Commit for AtomicFile {
         // From here the temporary name is gone: nothing for Drop to remove.
         self.temp = PathBuf::new();
         File::open(dir_of(&self.target))?.sync_all()
+    }
+
+    /// Flush, truncate the temporary file to 0 and write from its start.
+    fn restart(&mut self) -> io::Result<()> {
+        use std::io::{Seek as _, SeekFrom};
+        let out = self.out()?;
+        out.flush()?;
+        let file = out.get_mut();
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        Ok(())
     }
 }
 

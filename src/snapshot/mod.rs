@@ -501,6 +501,14 @@ impl<W: Write> Writer<W> {
         write_line(&mut self.out, &line)
     }
 
+    /// Hand what was written to the kernel (or the test's writer).
+    ///
+    /// # Errors
+    /// The write error of `out`.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     pub fn into_inner(self) -> W {
         self.out
     }

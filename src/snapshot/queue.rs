@@ -3,9 +3,11 @@
 //! [`save_queue`] is the algorithm, over a small [`QueueSource`] trait so it
 //! is tested with an in-memory queue whose file fails half-way:
 //! 1. take the messages without blocking, at most as many as were queued
-//!    when the save began (a live sender cannot keep it draining forever);
-//! 2. write them all, then commit (fsync, rename, fsync the directory):
-//!    only then is the save a success;
+//!    when the save began (a live sender cannot keep it draining forever),
+//!    each written to the temporary file before the next is taken, so a
+//!    save killed midway leaves them there, not only in its memory;
+//! 2. then commit (fsync, link into place, fsync the directory): only then
+//!    is the save a success;
 //! 3. on any failure, taking or writing, put every taken message back in
 //!    its original order, with its priority or type, and say whether all
 //!    of them went back.
@@ -102,29 +104,59 @@ impl std::error::Error for SaveError {}
 /// Drain `source` (at most `limit` messages), write them under `header`
 /// to `out` and commit; on failure put them back. See the module doc.
 ///
+/// Each message reaches the file (a `write`, so the kernel has it) before
+/// the next is taken: a save killed midway (`kill -9`) leaves every message
+/// it took but the one in flight in `out`'s temporary file, never only in
+/// this process's memory. The header counts `limit` messages; when fewer
+/// were there (another reader took some), the file is written again with
+/// the right count before the commit.
+///
 /// # Errors
 /// [`SaveError`]: the take, write or commit error, and which messages (if
 /// any) could not be put back.
 pub fn save_queue<S: QueueSource, W: Commit>(
     source: &mut S,
-    header: Header,
+    mut header: Header,
     out: W,
     limit: u64,
 ) -> Result<Saved, SaveError> {
+    header.messages = Some(limit);
     let mut taken = Vec::new();
-    let result = take_all(source, limit, &mut taken).and_then(|()| write(header, &taken, out));
+    let result = Writer::new(out, &header).and_then(|mut w| {
+        take_all(source, limit, &mut w, &mut taken)?;
+        let mut out = w.into_inner();
+        if taken.len() as u64 != limit {
+            out.restart()?;
+            return write(header, &taken, out);
+        }
+        out.commit()?;
+        Ok(Saved::of(&taken))
+    });
     result.map_err(|error| put_back_all(source, taken, error))
 }
 
-fn take_all<S: QueueSource>(
+/// Take up to `limit` messages into `taken`, each written and flushed to
+/// `w` before the next is taken. After a failed write the rest are still
+/// taken, unwritten: put back behind them, the messages left in the queue
+/// would change the order.
+fn take_all<S: QueueSource, W: Commit>(
     source: &mut S,
     limit: u64,
+    w: &mut Writer<W>,
     taken: &mut Vec<Message>,
 ) -> io::Result<()> {
     while (taken.len() as u64) < limit {
-        match source.take()? {
-            Some(msg) => taken.push(msg),
-            None => break,
+        let Some(msg) = source.take()? else { break };
+        let written = w.message(&msg).and_then(|()| w.flush());
+        taken.push(msg);
+        if let Err(e) = written {
+            while (taken.len() as u64) < limit {
+                match source.take() {
+                    Ok(Some(msg)) => taken.push(msg),
+                    _ => break,
+                }
+            }
+            return Err(e);
         }
     }
     Ok(())

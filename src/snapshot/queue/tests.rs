@@ -55,6 +55,11 @@ impl Commit for Failing {
         }
         Ok(())
     }
+
+    fn restart(&mut self) -> io::Result<()> {
+        self.written.clear();
+        Ok(())
+    }
 }
 
 fn msgs() -> Vec<Message> {
@@ -76,9 +81,34 @@ fn header() -> Header {
     )
 }
 
+/// The bytes of the header line a save of `limit` messages writes.
+fn header_len(limit: u64) -> usize {
+    let mut h = header();
+    h.messages = Some(limit);
+    serde_json::to_vec(&h).unwrap().len() + 1
+}
+
+#[test]
+fn a_header_that_cannot_be_written_takes_nothing() {
+    let mut src = Fake {
+        q: msgs().into(),
+        full: 100,
+    };
+    let out = Failing {
+        written: Vec::new(),
+        room: 0,
+        commit_fails: false,
+    };
+    let e = save_queue(&mut src, header(), out, 100).unwrap_err();
+    assert_eq!(e.taken, 0);
+    assert_eq!(Vec::from(src.q), msgs());
+    assert!(e.to_string().contains("No space left"), "{e}");
+}
+
 #[test]
 fn a_write_failing_midway_puts_everything_back_in_order() {
-    for (room, commit_fails) in [(0, false), (300, false), (100_000, true)] {
+    let head = header_len(100);
+    for (room, commit_fails) in [(head, false), (head + 300, false), (100_000, true)] {
         let mut src = Fake {
             q: msgs().into(),
             full: 100,
@@ -115,7 +145,7 @@ fn messages_that_cannot_go_back_are_handed_to_the_caller() {
     };
     let out = Failing {
         written: Vec::new(),
-        room: 0,
+        room: header_len(100),
         commit_fails: false,
     };
     let e = save_queue(&mut src, header(), out, 100).unwrap_err();
@@ -148,6 +178,27 @@ fn a_save_takes_at_most_the_limit_and_writes_them_in_order() {
         }
     );
     assert_eq!(Vec::from(src.q), msgs()[3..]);
+}
+
+#[test]
+fn fewer_messages_than_counted_are_written_again_with_their_count() {
+    // Another reader took some after the count was read: the file is
+    // written again under the count of what was taken.
+    let dir = TempDir::new("fewer");
+    let path = dir.0.join("q.jsonl");
+    let mut src = Fake {
+        q: msgs().into(),
+        full: 100,
+    };
+    let out = AtomicFile::create(&path).unwrap();
+    assert_eq!(
+        save_queue(&mut src, header(), out, 100).unwrap().messages,
+        5
+    );
+    let (h, body) = read_all(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(h.messages, Some(5));
+    assert!(matches!(body, Body::Messages(m) if m == msgs()));
+    assert_eq!(dir.entries(), ["q.jsonl"]);
 }
 
 #[test]
