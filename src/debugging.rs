@@ -12,8 +12,10 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use serde::Serialize;
 
 use crate::hexdump::{self, HexLine};
+use crate::ipc::posix_mq::PosixQueue;
 use crate::ipc::sysv_msq::Msq;
 use crate::ipc::sysv_shm::Shm;
+use crate::ipc::{OpenError, Opened};
 use crate::object::{Addr, Kind, ObjectRef};
 use crate::output::{Out, escape_bytes, plural};
 use crate::record::{self, Message, Record};
@@ -21,7 +23,8 @@ use crate::snapshot::file::AtomicFile;
 use crate::snapshot::object::{open_segment, peek_error};
 use crate::snapshot::queue::{self, QueueSource, Saved};
 use crate::snapshot::segment::{self, SegmentSource};
-use crate::snapshot::{CHUNK, Header, Mechanism, Origin, Reader, Tag};
+use crate::snapshot::{Attrs, CHUNK, Header, Mechanism, Origin, Reader, Tag};
+use crate::spec::QueueAttrs;
 use crate::target::{PosixName, SysvKey};
 
 /// A debugging mode, resolved from the command line.
@@ -294,8 +297,7 @@ fn into(
     match (&object.addr, object.kind) {
         (Addr::Name(name), Kind::PosixMsq) => {
             let need = needs(&mut reopen()?)?;
-            let opened = queue::open_posix_for_restore(name.as_str(), header)
-                .map_err(|e| e.into_inner(|| std::io::ErrorKind::NotFound.into()))?;
+            let opened = open_posix_queue(name.as_str(), header)?;
             let attrs = opened.handle.attributes()?;
             need.fits(
                 attrs.max_msg_len as u64,
@@ -336,6 +338,27 @@ fn into(
             Ok((segment_done(bytes), opened.created))
         }
         _ => bail!("a {} is restored by name or key", object.kind),
+    }
+}
+
+/// The POSIX queue to restore into, opened or created; a failed create
+/// names the limit behind it (msg_max, RLIMIT_MSGQUEUE...), as a client
+/// creating the queue does.
+fn open_posix_queue(name: &str, header: &Header) -> Result<Opened<PosixQueue>> {
+    match queue::open_posix_for_restore(name, header) {
+        Ok(opened) => Ok(opened),
+        Err(OpenError::Create(e)) => {
+            let Some(Attrs::PosixMsq { maxmsg, msgsize }) = header.attrs() else {
+                return Err(e.into());
+            };
+            let saturated = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+            let create = QueueAttrs {
+                max_msgs: saturated(maxmsg),
+                msg_size: saturated(msgsize),
+            };
+            Err(crate::posix::msq::create_error(e, &create))
+        }
+        Err(e) => Err(e.into_inner(|| std::io::ErrorKind::NotFound.into()).into()),
     }
 }
 

@@ -123,8 +123,8 @@ fn open_for(
     Ok((opened.handle, opened.created, attrs))
 }
 
-/// Name the limit behind a failed mq_open(O_CREAT).
-fn create_error(e: io::Error, create: &QueueAttrs) -> anyhow::Error {
+/// Name the limit behind a failed mq_open(O_CREAT); `--restore` too.
+pub(crate) fn create_error(e: io::Error, create: &QueueAttrs) -> anyhow::Error {
     let Some(errno) = e.raw_os_error().map(Errno::from_raw) else {
         return e.into();
     };

@@ -297,3 +297,31 @@ fn a_save_killed_midway_leaves_all_it_took_but_one_in_its_temporary_file() {
         );
     }
 }
+
+#[test]
+fn a_restore_over_rlimit_msgqueue_names_the_limit_and_creates_nothing() {
+    let dir = TempDir::new("rlimit-restore");
+    let name = unique_name("rlimit-restore");
+    let guard = Cleanup(vec![Obj::PosixMsq(name.clone())]);
+    let snapshot = serde_json::json!({
+        "format": "examples-ipc-snapshot", "version": 1, "mechanism": "posix-msq",
+        "name": name, "maxmsg": 10, "msgsize": 8192, "mode": "0600", "messages": 1,
+        "saved_at": "x",
+    });
+    let file = dir.file("q.jsonl");
+    std::fs::write(
+        &file,
+        format!("{snapshot}\n{{\"priority\":0,\"text\":\"a\"}}\n"),
+    )
+    .unwrap();
+    let o = Command::new("prlimit")
+        .args(["--msgqueue=1000", "--"])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .args(["posix", "msq", "--restore", &file])
+        .output()
+        .expect("prlimit (util-linux)");
+    let err = assert_fails(&o, 1, "Too many open files (EMFILE)");
+    assert!(err.contains("hint: this queue needs about"), "{err}");
+    assert!(err.contains("RLIMIT_MSGQUEUE"), "{err}");
+    assert!(!posix_exists(&guard.0[0]));
+}
