@@ -58,7 +58,11 @@ impl AtomicFile {
     /// writable), EROFS, ENOSPC; EISDIR-like InvalidInput when `target`
     /// names no file.
     pub fn create(target: &Path) -> io::Result<AtomicFile> {
-        let Some(name) = target.file_name() else {
+        // `dir/` names a directory: file_name() would give `dir`, and the
+        // temporary file would go beside it, to fail only at commit.
+        let trailing_slash = target.as_os_str().as_encoded_bytes().ends_with(b"/");
+        let name = target.file_name().filter(|_| !trailing_slash);
+        let Some(name) = name else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "the path names no file",
@@ -209,6 +213,7 @@ mod tests {
         let dir = TempDir::new("atomic-bad");
         assert!(AtomicFile::create(&dir.0.join("no/such/dir/f")).is_err());
         assert!(AtomicFile::create(Path::new("/")).is_err());
+        assert!(AtomicFile::create(&dir.0.join("sub/")).is_err());
         // A directory in the way: the rename fails, the temp file goes.
         let sub = dir.0.join("sub");
         fs::create_dir(&sub).unwrap();

@@ -325,3 +325,17 @@ fn a_restore_over_rlimit_msgqueue_names_the_limit_and_creates_nothing() {
     assert!(err.contains("RLIMIT_MSGQUEUE"), "{err}");
     assert!(!posix_exists(&guard.0[0]));
 }
+
+#[test]
+fn a_save_to_a_path_ending_in_a_slash_takes_nothing() {
+    let dir = TempDir::new("slash");
+    let key = crate::common::unique_key();
+    let k = crate::common::key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
+    assert_ok(&run(&["sysv", "msq", "-k", &k, "-m", "first"]));
+    let file = format!("{}/", dir.file("missing"));
+    let o = run(&["sysv", "msq", "-k", &k, "--save", &file]);
+    let err = assert_fails(&o, 1, "the path names no file");
+    assert!(!err.contains("taken"), "{err}");
+    assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0);
+}
