@@ -208,7 +208,7 @@ fn server(
         if whole {
             // pread, never a mapping: a shrink between the check above and
             // here makes a short read, not a SIGBUS.
-            text.resize(limit, 0);
+            let mut text = Server::segment_copy(limit)?;
             let n = seg
                 .read_full_at(&mut text, 0)
                 .with_context(|| format!("cannot read segment {name}"))?;

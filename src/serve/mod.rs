@@ -173,6 +173,24 @@ impl<'o> Server<'o> {
         })
     }
 
+    /// A buffer of `len` zero bytes for `--diff`'s copy of a whole segment,
+    /// or an error when it cannot be had: a sparse segment (`ftruncate` to
+    /// 1 TiB costs nothing) must not abort the server on allocation.
+    ///
+    /// # Errors
+    /// The segment is too large to hold in memory.
+    pub fn segment_copy(len: usize) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        if buf.try_reserve_exact(len).is_err() {
+            bail!(
+                "the segment's {len} bytes cannot be held in memory, twice, to compare them \
+                 (--diff); watch it without --diff, or --dump a range of it"
+            );
+        }
+        buf.resize(len, 0);
+        Ok(buf)
+    }
+
     /// A segment's watch: [`Server::watch_text`] of `read(false)`, the text;
     /// or with `--diff` of `read(true)`, all of its bytes, printed when any
     /// of them changed, as the text and the byte ranges that changed since
@@ -199,7 +217,9 @@ impl<'o> Server<'o> {
                     text: TextField(text),
                     changed,
                 })?;
-                last = Some(bytes.clone());
+                let mut copy = Self::segment_copy(bytes.len())?;
+                copy.copy_from_slice(bytes);
+                last = Some(copy);
                 Ok(flow)
             },
         )

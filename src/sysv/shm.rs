@@ -99,7 +99,7 @@ fn server(
         }
         let mut text = Vec::new();
         if whole {
-            text.resize(map.len(), 0);
+            let mut text = Server::segment_copy(map.len())?;
             map.read_at(0, &mut text);
             return Ok(text);
         }

@@ -339,3 +339,36 @@ fn a_save_to_a_path_ending_in_a_slash_takes_nothing() {
     assert!(!err.contains("taken"), "{err}");
     assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0);
 }
+
+#[test]
+fn diff_of_a_sparse_terabyte_segment_is_an_error_not_an_abort() {
+    let name = unique_name("sparse-diff");
+    let _guard = Cleanup(vec![Obj::PosixShm(name.clone())]);
+    // What posix_ipc and others do: ftruncate, no pages behind it.
+    let seg = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(format!("/dev/shm{name}"))
+        .unwrap();
+    seg.set_len(1 << 40).unwrap();
+    // The address-space cap makes the allocation fail here as it would on
+    // any machine with less than a TiB to give.
+    let o = Command::new("timeout")
+        .args(["-s", "KILL", &DEADLINE.as_secs().to_string()])
+        .args(["prlimit", "--as=4294967296", "--"])
+        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+        .args([
+            "posix",
+            "shm",
+            "-n",
+            &name,
+            "-s",
+            "--on-change",
+            "--diff",
+            "-c",
+            "1",
+        ])
+        .output()
+        .expect("timeout and prlimit are needed");
+    assert_fails(&o, 1, "1099511627776 bytes cannot be held in memory");
+}
