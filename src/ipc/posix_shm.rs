@@ -157,6 +157,25 @@ impl PosixShm {
         pwrite(self.fd.as_fd(), buf, offset)
     }
 
+    /// `lseek(fd, offset, SEEK_DATA)`: where the next bytes that were ever
+    /// written (or allocated) start at or after `offset`; `None` when only a
+    /// hole follows, to the end. tmpfs reports holes exactly, so a save
+    /// skips the unused part of a sparse segment without reading it.
+    ///
+    /// # Errors
+    /// EINVAL for an offset past `i64::MAX`; ENXIO (past the end) is `None`.
+    ///
+    /// # References
+    /// [lseek(2)](https://man7.org/linux/man-pages/man2/lseek.2.html)
+    pub fn next_data(&self, offset: u64) -> Result<Option<u64>, Errno> {
+        let at = i64::try_from(offset).map_err(|_| Errno::EINVAL)?;
+        match nix::unistd::lseek(self.fd.as_fd(), at, nix::unistd::Whence::SeekData) {
+            Ok(next) => Ok(u64::try_from(next).ok()),
+            Err(Errno::ENXIO) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `pread` until `buf` is full or the segment ends: the number of
     /// bytes read, fewer than `buf.len()` only at the end. EINTR is
     /// retried. A segment shrunk by another process meanwhile just ends

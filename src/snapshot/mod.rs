@@ -482,6 +482,19 @@ impl<W: Write> Writer<W> {
         write_line(&mut self.out, &line.payload(&msg.bytes))
     }
 
+    /// `len` zero bytes at `offset`, as one `zeros` line.
+    ///
+    /// # Errors
+    /// The write error of `out`.
+    pub fn zeros(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        let line = Line {
+            offset: Some(offset),
+            zeros: Some(len),
+            ..Line::default()
+        };
+        write_line(&mut self.out, &line)
+    }
+
     /// The segment's `bytes` at `offset`: a `zeros` line when they are all
     /// zero, else base64 (a segment's bytes are binary even when they look
     /// like text, so never `text`).
@@ -494,10 +507,9 @@ impl<W: Write> Writer<W> {
             ..Line::default()
         };
         if bytes.iter().all(|&b| b == 0) {
-            line.zeros = Some(bytes.len() as u64);
-        } else {
-            line.base64 = Some(BASE64.encode(bytes));
+            return self.zeros(offset, bytes.len() as u64);
         }
+        line.base64 = Some(BASE64.encode(bytes));
         write_line(&mut self.out, &line)
     }
 

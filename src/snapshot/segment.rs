@@ -35,6 +35,16 @@ pub trait SegmentSource {
     /// # Errors
     /// The read error.
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+
+    /// Where bytes that may not be zero start at or after `offset` (the
+    /// size when none follow): a sparse segment's holes are zeros that need
+    /// no reading. By default every byte may be data.
+    ///
+    /// # Errors
+    /// The seek error.
+    fn data_from(&mut self, offset: u64) -> io::Result<u64> {
+        Ok(offset)
+    }
 }
 
 /// A segment to restore into.
@@ -65,6 +75,14 @@ pub fn save<S: SegmentSource, W: Commit>(
     let mut buf = vec![0u8; CHUNK];
     let mut offset = 0u64;
     while offset < size {
+        // A hole is one `zeros` line, however long: a 1 TiB segment made
+        // with ftruncate saves in a moment, not in 22 million reads.
+        let data = source.data_from(offset)?.clamp(offset, size);
+        if data > offset {
+            w.zeros(offset, data - offset)?;
+            offset = data;
+            continue;
+        }
         let want = (size - offset).min(CHUNK as u64) as usize;
         let n = source.read_at(&mut buf[..want], offset)?;
         if n < want {
@@ -168,6 +186,10 @@ impl SegmentSource for PosixSegment<'_> {
 
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         Ok(self.shm.read_full_at(buf, offset)?)
+    }
+
+    fn data_from(&mut self, offset: u64) -> io::Result<u64> {
+        Ok(self.shm.next_data(offset)?.unwrap_or(self.size))
     }
 }
 
