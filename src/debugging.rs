@@ -263,6 +263,15 @@ fn restore(kind: Kind, file: &Path, target: Option<&Addr>, out: &mut Out) -> Res
                 .map_err(|e| anyhow!("{e}"))
                 .with_context(|| format!("cannot restore {}", shown()))?,
         ),
+        // msgget/shmget(IPC_PRIVATE) would make an object no one can find
+        // by key, whose id this line does not even print.
+        (None, Some(Origin::Key(0))) => {
+            return Err(crate::error::usage(format!(
+                "cannot restore {}: it was saved from an IPC_PRIVATE object (key 0x00000000); \
+                 name the key to restore it under with -k",
+                shown()
+            )));
+        }
         (None, Some(Origin::Key(key))) => Addr::Key(SysvKey(key)),
         (None, None) => bail!("cannot restore {}: the header names no object", shown()),
     };

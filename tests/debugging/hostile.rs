@@ -418,3 +418,37 @@ fn a_sparse_segment_saves_its_holes_as_zeros_lines_without_reading_them() {
     let dump = |name: &str| assert_ok(&run(&["posix", "shm", "-n", name, "--dump"]));
     assert_eq!(dump(&copy), dump(&small));
 }
+
+#[test]
+fn a_snapshot_of_an_ipc_private_object_needs_a_key_and_makes_nothing_without() {
+    let dir = TempDir::new("private");
+    for mechanism in ["msq", "shm"] {
+        let snapshot = match mechanism {
+            "msq" => serde_json::json!({
+                "format": "examples-ipc-snapshot", "version": 1, "mechanism": "sysv-msq",
+                "key": "0x00000000", "qbytes": 16384, "mode": "0600", "messages": 0,
+                "saved_at": "x",
+            }),
+            _ => serde_json::json!({
+                "format": "examples-ipc-snapshot", "version": 1, "mechanism": "sysv-shm",
+                "key": "0x00000000", "size": 0, "mode": "0600", "saved_at": "x",
+            }),
+        };
+        let file = dir.file(&format!("{mechanism}.jsonl"));
+        std::fs::write(&file, format!("{snapshot}\n")).unwrap();
+        // In an IPC namespace of its own, so that ipcs sees only what it made.
+        let script = r#""$0" sysv "$1" --restore "$2"; echo "rc=$?"; ipcs -q -m | grep -c 0x"#;
+        let o = Command::new("unshare")
+            .args(["--ipc", "sh", "-c", script])
+            .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+            .args([mechanism, &file])
+            .output()
+            .expect("unshare (util-linux)");
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        assert_eq!(out, "rc=2\n0\n", "{err}");
+        assert!(err.contains("IPC_PRIVATE object (key 0x00000000)"), "{err}");
+    }
+}
