@@ -25,6 +25,19 @@ fn run_within_deadline(args: &[&str]) -> Output {
         .expect("timeout (coreutils) is needed")
 }
 
+/// A snapshot header line of `mechanism`: the format's fields, mode 0600,
+/// then `fields` (which may replace any of them).
+fn header_line(mechanism: &str, fields: Value) -> String {
+    let mut header = serde_json::json!({
+        "format": "examples-ipc-snapshot", "version": 1, "mechanism": mechanism,
+        "mode": "0600", "saved_at": "x",
+    });
+    if let (Some(h), Value::Object(extra)) = (header.as_object_mut(), fields) {
+        h.extend(extra);
+    }
+    format!("{header}\n")
+}
+
 #[test]
 fn a_restore_refuses_a_fifo_a_device_or_a_directory_at_once() {
     let dir = TempDir::new("notafile");
@@ -129,14 +142,15 @@ fn a_restored_name_with_escapes_is_exact_in_json_and_escaped_in_text() {
     let dir = TempDir::new("escapes");
     let name = format!("{}\x1b[31m\n", unique_name("esc"));
     let _guard = Cleanup(vec![Obj::PosixMsq(name.clone())]);
-    let header = serde_json::json!({
-        "format": "examples-ipc-snapshot", "version": 1, "mechanism": "posix-msq",
-        "name": name, "maxmsg": 4, "msgsize": 64, "mode": "0600", "messages": 1,
-        "saved_at": "\u{1b}[31m",
-    });
+    let header = header_line(
+        "posix-msq",
+        serde_json::json!({
+            "name": name, "maxmsg": 4, "msgsize": 64, "messages": 1, "saved_at": "\u{1b}[31m",
+        }),
+    );
     let file = dir.file("esc.jsonl");
     let message = r#"{"priority":1,"text":"hi"}"#;
-    std::fs::write(&file, format!("{header}\n{message}\n")).unwrap();
+    std::fs::write(&file, format!("{header}{message}\n")).unwrap();
     let o = run(&["--json", "posix", "msq", "--restore", &file]);
     let line: Value = serde_json::from_str(assert_ok(&o).trim()).unwrap();
     assert_eq!(line["object"], name.as_str(), "{line}");
@@ -163,11 +177,8 @@ fn a_fifo_in_dev_shm_is_no_segment_to_dump_save_or_restore() {
         what,
     );
     assert!(!std::path::Path::new(&file).exists());
-    let snapshot = serde_json::json!({
-        "format": "examples-ipc-snapshot", "version": 1, "mechanism": "posix-shm",
-        "name": name, "size": 0, "mode": "0600", "saved_at": "x",
-    });
-    std::fs::write(&file, format!("{snapshot}\n")).unwrap();
+    let snapshot = header_line("posix-shm", serde_json::json!({"name": name, "size": 0}));
+    std::fs::write(&file, snapshot).unwrap();
     let o = run(&["posix", "shm", "-n", &name, "--restore", &file]);
     assert_fails(&o, 1, what);
 }
@@ -303,15 +314,14 @@ fn a_restore_over_rlimit_msgqueue_names_the_limit_and_creates_nothing() {
     let dir = TempDir::new("rlimit-restore");
     let name = unique_name("rlimit-restore");
     let guard = Cleanup(vec![Obj::PosixMsq(name.clone())]);
-    let snapshot = serde_json::json!({
-        "format": "examples-ipc-snapshot", "version": 1, "mechanism": "posix-msq",
-        "name": name, "maxmsg": 10, "msgsize": 8192, "mode": "0600", "messages": 1,
-        "saved_at": "x",
-    });
+    let snapshot = header_line(
+        "posix-msq",
+        serde_json::json!({"name": name, "maxmsg": 10, "msgsize": 8192, "messages": 1}),
+    );
     let file = dir.file("q.jsonl");
     std::fs::write(
         &file,
-        format!("{snapshot}\n{{\"priority\":0,\"text\":\"a\"}}\n"),
+        format!("{snapshot}{{\"priority\":0,\"text\":\"a\"}}\n"),
     )
     .unwrap();
     let o = Command::new("prlimit")
@@ -424,18 +434,17 @@ fn a_snapshot_of_an_ipc_private_object_needs_a_key_and_makes_nothing_without() {
     let dir = TempDir::new("private");
     for mechanism in ["msq", "shm"] {
         let snapshot = match mechanism {
-            "msq" => serde_json::json!({
-                "format": "examples-ipc-snapshot", "version": 1, "mechanism": "sysv-msq",
-                "key": "0x00000000", "qbytes": 16384, "mode": "0600", "messages": 0,
-                "saved_at": "x",
-            }),
-            _ => serde_json::json!({
-                "format": "examples-ipc-snapshot", "version": 1, "mechanism": "sysv-shm",
-                "key": "0x00000000", "size": 0, "mode": "0600", "saved_at": "x",
-            }),
+            "msq" => header_line(
+                "sysv-msq",
+                serde_json::json!({"key": "0x00000000", "qbytes": 16384, "messages": 0}),
+            ),
+            _ => header_line(
+                "sysv-shm",
+                serde_json::json!({"key": "0x00000000", "size": 0}),
+            ),
         };
         let file = dir.file(&format!("{mechanism}.jsonl"));
-        std::fs::write(&file, format!("{snapshot}\n")).unwrap();
+        std::fs::write(&file, snapshot).unwrap();
         // In an IPC namespace of its own, so that ipcs sees only what it made.
         let script = r#""$0" sysv "$1" --restore "$2"; echo "rc=$?"; ipcs -q -m | grep -c 0x"#;
         let o = Command::new("unshare")
