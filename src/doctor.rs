@@ -328,8 +328,13 @@ pub fn dev_shm(space: Option<Space>) -> Vec<Finding> {
                 "dev-shm-small",
                 Severity::Warning,
                 format!(
-                    "/dev/shm is only {} (Docker's default is 64 MiB): larger shared memory fails with SIGBUS or ENOSPC",
-                    mib(size)
+                    "/dev/shm is only {} ({}): larger shared memory fails with SIGBUS or ENOSPC",
+                    mib(size),
+                    if size == SMALL_DEV_SHM {
+                        "Docker's default"
+                    } else {
+                        "Docker's default is 64 MiB"
+                    }
                 ),
                 "docker run --shm-size=1g ...   # in a container\nmount -o remount,size=1G /dev/shm   # on a host, as root".into(),
             )
