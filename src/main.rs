@@ -19,8 +19,9 @@ use clap::CommandFactory as _;
 use clap::parser::ValueSource;
 
 use cli::{
-    Cli, Command, DemoCommand, FifoArgs, MemfdArgs, ModeArgs, PosixCommand, PosixMsqArgs, SemArgs,
-    SendArgs, ServeArgs, ShmArgs, ShmDebugArgs, SnapshotArgs, SysvCommand, SysvKeyArgs,
+    Cli, Command, DemoCommand, FifoArgs, MemfdArgs, ModeArgs, ObjectArgs, PosixCommand,
+    PosixMsqArgs, SemArgs, SendArgs, ServeArgs, ShmArgs, ShmDebugArgs, SnapshotArgs, SysvCommand,
+    SysvKeyArgs,
 };
 use examples_ipc::debugging::{self, Debugging};
 use examples_ipc::error::{self, usage};
@@ -120,8 +121,7 @@ fn list_options(args: cli::LsArgs) -> anyhow::Result<ls::ListOptions> {
         headings: !args.noheadings,
         raw: args.raw,
         bytes: args.bytes,
-        all_namespaces: args.all_namespaces,
-        namespace: args.namespace,
+        namespaces: ls::NsScope::new(args.all_namespaces, args.namespace),
     })
 }
 
@@ -137,8 +137,7 @@ fn clean_options(args: cli::CleanArgs) -> anyhow::Result<clean::CleanOptions> {
 fn doctor_options(args: cli::DoctorArgs) -> anyhow::Result<doctor::DoctorOptions> {
     Ok(doctor::DoctorOptions {
         select: select(args.select)?,
-        all_namespaces: args.all_namespaces,
-        namespace: args.namespace,
+        namespaces: ls::NsScope::new(args.all_namespaces, args.namespace),
     })
 }
 
@@ -466,14 +465,7 @@ fn posix(cmd: PosixCommand, given: &ArgMatches) -> Result<Run> {
             target: a.object.target.name,
         }),
         PosixCommand::Sem(a) => Task::PosixSem(Sem {
-            role: sem_role(
-                kind,
-                mode,
-                a.object.create.mode,
-                &a.object.serve,
-                &a.sem,
-                false,
-            )?,
+            role: sem_role(kind, mode, &a.object, &a.sem, false)?,
             target: a.object.target.name,
         }),
     }))
@@ -647,14 +639,7 @@ fn sysv_task(cmd: SysvCommand, kind: Kind, mode: Mode) -> Result<Task> {
             }
             Task::SysvSem(Sem {
                 target: a.object.target.key,
-                role: sem_role(
-                    kind,
-                    mode,
-                    a.object.create.mode,
-                    &a.object.serve,
-                    &a.sem,
-                    a.undo,
-                )?,
+                role: sem_role(kind, mode, &a.object, &a.sem, a.undo)?,
             })
         }
     })
@@ -764,17 +749,17 @@ fn shm_role(mode: Mode, serve_args: &ServeArgs, shm: ShmArgs, diff: bool) -> Shm
 }
 
 /// The role of a sem server or client of either family.
-fn sem_role(
+fn sem_role<T: clap::Args>(
     kind: Kind,
     mode: Mode,
-    create_mode: examples_ipc::target::FileMode,
-    serve_args: &ServeArgs,
+    object: &ObjectArgs<T>,
     sem: &SemArgs,
     undo: bool,
 ) -> Result<SemRole> {
+    let serve_args = &object.serve;
     if mode == Mode::Server {
         return Ok(SemRole::Server {
-            create: create(create_mode, SemAttrs { value: sem.value }),
+            create: create(object.create.mode, SemAttrs { value: sem.value }),
             serve: serve(serve_args),
             interval: sem.interval.duration(),
         });
