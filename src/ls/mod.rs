@@ -301,10 +301,29 @@ pub struct ListOptions {
     pub raw: bool,
     /// Exact sizes instead of human-readable ones.
     pub bytes: bool,
+    pub namespaces: NsScope,
+}
+
+/// Which IPC namespaces `ls` and `doctor` read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NsScope {
+    /// The one this process runs in.
+    Current,
     /// `-A`: every IPC namespace on the host.
-    pub all_namespaces: bool,
+    All,
     /// `--namespace`: only this one, an inode or a pid in it.
-    pub namespace: Option<u64>,
+    One(u64),
+}
+
+impl NsScope {
+    /// From `-A` and `--namespace` (clap lets one of them through at most).
+    pub fn new(all: bool, one: Option<u64>) -> NsScope {
+        match (one, all) {
+            (Some(n), _) => NsScope::One(n),
+            (None, true) => NsScope::All,
+            (None, false) => NsScope::Current,
+        }
+    }
 }
 
 pub fn run(opts: &ListOptions, out: &mut Out) -> Result<ExitCode> {
@@ -313,12 +332,10 @@ pub fn run(opts: &ListOptions, out: &mut Out) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let layout = Layout::resolve(opts, out.is_json())?;
-    let mut scan = if let Some(n) = opts.namespace {
-        Scan::run_all(&opts.select, Some(all::resolve_namespace(n)?))
-    } else if opts.all_namespaces {
-        Scan::run_all(&opts.select, None)
-    } else {
-        Scan::run(&opts.select)
+    let mut scan = match opts.namespaces {
+        NsScope::One(n) => Scan::run_all(&opts.select, Some(all::resolve_namespace(n)?)),
+        NsScope::All => Scan::run_all(&opts.select, None),
+        NsScope::Current => Scan::run(&opts.select),
     };
     if opts.orphaned {
         scan.objects.retain(Object::orphaned);
