@@ -119,8 +119,8 @@ impl Procs {
             if skip.contains(&Some(pid)) {
                 continue;
             }
-            if want.maps {
-                procs.read_maps(pid, &mut buf);
+            if want.maps && !procs.read_maps(pid, &mut buf) {
+                continue;
             }
             if want.fds {
                 procs.read_fds(pid);
@@ -132,10 +132,23 @@ impl Procs {
         procs
     }
 
-    fn read_maps(&mut self, pid: i32, buf: &mut Vec<u8>) {
+    /// The files and segments `pid` maps. False when there is nothing
+    /// more to read of it: no address space (a kernel thread, or a process
+    /// that has exited: neither holds descriptors nor waits in a system
+    /// call; most processes on a machine are kernel threads), gone, or
+    /// not readable by this user (then neither are its descriptors and
+    /// threads: the kernel checks them alike, or more strictly).
+    fn read_maps(&mut self, pid: i32, buf: &mut Vec<u8>) -> bool {
         let maps = match read_into(Path::new(&format!("/proc/{pid}/maps")), buf) {
+            Ok("") => return false,
             Ok(maps) => maps,
-            Err(e) => return self.denied(pid, &e),
+            Err(e) => {
+                self.denied(pid, &e);
+                return !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound
+                );
+            }
         };
         let mut seen: HashSet<&str> = HashSet::new();
         for l in maps.lines() {
@@ -175,6 +188,7 @@ impl Procs {
                 }
             }
         }
+        true
     }
 
     /// Another user's process: what it maps, holds or waits on is unknown.
