@@ -148,6 +148,7 @@ pub fn add_queues(listed: Result<mqfs::Listing, String>, scan: &mut Scan) {
         }
     };
     scan.mq_source = Some(listing.source);
+    scan.objects.reserve(listing.queues.len());
     for e in listing.queues {
         let attr = e.attr;
         let mut obj = Object::new(Fields::PosixMsq(PosixMsq {
