@@ -11,7 +11,12 @@ use std::path::Path;
 /// # Errors
 /// The read error: ENOENT on a kernel without System V IPC.
 pub fn read_sysvipc(file: &str) -> io::Result<String> {
-    std::fs::read_to_string(sysvipc_path(file))
+    // A table of hundreds of rows: fs::read_to_string would start from a
+    // 32-byte probe and double its reads, a dozen system calls.
+    let mut buf = Vec::new();
+    let len = fill(&mut File::open(sysvipc_path(file))?, &mut buf)?;
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// The whole of the file at `path` as text, read into `buf`, whose
@@ -32,6 +37,12 @@ pub fn read_into<'b>(path: &Path, buf: &'b mut Vec<u8>) -> io::Result<&'b str> {
 /// # Errors
 /// As [`read_into`].
 pub fn read_all<'b>(file: &mut impl Read, buf: &'b mut Vec<u8>) -> io::Result<&'b str> {
+    let len = fill(file, buf)?;
+    std::str::from_utf8(&buf[..len]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Reads to the end into `buf` from its start, growing it; the length read.
+fn fill(file: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<usize> {
     // Kept zeroed up to its length, so reads go straight into it.
     if buf.len() < 16 * 1024 {
         buf.resize(16 * 1024, 0);
@@ -48,7 +59,7 @@ pub fn read_all<'b>(file: &mut impl Read, buf: &'b mut Vec<u8>) -> io::Result<&'
             Err(e) => return Err(e),
         }
     }
-    std::str::from_utf8(&buf[..len]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    Ok(len)
 }
 
 /// `/proc/sysvipc/FILE`, for messages.
