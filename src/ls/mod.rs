@@ -114,7 +114,13 @@ impl Scan {
             names.name(obj);
         }
         let ns = |o: &Object| o.namespace.as_ref().map(|n| (!n.current, n.inode));
-        self.objects.sort_by(|a, b| {
+        let objects = &self.objects;
+        // A stable sort of the objects themselves would take a scratch copy
+        // of them (hundreds of KiB of fresh pages for 1,000): sort their
+        // indices, then move each object once.
+        let mut order: Vec<usize> = (0..objects.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&objects[a], &objects[b]);
             ns(a)
                 .cmp(&ns(b))
                 .then_with(|| (a.kind as u8).cmp(&(b.kind as u8)))
@@ -126,6 +132,7 @@ impl Scan {
                 })
                 .then_with(|| (a.key.map(|k| k as u32), a.id).cmp(&(b.key.map(|k| k as u32), b.id)))
         });
+        permute(&mut self.objects, order);
     }
 
     /// Every object's users and verdict.
@@ -147,6 +154,24 @@ impl Scan {
                 command: procs.command(pid),
             })
             .collect();
+    }
+}
+
+/// Put `v[order[i]]` at `i` for every `i` (`order` a permutation of the
+/// indices), in place: each cycle of `order` is rotated once, swap by swap,
+/// and marked done in `order` as it goes, so every object moves once.
+fn permute<T>(v: &mut [T], mut order: Vec<usize>) {
+    for start in 0..v.len() {
+        let mut at = start;
+        loop {
+            let from = order[at];
+            order[at] = at;
+            if from == start || from == at {
+                break;
+            }
+            v.swap(at, from);
+            at = from;
+        }
     }
 }
 
@@ -404,6 +429,43 @@ impl Document<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn permute_moves_each_to_its_place() {
+        use super::permute;
+        // Every permutation of 6, and a shuffled 1,000 (a multiplicative step
+        // modulo a prime: a full cycle structure of its own).
+        let mut orders: Vec<Vec<usize>> = Vec::new();
+        let mut p: Vec<usize> = (0..6).collect();
+        heap_permutations(&mut p, 6, &mut orders);
+        orders.push((0..997).map(|i| (i * 389 + 7) % 997).collect());
+        for order in &orders {
+            let mut v: Vec<String> = (0..order.len()).map(|i| i.to_string()).collect();
+            permute(&mut v, order.clone());
+            let want: Vec<String> = order.iter().map(|i| i.to_string()).collect();
+            assert_eq!(v, want, "order {order:?}");
+        }
+        assert_eq!(orders.len(), 721);
+        orders.sort();
+        orders.dedup();
+        assert_eq!(
+            orders.len(),
+            721,
+            "Heap's algorithm gives each permutation once"
+        );
+    }
+
+    fn heap_permutations(p: &mut Vec<usize>, k: usize, out: &mut Vec<Vec<usize>>) {
+        if k <= 1 {
+            out.push(p.clone());
+            return;
+        }
+        heap_permutations(p, k - 1, out);
+        for i in 0..k - 1 {
+            p.swap(if k % 2 == 0 { i } else { 0 }, k - 1);
+            heap_permutations(p, k - 1, out);
+        }
+    }
+
     #[test]
     fn natural_order() {
         use super::natural;
