@@ -12,10 +12,12 @@
 # in turn, N times each with `hyperfine -N` (the round's figure is their
 # median), so a busy minute hits them all alike; lsipc's figure is the sum
 # of its modes (-q, -m, -s, and the POSIX ones where this lsipc has them;
-# `ls --sysv` lists what the first three do).
+# `ls --sysv` lists what the first three do). LSIPC=PATH runs another
+# lsipc than the one on PATH (2.41 added the POSIX modes -Q, -M, -S).
 # Printed: the median over the rounds, its ratio to the first BINARY's text
 # `ls` of the same round (median of the ratios), and the median peak RSS of
-# 9 runs (`/usr/bin/time -f %M`).
+# 9 runs (`/usr/bin/time -f %M`); then each BINARY's `ls` against lsipc
+# (median of the rounds' ratios, and their smallest and largest).
 set -eu
 ROUNDS=${1:-11}
 N=${2:-9}
@@ -32,6 +34,8 @@ cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- "$PWD/target/release/examples-ipc"
 [ -x "$1" ] || { echo "no binary $1: cargo build --release first" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "hyperfine is needed" >&2; exit 1; }
+LSIPC=${LSIPC:-lsipc}
+command -v "$LSIPC" >/dev/null || { echo "no lsipc $LSIPC" >&2; exit 1; }
 TMP=$(mktemp -d)
 TAG=eipc-ls-$$
 cc -O2 -o "$TMP/objects" bench/c/ipc_objects.c -pthread
@@ -50,9 +54,9 @@ trap 'exit 1' INT TERM
         # What lsipc without POSIX modes (before util-linux 2.41) lists.
         echo "sysv#$i $b ls --sysv"
     done
-    modes="lsipc -q;lsipc -m;lsipc -s"
+    modes="$LSIPC -q;$LSIPC -m;$LSIPC -s"
     for m in --posix-mqueues --posix-shmems --posix-semaphores; do
-        lsipc --help 2>/dev/null | grep -q -- "$m" && modes="$modes;lsipc $m"
+        "$LSIPC" --help 2>/dev/null | grep -q -- "$m" && modes="$modes;$LSIPC $m"
     done
     echo "lsipc $modes"
 } >"$TMP/commands"
@@ -106,3 +110,12 @@ while read -r label cmds; do
     printf '%-8s %8.2f ms  x%.3f  peak %s  (%s)\n' "$label" \
         "$(median <"$TMP/t.$label")" "$(median <"$TMP/r.$label")" "$rss" "$cmds"
 done <"$TMP/commands"
+
+# Each binary's text `ls` against lsipc, round by round.
+i=0
+for b in "$@"; do
+    i=$((i + 1))
+    paste -d' ' "$TMP/t.ls#$i" "$TMP/t.lsipc" | awk '{print $1 / $2}' >"$TMP/q"
+    printf 'ls#%s / lsipc: x%.3f (rounds: %s to %s)\n' "$i" "$(median <"$TMP/q")" \
+        "$(sort -n "$TMP/q" | head -1)" "$(sort -n "$TMP/q" | tail -1)"
+done

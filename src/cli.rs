@@ -215,6 +215,21 @@ pub struct ServeArgs {
     pub timeout: Option<Seconds>,
 }
 
+// What every posix and sysv command takes: a mode, the object (a
+// `PosixNameArgs` or a `SysvKeyArgs`), the permission bits of a call that
+// creates it, and how long a server runs. The fields' order is the help's.
+#[derive(Debug, Args)]
+pub struct ObjectArgs<T: Args> {
+    #[command(flatten)]
+    pub mode: ModeArgs,
+    #[command(flatten)]
+    pub target: T,
+    #[command(flatten)]
+    pub create: CreateModeArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
 // POSIX addressing.
 #[derive(Debug, Args)]
 pub struct PosixNameArgs {
@@ -248,13 +263,7 @@ pub struct SysvKeyArgs {
 #[command(mut_args(help::msq_options), mut_args(existing(Existing::PosixMsq)))]
 pub struct PosixMsqArgs {
     #[command(flatten)]
-    pub mode: ModeArgs,
-    #[command(flatten)]
-    pub target: PosixNameArgs,
-    #[command(flatten)]
-    pub create: CreateModeArgs,
-    #[command(flatten)]
-    pub serve: ServeArgs,
+    pub object: ObjectArgs<PosixNameArgs>,
     #[command(flatten)]
     pub send: SendArgs,
     /// Queue capacity in messages, when this call creates the queue
@@ -290,13 +299,7 @@ pub struct SendArgs {
 #[command(mut_args(help::msq_options), mut_args(existing(Existing::SysvMsq)))]
 pub struct SysvMsqArgs {
     #[command(flatten)]
-    pub mode: ModeArgs,
-    #[command(flatten)]
-    pub target: SysvKeyArgs,
-    #[command(flatten)]
-    pub create: CreateModeArgs,
-    #[command(flatten)]
-    pub serve: ServeArgs,
+    pub object: ObjectArgs<SysvKeyArgs>,
     #[command(flatten)]
     pub send: SendArgs,
     /// Message type: the server's msgrcv selector (default 0 = any), the
@@ -330,13 +333,7 @@ pub struct ShmArgs {
 #[command(mut_args(help::shm_options), mut_args(existing(Existing::PosixShm)))]
 pub struct PosixShmArgs {
     #[command(flatten)]
-    pub mode: ModeArgs,
-    #[command(flatten)]
-    pub target: PosixNameArgs,
-    #[command(flatten)]
-    pub create: CreateModeArgs,
-    #[command(flatten)]
-    pub serve: ServeArgs,
+    pub object: ObjectArgs<PosixNameArgs>,
     #[command(flatten)]
     pub shm: ShmArgs,
     #[command(flatten)]
@@ -349,13 +346,7 @@ pub struct PosixShmArgs {
 #[command(mut_args(help::shm_options), mut_args(existing(Existing::SysvShm)))]
 pub struct SysvShmArgs {
     #[command(flatten)]
-    pub mode: ModeArgs,
-    #[command(flatten)]
-    pub target: SysvKeyArgs,
-    #[command(flatten)]
-    pub create: CreateModeArgs,
-    #[command(flatten)]
-    pub serve: ServeArgs,
+    pub object: ObjectArgs<SysvKeyArgs>,
     #[command(flatten)]
     pub shm: ShmArgs,
     #[command(flatten)]
@@ -385,13 +376,7 @@ pub struct SemArgs {
 #[command(mut_args(help::sem_options), mut_args(existing(Existing::PosixSem)))]
 pub struct PosixSemArgs {
     #[command(flatten)]
-    pub mode: ModeArgs,
-    #[command(flatten)]
-    pub target: PosixNameArgs,
-    #[command(flatten)]
-    pub create: CreateModeArgs,
-    #[command(flatten)]
-    pub serve: ServeArgs,
+    pub object: ObjectArgs<PosixNameArgs>,
     #[command(flatten)]
     pub sem: SemArgs,
 }
@@ -402,13 +387,7 @@ pub struct PosixSemArgs {
 #[command(mut_args(help::sem_options), mut_args(existing(Existing::SysvSem)))]
 pub struct SysvSemArgs {
     #[command(flatten)]
-    pub mode: ModeArgs,
-    #[command(flatten)]
-    pub target: SysvKeyArgs,
-    #[command(flatten)]
-    pub create: CreateModeArgs,
-    #[command(flatten)]
-    pub serve: ServeArgs,
+    pub object: ObjectArgs<SysvKeyArgs>,
     #[command(flatten)]
     pub sem: SemArgs,
     /// Client: SEM_UNDO, the kernel reverts the operation when this process exits

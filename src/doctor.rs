@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::ipc::semfile::{Invalid, SemFile};
-use crate::ls::{Fields, NsTag, Object, SysvMsq, User};
+use crate::ls::{Fields, NsScope, NsTag, Object, SysvMsq, User};
 use crate::object::Kind;
 use crate::output::escape_bytes;
 
@@ -328,8 +328,13 @@ pub fn dev_shm(space: Option<Space>) -> Vec<Finding> {
                 "dev-shm-small",
                 Severity::Warning,
                 format!(
-                    "/dev/shm is only {} (Docker's default is 64 MiB): larger shared memory fails with SIGBUS or ENOSPC",
-                    mib(size)
+                    "/dev/shm is only {} ({}): larger shared memory fails with SIGBUS or ENOSPC",
+                    mib(size),
+                    if size == SMALL_DEV_SHM {
+                        "Docker's default"
+                    } else {
+                        "Docker's default is 64 MiB"
+                    }
                 ),
                 "docker run --shm-size=1g ...   # in a container\nmount -o remount,size=1G /dev/shm   # on a host, as root".into(),
             )
@@ -889,10 +894,7 @@ struct Report<'a> {
 pub struct DoctorOptions {
     /// The objects the per-object checks look at.
     pub select: crate::ls::Select,
-    /// `-A`: every IPC namespace on the host.
-    pub all_namespaces: bool,
-    /// `--namespace`: only this one, an inode or a pid in it.
-    pub namespace: Option<u64>,
+    pub namespaces: NsScope,
 }
 
 /// `doctor`: scan the selected objects, check them and the machine, print
@@ -901,12 +903,13 @@ pub fn run(
     opts: &DoctorOptions,
     out: &mut crate::output::Out,
 ) -> anyhow::Result<std::process::ExitCode> {
-    if let Some(n) = opts.namespace {
-        let only = crate::ls::resolve_namespace(n)?;
-        return all::run(&opts.select, Some(only), out);
-    }
-    if opts.all_namespaces {
-        return all::run(&opts.select, None, out);
+    match opts.namespaces {
+        NsScope::One(n) => {
+            let only = crate::ls::resolve_namespace(n)?;
+            return all::run(&opts.select, Some(only), out);
+        }
+        NsScope::All => return all::run(&opts.select, None, out),
+        NsScope::Current => {}
     }
     let scan = crate::ls::Scan::run(&opts.select);
     let mut objects = object_facts(&scan.objects, nix::unistd::geteuid().as_raw());

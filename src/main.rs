@@ -19,8 +19,9 @@ use clap::CommandFactory as _;
 use clap::parser::ValueSource;
 
 use cli::{
-    Cli, Command, DemoCommand, FifoArgs, MemfdArgs, ModeArgs, PosixCommand, PosixMsqArgs, SemArgs,
-    SendArgs, ServeArgs, ShmArgs, ShmDebugArgs, SnapshotArgs, SysvCommand, SysvKeyArgs,
+    Cli, Command, DemoCommand, FifoArgs, MemfdArgs, ModeArgs, ObjectArgs, PosixCommand,
+    PosixMsqArgs, SemArgs, SendArgs, ServeArgs, ShmArgs, ShmDebugArgs, SnapshotArgs, SysvCommand,
+    SysvKeyArgs,
 };
 use examples_ipc::debugging::{self, Debugging};
 use examples_ipc::error::{self, usage};
@@ -120,8 +121,7 @@ fn list_options(args: cli::LsArgs) -> anyhow::Result<ls::ListOptions> {
         headings: !args.noheadings,
         raw: args.raw,
         bytes: args.bytes,
-        all_namespaces: args.all_namespaces,
-        namespace: args.namespace,
+        namespaces: ls::NsScope::new(args.all_namespaces, args.namespace),
     })
 }
 
@@ -137,8 +137,7 @@ fn clean_options(args: cli::CleanArgs) -> anyhow::Result<clean::CleanOptions> {
 fn doctor_options(args: cli::DoctorArgs) -> anyhow::Result<doctor::DoctorOptions> {
     Ok(doctor::DoctorOptions {
         select: select(args.select)?,
-        all_namespaces: args.all_namespaces,
-        namespace: args.namespace,
+        namespaces: ls::NsScope::new(args.all_namespaces, args.namespace),
     })
 }
 
@@ -420,20 +419,20 @@ fn posix(cmd: PosixCommand, given: &ArgMatches) -> Result<Run> {
     let (kind, mode, name, applies) = match &cmd {
         PosixCommand::Msq(a) => (
             Kind::PosixMsq,
-            Mode::of(&a.mode, a.debug.peek, Some(&a.debug.snapshot), false),
-            &a.target.name,
+            Mode::of(&a.object.mode, a.debug.peek, Some(&a.debug.snapshot), false),
+            &a.object.target.name,
             &POSIX_MSQ,
         ),
         PosixCommand::Shm(a) => (
             Kind::PosixShm,
-            Mode::of(&a.mode, false, Some(&a.debug.snapshot), a.debug.dump),
-            &a.target.name,
+            Mode::of(&a.object.mode, false, Some(&a.debug.snapshot), a.debug.dump),
+            &a.object.target.name,
             &SHM,
         ),
         PosixCommand::Sem(a) => (
             Kind::PosixSem,
-            Mode::of(&a.mode, false, None, false),
-            &a.target.name,
+            Mode::of(&a.object.mode, false, None, false),
+            &a.object.target.name,
             &SEM,
         ),
     };
@@ -456,18 +455,18 @@ fn posix(cmd: PosixCommand, given: &ArgMatches) -> Result<Run> {
     }
     Ok(Run::Task(match cmd {
         PosixCommand::Msq(a) => Task::PosixMsq(PosixMsq {
-            create: create(a.create.mode, queue_attrs(&a)),
-            role: posix_msq_role(mode, a.serve, a.send, a.priority),
-            name: a.target.name,
+            create: create(a.object.create.mode, queue_attrs(&a)),
+            role: posix_msq_role(mode, a.object.serve, a.send, a.priority),
+            name: a.object.target.name,
         }),
         PosixCommand::Shm(a) => Task::PosixShm(Shm {
-            create: create(a.create.mode, SegmentAttrs { size: a.shm.size }),
-            role: shm_role(mode, &a.serve, a.shm, a.debug.diff),
-            target: a.target.name,
+            create: create(a.object.create.mode, SegmentAttrs { size: a.shm.size }),
+            role: shm_role(mode, &a.object.serve, a.shm, a.debug.diff),
+            target: a.object.target.name,
         }),
         PosixCommand::Sem(a) => Task::PosixSem(Sem {
-            role: sem_role(kind, mode, a.create.mode, &a.serve, &a.sem, false)?,
-            target: a.target.name,
+            role: sem_role(kind, mode, &a.object, &a.sem, false)?,
+            target: a.object.target.name,
         }),
     }))
 }
@@ -556,20 +555,20 @@ fn sysv(cmd: SysvCommand, given: &ArgMatches) -> Result<Run> {
     let (kind, mode, target, applies) = match &cmd {
         SysvCommand::Msq(a) => (
             Kind::SysvMsq,
-            Mode::of(&a.mode, a.debug.peek, Some(&a.debug.snapshot), false),
-            &a.target,
+            Mode::of(&a.object.mode, a.debug.peek, Some(&a.debug.snapshot), false),
+            &a.object.target,
             &SYSV_MSQ,
         ),
         SysvCommand::Shm(a) => (
             Kind::SysvShm,
-            Mode::of(&a.mode, false, Some(&a.debug.snapshot), a.debug.dump),
-            &a.target,
+            Mode::of(&a.object.mode, false, Some(&a.debug.snapshot), a.debug.dump),
+            &a.object.target,
             &SHM,
         ),
         SysvCommand::Sem(a) => (
             Kind::SysvSem,
-            Mode::of(&a.mode, false, None, false),
-            &a.target,
+            Mode::of(&a.object.mode, false, None, false),
+            &a.object.target,
             &SEM,
         ),
     };
@@ -621,14 +620,14 @@ fn sysv(cmd: SysvCommand, given: &ArgMatches) -> Result<Run> {
 fn sysv_task(cmd: SysvCommand, kind: Kind, mode: Mode) -> Result<Task> {
     Ok(match cmd {
         SysvCommand::Msq(a) => Task::SysvMsq(SysvMsq {
-            key: a.target.key,
-            create: create(a.create.mode, ()),
-            role: sysv_msq_role(mode, a.serve, a.send, a.r#type)?,
+            key: a.object.target.key,
+            create: create(a.object.create.mode, ()),
+            role: sysv_msq_role(mode, a.object.serve, a.send, a.r#type)?,
         }),
         SysvCommand::Shm(a) => Task::SysvShm(Shm {
-            target: a.target.key,
-            create: create(a.create.mode, SegmentAttrs { size: a.shm.size }),
-            role: shm_role(mode, &a.serve, a.shm, a.debug.diff),
+            target: a.object.target.key,
+            create: create(a.object.create.mode, SegmentAttrs { size: a.shm.size }),
+            role: shm_role(mode, &a.object.serve, a.shm, a.debug.diff),
         }),
         SysvCommand::Sem(a) => {
             let semvmx = examples_ipc::ipc::sysv_sem::SEMVMX;
@@ -639,8 +638,8 @@ fn sysv_task(cmd: SysvCommand, kind: Kind, mode: Mode) -> Result<Task> {
                 )));
             }
             Task::SysvSem(Sem {
-                target: a.target.key,
-                role: sem_role(kind, mode, a.create.mode, &a.serve, &a.sem, a.undo)?,
+                target: a.object.target.key,
+                role: sem_role(kind, mode, &a.object, &a.sem, a.undo)?,
             })
         }
     })
@@ -750,17 +749,17 @@ fn shm_role(mode: Mode, serve_args: &ServeArgs, shm: ShmArgs, diff: bool) -> Shm
 }
 
 /// The role of a sem server or client of either family.
-fn sem_role(
+fn sem_role<T: clap::Args>(
     kind: Kind,
     mode: Mode,
-    create_mode: examples_ipc::target::FileMode,
-    serve_args: &ServeArgs,
+    object: &ObjectArgs<T>,
     sem: &SemArgs,
     undo: bool,
 ) -> Result<SemRole> {
+    let serve_args = &object.serve;
     if mode == Mode::Server {
         return Ok(SemRole::Server {
-            create: create(create_mode, SemAttrs { value: sem.value }),
+            create: create(object.create.mode, SemAttrs { value: sem.value }),
             serve: serve(serve_args),
             interval: sem.interval.duration(),
         });

@@ -212,7 +212,7 @@ fn sysv_keys(values: &mut Vec<String>, table: &str) {
             .and_then(|k| k.parse::<i32>().ok())
             .filter(|k| *k != 0)
         {
-            values.push(format!("0x{:08x}", key as u32));
+            values.push(crate::ipc::sysv::key_hex(key));
         }
     }
 }

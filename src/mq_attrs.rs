@@ -70,54 +70,65 @@ impl AttrLimits {
     /// process with EINVAL; None when the attributes are within its limits
     /// (or a limit could not be read).
     pub fn refusal(&self, max_msgs: u32, msg_size: u32) -> Option<(OverLimit, String)> {
-        let (n, size) = (u64::from(max_msgs), u64::from(msg_size));
-        // Without the capability the sysctl is this process's limit, and
-        // the hint says what would lift it: not uid 0, the capability.
-        let lift = |hard: u64| {
-            format!(
-                "this process's limit: it lacks CAP_SYS_RESOURCE, which would allow up to {hard} \
-                 (being root is not enough)"
-            )
-        };
-        if n > HARD_MSGMAX {
-            return Some((
-                OverLimit::HardMsgmax,
-                format!(
-                    "--max-msgs {n} is above the kernel's hard limit of {HARD_MSGMAX} messages (HARD_MSGMAX)"
+        // Each attribute with its hard limit (compiled into the kernel) and
+        // its sysctl; every hard limit is checked before any sysctl.
+        let attrs = [
+            Checked {
+                flag: "--max-msgs",
+                value: u64::from(max_msgs),
+                hard: (OverLimit::HardMsgmax, HARD_MSGMAX, "messages (HARD_MSGMAX)"),
+                sysctl: (OverLimit::MsgMax, self.msg_max, "msg_max"),
+            },
+            Checked {
+                flag: "--msg-size",
+                value: u64::from(msg_size),
+                hard: (
+                    OverLimit::HardMsgsizemax,
+                    HARD_MSGSIZEMAX,
+                    "bytes (HARD_MSGSIZEMAX)",
                 ),
-            ));
-        }
-        if size > HARD_MSGSIZEMAX {
-            return Some((
-                OverLimit::HardMsgsizemax,
-                format!(
-                    "--msg-size {size} is above the kernel's hard limit of {HARD_MSGSIZEMAX} bytes (HARD_MSGSIZEMAX)"
-                ),
-            ));
+                sysctl: (OverLimit::MsgsizeMax, self.msgsize_max, "msgsize_max"),
+            },
+        ];
+        for a in &attrs {
+            let (over, hard, unit) = a.hard;
+            if a.value > hard {
+                let text = format!(
+                    "{} {} is above the kernel's hard limit of {hard} {unit}",
+                    a.flag, a.value
+                );
+                return Some((over, text));
+            }
         }
         if self.cap_sys_resource {
             return None;
         }
-        if let Some(m) = self.msg_max.filter(|m| n > *m) {
-            return Some((
-                OverLimit::MsgMax,
-                format!(
-                    "--max-msgs {n} is above /proc/sys/fs/mqueue/msg_max ({m}), {}",
-                    lift(HARD_MSGMAX)
-                ),
-            ));
-        }
-        if let Some(m) = self.msgsize_max.filter(|m| size > *m) {
-            return Some((
-                OverLimit::MsgsizeMax,
-                format!(
-                    "--msg-size {size} is above /proc/sys/fs/mqueue/msgsize_max ({m}), {}",
-                    lift(HARD_MSGSIZEMAX)
-                ),
-            ));
+        for a in &attrs {
+            let (over, max, name) = a.sysctl;
+            if let Some(m) = max.filter(|m| a.value > *m) {
+                // Without the capability the sysctl is this process's limit,
+                // and the hint says what would lift it: not uid 0, the
+                // capability.
+                let text = format!(
+                    "{} {} is above /proc/sys/fs/mqueue/{name} ({m}), this process's limit: \
+                     it lacks CAP_SYS_RESOURCE, which would allow up to {} (being root is not \
+                     enough)",
+                    a.flag, a.value, a.hard.1
+                );
+                return Some((over, text));
+            }
         }
         None
     }
+}
+
+/// one attribute of `AttrLimits::refusal`: its flag and value, and the hard
+/// limit and the sysctl (`None`: unread) it must stay within.
+struct Checked {
+    flag: &'static str,
+    value: u64,
+    hard: (OverLimit, u64, &'static str),
+    sysctl: (OverLimit, Option<u64>, &'static str),
 }
 
 /// What a queue charges against RLIMIT_MSGQUEUE, as mq_overview(7) gives it.

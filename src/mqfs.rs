@@ -12,8 +12,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::ipc::posix_mq::{Access, PosixQueue};
+use crate::ipc::posix_mq::{Access, Attributes, PosixQueue, file_attributes};
 use crate::ipc::process;
+use crate::procfs::{read_all, read_into};
 
 /// A queue as the mqueue filesystem shows it. Serialized as JSON on the
 /// pipe from the child that lists a private mount.
@@ -163,6 +164,7 @@ fn may_mount() -> bool {
 
 fn read_mqueue_dir(dir: &Path) -> Result<Vec<MqEntry>> {
     let mut out = Vec::new();
+    let mut buf = Vec::new();
     for entry in fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .flatten()
@@ -170,17 +172,15 @@ fn read_mqueue_dir(dir: &Path) -> Result<Vec<MqEntry>> {
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        let Ok(meta) = fs::symlink_metadata(entry.path()) else {
+        let Some((meta, status, attr)) = read_queue(&entry.path(), &name, &mut buf) else {
             continue;
         };
         // QSIZE:129  NOTIFY:0  SIGNO:0  NOTIFY_PID:0
-        let status = fs::read_to_string(entry.path()).ok();
         let field = |key: &str| -> Option<i64> {
             let s = status.as_deref()?;
             let at = s.find(key)? + key.len();
             s[at..].split_ascii_whitespace().next()?.parse().ok()
         };
-        let attr = mq_attributes(&name);
         out.push(MqEntry {
             qsize: field("QSIZE:").and_then(|q| u64::try_from(q).ok()),
             notify_pid: field("NOTIFY_PID:"),
@@ -196,6 +196,27 @@ fn read_mqueue_dir(dir: &Path) -> Result<Vec<MqEntry>> {
     Ok(out)
 }
 
+/// One queue's file: its owner and mode, its status line, its attributes.
+/// A queue this user may read takes one open (the file's descriptor is a
+/// queue descriptor); any other, an lstat and an `mq_open` of either end.
+/// None when the queue is gone.
+fn read_queue(
+    path: &Path,
+    name: &str,
+    buf: &mut Vec<u8>,
+) -> Option<(fs::Metadata, Option<String>, Option<MqAttr>)> {
+    if let Ok(mut file) = File::open(path)
+        && let Ok(meta) = file.metadata()
+    {
+        let status = read_all(&mut file, buf).ok().map(str::to_string);
+        let attr = file_attributes(file).ok().map(|a| MqAttr::from(&a));
+        return Some((meta, status, attr));
+    }
+    let meta = fs::symlink_metadata(path).ok()?;
+    let status = read_into(path, buf).ok().map(str::to_string);
+    Some((meta, status, mq_attributes(name)))
+}
+
 /// mq_getattr through an mq_open of either end: opening a queue takes no
 /// message, so this changes nothing. None when neither end may be opened.
 fn mq_attributes(name: &str) -> Option<MqAttr> {
@@ -203,12 +224,17 @@ fn mq_attributes(name: &str) -> Option<MqAttr> {
     let mq = PosixQueue::open_existing(&path, Access::Read)
         .or_else(|_| PosixQueue::open_existing(&path, Access::Write))
         .ok()?;
-    let a = mq.attributes().ok()?;
-    Some(MqAttr {
-        maxmsg: a.capacity as i64,
-        msgsize: a.max_msg_len as i64,
-        curmsgs: a.current_messages as i64,
-    })
+    Some(MqAttr::from(&mq.attributes().ok()?))
+}
+
+impl From<&Attributes> for MqAttr {
+    fn from(a: &Attributes) -> MqAttr {
+        MqAttr {
+            maxmsg: a.capacity as i64,
+            msgsize: a.max_msg_len as i64,
+            curmsgs: a.current_messages as i64,
+        }
+    }
 }
 
 /// A child that unshares its mount namespace, makes every mount private

@@ -112,7 +112,7 @@ impl SysvKey {
 impl fmt::Display for SysvKey {
     /// As ipcs prints it: `0x` and eight hex digits.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "0x{:08x}", self.0 as u32)
+        f.write_str(&crate::ipc::sysv::key_hex(self.0))
     }
 }
 

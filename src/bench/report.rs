@@ -202,8 +202,22 @@ pub(super) fn print_tables(
         first = false;
         let group = rows.iter().filter(|r| r.size == size);
         match pattern {
-            Pattern::Pingpong => print_pingpong(w, size, group)?,
-            Pattern::Stream => print_stream(w, size, group)?,
+            Pattern::Pingpong => table(
+                w,
+                format_args!("pingpong, {size} bytes; pin: parent/child CPU at the end of the run"),
+                &PINGPONG_COLUMNS,
+                group,
+                pingpong_cells,
+            )?,
+            Pattern::Stream => table(
+                w,
+                format_args!(
+                    "stream, {size} bytes one way; pin: parent/child CPU at the end of the run"
+                ),
+                &STREAM_COLUMNS,
+                group,
+                stream_cells,
+            )?,
         }
     }
     Ok(())
@@ -236,7 +250,7 @@ fn headings(w: &mut impl Write, columns: &[Column]) -> std::io::Result<()> {
     line(w, columns, &names)
 }
 
-const FLOOR_COLUMNS: &[Column] = &[
+const FLOOR_COLUMNS: [Column; 5] = [
     Column("pin", 10, Align::Left),
     Column("wait", 6, Align::Left),
     Column("round trips/s", 13, Align::Right),
@@ -244,7 +258,7 @@ const FLOOR_COLUMNS: &[Column] = &[
     Column("cpu/rt", 9, Align::Right),
 ];
 
-const PINGPONG_COLUMNS: &[Column] = &[
+const PINGPONG_COLUMNS: [Column; 10] = [
     Column("mechanism", 10, Align::Left),
     Column("pin", 9, Align::Left),
     Column("round trips/s", 12, Align::Right),
@@ -257,7 +271,7 @@ const PINGPONG_COLUMNS: &[Column] = &[
     Column("×floor", 7, Align::Right),
 ];
 
-const STREAM_COLUMNS: &[Column] = &[
+const STREAM_COLUMNS: [Column; 5] = [
     Column("mechanism", 10, Align::Left),
     Column("pin", 9, Align::Left),
     Column("messages/s", 12, Align::Right),
@@ -265,82 +279,72 @@ const STREAM_COLUMNS: &[Column] = &[
     Column("cpu/msg", 9, Align::Right),
 ];
 
+/// A table: its title line, the headings, and the cells of each row.
+fn table<T, const N: usize>(
+    w: &mut impl Write,
+    title: std::fmt::Arguments<'_>,
+    columns: &[Column; N],
+    rows: impl IntoIterator<Item = T>,
+    cells: impl Fn(T) -> [String; N],
+) -> std::io::Result<()> {
+    writeln!(w, "{title}")?;
+    headings(w, columns)?;
+    for row in rows {
+        line(w, columns, &cells(row).each_ref().map(String::as_str))?;
+    }
+    Ok(())
+}
+
 fn print_floors(w: &mut impl Write, floors: &[FloorRow]) -> std::io::Result<()> {
-    writeln!(
+    table(
         w,
-        "floor: one atomic word between the two processes, no payload, no clock per round trip"
-    )?;
-    headings(w, FLOOR_COLUMNS)?;
-    for f in floors {
-        let pin = format!("{} {}/{}", f.pin, f.parent_cpu, f.child_cpu);
-        let cells: [&str; 5] = [
-            &pin,
-            f.wait,
-            &rate(f.per_sec),
-            &dur(f.round_trip_ns),
-            &dur(f.cpu_ns_per_op),
-        ];
-        line(w, FLOOR_COLUMNS, &cells)?;
-    }
-    Ok(())
+        format_args!(
+            "floor: one atomic word between the two processes, no payload, no clock per round trip"
+        ),
+        &FLOOR_COLUMNS,
+        floors,
+        |f| {
+            [
+                format!("{} {}/{}", f.pin, f.parent_cpu, f.child_cpu),
+                f.wait.to_string(),
+                rate(f.per_sec),
+                dur(f.round_trip_ns),
+                dur(f.cpu_ns_per_op),
+            ]
+        },
+    )
 }
 
-fn print_pingpong<'a>(
-    w: &mut impl Write,
-    size: usize,
-    rows: impl Iterator<Item = &'a Row>,
-) -> std::io::Result<()> {
-    writeln!(
-        w,
-        "pingpong, {size} bytes; pin: parent/child CPU at the end of the run"
-    )?;
-    headings(w, PINGPONG_COLUMNS)?;
-    for r in rows {
-        let l = r.latency_ns.unwrap_or(Latency {
-            mean: 0.0,
-            p50: 0.0,
-            p99: 0.0,
-            p999: 0.0,
-            max: 0.0,
-        });
-        let cells: [&str; 10] = [
-            r.mechanism,
-            &r.placement(),
-            &rate(r.per_sec),
-            &dur(l.mean),
-            &dur(l.p50),
-            &dur(l.p99),
-            &dur(l.p999),
-            &dur(l.max),
-            &dur(r.cpu_ns_per_op),
-            &times(r.x_floor),
-        ];
-        line(w, PINGPONG_COLUMNS, &cells)?;
-    }
-    Ok(())
+fn pingpong_cells(r: &Row) -> [String; 10] {
+    let l = r.latency_ns.unwrap_or(Latency {
+        mean: 0.0,
+        p50: 0.0,
+        p99: 0.0,
+        p999: 0.0,
+        max: 0.0,
+    });
+    [
+        r.mechanism.to_string(),
+        r.placement(),
+        rate(r.per_sec),
+        dur(l.mean),
+        dur(l.p50),
+        dur(l.p99),
+        dur(l.p999),
+        dur(l.max),
+        dur(r.cpu_ns_per_op),
+        times(r.x_floor),
+    ]
 }
 
-fn print_stream<'a>(
-    w: &mut impl Write,
-    size: usize,
-    rows: impl Iterator<Item = &'a Row>,
-) -> std::io::Result<()> {
-    writeln!(
-        w,
-        "stream, {size} bytes one way; pin: parent/child CPU at the end of the run"
-    )?;
-    headings(w, STREAM_COLUMNS)?;
-    for r in rows {
-        let cells: [&str; 5] = [
-            r.mechanism,
-            &r.placement(),
-            &rate(r.per_sec),
-            &format!("{:.1}", r.mb_per_sec),
-            &dur(r.cpu_ns_per_op),
-        ];
-        line(w, STREAM_COLUMNS, &cells)?;
-    }
-    Ok(())
+fn stream_cells(r: &Row) -> [String; 5] {
+    [
+        r.mechanism.to_string(),
+        r.placement(),
+        rate(r.per_sec),
+        format!("{:.1}", r.mb_per_sec),
+        dur(r.cpu_ns_per_op),
+    ]
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 //! unlinks); `PosixQueue` adds the open policy, the name (for removal) and
 //! the descriptor for `poll`. Errors are posixmq's `io::Error`s.
 
+use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
 
 use nix::errno::Errno;
 use nix::sys::stat::{FileStat, fstat};
@@ -192,6 +193,26 @@ impl PosixQueue {
     pub fn stat(&self) -> Result<FileStat, Errno> {
         fstat(self.fd())
     }
+}
+
+/// `mq_getattr` of a queue's file in a mounted mqueue filesystem, opened
+/// with `open(2)`: on Linux that descriptor is a queue descriptor, so `ls`
+/// reads a queue's status line, owner and attributes through one open
+/// instead of an `mq_open` besides. The descriptor is closed.
+///
+/// # Errors
+/// EBADF when `file` is not on an mqueue filesystem.
+///
+/// # References
+/// [mq_getattr(3)](https://man7.org/linux/man-pages/man3/mq_getattr.3.html),
+/// [mq_overview(7)](https://man7.org/linux/man-pages/man7/mq_overview.7.html)
+/// ("Linux implementation of message queue descriptors")
+pub fn file_attributes(file: File) -> io::Result<Attributes> {
+    // SAFETY: the descriptor is `file`'s own, handed over whole: PosixMq
+    // closes it once in Drop (mq_close is close on Linux), and mq_getattr
+    // on a descriptor of any other file only fails with EBADF.
+    let mq = unsafe { PosixMq::from_raw_fd(file.into_raw_fd()) };
+    mq.attributes()
 }
 
 impl Remove for PosixQueue {

@@ -131,7 +131,21 @@ impl SemFile {
     /// # References
     /// [pread(2)](https://man7.org/linux/man-pages/man2/pread.2.html)
     pub fn check(&self) -> io::Result<Result<SemWord, Invalid>> {
-        if !self.file.metadata()?.file_type().is_file() {
+        self.check_as(&self.file.metadata()?)
+    }
+
+    /// [`check`](Self::check) with `meta`, this open file's own `fstat`
+    /// ([`metadata`](Self::metadata)) taken by the caller, so `ls` needs
+    /// one `fstat` per semaphore, not two.
+    ///
+    /// # Errors
+    /// The `pread` errno; a file that is not a valid semaphore is
+    /// `Ok(Err(Invalid))`.
+    ///
+    /// # References
+    /// [pread(2)](https://man7.org/linux/man-pages/man2/pread.2.html)
+    pub fn check_as(&self, meta: &Metadata) -> io::Result<Result<SemWord, Invalid>> {
+        if !meta.file_type().is_file() {
             return Ok(Err(Invalid::NotAFile));
         }
         let mut buf = [0u8; SEM_T_SIZE];

@@ -114,7 +114,13 @@ impl Scan {
             names.name(obj);
         }
         let ns = |o: &Object| o.namespace.as_ref().map(|n| (!n.current, n.inode));
-        self.objects.sort_by(|a, b| {
+        let objects = &self.objects;
+        // A stable sort of the objects themselves would take a scratch copy
+        // of them (hundreds of KiB of fresh pages for 1,000): sort their
+        // indices, then move each object once.
+        let mut order: Vec<usize> = (0..objects.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&objects[a], &objects[b]);
             ns(a)
                 .cmp(&ns(b))
                 .then_with(|| (a.kind as u8).cmp(&(b.kind as u8)))
@@ -126,6 +132,7 @@ impl Scan {
                 })
                 .then_with(|| (a.key.map(|k| k as u32), a.id).cmp(&(b.key.map(|k| k as u32), b.id)))
         });
+        permute(&mut self.objects, order);
     }
 
     /// Every object's users and verdict.
@@ -147,6 +154,24 @@ impl Scan {
                 command: procs.command(pid),
             })
             .collect();
+    }
+}
+
+/// Put `v[order[i]]` at `i` for every `i` (`order` a permutation of the
+/// indices), in place: each cycle of `order` is rotated once, swap by swap,
+/// and marked done in `order` as it goes, so every object moves once.
+fn permute<T>(v: &mut [T], mut order: Vec<usize>) {
+    for start in 0..v.len() {
+        let mut at = start;
+        loop {
+            let from = order[at];
+            order[at] = at;
+            if from == start || from == at {
+                break;
+            }
+            v.swap(at, from);
+            at = from;
+        }
     }
 }
 
@@ -301,10 +326,29 @@ pub struct ListOptions {
     pub raw: bool,
     /// Exact sizes instead of human-readable ones.
     pub bytes: bool,
+    pub namespaces: NsScope,
+}
+
+/// Which IPC namespaces `ls` and `doctor` read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NsScope {
+    /// The one this process runs in.
+    Current,
     /// `-A`: every IPC namespace on the host.
-    pub all_namespaces: bool,
+    All,
     /// `--namespace`: only this one, an inode or a pid in it.
-    pub namespace: Option<u64>,
+    One(u64),
+}
+
+impl NsScope {
+    /// From `-A` and `--namespace` (clap lets one of them through at most).
+    pub fn new(all: bool, one: Option<u64>) -> NsScope {
+        match (one, all) {
+            (Some(n), _) => NsScope::One(n),
+            (None, true) => NsScope::All,
+            (None, false) => NsScope::Current,
+        }
+    }
 }
 
 pub fn run(opts: &ListOptions, out: &mut Out) -> Result<ExitCode> {
@@ -313,12 +357,10 @@ pub fn run(opts: &ListOptions, out: &mut Out) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let layout = Layout::resolve(opts, out.is_json())?;
-    let mut scan = if let Some(n) = opts.namespace {
-        Scan::run_all(&opts.select, Some(all::resolve_namespace(n)?))
-    } else if opts.all_namespaces {
-        Scan::run_all(&opts.select, None)
-    } else {
-        Scan::run(&opts.select)
+    let mut scan = match opts.namespaces {
+        NsScope::One(n) => Scan::run_all(&opts.select, Some(all::resolve_namespace(n)?)),
+        NsScope::All => Scan::run_all(&opts.select, None),
+        NsScope::Current => Scan::run(&opts.select),
     };
     if opts.orphaned {
         scan.objects.retain(Object::orphaned);
@@ -387,6 +429,43 @@ impl Document<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn permute_moves_each_to_its_place() {
+        use super::permute;
+        // Every permutation of 6, and a shuffled 1,000 (a multiplicative step
+        // modulo a prime: a full cycle structure of its own).
+        let mut orders: Vec<Vec<usize>> = Vec::new();
+        let mut p: Vec<usize> = (0..6).collect();
+        heap_permutations(&mut p, 6, &mut orders);
+        orders.push((0..997).map(|i| (i * 389 + 7) % 997).collect());
+        for order in &orders {
+            let mut v: Vec<String> = (0..order.len()).map(|i| i.to_string()).collect();
+            permute(&mut v, order.clone());
+            let want: Vec<String> = order.iter().map(|i| i.to_string()).collect();
+            assert_eq!(v, want, "order {order:?}");
+        }
+        assert_eq!(orders.len(), 721);
+        orders.sort();
+        orders.dedup();
+        assert_eq!(
+            orders.len(),
+            721,
+            "Heap's algorithm gives each permutation once"
+        );
+    }
+
+    fn heap_permutations(p: &mut Vec<usize>, k: usize, out: &mut Vec<Vec<usize>>) {
+        if k <= 1 {
+            out.push(p.clone());
+            return;
+        }
+        heap_permutations(p, k - 1, out);
+        for i in 0..k - 1 {
+            p.swap(if k % 2 == 0 { i } else { 0 }, k - 1);
+            heap_permutations(p, k - 1, out);
+        }
+    }
+
     #[test]
     fn natural_order() {
         use super::natural;

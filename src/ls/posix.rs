@@ -6,7 +6,7 @@
 //! (`ipc::semfile`), so an empty, truncated or garbage `sem.*` file is
 //! reported, never a SIGBUS, and `ls` never shows up as a user itself.
 
-use std::fs;
+use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -41,8 +41,18 @@ pub fn scan_shm_dir(scan: &mut Scan, at: Option<&Path>, want_shm: bool, want_sem
         if (is_sem && !want_sem) || (!is_sem && !want_shm) {
             continue;
         }
+        // A semaphore the directory lists as a regular file is opened
+        // first and described by its open file: one fstat, where an lstat of
+        // the path would come on top. Anything else, or a semaphore this
+        // user may not open, gets the lstat.
+        let sem = (is_sem && entry.file_type().is_ok_and(|t| t.is_file()))
+            .then(|| open_sem(&entry.path()))
+            .flatten();
         // lstat: a file removed since read_dir is simply gone, not an error.
-        let meta = match fs::symlink_metadata(entry.path()) {
+        let meta = match sem
+            .as_ref()
+            .map_or_else(|| fs::symlink_metadata(entry.path()), |s| Ok(s.1.clone()))
+        {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(_) => {
@@ -55,7 +65,11 @@ pub fn scan_shm_dir(scan: &mut Scan, at: Option<&Path>, want_shm: bool, want_sem
         }
         let (inode, mtime) = ((meta.dev(), meta.ino()), Time(meta.mtime()));
         let mut obj = if is_sem {
-            let Some(mut obj) = read_sem(&entry.path(), mtime, inode, &mut scan.unreadable) else {
+            let value = match &sem {
+                Some((file, meta)) => file.check_as(meta),
+                None => read_sem_value(&entry.path()),
+            };
+            let Some(mut obj) = read_sem(value, mtime, inode, &mut scan.unreadable) else {
                 continue;
             };
             obj.name = Some(format!("/{}", &file[4..]));
@@ -74,11 +88,24 @@ pub fn scan_shm_dir(scan: &mut Scan, at: Option<&Path>, want_shm: bool, want_sem
     }
 }
 
-/// A `sem.NAME` file as a semaphore: its value, or a note saying why there
-/// is none (one not readable is counted in `unreadable`). None when the
-/// file is gone.
-fn read_sem(path: &Path, mtime: Time, inode: (u64, u64), unreadable: &mut usize) -> Option<Object> {
-    let (value, waiters, note) = match read_sem_value(path) {
+/// A `sem.NAME` file open for reading, and its `fstat`; None when it
+/// cannot be opened (gone, or not readable by this user).
+fn open_sem(path: &Path) -> Option<(SemFile, Metadata)> {
+    let file = SemFile::open(path.to_str()?, false).ok()?;
+    let meta = file.metadata().ok()?;
+    Some((file, meta))
+}
+
+/// A `sem.NAME` file as a semaphore, from what reading it gave: its value,
+/// or a note saying why there is none (one not readable is counted in
+/// `unreadable`). None when the file is gone.
+fn read_sem(
+    read: io::Result<Result<SemWord, Invalid>>,
+    mtime: Time,
+    inode: (u64, u64),
+    unreadable: &mut usize,
+) -> Option<Object> {
+    let (value, waiters, note) = match read {
         Ok(Ok(word)) => (Some(word.value), Some(word.waiters), None),
         Ok(Err(Invalid::Short(len))) => (
             None,
@@ -121,6 +148,7 @@ pub fn add_queues(listed: Result<mqfs::Listing, String>, scan: &mut Scan) {
         }
     };
     scan.mq_source = Some(listing.source);
+    scan.objects.reserve(listing.queues.len());
     for e in listing.queues {
         let attr = e.attr;
         let mut obj = Object::new(Fields::PosixMsq(PosixMsq {

@@ -2,11 +2,14 @@
 //! object. Reading every process once (not once per object) is what keeps
 //! `ls` fast with thousands of objects.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use crate::ipc::sysv::BlockedIn;
+use crate::procfs::read_into;
 
 /// How a process uses an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,10 +84,13 @@ pub struct Procs {
     blocked: HashMap<Blocked, Vec<i32>>,
     /// Processes whose maps this user may not read.
     pub hidden: Vec<i32>,
-    /// This process's IPC namespace, and every other process's, read when
-    /// System V users are wanted: System V ids repeat across namespaces.
+    /// This process's IPC namespace, read when System V users are wanted:
+    /// System V ids repeat across namespaces.
     own_ipc_ns: Option<u64>,
-    ipc_ns: HashMap<i32, u64>,
+    /// Other processes' IPC namespaces (None: gone or not readable), each
+    /// read when first asked: only the few processes that may use a System V
+    /// object are, not every process on the machine.
+    ipc_ns: RefCell<HashMap<i32, Option<u64>>>,
 }
 
 impl Procs {
@@ -99,6 +105,8 @@ impl Procs {
         let Ok(dir) = fs::read_dir("/proc") else {
             return procs;
         };
+        // One buffer for every maps and syscall file.
+        let mut buf = Vec::new();
         for entry in dir.flatten() {
             let Some(pid) = entry
                 .file_name()
@@ -111,26 +119,36 @@ impl Procs {
             if skip.contains(&Some(pid)) {
                 continue;
             }
-            if by_ns && let Some(ns) = ipc_ns_of(pid) {
-                procs.ipc_ns.insert(pid, ns);
-            }
-            if want.maps {
-                procs.read_maps(pid);
+            if want.maps && !procs.read_maps(pid, &mut buf) {
+                continue;
             }
             if want.fds {
                 procs.read_fds(pid);
             }
             if want.syscalls {
-                procs.read_syscalls(pid);
+                procs.read_syscalls(pid, &mut buf);
             }
         }
         procs
     }
 
-    fn read_maps(&mut self, pid: i32) {
-        let maps = match fs::read_to_string(format!("/proc/{pid}/maps")) {
+    /// The files and segments `pid` maps. False when there is nothing
+    /// more to read of it: no address space (a kernel thread, or a process
+    /// that has exited: neither holds descriptors nor waits in a system
+    /// call; most processes on a machine are kernel threads), gone, or
+    /// not readable by this user (then neither are its descriptors and
+    /// threads: the kernel checks them alike, or more strictly).
+    fn read_maps(&mut self, pid: i32, buf: &mut Vec<u8>) -> bool {
+        let maps = match read_into(Path::new(&format!("/proc/{pid}/maps")), buf) {
+            Ok("") => return false,
             Ok(maps) => maps,
-            Err(e) => return self.denied(pid, &e),
+            Err(e) => {
+                self.denied(pid, &e);
+                return !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound
+                );
+            }
         };
         let mut seen: HashSet<&str> = HashSet::new();
         for l in maps.lines() {
@@ -170,6 +188,7 @@ impl Procs {
                 }
             }
         }
+        true
     }
 
     /// Another user's process: what it maps, holds or waits on is unknown.
@@ -185,8 +204,13 @@ impl Procs {
             Err(e) => return self.denied(pid, &e),
         };
         for entry in dir.flatten() {
-            let Ok(target) = fs::read_link(entry.path()) else {
-                continue;
+            let target = match fs::read_link(entry.path()) {
+                Ok(target) => target,
+                // The check is per process (ptrace access mode): one
+                // descriptor denied, all are. A container's init can hold
+                // hundreds.
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => break,
+                Err(_) => continue,
             };
             let Some(target) = target.to_str() else {
                 continue;
@@ -215,19 +239,21 @@ impl Procs {
         }
     }
 
-    fn read_syscalls(&mut self, pid: i32) {
+    fn read_syscalls(&mut self, pid: i32, buf: &mut Vec<u8>) {
         let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
             return;
         };
         for task in tasks.flatten() {
-            let text = match fs::read_to_string(task.path().join("syscall")) {
+            let text = match read_into(&task.path().join("syscall"), buf) {
                 Ok(text) => text,
-                Err(e) => {
-                    self.denied(pid, &e);
-                    continue;
+                // Every thread of the process is checked alike: one
+                // denied, all are.
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return self.denied(pid, &e);
                 }
+                Err(_) => continue,
             };
-            if let Some(b) = parse_syscall(&text) {
+            if let Some(b) = parse_syscall(text) {
                 let users = self.blocked.entry(b).or_default();
                 if !users.contains(&pid) {
                     users.push(pid);
@@ -241,10 +267,12 @@ impl Procs {
     /// namespace could not be read counts as in it: a verdict may err only
     /// towards in use.
     pub fn in_ipc_ns(&self, pid: i32, ns: Option<u64>) -> bool {
-        match (ns.or(self.own_ipc_ns), self.ipc_ns.get(&pid)) {
-            (Some(want), Some(ns)) => want == *ns,
-            _ => true,
-        }
+        let Some(want) = ns.or(self.own_ipc_ns) else {
+            return true;
+        };
+        let mut known = self.ipc_ns.borrow_mut();
+        let theirs = *known.entry(pid).or_insert_with(|| ipc_ns_of(pid));
+        theirs.is_none_or(|theirs| theirs == want)
     }
 
     pub fn alive(&self, pid: i64) -> bool {

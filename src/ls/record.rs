@@ -139,7 +139,7 @@ pub struct Object {
 /// `serialize_with`).
 pub fn key_hex<S: Serializer>(key: &Option<i32>, s: S) -> Result<S::Ok, S::Error> {
     match key {
-        Some(k) => s.collect_str(&format_args!("0x{:08x}", *k as u32)),
+        Some(k) => s.serialize_str(&crate::ipc::sysv::key_hex(*k)),
         None => s.serialize_none(),
     }
 }
@@ -190,7 +190,7 @@ impl Object {
 
     /// `0x000000c8`, as ipcs prints a key.
     pub fn key_hex(&self) -> Option<String> {
-        self.key.map(|k| format!("0x{:08x}", k as u32))
+        self.key.map(crate::ipc::sysv::key_hex)
     }
 
     /// The name or key a user types to address the object, for text: a

@@ -54,7 +54,12 @@ fn read_table(
             return;
         }
     };
-    for row in Table::parse(&text).rows() {
+    let table = Table::parse(&text);
+    // Room for the whole table at once: an Object is a few hundred bytes,
+    // and growing the vector row by row copies them again and again.
+    scan.objects
+        .reserve(usize::try_from(table.len()).unwrap_or(0));
+    for row in table.rows() {
         each(&row, scan);
     }
 }

@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use serde::Serialize;
 
 use super::record::{PosixSem, SysvSem};
-use super::{Fields, ListOptions, MqSource, Object, Scan, State};
+use super::{Fields, ListOptions, MqSource, NsScope, Object, Scan, State};
 use crate::error::usage;
 use crate::output::{Escaped, Out, escape, human, plural};
 
@@ -142,16 +142,15 @@ impl Layout {
                 )));
             }
         }
-        let columns =
-            if opts.columns.is_empty() && (opts.all_namespaces || opts.namespace.is_some()) {
-                std::iter::once(Column::Namespace)
-                    .chain(Column::DEFAULT)
-                    .collect()
-            } else if opts.columns.is_empty() {
-                Column::DEFAULT.to_vec()
-            } else {
-                opts.columns.clone()
-            };
+        let columns = if opts.columns.is_empty() && opts.namespaces != NsScope::Current {
+            std::iter::once(Column::Namespace)
+                .chain(Column::DEFAULT)
+                .collect()
+        } else if opts.columns.is_empty() {
+            Column::DEFAULT.to_vec()
+        } else {
+            opts.columns.clone()
+        };
         Ok(Layout {
             columns,
             headings: opts.headings,

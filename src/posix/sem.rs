@@ -18,7 +18,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use nix::errno::Errno;
 use serde::Serialize;
 
-use crate::error::{fail_with_hint, removed_under_server, sem_busy, usage};
+use crate::error::{fail_with_hint, removed_under_server, usage};
 use crate::ipc::posix_sem::{CheckedSem, FaultText, MapError, NamedSem};
 use crate::ipc::semfile::{self, Invalid, SEM_T_SIZE, SemFile, SemWord};
 use crate::ipc::{OpenError, Race};
@@ -27,7 +27,8 @@ use crate::output::Out;
 use crate::record::stat::Field;
 use crate::record::{At, Did, Opened, Record, SemStart, posix_name};
 use crate::serve::Server;
-use crate::spec::{Create, Sem as SemSpec, SemAction, SemAttrs, SemClient, SemRole, Serve};
+use crate::serve::sem::{Take, Unit};
+use crate::spec::{Create, Sem as SemSpec, SemAttrs, SemClient, SemRole, Serve};
 use crate::target::{NAME_MAX, PosixName};
 
 /// glibc keeps a semaphore NAME in /dev/shm/sem.NAME, so four bytes of
@@ -37,14 +38,6 @@ const SEM_NAME_MAX: usize = NAME_MAX - 4;
 /// How long one `sem_timedwait` of `--wait` lasts before the file is checked
 /// again: a truncation while waiting is then reported within this time.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
-
-/// The outcome of taking a unit.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Take {
-    Taken,
-    /// Value 0 and no wait asked for, or the wait timed out.
-    Busy,
-}
 
 /// Why an existing semaphore could not be opened (or made).
 enum OpenFail {
@@ -135,7 +128,9 @@ impl<'n> Sem<'n> {
     fn value(&self) -> Result<i32> {
         Ok(self.sem.value()?)
     }
+}
 
+impl Unit for Sem<'_> {
     /// `sem_trywait`: take a unit now or report `Busy`.
     fn try_take(&self) -> Result<Take> {
         Ok(if self.sem.try_wait()? {
@@ -288,23 +283,7 @@ fn run_client(name: &PosixName, client: &SemClient, out: &mut Out) -> Result<Exi
         out.event(&Done { did, name, value })?;
         Ok(ExitCode::SUCCESS)
     };
-    let took = match client.action {
-        SemAction::Release => {
-            sem.give()
-                .with_context(|| format!("cannot give a unit back to {name}"))?;
-            return done(out, Did::Released);
-        }
-        SemAction::Take => sem.try_take()?,
-        SemAction::TakeWaiting { timeout } => {
-            out.flush()?;
-            sem.take_waiting(timeout)?
-        }
-    };
-    if took == Take::Busy {
-        return Err(sem_busy(client.action))
-            .with_context(|| format!("cannot take a unit of {name}"));
-    }
-    done(out, Did::Taken)
+    crate::serve::sem::client(&sem, client.action, name, out, done)
 }
 
 /// `--stat`: read-only and never mapped: the value comes from `pread`,

@@ -5,6 +5,7 @@
 //! queue, FIFO) and one send loop over a [`send::Sink`] for their clients.
 
 pub mod recv;
+pub mod sem;
 pub mod send;
 
 use std::os::fd::BorrowedFd;

@@ -699,6 +699,21 @@ impl<R: BufRead> Reader<R> {
             .map_err(|e| self.error(format!("not a snapshot line: {e}")))
     }
 
+    /// The next line after the header: `None` where the file ends after
+    /// `total` (messages, or bytes of a segment) were read, a `Truncated`
+    /// error saying `short(done)` where it ends before.
+    fn next_body_line(
+        &mut self,
+        total: u64,
+        short: impl FnOnce(u64) -> String,
+    ) -> Result<Option<Line>, SnapshotError> {
+        let line = self.next_parsed()?;
+        if line.is_none() && self.done < total {
+            return Err(SnapshotError::Truncated(short(self.done)));
+        }
+        Ok(line)
+    }
+
     /// The next message of a queue snapshot, `None` after the last one.
     ///
     /// # Errors
@@ -710,13 +725,8 @@ impl<R: BufRead> Reader<R> {
             return Err(self.error(format!("a {mechanism} snapshot holds no messages")));
         }
         let count = self.header.messages.unwrap_or(0);
-        let Some(mut line) = self.next_parsed()? else {
-            if self.done < count {
-                return Err(SnapshotError::Truncated(format!(
-                    "the file ends after {} of {count} messages",
-                    self.done
-                )));
-            }
+        let short = |done| format!("the file ends after {done} of {count} messages");
+        let Some(mut line) = self.next_body_line(count, short)? else {
             return Ok(None);
         };
         if self.done >= count {
@@ -754,13 +764,8 @@ impl<R: BufRead> Reader<R> {
             return Err(self.error(format!("a {mechanism} snapshot holds no bytes")));
         }
         let size = self.header.size.unwrap_or(0);
-        let Some(mut line) = self.next_parsed()? else {
-            if self.done < size {
-                return Err(SnapshotError::Truncated(format!(
-                    "the file ends at byte {} of {size}",
-                    self.done
-                )));
-            }
+        let short = |done| format!("the file ends at byte {done} of {size}");
+        let Some(mut line) = self.next_body_line(size, short)? else {
             return Ok(None);
         };
         if line.priority.is_some() || line.mtype.is_some() || line.text.is_some() {

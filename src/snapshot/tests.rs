@@ -196,6 +196,14 @@ fn edit(file: &[u8], from: &str, to: &str) -> Vec<u8> {
     text.replacen(from, to, 1).into_bytes()
 }
 
+/// Each edit of `file` (the first `from` replaced by `to`) is refused with
+/// exactly `want`.
+fn assert_refused(file: &[u8], cases: &[(&str, &str, &str)]) {
+    for (from, to, want) in cases {
+        assert_eq!(err(&edit(file, from, to)), *want, "{from} -> {to}");
+    }
+}
+
 #[test]
 fn bad_headers_are_refused_with_their_line() {
     let good = queue_file(Mechanism::SysvMsq, &[sysv(1, b"a"), sysv(2, b"\xff")]);
@@ -206,36 +214,44 @@ fn bad_headers_are_refused_with_their_line() {
         err(&edit(&good, "examples-ipc-snapshot", "other"))
             .contains("line 1: not an examples-ipc snapshot")
     );
-    assert_eq!(
-        err(&edit(&good, "\"version\":1", "\"version\":2")),
-        "line 1: snapshot version 2 is not supported (this build reads version 1)"
+    assert_refused(
+        &good,
+        &[
+            (
+                "\"version\":1",
+                "\"version\":2",
+                "line 1: snapshot version 2 is not supported (this build reads version 1)",
+            ),
+            (
+                "\"qbytes\":16384,",
+                "",
+                "line 1: a sysv-msq snapshot needs 'qbytes'",
+            ),
+            (
+                "\"qbytes\":16384,",
+                "\"qbytes\":1,\"size\":4,",
+                "line 1: a sysv-msq snapshot has no 'size'",
+            ),
+            (
+                "\"key\":\"0x000000c8\",",
+                "",
+                "line 1: a sysv-msq snapshot needs a key and no name",
+            ),
+        ],
     );
     assert!(err(&edit(&good, "sysv-msq", "sysv-sem")).contains("unknown mechanism 'sysv-sem'"));
-    assert_eq!(
-        err(&edit(&good, "\"qbytes\":16384,", "")),
-        "line 1: a sysv-msq snapshot needs 'qbytes'"
-    );
-    assert_eq!(
-        err(&edit(
-            &good,
-            "\"qbytes\":16384,",
-            "\"qbytes\":1,\"size\":4,"
-        )),
-        "line 1: a sysv-msq snapshot has no 'size'"
-    );
-    assert_eq!(
-        err(&edit(&good, "\"key\":\"0x000000c8\",", "")),
-        "line 1: a sysv-msq snapshot needs a key and no name"
-    );
     assert!(err(&edit(&good, "\"0640\"", "\"0999\"")).contains("bad mode '0999'"));
     let named = queue_file(Mechanism::PosixMsq, &[]);
-    assert_eq!(
-        err(&edit(&named, "\"/q\"", "\"/a/b\"")),
-        "line 1: bad name '/a/b' for posix-msq"
-    );
-    assert_eq!(
-        err(&edit(&named, "\"/q\"", "\"/\"")),
-        "line 1: bad name '/' for posix-msq"
+    assert_refused(
+        &named,
+        &[
+            (
+                "\"/q\"",
+                "\"/a/b\"",
+                "line 1: bad name '/a/b' for posix-msq",
+            ),
+            ("\"/q\"", "\"/\"", "line 1: bad name '/' for posix-msq"),
+        ],
     );
     assert!(err(&edit(&good, "\"0x000000c8\"", "\"0x1000000c8\"")).contains("bad key"));
     assert!(err(&edit(&good, "\"gid\"", "\"extra\":1,\"gid\"")).contains("unknown field `extra`"));
@@ -252,33 +268,40 @@ fn bad_message_lines_are_refused_with_their_line() {
         err(&edit(&good, "\"base64\":\"/w==\"", "\"base64\":\"/w=!\""))
             .starts_with("line 3: bad base64")
     );
-    assert_eq!(
-        err(&edit(&good, "{\"type\":2,", "{\"type\":0,")),
-        "line 3: type 0 is not above 0"
-    );
-    assert_eq!(
-        err(&edit(&good, "{\"type\":2,", "{\"priority\":2,")),
-        "line 3: a message needs 'type'"
-    );
-    assert_eq!(
-        err(&edit(
-            &good,
-            "\"text\":\"a\"",
-            "\"text\":\"a\",\"base64\":\"YQ==\""
-        )),
-        "line 2: both 'text' and 'base64'"
-    );
-    assert_eq!(
-        err(&edit(&good, ",\"text\":\"a\"", "")),
-        "line 2: no payload ('text' or 'base64')"
-    );
-    assert_eq!(
-        err(&edit(&good, "\"messages\":2", "\"messages\":3")),
-        "truncated: the file ends after 2 of 3 messages"
-    );
-    assert_eq!(
-        err(&edit(&good, "\"messages\":2", "\"messages\":1")),
-        "line 3: more messages than the header's 1"
+    assert_refused(
+        &good,
+        &[
+            (
+                "{\"type\":2,",
+                "{\"type\":0,",
+                "line 3: type 0 is not above 0",
+            ),
+            (
+                "{\"type\":2,",
+                "{\"priority\":2,",
+                "line 3: a message needs 'type'",
+            ),
+            (
+                "\"text\":\"a\"",
+                "\"text\":\"a\",\"base64\":\"YQ==\"",
+                "line 2: both 'text' and 'base64'",
+            ),
+            (
+                ",\"text\":\"a\"",
+                "",
+                "line 2: no payload ('text' or 'base64')",
+            ),
+            (
+                "\"messages\":2",
+                "\"messages\":3",
+                "truncated: the file ends after 2 of 3 messages",
+            ),
+            (
+                "\"messages\":2",
+                "\"messages\":1",
+                "line 3: more messages than the header's 1",
+            ),
+        ],
     );
     assert_eq!(
         err(&good[..good.len() - 1]),
@@ -289,38 +312,48 @@ fn bad_message_lines_are_refused_with_their_line() {
             .starts_with("line 2: not a snapshot line")
     );
     let posix_file = queue_file(Mechanism::PosixMsq, &[posix(1, b"x")]);
-    assert_eq!(
-        err(&edit(&posix_file, "\"priority\":1", "\"priority\":32768")),
-        "line 2: priority 32768 is not below 32768"
+    assert_refused(
+        &posix_file,
+        &[(
+            "\"priority\":1",
+            "\"priority\":32768",
+            "line 2: priority 32768 is not below 32768",
+        )],
     );
 }
 
 #[test]
 fn bad_segment_lines_are_refused_with_their_line() {
     let seg = segment_file(b"0123456789abcdef", 8);
-    assert_eq!(
-        err(&edit(&seg, "\"offset\":8", "\"offset\":9")),
-        "line 3: offset 9, expected 8"
-    );
-    assert_eq!(
-        err(&edit(&seg, "\"size\":16", "\"size\":12")),
-        "line 3: 8 bytes at offset 8 do not fit the size 12"
-    );
-    assert_eq!(
-        err(&edit(&seg, "\"size\":16", "\"size\":17")),
-        "truncated: the file ends at byte 16 of 17"
-    );
-    assert_eq!(
-        err(&edit(&seg, "{\"offset\":8,", "{\"offset\":8,\"zeros\":8,")),
-        "line 3: a segment's line needs 'base64' or 'zeros'"
-    );
-    assert_eq!(
-        err(&edit(
-            &seg,
-            "{\"offset\":8,",
-            "{\"offset\":8,\"text\":\"x\","
-        )),
-        "line 3: a segment's line has only 'offset' and 'base64' or 'zeros'"
+    assert_refused(
+        &seg,
+        &[
+            (
+                "\"offset\":8",
+                "\"offset\":9",
+                "line 3: offset 9, expected 8",
+            ),
+            (
+                "\"size\":16",
+                "\"size\":12",
+                "line 3: 8 bytes at offset 8 do not fit the size 12",
+            ),
+            (
+                "\"size\":16",
+                "\"size\":17",
+                "truncated: the file ends at byte 16 of 17",
+            ),
+            (
+                "{\"offset\":8,",
+                "{\"offset\":8,\"zeros\":8,",
+                "line 3: a segment's line needs 'base64' or 'zeros'",
+            ),
+            (
+                "{\"offset\":8,",
+                "{\"offset\":8,\"text\":\"x\",",
+                "line 3: a segment's line has only 'offset' and 'base64' or 'zeros'",
+            ),
+        ],
     );
 }
 

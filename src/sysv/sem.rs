@@ -10,7 +10,7 @@ use nix::errno::Errno;
 use serde::Serialize;
 
 use super::limit_hint;
-use crate::error::{fail_with_hint, hinted, removed_under_server, sem_busy};
+use crate::error::{fail_with_hint, hinted, removed_under_server};
 use crate::ipc::sysv_sem::{Sem, SemSet, Semaphore, op_flags as flags};
 use crate::ipc::{OpenError, Owned};
 use crate::object::{Addr, Kind};
@@ -18,16 +18,9 @@ use crate::output::Out;
 use crate::record::stat::{StatBody, StatText, time_rfc3339};
 use crate::record::{At, Did, Opened, Record, SemStart, sysv_key};
 use crate::serve::Server;
-use crate::spec::{Create, Sem as SemSpec, SemAction, SemAttrs, SemClient, SemRole, Serve};
+use crate::serve::sem::{Take, Unit};
+use crate::spec::{Create, Sem as SemSpec, SemAttrs, SemClient, SemRole, Serve};
 use crate::target::SysvKey;
-
-/// The outcome of taking a unit.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Take {
-    Taken,
-    /// Value 0 and no wait asked for, or the wait timed out.
-    Busy,
-}
 
 /// Create the set and give it its first value, or open the existing one.
 /// Returns whether this call created it.
@@ -148,47 +141,56 @@ fn run_client(key: SysvKey, client: &SemClient, out: &mut Out) -> Result<ExitCod
         })?;
         Ok(ExitCode::SUCCESS)
     };
-    let took = match client.action {
-        SemAction::Release => {
-            set.op(&[(0, 1, flags(false, undo))], None)
-                .map_err(|e| match e {
-                    Errno::ERANGE => {
-                        anyhow!("the value is at SEMVMX ({})", crate::ipc::sysv_sem::SEMVMX)
-                    }
-                    e => failed(key, e),
-                })
-                .with_context(|| format!("cannot give a unit back to {key}"))?;
-            return done(out, Did::Released);
-        }
-        SemAction::Take => match set.op(&[(0, -1, flags(true, undo))], None) {
-            Ok(()) => Take::Taken,
-            Err(Errno::EAGAIN) => Take::Busy,
-            Err(e) => return Err(failed(key, e)),
-        },
-        SemAction::TakeWaiting { timeout } => {
-            out.flush()?;
-            take_waiting(&set, undo, timeout).map_err(|e| failed(key, e))?
-        }
+    let unit = Client {
+        set: &set,
+        key,
+        undo,
     };
-    if took == Take::Busy {
-        return Err(sem_busy(client.action))
-            .with_context(|| format!("cannot take a unit of {key}"));
-    }
-    done(out, Did::Taken)
+    crate::serve::sem::client(&unit, client.action, &key, out, done)
 }
 
-/// Block in semop (or semtimedop until the deadline). The client installs no
-/// signal handler, so Ctrl-C ends the wait at once with the default action;
-/// an EINTR from a stop/continue signal retries with the time that is left.
-fn take_waiting(set: &SemSet, undo: bool, timeout: Option<Duration>) -> Result<Take, Errno> {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    loop {
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        match set.op(&[(0, -1, flags(false, undo))], left) {
-            Ok(()) => return Ok(Take::Taken),
-            Err(Errno::EAGAIN) => return Ok(Take::Busy),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
+/// Semaphore 0 of a set as the client uses it (`semop`), with or without
+/// SEM_UNDO.
+struct Client<'a> {
+    set: &'a SemSet,
+    key: SysvKey,
+    undo: bool,
+}
+
+impl Unit for Client<'_> {
+    fn give(&self) -> Result<()> {
+        self.set
+            .op(&[(0, 1, flags(false, self.undo))], None)
+            .map_err(|e| match e {
+                Errno::ERANGE => {
+                    anyhow!("the value is at SEMVMX ({})", crate::ipc::sysv_sem::SEMVMX)
+                }
+                e => failed(self.key, e),
+            })
+    }
+
+    fn try_take(&self) -> Result<Take> {
+        match self.set.op(&[(0, -1, flags(true, self.undo))], None) {
+            Ok(()) => Ok(Take::Taken),
+            Err(Errno::EAGAIN) => Ok(Take::Busy),
+            Err(e) => Err(failed(self.key, e)),
+        }
+    }
+
+    /// Block in semop (or semtimedop until the deadline). The client
+    /// installs no signal handler, so Ctrl-C ends the wait at once with the
+    /// default action; an EINTR from a stop/continue signal retries with
+    /// the time that is left.
+    fn take_waiting(&self, timeout: Option<Duration>) -> Result<Take> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            match self.set.op(&[(0, -1, flags(false, self.undo))], left) {
+                Ok(()) => return Ok(Take::Taken),
+                Err(Errno::EAGAIN) => return Ok(Take::Busy),
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(failed(self.key, e)),
+            }
         }
     }
 }

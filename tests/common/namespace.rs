@@ -188,7 +188,34 @@ impl Namespace {
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("not a ready line: {ready:?}"));
         ns.ipc_inode = ipc_inode_of(ns.pid).expect("the namespace's pid has an IPC namespace");
+        if users == Users::Live {
+            ns.wait_for_the_queue_reader();
+        }
         ns
+    }
+
+    /// A System V queue's server counts as its user once it is blocked in
+    /// msgrcv (`ls` reads /proc/PID/task/*/syscall), which comes a moment
+    /// after its start line: wait for that, not for a time.
+    fn wait_for_the_queue_reader(&self) {
+        let blocked = |pid: i32| {
+            let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten();
+            tasks.flatten().any(|t| {
+                std::fs::read_to_string(t.path().join("syscall")).is_ok_and(|s| {
+                    s.split_whitespace().next() == Some(&libc::SYS_msgrcv.to_string())
+                })
+            })
+        };
+        let end = Instant::now() + DEADLINE;
+        while !self.servers().into_iter().any(blocked) {
+            assert!(
+                Instant::now() < end,
+                "the sysv msq server never blocked in msgrcv"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// A process inside the namespace (its shell), as the host numbers it.
@@ -255,6 +282,11 @@ impl Drop for Namespace {
         // kernel has ended every one (a zombie has left its namespaces).
         let end = Instant::now() + DEADLINE;
         while !group_members(group).is_empty() && Instant::now() < end {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // Another test's `ls -A` or `doctor -A` may have a child inside for
+        // a moment; once nobody is in it, nobody can enter it again.
+        while !processes_in(self.ipc_inode).is_empty() && Instant::now() < end {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         if self.dev_shm == DevShm::Shared {

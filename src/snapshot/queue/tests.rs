@@ -12,6 +12,24 @@ struct Fake {
     full: usize,
 }
 
+impl Fake {
+    /// The five `msgs()`, refusing puts beyond `full`.
+    fn holding(full: usize) -> Fake {
+        Fake {
+            q: msgs().into(),
+            full,
+        }
+    }
+
+    /// Empty, refusing puts beyond `full`.
+    fn empty(full: usize) -> Fake {
+        Fake {
+            q: VecDeque::new(),
+            full,
+        }
+    }
+}
+
 impl QueueSource for Fake {
     fn take(&mut self) -> io::Result<Option<Message>> {
         Ok(self.q.pop_front())
@@ -32,6 +50,16 @@ struct Failing {
     written: Vec<u8>,
     room: usize,
     commit_fails: bool,
+}
+
+impl Failing {
+    fn new(room: usize, commit_fails: bool) -> Failing {
+        Failing {
+            written: Vec::new(),
+            room,
+            commit_fails,
+        }
+    }
 }
 
 impl Write for Failing {
@@ -90,15 +118,8 @@ fn header_len(limit: u64) -> usize {
 
 #[test]
 fn a_header_that_cannot_be_written_takes_nothing() {
-    let mut src = Fake {
-        q: msgs().into(),
-        full: 100,
-    };
-    let out = Failing {
-        written: Vec::new(),
-        room: 0,
-        commit_fails: false,
-    };
+    let mut src = Fake::holding(100);
+    let out = Failing::new(0, false);
     let e = save_queue(&mut src, header(), out, 100).unwrap_err();
     assert_eq!(e.taken, 0);
     assert_eq!(Vec::from(src.q), msgs());
@@ -109,15 +130,8 @@ fn a_header_that_cannot_be_written_takes_nothing() {
 fn a_write_failing_midway_puts_everything_back_in_order() {
     let head = header_len(100);
     for (room, commit_fails) in [(head, false), (head + 300, false), (100_000, true)] {
-        let mut src = Fake {
-            q: msgs().into(),
-            full: 100,
-        };
-        let out = Failing {
-            written: Vec::new(),
-            room,
-            commit_fails,
-        };
+        let mut src = Fake::holding(100);
+        let out = Failing::new(room, commit_fails);
         let e = save_queue(&mut src, header(), out, 100).unwrap_err();
         assert_eq!(e.taken, 5);
         assert!(e.stranded.is_empty());
@@ -139,15 +153,8 @@ fn a_write_failing_midway_puts_everything_back_in_order() {
 fn messages_that_cannot_go_back_are_handed_to_the_caller() {
     // Another sender filled the queue while we saved: two go back, three
     // are stranded, in order, with the reason.
-    let mut src = Fake {
-        q: msgs().into(),
-        full: 2,
-    };
-    let out = Failing {
-        written: Vec::new(),
-        room: header_len(100),
-        commit_fails: false,
-    };
+    let mut src = Fake::holding(2);
+    let out = Failing::new(header_len(100), false);
     let e = save_queue(&mut src, header(), out, 100).unwrap_err();
     assert_eq!(Vec::from(src.q), msgs()[..2]);
     assert_eq!(e.stranded, msgs()[2..]);
@@ -160,15 +167,8 @@ fn messages_that_cannot_go_back_are_handed_to_the_caller() {
 
 #[test]
 fn a_save_takes_at_most_the_limit_and_writes_them_in_order() {
-    let mut src = Fake {
-        q: msgs().into(),
-        full: 100,
-    };
-    let out = Failing {
-        written: Vec::new(),
-        room: usize::MAX,
-        commit_fails: false,
-    };
+    let mut src = Fake::holding(100);
+    let out = Failing::new(usize::MAX, false);
     let saved = save_queue(&mut src, header(), out, 3).unwrap();
     assert_eq!(
         saved,
@@ -186,10 +186,7 @@ fn fewer_messages_than_counted_are_written_again_with_their_count() {
     // written again under the count of what was taken.
     let dir = TempDir::new("fewer");
     let path = dir.0.join("q.jsonl");
-    let mut src = Fake {
-        q: msgs().into(),
-        full: 100,
-    };
+    let mut src = Fake::holding(100);
     let out = AtomicFile::create(&path).unwrap();
     assert_eq!(
         save_queue(&mut src, header(), out, 100).unwrap().messages,
@@ -205,10 +202,7 @@ fn fewer_messages_than_counted_are_written_again_with_their_count() {
 fn a_saved_file_restores_the_same_messages() {
     let file = queue_file(Mechanism::SysvMsq, &msgs());
     let mut reader = Reader::new(&file[..]).unwrap();
-    let mut target = Fake {
-        q: VecDeque::new(),
-        full: 3,
-    };
+    let mut target = Fake::empty(3);
     let e = restore(&mut target, &mut reader).unwrap_err();
     assert_eq!(e.sent, 3);
     assert!(
@@ -216,10 +210,7 @@ fn a_saved_file_restores_the_same_messages() {
         "{e}"
     );
     let mut reader = Reader::new(&file[..]).unwrap();
-    let mut target = Fake {
-        q: VecDeque::new(),
-        full: 100,
-    };
+    let mut target = Fake::empty(100);
     assert_eq!(restore(&mut target, &mut reader).unwrap().messages, 5);
     assert_eq!(Vec::from(target.q), msgs());
 }
@@ -259,13 +250,7 @@ fn posix_queue_round_trip_keeps_bytes_priorities_order_and_attributes() {
     let path = dir.0.join("q.jsonl");
     let (header, count) = posix_header(&name, &q).unwrap();
     let mut source = PosixSource::new(&q).unwrap();
-    let saved = save_queue(
-        &mut source,
-        header,
-        AtomicFile::create(&path).unwrap(),
-        count,
-    )
-    .unwrap();
+    let saved = save_into(&mut source, (header, count), &path).unwrap();
     assert_eq!(saved.messages, 5);
     assert_eq!(q.attributes().unwrap().current_messages, 0);
     drop(source);
@@ -283,10 +268,7 @@ fn posix_queue_round_trip_keeps_bytes_priorities_order_and_attributes() {
     assert_eq!(q.stat().unwrap().st_mode & 0o777, 0o640);
     let mut target = PosixSource::new(&q).unwrap();
     assert_eq!(restore(&mut target, &mut reader).unwrap().messages, 5);
-    let mut got = Vec::new();
-    while let Some(m) = target.take().unwrap() {
-        got.push(m);
-    }
+    let got = drain(&mut target);
     // mq_receive order: priority first, then arrival.
     let want: Vec<Message> = [sent[1], sent[3], sent[4], sent[0], sent[2]]
         .iter()
@@ -319,13 +301,7 @@ fn sysv_queue_round_trip_and_keep_leave_types_and_order() {
     let path = dir.0.join("q.jsonl");
     let (header, count) = sysv_header(*q).unwrap();
     assert_eq!(header.key, Some(0));
-    save_queue(
-        &mut source,
-        header,
-        AtomicFile::create(&path).unwrap(),
-        count,
-    )
-    .unwrap();
+    save_into(&mut source, (header, count), &path).unwrap();
     assert_eq!(q.stat().unwrap().qnum, 0);
     let (h, body) = read_all(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(h.qbytes, Some(5000));
@@ -337,10 +313,7 @@ fn sysv_queue_round_trip_and_keep_leave_types_and_order() {
     let mut reader = open(&path).unwrap();
     let mut target = SysvSource::new(*new);
     restore(&mut target, &mut reader).unwrap();
-    let mut got = Vec::new();
-    while let Some(m) = target.take().unwrap() {
-        got.push(m);
-    }
+    let got = drain(&mut target);
     assert_eq!(got, sent);
 }
 
@@ -375,22 +348,26 @@ fn saving_into_an_unwritable_place_loses_nothing() {
     std::fs::create_dir(&blocked).unwrap();
     std::fs::write(blocked.join("f"), "x").unwrap();
     let (header, count) = sysv_header(*q).unwrap();
-    let e = save_queue(
-        &mut source,
-        header,
-        AtomicFile::create(&blocked).unwrap(),
-        count,
-    )
-    .unwrap_err();
+    let e = save_into(&mut source, (header, count), &blocked).unwrap_err();
     assert!(e.stranded.is_empty(), "{e}");
-    assert_eq!(peek_or_take_all(&mut source), msgs());
+    assert_eq!(drain(&mut source), msgs());
     assert_eq!(dir.entries(), ["taken"]);
 }
 
-fn peek_or_take_all(source: &mut SysvSource) -> Vec<Message> {
+/// Every message `source` holds, taken in its order.
+fn drain(source: &mut impl QueueSource) -> Vec<Message> {
     let mut got = Vec::new();
     while let Some(m) = source.take().unwrap() {
         got.push(m);
     }
     got
+}
+
+/// Save all `count` messages of `source` into a new file at `path`.
+fn save_into(
+    source: &mut impl QueueSource,
+    (header, count): (Header, u64),
+    path: &std::path::Path,
+) -> Result<Saved, SaveError> {
+    save_queue(source, header, AtomicFile::create(path).unwrap(), count)
 }
