@@ -35,6 +35,17 @@ pub fn bin() -> Command {
         }
     }
     cmd.stdin(Stdio::null());
+    // A shell without job control starts `cargo test &` with SIGINT and
+    // SIGQUIT ignored, and exec keeps that: the tests that type Ctrl-C
+    // would then wait forever. Each child starts with the defaults.
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     cmd
 }
 
