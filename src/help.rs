@@ -594,12 +594,12 @@ const GUIDES: &[(&str, Guide)] = &[
             examples: &[
                 ("Every mechanism, 0.3 s each:", &["examples-ipc bench"]),
                 (
-                    "Two mechanisms with 4 KiB messages, the processes on two CPUs:",
-                    &["examples-ipc bench --mech pipe,posix-msq --size 4096 --pin split"],
+                    "The size curve, latency and throughput against size as a chart:",
+                    &["examples-ipc bench --size 64,4096,65536,1048576 --svg curve.svg"],
                 ),
                 (
-                    "One-way throughput, drawn as a chart:",
-                    &["examples-ipc bench --pattern stream --svg bench.svg"],
+                    "Two mechanisms next to the hardware floor, on one core and across two:",
+                    &["examples-ipc bench --mech shm-spin,posix-msq --pin same,split"],
                 ),
             ],
         },
