@@ -199,6 +199,8 @@ fn bash_offers_flags_and_values(script: &Path) {
     // Values.
     let w = ["bench", "--pin", ""];
     exactly(&offers(&w), &["none", "same", "split"], &w);
+    let w = ["bench", "--pin", "same,"];
+    exactly(&offers(&w), &["same,none", "same,same", "same,split"], &w);
     let w = ["ls", "-t", ""];
     exactly(&offers(&w), &["msq", "shm", "sem"], &w);
     let w = ["clean", "--stale", "--posix", "--type", "s"];
