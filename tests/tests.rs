@@ -12,5 +12,6 @@ mod ls;
 mod manpage;
 mod namespaces;
 mod posix;
+mod python;
 mod sysv;
 mod usage;
