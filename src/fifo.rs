@@ -22,8 +22,8 @@ use crate::ipc::fifo::{self, End, Fifo, Found, OpenFifoError};
 use crate::output::{Escaped, Out};
 use crate::record::{Message, Record, verb};
 use crate::serve::recv::{Source, receive_all};
-use crate::serve::send::{Sink, Wait, room, send_all};
-use crate::serve::{Flow, Server};
+use crate::serve::send::{Sink, room, send_all};
+use crate::serve::{Flow, Server, Wait};
 use crate::spec::{Fifo as FifoSpec, FifoRole, Send, Serve};
 use crate::target::FileMode;
 
@@ -135,7 +135,7 @@ impl Source for Lines<'_> {
     /// Take the queued bytes one line at a time: each `read` takes up to
     /// and including the next line end seen by the peek; an unfinished line
     /// waits in `pending` for its end.
-    fn take(&mut self, _block: bool) -> Result<Option<impl Record + '_>> {
+    fn take(&mut self, _wait: Wait) -> Result<Option<impl Record + '_>> {
         self.pending.drain(..self.printed);
         self.printed = 0;
         loop {

@@ -735,8 +735,6 @@ fn ctrl_c_ends_a_client_blocked_in_semop() {
     assert_eq!(value, 0, "no unit was taken");
 }
 
-/// SIGTERM right after the start line, many times: the signal may land just
-/// before the server blocks in msgrcv, the window the alarm exists for.
 /// Messages waiting in queue `key` (msg_qnum of IPC_STAT).
 fn qnum(key: i32) -> u64 {
     // SAFETY: msgget without IPC_CREAT creates nothing.
@@ -790,19 +788,134 @@ fn msq_server_killed_mid_stream_loses_at_most_the_message_in_flight() {
     assert_eq!(qnum(key), 0);
 }
 
+/// SIGTERM or SIGINT right after the start line, many times and a little
+/// later each time: the signal may land just before the server blocks in
+/// msgrcv, where only the server's interrupter ends the call. A missed one
+/// shows as exit 1 from `--timeout`, or, without it, as a server still
+/// blocked at the harness's deadline.
 #[test]
 fn msq_server_sees_sigterm_in_every_phase() {
     let key = unique_key();
     let k = key_hex(key);
     let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
-    for _ in 0..20 {
-        let mut server = Server::spawn(&["sysv", "msq", "-s", "-k", &k, "--timeout", "25"]);
+    for round in 0..100u32 {
+        let sig = [libc::SIGTERM, libc::SIGINT][round as usize % 2];
+        let mut args = vec!["sysv", "msq", "-s", "-k", &k];
+        if round % 4 < 2 {
+            args.extend(["--timeout", "25"]);
+        }
+        let mut server = Server::spawn(&args);
         server.next_out();
-        server.signal(libc::SIGTERM);
+        // Another point on the server's way into msgrcv each round.
+        for _ in 0..round * 50 {
+            std::hint::spin_loop();
+        }
+        server.signal(sig);
         let (status, out, err) = server.finish();
-        assert_eq!(status.code(), Some(0), "{out:?} {err:?}");
-        assert_eq!(out.last().map(String::as_str), Some("canceled."));
+        assert_eq!(status.code(), Some(0), "round {round}: {out:?} {err:?}");
+        assert_eq!(
+            out.last().map(String::as_str),
+            Some("canceled."),
+            "round {round}"
+        );
     }
+}
+
+/// The syscall the first thread of `pid` is in (/proc/PID/syscall), or
+/// None while it runs in user space or on a CPU.
+fn syscall_of(pid: i32) -> Option<libc::c_long> {
+    let line = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
+/// A field of /proc/PID/status (the first thread's).
+fn status_field(pid: i32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status"))
+        .unwrap_or_else(|e| panic!("status of {pid}: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {field} in the status of {pid}"))
+        .trim()
+        .to_string()
+}
+
+/// An idle server sleeps in msgrcv with nothing to wake it, so `ls` finds
+/// it as the queue's reader on every look. It has received nothing (lrpid
+/// 0): taken out of msgrcv even briefly, as a periodic tick did, its queue
+/// would look orphaned then, and `clean --stale` could remove it.
+#[test]
+fn idle_msq_server_is_the_blocked_reader_on_every_look() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
+    let server = Server::start(&["sysv", "msq", "-s", "-k", &k]);
+    let pid = server.pid();
+    let asleep_in_msgrcv =
+        || status_field(pid, "State").starts_with('S') && syscall_of(pid) == Some(libc::SYS_msgrcv);
+    let end = std::time::Instant::now() + crate::common::DEADLINE;
+    while !asleep_in_msgrcv() {
+        assert!(
+            std::time::Instant::now() < end,
+            "the server never slept in msgrcv"
+        );
+        std::thread::yield_now();
+    }
+    let switches = status_field(pid, "voluntary_ctxt_switches");
+    for look in 0..2000 {
+        assert_eq!(syscall_of(pid), Some(libc::SYS_msgrcv), "look {look}");
+    }
+    for look in 0..200 {
+        let doc: Value =
+            serde_json::from_str(&assert_ok(&run(&["--json", "ls", "-k", &k]))).unwrap();
+        let q = &doc["objects"][0];
+        assert_eq!(q["key"], k, "ls {look}: {doc}");
+        assert_eq!(q["orphaned"], false, "ls {look}: {q}");
+        assert!(
+            q["users"]
+                .as_array()
+                .is_some_and(|u| u.iter().any(|u| u["pid"] == pid && u["how"] == "blocked")),
+            "ls {look}: {q}"
+        );
+    }
+    // Not one wake-up meanwhile: nothing took it out of msgrcv.
+    assert_eq!(status_field(pid, "voluntary_ctxt_switches"), switches);
+    server.signal(libc::SIGINT);
+    let (status, out, err) = server.finish();
+    assert_eq!(status.code(), Some(0), "{out:?} {err:?}");
+    assert_eq!(out.last().map(String::as_str), Some("canceled."));
+}
+
+/// `--timeout` still ends a server blocked in msgrcv, after a message too.
+#[test]
+fn msq_server_times_out_in_msgrcv() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
+    let mut server = Server::spawn(&["sysv", "msq", "-s", "-k", &k, "--timeout", "0.3"]);
+    server.next_out();
+    assert_ok(&run(&["sysv", "msq", "-k", &k, "-m", "one"]));
+    assert!(
+        server.next_out().ends_with("type 1: one"),
+        "{:?}",
+        server.seen_out
+    );
+    server.fails_with("timed out: no event within 0.3 s (--timeout)");
+}
+
+/// A client blocked in msgsnd on a full queue installs no handler: Ctrl-C
+/// ends it by the default action, and nothing more is sent.
+#[test]
+fn ctrl_c_ends_a_msq_client_blocked_on_a_full_queue() {
+    use std::os::unix::process::ExitStatusExt;
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
+    let client = client_on_a_full_queue(&k);
+    client.signal(libc::SIGINT);
+    let (status, out, err) = client.finish();
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{out:?} {err:?}");
+    assert_eq!(qnum(key), 2);
 }
 
 #[test]
@@ -1053,18 +1166,15 @@ fn assert_ls_has_sem_set(k: &str, stat: &Value) {
     assert_eq!(listed["waiters"], 2, "{listed}");
 }
 
-#[test]
-fn msq_client_on_a_full_queue_says_so() {
-    let key = unique_key();
-    let k = key_hex(key);
-    let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
-    // Two messages of 8000 bytes fill the default 16384 bytes.
+/// A client sending three messages of 8000 bytes to queue `k`, once it has
+/// said that it waits for room: two fill the default 16384 bytes.
+fn client_on_a_full_queue(k: &str) -> Server {
     let text = "y".repeat(8000);
     let mut client = Server::spawn(&[
         "sysv",
         "msq",
         "-k",
-        &k,
+        k,
         "-m",
         &text,
         "-c",
@@ -1076,6 +1186,15 @@ fn msq_client_on_a_full_queue_says_so() {
         client.next_err(),
         format!("queue {k} is full (16000 of 16384 bytes): waiting for a reader (Ctrl-C to stop)")
     );
+    client
+}
+
+#[test]
+fn msq_client_on_a_full_queue_says_so() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
+    let client = client_on_a_full_queue(&k);
     let mut server = Server::start(&["sysv", "msq", "-s", "-k", &k, "--count", "3"]);
     server.next_out();
     let (status, out, err) = client.finish();

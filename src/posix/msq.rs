@@ -22,9 +22,9 @@ use crate::object::Kind;
 use crate::output::Out;
 use crate::record::stat::{StatBody, StatText};
 use crate::record::{At, Message, Opened, Record};
-use crate::serve::Server;
 use crate::serve::recv::{Source, receive_all};
-use crate::serve::send::{Sink, Wait, room, send_all};
+use crate::serve::send::{Sink, room, send_all};
+use crate::serve::{Server, Wait};
 use crate::spec::{Create, PosixMsq, PosixMsqRole, QueueAttrs};
 use crate::sys::read_proc_u64;
 use crate::target::PosixName;
@@ -181,7 +181,7 @@ struct Queue<'n> {
 }
 
 impl Source for Queue<'_> {
-    fn take(&mut self, _block: bool) -> Result<Option<impl Record + '_>> {
+    fn take(&mut self, _wait: Wait) -> Result<Option<impl Record + '_>> {
         match self.mq.recv(&mut self.buf) {
             Ok((priority, len)) => Ok(Some(Message::new(
                 false,

@@ -18,7 +18,7 @@ use nix::poll::PollFlags;
 use crate::hexdump;
 use crate::output::Out;
 use crate::record::{Memory, MemoryDiff, Record, SemStart, TextField, Value};
-use crate::signal::{Cancel, Wake};
+use crate::signal::{Cancel, Interrupter, Wake};
 use crate::spec::{Serve, Watch};
 use crate::sys::secs;
 
@@ -32,6 +32,27 @@ pub enum Flow {
     Continue,
     /// `--count` is reached: exit 0.
     Done,
+}
+
+/// How long a send may wait for room, or a receive for a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Not at all.
+    No,
+    /// At most this long.
+    For(Duration),
+    /// Until it can go on (or a signal ends it).
+    Forever,
+}
+
+impl Wait {
+    /// When a wait with a limit ends, started now.
+    pub fn deadline(self) -> Option<Instant> {
+        match self {
+            Wait::For(d) => Some(Instant::now() + d),
+            Wait::No | Wait::Forever => None,
+        }
+    }
 }
 
 /// What a server's wait ended with.
@@ -107,9 +128,7 @@ impl<'o> Server<'o> {
         tick: Option<Duration>,
     ) -> Result<Waited> {
         self.out.flush()?;
-        let remaining = self
-            .idle
-            .map(|idle| idle.saturating_sub(self.last_event.elapsed()));
+        let remaining = self.idle_left();
         let limit = match (tick, remaining) {
             (Some(t), Some(r)) => Some(t.min(r)),
             (t, r) => t.or(r),
@@ -122,6 +141,22 @@ impl<'o> Server<'o> {
                 Ok(Waited::Tick)
             }
         }
+    }
+
+    /// How long the server may still wait for an event under `--timeout`
+    /// (None: no limit).
+    pub fn idle_left(&self) -> Option<Duration> {
+        self.idle
+            .map(|idle| idle.saturating_sub(self.last_event.elapsed()))
+    }
+
+    /// An [`Interrupter`] of the calling thread, for a server that blocks
+    /// in a call it cannot poll: SIGINT and SIGTERM end that call while it
+    /// lives.
+    pub fn interrupter(&self) -> Result<Interrupter> {
+        self.cancel
+            .interrupter()
+            .context("cannot start the signal watcher")
     }
 
     /// The `--timeout` error once the server has been idle too long.

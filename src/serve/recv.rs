@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 use nix::poll::PollFlags;
 
-use super::{Flow, Server, Waited};
+use super::{Flow, Server, Wait, Waited};
 use crate::record::Record;
 
 /// How often an idle server with a descriptor looks whether its object is
@@ -19,13 +19,14 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Something a server takes messages from.
 pub trait Source {
-    /// Take the next message if there is one. Without `block` this never
-    /// waits; with it, a source without a descriptor ([`Source::ready`] is
-    /// None) may wait for a short tick of its own. `None`: nothing yet.
+    /// Take the next message if there is one. A source with a descriptor
+    /// never waits here; one without ([`Source::ready`] is None) waits as
+    /// `wait` says, until a message comes or SIGINT/SIGTERM or the limit
+    /// ends the wait. `None`: nothing yet.
     ///
     /// # Errors
     /// The object failed or was removed; the server stops with it.
-    fn take(&mut self, block: bool) -> Result<Option<impl Record + '_>>;
+    fn take(&mut self, wait: Wait) -> Result<Option<impl Record + '_>>;
 
     /// The descriptor that becomes readable when a message comes, or None
     /// for a source that waits in `take` itself.
@@ -50,7 +51,12 @@ pub fn receive_all<S: Source>(server: &mut Server<'_>, source: &mut S) -> Result
     let mut yielded = false;
     let mut block = false;
     loop {
-        if let Some(event) = source.take(block)? {
+        let wait = match (block, server.idle_left()) {
+            (false, _) => Wait::No,
+            (true, Some(left)) => Wait::For(left),
+            (true, None) => Wait::Forever,
+        };
+        if let Some(event) = source.take(wait)? {
             (yielded, block) = (false, false);
             if server.event(&event)? == Flow::Done {
                 return Ok(ExitCode::SUCCESS);
@@ -68,7 +74,8 @@ pub fn receive_all<S: Source>(server: &mut Server<'_>, source: &mut S) -> Result
                 server.wait(Some((fd, PollFlags::POLLIN)), Some(CHECK_EVERY))?
             }
             // Flush, see whether we were canceled or idle too long (without
-            // waiting), then let the next take block.
+            // waiting), then let the next take block: until a message, a
+            // signal, or the end of --timeout.
             None => {
                 block = true;
                 server.wait(None, Some(Duration::ZERO))?

@@ -18,29 +18,10 @@ use crate::output::{Escaped, Out};
 use crate::record::Record;
 use crate::spec::Send;
 
+use super::Wait;
+
 /// How long a client waits on a full queue before it says so.
 pub const NOTE_AFTER: Duration = Duration::from_secs(1);
-
-/// How long a send may wait for room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// Not at all.
-    No,
-    /// At most this long.
-    For(Duration),
-    /// Until there is room (or a signal ends the process).
-    Forever,
-}
-
-impl Wait {
-    /// When a wait with a limit ends, started now.
-    pub fn deadline(self) -> Option<Instant> {
-        match self {
-            Wait::For(d) => Some(Instant::now() + d),
-            Wait::No | Wait::Forever => None,
-        }
-    }
-}
 
 /// Wait for room on `fd` (POLLOUT) as `wait` allows, its limit ending at
 /// `deadline`: `false` when no wait is allowed or the time is up, `true`

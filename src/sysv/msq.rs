@@ -4,8 +4,6 @@
 use std::fmt;
 use std::os::fd::BorrowedFd;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
@@ -24,39 +22,28 @@ use crate::output::Out;
 use crate::record::stat::{StatBody, StatText, time_rfc3339};
 use crate::record::{At, Message, Opened, Record};
 use crate::serve::recv::{Source, receive_all};
-use crate::serve::send::{Messages, Sink, Wait, send_all};
-use crate::serve::{Flow, Server};
+use crate::serve::send::{Messages, Sink, send_all};
+use crate::serve::{Flow, Server, Wait};
 use crate::spec::{Create, SysvMsq, SysvMsqRole};
 use crate::sys::read_proc_u64;
 use crate::target::SysvKey;
 
-/// How long a blocking msgrcv may miss a cancel signal (see [`Alarm`]);
-/// also how often an idle server checks `--timeout`.
-const TICK: Duration = Duration::from_millis(100);
-
 /// A one-shot SIGALRM that bounds a blocking msgrcv or msgsnd, which has
-/// no descriptor to poll together with the signal pipe. A blocking call
-/// fails with EINTR when a signal handler runs (System V IPC calls are
-/// never restarted, SA_RESTART or not, signal(7)); but a SIGINT that lands
-/// after the server's check of the cancel flag and before msgrcv blocks is
-/// consumed by the handler, and the server would sleep until the next
-/// message. Under the alarm it notices within [`TICK`] instead. A POSIX
-/// timer (nix, deleted in its `Drop`), with a SIGALRM handler that only
-/// exists so that the signal interrupts the call instead of killing the
-/// process.
+/// no descriptor to poll with a deadline: the call fails with EINTR when the
+/// handler runs (System V calls are never restarted, signal(7)). Armed only
+/// for a wait with a limit (`--timeout`, the client's wait before its
+/// "queue is full" note), never as a periodic tick: an idle server stays in
+/// msgrcv, where `ls` sees it as the queue's reader. SIGINT and SIGTERM end
+/// the server's wait through its [`crate::signal::Interrupter`]. A POSIX
+/// timer (nix, deleted in its `Drop`).
 struct Alarm {
     timer: Timer,
 }
 
 impl Alarm {
     fn new() -> Result<Alarm> {
-        // Registered before any timer exists: SIGALRM's default action is to
-        // terminate. The flag itself is not needed, only the EINTR.
-        signal_hook::flag::register(
-            signal_hook::consts::SIGALRM,
-            Arc::new(AtomicBool::new(false)),
-        )
-        .context("cannot install a SIGALRM handler")?;
+        // Before any timer exists: SIGALRM's default action is to terminate.
+        crate::signal::catch_alarm().context("cannot install a SIGALRM handler")?;
         let timer = Timer::new(
             ClockId::CLOCK_MONOTONIC,
             SigEvent::new(SigevNotify::SigevSignal {
@@ -113,6 +100,8 @@ pub fn run(spec: &SysvMsq, out: &mut Out) -> Result<ExitCode> {
                 mtype: *selector,
                 alarm: Alarm::new()?,
             };
+            // Lives until the loop is done with msgrcv.
+            let _interrupter = server.interrupter()?;
             receive_all(&mut server, &mut source)
         }
         SysvMsqRole::Client { send, mtype } => {
@@ -191,22 +180,44 @@ impl Queue {
             "IPC_RMID",
         )
     }
+
+    /// `call` (msgrcv or msgsnd on the queue and the buffer) under the
+    /// alarm for `limit`, if any; None when no time is left.
+    fn alarmed<T>(
+        &mut self,
+        limit: Option<Duration>,
+        call: impl FnOnce(&SysvQueue, &mut MsgBuf) -> T,
+    ) -> Result<Option<T>> {
+        if limit.is_some_and(|l| l.is_zero()) {
+            return Ok(None);
+        }
+        if let Some(limit) = limit {
+            self.alarm.set(limit)?;
+        }
+        let done = call(&self.q, &mut self.buf);
+        if limit.is_some() {
+            self.alarm.set(Duration::ZERO)?;
+        }
+        Ok(Some(done))
+    }
 }
 
 impl Source for Queue {
-    /// IPC_NOWAIT, or with `block` a msgrcv that waits under the alarm:
-    /// messages are printed as soon as they come (no polling delay), a busy
-    /// queue is drained without waiting, and an idle server wakes every
-    /// [`TICK`].
-    fn take(&mut self, block: bool) -> Result<Option<impl Record + '_>> {
+    /// IPC_NOWAIT, or a msgrcv that blocks as `wait` says: messages are
+    /// printed as soon as they come (no polling delay), a busy queue is
+    /// drained without waiting, and an idle server sleeps in msgrcv until
+    /// a message, a signal, or the alarm of `--timeout`.
+    fn take(&mut self, wait: Wait) -> Result<Option<impl Record + '_>> {
+        let limit = match wait {
+            Wait::For(left) => Some(left),
+            Wait::No | Wait::Forever => None,
+        };
+        let mtype = self.mtype;
         loop {
-            if block {
-                self.alarm.set(TICK)?;
-            }
-            let got = self.q.recv(&mut self.buf, self.mtype, block);
-            if block {
-                self.alarm.set(Duration::ZERO)?;
-            }
+            let Some(got) = self.alarmed(limit, |q, buf| q.recv(buf, mtype, wait != Wait::No))?
+            else {
+                return Ok(None);
+            };
             return match got {
                 Ok((mtype, len)) => Ok(Some(Message::new(
                     false,
@@ -242,19 +253,15 @@ impl Sink for Queue {
     /// for SIGINT, so Ctrl-C ends a blocked send at once.
     fn send(&mut self, msg: &[u8], wait: Wait) -> Result<bool> {
         let deadline = wait.deadline();
-        self.buf.fill(self.mtype, msg);
+        let mtype = self.mtype;
+        self.buf.fill(mtype, msg);
         loop {
             let left = deadline.map(|end| end.saturating_duration_since(Instant::now()));
-            if left.is_some_and(|l| l.is_zero()) {
+            let Some(sent) =
+                self.alarmed(left, |q, buf| q.send(buf, msg.len(), wait == Wait::No))?
+            else {
                 return Ok(false);
-            }
-            if let Some(left) = left {
-                self.alarm.set(left)?;
-            }
-            let sent = self.q.send(&self.buf, msg.len(), wait == Wait::No);
-            if left.is_some() {
-                self.alarm.set(Duration::ZERO)?;
-            }
+            };
             match sent {
                 Ok(()) => return Ok(true),
                 Err(Errno::EAGAIN) => return Ok(false),
