@@ -168,6 +168,10 @@ pub struct PosixMsqDebugArgs {
     pub snapshot: SnapshotArgs,
     #[arg(long = flag::KEEP.long, hide = true)]
     pub keep: bool,
+    /// With --restore: restore the whole messages of a file cut short (a
+    /// save that was killed)
+    #[arg(long = flag::PARTIAL.long)]
+    pub partial: bool,
 }
 
 // A System V queue's debugging modes.
@@ -181,6 +185,10 @@ pub struct SysvMsqDebugArgs {
     /// With --save: copy the messages (MSG_COPY), leaving the queue as it is
     #[arg(long = flag::KEEP.long)]
     pub keep: bool,
+    /// With --restore: restore the whole messages of a file cut short (a
+    /// save that was killed)
+    #[arg(long = flag::PARTIAL.long)]
+    pub partial: bool,
 }
 
 // A segment's debugging modes, either family.
@@ -200,6 +208,10 @@ pub struct ShmDebugArgs {
     /// Server with --on-change: also print which byte ranges changed
     #[arg(long = flag::DIFF.long)]
     pub diff: bool,
+    // Hidden: a segment's snapshot is restored whole; accepted only so
+    // that the refusal is ours and names the mode.
+    #[arg(long = flag::PARTIAL.long, hide = true)]
+    pub partial: bool,
 }
 
 // `--count` and `--timeout`, whose meaning follows the mode and the

@@ -19,11 +19,12 @@ use crate::ipc::{OpenError, Opened};
 use crate::object::{Addr, Kind, ObjectRef};
 use crate::output::{Out, escape_bytes, plural};
 use crate::record::{self, Message, Record};
+use crate::signal::Cancel;
 use crate::snapshot::file::AtomicFile;
 use crate::snapshot::object::{open_segment, peek_error};
 use crate::snapshot::queue::{self, QueueSource, Saved};
 use crate::snapshot::segment::{self, SegmentSource};
-use crate::snapshot::{Attrs, CHUNK, Header, Mechanism, Origin, Reader, Tag};
+use crate::snapshot::{Attrs, CHUNK, Header, Mechanism, Origin, Reader, SnapshotError, Tag};
 use crate::spec::QueueAttrs;
 use crate::target::{PosixName, SysvKey};
 
@@ -40,11 +41,13 @@ pub enum Debugging {
         keep: bool,
     },
     /// `--restore FILE` into a `kind`; `target` when given on the command
-    /// line, else the file's own name or key.
+    /// line, else the file's own name or key. `partial` (queues): FILE may
+    /// be cut short, and its whole messages are restored.
     Restore {
         kind: Kind,
         file: PathBuf,
         target: Option<Addr>,
+        partial: bool,
     },
     /// `--dump [--offset N] [--length N]`.
     Dump {
@@ -62,7 +65,12 @@ pub fn run(mode: &Debugging, out: &mut Out) -> Result<ExitCode> {
     match mode {
         Debugging::Peek { key, selector } => peek(*key, *selector, out),
         Debugging::Save { object, file, keep } => save(object, file, *keep, out),
-        Debugging::Restore { kind, file, target } => restore(*kind, file, target.as_ref(), out),
+        Debugging::Restore {
+            kind,
+            file,
+            target,
+            partial,
+        } => restore(*kind, file, target.as_ref(), *partial, out),
         Debugging::Dump {
             object,
             offset,
@@ -164,10 +172,28 @@ fn save(object: &ObjectRef, file: &Path, keep: bool, out: &mut Out) -> Result<()
         ))
         .with_context(|| format!("cannot save {object} to {}", shown()));
     }
+    // Ctrl-C or SIGTERM stops a queue save between two messages, and what
+    // it took is committed; a copy (--keep) or a segment save has nothing
+    // to keep and is stopped by the signal itself.
+    let takes = is_queue(object.kind) && !keep;
+    let cancel = takes
+        .then(Cancel::install)
+        .transpose()
+        .context("cannot install signal handlers")?;
+    let canceled = || cancel.as_ref().is_some_and(Cancel::is_canceled);
     let target =
         AtomicFile::create_new(file).with_context(|| format!("cannot create {}", shown()))?;
-    let saved = crate::snapshot::object::save(object, keep, target)
+    let saved = crate::snapshot::object::save(object, keep, target, &canceled)
         .with_context(|| format!("cannot save {object} to {}", shown()))?;
+    let was_canceled = canceled();
+    // A queue removed meanwhile has no count to give: the saved line
+    // still says what FILE holds.
+    let left = was_canceled
+        .then(|| crate::snapshot::object::queued(object).ok())
+        .flatten();
+    if was_canceled {
+        out.past_echoed_interrupt()?;
+    }
     out.line(&Moved {
         verb: if keep { "copied" } else { "saved" },
         mechanism: object.kind,
@@ -176,7 +202,21 @@ fn save(object: &ObjectRef, file: &Path, keep: bool, out: &mut Out) -> Result<()
         messages: is_queue(object.kind).then_some(saved.messages),
         bytes: saved.bytes,
         created: None,
+        left,
+        counted: None,
     })?;
+    if was_canceled {
+        out.canceled_here()?;
+        // Not exit 0 as a server's Ctrl-C: `save && clean` must not go on
+        // to remove the messages the save did not take (docs/decisions.md).
+        let held = left.map_or(String::new(), |n| {
+            format!(
+                ": {object} still holds {}",
+                plural(n, "message", "messages")
+            )
+        });
+        bail!("the save was canceled{held}");
+    }
     Ok(())
 }
 
@@ -209,6 +249,13 @@ struct Moved {
     bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     created: Option<bool>,
+    /// A canceled save: the messages still in the queue after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    left: Option<u64>,
+    /// A `--partial` restore of a file cut short: the messages its header
+    /// counts, more than were restored.
+    #[serde(rename = "header_messages", skip_serializing_if = "Option::is_none")]
+    counted: Option<u64>,
 }
 
 impl fmt::Display for Moved {
@@ -222,15 +269,24 @@ impl fmt::Display for Moved {
             self.verb,
             escape_bytes(self.at.as_bytes())
         )?;
-        if let Some(n) = self.messages {
-            write!(f, "{}, ", plural(n, "message", "messages"))?;
+        match (self.messages, self.counted) {
+            (Some(n), Some(of)) => write!(f, "{n} of the {of} messages the header counts, ")?,
+            (Some(n), None) => write!(f, "{}, ", plural(n, "message", "messages"))?,
+            (None, _) => {}
         }
         write!(f, "{}", plural(self.bytes, "byte", "bytes"))?;
-        match self.created {
-            Some(true) => f.write_str("; created)"),
-            Some(false) => f.write_str("; into the existing one)"),
-            None => f.write_str(")"),
+        if let Some(left) = self.left {
+            write!(f, "; {left} left in the queue")?;
         }
+        match self.created {
+            Some(true) => f.write_str("; created")?,
+            Some(false) => f.write_str("; into the existing one")?,
+            None => {}
+        }
+        if self.counted.is_some() {
+            f.write_str("; the file was cut short: an interrupted save")?;
+        }
+        f.write_str(")")
     }
 }
 
@@ -246,15 +302,23 @@ impl Record for Moved {
 
 // ---- restore ----
 
-fn restore(kind: Kind, file: &Path, target: Option<&Addr>, out: &mut Out) -> Result<()> {
+fn restore(
+    kind: Kind,
+    file: &Path,
+    target: Option<&Addr>,
+    partial: bool,
+    out: &mut Out,
+) -> Result<()> {
     let shown = || escape_bytes(file.as_os_str().as_encoded_bytes());
     let mechanism = Mechanism::of(kind).ok_or_else(|| anyhow!("{kind} holds no data"))?;
+    let open = || crate::snapshot::open(file).map(|r| r.partial(partial));
     // The whole file is read first: a bad one changes nothing.
-    let header = crate::snapshot::open(file)
+    let header = open()
         .and_then(|r| {
             r.expect(mechanism)?;
             r.check_to_end()
         })
+        .map_err(short_queue_hint)
         .with_context(|| format!("cannot read snapshot {}", shown()))?;
     let addr = match (target, header.origin()) {
         (Some(addr), _) => addr.clone(),
@@ -276,10 +340,10 @@ fn restore(kind: Kind, file: &Path, target: Option<&Addr>, out: &mut Out) -> Res
         (None, None) => bail!("cannot restore {}: the header names no object", shown()),
     };
     let object = ObjectRef { kind, addr };
-    let reopen =
-        || crate::snapshot::open(file).with_context(|| format!("cannot read snapshot {}", shown()));
+    let reopen = || open().with_context(|| format!("cannot read snapshot {}", shown()));
     let (saved, created) = into(&object, &header, reopen)
         .with_context(|| format!("cannot restore {} into {object}", shown()))?;
+    let counted = header.messages.filter(|&n| n > saved.messages);
     out.line(&Moved {
         verb: "restored",
         mechanism: kind,
@@ -288,8 +352,29 @@ fn restore(kind: Kind, file: &Path, target: Option<&Addr>, out: &mut Out) -> Res
         messages: is_queue(kind).then_some(saved.messages),
         bytes: saved.bytes,
         created: Some(created),
+        left: None,
+        counted,
     })?;
     Ok(())
+}
+
+/// A queue's file cut short, as a killed save leaves it: the error says
+/// how many whole messages it holds, and the hint how to restore them.
+fn short_queue_hint(e: SnapshotError) -> anyhow::Error {
+    let SnapshotError::ShortQueue { whole, .. } = e else {
+        return e.into();
+    };
+    let hint = match whole {
+        0 => "it holds no whole message to restore, not even with --partial".to_string(),
+        1 => "--partial restores the whole message it holds (a save that was killed leaves \
+              such a file)"
+            .to_string(),
+        n => format!(
+            "--partial restores the {n} whole messages it holds (a save that was killed \
+             leaves such a file)"
+        ),
+    };
+    crate::error::fail_with_hint(e.to_string(), hint)
 }
 
 type FileReader = Reader<std::io::BufReader<std::fs::File>>;
@@ -365,7 +450,11 @@ fn open_posix_queue(name: &str, header: &Header) -> Result<Opened<PosixQueue>> {
                 max_msgs: saturated(maxmsg),
                 msg_size: saturated(msgsize),
             };
-            Err(crate::posix::msq::create_error(e, &create))
+            Err(crate::posix::msq::create_error(
+                e,
+                &create,
+                crate::mq_attrs::AskedBy::File,
+            ))
         }
         Err(e) => Err(e.into_inner(|| std::io::ErrorKind::NotFound.into()).into()),
     }

@@ -145,7 +145,8 @@ pub fn msq_options(arg: Arg) -> Arg {
         "save" => set(
             arg,
             "Take every message into FILE without waiting (JSON Lines), written and \
-             fsynced before success; on failure they go back in order",
+             fsynced before success; on failure they go back in order; Ctrl-C keeps \
+             those taken so far in FILE (exit 1)",
         ),
         "restore" => set(
             arg,
@@ -262,7 +263,8 @@ const MSQ_POSIX_MODES: &[(&str, &str)] = &[
     ),
     (
         "--restore FILE",
-        "Send FILE's messages, creating the queue when missing",
+        "Send FILE's messages, creating the queue when missing; with --partial, \
+         those of a file a killed save cut short",
     ),
 ];
 
@@ -292,7 +294,8 @@ const MSQ_SYSV_MODES: &[(&str, &str)] = &[
     ),
     (
         "--restore FILE",
-        "Send FILE's messages, creating the queue when missing",
+        "Send FILE's messages, creating the queue when missing; with --partial, \
+         those of a file a killed save cut short",
     ),
 ];
 

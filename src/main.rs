@@ -304,7 +304,7 @@ const POSIX_MSQ: Applies = Applies {
         flag::PRIORITY,
     ],
     both: &[flag::MODE, flag::MAX_MSGS, flag::MSG_SIZE, flag::COUNT],
-    other: &[],
+    other: &[(flag::PARTIAL, &[Mode::Restore])],
 };
 
 const SYSV_MSQ: Applies = Applies {
@@ -314,6 +314,7 @@ const SYSV_MSQ: Applies = Applies {
     other: &[
         (flag::TYPE, &[Server, Client, Mode::Peek]),
         (flag::KEEP, &[Mode::Save]),
+        (flag::PARTIAL, &[Mode::Restore]),
     ],
 };
 
@@ -436,8 +437,10 @@ fn posix(cmd: PosixCommand, given: &ArgMatches) -> Result<Run> {
             &SEM,
         ),
     };
-    if let PosixCommand::Msq(a) = &cmd {
-        posix_msq_refusals(mode, a.debug.keep)?;
+    match &cmd {
+        PosixCommand::Msq(a) => posix_msq_refusals(mode, a.debug.keep)?,
+        PosixCommand::Shm(a) => segment_refusals(kind, mode, a.debug.partial)?,
+        PosixCommand::Sem(_) => {}
     }
     refuse(given, command(kind), mode, applies)?;
     let object = || ObjectRef::posix(kind, name.clone());
@@ -446,7 +449,9 @@ fn posix(cmd: PosixCommand, given: &ArgMatches) -> Result<Run> {
     }
     let named = self::given(given, flag::NAME);
     let debug = match &cmd {
-        PosixCommand::Msq(a) => debugging(mode, object(), &a.debug.snapshot, named)?,
+        PosixCommand::Msq(a) => {
+            debugging(mode, object(), &a.debug.snapshot, (named, a.debug.partial))?
+        }
         PosixCommand::Shm(a) => shm_debugging(mode, object(), &a.debug, &a.shm, named)?,
         PosixCommand::Sem(_) => None,
     };
@@ -488,15 +493,29 @@ fn posix_msq_refusals(mode: Mode, keep: bool) -> Result<()> {
     )))
 }
 
+/// A segment's snapshot is restored whole: `--partial` (of a queue's
+/// `--restore`) is refused in every mode, with what it is for.
+fn segment_refusals(kind: Kind, mode: Mode, partial: bool) -> Result<()> {
+    if !partial {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "{} does not apply to {}: a segment's snapshot is restored whole; it is an option \
+         of a queue's --restore, for a file a killed save cut short",
+        flag::PARTIAL,
+        mode.of_command(&command(kind)),
+    )))
+}
+
 /// The debugging mode of a queue or segment, if `mode` is one: `--save`,
 /// `--restore` (at the object named on the command line, or with
-/// `named` false at the file's own), `--peek` and `--dump` are built by
-/// their callers.
+/// `named` false at the file's own; `partial`: of a file cut short),
+/// `--peek` and `--dump` are built by their callers.
 fn debugging(
     mode: Mode,
     object: ObjectRef,
     snapshot: &SnapshotArgs,
-    named: bool,
+    (named, partial): (bool, bool),
 ) -> Result<Option<Debugging>> {
     Ok(Some(match (mode, &snapshot.save, &snapshot.restore) {
         (Mode::Save, Some(file), _) => Debugging::Save {
@@ -508,6 +527,7 @@ fn debugging(
             kind: object.kind,
             file: snapshot_file(file, flag::RESTORE)?,
             target: named.then_some(object.addr),
+            partial,
         },
         _ => return Ok(None),
     }))
@@ -534,7 +554,7 @@ fn shm_debugging(
             length: debug.length,
         }));
     }
-    debugging(mode, object, &debug.snapshot, named)
+    debugging(mode, object, &debug.snapshot, (named, false))
 }
 
 /// FILE of `--save` or `--restore`: `-` is refused. A save's guarantee
@@ -573,6 +593,9 @@ fn sysv(cmd: SysvCommand, given: &ArgMatches) -> Result<Run> {
         ),
     };
     let object = sysv_target(kind, target, mode)?;
+    if let SysvCommand::Shm(a) = &cmd {
+        segment_refusals(kind, mode, a.debug.partial)?;
+    }
     refuse(given, command(kind), mode, applies)?;
     if let SysvCommand::Sem(_) = cmd {
         refuse(given, command(kind), mode, &SYSV_SEM)?;
@@ -591,7 +614,7 @@ fn sysv(cmd: SysvCommand, given: &ArgMatches) -> Result<Run> {
             mode,
             ObjectRef::sysv_key(kind, key),
             &a.debug.snapshot,
-            named,
+            (named, a.debug.partial),
         )?
         .map(|d| match d {
             Debugging::Save { object, file, .. } => Debugging::Save {
@@ -1146,15 +1169,15 @@ mod tests {
                 Some(object::Addr::Key(key)),
             ),
         ] {
-            let Debugging::Restore { target: t, .. } = resolve_debugging(words).unwrap() else {
+            let Debugging::Restore {
+                target: t, partial, ..
+            } = resolve_debugging(words).unwrap()
+            else {
                 panic!("{words:?}");
             };
             assert_eq!(t, target, "{words:?}");
+            assert!(!partial, "{words:?}");
         }
-        let refused = |words: &[&str], fragment: &str| {
-            let err = resolve_debugging(words).expect_err("refused").to_string();
-            assert!(err.contains(fragment), "{words:?}: {err}");
-        };
         refused(&["posix", "msq", "--peek"], "cannot be read without taking");
         refused(
             &["posix", "msq", "--save", "f", "--keep"],
@@ -1198,6 +1221,42 @@ mod tests {
         ] {
             assert!(resolve_debugging(clash).is_err(), "{clash:?}");
         }
+    }
+
+    #[test]
+    fn partial_goes_with_a_queues_restore_only() {
+        for words in [
+            &["posix", "msq", "--restore", "f", "--partial"][..],
+            &["sysv", "msq", "--partial", "--restore", "f"],
+        ] {
+            let partial = matches!(
+                resolve_debugging(words),
+                Ok(Debugging::Restore { partial: true, .. })
+            );
+            assert!(partial, "{words:?}");
+        }
+        refused(
+            &["sysv", "msq", "--save", "f", "--partial"],
+            "--partial does not apply to sysv msq --save: it is an option of --restore",
+        );
+        refused(
+            &["posix", "msq", "--partial"],
+            "--partial does not apply to the posix msq client",
+        );
+        refused(
+            &["posix", "shm", "--restore", "f", "--partial"],
+            "--partial does not apply to posix shm --restore: a segment's snapshot is restored whole",
+        );
+        refused(
+            &["sysv", "shm", "--clean", "--partial"],
+            "--partial does not apply to sysv shm --clean",
+        );
+    }
+
+    /// Assert `words` resolve to an error that says `fragment`.
+    fn refused(words: &[&str], fragment: &str) {
+        let err = resolve_debugging(words).expect_err("refused").to_string();
+        assert!(err.contains(fragment), "{words:?}: {err}");
     }
 
     #[test]

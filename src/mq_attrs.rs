@@ -41,6 +41,25 @@ impl OverLimit {
     }
 }
 
+/// Who asked for a queue's attributes, as a refusal names them: the
+/// command line (`--max-msgs 20`), or a snapshot's header that a restore
+/// creates the queue with (`the file's maxmsg 20`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskedBy {
+    Flags,
+    File,
+}
+
+impl AskedBy {
+    /// The words for the message count and the message size.
+    pub fn names(self) -> [&'static str; 2] {
+        match self {
+            AskedBy::Flags => ["--max-msgs", "--msg-size"],
+            AskedBy::File => ["the file's maxmsg", "the file's msgsize"],
+        }
+    }
+}
+
 impl AttrLimits {
     /// The limits of this process, read now.
     pub fn here() -> AttrLimits {
@@ -70,17 +89,28 @@ impl AttrLimits {
     /// process with EINVAL; None when the attributes are within its limits
     /// (or a limit could not be read).
     pub fn refusal(&self, max_msgs: u32, msg_size: u32) -> Option<(OverLimit, String)> {
+        self.refusal_of(AskedBy::Flags, max_msgs, msg_size)
+    }
+
+    /// [`AttrLimits::refusal`], naming the attributes as `by` gave them.
+    pub fn refusal_of(
+        &self,
+        by: AskedBy,
+        max_msgs: u32,
+        msg_size: u32,
+    ) -> Option<(OverLimit, String)> {
+        let [count_word, size_word] = by.names();
         // Each attribute with its hard limit (compiled into the kernel) and
         // its sysctl; every hard limit is checked before any sysctl.
         let attrs = [
             Checked {
-                flag: "--max-msgs",
+                flag: count_word,
                 value: u64::from(max_msgs),
                 hard: (OverLimit::HardMsgmax, HARD_MSGMAX, "messages (HARD_MSGMAX)"),
                 sysctl: (OverLimit::MsgMax, self.msg_max, "msg_max"),
             },
             Checked {
-                flag: "--msg-size",
+                flag: size_word,
                 value: u64::from(msg_size),
                 hard: (
                     OverLimit::HardMsgsizemax,

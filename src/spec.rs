@@ -91,6 +91,7 @@ pub mod flag {
     pub const SAVE: Flag = Flag::long("save");
     pub const RESTORE: Flag = Flag::long("restore");
     pub const KEEP: Flag = Flag::long("keep");
+    pub const PARTIAL: Flag = Flag::long("partial");
     pub const DUMP: Flag = Flag::long("dump");
     pub const OFFSET: Flag = Flag::long("offset");
     pub const LENGTH: Flag = Flag::long("length");

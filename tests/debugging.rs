@@ -5,6 +5,7 @@
 //! dump, diff) are in `modes`.
 
 mod hostile;
+mod interrupted;
 mod modes;
 
 use serde_json::Value;

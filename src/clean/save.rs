@@ -82,7 +82,7 @@ pub fn save(obj: &Object, target: &ObjectRef, dir: &Path) -> Result<Option<Saved
             escape_bytes(dir.as_os_str().as_encoded_bytes())
         )
     })?;
-    let saved = crate::snapshot::object::save(target, false, out)?;
+    let saved = crate::snapshot::object::save(target, false, out, &|| false)?;
     let messages = matches!(obj.kind, Kind::PosixMsq | Kind::SysvMsq).then_some(saved.messages);
     let bytes = saved.bytes;
     Ok(Some(Saved {

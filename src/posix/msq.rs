@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::error::{fail_with_hint, hinted, removed_under_server, undo_create};
 use crate::ipc::OpenError;
 use crate::ipc::posix_mq::{Access, Attributes, PosixQueue, QueueOptions};
-use crate::mq_attrs::{AttrLimits, HARD_MSGMAX, HARD_MSGSIZEMAX, OverLimit, queue_cost};
+use crate::mq_attrs::{AskedBy, AttrLimits, HARD_MSGMAX, HARD_MSGSIZEMAX, OverLimit, queue_cost};
 use crate::object::Kind;
 use crate::output::Out;
 use crate::record::stat::{StatBody, StatText};
@@ -106,7 +106,7 @@ fn open_for(
     let opened = match PosixQueue::open(name.as_str(), create.policy, &options) {
         Ok(opened) => opened,
         Err(OpenError::Create(e)) => {
-            return Err(create_error(e, &create.attrs))
+            return Err(create_error(e, &create.attrs, AskedBy::Flags))
                 .with_context(|| format!("cannot create queue {name}"));
         }
         Err(OpenError::Open(e)) => {
@@ -123,30 +123,15 @@ fn open_for(
     Ok((opened.handle, opened.created, attrs))
 }
 
-/// Name the limit behind a failed mq_open(O_CREAT); `--restore` too.
-pub(crate) fn create_error(e: io::Error, create: &QueueAttrs) -> anyhow::Error {
+/// Name the limit behind a failed mq_open(O_CREAT); `--restore` too,
+/// whose attributes come from the file (`by`).
+pub(crate) fn create_error(e: io::Error, create: &QueueAttrs, by: AskedBy) -> anyhow::Error {
     let Some(errno) = e.raw_os_error().map(Errno::from_raw) else {
         return e.into();
     };
     let proc = |f: &str| read_proc_u64(&format!("/proc/sys/fs/mqueue/{f}"));
     match errno {
-        Errno::EINVAL => {
-            let limits = AttrLimits::here();
-            let hint = match limits.refusal(create.max_msgs, create.msg_size) {
-                Some((OverLimit::MsgMax, why)) => format!("{why}; raise msg_max or ask for fewer"),
-                Some((OverLimit::MsgsizeMax, why)) => {
-                    format!("{why}; raise msgsize_max or ask for less")
-                }
-                Some((_, why)) => why,
-                None if limits.cap_sys_resource => format!(
-                    "--max-msgs and --msg-size must be within {HARD_MSGMAX} and {HARD_MSGSIZEMAX} \
-                     for this process, which has CAP_SYS_RESOURCE"
-                ),
-                None => "--max-msgs and --msg-size must be within /proc/sys/fs/mqueue/msg_max and msgsize_max"
-                    .into(),
-            };
-            hinted(errno, hint)
-        }
+        Errno::EINVAL => hinted(errno, attrs_hint(create, by)),
         Errno::EMFILE => {
             let cost = queue_cost(create.max_msgs, create.msg_size);
             let rlimit =
@@ -170,6 +155,37 @@ pub(crate) fn create_error(e: io::Error, create: &QueueAttrs) -> anyhow::Error {
             ),
         ),
         _ => e.into(),
+    }
+}
+
+/// Why mq_open refused `create` with EINVAL, and what to do: ask for
+/// less, or (a restore, whose attributes are the file's) raise the limit
+/// or restore into a queue that exists.
+fn attrs_hint(create: &QueueAttrs, by: AskedBy) -> String {
+    let limits = AttrLimits::here();
+    let [count, size] = by.names();
+    let existing = "restore into an existing queue with -n NAME";
+    let raise = |sysctl: &str, less: &str| match by {
+        AskedBy::Flags => format!("raise {sysctl} or ask for {less}"),
+        AskedBy::File => format!("raise it (sysctl fs.mqueue.{sysctl}) or {existing}"),
+    };
+    let why = match limits.refusal_of(by, create.max_msgs, create.msg_size) {
+        Some((OverLimit::MsgMax, why)) => return format!("{why}; {}", raise("msg_max", "fewer")),
+        Some((OverLimit::MsgsizeMax, why)) => {
+            return format!("{why}; {}", raise("msgsize_max", "less"));
+        }
+        Some((_, why)) => why,
+        None if limits.cap_sys_resource => format!(
+            "{count} and {size} must be within {HARD_MSGMAX} and {HARD_MSGSIZEMAX} \
+             for this process, which has CAP_SYS_RESOURCE"
+        ),
+        None => {
+            format!("{count} and {size} must be within /proc/sys/fs/mqueue/msg_max and msgsize_max")
+        }
+    };
+    match by {
+        AskedBy::Flags => why,
+        AskedBy::File => format!("{why}; {existing}"),
     }
 }
 

@@ -545,6 +545,13 @@ pub enum SnapshotError {
     },
     /// The file ends before the header says it should.
     Truncated(String),
+    /// A queue's file ends after `whole` of the `count` messages its
+    /// header counts; `cut`: in a line cut short (a save killed mid-write).
+    ShortQueue {
+        whole: u64,
+        count: u64,
+        cut: bool,
+    },
 }
 
 impl fmt::Display for SnapshotError {
@@ -562,6 +569,17 @@ impl fmt::Display for SnapshotError {
                 write!(f, "line {line}: {}", escape_bytes(what.as_bytes()))
             }
             SnapshotError::Truncated(what) => write!(f, "truncated: {what}"),
+            SnapshotError::ShortQueue { whole, count, cut } => {
+                write!(
+                    f,
+                    "truncated: the file ends after {whole} whole {} of the {count} its header counts",
+                    if *whole == 1 { "message" } else { "messages" }
+                )?;
+                if *cut {
+                    f.write_str(", in a line cut short")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -584,6 +602,10 @@ pub struct Reader<R> {
     /// Messages read, or the offset the next chunk must have.
     done: u64,
     buf: Vec<u8>,
+    /// Accept a queue's file cut short (see [`Reader::partial`]).
+    partial: bool,
+    /// The last line read had no newline: the file was cut there.
+    cut: bool,
 }
 
 /// Open FILE and read its header.
@@ -623,8 +645,10 @@ impl<R: BufRead> Reader<R> {
             line: 0,
             done: 0,
             buf: Vec::new(),
+            partial: false,
+            cut: false,
         };
-        if !r.next_line()? {
+        if !r.next_line(false)? {
             return Err(SnapshotError::Empty);
         }
         let header: Header = serde_json::from_slice(&r.buf).map_err(|e| {
@@ -643,6 +667,16 @@ impl<R: BufRead> Reader<R> {
 
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// With `yes`, a queue's file that ends before its header's count (a
+    /// save that was killed) is read to its last whole message, which
+    /// [`Reader::message`] then ends at instead of failing; a last line cut
+    /// short is dropped.
+    #[must_use]
+    pub fn partial(mut self, yes: bool) -> Self {
+        self.partial = yes;
+        self
     }
 
     /// Refuse a snapshot of another mechanism than the command's.
@@ -670,7 +704,9 @@ impl<R: BufRead> Reader<R> {
     }
 
     /// The next line into `buf`, without its newline; false at the end.
-    fn next_line(&mut self) -> Result<bool, SnapshotError> {
+    /// A last line without its newline is an error, or with `cut_ok` is
+    /// returned as it is, `cut` set.
+    fn next_line(&mut self, cut_ok: bool) -> Result<bool, SnapshotError> {
         self.buf.clear();
         let n = (&mut self.input)
             .take(MAX_LINE + 1)
@@ -683,7 +719,11 @@ impl<R: BufRead> Reader<R> {
             if n as u64 > MAX_LINE {
                 return Err(self.error(format!("longer than {MAX_LINE} bytes")));
             }
-            return Err(self.error("no newline at its end: the file is truncated"));
+            if !cut_ok {
+                return Err(self.error("no newline at its end: the file is truncated"));
+            }
+            self.cut = true;
+            return Ok(true);
         }
         self.buf.pop();
         Ok(true)
@@ -691,12 +731,27 @@ impl<R: BufRead> Reader<R> {
 
     /// The next line, parsed; `None` at the end of the file.
     fn next_parsed(&mut self) -> Result<Option<Line>, SnapshotError> {
-        if !self.next_line()? {
+        if !self.next_line(false)? {
             return Ok(None);
         }
         serde_json::from_slice(&self.buf)
             .map(Some)
             .map_err(|e| self.error(format!("not a snapshot line: {e}")))
+    }
+
+    /// The next message line, parsed; `None` at the end of the file, or
+    /// at a last line that a save killed mid-write cut short. Such a line
+    /// never parses (no proper prefix of a JSON object does), so one that
+    /// lacks only its newline still counts as whole.
+    fn next_message_line(&mut self) -> Result<Option<Line>, SnapshotError> {
+        if self.cut || !self.next_line(true)? {
+            return Ok(None);
+        }
+        match serde_json::from_slice(&self.buf) {
+            Ok(line) => Ok(Some(line)),
+            Err(_) if self.cut => Ok(None),
+            Err(e) => Err(self.error(format!("not a snapshot line: {e}"))),
+        }
     }
 
     /// The next line after the header: `None` where the file ends after
@@ -718,15 +773,22 @@ impl<R: BufRead> Reader<R> {
     ///
     /// # Errors
     /// A `Line` error for a bad line (or a segment's snapshot);
-    /// `Truncated` when the file ends before the header's count.
+    /// `ShortQueue` when the file ends before the header's count, or in a
+    /// line cut short, unless [`Reader::partial`] accepts it.
     pub fn message(&mut self) -> Result<Option<Message>, SnapshotError> {
         let mechanism = self.header.mechanism;
         if !mechanism.is_queue() {
             return Err(self.error(format!("a {mechanism} snapshot holds no messages")));
         }
         let count = self.header.messages.unwrap_or(0);
-        let short = |done| format!("the file ends after {done} of {count} messages");
-        let Some(mut line) = self.next_body_line(count, short)? else {
+        let Some(mut line) = self.next_message_line()? else {
+            if (self.done < count || self.cut) && !self.partial {
+                return Err(SnapshotError::ShortQueue {
+                    whole: self.done,
+                    count,
+                    cut: self.cut,
+                });
+            }
             return Ok(None);
         };
         if self.done >= count {

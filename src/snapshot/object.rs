@@ -68,19 +68,27 @@ pub fn check_segment(shm: &PosixShm, name: &str) -> Result<()> {
 /// Save the queue or segment `target` into `out` and commit it. `keep`
 /// (System V queues only): copy the messages with MSG_COPY instead of
 /// taking them. A queue's taken messages go back when the write fails;
-/// those that cannot are printed on stderr (see [`stranded`]).
+/// those that cannot are printed on stderr (see [`stranded`]). A queue
+/// save asks `stop` before each take, and commits what it took once it
+/// says yes (Ctrl-C).
 ///
 /// # Errors
 /// The open, read, write or commit error; the object is then as it was,
 /// but for the stranded messages the error names.
-pub fn save(target: &ObjectRef, keep: bool, out: AtomicFile) -> Result<Saved> {
+pub fn save(
+    target: &ObjectRef,
+    keep: bool,
+    out: AtomicFile,
+    stop: &dyn Fn() -> bool,
+) -> Result<Saved> {
     let segment_saved = |bytes| Saved { messages: 0, bytes };
     match (&target.addr, target.kind) {
         (Addr::Name(name), Kind::PosixMsq) => {
             let q = open_queue(name.as_str())?;
             let (header, n) = queue::posix_header(name.as_str(), &q)?;
             let mut source = queue::PosixSource::new(&q)?;
-            queue::save_queue(&mut source, header.clone(), out, n).map_err(|e| stranded(e, header))
+            queue::save_queue(&mut source, header.clone(), out, n, stop)
+                .map_err(|e| stranded(e, header))
         }
         (addr, Kind::SysvMsq) => {
             let (q, _) = crate::sysv::find::<Msq>(addr)?;
@@ -90,7 +98,8 @@ pub fn save(target: &ObjectRef, keep: bool, out: AtomicFile) -> Result<Saved> {
                 return Ok(queue::write(header, &msgs, out)?);
             }
             let mut source = queue::SysvSource::new(q);
-            queue::save_queue(&mut source, header.clone(), out, n).map_err(|e| stranded(e, header))
+            queue::save_queue(&mut source, header.clone(), out, n, stop)
+                .map_err(|e| stranded(e, header))
         }
         (Addr::Name(name), Kind::PosixShm) => {
             let shm = open_segment(name.as_str())?;
@@ -111,6 +120,20 @@ pub fn save(target: &ObjectRef, keep: bool, out: AtomicFile) -> Result<Saved> {
         _ => Err(anyhow!(
             "cannot save {target}: only queues and segments hold data"
         )),
+    }
+}
+
+/// The messages in the queue `target` now: what a canceled save left.
+///
+/// # Errors
+/// The open or stat error (the queue was removed meanwhile).
+pub fn queued(target: &ObjectRef) -> Result<u64> {
+    match (&target.addr, target.kind) {
+        (Addr::Name(name), Kind::PosixMsq) => {
+            Ok(open_queue(name.as_str())?.attributes()?.current_messages as u64)
+        }
+        (addr, Kind::SysvMsq) => Ok(crate::sysv::find::<Msq>(addr)?.0.stat()?.qnum),
+        _ => Err(anyhow!("{target} holds no messages")),
     }
 }
 

@@ -111,6 +111,10 @@ impl std::error::Error for SaveError {}
 /// were there (another reader took some), the file is written again with
 /// the right count before the commit.
 ///
+/// `stop` is asked before each take: once it says yes (Ctrl-C), the save
+/// takes no more and commits what it took, under their count, as when
+/// fewer were there.
+///
 /// # Errors
 /// [`SaveError`]: the take, write or commit error, and which messages (if
 /// any) could not be put back.
@@ -119,11 +123,12 @@ pub fn save_queue<S: QueueSource, W: Commit>(
     mut header: Header,
     out: W,
     limit: u64,
+    stop: &dyn Fn() -> bool,
 ) -> Result<Saved, SaveError> {
     header.messages = Some(limit);
     let mut taken = Vec::new();
     let result = Writer::new(out, &header).and_then(|mut w| {
-        take_all(source, limit, &mut w, &mut taken)?;
+        take_all(source, limit, stop, &mut w, &mut taken)?;
         let mut out = w.into_inner();
         if taken.len() as u64 != limit {
             out.restart()?;
@@ -136,16 +141,17 @@ pub fn save_queue<S: QueueSource, W: Commit>(
 }
 
 /// Take up to `limit` messages into `taken`, each written and flushed to
-/// `w` before the next is taken. After a failed write the rest are still
-/// taken, unwritten: put back behind them, the messages left in the queue
-/// would change the order.
+/// `w` before the next is taken, until `stop` says so. After a failed
+/// write the rest are still taken, unwritten: put back behind them, the
+/// messages left in the queue would change the order.
 fn take_all<S: QueueSource, W: Commit>(
     source: &mut S,
     limit: u64,
+    stop: &dyn Fn() -> bool,
     w: &mut Writer<W>,
     taken: &mut Vec<Message>,
 ) -> io::Result<()> {
-    while (taken.len() as u64) < limit {
+    while (taken.len() as u64) < limit && !stop() {
         let Some(msg) = source.take()? else { break };
         let written = w.message(&msg).and_then(|()| w.flush());
         taken.push(msg);

@@ -261,6 +261,41 @@ fn bad_headers_are_refused_with_their_line() {
     );
 }
 
+/// Every message of a queue file read with `partial`.
+fn read_partial(bytes: &[u8]) -> Result<Vec<Message>, SnapshotError> {
+    let mut r = Reader::new(bytes)?.partial(true);
+    let mut v = Vec::new();
+    while let Some(m) = r.message()? {
+        v.push(m);
+    }
+    Ok(v)
+}
+
+#[test]
+fn partial_reads_the_whole_messages_of_a_file_cut_anywhere() {
+    let msgs = [sysv(1, b"one"), sysv(2, b"\xff"), sysv(3, b"three")];
+    let good = queue_file(Mechanism::SysvMsq, &msgs);
+    let header_end = good.iter().position(|&b| b == b'\n').unwrap() + 1;
+    // Cut at every byte after the header: the lines that ended before the
+    // cut are read, whole, and nothing else; no cut is an error.
+    for cut in header_end..=good.len() {
+        let kept = &good[..cut];
+        let lines = kept[header_end..].iter().filter(|&&b| b == b'\n').count();
+        // A line that lacks only its newline is whole.
+        let whole = lines + usize::from(good.get(cut) == Some(&b'\n'));
+        let got = read_partial(kept).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        assert_eq!(got, msgs[..whole], "cut at {cut}");
+    }
+    // A bad line before the cut is still an error, and so are more lines
+    // than counted.
+    let bad = edit(&good, "{\"type\":2,", "{\"type\":0,");
+    assert!(read_partial(&bad[..bad.len() - 2]).is_err());
+    let more = edit(&good, "\"messages\":3", "\"messages\":2");
+    assert!(read_partial(&more).is_err());
+    // A header cut short is no snapshot.
+    assert!(read_partial(&good[..header_end - 1]).is_err());
+}
+
 #[test]
 fn bad_message_lines_are_refused_with_their_line() {
     let good = queue_file(Mechanism::SysvMsq, &[sysv(1, b"a"), sysv(2, b"\xff")]);
@@ -294,7 +329,7 @@ fn bad_message_lines_are_refused_with_their_line() {
             (
                 "\"messages\":2",
                 "\"messages\":3",
-                "truncated: the file ends after 2 of 3 messages",
+                "truncated: the file ends after 2 whole messages of the 3 its header counts",
             ),
             (
                 "\"messages\":2",
@@ -303,9 +338,16 @@ fn bad_message_lines_are_refused_with_their_line() {
             ),
         ],
     );
+    // Only the newline is missing: the line is whole, the file is not.
     assert_eq!(
         err(&good[..good.len() - 1]),
-        "line 3: no newline at its end: the file is truncated"
+        "truncated: the file ends after 2 whole messages of the 2 its header counts, \
+         in a line cut short"
+    );
+    assert_eq!(
+        err(&good[..good.len() - 3]),
+        "truncated: the file ends after 1 whole message of the 2 its header counts, \
+         in a line cut short"
     );
     assert!(
         err(&edit(&good, "{\"type\":1,", "\n{\"type\":1,"))

@@ -253,63 +253,6 @@ fn diff_of_a_segment_whose_every_other_byte_changed_stays_small() {
 }
 
 #[test]
-fn a_save_killed_midway_leaves_all_it_took_but_one_in_its_temporary_file() {
-    use std::os::unix::process::ExitStatusExt as _;
-    const SENT: usize = 20;
-    let dir = TempDir::new("killed-save");
-    let key = crate::common::unique_key();
-    let k = crate::common::key_hex(key);
-    let _guard = Cleanup(vec![Obj::SysvMsq(key)]);
-    assert_ok(&run(&["sysv", "msq", "-k", &k, "-c", "0"]));
-    for i in 0..SENT {
-        let text = format!("{i:02} {}", "x".repeat(97));
-        assert_ok(&run(&["sysv", "msq", "-k", &k, "-m", &text, "-c", "1"]));
-    }
-    // RLIMIT_FSIZE kills the save with SIGXFSZ at the write that passes
-    // 1000 bytes: a kill -9 at a known point, a few messages in.
-    let file = dir.file("snap.jsonl");
-    let o = Command::new("prlimit")
-        .args(["--fsize=1000", "--"])
-        .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
-        .args(["sysv", "msq", "-k", &k, "--save", &file])
-        .output()
-        .expect("prlimit (util-linux)");
-    // SIGXFSZ is 25 on Linux (x86, Arm, RISC-V...).
-    assert_eq!(o.status.signal(), Some(25), "{o:?}");
-    let temps: Vec<_> = std::fs::read_dir(&dir.0)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(temps.len(), 1, "{temps:?}");
-    let text = std::fs::read_to_string(&temps[0]).unwrap();
-    // Whole lines after the header are the messages it took and wrote.
-    let saved: Vec<Value> = text
-        .split_inclusive('\n')
-        .skip(1)
-        .filter(|l| l.ends_with('\n'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let stat = assert_ok(&run(&["--json", "sysv", "msq", "-k", &k, "--stat"]));
-    let left = serde_json::from_str::<Value>(stat.lines().next().unwrap()).unwrap()["qnum"]
-        .as_u64()
-        .unwrap() as usize;
-    assert!(!saved.is_empty(), "{text}");
-    assert!(
-        saved.len() + left + 1 >= SENT,
-        "{} saved, {left} left",
-        saved.len()
-    );
-    for (i, line) in saved.iter().enumerate() {
-        assert!(
-            line["text"]
-                .as_str()
-                .unwrap()
-                .starts_with(&format!("{i:02} "))
-        );
-    }
-}
-
-#[test]
 fn a_restore_over_rlimit_msgqueue_names_the_limit_and_creates_nothing() {
     let dir = TempDir::new("rlimit-restore");
     let name = unique_name("rlimit-restore");

@@ -95,14 +95,14 @@ fn peer(exe: &Path, args: &[&str]) {
 }
 
 /// Every line of a `--json` command's stdout.
-fn json_lines(out: &str) -> Vec<Value> {
+pub(super) fn json_lines(out: &str) -> Vec<Value> {
     out.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
 
 /// A System V queue's qnum, from `--stat --json`.
-fn qnum(k: &str) -> u64 {
+pub(super) fn qnum(k: &str) -> u64 {
     let doc = json_lines(&assert_ok(&run(&[
         "--json", "sysv", "msq", "-k", k, "--stat",
     ])));
@@ -110,7 +110,7 @@ fn qnum(k: &str) -> u64 {
 }
 
 /// The messages of a peek, as JSON lines (the summary left out).
-fn peek(k: &str) -> Vec<Value> {
+pub(super) fn peek(k: &str) -> Vec<Value> {
     let mut lines = json_lines(&assert_ok(&run(&[
         "--json", "sysv", "msq", "-k", k, "--peek",
     ])));
@@ -508,7 +508,11 @@ fn bad_snapshots_are_refused_with_file_and_line_and_create_nothing() {
         1,
         &truncated,
     );
-    assert!(err.contains("line 2: no newline at its end"), "{err}");
+    assert!(
+        err.contains("ends after 0 whole messages of the 1 its header counts, in a line cut short"),
+        "{err}"
+    );
+    assert!(err.contains("hint: it holds no whole message"), "{err}");
     let empty = dir.file("empty.jsonl");
     std::fs::write(&empty, "").unwrap();
     assert_fails(

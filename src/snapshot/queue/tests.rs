@@ -6,6 +6,11 @@ use crate::snapshot::file::AtomicFile;
 use crate::snapshot::tests::{Body, TempDir, queue_file, read_all};
 use crate::snapshot::{Mechanism, open};
 
+/// A save that is never canceled.
+fn never() -> bool {
+    false
+}
+
 /// A queue in memory: FIFO, and `full` refuses a put once it holds that many.
 struct Fake {
     q: VecDeque<Message>,
@@ -120,7 +125,7 @@ fn header_len(limit: u64) -> usize {
 fn a_header_that_cannot_be_written_takes_nothing() {
     let mut src = Fake::holding(100);
     let out = Failing::new(0, false);
-    let e = save_queue(&mut src, header(), out, 100).unwrap_err();
+    let e = save_queue(&mut src, header(), out, 100, &never).unwrap_err();
     assert_eq!(e.taken, 0);
     assert_eq!(Vec::from(src.q), msgs());
     assert!(e.to_string().contains("No space left"), "{e}");
@@ -132,7 +137,7 @@ fn a_write_failing_midway_puts_everything_back_in_order() {
     for (room, commit_fails) in [(head, false), (head + 300, false), (100_000, true)] {
         let mut src = Fake::holding(100);
         let out = Failing::new(room, commit_fails);
-        let e = save_queue(&mut src, header(), out, 100).unwrap_err();
+        let e = save_queue(&mut src, header(), out, 100, &never).unwrap_err();
         assert_eq!(e.taken, 5);
         assert!(e.stranded.is_empty());
         assert_eq!(Vec::from(src.q), msgs(), "room {room}");
@@ -155,7 +160,7 @@ fn messages_that_cannot_go_back_are_handed_to_the_caller() {
     // are stranded, in order, with the reason.
     let mut src = Fake::holding(2);
     let out = Failing::new(header_len(100), false);
-    let e = save_queue(&mut src, header(), out, 100).unwrap_err();
+    let e = save_queue(&mut src, header(), out, 100, &never).unwrap_err();
     assert_eq!(Vec::from(src.q), msgs()[..2]);
     assert_eq!(e.stranded, msgs()[2..]);
     assert!(
@@ -169,7 +174,7 @@ fn messages_that_cannot_go_back_are_handed_to_the_caller() {
 fn a_save_takes_at_most_the_limit_and_writes_them_in_order() {
     let mut src = Fake::holding(100);
     let out = Failing::new(usize::MAX, false);
-    let saved = save_queue(&mut src, header(), out, 3).unwrap();
+    let saved = save_queue(&mut src, header(), out, 3, &never).unwrap();
     assert_eq!(
         saved,
         Saved {
@@ -181,6 +186,33 @@ fn a_save_takes_at_most_the_limit_and_writes_them_in_order() {
 }
 
 #[test]
+fn a_canceled_save_commits_what_it_took_under_their_count() {
+    // Ctrl-C after the second take: two are in the file, counted as two,
+    // and the rest never left the queue.
+    let dir = TempDir::new("canceled");
+    let path = dir.0.join("q.jsonl");
+    let mut src = Fake::holding(100);
+    let asked = std::cell::Cell::new(0);
+    let stop = || {
+        asked.set(asked.get() + 1);
+        asked.get() > 2
+    };
+    let out = AtomicFile::create(&path).unwrap();
+    assert_eq!(
+        save_queue(&mut src, header(), out, 5, &stop).unwrap(),
+        Saved {
+            messages: 2,
+            bytes: 30
+        }
+    );
+    let (h, body) = read_all(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(h.messages, Some(2));
+    assert!(matches!(body, Body::Messages(m) if m == msgs()[..2]));
+    assert_eq!(Vec::from(src.q), msgs()[2..]);
+    assert_eq!(dir.entries(), ["q.jsonl"]);
+}
+
+#[test]
 fn fewer_messages_than_counted_are_written_again_with_their_count() {
     // Another reader took some after the count was read: the file is
     // written again under the count of what was taken.
@@ -189,7 +221,9 @@ fn fewer_messages_than_counted_are_written_again_with_their_count() {
     let mut src = Fake::holding(100);
     let out = AtomicFile::create(&path).unwrap();
     assert_eq!(
-        save_queue(&mut src, header(), out, 100).unwrap().messages,
+        save_queue(&mut src, header(), out, 100, &never)
+            .unwrap()
+            .messages,
         5
     );
     let (h, body) = read_all(&std::fs::read(&path).unwrap()).unwrap();
@@ -369,5 +403,11 @@ fn save_into(
     (header, count): (Header, u64),
     path: &std::path::Path,
 ) -> Result<Saved, SaveError> {
-    save_queue(source, header, AtomicFile::create(path).unwrap(), count)
+    save_queue(
+        source,
+        header,
+        AtomicFile::create(path).unwrap(),
+        count,
+        &never,
+    )
 }
