@@ -245,9 +245,11 @@ fn diff_of_a_segment_whose_every_other_byte_changed_stays_small() {
     }
     write(segment(2));
     let diff = lines.next().expect("the diff line").unwrap();
-    // One range from byte 2 (shorter if the read raced the write).
+    // One range from byte 2, merged over the unchanged odd bytes. A read
+    // that races the write sees part of it, which splits the range into a
+    // few: never one per changed byte.
     assert!(diff.contains(r"\x01 (changed: 2.."), "{diff}");
-    assert!(!diff.contains(", "), "{diff}");
+    assert!(diff.matches(", ").count() < 8, "{diff}");
     let o = server.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
