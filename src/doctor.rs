@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use crate::ipc::semfile::{Invalid, SemFile};
 use crate::ls::{Fields, NsScope, NsTag, Object, SysvMsq, User};
 use crate::object::Kind;
-use crate::output::escape_bytes;
+use crate::output::{escape_bytes, plural};
 
 /// Docker's default /dev/shm, 64 MiB: at or below it, /dev/shm is small.
 pub const SMALL_DEV_SHM: u64 = 64 << 20;
@@ -461,9 +461,9 @@ pub fn queue_stuck(q: &QueueFact) -> Option<Finding> {
         "queue-stuck",
         Severity::Error,
         format!(
-            "queue {} is full ({} messages, {} bytes) with {n} blocked {senders} and no live reader",
+            "queue {} is full ({}, {} bytes) with {n} blocked {senders} and no live reader",
             q.object.label(),
-            q.messages,
+            plural(q.messages, "message", "messages"),
             q.object.bytes
         ),
         format!(
@@ -505,9 +505,10 @@ pub fn segment_removed_attached(seg: &SegmentFact) -> Option<Finding> {
         "segment-removed-attached",
         Severity::Warning,
         format!(
-            "segment {} is marked for removal but {} processes keep its {} bytes attached",
+            "segment {} is marked for removal but {} {} its {} bytes attached",
             seg.object.label(),
-            seg.nattch,
+            plural(seg.nattch, "process", "processes"),
+            if seg.nattch == 1 { "keeps" } else { "keep" },
             seg.object.bytes
         ),
         fix,

@@ -155,7 +155,7 @@ fn doctor_finds_a_removed_segment_still_attached() {
     assert_eq!(f["numbers"]["bytes"], 4096, "{f}");
     assert!(has_python(f), "{f}");
     assert!(
-        text.contains("is marked for removal but 1 processes"),
+        text.contains("is marked for removal but 1 process keeps its 4096 bytes attached"),
         "{text}"
     );
     assert_eq!(json_rc, 1);

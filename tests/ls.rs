@@ -289,7 +289,9 @@ fn attached_and_blocked_sysv_users() {
     let mid = sysv::shm(km, 4096);
     let attached = sysv::Attached::new(mid);
     let m = sysv_obj(km).expect("listed");
-    assert_eq!(m["nattch"], 1);
+    // Ours; and for a moment also a child another test forks (a pty test's
+    // pre_exec), which holds our attachments until it execs.
+    assert!(m["nattch"].as_u64() >= Some(1), "{m}");
     let me = std::process::id() as i64;
     let users = m["users"].as_array().unwrap();
     assert!(

@@ -36,16 +36,19 @@ pub fn bin() -> Command {
     }
     cmd.stdin(Stdio::null());
     // A shell without job control starts `cargo test &` with SIGINT and
-    // SIGQUIT ignored, and exec keeps that: the tests that type Ctrl-C
-    // would then wait forever. Each child starts with the defaults.
-    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+    // SIGQUIT ignored, and exec passes that on: the tests that type Ctrl-C
+    // would then wait forever. Reset them here, once, for every child. (A
+    // pre_exec hook would make Command fork instead of posix_spawn, and a
+    // forked child holds this process's System V attachments until exec:
+    // `nattch` would count it.)
+    static DEFAULTS: std::sync::Once = std::sync::Once::new();
+    DEFAULTS.call_once(|| {
+        // SAFETY: signal(2) with SIG_DFL installs no handler of ours.
+        unsafe {
             libc::signal(libc::SIGINT, libc::SIG_DFL);
             libc::signal(libc::SIGQUIT, libc::SIG_DFL);
-            Ok(())
-        });
-    }
+        }
+    });
     cmd
 }
 
