@@ -87,10 +87,10 @@ pub struct Procs {
     /// This process's IPC namespace, read when System V users are wanted:
     /// System V ids repeat across namespaces.
     own_ipc_ns: Option<u64>,
-    /// Other processes' IPC namespaces (None: gone or not readable), each
-    /// read when first asked: only the few processes that may use a System V
-    /// object are, not every process on the machine.
-    ipc_ns: RefCell<HashMap<i32, Option<u64>>>,
+    /// Other processes' IPC namespaces, each read when first asked: only
+    /// the few processes that may use a System V object are, not every
+    /// process on the machine.
+    ipc_ns: RefCell<HashMap<i32, NsOf>>,
 }
 
 impl Procs {
@@ -100,7 +100,10 @@ impl Procs {
         let mut procs = Procs::default();
         let by_ns = want.maps || want.syscalls;
         if by_ns {
-            procs.own_ipc_ns = ipc_ns_of(std::process::id() as i32);
+            procs.own_ipc_ns = match ipc_ns_of(std::process::id() as i32) {
+                NsOf::In(inode) => Some(inode),
+                NsOf::Gone | NsOf::Unknown => None,
+            };
         }
         let Ok(dir) = fs::read_dir("/proc") else {
             return procs;
@@ -264,15 +267,19 @@ impl Procs {
 
     /// Whether `pid` runs in the IPC namespace `ns` (None: this process's),
     /// so that it can use the System V objects listed there. A process whose
-    /// namespace could not be read counts as in it: a verdict may err only
-    /// towards in use.
+    /// namespace may not be read counts as in it: a verdict may err only
+    /// towards in use. One that has left its namespaces is exiting (it was
+    /// seen blocked on an id a moment ago, then killed): it uses nothing.
     pub fn in_ipc_ns(&self, pid: i32, ns: Option<u64>) -> bool {
         let Some(want) = ns.or(self.own_ipc_ns) else {
             return true;
         };
         let mut known = self.ipc_ns.borrow_mut();
-        let theirs = *known.entry(pid).or_insert_with(|| ipc_ns_of(pid));
-        theirs.is_none_or(|theirs| theirs == want)
+        match *known.entry(pid).or_insert_with(|| ipc_ns_of(pid)) {
+            NsOf::In(theirs) => theirs == want,
+            NsOf::Gone => false,
+            NsOf::Unknown => true,
+        }
     }
 
     pub fn alive(&self, pid: i64) -> bool {
@@ -324,13 +331,29 @@ impl Procs {
     }
 }
 
-/// The `MM:mm` device column of /proc/PID/maps (hex major:minor) as a dev_t.
-/// The IPC namespace inode of `pid`, None when it is gone or not readable.
-fn ipc_ns_of(pid: i32) -> Option<u64> {
-    use crate::ipc::namespace::{NsKind, inode};
-    inode(crate::ipc::process::Pid::from_raw(pid), NsKind::Ipc).ok()
+/// Where a process's IPC namespace is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NsOf {
+    In(u64),
+    /// ENOENT or ESRCH: the process has exited, or is exiting and has left
+    /// its namespaces already.
+    Gone,
+    /// Not readable by this user, or not understood.
+    Unknown,
 }
 
+/// The IPC namespace of `pid`.
+fn ipc_ns_of(pid: i32) -> NsOf {
+    use crate::ipc::namespace::{NsKind, inode};
+    use nix::errno::Errno;
+    match inode(crate::ipc::process::Pid::from_raw(pid), NsKind::Ipc) {
+        Ok(ino) => NsOf::In(ino),
+        Err(Errno::ENOENT | Errno::ESRCH) => NsOf::Gone,
+        Err(_) => NsOf::Unknown,
+    }
+}
+
+/// The `MM:mm` device column of /proc/PID/maps (hex major:minor) as a dev_t.
 fn parse_dev(s: &str) -> Option<u64> {
     let (major, minor) = s.split_once(':')?;
     let major = u64::from_str_radix(major, 16).ok()?;

@@ -246,9 +246,10 @@ fn diff_of_a_segment_whose_every_other_byte_changed_stays_small() {
     write(segment(2));
     let diff = lines.next().expect("the diff line").unwrap();
     // One range from byte 2, merged over the unchanged odd bytes. A read
-    // that races the write sees part of it, which splits the range into a
-    // few: never one per changed byte.
-    assert!(diff.contains(r"\x01 (changed: 2.."), "{diff}");
+    // that races the write sees part of it (the two move through the
+    // segment at their own pace), which gives a few ranges, from wherever
+    // they crossed: never one per changed byte.
+    assert!(diff.contains(r"\x01 (changed: "), "{diff}");
     assert!(diff.matches(", ").count() < 8, "{diff}");
     let o = server.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
