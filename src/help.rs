@@ -150,8 +150,9 @@ pub fn msq_options(arg: Arg) -> Arg {
         ),
         "restore" => set(
             arg,
-            "Send FILE's messages in order, with their priorities or types; a missing \
-             queue is created with the saved attributes (-n/-k: another queue)",
+            "Send FILE's messages in order, with their priorities or types, to the \
+             file's queue unless -n or -k names another; a missing queue is created \
+             with the saved attributes",
         ),
         _ => arg,
     }
@@ -175,8 +176,8 @@ pub fn shm_options(arg: Arg) -> Arg {
         ),
         "restore" => set(
             arg,
-            "Write FILE's bytes into the segment; a missing one is created with the \
-             saved size and mode (-n/-k: another segment)",
+            "Write FILE's bytes into the file's segment unless -n or -k names another; \
+             a missing one is created with the saved size and mode",
         ),
         _ => arg,
     }
