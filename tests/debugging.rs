@@ -28,6 +28,21 @@ fn doctor_in(dev_shm_size: &str, situation: &str) -> (Value, String, i32, i32) {
     )
 }
 
+/// `doctor_in` a healthy 128 MiB setup where a Python program (`held`)
+/// builds the situation and holds it: it prints one line once it is in
+/// place, and is killed when doctor has looked.
+fn doctor_with_holder(held: &str) -> (Value, String, i32, i32) {
+    doctor_in(
+        "128m",
+        &format!(
+            r#"mkfifo "$1/ready" || exit 100
+               python3 -c '{held}' > "$1/ready" & holder=$!
+               read id < "$1/ready" || exit 100
+               trap 'kill $holder' EXIT"#
+        ),
+    )
+}
+
 /// As [`doctor_in`], with `setup` instead of the healthy one.
 fn doctor_after(setup: &str, situation: &str) -> (Value, String, i32, i32) {
     let dir = TempDir::new("doctor");
@@ -140,15 +155,7 @@ signal.pause()
 
 #[test]
 fn doctor_finds_a_removed_segment_still_attached() {
-    let (doc, text, json_rc, _) = doctor_in(
-        "128m",
-        &format!(
-            r#"mkfifo "$1/ready" || exit 100
-               python3 -c '{REMOVED_ATTACHED}' > "$1/ready" & holder=$!
-               read shmid < "$1/ready" || exit 100
-               trap 'kill $holder' EXIT"#
-        ),
-    );
+    let (doc, text, json_rc, _) = doctor_with_holder(REMOVED_ATTACHED);
     assert_eq!(ids(&doc), ["segment-removed-attached"], "{doc}");
     let f = finding(&doc, "segment-removed-attached");
     assert_eq!(f["numbers"]["nattch"], 1, "{f}");
@@ -191,15 +198,7 @@ signal.pause()
 
 #[test]
 fn doctor_finds_a_semaphore_deadlock() {
-    let (doc, text, json_rc, _) = doctor_in(
-        "128m",
-        &format!(
-            r#"mkfifo "$1/ready" || exit 100
-               python3 -c '{SEM_DEADLOCK}' > "$1/ready" & holder=$!
-               read semid < "$1/ready" || exit 100
-               trap 'kill $holder' EXIT"#
-        ),
-    );
+    let (doc, text, json_rc, _) = doctor_with_holder(SEM_DEADLOCK);
     assert_eq!(ids(&doc), ["semaphore-deadlock"], "{doc}");
     let f = finding(&doc, "semaphore-deadlock");
     assert_eq!(f["numbers"]["value"], 0, "{f}");
@@ -248,15 +247,7 @@ signal.pause()
 
 #[test]
 fn doctor_finds_a_queue_stuck_with_a_blocked_sender() {
-    let (doc, text, json_rc, _) = doctor_in(
-        "128m",
-        &format!(
-            r#"mkfifo "$1/ready" || exit 100
-               python3 -c '{QUEUE_STUCK}' > "$1/ready" & holder=$!
-               read msqid < "$1/ready" || exit 100
-               trap 'kill $holder' EXIT"#
-        ),
-    );
+    let (doc, text, json_rc, _) = doctor_with_holder(QUEUE_STUCK);
     assert_eq!(ids(&doc), ["queue-stuck"], "{doc}");
     let f = finding(&doc, "queue-stuck");
     assert_eq!(f["numbers"]["messages"], 2, "{f}");
