@@ -627,3 +627,35 @@ fn on_change_diff_prints_the_changed_ranges() {
         "--on-change",
     );
 }
+
+/// A kernel without CONFIG_CHECKPOINT_RESTORE answers MSG_COPY with ENOSYS.
+/// This one has it, so strace's fault injection stands in for that kernel.
+#[test]
+fn peek_without_msg_copy_says_which_kernel_option_and_what_works() {
+    let key = unique_key();
+    let k = key_hex(key);
+    let mut guard = Cleanup::new();
+    guard.add(Obj::SysvMsq(key));
+    assert_ok(&run(&["sysv", "msq", "-k", &k, "-m", "kept", "-c", "2"]));
+    let dir = TempDir::new("enosys");
+    let file = dir.file("copy.jsonl");
+    for mode in [&["--peek"][..], &["--save", &file, "--keep"]] {
+        let o = Command::new("strace")
+            .args(["-qq", "-o", "/dev/null", "-e", "trace=msgrcv"])
+            .args(["-e", "inject=msgrcv:error=ENOSYS", "--"])
+            .arg(assert_cmd::cargo::cargo_bin!("examples-ipc"))
+            .args(["sysv", "msq", "-k", &k])
+            .args(mode)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .output()
+            .expect("strace is needed");
+        let err = assert_fails(&o, 1, "CONFIG_CHECKPOINT_RESTORE");
+        assert!(err.contains("hint: --save FILE (without --keep)"), "{err}");
+    }
+    assert_eq!(qnum(&k), 2);
+    assert!(
+        !std::path::Path::new(&file).exists(),
+        "a failed copy leaves no file"
+    );
+}
