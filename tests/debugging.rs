@@ -28,15 +28,29 @@ fn doctor_in(dev_shm_size: &str, situation: &str) -> (Value, String, i32, i32) {
     )
 }
 
-/// `doctor_in` a healthy 128 MiB setup where a Python program (`held`)
-/// builds the situation and holds it: it prints one line once it is in
-/// place, and is killed when doctor has looked.
-fn doctor_with_holder(held: &str) -> (Value, String, i32, i32) {
+/// `doctor_in` a healthy 128 MiB setup where a Python program builds the
+/// situation and holds it. `situation` runs with `ctypes`, `os`, `signal`
+/// and `libc` at hand, and sets `held` (the id it prints once all is in
+/// place) and, if it forked one, `child` (killed with it on SIGTERM, which
+/// comes when doctor has looked).
+fn doctor_with_holder(situation: &str) -> (Value, String, i32, i32) {
+    let program = format!(
+        "import ctypes, os, signal\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         child = None\n\
+         {situation}\n\
+         def stop(*_):\n\
+         \x20   if child: os.kill(child, signal.SIGKILL)\n\
+         \x20   os._exit(0)\n\
+         signal.signal(signal.SIGTERM, stop)\n\
+         print(held, flush=True)\n\
+         signal.pause()\n"
+    );
     doctor_in(
         "128m",
         &format!(
             r#"mkfifo "$1/ready" || exit 100
-               python3 -c '{held}' > "$1/ready" & holder=$!
+               python3 -c '{program}' > "$1/ready" & holder=$!
                read id < "$1/ready" || exit 100
                trap 'kill $holder' EXIT"#
         ),
@@ -143,14 +157,10 @@ fn doctor_finds_orphans_with_their_count_and_bytes() {
 
 /// A System V segment attached by a process, then marked for removal.
 const REMOVED_ATTACHED: &str = r#"
-import ctypes, signal, sys
-libc = ctypes.CDLL(None, use_errno=True)
 libc.shmat.restype = ctypes.c_void_p
-shmid = libc.shmget(0, 4096, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600
-assert shmid >= 0 and libc.shmat(shmid, None, 0) not in (None, 2**64 - 1)
-assert libc.shmctl(shmid, 0, None) == 0  # IPC_RMID
-print(shmid, flush=True)
-signal.pause()
+held = libc.shmget(0, 4096, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600
+assert held >= 0 and libc.shmat(held, None, 0) not in (None, 2**64 - 1)
+assert libc.shmctl(held, 0, None) == 0  # IPC_RMID
 "#;
 
 #[test]
@@ -171,8 +181,6 @@ fn doctor_finds_a_removed_segment_still_attached() {
 /// A System V semaphore at 0 whose last user exited, and a process
 /// waiting on it: prints the semid once the waiter is counted (GETNCNT).
 const SEM_DEADLOCK: &str = r#"
-import ctypes, os, signal
-libc = ctypes.CDLL(None, use_errno=True)
 class Sembuf(ctypes.Structure):
     _fields_ = [("num", ctypes.c_ushort), ("op", ctypes.c_short), ("flg", ctypes.c_short)]
 def op(semid, n):
@@ -189,11 +197,7 @@ if waiter == 0:
     op(semid, -1); os._exit(0)
 while libc.semctl(semid, 0, 14) != 1:  # GETNCNT
     os.sched_yield()
-def stop(*_):
-    os.kill(waiter, signal.SIGKILL); os._exit(0)
-signal.signal(signal.SIGTERM, stop)
-print(semid, flush=True)
-signal.pause()
+held, child = semid, waiter
 "#;
 
 #[test]
@@ -214,8 +218,6 @@ fn doctor_finds_a_semaphore_deadlock() {
 /// sender blocked on it: prints the msqid once the sender is blocked in
 /// msgsnd on it (/proc/PID/syscall names the call's first argument).
 const QUEUE_STUCK: &str = r#"
-import ctypes, os, signal
-libc = ctypes.CDLL(None, use_errno=True)
 msqid = libc.msgget(0, 0o1600)
 assert msqid >= 0
 class Msg(ctypes.Structure):
@@ -238,11 +240,7 @@ def blocked():
     return len(fields) > 1 and fields[1].startswith("0x") and int(fields[1], 16) == msqid
 while not blocked():
     os.sched_yield()
-def stop(*_):
-    os.kill(sender, signal.SIGKILL); os._exit(0)
-signal.signal(signal.SIGTERM, stop)
-print(msqid, flush=True)
-signal.pause()
+held, child = msqid, sender
 "#;
 
 #[test]
