@@ -8,6 +8,8 @@
 use clap::builder::TypedValueParser;
 use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use examples_ipc::channel::Channel;
+use examples_ipc::channel::fifo::FIFO;
 use examples_ipc::help;
 use examples_ipc::manpage::{Existing, existing, existing_arg};
 use examples_ipc::spec::{TourStep, default, flag};
@@ -97,8 +99,8 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff), or write one page per command with --dir
     Man(ManArgs),
-    /// Named pipe (mkfifo): a server reads JSON lines that clients write
-    Fifo(FifoArgs),
+    #[command(flatten)]
+    Channel(ChannelCommand),
     /// Anonymous pipes: parent and child exchange length-prefixed messages
     Pipe(PipeArgs),
     /// Classic experiments with real processes: races, locks, ring buffers
@@ -626,37 +628,65 @@ pub enum Shell {
     Fish,
 }
 
+// The message channels (examples_ipc::channel): one variant and one args
+// struct each, the struct holding the channel's after_help and the words of
+// its options; the options themselves are `ChannelArgs`, the same for all.
+#[derive(Debug, Subcommand)]
+#[command(defer = true)]
+pub enum ChannelCommand {
+    /// Named pipe (mkfifo): a server reads JSON lines that clients write
+    Fifo(FifoArgs),
+}
+
+impl ChannelCommand {
+    /// The channel, and the options it was given.
+    pub fn parts(&self) -> (&'static dyn Channel, &ChannelArgs) {
+        match self {
+            ChannelCommand::Fifo(args) => (&FIFO, &args.channel),
+        }
+    }
+}
+
 // `fifo`: server (-s), client, or --clean.
 #[derive(Debug, Args)]
-#[command(after_help = help::after_help("fifo"), mut_args(help::fifo_options))]
+#[command(
+    after_help = help::after_help("fifo"),
+    mut_args(|arg| help::channel_options(&FIFO, arg))
+)]
 pub struct FifoArgs {
     #[command(flatten)]
-    pub mode: FifoModeArgs,
-    /// Path of the FIFO; the server creates it (mode --mode) when missing.
-    /// Default: examples-ipc.fifo in $XDG_RUNTIME_DIR (private to the user),
-    /// else in the temp dir
+    pub channel: ChannelArgs,
+}
+
+// A channel's options; its args struct words their help
+// (`Channel::option_help`).
+#[derive(Debug, Args)]
+pub struct ChannelArgs {
+    #[command(flatten)]
+    pub mode: ChannelModeArgs,
+    /// Path of the channel; the server creates it (mode --mode) when missing
     #[arg(long = flag::PATH.long, value_name = "PATH")]
     pub path: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub create: CreateModeArgs,
     #[command(flatten)]
     pub serve: ServeArgs,
-    /// Client: write TEXT as one line instead of {"count":i}: once, or -c N times
+    /// Client: send TEXT instead of {"count":i}: once, or -c N times
     #[arg(short = flag::MESSAGE.short, long = flag::MESSAGE.long, value_name = "TEXT")]
     pub message: Option<String>,
-    /// Client: seconds between lines (fractions and 0 allowed)
+    /// Client: seconds between messages (fractions and 0 allowed)
     #[arg(long = flag::INTERVAL.long, default_value_t = Seconds(default::SEND_INTERVAL), value_name = "SECS")]
     pub interval: Seconds,
 }
 
-// The modes a FIFO has: no --stat (`ls -l` and `stat` do that).
+// The modes a channel has: no --stat (`ls -l` and `stat` do that for a FIFO).
 #[derive(Debug, Args)]
 #[group(multiple = false)]
-pub struct FifoModeArgs {
-    /// Create the FIFO if missing and print every line written to it
+pub struct ChannelModeArgs {
+    /// Create the channel if missing and print every message sent to it
     #[arg(short = flag::SERVER.short, long = flag::SERVER.long)]
     pub server: bool,
-    /// Remove the FIFO (only a FIFO: anything else at PATH is left alone)
+    /// Remove the channel (only such a channel: anything else at PATH is left alone)
     #[arg(long = flag::CLEAN.long)]
     pub clean: bool,
 }

@@ -9,29 +9,23 @@
 use clap::Arg;
 use clap::builder::StyledStr;
 
-/// What a command's help and man page show beyond its options.
-pub struct Guide {
-    /// Mechanisms only: each mode's flags and what it does. No mode flag
-    /// runs the client, and the client's line says so.
-    pub modes: &'static [(&'static str, &'static str)],
-    /// What the example shows, then its command lines.
-    pub examples: &'static [(&'static str, &'static [&'static str])],
-}
+use crate::channel::{self, Channel};
 
-/// The line above a mechanism's modes.
-pub const MODES_INTRO: &str = "at most one; with none, the client runs";
-
-/// The flag column of the client, which has no flag.
-pub const CLIENT: &str = "(no flag)";
+pub use crate::guide::{CLIENT, Guide, MODES_INTRO};
 
 /// The guide of the command at `path` (`""` for the top, `"posix msq"`).
 pub fn guide(path: &str) -> Option<&'static Guide> {
-    GUIDES.iter().find(|(p, _)| *p == path).map(|(_, g)| g)
+    GUIDES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, g)| g)
+        .or_else(|| channel::find(path).map(Channel::guide))
 }
 
 /// Every guide with its command path.
 pub fn guides() -> impl Iterator<Item = (&'static str, &'static Guide)> {
-    GUIDES.iter().map(|(p, g)| (*p, g))
+    let channels = channel::ALL.iter().map(|c| (c.name(), c.guide()));
+    GUIDES.iter().map(|(p, g)| (*p, g)).chain(channels)
 }
 
 /// `after_help` of the command at `path`: its modes, then its examples,
@@ -220,18 +214,11 @@ pub fn sem_options(arg: Arg) -> Arg {
     }
 }
 
-/// `fifo`.
-pub fn fifo_options(arg: Arg) -> Arg {
-    match arg.get_id().as_str() {
-        "count" => set(
-            arg,
-            "Server: exit 0 after N lines. Client: write N lines (default 10)",
-        ),
-        "timeout" => set(
-            arg,
-            "Server: exit 1 when no line comes for SECS seconds (fractions allowed)",
-        ),
-        _ => arg,
+/// A channel's command (`fifo`): the words the channel gives its options.
+pub fn channel_options(channel: &dyn Channel, arg: Arg) -> Arg {
+    match channel.option_help(arg.get_id().as_str()) {
+        Some(help) => set(arg, help),
+        None => arg,
     }
 }
 
@@ -731,41 +718,6 @@ const GUIDES: &[(&str, Guide)] = &[
                 (
                     "Read the top page without installing it:",
                     &["examples-ipc man | man -l -"],
-                ),
-            ],
-        },
-    ),
-    (
-        "fifo",
-        Guide {
-            modes: &[
-                (
-                    "-s, --server",
-                    "Create the FIFO if missing; print every line written to it, \
-                     from any number of writers",
-                ),
-                (
-                    CLIENT,
-                    "Client: write -c N lines (default 10 {\"count\":i}, or -m TEXT), \
-                     one every --interval",
-                ),
-                ("--clean", "Remove the FIFO"),
-            ],
-            examples: &[
-                (
-                    "Terminal 1: create the FIFO and print what is written to it:",
-                    &["examples-ipc fifo -s"],
-                ),
-                (
-                    "Terminal 2: write three lines, no pause:",
-                    &["examples-ipc fifo -c 3 --interval 0"],
-                ),
-                (
-                    "A FIFO at a path of your choice, then remove it:",
-                    &[
-                        "examples-ipc fifo -s --path /tmp/my.fifo",
-                        "examples-ipc fifo --clean --path /tmp/my.fifo",
-                    ],
                 ),
             ],
         },

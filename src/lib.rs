@@ -6,13 +6,14 @@
 //! the parser. docs/architecture.md draws the tree and the flow.
 
 pub mod bench;
+pub mod channel;
 pub mod children;
 pub mod clean;
 pub mod debugging;
 pub mod demo;
 pub mod doctor;
 pub mod error;
-pub mod fifo;
+pub mod guide;
 pub mod help;
 pub mod hexdump;
 pub mod ipc;
@@ -66,7 +67,7 @@ pub fn run(task: &Task, out: &mut Out) -> anyhow::Result<ExitCode> {
             Addr::Name(name) => posix::stat(obj.kind, name, out),
             Addr::Key(_) | Addr::Id(_) => sysv::stat(obj, out),
         },
-        Task::Fifo(spec) => fifo::run(spec, out),
+        Task::Channel(spec) => channel::run(spec, out),
         Task::Pipe(spec) => pipe::run(spec, out),
     }
 }

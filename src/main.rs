@@ -19,10 +19,11 @@ use clap::CommandFactory as _;
 use clap::parser::ValueSource;
 
 use cli::{
-    Cli, Command, DemoCommand, FifoArgs, MemfdArgs, ModeArgs, ObjectArgs, PosixCommand,
+    ChannelArgs, Cli, Command, DemoCommand, MemfdArgs, ModeArgs, ObjectArgs, PosixCommand,
     PosixMsqArgs, SemArgs, SendArgs, ServeArgs, ShmArgs, ShmDebugArgs, SnapshotArgs, SysvCommand,
     SysvKeyArgs,
 };
+use examples_ipc::channel::Channel;
 use examples_ipc::debugging::{self, Debugging};
 use examples_ipc::error::{self, usage};
 use examples_ipc::ipc::Creation;
@@ -30,7 +31,7 @@ use examples_ipc::object::{Kind, ObjectRef};
 use examples_ipc::output::Out;
 use examples_ipc::spec::flag::{self, Flag};
 use examples_ipc::spec::{
-    self, Create, Demo, Fifo, FifoRole, Memfd, MemfdRole, Pipe, PosixMsq, PosixMsqRole, QueueAttrs,
+    self, ChannelRole, Create, Demo, Memfd, MemfdRole, Pipe, PosixMsq, PosixMsqRole, QueueAttrs,
     SegmentAttrs, Sem, SemAction, SemAttrs, SemClient, SemRole, Send, Serve, Shm, ShmRole, SysvMsq,
     SysvMsqRole, Task, Tour, Watch, default,
 };
@@ -185,7 +186,10 @@ fn dispatch(command: Command, given: &ArgMatches, out: &mut Out) -> Result<ExitC
         Command::Demo(cmd) => examples_ipc::demo::run(&demo(cmd, given)?, out),
         Command::Posix(cmd) => posix(cmd, given)?.run(out),
         Command::Sysv(cmd) => sysv(cmd, given)?.run(out),
-        Command::Fifo(args) => examples_ipc::run(&fifo(&args, given)?, out),
+        Command::Channel(cmd) => {
+            let (channel, args) = cmd.parts();
+            examples_ipc::run(&self::channel(channel, args, given)?, out)
+        }
         Command::Pipe(args) => examples_ipc::run(
             &Task::Pipe(Pipe {
                 messages: args.messages,
@@ -347,7 +351,7 @@ const SYSV_SEM: Applies = Applies {
     other: &[],
 };
 
-const FIFO: Applies = Applies {
+const CHANNEL: Applies = Applies {
     server: &[flag::MODE, flag::TIMEOUT],
     client: &[flag::MESSAGE, flag::INTERVAL],
     both: &[flag::COUNT],
@@ -811,7 +815,7 @@ fn command(kind: Kind) -> String {
 
 // ---- fifo and demos ----
 
-fn fifo(args: &FifoArgs, given: &ArgMatches) -> Result<Task> {
+fn channel(channel: &dyn Channel, args: &ChannelArgs, given: &ArgMatches) -> Result<Task> {
     let mode = if args.mode.server {
         Mode::Server
     } else if args.mode.clean {
@@ -819,21 +823,22 @@ fn fifo(args: &FifoArgs, given: &ArgMatches) -> Result<Task> {
     } else {
         Mode::Client
     };
-    refuse(given, "fifo", mode, &FIFO)?;
+    refuse(given, channel.name(), mode, &CHANNEL)?;
     let role = match mode {
-        Mode::Server => FifoRole::Server {
+        Mode::Server => ChannelRole::Server {
             mode: args.create.mode,
             serve: serve(&args.serve),
         },
-        Mode::Clean => FifoRole::Clean,
-        // The only other mode `fifo` has.
+        Mode::Clean => ChannelRole::Clean,
+        // The only other mode a channel has.
         _ => {
             if args.message.as_ref().is_some_and(|m| m.contains('\n')) {
-                return Err(usage(
-                    "a FIFO message is one line: --message cannot contain a newline",
-                ));
+                return Err(usage(format!(
+                    "a {} message is one line: --message cannot contain a newline",
+                    channel.what()
+                )));
             }
-            FifoRole::Client(send(
+            ChannelRole::Client(send(
                 args.serve.count,
                 args.message.clone(),
                 args.interval,
@@ -841,11 +846,9 @@ fn fifo(args: &FifoArgs, given: &ArgMatches) -> Result<Task> {
             ))
         }
     };
-    Ok(Task::Fifo(Fifo {
-        path: args
-            .path
-            .clone()
-            .unwrap_or_else(examples_ipc::fifo::default_path),
+    Ok(Task::Channel(spec::Channel {
+        name: channel.name(),
+        path: args.path.clone().unwrap_or_else(|| channel.default_path()),
         role,
     }))
 }
@@ -1123,7 +1126,10 @@ mod tests {
         match cli.command {
             Command::Posix(cmd) => task(posix(cmd, given)?),
             Command::Sysv(cmd) => task(sysv(cmd, given)?),
-            Command::Fifo(args) => fifo(&args, given),
+            Command::Channel(cmd) => {
+                let (channel, args) = cmd.parts();
+                self::channel(channel, args, given)
+            }
             Command::Pipe(args) => Ok(Task::Pipe(Pipe {
                 messages: args.messages,
             })),
@@ -1290,7 +1296,7 @@ mod tests {
             check(&path, &SEM);
         }
         check(&["sysv", "sem"], &SYSV_SEM);
-        check(&["fifo"], &FIFO);
+        check(&["fifo"], &CHANNEL);
         check(&["demo", "memfd"], &MEMFD);
     }
 

@@ -21,6 +21,7 @@ use clap_complete::env::{Bash, EnvCompleter, Fish, Shells};
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, italic, roman};
 
+use crate::channel;
 use crate::help::{self, CLIENT, MODES_INTRO};
 use crate::output::{Escaped, Out};
 
@@ -454,6 +455,9 @@ fn exit_status(roff: &mut Roff, path: &str) {
 
 /// What exit status 1 means for the command at `path`.
 fn failure(path: &str) -> &'static str {
+    if let Some(channel) = channel::find(path) {
+        return channel.failure();
+    }
     let kind = path.rsplit(' ').next().unwrap_or("");
     match (path, kind) {
         (_, "msq") => {
@@ -470,10 +474,6 @@ fn failure(path: &str) -> &'static str {
             "The operation failed: the semaphore is busy (its value is 0), no \
              such semaphore (the client does not create one), no permission, \
              --wait gave up after --timeout, or a server's --timeout passed."
-        }
-        ("fifo", _) => {
-            "The operation failed: no such FIFO, something else than a FIFO at \
-             the path, no permission, or a server's --timeout passed."
         }
         ("tour", _) => "A step of the tour failed; the output shows which and why.",
         ("bench", _) => {
@@ -536,10 +536,6 @@ fn files_of(path: &str) -> Vec<(&'static str, &'static str)> {
             SYSV_SHM,
             SYSV_SEM,
         ],
-        "fifo" => vec![(
-            "$XDG_RUNTIME_DIR/examples-ipc.fifo",
-            "the FIFO without --path; in the temporary directory when XDG_RUNTIME_DIR is unset",
-        )],
         "demo mutex" | "demo cures" => vec![SHM],
         "demo memfd" => vec![
             (
@@ -549,7 +545,7 @@ fn files_of(path: &str) -> Vec<(&'static str, &'static str)> {
             ),
             ("/proc/PID/fd/FD", "how a client opens the server's memfd"),
         ],
-        _ => Vec::new(),
+        _ => channel::find(path).map_or_else(Vec::new, |c| c.files().to_vec()),
     }
 }
 

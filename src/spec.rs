@@ -269,15 +269,18 @@ pub enum SemAction {
     Release,
 }
 
-/// `fifo`: the server, a client, or `--clean`.
+/// A message channel's command (`fifo`, see `channel`): the server, a
+/// client, or `--clean`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fifo {
+pub struct Channel {
+    /// The channel's name: `fifo`.
+    pub name: &'static str,
     pub path: PathBuf,
-    pub role: FifoRole,
+    pub role: ChannelRole,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FifoRole {
+pub enum ChannelRole {
     Server { mode: FileMode, serve: Serve },
     Client(Send),
     Clean,
@@ -304,7 +307,7 @@ pub enum Task {
     Clean(ObjectRef),
     /// `--stat` of any of the six kinds.
     Stat(ObjectRef),
-    Fifo(Fifo),
+    Channel(Channel),
     Pipe(Pipe),
 }
 
@@ -528,7 +531,7 @@ impl Task {
             }),
             Task::Clean(obj) => object_mode(&mut a, obj, flag::CLEAN),
             Task::Stat(obj) => object_mode(&mut a, obj, flag::STAT),
-            Task::Fifo(s) => s.write(&mut a),
+            Task::Channel(s) => s.write(&mut a),
             Task::Pipe(s) => {
                 a.word("pipe");
                 for m in &s.messages {
@@ -674,20 +677,20 @@ impl<T> Sem<T> {
     }
 }
 
-impl Fifo {
+impl Channel {
     fn write(&self, a: &mut Argv) {
-        a.word("fifo");
+        a.word(self.name);
         match &self.role {
-            FifoRole::Server { mode, serve } => {
+            ChannelRole::Server { mode, serve } => {
                 a.flag(flag::SERVER)
                     .value(flag::PATH, self.path.display())
                     .mode(*mode)
                     .serve(serve);
             }
-            FifoRole::Client(send) => {
+            ChannelRole::Client(send) => {
                 a.value(flag::PATH, self.path.display()).send(send);
             }
-            FifoRole::Clean => {
+            ChannelRole::Clean => {
                 a.flag(flag::CLEAN).value(flag::PATH, self.path.display());
             }
         }

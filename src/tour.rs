@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 
+use crate::channel::Channel as _;
+use crate::channel::fifo::FIFO;
 use crate::error::Chain;
 use crate::ipc::Creation;
 use crate::ipc::process::{ChildGuard, exit_status};
@@ -28,7 +30,7 @@ use crate::ipc::sysv_shm::Shm;
 use crate::object::{Kind, ObjectRef};
 use crate::output::Out;
 use crate::spec::{
-    self, Create, Fifo, FifoRole, Pipe, PosixMsq, PosixMsqRole, QueueAttrs, SegmentAttrs,
+    self, Channel, ChannelRole, Create, Pipe, PosixMsq, PosixMsqRole, QueueAttrs, SegmentAttrs,
     SemAction, SemAttrs, SemClient, SemRole, Send, Serve, ShmRole, SysvMsq, SysvMsqRole, Task,
     Tour, TourStep, Watch, default,
 };
@@ -86,8 +88,8 @@ impl ClientRun {
                 role: SysvMsqRole::Client { send, .. },
                 ..
             })
-            | Task::Fifo(Fifo {
-                role: FifoRole::Client(send),
+            | Task::Channel(Channel {
+                role: ChannelRole::Client(send),
                 ..
             }) => send.count,
             _ => 1,
@@ -106,8 +108,8 @@ fn served(task: &Task) -> Serve {
             role: SysvMsqRole::Server { serve, .. },
             ..
         })
-        | Task::Fifo(Fifo {
-            role: FifoRole::Server { serve, .. },
+        | Task::Channel(Channel {
+            role: ChannelRole::Server { serve, .. },
             ..
         }) => *serve,
         Task::PosixShm(spec::Shm {
@@ -295,7 +297,8 @@ fn sysv_msq_step(key: SysvKey) -> Step {
 /// A FIFO at `path`: two writers in turn, the server outlives both.
 fn fifo_step(path: PathBuf) -> Step {
     let fifo = |role| {
-        Task::Fifo(Fifo {
+        Task::Channel(Channel {
+            name: FIFO.name(),
             path: path.clone(),
             role,
         })
@@ -303,15 +306,18 @@ fn fifo_step(path: PathBuf) -> Step {
     Step {
         id: TourStep::Fifo,
         title: "Named pipe (FIFO): two writers in turn, the server outlives both".into(),
-        server: Some(fifo(FifoRole::Server {
+        server: Some(fifo(ChannelRole::Server {
             mode: default::MODE,
             serve: serve(3),
         })),
         clients: vec![
-            client(fifo(FifoRole::Client(send(2, None))), 0),
-            client(fifo(FifoRole::Client(send(1, Some("a second writer")))), 0),
+            client(fifo(ChannelRole::Client(send(2, None))), 0),
+            client(
+                fifo(ChannelRole::Client(send(1, Some("a second writer")))),
+                0,
+            ),
         ],
-        clean: Some(fifo(FifoRole::Clean)),
+        clean: Some(fifo(ChannelRole::Clean)),
     }
 }
 

@@ -17,37 +17,125 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, SpliceFFlags, tee};
 use serde::Serialize;
 
+use super::Channel;
 use crate::error::{fail_with_hint, removed_under_server};
+use crate::guide::{CLIENT, Guide};
 use crate::ipc::fifo::{self, End, Fifo, Found, OpenFifoError};
 use crate::output::{Escaped, Out};
 use crate::record::{Message, Record, verb};
 use crate::serve::recv::{Source, receive_all};
 use crate::serve::send::{Sink, room, send_all};
 use crate::serve::{Flow, Server, Wait};
-use crate::spec::{Fifo as FifoSpec, FifoRole, Send, Serve};
+use crate::spec::{Send, Serve};
 use crate::target::FileMode;
 
 /// Longest line the server keeps whole; a longer one is printed in pieces.
 const MAX_LINE: usize = 64 * 1024;
 
-pub fn run(spec: &FifoSpec, out: &mut Out) -> Result<ExitCode> {
-    let path = &spec.path;
-    match &spec.role {
-        FifoRole::Server { mode, serve } => server(path, *mode, serve, out),
-        FifoRole::Client(send) => client(path, send, out),
-        FifoRole::Clean => clean(path, out),
+/// The FIFO as a [`Channel`].
+pub struct FifoChannel;
+
+pub static FIFO: FifoChannel = FifoChannel;
+
+impl Channel for FifoChannel {
+    fn name(&self) -> &'static str {
+        "fifo"
+    }
+
+    fn what(&self) -> &'static str {
+        "FIFO"
+    }
+
+    fn guide(&self) -> &'static Guide {
+        &GUIDE
+    }
+
+    fn option_help(&self, id: &str) -> Option<&'static str> {
+        Some(match id {
+            "server" => "Create the FIFO if missing and print every line written to it",
+            "clean" => "Remove the FIFO (only a FIFO: anything else at PATH is left alone)",
+            "path" => {
+                "Path of the FIFO; the server creates it (mode --mode) when missing. \
+                 Default: examples-ipc.fifo in $XDG_RUNTIME_DIR (private to the user), \
+                 else in the temp dir"
+            }
+            "message" => {
+                "Client: write TEXT as one line instead of {\"count\":i}: once, or -c N times"
+            }
+            "interval" => "Client: seconds between lines (fractions and 0 allowed)",
+            "count" => "Server: exit 0 after N lines. Client: write N lines (default 10)",
+            "timeout" => "Server: exit 1 when no line comes for SECS seconds (fractions allowed)",
+            _ => return None,
+        })
+    }
+
+    fn failure(&self) -> &'static str {
+        "The operation failed: no such FIFO, something else than a FIFO at \
+         the path, no permission, or a server's --timeout passed."
+    }
+
+    fn files(&self) -> &'static [(&'static str, &'static str)] {
+        &[(
+            "$XDG_RUNTIME_DIR/examples-ipc.fifo",
+            "the FIFO without --path; in the temporary directory when XDG_RUNTIME_DIR is unset",
+        )]
+    }
+
+    /// $XDG_RUNTIME_DIR is the user's own (mode 0700), where nobody else can
+    /// plant a FIFO for us; the shared temp dir is the fallback.
+    fn default_path(&self) -> PathBuf {
+        std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|d| d.is_absolute() && d.is_dir())
+            .unwrap_or_else(std::env::temp_dir)
+            .join("examples-ipc.fifo")
+    }
+
+    fn serve(&self, path: &Path, mode: FileMode, serve: &Serve, out: &mut Out) -> Result<ExitCode> {
+        server(path, mode, serve, out)
+    }
+
+    fn send(&self, path: &Path, send: &Send, out: &mut Out) -> Result<ExitCode> {
+        client(path, send, out)
+    }
+
+    fn clean(&self, path: &Path, out: &mut Out) -> Result<ExitCode> {
+        clean(path, out)
     }
 }
 
-/// $XDG_RUNTIME_DIR is the user's own (mode 0700), where nobody else can
-/// plant a FIFO for us; the shared temp dir is the fallback.
-pub fn default_path() -> PathBuf {
-    std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .filter(|d| d.is_absolute() && d.is_dir())
-        .unwrap_or_else(std::env::temp_dir)
-        .join("examples-ipc.fifo")
-}
+const GUIDE: Guide = Guide {
+    modes: &[
+        (
+            "-s, --server",
+            "Create the FIFO if missing; print every line written to it, \
+             from any number of writers",
+        ),
+        (
+            CLIENT,
+            "Client: write -c N lines (default 10 {\"count\":i}, or -m TEXT), \
+             one every --interval",
+        ),
+        ("--clean", "Remove the FIFO"),
+    ],
+    examples: &[
+        (
+            "Terminal 1: create the FIFO and print what is written to it:",
+            &["examples-ipc fifo -s"],
+        ),
+        (
+            "Terminal 2: write three lines, no pause:",
+            &["examples-ipc fifo -c 3 --interval 0"],
+        ),
+        (
+            "A FIFO at a path of your choice, then remove it:",
+            &[
+                "examples-ipc fifo -s --path /tmp/my.fifo",
+                "examples-ipc fifo --clean --path /tmp/my.fifo",
+            ],
+        ),
+    ],
+};
 
 fn look(path: &Path) -> Result<Found> {
     fifo::look(path).with_context(|| format!("cannot look at {}", path.display()))
