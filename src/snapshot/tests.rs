@@ -207,7 +207,10 @@ fn assert_refused(file: &[u8], cases: &[(&str, &str, &str)]) {
 fn assert_refused_by(file: &[u8], cases: &[(&str, &str, &str)], matches: fn(&str, &str) -> bool) {
     for (from, to, want) in cases {
         let got = err(&edit(file, from, to));
-        assert!(matches(&got, want), "{from} -> {to}: {got}");
+        assert!(
+            matches(&got, want),
+            "{from} -> {to}: got {got:?}, want {want:?}"
+        );
     }
 }
 
