@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{fail_with_hint, hinted, usage};
 use crate::ipc::mapping::Mapping;
 use crate::ipc::memfd::Memfd;
-use crate::output::{Escaped, Out, plural};
-use crate::record::{Printing, TextField};
+use crate::output::{Escaped, Out};
+use crate::record::{Printing, TextField, bytes};
 use crate::serve::{Flow, Server};
 use crate::spec::{Memfd as MemfdSpec, MemfdRole, Serve, Watch};
 use crate::text_input::client_text;
@@ -334,7 +334,7 @@ impl fmt::Display for Start<'_> {
             f,
             "demo memfd {}: {}, sealed against shrinking; published pid {} fd {} in {}",
             self.name,
-            plural(self.size, "byte", "bytes"),
+            bytes(self.size),
             self.pid,
             self.fd,
             Escaped(self.path.display())
@@ -363,9 +363,9 @@ impl fmt::Display for Wrote<'_> {
         write!(
             f,
             "wrote {} through {} ({}, seals: {})",
-            plural(self.text.0.len(), "byte", "bytes"),
+            bytes(self.text.0.len()),
             Escaped(self.path.display()),
-            plural(self.size, "byte", "bytes"),
+            bytes(self.size),
             self.seals
         )
     }

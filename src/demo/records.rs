@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::output::plural;
 use crate::record::Record;
 
 // ---- race, mutex, atomic, cures ----
@@ -140,13 +141,8 @@ impl fmt::Display for RingStart {
         };
         write!(
             f,
-            "demo ring: {} {} x {} items -> 1 consumer, {} slots of {} bytes ({claim})",
-            self.producers,
-            if self.producers == 1 {
-                "producer"
-            } else {
-                "producers"
-            },
+            "demo ring: {} x {} items -> 1 consumer, {} slots of {} bytes ({claim})",
+            plural(self.producers, "producer", "producers"),
             self.items,
             self.slots,
             self.slot_bytes
@@ -411,6 +407,27 @@ crate::record_kind!(SortedResult, "result");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_start_counts_its_producers() {
+        let start = |producers| RingStart {
+            demo: "ring",
+            producers,
+            items: 5,
+            slots: 4,
+            slot_bytes: 24,
+        };
+        assert_eq!(
+            start(1).to_string(),
+            "demo ring: 1 producer x 5 items -> 1 consumer, 4 slots of 24 bytes \
+             (the only producer owns the head)"
+        );
+        assert!(
+            start(2)
+                .to_string()
+                .starts_with("demo ring: 2 producers x 5 items")
+        );
+    }
 
     #[test]
     fn long_arrays_are_shortened_in_the_middle() {

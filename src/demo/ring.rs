@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 
 use super::kind;
 use super::records::{RingResult, RingStart};
-use super::shared::{Header, SemCell, align64, mix, region, spin_until};
+use super::shared::{HeadAndSlots, Header, SemCell, mix, spin_until};
 use crate::children::{Ended, spawn};
 use crate::output::Out;
 use crate::signal::Cancel;
@@ -66,11 +66,9 @@ pub fn run(args: &RingArgs, out: &mut Out) -> Result<ExitCode> {
     let producers = args.producers as u64;
     let items = args.items;
     let nslots = args.slots as usize;
-    let slots_at = align64(size_of::<Ring>());
-    let size = slots_at + nslots * size_of::<Slot>();
-    let region = region(size)?;
-    let ring: &Ring = region.at(0)?;
-    let slots: &[Slot] = region.slice(slots_at, nslots)?;
+    let layout = HeadAndSlots::<Ring, Slot>::new(nslots)?;
+    let (ring, slots) = layout.parts()?;
+    let size = layout.size();
     ring.slots.store(args.slots, Ordering::Relaxed);
     ring.producers.store(args.producers, Ordering::Relaxed);
     ring.items.store(items, Ordering::Relaxed);

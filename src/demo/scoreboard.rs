@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use super::kind;
 use super::records::{ScoreboardResult, ScoreboardStart, Table, WorkerRow};
-use super::shared::{Header, align64, mix, region};
+use super::shared::{HeadAndSlots, Header, mix};
 use crate::children::{Ended, spawn};
 use crate::output::Out;
 use crate::signal::Cancel;
@@ -51,11 +51,9 @@ pub fn run(args: &ScoreboardArgs, out: &mut Out) -> Result<ExitCode> {
     let cancel = Cancel::install().context("cannot install signal handlers")?;
     let workers = args.workers as usize;
     let items = args.items;
-    let slots_at = align64(size_of::<Board>());
-    let size = slots_at + workers * size_of::<WorkerSlot>();
-    let region = region(size)?;
-    let board: &Board = region.at(0)?;
-    let slots: &[WorkerSlot] = region.slice(slots_at, workers)?;
+    let layout = HeadAndSlots::<Board, WorkerSlot>::new(workers)?;
+    let (board, slots) = layout.parts()?;
+    let size = layout.size();
     board.workers.store(args.workers, Ordering::Relaxed);
     board.items.store(items, Ordering::Relaxed);
     board.header.init(kind::SCOREBOARD, size);

@@ -7,6 +7,7 @@
 //! by a crash or Ctrl-C: the kernel frees it when the last process that maps
 //! it exits.
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -14,6 +15,7 @@ use nix::errno::Errno;
 
 use crate::ipc::Owned;
 pub use crate::ipc::mapping::Mapping;
+use crate::ipc::mapping::Shared;
 use crate::ipc::posix_sem::NamedSem;
 pub use crate::ipc::posix_sem::SemCell;
 
@@ -74,6 +76,45 @@ pub fn region(len: usize) -> Result<Mapping> {
 /// Round `n` up to a multiple of 64 (a cache line), for the next part of a layout.
 pub fn align64(n: usize) -> usize {
     n.div_ceil(64) * 64
+}
+
+/// A region laid out as one `H` (the demo's header and shared words) and,
+/// from the next cache line, `n` slots of `S`: the ring's slots, the
+/// scoreboard's worker rows.
+pub struct HeadAndSlots<H, S> {
+    region: Mapping,
+    size: usize,
+    slots_at: usize,
+    n: usize,
+    parts: PhantomData<fn() -> (H, S)>,
+}
+
+impl<H: Shared, S: Shared> HeadAndSlots<H, S> {
+    /// Map the region, zeroed (see [`region`]).
+    pub fn new(n: usize) -> Result<Self> {
+        let slots_at = align64(size_of::<H>());
+        let size = slots_at + n * size_of::<S>();
+        Ok(HeadAndSlots {
+            region: region(size)?,
+            size,
+            slots_at,
+            n,
+            parts: PhantomData,
+        })
+    }
+
+    /// The size of the whole region in bytes, as its `Header` records it.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The head and the slots.
+    pub fn parts(&self) -> Result<(&H, &[S])> {
+        Ok((
+            self.region.at(0)?,
+            self.region.slice(self.slots_at, self.n)?,
+        ))
+    }
 }
 
 /// A POSIX named semaphore that exists by name only between its creation
@@ -147,4 +188,20 @@ pub fn spin_until(mut f: impl FnMut() -> bool) -> u64 {
         }
     }
     spins
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_start_on_the_cache_line_after_the_head() {
+        // A 72-byte head takes two cache lines; three 12-byte slots follow.
+        let layout = HeadAndSlots::<[AtomicU64; 9], [AtomicU32; 3]>::new(3).unwrap();
+        assert_eq!(layout.size(), 128 + 3 * 12);
+        let (head, slots) = layout.parts().unwrap();
+        assert_eq!(slots.len(), 3);
+        let gap = slots.as_ptr() as usize - std::ptr::from_ref(head) as usize;
+        assert_eq!(gap, 128);
+    }
 }

@@ -259,6 +259,11 @@ pub fn verb(created: bool) -> &'static str {
     if created { "created" } else { "opened" }
 }
 
+/// `1 byte`, `4096 bytes`: a size as the text of a record spells it.
+pub fn bytes<N: fmt::Display + PartialEq + From<u8>>(n: N) -> String {
+    crate::output::plural(n, "byte", "bytes")
+}
+
 /// `--clean` of a POSIX object: `removed queue /q`.
 #[derive(Serialize)]
 pub struct RemovedName<'a> {

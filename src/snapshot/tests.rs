@@ -199,8 +199,18 @@ fn edit(file: &[u8], from: &str, to: &str) -> Vec<u8> {
 /// Each edit of `file` (the first `from` replaced by `to`) is refused with
 /// exactly `want`.
 fn assert_refused(file: &[u8], cases: &[(&str, &str, &str)]) {
+    assert_refused_by(file, cases, |got, want| got == want);
+}
+
+/// Each edit of `file` is refused with an error for which `matches(error,
+/// want)` holds: for errors whose tail is the parser's own wording.
+fn assert_refused_by(file: &[u8], cases: &[(&str, &str, &str)], matches: fn(&str, &str) -> bool) {
     for (from, to, want) in cases {
-        assert_eq!(err(&edit(file, from, to)), *want, "{from} -> {to}");
+        let got = err(&edit(file, from, to));
+        assert!(
+            matches(&got, want),
+            "{from} -> {to}: got {got:?}, want {want:?}"
+        );
     }
 }
 
@@ -210,10 +220,6 @@ fn bad_headers_are_refused_with_their_line() {
     assert_eq!(err(b""), "the file is empty, not a snapshot");
     assert!(err(b"hello\n").starts_with("line 1: not JSON"));
     assert!(err(b"{\"a\":1}\n").starts_with("line 1: not a snapshot header"));
-    assert!(
-        err(&edit(&good, "examples-ipc-snapshot", "other"))
-            .contains("line 1: not an examples-ipc snapshot")
-    );
     assert_refused(
         &good,
         &[
@@ -239,8 +245,6 @@ fn bad_headers_are_refused_with_their_line() {
             ),
         ],
     );
-    assert!(err(&edit(&good, "sysv-msq", "sysv-sem")).contains("unknown mechanism 'sysv-sem'"));
-    assert!(err(&edit(&good, "\"0640\"", "\"0999\"")).contains("bad mode '0999'"));
     let named = queue_file(Mechanism::PosixMsq, &[]);
     assert_refused(
         &named,
@@ -253,11 +257,25 @@ fn bad_headers_are_refused_with_their_line() {
             ("\"/q\"", "\"/\"", "line 1: bad name '/' for posix-msq"),
         ],
     );
-    assert!(err(&edit(&good, "\"0x000000c8\"", "\"0x1000000c8\"")).contains("bad key"));
-    assert!(err(&edit(&good, "\"gid\"", "\"extra\":1,\"gid\"")).contains("unknown field `extra`"));
-    assert!(
-        err(&edit(&good, "\"gid\"", "\"x\\u001b[2J\":1,\"gid\""))
-            .contains("unknown field `x\\x1b[2J`")
+    assert_refused_by(
+        &good,
+        &[
+            (
+                "examples-ipc-snapshot",
+                "other",
+                "line 1: not an examples-ipc snapshot",
+            ),
+            ("sysv-msq", "sysv-sem", "unknown mechanism 'sysv-sem'"),
+            ("\"0640\"", "\"0999\"", "bad mode '0999'"),
+            ("\"0x000000c8\"", "\"0x1000000c8\"", "bad key"),
+            ("\"gid\"", "\"extra\":1,\"gid\"", "unknown field `extra`"),
+            (
+                "\"gid\"",
+                "\"x\\u001b[2J\":1,\"gid\"",
+                "unknown field `x\\x1b[2J`",
+            ),
+        ],
+        |got, want| got.contains(want),
     );
 }
 
@@ -299,9 +317,21 @@ fn partial_reads_the_whole_messages_of_a_file_cut_anywhere() {
 #[test]
 fn bad_message_lines_are_refused_with_their_line() {
     let good = queue_file(Mechanism::SysvMsq, &[sysv(1, b"a"), sysv(2, b"\xff")]);
-    assert!(
-        err(&edit(&good, "\"base64\":\"/w==\"", "\"base64\":\"/w=!\""))
-            .starts_with("line 3: bad base64")
+    assert_refused_by(
+        &good,
+        &[
+            (
+                "\"base64\":\"/w==\"",
+                "\"base64\":\"/w=!\"",
+                "line 3: bad base64",
+            ),
+            (
+                "{\"type\":1,",
+                "\n{\"type\":1,",
+                "line 2: not a snapshot line",
+            ),
+        ],
+        |got, want| got.starts_with(want),
     );
     assert_refused(
         &good,
@@ -348,10 +378,6 @@ fn bad_message_lines_are_refused_with_their_line() {
         err(&good[..good.len() - 3]),
         "truncated: the file ends after 1 whole message of the 2 its header counts, \
          in a line cut short"
-    );
-    assert!(
-        err(&edit(&good, "{\"type\":1,", "\n{\"type\":1,"))
-            .starts_with("line 2: not a snapshot line")
     );
     let posix_file = queue_file(Mechanism::PosixMsq, &[posix(1, b"x")]);
     assert_refused(
