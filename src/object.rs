@@ -193,8 +193,8 @@ impl ObjectRef {
     }
 }
 
-/// How a finding or a table row names an object, escaped for text: its
-/// name, else its key, else `id N` (empty with none of them).
+/// An object as text names it: its name escaped (it may hold an ESC or a
+/// newline), else its key, else `id N`; empty with none of them.
 pub fn label(name: Option<&str>, key: Option<&str>, id: Option<impl fmt::Display>) -> String {
     match (name, key) {
         (Some(name), _) => escape_bytes(name.as_bytes()),
