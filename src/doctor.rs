@@ -99,7 +99,6 @@ pub struct ObjectFacts {
 /// An object, as findings name it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ObjectFact {
-    #[serde(serialize_with = "mechanism")]
     pub mechanism: Kind,
     /// A POSIX name (with '/').
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,18 +112,10 @@ pub struct ObjectFact {
     pub bytes: u64,
 }
 
-fn mechanism<S: serde::Serializer>(kind: &Kind, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(kind.mechanism())
-}
-
 impl ObjectFact {
     /// The name or key, escaped for text.
     pub fn label(&self) -> String {
-        match (&self.name, &self.key) {
-            (Some(name), _) => escape_bytes(name.as_bytes()),
-            (None, Some(key)) => key.clone(),
-            (None, None) => self.id.map(|id| format!("id {id}")).unwrap_or_default(),
-        }
+        crate::object::label(self.name.as_deref(), self.key.as_deref(), self.id)
     }
 
     /// `-n NAME` or `-k KEY`, shell-quoted, for a fix command.

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::output::escape_bytes;
 use crate::target::{IpcId, PosixName, SysvKey};
 
 /// POSIX (named by a path-like name) or System V (found by key or id).
@@ -192,6 +193,16 @@ impl ObjectRef {
     }
 }
 
+/// An object as text names it: its name escaped (it may hold an ESC or a
+/// newline), else its key, else `id N`; empty with none of them.
+pub fn label(name: Option<&str>, key: Option<&str>, id: Option<impl fmt::Display>) -> String {
+    match (name, key) {
+        (Some(name), _) => escape_bytes(name.as_bytes()),
+        (None, Some(key)) => key.to_string(),
+        (None, None) => id.map(|id| format!("id {id}")).unwrap_or_default(),
+    }
+}
+
 impl fmt::Display for ObjectRef {
     /// `posix-shm /name`, `sysv-msq key 0x000000c8`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -202,6 +213,14 @@ impl fmt::Display for ObjectRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_is_the_name_escaped_else_the_key_else_the_id() {
+        assert_eq!(label(Some("/a\nb"), Some("0x1"), Some(3)), "/a\\x0ab");
+        assert_eq!(label(None, Some("0x000000c8"), Some(3)), "0x000000c8");
+        assert_eq!(label(None, None, Some(7)), "id 7");
+        assert_eq!(label(None, None, None::<u64>), "");
+    }
 
     #[test]
     fn names_are_spelled_once_and_round_trip() {

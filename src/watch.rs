@@ -43,14 +43,13 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::object::Kind;
-use crate::output::escape_bytes;
 
 /// What identifies an object across samples: a System V object by its id
 /// (a key reused by a new object is a new object), a POSIX one by name
 /// and inode (unlinked and made again is a new object).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ObjectKey {
-    #[serde(rename = "mechanism", serialize_with = "mechanism")]
+    #[serde(rename = "mechanism")]
     pub kind: Kind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -62,18 +61,10 @@ pub struct ObjectKey {
     pub id: Option<u64>,
 }
 
-fn mechanism<S: serde::Serializer>(kind: &Kind, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(kind.mechanism())
-}
-
 impl ObjectKey {
     /// The name or key, escaped for text.
     pub fn label(&self) -> String {
-        match (&self.name, &self.key) {
-            (Some(name), _) => escape_bytes(name.as_bytes()),
-            (None, Some(key)) => key.clone(),
-            (None, None) => self.id.map(|id| format!("id {id}")).unwrap_or_default(),
-        }
+        crate::object::label(self.name.as_deref(), self.key.as_deref(), self.id)
     }
 }
 

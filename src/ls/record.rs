@@ -10,7 +10,6 @@ use serde::{Serialize, Serializer};
 use super::Kind;
 use crate::ipc::sysv_sem::Semaphore;
 use crate::object::ObjectRef;
-use crate::output::escape;
 use crate::sys::{group_name, user_name};
 use crate::target::IpcId;
 
@@ -196,11 +195,7 @@ impl Object {
     /// The name or key a user types to address the object, for text: a
     /// name is escaped (it may hold an ESC or a newline).
     pub fn label(&self) -> String {
-        self.name
-            .as_deref()
-            .map(|n| escape(n).into_owned())
-            .or_else(|| self.key_hex())
-            .unwrap_or_default()
+        crate::object::label(self.name.as_deref(), self.key_hex().as_deref(), None::<i32>)
     }
 
     /// Bytes for the SIZE column: a segment's size, a queue's bytes queued.
