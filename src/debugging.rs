@@ -17,7 +17,7 @@ use crate::ipc::sysv_msq::Msq;
 use crate::ipc::sysv_shm::Shm;
 use crate::ipc::{OpenError, Opened};
 use crate::object::{Addr, Kind, ObjectRef};
-use crate::output::{Out, escape_bytes, plural};
+use crate::output::{Out, bytes, escape_bytes, plural};
 use crate::record::{self, Message, Record};
 use crate::signal::Cancel;
 use crate::snapshot::file::AtomicFile;
@@ -148,7 +148,7 @@ impl fmt::Display for Peeked {
             f,
             "{}, {}",
             plural(self.messages, "message", "messages"),
-            plural(self.bytes, "byte", "bytes")
+            bytes(self.bytes)
         )?;
         if self.selector != 0 {
             write!(f, " (of {} queued)", self.queued)?;
@@ -274,7 +274,7 @@ impl fmt::Display for Moved {
             (Some(n), None) => write!(f, "{}, ", plural(n, "message", "messages"))?,
             (None, _) => {}
         }
-        write!(f, "{}", plural(self.bytes, "byte", "bytes"))?;
+        write!(f, "{}", bytes(self.bytes))?;
         if let Some(left) = self.left {
             write!(f, "; {left} left in the queue")?;
         }
@@ -506,7 +506,7 @@ impl Needs {
         if self.largest > limit {
             bail!(
                 "a message of {} is larger than {limit_what} ({limit}); nothing was sent",
-                plural(self.largest, "byte", "bytes")
+                bytes(self.largest)
             );
         }
         if need > room {

@@ -534,6 +534,11 @@ pub fn plural<N: Display + PartialEq + From<u8>>(n: N, one: &str, many: &str) ->
     format!("{n} {noun}")
 }
 
+/// `1 byte`, `4096 bytes`: a size as the text of a record spells it.
+pub fn bytes<N: Display + PartialEq + From<u8>>(n: N) -> String {
+    plural(n, "byte", "bytes")
+}
+
 /// `4.0K`, `12M`: one decimal below 10, as `ls -h` does.
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];

@@ -16,7 +16,7 @@ use nix::fcntl::OFlag;
 use serde::Serialize;
 
 use crate::children::{Children, Ended, spawn};
-use crate::output::{Out, escape_bytes, plural};
+use crate::output::{Out, bytes, escape_bytes};
 use crate::signal::Cancel;
 use crate::spec::Pipe;
 
@@ -190,7 +190,7 @@ impl fmt::Display for Roundtrip {
             f,
             "sent {:?} ({}) -> child replied {:?} in {} us",
             self.sent,
-            plural(self.bytes, "byte", "bytes"),
+            bytes(self.bytes),
             self.reply,
             self.us
         )

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::ls::{Object, key_hex};
 use crate::object::{Kind, ObjectRef};
-use crate::output::{escape_bytes, plural};
+use crate::output::{bytes, escape_bytes, plural};
 use crate::snapshot::file::AtomicFile;
 
 /// One object saved: what, where, and how much.
@@ -41,10 +41,10 @@ impl fmt::Display for Saved {
             self.label,
             escape_bytes(self.file.as_os_str().as_encoded_bytes())
         )?;
-        let bytes = plural(self.bytes, "byte", "bytes");
+        let size = bytes(self.bytes);
         match self.messages {
-            Some(n) => write!(f, " ({}, {bytes})", plural(n, "message", "messages")),
-            None => write!(f, " ({bytes})"),
+            Some(n) => write!(f, " ({}, {size})", plural(n, "message", "messages")),
+            None => write!(f, " ({size})"),
         }
     }
 }

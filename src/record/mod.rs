@@ -184,7 +184,7 @@ pub struct ShmStart<'a> {
 
 impl fmt::Display for ShmStart<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let size = crate::output::plural(self.size, "byte", "bytes");
+        let size = crate::output::bytes(self.size);
         write!(f, "{}, {size}; {}", self.opened, Printing(self.watch))
     }
 }
@@ -243,7 +243,7 @@ pub struct Written<'a> {
 
 impl fmt::Display for Written<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bytes = crate::output::plural(self.bytes, "byte", "bytes");
+        let bytes = crate::output::bytes(self.bytes);
         let shown = Shown(self.text.0);
         match &self.at {
             At::Name { name } => write!(f, "wrote {bytes} to {name}: {shown}"),
@@ -257,11 +257,6 @@ crate::record_kind!(Written<'_>, "written");
 /// `created` or `opened`, as a start line says what happened.
 pub fn verb(created: bool) -> &'static str {
     if created { "created" } else { "opened" }
-}
-
-/// `1 byte`, `4096 bytes`: a size as the text of a record spells it.
-pub fn bytes<N: fmt::Display + PartialEq + From<u8>>(n: N) -> String {
-    crate::output::plural(n, "byte", "bytes")
 }
 
 /// `--clean` of a POSIX object: `removed queue /q`.
