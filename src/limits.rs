@@ -10,7 +10,7 @@ use serde::{Serialize, Serializer};
 
 use crate::mq_attrs::{AttrLimits, HARD_MSGMAX, HARD_MSGSIZEMAX, queue_cost};
 use crate::mqfs::{self, MqEntry};
-use crate::output::{Out, human};
+use crate::output::{Out, human, or_unknown};
 use crate::procfs;
 use crate::sys::read_proc_u64;
 
@@ -160,7 +160,7 @@ impl QueueRoom {
         if limit == "queues_max" {
             return format!(
                 "queues_max ({}) queues exist and this process lacks CAP_SYS_RESOURCE",
-                show(self.queues_max)
+                or_unknown(self.queues_max)
             );
         }
         let cost = self.cost();
@@ -226,10 +226,6 @@ fn rlim<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
     } else {
         s.serialize_u64(*v)
     }
-}
-
-fn show(v: Option<u64>) -> String {
-    v.map_or_else(|| "?".into(), |v| v.to_string())
 }
 
 /// What `limits` was asked for: the queue whose cost and room are shown
@@ -572,7 +568,7 @@ impl fmt::Display for Limits {
             "  size {}, free {}, {} objects",
             d.size.map_or_else(|| "?".into(), human),
             d.free.map_or_else(|| "?".into(), human),
-            show(d.objects)
+            or_unknown(d.objects)
         )
     }
 }
@@ -667,7 +663,7 @@ impl fmt::Display for SysvShm {
         row(f, "shmmax", self.shmmax, "largest segment in bytes")?;
         let pages = format!(
             "pages in all segments; in use: {} ({}-byte pages)",
-            show(self.pages),
+            or_unknown(self.pages),
             self.page_size
         );
         row(f, "shmall", self.shmall, &pages)?;
@@ -688,12 +684,12 @@ impl fmt::Display for SysvSem {
 
 /// `queues; in use: 3`
 fn in_use(what: &str, n: Option<u64>) -> String {
-    format!("{what}; in use: {}", show(n))
+    format!("{what}; in use: {}", or_unknown(n))
 }
 
 /// One line of the table: name, value right-aligned, what it limits.
 fn row(f: &mut fmt::Formatter<'_>, name: &str, value: Option<u64>, note: &str) -> fmt::Result {
-    writeln!(f, "  {name:<16} {:>20}  {note}", show(value))
+    writeln!(f, "  {name:<16} {:>20}  {note}", or_unknown(value))
 }
 
 /// An RLIMIT as text: `unlimited` or `N bytes`.

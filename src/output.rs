@@ -534,6 +534,12 @@ pub fn plural<N: Display + PartialEq + From<u8>>(n: N, one: &str, many: &str) ->
     format!("{n} {noun}")
 }
 
+/// A number or other value, `?` when it is unknown (a /proc file that could
+/// not be read, a field the kernel did not give).
+pub fn or_unknown(v: Option<impl Display>) -> String {
+    v.map_or_else(|| "?".into(), |v| v.to_string())
+}
+
 /// `1 byte`, `4096 bytes`: a size as the text of a record spells it.
 pub fn bytes<N: Display + PartialEq + From<u8>>(n: N) -> String {
     plural(n, "byte", "bytes")

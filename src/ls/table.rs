@@ -1,7 +1,7 @@
 //! The `ls` table: columns, cells, alignment, `--raw`, the summary and
 //! the notes below it.
 
-use std::fmt::{Display, Write as _};
+use std::fmt::Write as _;
 
 use anyhow::Result;
 use clap::ValueEnum;
@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::record::{PosixSem, SysvSem};
 use super::{Fields, ListOptions, MqSource, NsScope, Object, Scan, State};
 use crate::error::usage;
-use crate::output::{Escaped, Out, escape, human, plural};
+use crate::output::{Escaped, Out, escape, human, or_unknown, plural};
 
 /// A column of the `ls` table. The doc line of each is what --list-columns
 /// prints.
@@ -165,19 +165,14 @@ impl Layout {
     }
 }
 
-/// A number, `?` when unknown.
-fn num(v: Option<impl Display>) -> String {
-    v.map_or_else(|| "?".into(), |v| v.to_string())
-}
-
 /// The DETAIL column: what matters most for each kind, then the note.
 fn detail(obj: &Object, bytes: bool) -> String {
     let mut s = match &obj.fields {
         Fields::PosixMsq(q) => format!(
             "{}/{} msgs, msgsize {}",
-            num(q.curmsgs),
-            num(q.maxmsg),
-            num(q.msgsize)
+            or_unknown(q.curmsgs),
+            or_unknown(q.maxmsg),
+            or_unknown(q.msgsize)
         ),
         Fields::PosixShm(_) => String::new(),
         Fields::PosixSem(PosixSem {
@@ -193,11 +188,11 @@ fn detail(obj: &Object, bytes: bool) -> String {
             "{}, qbytes {}",
             match q.qnum.and_then(|n| u64::try_from(n).ok()) {
                 Some(n) => plural(n, "msg", "msgs"),
-                None => format!("{} msgs", num(q.qnum)),
+                None => format!("{} msgs", or_unknown(q.qnum)),
             },
             q.qbytes.map_or_else(|| "?".into(), |b| size(b, bytes))
         ),
-        Fields::SysvShm(s) => format!("nattch {}", num(s.nattch)),
+        Fields::SysvShm(s) => format!("nattch {}", or_unknown(s.nattch)),
         Fields::SysvSem(SysvSem {
             values: Some(values),
             ..

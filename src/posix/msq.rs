@@ -19,7 +19,7 @@ use crate::ipc::OpenError;
 use crate::ipc::posix_mq::{Access, Attributes, PosixQueue, QueueOptions};
 use crate::mq_attrs::{AskedBy, AttrLimits, HARD_MSGMAX, HARD_MSGSIZEMAX, OverLimit, queue_cost};
 use crate::object::Kind;
-use crate::output::Out;
+use crate::output::{Out, or_unknown};
 use crate::record::stat::{StatBody, StatText};
 use crate::record::{At, Message, Opened, Record};
 use crate::serve::recv::{Source, receive_all};
@@ -151,7 +151,7 @@ pub(crate) fn create_error(e: io::Error, create: &QueueAttrs, by: AskedBy) -> an
             format!(
                 "/proc/sys/fs/mqueue/queues_max ({}) queues exist already; remove unused ones \
                  (a process with CAP_SYS_RESOURCE may exceed it, being root is not enough)",
-                proc("queues_max").map_or_else(|| "?".into(), |v| v.to_string())
+                or_unknown(proc("queues_max"))
             ),
         ),
         _ => e.into(),

@@ -17,7 +17,7 @@ use crate::ipc::sysv_msq::Msq;
 use crate::ipc::sysv_sem::Sem;
 use crate::ipc::sysv_shm::Shm;
 use crate::object::{Addr, Kind, ObjectRef};
-use crate::output::Out;
+use crate::output::{Out, or_unknown};
 use crate::record::RemovedId;
 use crate::record::stat::{StatBody, SysvHead, SysvStat};
 
@@ -114,6 +114,6 @@ fn remove<K: SysvKind>(addr: &Addr, out: &mut Out) -> Result<ExitCode> {
 /// Hint for EINVAL/ENOSPC from a get call with IPC_CREAT, naming the limit.
 pub fn limit_hint(what: &str, file: &str) -> String {
     let path = format!("/proc/sys/kernel/{file}");
-    let value = crate::sys::read_proc_u64(&path).map_or_else(|| "?".into(), |v| v.to_string());
+    let value = or_unknown(crate::sys::read_proc_u64(&path));
     format!("the system-wide {what} limit is reached ({path} is {value}); `ipcs` shows what exists")
 }

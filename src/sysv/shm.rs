@@ -16,7 +16,7 @@ use crate::error::{hinted, removed_under_server, undo_create};
 use crate::ipc::Remove;
 use crate::ipc::sysv_shm::{Shm as ShmKind, SysvSegment};
 use crate::object::{Addr, Kind};
-use crate::output::Out;
+use crate::output::{Out, or_unknown};
 use crate::record::stat::{StatBody, StatText, time_rfc3339};
 use crate::record::{At, Opened, ShmStart, TextField, Written};
 use crate::serve::{Flow, Server};
@@ -42,8 +42,7 @@ fn open_or_create(key: SysvKey, create: &Create<SegmentAttrs>) -> Result<(SysvSe
                 e,
                 format!(
                     "--size {size} is outside SHMMIN..SHMMAX (/proc/sys/kernel/shmmax is {})",
-                    crate::sys::read_proc_u64("/proc/sys/kernel/shmmax")
-                        .map_or_else(|| "?".into(), |v| v.to_string())
+                    or_unknown(crate::sys::read_proc_u64("/proc/sys/kernel/shmmax"))
                 ),
             ),
             Errno::ENOSPC => hinted(
