@@ -832,11 +832,12 @@ fn channel(channel: &dyn Channel, args: &ChannelArgs, given: &ArgMatches) -> Res
         Mode::Clean => ChannelRole::Clean,
         // The only other mode a channel has.
         _ => {
-            if args.message.as_ref().is_some_and(|m| m.contains('\n')) {
-                return Err(usage(format!(
-                    "a {} message is one line: --message cannot contain a newline",
-                    channel.what()
-                )));
+            if let Some(why) = args
+                .message
+                .as_deref()
+                .and_then(|m| channel.refuse_message(m))
+            {
+                return Err(usage(why));
             }
             ChannelRole::Client(send(
                 args.serve.count,

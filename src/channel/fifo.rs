@@ -69,6 +69,12 @@ impl Channel for FifoChannel {
         })
     }
 
+    /// Lines are its framing: a newline would split the message in two.
+    fn refuse_message(&self, text: &str) -> Option<String> {
+        text.contains('\n')
+            .then(|| "a FIFO message is one line: --message cannot contain a newline".into())
+    }
+
     fn failure(&self) -> &'static str {
         "The operation failed: no such FIFO, something else than a FIFO at \
          the path, no permission, or a server's --timeout passed."

@@ -38,6 +38,10 @@ pub trait Channel: Sync {
     /// otherwise than the shared `ChannelArgs`.
     fn option_help(&self, id: &str) -> Option<&'static str>;
 
+    /// Why `--message TEXT` cannot be one message of this channel, if it
+    /// cannot: the client refuses it before sending anything (exit 2).
+    fn refuse_message(&self, text: &str) -> Option<String>;
+
     /// The man page's EXIT STATUS line for a failure.
     fn failure(&self) -> &'static str;
 
