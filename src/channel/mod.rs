@@ -12,13 +12,17 @@
 
 pub mod fifo;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
+use serde::Serialize;
 
+use crate::error::fail_with_hint;
 use crate::guide::Guide;
-use crate::output::Out;
+use crate::output::{Escaped, Out};
+use crate::record::verb;
 use crate::spec::{self, ChannelRole, Send, Serve};
 use crate::target::FileMode;
 
@@ -93,6 +97,112 @@ pub fn run(spec: &spec::Channel, out: &mut Out) -> Result<ExitCode> {
         ChannelRole::Clean => channel.clean(path, out),
     }
 }
+
+/// `file` in $XDG_RUNTIME_DIR, else in the temp dir: a channel's default
+/// path. $XDG_RUNTIME_DIR is the user's own (mode 0700), where nobody else
+/// can plant a file for us; the shared temp dir is the fallback.
+pub fn runtime_path(file: &str) -> PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute() && d.is_dir())
+        .unwrap_or_else(std::env::temp_dir)
+        .join(file)
+}
+
+/// The refusal of something at `path` that is not the channel: `/p is a
+/// regular file, not a FIFO`.
+pub fn not_a(channel: &dyn Channel, path: &Path, what: &str) -> anyhow::Error {
+    let it = channel.what();
+    fail_with_hint(
+        format!("{} is {what}, not a {it}", path.display()),
+        format!(
+            "choose another path with --path; the tool never replaces or follows \
+             anything that is not a {it}"
+        ),
+    )
+}
+
+/// The hint of a client that found no server.
+pub fn start_server_first(channel: &dyn Channel, path: &Path) -> String {
+    format!(
+        "start the server first: examples-ipc {} -s --path {}",
+        channel.name(),
+        path.display()
+    )
+}
+
+// ---- Records ----
+
+/// `fifo /run/user/0/examples-ipc.fifo: created; waiting for lines`
+#[derive(Serialize)]
+pub struct Start<'a> {
+    mechanism: &'static str,
+    #[serde(serialize_with = "crate::record::path")]
+    path: &'a Path,
+    created: bool,
+    /// What the server waits for, in the text line: `lines`.
+    #[serde(skip)]
+    waiting_for: &'static str,
+}
+
+impl<'a> Start<'a> {
+    pub fn new(
+        channel: &dyn Channel,
+        path: &'a Path,
+        created: bool,
+        waiting_for: &'static str,
+    ) -> Self {
+        Start {
+            mechanism: channel.name(),
+            path,
+            created,
+            waiting_for,
+        }
+    }
+}
+
+impl fmt::Display for Start<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: {}; waiting for {}",
+            self.mechanism,
+            Escaped(self.path.display()),
+            verb(self.created),
+            self.waiting_for
+        )
+    }
+}
+
+crate::record_kind!(Start<'_>, "start");
+
+/// `removed FIFO /path`
+#[derive(Serialize)]
+pub struct Removed<'a> {
+    mechanism: &'static str,
+    #[serde(serialize_with = "crate::record::path")]
+    path: &'a Path,
+    #[serde(skip)]
+    what: &'static str,
+}
+
+impl<'a> Removed<'a> {
+    pub fn new(channel: &dyn Channel, path: &'a Path) -> Self {
+        Removed {
+            mechanism: channel.name(),
+            path,
+            what: channel.what(),
+        }
+    }
+}
+
+impl fmt::Display for Removed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "removed {} {}", self.what, Escaped(self.path.display()))
+    }
+}
+
+crate::record_kind!(Removed<'_>, "removed");
 
 #[cfg(test)]
 mod tests {
