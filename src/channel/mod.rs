@@ -1,4 +1,5 @@
-//! Message channels reached by a path: the FIFO. A server creates the
+//! Message channels reached by a path: the FIFO and the Unix datagram
+//! socket. A server creates the
 //! channel when it is missing and prints every message; clients send
 //! messages to it; `--clean` removes it. The commands share one spec
 //! ([`spec::Channel`]), one set of options (the binary's `ChannelArgs`),
@@ -11,6 +12,7 @@
 //! (docs/architecture.md).
 
 pub mod fifo;
+pub mod socket;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -76,7 +78,7 @@ pub trait Channel: Sync {
 }
 
 /// Every channel, in the order `--help` lists them.
-pub static ALL: &[&dyn Channel] = &[&fifo::FIFO];
+pub static ALL: &[&dyn Channel] = &[&fifo::FIFO, &socket::SOCKET];
 
 /// The channel whose command word is `name`.
 pub fn find(name: &str) -> Option<&'static dyn Channel> {
