@@ -580,11 +580,10 @@ fn system_pages(path: &str) -> Vec<&'static str> {
         "ls" | "clean" | "limits" | "doctor" | "watch" | "bench" | "tour" => {
             &["shm_overview(7)", "sem_overview(7)", "sysvipc(7)"]
         }
-        "fifo" => &["fifo(7)", "mkfifo(3)"],
         "pipe" => &["pipe(7)"],
         "demo memfd" => &["memfd_create(2)", "shm_overview(7)"],
         p if p.starts_with("demo") => &["shm_overview(7)", "sem_overview(7)"],
-        _ => &[],
+        p => channel::find(p).map_or(&[], |c| c.man_pages()),
     };
     pages.extend_from_slice(topic);
     pages

@@ -87,6 +87,10 @@ impl Channel for FifoChannel {
         )]
     }
 
+    fn man_pages(&self) -> &'static [&'static str] {
+        &["fifo(7)", "mkfifo(3)"]
+    }
+
     fn default_path(&self) -> PathBuf {
         super::runtime_path("examples-ipc.fifo")
     }

@@ -54,6 +54,9 @@ pub trait Channel: Sync {
     /// The man page's FILES: each path and what it is.
     fn files(&self) -> &'static [(&'static str, &'static str)];
 
+    /// The system's man pages of the man page's SEE ALSO: `fifo(7)`.
+    fn man_pages(&self) -> &'static [&'static str];
+
     /// Where the channel is without `--path`.
     fn default_path(&self) -> PathBuf;
 

@@ -92,6 +92,10 @@ impl Channel for SocketChannel {
         )]
     }
 
+    fn man_pages(&self) -> &'static [&'static str] {
+        &["unix(7)", "bind(2)", "connect(2)", "recv(2)"]
+    }
+
     fn default_path(&self) -> PathBuf {
         runtime_path("examples-ipc.sock")
     }
