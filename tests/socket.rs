@@ -1,5 +1,6 @@
-//! `socket`: a datagram server that outlives its clients and removes its
-//! socket file, and the paths it must refuse.
+//! `socket`: a datagram server that outlives its clients and leaves its
+//! socket file, the next server that takes a stale one over, and the paths
+//! it must refuse.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
@@ -17,7 +18,7 @@ fn stale_socket(path: &Path) {
 }
 
 #[test]
-fn two_clients_in_turn_then_the_socket_is_gone() {
+fn two_clients_in_turn_then_the_socket_stays() {
     let dir = TempDir::new("sock-two");
     let p = &dir.file("s.sock");
     let mut server = Server::start(&["socket", "-s", "--path", p, "-c", "5", "--timeout", "20"]);
@@ -49,11 +50,12 @@ fn two_clients_in_turn_then_the_socket_is_gone() {
     assert!(status.success(), "{out:?} {err:?}");
     assert_eq!(untimed(out.last().unwrap()), "last");
     assert_eq!(out.len(), 6, "each datagram exactly once: {out:?}");
-    assert!(!Path::new(p).exists(), "the server removes its socket");
+    assert!(is_socket(Path::new(p)), "the server leaves its socket");
+    assert_ok(&run(&["socket", "--clean", "--path", p]));
 }
 
 #[test]
-fn json_lines_then_sigterm_removes_the_socket() {
+fn json_lines_then_sigterm_leaves_the_socket_to_take_over() {
     let dir = TempDir::new("sock-json");
     let p = &dir.file("s.sock");
     let mut server = Server::start(&["--json", "socket", "-s", "--path", p]);
@@ -79,6 +81,25 @@ fn json_lines_then_sigterm_removes_the_socket() {
     let (status, out, _) = server.finish();
     assert_eq!(status.code(), Some(0));
     assert!(out.last().unwrap().contains("canceled"), "{out:?}");
+    assert!(
+        is_socket(Path::new(p)),
+        "SIGTERM leaves the socket in place"
+    );
+
+    // The next server takes the stale socket over: a new one, `created`,
+    // and a start record with the same fields as before.
+    let server = Server::start(&["--json", "socket", "-s", "--path", p, "-c", "1"]);
+    let again: serde_json::Value = serde_json::from_str(&server.seen_out[0]).unwrap();
+    assert_eq!(again["created"], true);
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&again), keys(&start));
+    assert_ok(&run(&["socket", "--path", p, "-m", "after"]));
+    let (status, out, _) = server.finish();
+    assert!(status.success(), "{out:?}");
+    let line: serde_json::Value = serde_json::from_str(&out[1]).unwrap();
+    assert_eq!(line["text"], "after");
+    let out = assert_ok(&run(&["socket", "--clean", "--path", p]));
+    assert_eq!(out, format!("removed socket {p}\n"));
     assert!(!Path::new(p).exists());
 }
 
@@ -161,28 +182,31 @@ fn a_live_server_is_not_taken_over() {
 }
 
 #[test]
-fn a_stale_socket_is_refused_until_cleaned() {
+fn a_stale_socket_is_taken_over_then_cleaned() {
     let dir = TempDir::new("sock-stale");
     let p = &dir.file("s.sock");
     stale_socket(Path::new(p));
-    let err = assert_fails(
-        &run(&["socket", "-s", "--path", p, "-c", "1"]),
-        1,
-        "it is a stale socket (its server is gone)",
-    );
-    assert!(
-        err.contains(&format!(
-            "hint: remove it with: examples-ipc socket --clean --path {p}"
-        )),
-        "{err}"
-    );
     let err = assert_fails(
         &run(&["socket", "--path", p, "-c", "1"]),
         1,
         "no server is reading it",
     );
     assert!(err.contains("hint: start the server first"), "{err}");
-    assert!(is_socket(Path::new(p)), "refusals leave it");
+    assert!(is_socket(Path::new(p)), "a client leaves it");
+
+    let server = Server::start(&["socket", "-s", "--path", p, "-c", "1", "--timeout", "20"]);
+    assert_eq!(
+        untimed(&server.seen_out[0]),
+        format!("socket {p}: replaced a stale socket; waiting for messages")
+    );
+    let mode = std::fs::symlink_metadata(p).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "its own socket, with --mode");
+    assert_ok(&run(&["socket", "--path", p, "-m", "served"]));
+    let (status, out, err) = server.finish();
+    assert!(status.success(), "{out:?} {err:?}");
+    assert_eq!(untimed(&out[1]), "served");
+    assert!(is_socket(Path::new(p)));
+
     let out = assert_ok(&run(&["socket", "--clean", "--path", p]));
     assert_eq!(out, format!("removed socket {p}\n"));
     assert!(!Path::new(p).exists());

@@ -148,6 +148,10 @@ pub struct Start<'a> {
     /// What the server waits for, in the text line: `lines`.
     #[serde(skip)]
     waiting_for: &'static str,
+    /// The channel's `what()` when the server took the path over from a
+    /// stale one of its kind. Text only: in JSON a new one was `created`.
+    #[serde(skip)]
+    replaced: Option<&'static str>,
 }
 
 impl<'a> Start<'a> {
@@ -162,20 +166,28 @@ impl<'a> Start<'a> {
             path,
             created,
             waiting_for,
+            replaced: None,
+        }
+    }
+
+    /// The start of a server that removed a stale `channel` at the path
+    /// and made its own: `replaced a stale socket`.
+    pub fn replaced(channel: &dyn Channel, path: &'a Path, waiting_for: &'static str) -> Self {
+        Start {
+            replaced: Some(channel.what()),
+            ..Start::new(channel, path, true, waiting_for)
         }
     }
 }
 
 impl fmt::Display for Start<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {}: {}; waiting for {}",
-            self.mechanism,
-            Escaped(self.path.display()),
-            verb(self.created),
-            self.waiting_for
-        )
+        write!(f, "{} {}: ", self.mechanism, Escaped(self.path.display()))?;
+        match self.replaced {
+            Some(what) => write!(f, "replaced a stale {what}")?,
+            None => f.write_str(verb(self.created))?,
+        }
+        write!(f, "; waiting for {}", self.waiting_for)
     }
 }
 

@@ -3,10 +3,11 @@
 //! datagram per message, so a message is never split nor merged, and may
 //! hold newlines.
 //!
-//! Unlike a FIFO, a socket file without its server is dead (a connect to it
-//! is refused), so the server removes the file it bound when it ends, and
-//! only that file: a path since removed, or bound again by someone else, is
-//! left alone.
+//! As a FIFO server leaves its FIFO, a socket server leaves its socket
+//! file when it ends (the contract: a server leaves the object in place;
+//! `--clean` removes it). That file is then stale, as no one is bound to
+//! it: the next server at the path takes it over, as a FIFO server reuses
+//! a FIFO, while a socket with a live server is never touched.
 
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -21,7 +22,7 @@ use serde::Serialize;
 use super::{Channel, Removed, Start, not_a, runtime_path, start_server_first};
 use crate::error::{fail_with_hint, removed_under_server};
 use crate::guide::{CLIENT, Guide};
-use crate::ipc::socket::{self, Bound, FileId, Found};
+use crate::ipc::socket::{self, Bound, Found};
 use crate::output::{Escaped, Out};
 use crate::record::{Message, Record};
 use crate::serve::recv::{Source, receive_all};
@@ -55,11 +56,13 @@ impl Channel for SocketChannel {
 
     fn option_help(&self, id: &str) -> Option<&'static str> {
         Some(match id {
-            "server" => "Bind the socket and print every datagram sent to it; remove it on exit",
-            "clean" => "Remove a stale socket (only a socket: anything else at PATH is left alone)",
+            "server" => {
+                "Bind the socket (taking over a stale one) and print every datagram sent to it"
+            }
+            "clean" => "Remove the socket (only a socket: anything else at PATH is left alone)",
             "path" => {
-                "Path of the socket; the server binds it (mode --mode) and refuses \
-                 anything already there. Default: examples-ipc.sock in \
+                "Path of the socket; the server binds it (mode --mode), taking over \
+                 a stale socket; anything else there is refused. Default: examples-ipc.sock in \
                  $XDG_RUNTIME_DIR (private to the user), else in the temp dir"
             }
             "message" => {
@@ -117,15 +120,15 @@ const GUIDE: Guide = Guide {
     modes: &[
         (
             "-s, --server",
-            "Bind the socket; print every datagram sent to it, from any number \
-             of clients; remove it on exit",
+            "Bind the socket, taking over a stale one; print every datagram \
+             sent to it, from any number of clients",
         ),
         (
             CLIENT,
             "Client: send -c N datagrams (default 10 {\"count\":i}, or -m TEXT), \
              one every --interval",
         ),
-        ("--clean", "Remove a stale socket (its server is gone)"),
+        ("--clean", "Remove the socket"),
     ],
     examples: &[
         (
@@ -137,7 +140,7 @@ const GUIDE: Guide = Guide {
             &["examples-ipc socket -c 3 --interval 0"],
         ),
         (
-            "A socket at a path of your choice; --clean removes it if its server was killed:",
+            "A socket at a path of your choice, then remove it:",
             &[
                 "examples-ipc socket -s --path /tmp/my.sock",
                 "examples-ipc socket --clean --path /tmp/my.sock",
@@ -150,48 +153,56 @@ fn look(path: &Path) -> Result<Found> {
     socket::look(path).with_context(|| format!("cannot look at {}", path.display()))
 }
 
-/// Why the server cannot bind at `path`, which is taken: by something
-/// that is no socket, by a live server, or by a stale socket file.
-fn taken(path: &Path) -> anyhow::Error {
-    let found = match look(path) {
-        Ok(found) => found,
-        Err(e) => return e,
-    };
-    match found {
-        Found::Other(what) => not_a(&SOCKET, path, what),
-        // Gone again since the bind: say what the bind said.
-        Found::Missing => anyhow!(Errno::EADDRINUSE),
-        Found::Socket(_) => {
-            let clean = format!("examples-ipc socket --clean --path {}", path.display());
+/// The refusal of a path where a live server is bound.
+fn live() -> anyhow::Error {
+    fail_with_hint(
+        "another server is reading it",
+        "stop that server first, or choose another path with --path",
+    )
+}
+
+/// Bind at `path`, and whether a stale socket there was replaced. bind(2)
+/// never replaces what is at the path; when something is, only a socket
+/// nobody is bound to (connect says ECONNREFUSED) is removed, if the path
+/// still names the file looked at, and the bind tried once more. A live
+/// server, one that binds in between included, and anything not a socket
+/// are refused and left alone.
+fn bind(path: &Path, mode: FileMode) -> Result<(Bound, bool)> {
+    match Bound::bind(path, mode.bits()) {
+        Ok(sock) => return Ok((sock, false)),
+        Err(Errno::EADDRINUSE) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let replaced = match look(path)? {
+        Found::Other(what) => return Err(not_a(&SOCKET, path, what)),
+        // Gone since the bind: nothing to replace.
+        Found::Missing => false,
+        Found::Socket(file) => {
             match socket::connect(path) {
-                Ok(_) => fail_with_hint(
-                    "another server is reading it",
-                    format!("stop that server first; if it is a stale socket: {clean}"),
-                ),
-                Err(Errno::ECONNREFUSED) => fail_with_hint(
-                    "it is a stale socket (its server is gone)",
-                    format!("remove it with: {clean}"),
-                ),
-                Err(e) => anyhow!(e),
+                Ok(_) => return Err(live()),
+                Err(Errno::ECONNREFUSED) => {}
+                Err(e) => return Err(e.into()),
             }
+            socket::remove_if(path, file)?
         }
+    };
+    match Bound::bind(path, mode.bits()) {
+        Ok(sock) => Ok((sock, replaced)),
+        Err(Errno::EADDRINUSE) => Err(live()),
+        Err(e) => Err(e.into()),
     }
 }
 
 fn server(path: &Path, mode: FileMode, serve: &Serve, out: &mut Out) -> Result<ExitCode> {
     let mut server = Server::new(out, serve)?;
-    // bind is the check: it never replaces what is at the path.
-    let sock = Bound::bind(path, mode.bits())
-        .map_err(|e| match e {
-            Errno::EADDRINUSE => taken(path),
-            e => e.into(),
-        })
-        .with_context(|| format!("cannot serve socket {}", path.display()))?;
-    let _unbind = Unbind {
-        path,
-        file: sock.file(),
+    let (sock, replaced) =
+        bind(path, mode).with_context(|| format!("cannot serve socket {}", path.display()))?;
+    let start = if replaced {
+        Start::replaced(&SOCKET, path, "messages")
+    } else {
+        Start::new(&SOCKET, path, true, "messages")
     };
-    if server.start(&Start::new(&SOCKET, path, true, "messages"))? == Flow::Done {
+    if server.start(&start)? == Flow::Done {
         return Ok(ExitCode::SUCCESS);
     }
     let mut source = Datagrams {
@@ -200,20 +211,6 @@ fn server(path: &Path, mode: FileMode, serve: &Serve, out: &mut Out) -> Result<E
         buf: vec![0u8; MAX_DATAGRAM],
     };
     receive_all(&mut server, &mut source)
-}
-
-/// Removes the socket file the server bound when it ends, however it ends,
-/// if the path still names that file.
-struct Unbind<'p> {
-    path: &'p Path,
-    file: FileId,
-}
-
-impl Drop for Unbind<'_> {
-    fn drop(&mut self) {
-        // Nothing to do on failure: the file is left, as a kill -9 leaves it.
-        let _ = socket::remove_if(self.path, self.file);
-    }
 }
 
 /// The server's socket, one datagram at a time.

@@ -87,8 +87,8 @@ fn errno(e: &io::Error) -> Errno {
 }
 
 /// A datagram socket bound at a path, non-blocking, and the socket file
-/// the bind made. Closed in `Drop`, never unlinked: the server removes the
-/// file with [`remove_if`].
+/// the bind made. Closed in `Drop`, never unlinked: the file stays, stale,
+/// until [`remove_if`] removes it (`--clean`, or the next server).
 #[derive(Debug)]
 pub struct Bound {
     sock: UnixDatagram,
