@@ -10,6 +10,7 @@ use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcom
 
 use examples_ipc::channel::Channel;
 use examples_ipc::channel::fifo::FIFO;
+use examples_ipc::channel::socket::SOCKET;
 use examples_ipc::help;
 use examples_ipc::manpage::{Existing, existing, existing_arg};
 use examples_ipc::spec::{TourStep, default, flag};
@@ -636,6 +637,8 @@ pub enum Shell {
 pub enum ChannelCommand {
     /// Named pipe (mkfifo): a server reads JSON lines that clients write
     Fifo(FifoArgs),
+    /// Unix datagram socket: a server prints each datagram that clients send
+    Socket(SocketArgs),
 }
 
 impl ChannelCommand {
@@ -643,6 +646,7 @@ impl ChannelCommand {
     pub fn parts(&self) -> (&'static dyn Channel, &ChannelArgs) {
         match self {
             ChannelCommand::Fifo(args) => (&FIFO, &args.channel),
+            ChannelCommand::Socket(args) => (&SOCKET, &args.channel),
         }
     }
 }
@@ -654,6 +658,17 @@ impl ChannelCommand {
     mut_args(|arg| help::channel_options(&FIFO, arg))
 )]
 pub struct FifoArgs {
+    #[command(flatten)]
+    pub channel: ChannelArgs,
+}
+
+// `socket`: server (-s), client, or --clean.
+#[derive(Debug, Args)]
+#[command(
+    after_help = help::after_help("socket"),
+    mut_args(|arg| help::channel_options(&SOCKET, arg))
+)]
+pub struct SocketArgs {
     #[command(flatten)]
     pub channel: ChannelArgs,
 }

@@ -61,6 +61,13 @@ fn command_path(args: &[OsString]) -> String {
 
 /// The tip for `flag` refused by the command at `path`.
 fn tip(path: &str, flag: &str) -> Option<String> {
+    // A channel is at a path, so any -p there is a --path gone wrong.
+    if let Some(channel) = crate::channel::find(path).filter(|_| flag == "-p") {
+        return Some(format!(
+            "the {}'s path is given with --path",
+            channel.what()
+        ));
+    }
     let family = path.split(' ').next().unwrap_or("");
     let tip = match (family, path, flag) {
         ("posix", _, "-k" | "--key" | "-i" | "--id") => {
@@ -76,7 +83,6 @@ fn tip(path: &str, flag: &str) -> Option<String> {
             "POSIX messages have a priority (-p P), not a type".into()
         }
         (_, "posix sem", "--undo") => "SEM_UNDO is for System V semaphores: sysv sem --undo".into(),
-        (_, "fifo", "-p") => "the FIFO's path is given with --path".into(),
         (_, "clean", "-n") => "a dry run is --dry-run".into(),
         (_, "demo race" | "demo mutex" | "demo atomic" | "demo cures", "-p" | "-n") => {
             "processes and increments are --procs P and --iters N".into()

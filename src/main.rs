@@ -832,11 +832,12 @@ fn channel(channel: &dyn Channel, args: &ChannelArgs, given: &ArgMatches) -> Res
         Mode::Clean => ChannelRole::Clean,
         // The only other mode a channel has.
         _ => {
-            if args.message.as_ref().is_some_and(|m| m.contains('\n')) {
-                return Err(usage(format!(
-                    "a {} message is one line: --message cannot contain a newline",
-                    channel.what()
-                )));
+            if let Some(why) = args
+                .message
+                .as_deref()
+                .and_then(|m| channel.refuse_message(m))
+            {
+                return Err(usage(why));
             }
             ChannelRole::Client(send(
                 args.serve.count,
@@ -1065,16 +1066,17 @@ mod tests {
 
     #[test]
     fn mechanisms_name_their_modes_and_the_client() {
-        for path in [
+        let channels = examples_ipc::channel::ALL.iter().map(|c| c.name());
+        let others = [
             "posix msq",
             "posix shm",
             "posix sem",
             "sysv msq",
             "sysv shm",
             "sysv sem",
-            "fifo",
             "demo memfd",
-        ] {
+        ];
+        for path in others.into_iter().chain(channels) {
             let modes = help::guide(path).unwrap().modes;
             assert!(modes.iter().any(|(f, _)| *f == help::CLIENT), "{path}");
             assert!(modes.iter().any(|(f, _)| f.contains("--server")), "{path}");

@@ -566,13 +566,13 @@ fn files(roff: &mut Roff, path: &str) {
 fn system_pages(path: &str) -> Vec<&'static str> {
     let mut pages = vec!["ipcs(1)", "lsipc(1)", "ipcrm(1)", "mq_overview(7)"];
     let topic: &[&str] = match path {
-        "" => &[
-            "shm_overview(7)",
-            "sem_overview(7)",
-            "sysvipc(7)",
-            "fifo(7)",
-            "pipe(7)",
-        ],
+        "" => {
+            pages.extend(["shm_overview(7)", "sem_overview(7)", "sysvipc(7)"]);
+            // Each channel's overview (section 7); its calls are on its own page.
+            let channels = channel::ALL.iter().flat_map(|c| c.man_pages());
+            pages.extend(channels.filter(|p| p.ends_with("(7)")));
+            &["pipe(7)"]
+        }
         p if p.starts_with("posix shm") => &["shm_overview(7)"],
         p if p.starts_with("posix sem") => &["sem_overview(7)"],
         "posix" => &["shm_overview(7)", "sem_overview(7)"],
@@ -580,11 +580,10 @@ fn system_pages(path: &str) -> Vec<&'static str> {
         "ls" | "clean" | "limits" | "doctor" | "watch" | "bench" | "tour" => {
             &["shm_overview(7)", "sem_overview(7)", "sysvipc(7)"]
         }
-        "fifo" => &["fifo(7)", "mkfifo(3)"],
         "pipe" => &["pipe(7)"],
         "demo memfd" => &["memfd_create(2)", "shm_overview(7)"],
         p if p.starts_with("demo") => &["shm_overview(7)", "sem_overview(7)"],
-        _ => &[],
+        p => channel::find(p).map_or(&[], |c| c.man_pages()),
     };
     pages.extend_from_slice(topic);
     pages

@@ -146,6 +146,14 @@ fn man_dir_writes_a_page_per_command_that_renders_cleanly() {
     assert!(modes.contains("--server") && modes.contains("--clean") && modes.contains("--stat"));
     assert!(section(&msq, "EXAMPLES").contains("examples-ipc posix msq -s"));
 
+    // The top page names each channel's overview, not its system calls.
+    let top = page("examples-ipc.1");
+    let see_also = section(&top, "SEE ALSO");
+    for name in ["fifo(7)", "unix(7)", "pipe(7)"] {
+        assert!(see_also.contains(name), "{name}: {see_also}");
+    }
+    assert!(!see_also.contains("bind(2)"), "{see_also}");
+
     // `man` alone still prints the top page, the same one.
     let top = assert_ok(&run(&["man"]));
     assert_eq!(
@@ -168,6 +176,10 @@ fn check_page(target: &Path, files: &BTreeSet<String>, file: &str) {
         "fifo(7)",
         "pipe(7)",
         "mkfifo(3)",
+        "unix(7)",
+        "bind(2)",
+        "connect(2)",
+        "recv(2)",
         "memfd_create(2)",
     ]
     .into();

@@ -13,5 +13,6 @@ mod manpage;
 mod namespaces;
 mod posix;
 mod python;
+mod socket;
 mod sysv;
 mod usage;

@@ -540,6 +540,10 @@ fn short_flags_that_meant_something_else_are_gone() {
         "the FIFO's path is given with --path",
     );
     tip(
+        &["socket", "-p", "/tmp/x"],
+        "the socket's path is given with --path",
+    );
+    tip(
         &["demo", "race", "-p", "2"],
         "processes and increments are --procs P and --iters N",
     );

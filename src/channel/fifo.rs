@@ -17,12 +17,12 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, SpliceFFlags, tee};
 use serde::Serialize;
 
-use super::Channel;
+use super::{Channel, Removed, Start, not_a, start_server_first};
 use crate::error::{fail_with_hint, removed_under_server};
 use crate::guide::{CLIENT, Guide};
 use crate::ipc::fifo::{self, End, Fifo, Found, OpenFifoError};
 use crate::output::{Escaped, Out};
-use crate::record::{Message, Record, verb};
+use crate::record::{Message, Record};
 use crate::serve::recv::{Source, receive_all};
 use crate::serve::send::{Sink, room, send_all};
 use crate::serve::{Flow, Server, Wait};
@@ -69,6 +69,12 @@ impl Channel for FifoChannel {
         })
     }
 
+    /// Lines are its framing: a newline would split the message in two.
+    fn refuse_message(&self, text: &str) -> Option<String> {
+        text.contains('\n')
+            .then(|| "a FIFO message is one line: --message cannot contain a newline".into())
+    }
+
     fn failure(&self) -> &'static str {
         "The operation failed: no such FIFO, something else than a FIFO at \
          the path, no permission, or a server's --timeout passed."
@@ -81,14 +87,12 @@ impl Channel for FifoChannel {
         )]
     }
 
-    /// $XDG_RUNTIME_DIR is the user's own (mode 0700), where nobody else can
-    /// plant a FIFO for us; the shared temp dir is the fallback.
+    fn man_pages(&self) -> &'static [&'static str] {
+        &["fifo(7)", "mkfifo(3)"]
+    }
+
     fn default_path(&self) -> PathBuf {
-        std::env::var_os("XDG_RUNTIME_DIR")
-            .map(PathBuf::from)
-            .filter(|d| d.is_absolute() && d.is_dir())
-            .unwrap_or_else(std::env::temp_dir)
-            .join("examples-ipc.fifo")
+        super::runtime_path("examples-ipc.fifo")
     }
 
     fn serve(&self, path: &Path, mode: FileMode, serve: &Serve, out: &mut Out) -> Result<ExitCode> {
@@ -142,10 +146,7 @@ fn look(path: &Path) -> Result<Found> {
 }
 
 fn not_a_fifo(path: &Path, what: &str) -> anyhow::Error {
-    fail_with_hint(
-        format!("{} is {what}, not a FIFO", path.display()),
-        "choose another path with --path; the tool never replaces or follows anything that is not a FIFO",
-    )
+    not_a(&FIFO, path, what)
 }
 
 /// Open the FIFO at `path` (`Fifo::open`: never through a symlink, and only
@@ -154,13 +155,9 @@ fn open_fifo(path: &Path, end: End) -> Result<Fifo, anyhow::Error> {
     Fifo::open(path, end)
         .map_err(|e| match e {
             OpenFifoError::Os(Errno::ELOOP) => not_a_fifo(path, "a symbolic link"),
-            OpenFifoError::Os(Errno::ENXIO) => fail_with_hint(
-                "no server is reading it",
-                format!(
-                    "start the server first: examples-ipc fifo -s --path {}",
-                    path.display()
-                ),
-            ),
+            OpenFifoError::Os(Errno::ENXIO) => {
+                fail_with_hint("no server is reading it", start_server_first(&FIFO, path))
+            }
             OpenFifoError::Os(e) => e.into(),
             OpenFifoError::NotAFifo(what) => not_a_fifo(path, what),
         })
@@ -181,7 +178,7 @@ fn server(path: &Path, mode: FileMode, serve: &Serve, out: &mut Out) -> Result<E
             .with_context(|| format!("cannot create FIFO {}", path.display()))?,
     };
     let fifo = open_fifo(path, End::ReadWrite)?;
-    if server.start(&Start::new(path, created))? == Flow::Done {
+    if server.start(&Start::new(&FIFO, path, created, "lines"))? == Flow::Done {
         return Ok(ExitCode::SUCCESS);
     }
     let mut source = Lines {
@@ -336,10 +333,7 @@ fn client(path: &Path, send: &Send, out: &mut Out) -> Result<ExitCode> {
     if let Found::Missing = look(path)? {
         return Err(fail_with_hint(
             "no such FIFO",
-            format!(
-                "start the server first: examples-ipc fifo -s --path {}",
-                path.display()
-            ),
+            start_server_first(&FIFO, path),
         ))
         .with_context(|| format!("cannot open FIFO {}", path.display()));
     }
@@ -414,46 +408,11 @@ fn clean(path: &Path, out: &mut Out) -> Result<ExitCode> {
         Found::Fifo => {}
     }
     fifo::remove(path).with_context(|| format!("cannot remove FIFO {}", path.display()))?;
-    out.line(&Removed {
-        mechanism: "fifo",
-        path,
-    })?;
+    out.line(&Removed::new(&FIFO, path))?;
     Ok(ExitCode::SUCCESS)
 }
 
 // ---- Records ----
-
-/// `fifo /run/user/0/examples-ipc.fifo: created; waiting for lines`
-#[derive(Serialize)]
-struct Start<'a> {
-    mechanism: &'static str,
-    #[serde(serialize_with = "crate::record::path")]
-    path: &'a Path,
-    created: bool,
-}
-
-impl<'a> Start<'a> {
-    fn new(path: &'a Path, created: bool) -> Self {
-        Start {
-            mechanism: "fifo",
-            path,
-            created,
-        }
-    }
-}
-
-impl fmt::Display for Start<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "fifo {}: {}; waiting for lines",
-            Escaped(self.path.display()),
-            verb(self.created)
-        )
-    }
-}
-
-crate::record_kind!(Start<'_>, "start");
 
 /// A line's head: nothing, a FIFO carries bare lines.
 #[derive(Serialize)]
@@ -469,19 +428,3 @@ impl fmt::Display for Line {
 fn taken(line: &[u8]) -> Message<'_, Line> {
     Message::new(false, Line {}, line.strip_suffix(b"\r").unwrap_or(line))
 }
-
-/// `removed FIFO /path`
-#[derive(Serialize)]
-struct Removed<'a> {
-    mechanism: &'static str,
-    #[serde(serialize_with = "crate::record::path")]
-    path: &'a Path,
-}
-
-impl fmt::Display for Removed<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "removed FIFO {}", Escaped(self.path.display()))
-    }
-}
-
-crate::record_kind!(Removed<'_>, "removed");

@@ -1,4 +1,5 @@
-//! Message channels reached by a path: the FIFO. A server creates the
+//! Message channels reached by a path: the FIFO and the Unix datagram
+//! socket. A server creates the
 //! channel when it is missing and prints every message; clients send
 //! messages to it; `--clean` removes it. The commands share one spec
 //! ([`spec::Channel`]), one set of options (the binary's `ChannelArgs`),
@@ -11,14 +12,19 @@
 //! (docs/architecture.md).
 
 pub mod fifo;
+pub mod socket;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Result, anyhow};
+use serde::Serialize;
 
+use crate::error::fail_with_hint;
 use crate::guide::Guide;
-use crate::output::Out;
+use crate::output::{Escaped, Out};
+use crate::record::verb;
 use crate::spec::{self, ChannelRole, Send, Serve};
 use crate::target::FileMode;
 
@@ -38,11 +44,18 @@ pub trait Channel: Sync {
     /// otherwise than the shared `ChannelArgs`.
     fn option_help(&self, id: &str) -> Option<&'static str>;
 
+    /// Why `--message TEXT` cannot be one message of this channel, if it
+    /// cannot: the client refuses it before sending anything (exit 2).
+    fn refuse_message(&self, text: &str) -> Option<String>;
+
     /// The man page's EXIT STATUS line for a failure.
     fn failure(&self) -> &'static str;
 
     /// The man page's FILES: each path and what it is.
     fn files(&self) -> &'static [(&'static str, &'static str)];
+
+    /// The system's man pages of the man page's SEE ALSO: `fifo(7)`.
+    fn man_pages(&self) -> &'static [&'static str];
 
     /// Where the channel is without `--path`.
     fn default_path(&self) -> PathBuf;
@@ -68,7 +81,7 @@ pub trait Channel: Sync {
 }
 
 /// Every channel, in the order `--help` lists them.
-pub static ALL: &[&dyn Channel] = &[&fifo::FIFO];
+pub static ALL: &[&dyn Channel] = &[&fifo::FIFO, &socket::SOCKET];
 
 /// The channel whose command word is `name`.
 pub fn find(name: &str) -> Option<&'static dyn Channel> {
@@ -89,6 +102,124 @@ pub fn run(spec: &spec::Channel, out: &mut Out) -> Result<ExitCode> {
         ChannelRole::Clean => channel.clean(path, out),
     }
 }
+
+/// `file` in $XDG_RUNTIME_DIR, else in the temp dir: a channel's default
+/// path. $XDG_RUNTIME_DIR is the user's own (mode 0700), where nobody else
+/// can plant a file for us; the shared temp dir is the fallback.
+pub fn runtime_path(file: &str) -> PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute() && d.is_dir())
+        .unwrap_or_else(std::env::temp_dir)
+        .join(file)
+}
+
+/// The refusal of something at `path` that is not the channel: `/p is a
+/// regular file, not a FIFO`.
+pub fn not_a(channel: &dyn Channel, path: &Path, what: &str) -> anyhow::Error {
+    let it = channel.what();
+    fail_with_hint(
+        format!("{} is {what}, not a {it}", path.display()),
+        format!(
+            "choose another path with --path; the tool never replaces or follows \
+             anything that is not a {it}"
+        ),
+    )
+}
+
+/// The hint of a client that found no server.
+pub fn start_server_first(channel: &dyn Channel, path: &Path) -> String {
+    format!(
+        "start the server first: examples-ipc {} -s --path {}",
+        channel.name(),
+        path.display()
+    )
+}
+
+// ---- Records ----
+
+/// `fifo /run/user/0/examples-ipc.fifo: created; waiting for lines`
+#[derive(Serialize)]
+pub struct Start<'a> {
+    mechanism: &'static str,
+    #[serde(serialize_with = "crate::record::path")]
+    path: &'a Path,
+    created: bool,
+    /// What the server waits for, in the text line: `lines`.
+    #[serde(skip)]
+    waiting_for: &'static str,
+    /// The channel's `what()` when the server took the path over from a
+    /// stale one of its kind. Text only: in JSON a new one was `created`.
+    #[serde(skip)]
+    replaced: Option<&'static str>,
+}
+
+impl<'a> Start<'a> {
+    pub fn new(
+        channel: &dyn Channel,
+        path: &'a Path,
+        created: bool,
+        waiting_for: &'static str,
+    ) -> Self {
+        Start {
+            mechanism: channel.name(),
+            path,
+            created,
+            waiting_for,
+            replaced: None,
+        }
+    }
+
+    /// The start of a server that removed a stale `channel` at the path
+    /// and made its own: `replaced a stale socket`.
+    pub fn replaced(channel: &dyn Channel, path: &'a Path, waiting_for: &'static str) -> Self {
+        Start {
+            replaced: Some(channel.what()),
+            ..Start::new(channel, path, true, waiting_for)
+        }
+    }
+}
+
+impl fmt::Display for Start<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: ", self.mechanism, Escaped(self.path.display()))?;
+        match self.replaced {
+            Some(what) => write!(f, "replaced a stale {what}")?,
+            None => f.write_str(verb(self.created))?,
+        }
+        write!(f, "; waiting for {}", self.waiting_for)
+    }
+}
+
+crate::record_kind!(Start<'_>, "start");
+
+/// `removed FIFO /path`
+#[derive(Serialize)]
+pub struct Removed<'a> {
+    mechanism: &'static str,
+    #[serde(serialize_with = "crate::record::path")]
+    path: &'a Path,
+    #[serde(skip)]
+    what: &'static str,
+}
+
+impl<'a> Removed<'a> {
+    pub fn new(channel: &dyn Channel, path: &'a Path) -> Self {
+        Removed {
+            mechanism: channel.name(),
+            path,
+            what: channel.what(),
+        }
+    }
+}
+
+impl fmt::Display for Removed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "removed {} {}", self.what, Escaped(self.path.display()))
+    }
+}
+
+crate::record_kind!(Removed<'_>, "removed");
 
 #[cfg(test)]
 mod tests {
