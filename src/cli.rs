@@ -15,6 +15,7 @@ use examples_ipc::help;
 use examples_ipc::manpage::{Existing, existing, existing_arg};
 use examples_ipc::spec::{TourStep, default, flag};
 use examples_ipc::target::{FileMode, IpcId, PosixName, PosixPrefix, Seconds, SysvKey, ranged};
+use examples_ipc::tour;
 
 /// Explore, test and debug Linux inter-process communication.
 ///
@@ -419,9 +420,9 @@ pub struct TourArgs {
     pub only: Vec<TourStep>,
 }
 
-/// A step of `--only`: its names are `spec::TourStep`'s, offered by Tab.
+/// A step of `--only`: its names are the tour's steps', offered by Tab.
 fn tour_step() -> impl TypedValueParser<Value = TourStep> {
-    clap::builder::PossibleValuesParser::new(TourStep::ALL.map(TourStep::name))
+    clap::builder::PossibleValuesParser::new(tour::all_steps().into_iter().map(TourStep::name))
         .try_map(|name| name.parse::<TourStep>())
 }
 

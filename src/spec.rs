@@ -371,49 +371,23 @@ pub enum MemfdRole {
     },
 }
 
-/// A step of `tour`: one kind of object, or the FIFO, or the pipes.
+/// A step of `tour`: one kind of object, a message channel (by its name),
+/// or the pipes. `tour` lists the steps and parses their names, as it knows
+/// the channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TourStep {
     Object(Kind),
-    Fifo,
+    Channel(&'static str),
     Pipe,
 }
 
 impl TourStep {
-    /// Every step, in tour order.
-    pub const ALL: [TourStep; 8] = [
-        TourStep::Object(Kind::PosixMsq),
-        TourStep::Object(Kind::PosixShm),
-        TourStep::Object(Kind::PosixSem),
-        TourStep::Object(Kind::SysvMsq),
-        TourStep::Object(Kind::SysvShm),
-        TourStep::Object(Kind::SysvSem),
-        TourStep::Fifo,
-        TourStep::Pipe,
-    ];
-
     /// Its name for `--only` and in JSON: `posix-msq`, ..., `fifo`, `pipe`.
     pub fn name(self) -> &'static str {
         match self {
             TourStep::Object(kind) => kind.mechanism(),
-            TourStep::Fifo => "fifo",
+            TourStep::Channel(name) => name,
             TourStep::Pipe => "pipe",
-        }
-    }
-}
-
-/// `posix-msq` ... `sysv-sem` (a kind's name), `fifo` or `pipe`.
-impl std::str::FromStr for TourStep {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<TourStep, String> {
-        match s {
-            "fifo" => Ok(TourStep::Fifo),
-            "pipe" => Ok(TourStep::Pipe),
-            _ => s
-                .parse()
-                .map(TourStep::Object)
-                .map_err(|_| format!("'{s}' is not a step of the tour")),
         }
     }
 }

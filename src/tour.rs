@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 
-use crate::channel::Channel as _;
-use crate::channel::fifo::FIFO;
+use crate::channel;
 use crate::error::Chain;
 use crate::ipc::Creation;
 use crate::ipc::process::{ChildGuard, exit_status};
@@ -294,30 +293,52 @@ fn sysv_msq_step(key: SysvKey) -> Step {
     }
 }
 
-/// A FIFO at `path`: two writers in turn, the server outlives both.
-fn fifo_step(path: PathBuf) -> Step {
-    let fifo = |role| {
+/// A channel at `path`: two writers in turn, the server outlives both.
+fn channel_step(channel: &dyn channel::Channel, path: PathBuf) -> Step {
+    let task = |role| {
         Task::Channel(Channel {
-            name: FIFO.name(),
+            name: channel.name(),
             path: path.clone(),
             role,
         })
     };
     Step {
-        id: TourStep::Fifo,
-        title: "Named pipe (FIFO): two writers in turn, the server outlives both".into(),
-        server: Some(fifo(ChannelRole::Server {
+        id: TourStep::Channel(channel.name()),
+        title: format!(
+            "{}: two writers in turn, the server outlives both",
+            channel.title()
+        ),
+        server: Some(task(ChannelRole::Server {
             mode: default::MODE,
             serve: serve(3),
         })),
         clients: vec![
-            client(fifo(ChannelRole::Client(send(2, None))), 0),
+            client(task(ChannelRole::Client(send(2, None))), 0),
             client(
-                fifo(ChannelRole::Client(send(1, Some("a second writer")))),
+                task(ChannelRole::Client(send(1, Some("a second writer")))),
                 0,
             ),
         ],
-        clean: Some(fifo(ChannelRole::Clean)),
+        clean: Some(task(ChannelRole::Clean)),
+    }
+}
+
+/// Every step's id, in tour order: the six kinds, the channels, the pipes.
+pub fn all_steps() -> Vec<TourStep> {
+    let objects = Kind::ALL.into_iter().map(TourStep::Object);
+    let channels = channel::ALL.iter().map(|c| TourStep::Channel(c.name()));
+    objects.chain(channels).chain([TourStep::Pipe]).collect()
+}
+
+/// `posix-msq` ... `sysv-sem` (a kind's name), a channel's name, or `pipe`.
+impl std::str::FromStr for TourStep {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<TourStep, String> {
+        all_steps()
+            .into_iter()
+            .find(|step| step.name() == s)
+            .ok_or_else(|| format!("'{s}' is not a step of the tour"))
     }
 }
 
@@ -354,20 +375,23 @@ fn steps(tag: &str) -> Result<Vec<Step>> {
             Task::SysvShm,
         ),
         sem_step(Kind::SysvSem, "System V semaphore", sem_key, Task::SysvSem),
-        fifo_step(std::env::temp_dir().join(format!("eipc-tour-{tag}.fifo"))),
-        Step {
-            id: TourStep::Pipe,
-            title: "Anonymous pipes: a parent and its child, one pipe each way".into(),
-            server: None,
-            clients: vec![client(
-                Task::Pipe(Pipe {
-                    messages: Vec::new(),
-                }),
-                0,
-            )],
-            clean: None,
-        },
     ];
+    for channel in channel::ALL {
+        let file = format!("eipc-tour-{tag}.{}", channel.name());
+        steps.push(channel_step(*channel, std::env::temp_dir().join(file)));
+    }
+    steps.push(Step {
+        id: TourStep::Pipe,
+        title: "Anonymous pipes: a parent and its child, one pipe each way".into(),
+        server: None,
+        clients: vec![client(
+            Task::Pipe(Pipe {
+                messages: Vec::new(),
+            }),
+            0,
+        )],
+        clean: None,
+    });
     // Each object's `--clean`, written from the server's own target.
     for step in &mut steps {
         if step.clean.is_none() {

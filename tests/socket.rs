@@ -265,3 +265,20 @@ fn replaced_under_the_server_ends_it_and_the_new_one_stays() {
     server.fails_with("was removed under the server");
     assert!(is_socket(Path::new(p)));
 }
+
+#[test]
+fn tour_runs_the_socket_step_and_removes_its_socket() {
+    let o = run(&["tour", "--only", "socket"]);
+    let out = assert_ok(&o);
+    assert!(out.contains("== Unix datagram socket: "), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("  server | ") && l.ends_with(" a second writer")),
+        "{out}"
+    );
+    let socket = out
+        .lines()
+        .find_map(|l| l.strip_prefix("  removed socket "))
+        .expect("the tour removes its socket");
+    assert!(!Path::new(socket).exists(), "{socket}");
+}

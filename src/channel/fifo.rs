@@ -46,6 +46,10 @@ impl Channel for FifoChannel {
         "FIFO"
     }
 
+    fn title(&self) -> &'static str {
+        "Named pipe (FIFO)"
+    }
+
     fn guide(&self) -> &'static Guide {
         &GUIDE
     }

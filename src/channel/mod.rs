@@ -37,6 +37,9 @@ pub trait Channel: Sync {
     /// What it is in messages: `FIFO`.
     fn what(&self) -> &'static str;
 
+    /// What it is, as a heading (`tour`'s step): `Named pipe (FIFO)`.
+    fn title(&self) -> &'static str;
+
     /// Its modes and examples for `--help` and the man page.
     fn guide(&self) -> &'static Guide;
 

@@ -50,6 +50,10 @@ impl Channel for SocketChannel {
         "socket"
     }
 
+    fn title(&self) -> &'static str {
+        "Unix datagram socket"
+    }
+
     fn guide(&self) -> &'static Guide {
         &GUIDE
     }
