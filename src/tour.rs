@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -28,6 +29,7 @@ use crate::ipc::sysv_sem::Sem;
 use crate::ipc::sysv_shm::Shm;
 use crate::object::{Kind, ObjectRef};
 use crate::output::Out;
+use crate::signal::Cancel;
 use crate::spec::{
     self, Channel, ChannelRole, Create, Pipe, PosixMsq, PosixMsqRole, QueueAttrs, SegmentAttrs,
     SemAction, SemAttrs, SemClient, SemRole, Send, Serve, ShmRole, SysvMsq, SysvMsqRole, Task,
@@ -417,31 +419,50 @@ fn object_of(task: &Task) -> Option<ObjectRef> {
 pub fn run(tour: &Tour, out: &mut Out) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let tag = std::process::id().to_string();
+    // Ctrl-C reaches the children too (one process group): they end, and
+    // the tour removes what the step made before it stops, instead of dying
+    // with the objects left behind.
+    let cancel = Cancel::install().context("cannot install the signal handlers")?;
     let mut failed = Vec::new();
     let mut ran = 0;
     for step in steps(&tag)? {
         if !tour.only.is_empty() && !tour.only.contains(&step.id) {
             continue;
         }
+        if cancel.is_canceled() {
+            break;
+        }
         ran += 1;
         let shown = Shown::new(&step, out.is_json());
         shown.step_start(out)?;
         let result = run_step(&exe, &shown, out);
-        // Remove the object whatever happened; a missing object is fine here.
+        // Remove the object whatever happened, and before showing it: when
+        // stdout is gone (`tour | head`), showing fails, and the object must
+        // not stay behind. A missing object is fine here.
         if let Some(clean) = &step.clean {
             let clean = shown.child_args(clean);
+            // In a process group of its own, so a second Ctrl-C cannot stop it.
+            let removed = Command::new(&exe).args(&clean).process_group(0).output();
             shown.command(out, Role::Clean, &clean, false)?;
-            if let Ok(o) = Command::new(&exe).args(&clean).output() {
+            if let Ok(o) = removed {
                 for text in String::from_utf8_lossy(&o.stdout).lines() {
                     shown.line(out, &Line::new(Role::Clean, false, text))?;
                 }
             }
+        }
+        if cancel.is_canceled() {
+            // The step was cut short on purpose: not a failure to report.
+            break;
         }
         shown.step_result(out, result.as_ref().err())?;
         if result.is_err() {
             failed.push(step.title);
         }
         out.flush()?;
+    }
+    if cancel.is_canceled() {
+        out.canceled()?;
+        return Ok(ExitCode::SUCCESS);
     }
     let done = Done {
         ok: failed.is_empty(),

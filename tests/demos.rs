@@ -255,6 +255,99 @@ fn tour_runs_fifo_and_pipe_and_removes_the_fifo() {
     assert!(!std::path::Path::new(fifo).exists());
 }
 
+/// A tour started in its own process group, read up to its first server's
+/// start line: the first step's object exists from then on. The guard
+/// removes whatever of the tour's POSIX objects and files a failing test
+/// would otherwise leave.
+fn tour_at_its_first_object() -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+    Cleanup,
+) {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let mut child = bin()
+        .arg("tour")
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut cleanup = Cleanup::new();
+    cleanup
+        .add(Obj::PosixMsq(format!("/eipc-tour-{pid}-msq")))
+        .add(Obj::PosixShm(format!("/eipc-tour-{pid}-shm")))
+        .add(Obj::PosixSem(format!("/eipc-tour-{pid}-sem")));
+    for ext in ["fifo", "socket"] {
+        let file = std::env::temp_dir().join(format!("eipc-tour-{pid}.{ext}"));
+        cleanup.add(Obj::Path(file));
+    }
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !(line.contains("server | ") && line.contains("created")) {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the tour ended early"
+        );
+    }
+    (child, stdout, cleanup)
+}
+
+/// What a tour of pid `pid` may have left: POSIX objects of its names and
+/// files of its FIFO and socket (its System V keys are free keys, not
+/// derived from anything a test can list).
+fn tour_leftovers(pid: u32) -> Vec<String> {
+    let prefix = format!("/eipc-tour-{pid}-");
+    let o = run(&["--json", "ls", "--prefix", &prefix]);
+    let listing: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut left: Vec<String> = listing["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|obj| obj["name"].to_string())
+        .collect();
+    for ext in ["fifo", "socket"] {
+        let file = std::env::temp_dir().join(format!("eipc-tour-{pid}.{ext}"));
+        if file.exists() {
+            left.push(file.display().to_string());
+        }
+    }
+    left
+}
+
+/// `tour | head`: once stdout is gone, the tour stops, and still removes
+/// what the step in progress made (it used to stop before `--clean`).
+#[test]
+fn tour_whose_stdout_closes_leaves_nothing() {
+    let (mut child, stdout, _cleanup) = tour_at_its_first_object();
+    drop(stdout);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "EPIPE ends the tour quietly");
+    assert_eq!(tour_leftovers(child.id()), Vec::<String>::new());
+}
+
+/// Ctrl-C during the tour: the children end, the tour removes what the
+/// step made, then says `canceled.` and exits 0, as a server does.
+#[test]
+fn tour_canceled_by_ctrl_c_leaves_nothing() {
+    let (mut child, mut stdout, _cleanup) = tour_at_its_first_object();
+    // SAFETY: kill(2) on the process group of our own child.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    // On a machine slow enough to finish all nine steps before the signal
+    // lands, the tour ends as usual; either way it removed everything.
+    assert!(
+        rest.trim_end().ends_with("canceled.") || rest.contains("Every step ran end to end"),
+        "{rest}"
+    );
+    assert_eq!(tour_leftovers(child.id()), Vec::<String>::new(), "{rest}");
+}
+
 /// A memfd exchange name no other test uses, its publication registered for removal.
 fn memfd_name(tag: &str, cleanup: &mut Cleanup) -> String {
     let name = unique_name(tag)[1..].to_string();
