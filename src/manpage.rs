@@ -456,7 +456,7 @@ fn exit_status(roff: &mut Roff, path: &str) {
 /// What exit status 1 means for the command at `path`.
 fn failure(path: &str) -> &'static str {
     if let Some(channel) = channel::find(path) {
-        return channel.failure();
+        return channel.about().failure;
     }
     let kind = path.rsplit(' ').next().unwrap_or("");
     match (path, kind) {
@@ -545,7 +545,7 @@ fn files_of(path: &str) -> Vec<(&'static str, &'static str)> {
             ),
             ("/proc/PID/fd/FD", "how a client opens the server's memfd"),
         ],
-        _ => channel::find(path).map_or_else(Vec::new, |c| c.files().to_vec()),
+        _ => channel::find(path).map_or_else(Vec::new, |c| c.about().files.to_vec()),
     }
 }
 
@@ -569,7 +569,7 @@ fn system_pages(path: &str) -> Vec<&'static str> {
         "" => {
             pages.extend(["shm_overview(7)", "sem_overview(7)", "sysvipc(7)"]);
             // Each channel's overview (section 7); its calls are on its own page.
-            let channels = channel::ALL.iter().flat_map(|c| c.man_pages());
+            let channels = channel::ALL.iter().flat_map(|c| c.about().man_pages);
             pages.extend(channels.filter(|p| p.ends_with("(7)")));
             &["pipe(7)"]
         }
@@ -583,7 +583,7 @@ fn system_pages(path: &str) -> Vec<&'static str> {
         "pipe" => &["pipe(7)"],
         "demo memfd" => &["memfd_create(2)", "shm_overview(7)"],
         p if p.starts_with("demo") => &["shm_overview(7)", "sem_overview(7)"],
-        p => channel::find(p).map_or(&[], |c| c.man_pages()),
+        p => channel::find(p).map_or(&[], |c| c.about().man_pages),
     };
     pages.extend_from_slice(topic);
     pages

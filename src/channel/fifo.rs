@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -17,7 +17,7 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, SpliceFFlags, tee};
 use serde::Serialize;
 
-use super::{Channel, Removed, Start, not_a, start_server_first};
+use super::{About, Channel, Removed, Start, not_a, start_server_first};
 use crate::error::{fail_with_hint, removed_under_server};
 use crate::guide::{CLIENT, Guide};
 use crate::ipc::fifo::{self, End, Fifo, Found, OpenFifoError};
@@ -38,79 +38,122 @@ pub struct FifoChannel;
 pub static FIFO: FifoChannel = FifoChannel;
 
 impl Channel for FifoChannel {
-    fn name(&self) -> &'static str {
-        "fifo"
-    }
-
-    fn what(&self) -> &'static str {
-        "FIFO"
-    }
-
-    fn title(&self) -> &'static str {
-        "Named pipe (FIFO)"
-    }
-
-    fn guide(&self) -> &'static Guide {
-        &GUIDE
-    }
-
-    fn option_help(&self, id: &str) -> Option<&'static str> {
-        Some(match id {
-            "server" => "Create the FIFO if missing and print every line written to it",
-            "clean" => "Remove the FIFO (only a FIFO: anything else at PATH is left alone)",
-            "path" => {
-                "Path of the FIFO; the server creates it (mode --mode) when missing. \
-                 Default: examples-ipc.fifo in $XDG_RUNTIME_DIR (private to the user), \
-                 else in the temp dir"
-            }
-            "message" => {
-                "Client: write TEXT as one line instead of {\"count\":i}: once, or -c N times"
-            }
-            "interval" => "Client: seconds between lines (fractions and 0 allowed)",
-            "count" => "Server: exit 0 after N lines. Client: write N lines (default 10)",
-            "timeout" => "Server: exit 1 when no line comes for SECS seconds (fractions allowed)",
-            _ => return None,
-        })
-    }
-
-    /// Lines are its framing: a newline would split the message in two.
-    fn refuse_message(&self, text: &str) -> Option<String> {
-        text.contains('\n')
-            .then(|| "a FIFO message is one line: --message cannot contain a newline".into())
-    }
-
-    fn failure(&self) -> &'static str {
-        "The operation failed: no such FIFO, something else than a FIFO at \
-         the path, no permission, or a server's --timeout passed."
-    }
-
-    fn files(&self) -> &'static [(&'static str, &'static str)] {
-        &[(
-            "$XDG_RUNTIME_DIR/examples-ipc.fifo",
-            "the FIFO without --path; in the temporary directory when XDG_RUNTIME_DIR is unset",
-        )]
-    }
-
-    fn man_pages(&self) -> &'static [&'static str] {
-        &["fifo(7)", "mkfifo(3)"]
-    }
-
-    fn default_path(&self) -> PathBuf {
-        super::runtime_path("examples-ipc.fifo")
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn serve(&self, path: &Path, mode: FileMode, serve: &Serve, out: &mut Out) -> Result<ExitCode> {
-        server(path, mode, serve, out)
+        let mut server = Server::new(out, serve)?;
+        let created = match look(path)? {
+            Found::Fifo => false,
+            Found::Other(what) => {
+                return Err(not_a_fifo(path, what))
+                    .with_context(|| format!("cannot serve FIFO {}", path.display()));
+            }
+            // Someone may make it between our lstat and mkfifo (`false`): open
+            // checks what it is.
+            Found::Missing => fifo::create(path, mode.bits())
+                .with_context(|| format!("cannot create FIFO {}", path.display()))?,
+        };
+        let fifo = open_fifo(path, End::ReadWrite)?;
+        if server.start(&Start::new(&FIFO, path, created, "lines"))? == Flow::Done {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut source = Lines {
+            fifo,
+            path,
+            peek: Peek::new()?,
+            peeked: vec![0u8; PEEK_MAX],
+            at: 0,
+            avail: 0,
+            taken: vec![0u8; PEEK_MAX],
+            pending: Vec::new(),
+            printed: 0,
+        };
+        receive_all(&mut server, &mut source)
     }
 
     fn send(&self, path: &Path, send: &Send, out: &mut Out) -> Result<ExitCode> {
-        client(path, send, out)
+        if let Found::Missing = look(path)? {
+            return Err(fail_with_hint(
+                "no such FIFO",
+                start_server_first(&FIFO, path),
+            ))
+            .with_context(|| format!("cannot open FIFO {}", path.display()));
+        }
+        // O_NONBLOCK makes a missing reader an error (ENXIO) instead of a hang;
+        // a full pipe is then waited for with poll.
+        let fifo = open_fifo(path, End::Write)?;
+        let mut sink = Writer {
+            fifo,
+            path,
+            written: 0,
+        };
+        send_all(out, &mut sink, send, b"\n")
     }
 
     fn clean(&self, path: &Path, out: &mut Out) -> Result<ExitCode> {
-        clean(path, out)
+        match look(path)? {
+            Found::Missing => bail!("cannot remove FIFO {}: no such FIFO", path.display()),
+            Found::Other(what) => {
+                return Err(not_a_fifo(path, what))
+                    .with_context(|| format!("cannot remove FIFO {}", path.display()));
+            }
+            Found::Fifo => {}
+        }
+        fifo::remove(path).with_context(|| format!("cannot remove FIFO {}", path.display()))?;
+        out.line(&Removed::new(&FIFO, path))?;
+        Ok(ExitCode::SUCCESS)
     }
 }
+
+const ABOUT: About = About {
+    name: "fifo",
+    what: "FIFO",
+    title: "Named pipe (FIFO)",
+    file: "examples-ipc.fifo",
+    lines: true,
+    guide: GUIDE,
+    option_help: &[
+        (
+            "server",
+            "Create the FIFO if missing and print every line written to it",
+        ),
+        (
+            "clean",
+            "Remove the FIFO (only a FIFO: anything else at PATH is left alone)",
+        ),
+        (
+            "path",
+            "Path of the FIFO; the server creates it (mode --mode) when missing. \
+             Default: examples-ipc.fifo in $XDG_RUNTIME_DIR (private to the user), \
+             else in the temp dir",
+        ),
+        (
+            "message",
+            "Client: write TEXT as one line instead of {\"count\":i}: once, or -c N times",
+        ),
+        (
+            "interval",
+            "Client: seconds between lines (fractions and 0 allowed)",
+        ),
+        (
+            "count",
+            "Server: exit 0 after N lines. Client: write N lines (default 10)",
+        ),
+        (
+            "timeout",
+            "Server: exit 1 when no line comes for SECS seconds (fractions allowed)",
+        ),
+    ],
+    failure: "The operation failed: no such FIFO, something else than a FIFO at \
+         the path, no permission, or a server's --timeout passed.",
+    files: &[(
+        "$XDG_RUNTIME_DIR/examples-ipc.fifo",
+        "the FIFO without --path; in the temporary directory when XDG_RUNTIME_DIR is unset",
+    )],
+    man_pages: &["fifo(7)", "mkfifo(3)"],
+};
 
 const GUIDE: Guide = Guide {
     modes: &[
@@ -166,37 +209,6 @@ fn open_fifo(path: &Path, end: End) -> Result<Fifo, anyhow::Error> {
             OpenFifoError::NotAFifo(what) => not_a_fifo(path, what),
         })
         .with_context(|| format!("cannot open FIFO {}", path.display()))
-}
-
-fn server(path: &Path, mode: FileMode, serve: &Serve, out: &mut Out) -> Result<ExitCode> {
-    let mut server = Server::new(out, serve)?;
-    let created = match look(path)? {
-        Found::Fifo => false,
-        Found::Other(what) => {
-            return Err(not_a_fifo(path, what))
-                .with_context(|| format!("cannot serve FIFO {}", path.display()));
-        }
-        // Someone may make it between our lstat and mkfifo (`false`): open
-        // checks what it is.
-        Found::Missing => fifo::create(path, mode.bits())
-            .with_context(|| format!("cannot create FIFO {}", path.display()))?,
-    };
-    let fifo = open_fifo(path, End::ReadWrite)?;
-    if server.start(&Start::new(&FIFO, path, created, "lines"))? == Flow::Done {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut source = Lines {
-        fifo,
-        path,
-        peek: Peek::new()?,
-        peeked: vec![0u8; PEEK_MAX],
-        at: 0,
-        avail: 0,
-        taken: vec![0u8; PEEK_MAX],
-        pending: Vec::new(),
-        printed: 0,
-    };
-    receive_all(&mut server, &mut source)
 }
 
 /// The server's FIFO, taken one line at a time: what was peeked at (`at`
@@ -333,25 +345,6 @@ impl Peek {
     }
 }
 
-fn client(path: &Path, send: &Send, out: &mut Out) -> Result<ExitCode> {
-    if let Found::Missing = look(path)? {
-        return Err(fail_with_hint(
-            "no such FIFO",
-            start_server_first(&FIFO, path),
-        ))
-        .with_context(|| format!("cannot open FIFO {}", path.display()));
-    }
-    // O_NONBLOCK makes a missing reader an error (ENXIO) instead of a hang;
-    // a full pipe is then waited for with poll.
-    let fifo = open_fifo(path, End::Write)?;
-    let mut sink = Writer {
-        fifo,
-        path,
-        written: 0,
-    };
-    send_all(out, &mut sink, send, b"\n")
-}
-
 /// A client's FIFO, and how much of the line being written went out.
 struct Writer<'p> {
     fifo: Fifo,
@@ -400,20 +393,6 @@ impl Sink for Writer<'_> {
     fn sent<'a>(&'a self, line: &'a [u8]) -> impl Record + 'a {
         Message::new(true, Line {}, line)
     }
-}
-
-fn clean(path: &Path, out: &mut Out) -> Result<ExitCode> {
-    match look(path)? {
-        Found::Missing => bail!("cannot remove FIFO {}: no such FIFO", path.display()),
-        Found::Other(what) => {
-            return Err(not_a_fifo(path, what))
-                .with_context(|| format!("cannot remove FIFO {}", path.display()));
-        }
-        Found::Fifo => {}
-    }
-    fifo::remove(path).with_context(|| format!("cannot remove FIFO {}", path.display()))?;
-    out.line(&Removed::new(&FIFO, path))?;
-    Ok(ExitCode::SUCCESS)
 }
 
 // ---- Records ----

@@ -28,40 +28,39 @@ use crate::record::verb;
 use crate::spec::{self, ChannelRole, Send, Serve};
 use crate::target::FileMode;
 
-/// One kind of message channel.
-pub trait Channel: Sync {
+/// What a channel says about itself: its names, and the words of its
+/// help, its man page and its tour step. Plain data, so a channel's file
+/// declares it once and [`Channel`] reads it.
+pub struct About {
     /// Its command word, its `mechanism` in JSON and its name for
     /// `spec::Channel`: `fifo`.
-    fn name(&self) -> &'static str;
-
+    pub name: &'static str,
     /// What it is in messages: `FIFO`.
-    fn what(&self) -> &'static str;
-
+    pub what: &'static str,
     /// What it is, as a heading (`tour`'s step): `Named pipe (FIFO)`.
-    fn title(&self) -> &'static str;
-
+    pub title: &'static str,
+    /// Its file without `--path`, in $XDG_RUNTIME_DIR or the temp dir.
+    pub file: &'static str,
+    /// Whether a message is a line: then a newline in `--message` would
+    /// split it, and the client refuses it (exit 2).
+    pub lines: bool,
     /// Its modes and examples for `--help` and the man page.
-    fn guide(&self) -> &'static Guide;
-
-    /// The help of an option (by clap id) where this channel words it
-    /// otherwise than the shared `ChannelArgs`.
-    fn option_help(&self, id: &str) -> Option<&'static str>;
-
-    /// Why `--message TEXT` cannot be one message of this channel, if it
-    /// cannot: the client refuses it before sending anything (exit 2).
-    fn refuse_message(&self, text: &str) -> Option<String>;
-
+    pub guide: Guide,
+    /// The help of options (by clap id) that this channel words otherwise
+    /// than the shared `ChannelArgs`.
+    pub option_help: &'static [(&'static str, &'static str)],
     /// The man page's EXIT STATUS line for a failure.
-    fn failure(&self) -> &'static str;
-
+    pub failure: &'static str,
     /// The man page's FILES: each path and what it is.
-    fn files(&self) -> &'static [(&'static str, &'static str)];
-
+    pub files: &'static [(&'static str, &'static str)],
     /// The system's man pages of the man page's SEE ALSO: `fifo(7)`.
-    fn man_pages(&self) -> &'static [&'static str];
+    pub man_pages: &'static [&'static str],
+}
 
-    /// Where the channel is without `--path`.
-    fn default_path(&self) -> PathBuf;
+/// One kind of message channel: what it is ([`About`]) and its three
+/// commands.
+pub trait Channel: Sync {
+    fn about(&self) -> &'static About;
 
     /// `-s`: create the channel at `path` when missing (with `mode`), then
     /// print every message until `serve` says to stop.
@@ -81,6 +80,48 @@ pub trait Channel: Sync {
     /// # Errors
     /// Nothing there, something else there, or the removal failed.
     fn clean(&self, path: &Path, out: &mut Out) -> Result<ExitCode>;
+
+    /// [`About::name`].
+    fn name(&self) -> &'static str {
+        self.about().name
+    }
+
+    /// [`About::what`].
+    fn what(&self) -> &'static str {
+        self.about().what
+    }
+
+    /// [`About::title`].
+    fn title(&self) -> &'static str {
+        self.about().title
+    }
+
+    /// [`About::guide`].
+    fn guide(&self) -> &'static Guide {
+        &self.about().guide
+    }
+
+    /// The help of option `id` where this channel words it otherwise.
+    fn option_help(&self, id: &str) -> Option<&'static str> {
+        let words = self.about().option_help;
+        words.iter().find(|(i, _)| *i == id).map(|(_, help)| *help)
+    }
+
+    /// Why `--message TEXT` cannot be one message of this channel, if it
+    /// cannot: the client refuses it before sending anything (exit 2).
+    fn refuse_message(&self, text: &str) -> Option<String> {
+        (self.about().lines && text.contains('\n')).then(|| {
+            format!(
+                "a {} message is one line: --message cannot contain a newline",
+                self.what()
+            )
+        })
+    }
+
+    /// Where the channel is without `--path`.
+    fn default_path(&self) -> PathBuf {
+        runtime_path(self.about().file)
+    }
 }
 
 /// Every channel, in the order `--help` lists them.

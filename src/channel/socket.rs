@@ -12,14 +12,14 @@
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use nix::errno::Errno;
 use serde::Serialize;
 
-use super::{Channel, Removed, Start, not_a, runtime_path, start_server_first};
+use super::{About, Channel, Removed, Start, not_a, start_server_first};
 use crate::error::{fail_with_hint, removed_under_server};
 use crate::guide::{CLIENT, Guide};
 use crate::ipc::socket::{self, Bound, Found};
@@ -42,83 +42,123 @@ pub struct SocketChannel;
 pub static SOCKET: SocketChannel = SocketChannel;
 
 impl Channel for SocketChannel {
-    fn name(&self) -> &'static str {
-        "socket"
-    }
-
-    fn what(&self) -> &'static str {
-        "socket"
-    }
-
-    fn title(&self) -> &'static str {
-        "Unix datagram socket"
-    }
-
-    fn guide(&self) -> &'static Guide {
-        &GUIDE
-    }
-
-    fn option_help(&self, id: &str) -> Option<&'static str> {
-        Some(match id {
-            "server" => {
-                "Bind the socket (taking over a stale one) and print every datagram sent to it"
-            }
-            "clean" => "Remove the socket (only a socket: anything else at PATH is left alone)",
-            "path" => {
-                "Path of the socket; the server binds it (mode --mode), taking over \
-                 a stale socket; anything else there is refused. Default: examples-ipc.sock in \
-                 $XDG_RUNTIME_DIR (private to the user), else in the temp dir"
-            }
-            "message" => {
-                "Client: send TEXT as one datagram instead of {\"count\":i}: once, or -c N times"
-            }
-            "interval" => "Client: seconds between datagrams (fractions and 0 allowed)",
-            "count" => "Server: exit 0 after N datagrams. Client: send N datagrams (default 10)",
-            "timeout" => {
-                "Server: exit 1 when no datagram comes for SECS seconds (fractions allowed)"
-            }
-            _ => return None,
-        })
-    }
-
-    /// One datagram is one message: any text is.
-    fn refuse_message(&self, _text: &str) -> Option<String> {
-        None
-    }
-
-    fn failure(&self) -> &'static str {
-        "The operation failed: no such socket, no server, something else than \
-         a socket at the path, a server already there, no permission, or a \
-         server's --timeout passed."
-    }
-
-    fn files(&self) -> &'static [(&'static str, &'static str)] {
-        &[(
-            "$XDG_RUNTIME_DIR/examples-ipc.sock",
-            "the socket without --path; in the temporary directory when XDG_RUNTIME_DIR is unset",
-        )]
-    }
-
-    fn man_pages(&self) -> &'static [&'static str] {
-        &["unix(7)", "bind(2)", "connect(2)", "recv(2)"]
-    }
-
-    fn default_path(&self) -> PathBuf {
-        runtime_path("examples-ipc.sock")
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn serve(&self, path: &Path, mode: FileMode, serve: &Serve, out: &mut Out) -> Result<ExitCode> {
-        server(path, mode, serve, out)
+        let mut server = Server::new(out, serve)?;
+        let (sock, replaced) =
+            bind(path, mode).with_context(|| format!("cannot serve socket {}", path.display()))?;
+        let start = if replaced {
+            Start::replaced(&SOCKET, path, "messages")
+        } else {
+            Start::new(&SOCKET, path, true, "messages")
+        };
+        if server.start(&start)? == Flow::Done {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut source = Datagrams {
+            sock,
+            path,
+            buf: vec![0u8; MAX_DATAGRAM],
+        };
+        receive_all(&mut server, &mut source)
     }
 
     fn send(&self, path: &Path, send: &Send, out: &mut Out) -> Result<ExitCode> {
-        client(path, send, out)
+        let context = || format!("cannot connect to socket {}", path.display());
+        // connect(2) follows symlinks and says ECONNREFUSED for any file that
+        // is no bound socket: look first, to refuse those in their own words.
+        match look(path)? {
+            Found::Missing => {
+                return Err(fail_with_hint(
+                    "no such socket",
+                    start_server_first(&SOCKET, path),
+                ))
+                .with_context(context);
+            }
+            Found::Other(what) => return Err(not_a(&SOCKET, path, what)).with_context(context),
+            Found::Socket(_) => {}
+        }
+        let sock = socket::connect(path)
+            .map_err(|e| match e {
+                Errno::ECONNREFUSED => {
+                    fail_with_hint("no server is reading it", start_server_first(&SOCKET, path))
+                }
+                Errno::EPROTOTYPE => anyhow!("it is a stream socket, not a datagram socket"),
+                e => e.into(),
+            })
+            .with_context(context)?;
+        send_all(out, &mut Sender { sock, path }, send, b"")
     }
 
     fn clean(&self, path: &Path, out: &mut Out) -> Result<ExitCode> {
-        clean(path, out)
+        let context = || format!("cannot remove socket {}", path.display());
+        let file = match look(path)? {
+            Found::Missing => bail!("cannot remove socket {}: no such socket", path.display()),
+            Found::Other(what) => return Err(not_a(&SOCKET, path, what)).with_context(context),
+            Found::Socket(file) => file,
+        };
+        if !socket::remove_if(path, file).with_context(context)? {
+            bail!(
+                "cannot remove socket {}: it changed while we looked",
+                path.display()
+            );
+        }
+        out.line(&Removed::new(&SOCKET, path))?;
+        Ok(ExitCode::SUCCESS)
     }
 }
+
+const ABOUT: About = About {
+    name: "socket",
+    what: "socket",
+    title: "Unix datagram socket",
+    file: "examples-ipc.sock",
+    lines: false,
+    guide: GUIDE,
+    option_help: &[
+        (
+            "server",
+            "Bind the socket (taking over a stale one) and print every datagram sent to it",
+        ),
+        (
+            "clean",
+            "Remove the socket (only a socket: anything else at PATH is left alone)",
+        ),
+        (
+            "path",
+            "Path of the socket; the server binds it (mode --mode), taking over \
+             a stale socket; anything else there is refused. Default: examples-ipc.sock in \
+             $XDG_RUNTIME_DIR (private to the user), else in the temp dir",
+        ),
+        (
+            "message",
+            "Client: send TEXT as one datagram instead of {\"count\":i}: once, or -c N times",
+        ),
+        (
+            "interval",
+            "Client: seconds between datagrams (fractions and 0 allowed)",
+        ),
+        (
+            "count",
+            "Server: exit 0 after N datagrams. Client: send N datagrams (default 10)",
+        ),
+        (
+            "timeout",
+            "Server: exit 1 when no datagram comes for SECS seconds (fractions allowed)",
+        ),
+    ],
+    failure: "The operation failed: no such socket, no server, something else than \
+         a socket at the path, a server already there, no permission, or a \
+         server's --timeout passed.",
+    files: &[(
+        "$XDG_RUNTIME_DIR/examples-ipc.sock",
+        "the socket without --path; in the temporary directory when XDG_RUNTIME_DIR is unset",
+    )],
+    man_pages: &["unix(7)", "bind(2)", "connect(2)", "recv(2)"],
+};
 
 const GUIDE: Guide = Guide {
     modes: &[
@@ -197,26 +237,6 @@ fn bind(path: &Path, mode: FileMode) -> Result<(Bound, bool)> {
     }
 }
 
-fn server(path: &Path, mode: FileMode, serve: &Serve, out: &mut Out) -> Result<ExitCode> {
-    let mut server = Server::new(out, serve)?;
-    let (sock, replaced) =
-        bind(path, mode).with_context(|| format!("cannot serve socket {}", path.display()))?;
-    let start = if replaced {
-        Start::replaced(&SOCKET, path, "messages")
-    } else {
-        Start::new(&SOCKET, path, true, "messages")
-    };
-    if server.start(&start)? == Flow::Done {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut source = Datagrams {
-        sock,
-        path,
-        buf: vec![0u8; MAX_DATAGRAM],
-    };
-    receive_all(&mut server, &mut source)
-}
-
 /// The server's socket, one datagram at a time.
 struct Datagrams<'p> {
     sock: Bound,
@@ -265,33 +285,6 @@ impl Source for Datagrams<'_> {
     }
 }
 
-fn client(path: &Path, send: &Send, out: &mut Out) -> Result<ExitCode> {
-    let context = || format!("cannot connect to socket {}", path.display());
-    // connect(2) follows symlinks and says ECONNREFUSED for any file that
-    // is no bound socket: look first, to refuse those in their own words.
-    match look(path)? {
-        Found::Missing => {
-            return Err(fail_with_hint(
-                "no such socket",
-                start_server_first(&SOCKET, path),
-            ))
-            .with_context(context);
-        }
-        Found::Other(what) => return Err(not_a(&SOCKET, path, what)).with_context(context),
-        Found::Socket(_) => {}
-    }
-    let sock = socket::connect(path)
-        .map_err(|e| match e {
-            Errno::ECONNREFUSED => {
-                fail_with_hint("no server is reading it", start_server_first(&SOCKET, path))
-            }
-            Errno::EPROTOTYPE => anyhow!("it is a stream socket, not a datagram socket"),
-            e => e.into(),
-        })
-        .with_context(context)?;
-    send_all(out, &mut Sender { sock, path }, send, b"")
-}
-
 /// A client's connected socket.
 struct Sender<'p> {
     sock: UnixDatagram,
@@ -334,23 +327,6 @@ impl Sink for Sender<'_> {
     fn sent<'a>(&'a self, msg: &'a [u8]) -> impl Record + 'a {
         Message::new(true, Datagram { cut_from: None }, msg)
     }
-}
-
-fn clean(path: &Path, out: &mut Out) -> Result<ExitCode> {
-    let context = || format!("cannot remove socket {}", path.display());
-    let file = match look(path)? {
-        Found::Missing => bail!("cannot remove socket {}: no such socket", path.display()),
-        Found::Other(what) => return Err(not_a(&SOCKET, path, what)).with_context(context),
-        Found::Socket(file) => file,
-    };
-    if !socket::remove_if(path, file).with_context(context)? {
-        bail!(
-            "cannot remove socket {}: it changed while we looked",
-            path.display()
-        );
-    }
-    out.line(&Removed::new(&SOCKET, path))?;
-    Ok(ExitCode::SUCCESS)
 }
 
 // ---- Records ----
