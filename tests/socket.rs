@@ -221,6 +221,19 @@ fn a_stale_socket_is_taken_over_then_cleaned() {
     );
 }
 
+/// std refuses a path longer than `sun_path` with an error that has no
+/// errno: it used to read `Input/output error (EIO)`.
+#[test]
+fn a_path_longer_than_a_socket_address_is_refused_by_its_length() {
+    let dir = TempDir::new("sock-long");
+    let p = &dir.file(&"s".repeat(110));
+    let o = run(&["socket", "-s", "--path", p, "-c", "1"]);
+    let err = assert_fails(&o, 1, "a socket's address holds at most 107");
+    assert!(err.contains(&p.len().to_string()), "{err}");
+    assert!(err.contains("hint: choose a shorter path"), "{err}");
+    assert!(!Path::new(p).exists());
+}
+
 #[test]
 fn client_without_a_socket_creates_nothing() {
     let dir = TempDir::new("sock-none");

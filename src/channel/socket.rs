@@ -87,6 +87,7 @@ impl Channel for SocketChannel {
                     fail_with_hint("no server is reading it", start_server_first(&SOCKET, path))
                 }
                 Errno::EPROTOTYPE => anyhow!("it is a stream socket, not a datagram socket"),
+                Errno::ENAMETOOLONG => too_long(path),
                 e => e.into(),
             })
             .with_context(context)?;
@@ -215,6 +216,7 @@ fn bind(path: &Path, mode: FileMode) -> Result<(Bound, bool)> {
     match Bound::bind(path, mode.bits()) {
         Ok(sock) => return Ok((sock, false)),
         Err(Errno::EADDRINUSE) => {}
+        Err(Errno::ENAMETOOLONG) => return Err(too_long(path)),
         Err(e) => return Err(e.into()),
     }
     let replaced = match look(path)? {
@@ -235,6 +237,18 @@ fn bind(path: &Path, mode: FileMode) -> Result<(Bound, bool)> {
         Err(Errno::EADDRINUSE) => Err(live()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A path longer than a socket address holds.
+fn too_long(path: &Path) -> anyhow::Error {
+    fail_with_hint(
+        format!(
+            "the path is {} bytes, and a socket's address holds at most {}",
+            path.as_os_str().len(),
+            socket::PATH_MAX
+        ),
+        "choose a shorter path with --path",
+    )
 }
 
 /// The server's socket, one datagram at a time.

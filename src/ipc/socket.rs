@@ -82,6 +82,19 @@ pub fn look(path: &Path) -> Result<Found, Errno> {
     }
 }
 
+/// The longest path a socket address holds: `sun_path` is 108 bytes, with
+/// the NUL.
+pub const PATH_MAX: usize = 107;
+
+/// ENAMETOOLONG for a path no socket address holds. std refuses it with
+/// an error that carries no errno, which would read as EIO.
+fn fits(path: &Path) -> Result<(), Errno> {
+    if path.as_os_str().len() > PATH_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(())
+}
+
 fn errno(e: &io::Error) -> Errno {
     e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }
@@ -105,13 +118,14 @@ impl Bound {
     /// # Errors
     /// EADDRINUSE when anything is at `path` (a socket, a file, a dangling
     /// symlink); ENOENT (no such directory), EACCES, EROFS, ENAMETOOLONG
-    /// (above 107 bytes, sun_path's size); the `lstat`'s.
+    /// (above [`PATH_MAX`] bytes); the `lstat`'s.
     ///
     /// # References
     /// [unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html),
     /// [bind(2)](https://man7.org/linux/man-pages/man2/bind.2.html),
     /// [umask(2)](https://man7.org/linux/man-pages/man2/umask.2.html)
     pub fn bind(path: &Path, mode: u32) -> Result<Bound, Errno> {
+        fits(path)?;
         let sock = {
             // Restored on drop, as for every other creator here.
             let _umask = UmaskCleared(umask(Mode::from_bits_truncate(!mode & 0o777)));
@@ -151,12 +165,14 @@ impl AsFd for Bound {
 ///
 /// # Errors
 /// ECONNREFUSED when no socket is bound there (a stale socket file, or any
-/// other file); ENOENT; EPROTOTYPE for a stream socket; EACCES.
+/// other file); ENOENT; EPROTOTYPE for a stream socket; EACCES;
+/// ENAMETOOLONG above [`PATH_MAX`] bytes.
 ///
 /// # References
 /// [connect(2)](https://man7.org/linux/man-pages/man2/connect.2.html),
 /// [unix(7)](https://man7.org/linux/man-pages/man7/unix.7.html)
 pub fn connect(path: &Path) -> Result<UnixDatagram, Errno> {
+    fits(path)?;
     let sock = UnixDatagram::unbound().map_err(|e| errno(&e))?;
     sock.connect(path).map_err(|e| errno(&e))?;
     sock.set_nonblocking(true).map_err(|e| errno(&e))?;
