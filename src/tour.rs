@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt as _;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -661,7 +661,9 @@ fn run_clients(
         for text in String::from_utf8_lossy(&o.stderr).lines() {
             shown.line(out, &Line::new(Role::Client, true, text))?;
         }
-        let code = o.status.code().unwrap_or(-1);
+        // A client killed by a signal reads as a shell shows it: 128 + signal.
+        let signaled = o.status.signal().map(|sig| 128 + sig);
+        let code = o.status.code().or(signaled).unwrap_or(-1);
         shown.client_exit(out, code, run.expect_code)?;
         if code != run.expect_code {
             bail!("the client exited {code}, expected {}", run.expect_code);
